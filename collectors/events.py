@@ -1,0 +1,335 @@
+"""Event contract v1: frozen, validated records and their JSON-lines form.
+
+Every event carries the envelope ``v`` (schema version), ``source`` (who produced it),
+``seq`` (position in that source's stream), ``ts`` (unix seconds, or simulated seconds),
+``clock`` ("wall" or "sim"), ``kind`` and ``job``. ``(source, seq)`` identifies an event, so
+replaying a stream into a store is idempotent. Four kinds exist:
+
+- ``job``: a job's state changed (submitted, started, paused, ...).
+- ``task``: a tuning task was registered (op kind, shapes, weight, flops).
+- ``stage``: a select/build/profile/update stage ran on a resource from start to end.
+- ``record``: one measured candidate (trace text, run times or error, predicted score).
+
+Events are immutable; any state (a job's progress, a task's best latency) is a replay of them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import types
+import typing
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Literal, get_args, get_origin
+
+SCHEMA_VERSION = 1
+
+CLOCKS = ("wall", "sim")
+JOB_CHANGES = (
+    "submitted",
+    "started",
+    "paused",
+    "resumed",
+    "reprioritized",
+    "cancelled",
+    "finished",
+    "failed",
+)
+STAGE_KINDS = ("select", "build", "profile", "update")
+STAGE_STATUSES = ("ok", "error", "cancelled")
+# Why a candidate has no latency: it failed to build, failed or crashed while running,
+# ran past its time limit, or the tool that wrote the log did not say.
+ERROR_CLASSES = ("build", "run", "timeout", "other")
+
+
+class EventError(ValueError):
+    """An event does not match the contract. The message names the offending field."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Envelope shared by every kind. Use a concrete subclass."""
+
+    kind: ClassVar[str] = ""
+    v: int = SCHEMA_VERSION
+    source: str
+    seq: int
+    ts: float
+    clock: str = "wall"
+    job: str
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict with ``kind`` included; tuples become lists."""
+        out: dict[str, Any] = {"v": self.v, "kind": self.kind}
+        for f in fields(self):
+            if f.name == "v":
+                continue
+            value = getattr(self, f.name)
+            out[f.name] = _jsonable(value)
+        return out
+
+    def to_json(self) -> str:
+        """One line of canonical JSON (no trailing newline)."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobEvent(Event):
+    """A job changed state. ``detail`` holds a reason (why it failed, who paused it)."""
+
+    kind: ClassVar[str] = "job"
+    change: str
+    priority: int = 0
+    model: str | None = None
+    target: str | None = None
+    name: str | None = None
+    policy: str | None = None
+    trials: int | None = None
+    tasks: tuple[str, ...] | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskEvent(Event):
+    """A tuning task of a job: what it computes and how much it matters in the model."""
+
+    kind: ClassVar[str] = "task"
+    task: str
+    op: str
+    shapes: tuple[tuple[int, ...], ...] = ()
+    dtype: str | None = None
+    weight: float = 1.0
+    flops: float | None = None
+    workload_hash: str | None = None
+    tunable: bool = True
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StageEvent(Event):
+    """One stage of one task iteration, held on ``resource`` from ``start`` to ``end``."""
+
+    kind: ClassVar[str] = "stage"
+    task: str
+    iteration: int
+    stage: str
+    resource: str
+    start: float
+    end: float
+    status: str = "ok"
+    error: str | None = None
+    candidates: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordEvent(Event):
+    """One measured candidate. ``run_secs`` is None exactly when ``error_class`` is set."""
+
+    kind: ClassVar[str] = "record"
+    task: str
+    candidate: int
+    iteration: int | None = None
+    workload_hash: str | None = None
+    trace: str | None = None
+    run_secs: tuple[float, ...] | None = None
+    error: str | None = None
+    error_class: str | None = None
+    predicted: float | None = None
+    origin: str | None = None
+
+    @property
+    def mean_secs(self) -> float | None:
+        """Mean measured time in seconds, or None for a failed candidate."""
+        if not self.run_secs:
+            return None
+        return math.fsum(self.run_secs) / len(self.run_secs)
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls for cls in (JobEvent, TaskEvent, StageEvent, RecordEvent)
+}
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "clock": CLOCKS,
+    "change": JOB_CHANGES,
+    "stage": STAGE_KINDS,
+    "status": STAGE_STATUSES,
+    "error_class": ERROR_CLASSES,
+}
+
+
+def from_dict(data: Mapping[str, Any]) -> Event:
+    """Build and validate an event from a decoded JSON object.
+
+    Raises EventError naming the field for a missing field, a wrong type, an unknown
+    field, an unknown kind or an unknown schema version.
+    """
+    if not isinstance(data, Mapping):
+        raise EventError(f"event: expected a JSON object, got {type(data).__name__}")
+    if "v" not in data:
+        raise EventError("v: missing field")
+    version = data["v"]
+    if type(version) is not int:
+        raise EventError(f"v: expected int, got {type(version).__name__}")
+    if version != SCHEMA_VERSION:
+        raise EventError(f"v: unknown schema version {version} (this build reads {SCHEMA_VERSION})")
+    if "kind" not in data:
+        raise EventError("kind: missing field")
+    kind = data["kind"]
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise EventError(f"kind: unknown kind {kind!r} (expected one of {sorted(EVENT_TYPES)})")
+    known = _field_names(cls)
+    unknown = [k for k in data if k != "kind" and k not in known]
+    if unknown:
+        raise EventError(f"{kind}.{unknown[0]}: unknown field")
+    kwargs = {k: data[k] for k in data if k != "kind"}
+    for name in _required_fields(cls):
+        if name not in kwargs:
+            raise EventError(f"{kind}.{name}: missing field")
+    return cls(**{k: _from_jsonable(v) for k, v in kwargs.items()})
+
+
+def from_json(line: str) -> Event:
+    """Parse one JSON line into a validated event."""
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise EventError(f"event: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    return from_dict(data)
+
+
+def write_jsonl(events: Iterable[Event], stream: typing.TextIO) -> int:
+    """Write events one per line; returns how many were written."""
+    count = 0
+    for event in events:
+        stream.write(event.to_json())
+        stream.write("\n")
+        count += 1
+    return count
+
+
+def read_jsonl(stream: Iterable[str]) -> Iterator[Event]:
+    """Yield validated events from JSON lines; blank lines are skipped.
+
+    A bad line raises EventError prefixed with its line number.
+    """
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield from_json(line)
+        except EventError as exc:
+            raise EventError(f"line {number}: {exc}") from None
+
+
+# --- validation --------------------------------------------------------------------------
+
+_HINTS_CACHE: dict[type, list[tuple[str, Any]]] = {}
+
+
+def _field_names(cls: type[Event]) -> frozenset[str]:
+    return frozenset(f.name for f in fields(cls))
+
+
+def _required_fields(cls: type[Event]) -> list[str]:
+    from dataclasses import MISSING
+
+    return [
+        f.name
+        for f in fields(cls)
+        if f.default is MISSING and f.default_factory is MISSING  # type: ignore[misc]
+    ]
+
+
+def _hints(cls: type) -> list[tuple[str, Any]]:
+    cached = _HINTS_CACHE.get(cls)
+    if cached is None:
+        hints = typing.get_type_hints(cls)
+        cached = [(f.name, hints[f.name]) for f in fields(cls)]
+        _HINTS_CACHE[cls] = cached
+    return cached
+
+
+def _validate(event: Event) -> None:
+    kind = event.kind or "event"
+    if not event.kind:
+        raise EventError("kind: use a concrete event class (JobEvent, TaskEvent, ...)")
+    for name, hint in _hints(type(event)):
+        value = getattr(event, name)
+        coerced = _check(value, hint, f"{kind}.{name}")
+        if coerced is not value:
+            object.__setattr__(event, name, coerced)
+        choices = _CHOICES.get(name)
+        if choices is not None and value is not None and value not in choices:
+            raise EventError(f"{kind}.{name}: {value!r} is not one of {list(choices)}")
+    if event.v != SCHEMA_VERSION:
+        raise EventError(f"{kind}.v: unknown schema version {event.v}")
+    if event.seq < 0:
+        raise EventError(f"{kind}.seq: must be >= 0, got {event.seq}")
+    if not event.source:
+        raise EventError(f"{kind}.source: must not be empty")
+    if isinstance(event, StageEvent) and event.end < event.start:
+        raise EventError(f"stage.end: ends before it starts ({event.end} < {event.start})")
+
+
+def _check(value: Any, hint: Any, where: str) -> Any:
+    """Check ``value`` against a type hint; returns it, possibly normalized (list -> tuple)."""
+    origin = get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = get_args(hint)
+        if value is None:
+            if type(None) in options:
+                return None
+            raise EventError(f"{where}: must not be null")
+        inner = [o for o in options if o is not type(None)]
+        return _check(value, inner[0], where)
+    if origin is Literal:
+        if value not in get_args(hint):
+            raise EventError(f"{where}: {value!r} is not one of {list(get_args(hint))}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (tuple, list)):
+            raise EventError(f"{where}: expected a list, got {type(value).__name__}")
+        item_hint = get_args(hint)[0]
+        items = tuple(_check(item, item_hint, f"{where}[{i}]") for i, item in enumerate(value))
+        if isinstance(value, tuple) and all(a is b for a, b in zip(items, value, strict=True)):
+            return value
+        return items
+    if hint is float:
+        if type(value) is float:
+            if not math.isfinite(value):
+                raise EventError(f"{where}: must be a finite number, got {value}")
+            return value
+        if type(value) is int:
+            return float(value)
+        raise EventError(f"{where}: expected float, got {type(value).__name__}")
+    if hint is int:
+        if type(value) is not int:
+            raise EventError(f"{where}: expected int, got {type(value).__name__}")
+        return value
+    if hint is bool:
+        if type(value) is not bool:
+            raise EventError(f"{where}: expected bool, got {type(value).__name__}")
+        return value
+    if hint is str:
+        if type(value) is not str:
+            raise EventError(f"{where}: expected str, got {type(value).__name__}")
+        return value
+    raise TypeError(f"{where}: unsupported type hint {hint!r}")  # a bug in this module
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _from_jsonable(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_from_jsonable(v) for v in value)
+    return value

@@ -1,0 +1,5 @@
+import sys
+
+from tuneloom.cli import main
+
+sys.exit(main())

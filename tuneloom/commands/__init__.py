@@ -1,0 +1,1 @@
+"""One module per ``tuneloom`` subcommand, each with ``add_parser(subparsers)``."""
