@@ -1,0 +1,131 @@
+"""Shared by the scheduler tests: a scripted driver with fixed stage times, event readers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from collectors.events import JobEvent, StageEvent
+from collectors.memory_store import MemoryStore
+from collectors.sink import EventSink
+from tuner._base import STAGE_ORDER, JobDriver, StageKind, StageResult
+from tuner.clock import Clock
+
+# select 3 s, build 1 s, profile 4 s, update 2 s: distinct, small, easy to add up by hand.
+SCRIPT_TIMES: Mapping[StageKind, float] = {
+    StageKind.SELECT: 3.0,
+    StageKind.BUILD: 1.0,
+    StageKind.PROFILE: 4.0,
+    StageKind.UPDATE: 2.0,
+}
+
+ABBREV = {
+    StageKind.SELECT: "S",
+    StageKind.BUILD: "B",
+    StageKind.PROFILE: "P",
+    StageKind.UPDATE: "U",
+}
+
+
+class ScriptedDriver(JobDriver):
+    """A job of ``tasks`` x ``iterations`` rounds with fixed stage times.
+
+    On a simulated clock ``run`` returns the time as ``duration``; with ``sleep`` it sleeps
+    it instead (wall clock). ``fail_runs``/``raise_runs`` are run indexes (0-based) that
+    return ok=False or raise. Every ``run`` call is appended to ``log`` (shared between
+    drivers, so tests can see the global order of stage starts and control actions).
+    """
+
+    def __init__(
+        self,
+        label: str,
+        *,
+        tasks: Sequence[str] = ("t",),
+        iterations: int = 1,
+        times: Mapping[StageKind, float] = SCRIPT_TIMES,
+        sleep: bool = False,
+        fail_runs: Sequence[int] = (),
+        raise_runs: Sequence[int] = (),
+        raise_on_next: int | None = None,
+        log: list[tuple[Any, ...]] | None = None,
+        candidates: int = 1,
+    ) -> None:
+        self.label = label
+        self.steps = [(t, it, k) for it in range(iterations) for t in tasks for k in STAGE_ORDER]
+        self.times = times
+        self.sleep = sleep
+        self.fail_runs = set(fail_runs)
+        self.raise_runs = set(raise_runs)
+        self.raise_on_next = raise_on_next
+        self.log = log if log is not None else []
+        self.candidates = candidates
+        self.fetched = 0
+        self.runs: list[tuple[str, int, StageKind, str]] = []
+        self.threads: set[str] = set()
+        self.measured = 0
+        self.closed: list[bool] = []
+
+    def next_stage(self) -> tuple[str, int, StageKind] | None:
+        if self.raise_on_next is not None and self.fetched == self.raise_on_next:
+            raise RuntimeError(f"{self.label} cannot plan its next stage")
+        if self.fetched >= len(self.steps):
+            return None
+        step = self.steps[self.fetched]
+        self.fetched += 1
+        return step
+
+    def run(self, task: str, iteration: int, kind: StageKind, resource: str) -> StageResult:
+        index = len(self.runs)
+        self.runs.append((task, iteration, kind, resource))
+        self.threads.add(threading.current_thread().name)
+        self.log.append(("start", self.label, task, iteration, kind, resource))
+        if index in self.raise_runs:
+            raise RuntimeError(f"{self.label} crashed in {kind}")
+        seconds = self.times[kind]
+        if self.sleep:
+            time.sleep(seconds)
+        if kind is StageKind.UPDATE:
+            self.measured += self.candidates
+        ok = index not in self.fail_runs
+        return StageResult(
+            ok=ok,
+            error=None if ok else f"{kind} failed",
+            duration=None if self.sleep else seconds,
+            candidates=self.candidates,
+        )
+
+    def trials(self) -> tuple[int, int]:
+        return (self.measured, len(self.steps) // len(STAGE_ORDER) * self.candidates)
+
+    def close(self, cancelled: bool = False) -> None:
+        self.closed.append(cancelled)
+
+
+def make_sink(clock: Clock, store: MemoryStore | None = None) -> EventSink:
+    """A sink writing to a MemoryStore, on ``clock``'s time and label."""
+    return EventSink(store or MemoryStore(), now=clock.now, clock=clock.kind)
+
+
+def stage_events(sink: EventSink) -> list[StageEvent]:
+    """Every stage event, ordered by start time, then resource."""
+    events = [s.event for s in sink.store.read(kinds=["stage"])]
+    return sorted(events, key=lambda e: (e.start, e.resource))  # type: ignore[attr-defined]
+
+
+def job_events(sink: EventSink, job: str | None = None) -> list[JobEvent]:
+    """Job events in emission order (optionally of one job)."""
+    return [s.event for s in sink.store.read(kinds=["job"], job=job)]  # type: ignore[misc]
+
+
+def changes(sink: EventSink, job: str) -> list[str]:
+    """The ``change`` of each of a job's events, in order."""
+    return [e.change for e in job_events(sink, job)]
+
+
+def starts(sink: EventSink, names: Mapping[str, str]) -> list[tuple[float, str, str, str]]:
+    """(start, job label, stage letter, resource) of every stage, by start then resource."""
+    return [
+        (e.start, names[e.job], ABBREV[StageKind(e.stage)], e.resource) for e in stage_events(sink)
+    ]

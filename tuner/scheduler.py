@@ -1,0 +1,856 @@
+"""The scheduler: runs the stages of many jobs on named resources as a policy decides.
+
+Each dispatch pass (a callback on the clock's loop) asks every runnable job without a stage
+for its next one, hands the ready stages, the free resources and read-only job views to the
+policy, and starts what it assigns. With a ``SimClock`` the driver runs inline and its
+``StageResult.duration`` decides when the stage ends; with a ``WallClock`` it runs on a worker
+thread per resource and its completion is posted back to the loop. The same code serves both.
+
+Guarantees: a job's stages run in order, one at a time; an exclusive resource never holds two
+stages; a paused job holds no resource once its running stage ends; a cancelled job's driver
+is closed with ``cancelled=True`` after its running stage ends (simulated stages are abandoned).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from collectors.events import JobEvent, StageEvent
+from tuner._base import (
+    CLIENT_POOL,
+    TERMINAL_STATES,
+    Assignment,
+    JobDriver,
+    JobInfo,
+    JobSpec,
+    JobState,
+    JobView,
+    Policy,
+    StageKind,
+    StageRequest,
+    StageResult,
+    TunerError,
+    pool_for,
+    resource_pool,
+)
+from tuner.clock import Clock
+from tuner.policies import create_policy
+
+if TYPE_CHECKING:
+    from collectors.sink import EventSink
+
+log = logging.getLogger(__name__)
+
+DriverFactory = Callable[[str, JobSpec], JobDriver]
+
+
+@dataclass
+class SchedulerStats:
+    """Dispatch counters and the time spent deciding.
+
+    ``decision_s`` is ``time.perf_counter`` time spent in dispatch passes and completion
+    handling (the policy, bookkeeping and event emission), with the drivers' own calls
+    (``next_stage``, ``run``, ``trials``, ``close``) left out.
+    """
+
+    dispatches: int = 0  # stages started
+    passes: int = 0  # dispatch passes (each consults the policy at most once)
+    completions: int = 0  # stages ended (finished, failed or abandoned)
+    decision_s: float = 0.0
+
+    @property
+    def per_dispatch_s(self) -> float:
+        """Mean decision time per stage started (0.0 before the first)."""
+        return self.decision_s / self.dispatches if self.dispatches else 0.0
+
+
+@dataclass(eq=False)
+class _Stage:
+    """A stage holding a resource."""
+
+    request: StageRequest
+    resource: str
+    start: float
+    result: StageResult | None = None
+    work: float = 0.0  # simulated: full-speed seconds still to do
+    since: float = 0.0  # simulated: when ``work`` was last brought up to date
+    duration: float = 0.0  # simulated: full-speed length of the stage
+    token: int = 0  # simulated: invalidates superseded completion callbacks
+    over: bool = False
+
+
+@dataclass(eq=False)
+class _Job:
+    id: str
+    name: str
+    target: str
+    device_pool: str
+    tasks: tuple[str, ...]
+    trials_total: int
+    priority: int
+    model: str | None
+    driver: JobDriver
+    order: int
+    submitted_at: float
+    state: JobState = JobState.QUEUED
+    started: bool = False
+    pending: StageRequest | None = None
+    ready_since: float | None = None
+    running: _Stage | None = None
+    ended_at: float | None = None
+    detail: str | None = None
+    estimates: dict[StageKind, tuple[int, float]] = field(default_factory=dict)
+
+
+class Scheduler:
+    """Runs jobs' stages on exclusive resources under a policy; implements ``Control``.
+
+    ``resources`` name the machines' parts, e.g. ``["client:0", "device:llvm:0"]``. ``sink``
+    receives job and stage events (its clock should match ``clock``). ``driver_factory``
+    builds a driver for ``submit(spec)`` from the new job's id and the spec. Job ids look like
+    ``j3-7f2a``: submission number and ``id_prefix`` (random unless given, and not used by any
+    job already in the sink's store).
+
+    Every public method is thread-safe: changes happen under one lock and wake the loop by
+    posting a dispatch pass onto the clock, so the dashboard and the CLI may call the controls
+    from their own threads while ``start_background`` serves.
+    """
+
+    def __init__(
+        self,
+        resources: Sequence[str],
+        policy: Policy | str,
+        *,
+        clock: Clock,
+        sink: EventSink | None = None,
+        driver_factory: DriverFactory | None = None,
+        id_prefix: str | None = None,
+    ) -> None:
+        names = list(resources)
+        if not names:
+            raise TunerError("a scheduler needs at least one resource, e.g. client:0")
+        duplicates = sorted({r for r in names if names.count(r) > 1})
+        if duplicates:
+            raise TunerError(f"resource {duplicates[0]!r} is listed twice")
+        self.resources: tuple[str, ...] = tuple(names)
+        self._pools: dict[str, list[str]] = {}
+        for resource in names:
+            self._pools.setdefault(resource_pool(resource), []).append(resource)
+        if isinstance(policy, str):
+            policy = create_policy(policy)
+        elif not isinstance(policy, Policy):
+            raise TunerError(f"policy must be a name or a Policy, got {type(policy).__name__}")
+        self.policy = policy
+        self.clock = clock
+        self.sink = sink
+        self.driver_factory = driver_factory
+        self.id_prefix = id_prefix if id_prefix is not None else _fresh_prefix(sink)
+        self.stats = SchedulerStats()
+        self._simulated = clock.kind == "sim"
+        self._lock = threading.RLock()
+        self._jobs: dict[str, _Job] = {}
+        self._count = 0
+        self._holders: dict[str, list[_Stage]] = {r: [] for r in names}
+        self._busy_total: dict[str, float] = dict.fromkeys(names, 0.0)
+        self._busy_since: dict[str, float] = {}
+        self._estimates: dict[StageKind, tuple[int, float]] = {}
+        self._dispatch_posted = False
+        self._in_flight = 0
+        self._executors: dict[str, ThreadPoolExecutor] = {}
+        self._background: threading.Thread | None = None
+        self._stopping = False
+        self._driver_s = 0.0  # driver time inside the current timed section
+
+    # --- submitting ---------------------------------------------------------------------
+
+    def submit_job(
+        self,
+        driver: JobDriver | Callable[[str], JobDriver],
+        *,
+        name: str,
+        target: str,
+        device_pool: str,
+        tasks: Sequence[str],
+        trials_total: int,
+        priority: int = 0,
+        model: str | None = None,
+    ) -> str:
+        """Queue a job; returns its id.
+
+        ``driver`` is the job's driver, or a callable that builds it from the new job's id
+        (for drivers that emit events under that id).
+        """
+        if not isinstance(name, str) or not name:
+            raise TunerError("a job needs a non-empty name")
+        _check_int("priority", priority)
+        _check_int("trials_total", trials_total)
+        if trials_total < 0:
+            raise TunerError(f"trials_total must be >= 0, got {trials_total}")
+        self._check_pools(name, device_pool)
+        if not isinstance(driver, JobDriver) and not callable(driver):
+            raise TunerError(f"driver must be a JobDriver, got {type(driver).__name__}")
+        order, job_id = self._reserve_id()
+        if not isinstance(driver, JobDriver):
+            driver = driver(job_id)
+            if not isinstance(driver, JobDriver):
+                raise TunerError(f"the driver factory returned {type(driver).__name__}")
+        return self._register(
+            order,
+            job_id,
+            driver,
+            name=name,
+            target=target,
+            device_pool=device_pool,
+            tasks=tuple(tasks),
+            trials_total=trials_total,
+            priority=priority,
+            model=model,
+        )
+
+    def submit(self, spec: JobSpec) -> str:
+        """Build a driver with ``driver_factory`` and queue the job (``Control``).
+
+        The factory is called as ``factory(job_id, spec)``, with ``sink=`` the scheduler's sink
+        too when it takes a ``sink`` argument (drivers emit task and record events through it).
+        The driver may name its ``device_pool`` and ``tasks`` as attributes; otherwise the
+        pool is ``device:<target>`` or the only device pool, and the tasks are the workloads.
+        """
+        if self.driver_factory is None:
+            raise TunerError("this scheduler cannot build jobs from a spec (no driver factory)")
+        if not isinstance(spec, JobSpec):
+            raise TunerError(f"submit takes a JobSpec, got {type(spec).__name__}")
+        _check_int("trials", spec.trials)
+        if spec.trials <= 0:
+            raise TunerError(f"trials must be > 0, got {spec.trials}")
+        _check_int("priority", spec.priority)
+        # The factory may compile models: call it outside the lock, with a reserved id.
+        order, job_id = self._reserve_id()
+        if _takes_sink(self.driver_factory):
+            driver = self.driver_factory(job_id, spec, sink=self.sink)  # type: ignore[call-arg]
+        else:
+            driver = self.driver_factory(job_id, spec)
+        if not isinstance(driver, JobDriver):
+            raise TunerError(f"the driver factory returned {type(driver).__name__}")
+        name = spec.name or spec.model or (spec.workloads[0] if spec.workloads else job_id)
+        try:
+            device_pool = getattr(driver, "device_pool", None) or self._device_pool_for(spec.target)
+            self._check_pools(name, device_pool)
+        except TunerError:
+            driver.close(cancelled=True)
+            raise
+        tasks = getattr(driver, "tasks", None) or spec.workloads
+        return self._register(
+            order,
+            job_id,
+            driver,
+            name=name,
+            target=spec.target,
+            device_pool=device_pool,
+            tasks=tuple(str(t) for t in tasks),
+            trials_total=spec.trials,
+            priority=spec.priority,
+            model=spec.model,
+        )
+
+    def _reserve_id(self) -> tuple[int, str]:
+        with self._lock:
+            self._count += 1
+            return self._count, f"j{self._count}-{self.id_prefix}"
+
+    def _check_pools(self, name: str, device_pool: str) -> None:
+        for pool in (CLIENT_POOL, device_pool):
+            if pool not in self._pools:
+                raise TunerError(
+                    f"job {name!r} needs a resource in pool {pool!r}, but this scheduler has "
+                    f"only {', '.join(self.resources)}"
+                )
+
+    def _register(self, order: int, job_id: str, driver: JobDriver, **info: Any) -> str:
+        with self._lock:
+            job = _Job(
+                id=job_id,
+                driver=driver,
+                order=order,
+                submitted_at=self.clock.now(),
+                **info,
+            )
+            self._jobs[job_id] = job
+            self._emit_job(job, "submitted")
+            self._kick()
+        return job_id
+
+    def _device_pool_for(self, target: str) -> str:
+        wanted = f"device:{target}"
+        if wanted in self._pools:
+            return wanted
+        devices = [p for p in self._pools if p != CLIENT_POOL]
+        if len(devices) == 1:
+            return devices[0]
+        raise TunerError(f"no device pool for target {target!r}; pools: {', '.join(self._pools)}")
+
+    # --- control --------------------------------------------------------------------------
+
+    def pause(self, job: str) -> None:
+        """Stop giving the job stages; its running stage (if any) finishes first."""
+        with self._lock:
+            j = self._get(job)
+            if j.state in TERMINAL_STATES:
+                raise TunerError(f"job {job} is {j.state}; only queued or running jobs pause")
+            if j.state == JobState.PAUSED:
+                raise TunerError(f"job {job} is already paused")
+            j.state = JobState.PAUSED
+            detail = None
+            if j.running is not None:
+                detail = f"its running {j.running.request.kind} stage finishes first"
+            self._emit_job(j, "paused", detail)
+
+    def resume(self, job: str) -> None:
+        """Let a paused job run stages again (it rejoins the back of the queue)."""
+        with self._lock:
+            j = self._get(job)
+            if j.state != JobState.PAUSED:
+                raise TunerError(f"job {job} is {j.state}, not paused; only paused jobs resume")
+            j.state = JobState.RUNNING if j.started else JobState.QUEUED
+            if j.pending is not None:
+                j.ready_since = self.clock.now()
+            self._emit_job(j, "resumed")
+            self._kick()
+
+    def reprioritize(self, job: str, priority: int) -> None:
+        """Change a job's priority (policies that use it decide with the new value)."""
+        _check_int("priority", priority)
+        with self._lock:
+            j = self._get(job)
+            if j.state in TERMINAL_STATES:
+                raise TunerError(f"job {job} is {j.state}; its priority cannot change")
+            old, j.priority = j.priority, priority
+            self._emit_job(j, "reprioritized", f"priority {old} -> {priority}")
+            self._kick()
+
+    def cancel(self, job: str) -> None:
+        """Stop a job for good; its driver is closed with ``cancelled=True``."""
+        with self._lock:
+            j = self._get(job)
+            if j.state in TERMINAL_STATES:
+                raise TunerError(f"job {job} is already {j.state}")
+            j.state = JobState.CANCELLED
+            j.pending = None
+            j.ended_at = self.clock.now()
+            stage = j.running
+            detail = None
+            if stage is not None and self._simulated:
+                detail = f"abandoned its running {stage.request.kind} stage"
+                self._abandon(j, stage)
+            elif stage is not None:
+                detail = f"its running {stage.request.kind} stage finishes first"
+            self._emit_job(j, "cancelled", detail)
+            if j.running is None:
+                self._close(j, cancelled=True)
+            self._kick()
+
+    def list(self) -> list[JobInfo]:
+        """Every job submitted to this scheduler, in submission order."""
+        with self._lock:
+            out = []
+            for j in self._jobs.values():
+                done, total = self._trials(j)
+                out.append(
+                    JobInfo(
+                        id=j.id,
+                        name=j.name,
+                        state=j.state,
+                        priority=j.priority,
+                        target=j.target,
+                        tasks=j.tasks,
+                        trials_done=done,
+                        trials_total=total,
+                        detail=j.detail,
+                    )
+                )
+            return out
+
+    def job_times(self) -> dict[str, tuple[float, float | None]]:
+        """(submitted, ended or None) clock times of every job."""
+        with self._lock:
+            return {j.id: (j.submitted_at, j.ended_at) for j in self._jobs.values()}
+
+    def busy_time(self) -> dict[str, float]:
+        """Seconds each resource has been held by at least one stage so far."""
+        with self._lock:
+            now = self.clock.now()
+            out = dict(self._busy_total)
+            for resource, since in self._busy_since.items():
+                out[resource] += now - since
+            return out
+
+    # --- running the loop ----------------------------------------------------------------
+
+    def run(self, until: float | None = None) -> None:
+        """Run the loop on this thread until every job is terminal.
+
+        ``until`` is an absolute clock time to stop at (for a ``WallClock``, a ``time.time()``
+        value). With a ``SimClock`` it also returns when nothing more can happen (e.g. every
+        remaining job is paused); a wall-clock loop keeps waiting for controls instead.
+        """
+        if self._background is not None:
+            raise RuntimeError("the scheduler already runs in the background; use stop() first")
+        with self._lock:
+            self._kick()
+        try:
+            self.clock.run(until=until, stop=self._all_done)
+        finally:
+            if self._in_flight == 0:
+                self._shutdown_workers()
+
+    def start_background(self) -> None:
+        """Serve forever on a daemon thread (submissions and controls from any thread)."""
+        if self._background is not None:
+            raise RuntimeError("the scheduler already runs in the background")
+        self._stopping = False
+        self._background = threading.Thread(
+            target=self._serve, name="tuneloom-scheduler", daemon=True
+        )
+        self._background.start()
+
+    def stop(self) -> None:
+        """Stop the background loop (running stages are not interrupted)."""
+        thread = self._background
+        if thread is None:
+            return
+        self._stopping = True
+        self.clock.wake()
+        thread.join()
+        self._background = None
+        self._shutdown_workers()
+
+    def _serve(self) -> None:
+        with self._lock:
+            self._kick()
+        while not self._stopping:
+            try:
+                self.clock.run(stop=lambda: self._stopping, block=True)
+            except Exception:  # a bug in a policy or a sink: keep serving the other jobs
+                log.exception("scheduler loop error")
+
+    def _all_done(self) -> bool:
+        return self._in_flight == 0 and all(
+            j.state in TERMINAL_STATES and j.running is None for j in self._jobs.values()
+        )
+
+    # --- dispatching -------------------------------------------------------------------------
+
+    def _kick(self) -> None:
+        """Make sure one dispatch pass is queued on the loop (called with the lock held)."""
+        if not self._dispatch_posted:
+            self._dispatch_posted = True
+            self.clock.post(self._dispatch)
+
+    def _dispatch(self) -> None:
+        with self._lock:
+            self._dispatch_posted = False
+            started = time.perf_counter()
+            self._driver_s = 0.0
+            now = self.clock.now()
+            for job in list(self._jobs.values()):
+                runnable = job.state in (JobState.QUEUED, JobState.RUNNING)
+                if runnable and job.running is None and job.pending is None:
+                    self._fetch_next(job, now)
+            ready = [
+                j.pending
+                for j in self._jobs.values()
+                if j.pending is not None and j.state in (JobState.QUEUED, JobState.RUNNING)
+            ]
+            if self.policy.exclusive:
+                free = [r for r in self.resources if not self._holders[r]]
+            else:
+                free = list(self.resources)
+            if ready and free:
+                ready.sort(key=lambda s: (self._jobs[s.job].ready_since, self._jobs[s.job].order))
+                views = self._views()
+                assignments = self.policy.assign(ready, free, views, now)
+                self._check(assignments, ready, free)
+                for assignment in assignments:
+                    self._start(self._jobs[assignment.stage.job], assignment.resource, now)
+            self.stats.passes += 1
+            self.stats.decision_s += time.perf_counter() - started - self._driver_s
+
+    def _fetch_next(self, job: _Job, now: float) -> None:
+        try:
+            step = self._call_driver(job.driver.next_stage)
+            if step is not None:
+                task, iteration, kind = step
+                kind = StageKind(kind)
+        except Exception as exc:
+            self._fail(job, f"next_stage raised {type(exc).__name__}: {exc}")
+            return
+        if step is None:
+            self._finish(job)
+            return
+        job.pending = StageRequest(job.id, task, iteration, kind, pool_for(kind, job.device_pool))
+        job.ready_since = now
+
+    def _views(self) -> dict[str, JobView]:
+        views = {}
+        for j in self._jobs.values():
+            if j.state in TERMINAL_STATES:
+                continue
+            done, total = self._trials(j)
+            views[j.id] = JobView(
+                id=j.id,
+                priority=j.priority,
+                state=j.state,
+                submitted_at=j.submitted_at,
+                order=j.order,
+                trials_done=done,
+                trials_total=total,
+                ready_since=j.ready_since if j.pending is not None else None,
+                stage_estimates=self._stage_estimates(j),
+            )
+        return views
+
+    def _check(
+        self, assignments: list[Assignment], ready: list[StageRequest], free: list[str]
+    ) -> None:
+        """Refuse a policy decision that would break an invariant (a bug in the policy)."""
+        ready_set = set(ready)
+        free_set = set(free)
+        jobs_seen: set[str] = set()
+        resources_seen: set[str] = set()
+        for a in assignments:
+            problem = None
+            if a.stage not in ready_set:
+                problem = "a stage that is not ready"
+            elif a.stage.job in jobs_seen:
+                problem = "two stages of one job"
+            elif a.resource not in free_set:
+                problem = f"busy or unknown resource {a.resource!r}"
+            elif resource_pool(a.resource) != a.stage.pool:
+                problem = f"a {a.stage.pool} stage to {a.resource!r}"
+            elif self.policy.exclusive and a.resource in resources_seen:
+                problem = f"two stages to exclusive resource {a.resource!r}"
+            if problem:
+                raise RuntimeError(f"policy {self.policy.name!r} assigned {problem}: {a}")
+            jobs_seen.add(a.stage.job)
+            resources_seen.add(a.resource)
+
+    def _start(self, job: _Job, resource: str, now: float) -> None:
+        request = job.pending
+        assert request is not None
+        job.pending = None
+        job.ready_since = None
+        if not job.started:
+            job.started = True
+            job.state = JobState.RUNNING
+            self._emit_job(job, "started")
+        stage = _Stage(request, resource, start=now)
+        self.stats.dispatches += 1
+        if not self._simulated:
+            job.running = stage
+            self._hold(stage, now)
+            self._in_flight += 1
+            self._executor(resource).submit(self._work, job, stage)
+            return
+        try:
+            result = self._call_driver(
+                job.driver.run, request.task, request.iteration, request.kind, resource
+            )
+            duration = _sim_duration(result)
+        except Exception as exc:
+            self._end(job, stage, None, exc, now)
+            return
+        stage.result = result
+        stage.duration = duration
+        stage.work = duration
+        stage.since = now
+        job.running = stage
+        self._hold(stage, now)
+
+    def _work(self, job: _Job, stage: _Stage) -> None:
+        """Worker thread: run one real stage and post its completion to the loop."""
+        req = stage.request
+        start = self.clock.now()
+        result: StageResult | None = None
+        error: BaseException | None = None
+        try:
+            result = job.driver.run(req.task, req.iteration, req.kind, stage.resource)
+            if not isinstance(result, StageResult):
+                raise TypeError(f"driver.run returned {type(result).__name__}, not StageResult")
+        except BaseException as exc:  # even SystemExit: the loop must hear that the stage ended
+            error = exc
+        end = self.clock.now()
+        self.clock.post(partial(self._wall_done, job, stage, start, end, result, error))
+
+    def _wall_done(
+        self,
+        job: _Job,
+        stage: _Stage,
+        start: float,
+        end: float,
+        result: StageResult | None,
+        error: BaseException | None,
+    ) -> None:
+        with self._lock:
+            t0 = time.perf_counter()
+            self._driver_s = 0.0
+            self._in_flight -= 1
+            stage.start = start
+            self._end(job, stage, result, error, end, held_until=self.clock.now())
+            self.stats.decision_s += time.perf_counter() - t0 - self._driver_s
+
+    def _sim_done(self, job: _Job, stage: _Stage, token: int) -> None:
+        with self._lock:
+            if stage.over or stage.token != token:
+                return
+            t0 = time.perf_counter()
+            self._driver_s = 0.0
+            self._end(job, stage, stage.result, None, self.clock.now())
+            self.stats.decision_s += time.perf_counter() - t0 - self._driver_s
+
+    def _end(
+        self,
+        job: _Job,
+        stage: _Stage,
+        result: StageResult | None,
+        error: BaseException | None,
+        end: float,
+        held_until: float | None = None,
+    ) -> None:
+        """A stage ended: free its resource, record it, and move its job on."""
+        stage.over = True
+        if job.running is stage:
+            job.running = None
+            self._release(stage, end if held_until is None else held_until)
+        self.stats.completions += 1
+        req = stage.request
+        if error is not None:
+            status, message = "error", f"{type(error).__name__}: {error}"
+        elif result is not None and not result.ok:
+            status, message = "error", result.error or "stage failed"
+        else:
+            status, message = "ok", None
+        self._emit_stage(stage, end, status, message, result)
+        if error is not None:
+            if job.state not in TERMINAL_STATES:
+                self._fail(job, f"{req.kind} stage of {req.task} raised {message}")
+            elif job.state == JobState.CANCELLED:
+                self._close(job, cancelled=True)
+        elif job.state == JobState.CANCELLED:
+            self._close(job, cancelled=True)
+        elif status == "ok":
+            took = stage.duration if self._simulated else end - stage.start
+            self._learn(job, req.kind, took)
+        self._kick()
+
+    def _abandon(self, job: _Job, stage: _Stage) -> None:
+        """Drop a simulated stage of a cancelled job now (it never completes)."""
+        now = self.clock.now()
+        stage.over = True
+        job.running = None
+        self._release(stage, now)
+        self.stats.completions += 1
+        self._emit_stage(stage, now, "cancelled", None, stage.result)
+
+    # --- resources ----------------------------------------------------------------------------
+
+    def _hold(self, stage: _Stage, now: float) -> None:
+        holders = self._holders[stage.resource]
+        self._share_update(holders, now)
+        if not holders:
+            self._busy_since[stage.resource] = now
+        holders.append(stage)
+        self._share_schedule(holders, now)
+
+    def _release(self, stage: _Stage, now: float) -> None:
+        holders = self._holders[stage.resource]
+        self._share_update(holders, now)
+        holders.remove(stage)
+        if not holders:
+            since = self._busy_since.pop(stage.resource)
+            self._busy_total[stage.resource] += max(0.0, now - since)
+        self._share_schedule(holders, now)
+
+    def _share_update(self, holders: list[_Stage], now: float) -> None:
+        """Simulated processor sharing: k stages on a resource each progress at 1/k speed."""
+        if not self._simulated or not holders:
+            return
+        k = len(holders)
+        for stage in holders:
+            stage.work = max(0.0, stage.work - (now - stage.since) / k)
+            stage.since = now
+
+    def _share_schedule(self, holders: list[_Stage], now: float) -> None:
+        if not self._simulated:
+            return
+        k = len(holders)
+        for stage in holders:
+            stage.token += 1
+            done = partial(self._sim_done, self._jobs[stage.request.job], stage, stage.token)
+            self.clock.call_at(now + stage.work * k, done)
+
+    def _executor(self, resource: str) -> ThreadPoolExecutor:
+        executor = self._executors.get(resource)
+        if executor is None:
+            workers = 1 if self.policy.exclusive else 64
+            executor = ThreadPoolExecutor(workers, thread_name_prefix=f"tuneloom-{resource}")
+            self._executors[resource] = executor
+        return executor
+
+    def _shutdown_workers(self) -> None:
+        with self._lock:
+            executors, self._executors = self._executors, {}
+        for executor in executors.values():
+            executor.shutdown(wait=False)
+
+    # --- job lifecycle ------------------------------------------------------------------------
+
+    def _finish(self, job: _Job) -> None:
+        job.state = JobState.FINISHED
+        job.ended_at = self.clock.now()
+        error = self._close(job, cancelled=False)
+        if error:
+            job.state = JobState.FAILED
+            job.detail = f"close raised {error}"
+            self._emit_job(job, "failed", job.detail)
+            return
+        done, _ = self._trials(job)
+        job.detail = f"{done} trials"
+        self._emit_job(job, "finished", job.detail)
+
+    def _fail(self, job: _Job, detail: str) -> None:
+        job.state = JobState.FAILED
+        job.pending = None
+        job.ended_at = self.clock.now()
+        job.detail = detail
+        self._emit_job(job, "failed", detail)
+        if job.running is None:
+            self._close(job, cancelled=False)
+
+    def _close(self, job: _Job, *, cancelled: bool) -> str | None:
+        try:
+            self._call_driver(job.driver.close, cancelled=cancelled)
+        except Exception as exc:
+            log.warning("closing job %s failed: %s", job.id, exc)
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    def _trials(self, job: _Job) -> tuple[int, int]:
+        try:
+            done, total = self._call_driver(job.driver.trials)
+        except Exception:
+            return (0, job.trials_total)
+        return (int(done), int(total) if total else job.trials_total)
+
+    def _learn(self, job: _Job, kind: StageKind, seconds: float) -> None:
+        for table in (job.estimates, self._estimates):
+            n, mean = table.get(kind, (0, 0.0))
+            table[kind] = (n + 1, mean + (seconds - mean) / (n + 1))
+
+    def _stage_estimates(self, job: _Job) -> dict[StageKind, float]:
+        merged = {kind: mean for kind, (_, mean) in self._estimates.items()}
+        merged.update({kind: mean for kind, (_, mean) in job.estimates.items()})
+        return merged
+
+    def _call_driver(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self._driver_s += time.perf_counter() - started
+
+    def _get(self, job: str) -> _Job:
+        found = self._jobs.get(job)
+        if found is None:
+            known = ", ".join(list(self._jobs)[:10]) or "none"
+            raise TunerError(f"unknown job {job!r} (jobs: {known})")
+        return found
+
+    # --- events -----------------------------------------------------------------------------
+
+    def _emit_job(self, job: _Job, change: str, detail: str | None = None) -> None:
+        if self.sink is None:
+            return
+        self.sink.emit(
+            JobEvent,
+            job=job.id,
+            change=change,
+            priority=job.priority,
+            model=job.model,
+            target=job.target,
+            name=job.name,
+            policy=self.policy.name,
+            trials=job.trials_total,
+            tasks=job.tasks,
+            detail=detail,
+        )
+
+    def _emit_stage(
+        self,
+        stage: _Stage,
+        end: float,
+        status: str,
+        error: str | None,
+        result: StageResult | None,
+    ) -> None:
+        if self.sink is None:
+            return
+        req = stage.request
+        self.sink.emit(
+            StageEvent,
+            ts=end,
+            job=req.job,
+            task=req.task,
+            iteration=req.iteration,
+            stage=req.kind.value,
+            resource=stage.resource,
+            start=stage.start,
+            end=end,
+            status=status,
+            error=error,
+            candidates=result.candidates if result is not None else None,
+        )
+
+
+def _takes_sink(factory: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "sink" or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _fresh_prefix(sink: EventSink | None) -> str:
+    """A random 4-hex-digit job id prefix that no job in the sink's store uses yet."""
+    taken: set[str] = set()
+    if sink is not None:
+        try:
+            taken = {str(job).rpartition("-")[2] for job in sink.store.jobs()["job"]}
+        except Exception as exc:  # a store that cannot list jobs: random is still likely fresh
+            log.warning("could not read existing job ids: %s", exc)
+    for _ in range(1000):
+        prefix = secrets.token_hex(2)
+        if prefix not in taken:
+            return prefix
+    return secrets.token_hex(4)
+
+
+def _check_int(what: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TunerError(f"{what} must be an integer, got {value!r}")
+
+
+def _sim_duration(result: Any) -> float:
+    if not isinstance(result, StageResult):
+        raise TypeError(f"driver.run returned {type(result).__name__}, not StageResult")
+    duration = 0.0 if result.duration is None else float(result.duration)
+    if not duration >= 0.0 or duration == float("inf"):
+        raise ValueError(f"simulated stage duration must be finite and >= 0, got {duration}")
+    return duration
