@@ -1,16 +1,94 @@
-"""`tuneloom import`: Import tuning logs (tuneloom JSONL, MetaSchedule, AutoTVM, Ansor) into a store."""
+"""`tuneloom import`: Import tuning logs (MetaSchedule, AutoTVM, Ansor, tuneloom JSONL)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any
 
-from tuneloom.cli import UserError
+from tuneloom.cli import UserError, emit_result
+
+# Bad lines listed per file in the human output (all are counted; --json lists up to 50).
+SHOWN_BAD_LINES = 5
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("import", help="Import tuning logs (tuneloom JSONL, MetaSchedule, AutoTVM, Ansor) into a store.")
+    parser = sub.add_parser(
+        "import",
+        help="Import tuning logs (tuneloom JSONL, MetaSchedule, AutoTVM, Ansor) into a store.",
+        description=(
+            "Import tuning logs into a store. Formats are detected from content: a MetaSchedule "
+            "database (its directory, or its database_tuning_record.json with the workload "
+            "file beside it), AutoTVM or Ansor JSON lines, or tuneloom JSONL. Importing the "
+            "same file again adds nothing."
+        ),
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="log files or database dirs")
+    parser.add_argument("--db", required=True, metavar="PATH", help="store to import into")
+    parser.add_argument(
+        "--format",
+        choices=("metaschedule", "autotvm", "ansor", "tuneloom"),
+        help="skip detection and read every PATH as this format",
+    )
+    parser.add_argument(
+        "--no-tvm",
+        action="store_true",
+        help="do not decode MetaSchedule workloads and traces with TVM (faster)",
+    )
+    parser.add_argument(
+        "--gap",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="timestamp gap that starts a new batch in a reconstructed timeline (default 2)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON summary")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UserError("'import' is not available in this build yet")
+    from collectors.importers import LogFormatError, detect, import_file
+    from collectors.stores import open_store
+
+    if args.gap < 0:
+        raise UserError(f"--gap must be >= 0, got {args.gap}")
+    try:
+        detected = [detect(path, args.format) for path in args.paths]
+    except LogFormatError as exc:
+        raise UserError(str(exc)) from None
+    store = open_store(args.db)
+    try:
+        summaries = [
+            import_file(item, store, use_tvm=not args.no_tvm, gap_s=args.gap) for item in detected
+        ]
+    finally:
+        store.close()
+    result = {"files": [s.to_dict() for s in summaries]}
+    emit_result(args, result, _human(result["files"]))
+    if not args.json:
+        _warn_bad_lines(result["files"])
+    return 0
+
+
+def _human(files: list[dict[str, Any]]) -> str:
+    lines = []
+    for f in files:
+        jobs = ", ".join(f["jobs"]) or "no job"
+        lines.append(
+            f"{f['path']}: {f['format']}, {f['records']} records ({f['valid']} valid), "
+            f"{len(f['workloads'])} workloads, {f['bad_lines']} bad lines -> {jobs} "
+            f"({f['stored']} of {f['events']} events new)"
+        )
+        for note in f["notes"]:
+            lines.append(f"  note: {note}")
+    return "\n".join(lines)
+
+
+def _warn_bad_lines(files: list[dict[str, Any]]) -> None:
+    for f in files:
+        for bad in f["bad_line_details"][:SHOWN_BAD_LINES]:
+            where = bad.get("file", f["path"])
+            print(f"warning: {where}: line {bad['line']}: {bad['reason']}", file=sys.stderr)
+        hidden = f["bad_lines"] - min(len(f["bad_line_details"]), SHOWN_BAD_LINES)
+        if hidden > 0:
+            print(f"warning: {f['path']}: {hidden} more bad lines", file=sys.stderr)

@@ -1,0 +1,229 @@
+"""Shared pieces of the log importers: the import context, line reading, error codes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMATS = ("metaschedule", "autotvm", "ansor", "tuneloom")
+
+# How many bad lines keep their reason in a summary (all of them are counted).
+MAX_BAD_DETAILS = 50
+# Bytes of a file hashed (with its size) into the import source id.
+FINGERPRINT_BYTES = 64 * 1024
+
+# AutoTVM ``MeasureErrorNo`` and Ansor ``MeasureErrorNO`` share these codes.
+MEASURE_ERRORS: dict[int, tuple[str, str]] = {
+    1: ("INSTANTIATION_ERROR", "build"),
+    2: ("COMPILE_HOST", "build"),
+    3: ("COMPILE_DEVICE", "build"),
+    4: ("RUNTIME_DEVICE", "run"),
+    5: ("WRONG_ANSWER", "run"),
+    6: ("BUILD_TIMEOUT", "timeout"),
+    7: ("RUN_TIMEOUT", "timeout"),
+    8: ("UNKNOWN_ERROR", "other"),
+}
+
+
+class LogFormatError(ValueError):
+    """A file cannot be imported (unknown format, missing companion file). Names the file."""
+
+
+class BadLine(ValueError):
+    """A line does not have the shape its format requires; the message says what is wrong."""
+
+
+def measure_error(error_no: int) -> tuple[str, str]:
+    """(exact error name, contract error class) for an AutoTVM/Ansor error number."""
+    return MEASURE_ERRORS.get(error_no, (f"ERROR_NO_{error_no}", "other"))
+
+
+@dataclass
+class ImportContext:
+    """Per-file state shared by an importer and the driver.
+
+    The importer numbers its events with ``next_seq`` and reports lines it cannot read with
+    ``bad_line``; the driver reads the counts back for the summary.
+    """
+
+    source: str
+    job: str
+    path: Path
+    use_tvm: bool = True
+    gap_s: float = 2.0
+    bad_lines: int = 0
+    bad_details: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    _seq: int = 0
+
+    def next_seq(self) -> int:
+        seq = self._seq
+        self._seq += 1
+        return seq
+
+    def bad_line(self, line: int, reason: str, *, file: Path | None = None) -> None:
+        """Count a line that could not be read; keeps the first few reasons."""
+        self.bad_lines += 1
+        if len(self.bad_details) < MAX_BAD_DETAILS:
+            detail: dict[str, Any] = {"line": line, "reason": reason}
+            if file is not None and file != self.path:
+                detail["file"] = str(file)
+            self.bad_details.append(detail)
+
+
+def iter_json_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each non-blank line that is not a ``#`` comment, streamed."""
+    with open(path, encoding="utf-8", errors="replace") as stream:
+        for number, line in enumerate(stream, start=1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            yield number, text
+
+
+def parse_json(text: str) -> Any:
+    """Decode one line, raising BadLine with a short reason (no NaN/Infinity accepted)."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise BadLine(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except ValueError as exc:
+        raise BadLine(str(exc)) from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name}")
+
+
+def fingerprint(*paths: Path) -> str:
+    """Short sha256 over the first 64 KiB and the size of each file."""
+    digest = hashlib.sha256()
+    for path in paths:
+        size = os.path.getsize(path)
+        with open(path, "rb") as stream:
+            digest.update(stream.read(FINGERPRINT_BYTES))
+        digest.update(f"|{size}|".encode())
+    return digest.hexdigest()[:12]
+
+
+def source_id(fmt: str, *paths: Path) -> str:
+    """The import source of a file: ``import:<format>:<fingerprint>``."""
+    return f"import:{fmt}:{fingerprint(*paths)}"
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+def job_id(fmt: str, stem: str, source: str) -> str:
+    """A readable job id: format, file stem and the short fingerprint (``autotvm-bert-1a2b3c``)."""
+    clean = _UNSAFE.sub("_", stem).strip("_") or "log"
+    if len(clean) > 60:
+        clean = clean[:60]
+    prefix = "" if clean.lower().startswith(fmt) else f"{fmt}-"
+    return f"{prefix}{clean}-{source.rsplit(':', 1)[-1][:6]}"
+
+
+def as_float_list(value: Any) -> list[float] | None:
+    """A list of finite floats, or None when ``value`` is not one."""
+    if not isinstance(value, list | tuple) or not value:
+        return None
+    out = []
+    for item in value:
+        number = finite(item)
+        if number is None:
+            return None
+        out.append(number)
+    return out
+
+
+def finite(value: Any) -> float | None:
+    """``value`` as a finite float, or None for anything else (bools, text, inf, huge ints)."""
+    if type(value) not in (int, float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def parse_result(result: Any) -> tuple[Any, int, float | None, float]:
+    """(costs, error_no, all_cost, timestamp) of an AutoTVM/Ansor result list, checked."""
+    if not isinstance(result, list) or len(result) < 4:
+        raise BadLine("result is not [costs, error_no, all_cost, timestamp]")
+    costs, error_no, all_cost, ts = result[:4]
+    if type(error_no) is not int:
+        raise BadLine("result error_no is not an integer")
+    when = finite(ts)
+    if when is None:
+        raise BadLine("result timestamp is not a finite number")
+    return costs, error_no, finite(all_cost), when
+
+
+def tensor_shapes(args: Any) -> tuple[tuple[tuple[int, ...], ...], str | None]:
+    """Shapes and the first dtype of ``["TENSOR", shape, dtype]`` entries in an args list."""
+    shapes: list[tuple[int, ...]] = []
+    dtype = None
+    if not isinstance(args, list):
+        return (), None
+    for arg in args:
+        if (
+            isinstance(arg, list)
+            and len(arg) == 3
+            and arg[0] == "TENSOR"
+            and isinstance(arg[1], list)
+            and all(type(d) is int for d in arg[1])
+        ):
+            shapes.append(tuple(arg[1]))
+            if dtype is None and isinstance(arg[2], str):
+                dtype = arg[2]
+    return tuple(shapes), dtype
+
+
+def compact(value: Any) -> str:
+    """``json.dumps(value)`` for short values, faster for the ints and int lists of schedules."""
+    kind = type(value)
+    if kind is int:
+        return str(value)
+    if kind is str:
+        return json.dumps(value)
+    if kind is list and all(type(v) is int for v in value):
+        return "[" + ", ".join(map(str, value)) + "]"
+    return json.dumps(value)
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    """``(1, 768)`` -> ``1x768``; a scalar is ``()``."""
+    return "x".join(str(d) for d in shape) if shape else "()"
+
+
+class UniqueNames:
+    """Gives each workload key a readable task name, suffixing ``#2``... on collisions."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, str] = {}
+        self._taken: set[str] = set()
+
+    def get(self, key: str) -> str | None:
+        return self._by_key.get(key)
+
+    def names(self) -> list[str]:
+        """Names in the order their keys were added."""
+        return list(self._by_key.values())
+
+    def add(self, key: str, wanted: str) -> str:
+        name = wanted
+        n = 2
+        while name in self._taken:
+            name = f"{wanted}#{n}"
+            n += 1
+        self._taken.add(name)
+        self._by_key[key] = name
+        return name

@@ -1,0 +1,170 @@
+"""Ansor (auto_scheduler) JSON-lines logs to events (plain JSON, no TVM needed).
+
+Lines look like::
+
+    {"i": [[workload_key, target, hardware_params, target_host, ...], [[], steps]],
+     "r": [costs, error_no, all_cost, timestamp], "v": "v0.6"}
+
+``workload_key`` is a JSON string: ``["<md5 of the compute DAG>", shape, ...]`` (the DAG itself
+is not in the log, so its compute is named by hash) or ``["<registered function>", arg, ...]``.
+Steps are decoded into readable lines such as ``split(stage=2, iter=0, lengths=[8, 4])``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from collectors.events import Event
+from collectors.importers._common import (
+    BadLine,
+    ImportContext,
+    UniqueNames,
+    compact,
+    iter_json_lines,
+    parse_json,
+    parse_result,
+    shape_text,
+)
+from collectors.importers._measured import Measurement, WorkloadInfo, measured_log_events
+
+# auto_scheduler IteratorAnnotation, in enum order.
+ANNOTATIONS = (
+    "none", "unroll", "vectorize", "parallel", "vthread", "blockIdx.x", "threadIdx.x",
+    "blockIdx.y", "threadIdx.y", "blockIdx.z", "threadIdx.z", "tensorize",
+)  # fmt: skip
+
+# Record prefix -> (readable name, names of the fields after the prefix).
+STEPS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "AN": ("annotate", ("stage", "iter", "annotation")),
+    "FU": ("fuse", ("stage", "iters")),
+    "PR": ("pragma", ("stage", "iter", "pragma")),
+    "RE": ("reorder", ("stage", "order")),
+    "SP": ("split", ("stage", "iter", "extent", "lengths", "inner_to_outer")),
+    "FSP": ("follow_split", ("stage", "iter", "src_step", "n_split")),
+    "FFSP": ("follow_fused_split", ("stage", "iter", "src_steps", "level", "factor_or_nparts")),
+    "SA": ("storage_align", ("stage", "iter", "factor", "offset")),
+    "CA": ("compute_at", ("stage", "target_stage", "target_iter")),
+    "CI": ("compute_inline", ("stage",)),
+    "CR": ("compute_root", ("stage",)),
+    "CHR": ("cache_read", ("stage", "scope", "readers")),
+    "CHW": ("cache_write", ("stage", "scope")),
+    "RF": ("rfactor", ("stage", "iter", "factor_iter")),
+}
+
+_MD5 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def looks_like(obj: Any) -> bool:
+    """True for a decoded Ansor log line: ``i`` is [[workload_key, ...], [stages, steps]]."""
+    if not isinstance(obj, dict) or "r" not in obj:
+        return False
+    inp = obj.get("i")
+    return (
+        isinstance(inp, list)
+        and len(inp) == 2
+        and isinstance(inp[0], list)
+        and bool(inp[0])
+        and isinstance(inp[0][0], str)
+        and isinstance(inp[1], list)
+    )
+
+
+def read(ctx: ImportContext) -> Iterator[Event]:
+    """Stream events from an Ansor log at ``ctx.path``."""
+    return measured_log_events(ctx, "Ansor log", _measurements(ctx), _describe)
+
+
+def step_text(step: Any) -> str:
+    """One transform step as ``name(field=value, ...)``; unknown steps keep their raw form."""
+    if not isinstance(step, list) or not step or not isinstance(step[0], str):
+        raise BadLine(f"step is not [code, ...]: {step!r}"[:200])
+    code, values = step[0], step[1:]
+    known = STEPS.get(code)
+    if known is None or len(values) != len(known[1]):
+        return f"{code}{json.dumps(values)}"
+    name, fields = known
+    parts = []
+    for field, value in zip(fields, values, strict=True):
+        if field == "annotation" and type(value) is int and 0 <= value < len(ANNOTATIONS):
+            parts.append(f"{field}={ANNOTATIONS[value]}")
+        elif isinstance(value, str):
+            parts.append(f"{field}={value}")
+        else:
+            parts.append(f"{field}={compact(value)}")
+    return f"{name}({', '.join(parts)})"
+
+
+def steps_text(steps: Any) -> str:
+    """All steps of a state, one per line."""
+    if not isinstance(steps, list):
+        raise BadLine("state steps is not a list")
+    return "\n".join(step_text(step) for step in steps)
+
+
+def _measurements(ctx: ImportContext) -> Iterator[Measurement]:
+    for number, text in iter_json_lines(ctx.path):
+        try:
+            obj = parse_json(text)
+            if not looks_like(obj):
+                raise BadLine("not an Ansor record (no i/r)")
+            measurement = _measurement(number, obj)
+        except BadLine as exc:
+            ctx.bad_line(number, str(exc))
+            continue
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            ctx.bad_line(number, f"unexpected structure ({type(exc).__name__}: {exc})"[:200])
+            continue
+        yield measurement
+
+
+def _measurement(number: int, obj: dict[str, Any]) -> Measurement:
+    task_input, state = obj["i"]
+    key = task_input[0]
+    target = task_input[1] if len(task_input) > 1 and isinstance(task_input[1], str) else None
+    if not isinstance(state, list) or len(state) != 2:
+        raise BadLine("state is not [stages, steps]")
+    costs, error_no, all_cost, ts = parse_result(obj["r"])
+    return Measurement(
+        line=number,
+        key=key,
+        target=target,
+        costs=costs,
+        error_no=error_no,
+        all_cost=all_cost,
+        ts=ts,
+        trace=steps_text(state[1]),
+    )
+
+
+def _describe(m: Measurement, names: UniqueNames) -> WorkloadInfo:
+    try:
+        parts = json.loads(m.key)
+    except json.JSONDecodeError:
+        parts = None
+    shapes: tuple[tuple[int, ...], ...] = ()
+    if isinstance(parts, list) and parts and isinstance(parts[0], str):
+        head, rest = parts[0], parts[1:]
+        shapes = tuple(
+            tuple(s) for s in rest if isinstance(s, list) and all(type(d) is int for d in s)
+        )
+        if _MD5.match(head):
+            op = "compute_dag"
+            wanted = f"{head[:8]}({', '.join(shape_text(s) for s in shapes)})"
+            detail = f"workload key {m.key}; the log names this compute DAG only by its hash"
+        else:
+            op = head
+            wanted = f"{head}({', '.join(json.dumps(a) for a in rest)})"
+            detail = f"workload key {m.key}"
+    else:
+        op, wanted, detail = "compute_dag", m.key[:60], f"workload key {m.key}"
+    return WorkloadInfo(
+        name=names.add(m.key, wanted),
+        op=op,
+        workload_hash=hashlib.sha1(m.key.encode()).hexdigest()[:16],
+        shapes=shapes,
+        detail=detail,
+    )

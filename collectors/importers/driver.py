@@ -1,0 +1,195 @@
+"""Import driver: detect, stream events into a store in batches, summarize.
+
+Memory stays constant in the file size: importers yield one event at a time, the driver holds
+one batch and one small summary row per workload.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from collectors._base import BaseStore
+from collectors.events import Event, RecordEvent
+from collectors.importers import ansor, autotvm, metaschedule, tuneloom_jsonl
+from collectors.importers._common import ImportContext, job_id, source_id
+from collectors.importers.detect import Detected, detect
+from collectors.importers.timeline import DEFAULT_GAP_S
+
+BATCH_SIZE = 2000
+
+
+@dataclass
+class WorkloadSummary:
+    """Counts for one workload (one task) of an imported file."""
+
+    key: str
+    records: int = 0
+    valid: int = 0
+    best_mean_cost_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "records": self.records,
+            "valid": self.valid,
+            "best_mean_cost_s": self.best_mean_cost_s,
+        }
+
+
+@dataclass
+class FileSummary:
+    """What one imported file held. ``valid`` counts records measured without error."""
+
+    path: str
+    format: str
+    source: str | None
+    jobs: list[str] = field(default_factory=list)
+    records: int = 0
+    valid: int = 0
+    bad_lines: int = 0
+    bad_line_details: list[dict[str, Any]] = field(default_factory=list)
+    workloads: list[WorkloadSummary] = field(default_factory=list)
+    events: int = 0
+    stored: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "format": self.format,
+            "source": self.source,
+            "jobs": list(self.jobs),
+            "records": self.records,
+            "valid": self.valid,
+            "bad_lines": self.bad_lines,
+            "bad_line_details": list(self.bad_line_details),
+            "workloads": [w.to_dict() for w in self.workloads],
+            "events": self.events,
+            "stored": self.stored,
+            "notes": list(self.notes),
+        }
+
+
+def context_for(
+    detected: Detected, *, use_tvm: bool = True, gap_s: float = DEFAULT_GAP_S
+) -> ImportContext:
+    """The import context of a detected file: its source id and readable job id."""
+    source = source_id(detected.format, *detected.files)
+    if detected.database is not None:
+        stem = detected.database.directory.resolve().name
+    else:
+        stem = detected.path.name.removesuffix(".json").removesuffix(".log").removesuffix(".jsonl")
+    return ImportContext(
+        source=source,
+        job=job_id(detected.format, stem, source),
+        path=detected.path,
+        use_tvm=use_tvm,
+        gap_s=gap_s,
+    )
+
+
+def iter_events(detected: Detected, ctx: ImportContext) -> Iterator[Event]:
+    """The events of a detected file, streamed."""
+    if detected.format == "autotvm":
+        return autotvm.read(ctx)
+    if detected.format == "ansor":
+        return ansor.read(ctx)
+    if detected.format == "tuneloom":
+        return tuneloom_jsonl.read(ctx)
+    assert detected.database is not None
+    return metaschedule.read(ctx, detected.database)
+
+
+def import_file(
+    detected: Detected | str | Path,
+    store: BaseStore | None,
+    *,
+    fmt: str | None = None,
+    use_tvm: bool = True,
+    gap_s: float = DEFAULT_GAP_S,
+    batch_size: int = BATCH_SIZE,
+) -> FileSummary:
+    """Import one file or MetaSchedule database into ``store`` (None: only read and count)."""
+    if not isinstance(detected, Detected):
+        detected = detect(detected, fmt)
+    ctx = context_for(detected, use_tvm=use_tvm, gap_s=gap_s)
+    summary = FileSummary(
+        path=str(detected.path),
+        format=detected.format,
+        source=None if detected.format == "tuneloom" else ctx.source,
+    )
+    tally = _Tally(per_job=detected.format == "tuneloom")
+    batch: list[Event] = []
+    for event in iter_events(detected, ctx):
+        tally.add(event)
+        batch.append(event)
+        if len(batch) >= batch_size:
+            summary.stored += _flush(store, batch)
+    summary.stored += _flush(store, batch)
+    summary.jobs = tally.jobs
+    summary.events = tally.events
+    summary.records = tally.records
+    summary.valid = tally.valid
+    summary.workloads = list(tally.workloads.values())
+    summary.bad_lines = ctx.bad_lines
+    summary.bad_line_details = ctx.bad_details
+    summary.notes = ctx.notes
+    return summary
+
+
+def import_paths(
+    paths: Sequence[str | Path],
+    store: BaseStore | None,
+    *,
+    fmt: str | None = None,
+    use_tvm: bool = True,
+    gap_s: float = DEFAULT_GAP_S,
+) -> list[FileSummary]:
+    """Import several paths. All are detected first, so a bad path stores nothing."""
+    detected = [detect(path, fmt) for path in paths]
+    return [import_file(item, store, use_tvm=use_tvm, gap_s=gap_s) for item in detected]
+
+
+def _flush(store: BaseStore | None, batch: list[Event]) -> int:
+    if not batch:
+        return 0
+    stored = len(batch) if store is None else len(store.append(batch))
+    batch.clear()
+    return stored
+
+
+class _Tally:
+    """Running counts per workload, fed the events as they pass."""
+
+    def __init__(self, *, per_job: bool) -> None:
+        self.per_job = per_job
+        self.events = 0
+        self.records = 0
+        self.valid = 0
+        self.jobs: list[str] = []
+        self._jobs: set[str] = set()
+        self.workloads: dict[str, WorkloadSummary] = {}
+
+    def add(self, event: Event) -> None:
+        self.events += 1
+        if event.job not in self._jobs:
+            self._jobs.add(event.job)
+            self.jobs.append(event.job)
+        if not isinstance(event, RecordEvent):
+            return
+        key = f"{event.job}/{event.task}" if self.per_job else event.task
+        row = self.workloads.get(key)
+        if row is None:
+            row = self.workloads[key] = WorkloadSummary(key)
+        self.records += 1
+        row.records += 1
+        if event.run_secs and event.error_class is None:
+            self.valid += 1
+            row.valid += 1
+            mean = math.fsum(event.run_secs) / len(event.run_secs)
+            if row.best_mean_cost_s is None or mean < row.best_mean_cost_s:
+                row.best_mean_cost_s = mean

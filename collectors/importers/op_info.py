@@ -1,0 +1,92 @@
+"""Floating-point operation counts derivable from AutoTVM task arguments (no TVM needed)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def autotvm_flops(op: str, args: Any) -> float | None:
+    """FLOPs of one call of an AutoTVM task, or None when the op is not one we can count.
+
+    Covers dense (``[M, K] x [N, K]``), batch_matmul (``[B, M, K] x [B, N, K]``) and NCHW
+    conv2d / depthwise conv2d (multiply and add counted as two operations).
+    """
+    if not isinstance(args, list) or len(args) < 2:
+        return None
+    a, b = _tensor(args[0]), _tensor(args[1])
+    if a is None or b is None:
+        return None
+    name = op.lower()
+    try:
+        if name.startswith("dense") and len(a) == 2 and len(b) == 2:
+            (m, k), (n, _) = a, b
+            return float(2 * m * n * k)
+        if name.startswith("batch_matmul") and len(a) == 3 and len(b) == 3:
+            (batch, m, k), (_, n, _) = a, b
+            return float(2 * batch * m * n * k)
+        if "conv2d" in name and len(a) == 4 and len(b) == 4 and _is_nchw(name, args):
+            return _conv2d_nchw_flops(name, a, b, args)
+    except (TypeError, ValueError, OverflowError, ZeroDivisionError):
+        return None
+    return None
+
+
+def _tensor(arg: Any) -> tuple[int, ...] | None:
+    if (
+        isinstance(arg, list)
+        and len(arg) == 3
+        and arg[0] == "TENSOR"
+        and isinstance(arg[1], list)
+        and all(type(d) is int and d > 0 for d in arg[1])
+    ):
+        return tuple(arg[1])
+    return None
+
+
+def _is_nchw(name: str, args: list[Any]) -> bool:
+    if "nhwc" in name or "hwcn" in name:
+        return False
+    layouts = [a for a in args[2:] if isinstance(a, str) and a.isalpha() and a.isupper()]
+    return "nchw" in name or (bool(layouts) and layouts[0] == "NCHW")
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    if type(value) is int:
+        return value, value
+    if isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value):
+        return value[0], value[1]
+    raise ValueError(f"not an int pair: {value!r}")
+
+
+def _padding(value: Any) -> tuple[int, int]:
+    """Total padding (height, width) from an int, [h, w] or [top, left, bottom, right]."""
+    if type(value) is int:
+        return 2 * value, 2 * value
+    if isinstance(value, list) and all(type(v) is int for v in value):
+        if len(value) == 2:
+            return 2 * value[0], 2 * value[1]
+        if len(value) == 4:
+            return value[0] + value[2], value[1] + value[3]
+    raise ValueError(f"not a padding: {value!r}")
+
+
+def _conv2d_nchw_flops(
+    name: str, data: tuple[int, ...], kernel: tuple[int, ...], args: list[Any]
+) -> float | None:
+    if len(args) < 5:
+        return None
+    n, channels, height, width = data
+    strides, padding, dilation = _pair(args[2]), _padding(args[3]), _pair(args[4])
+    if "depthwise" in name:
+        in_channels, multiplier, kh, kw = kernel
+        out_channels, per_output = in_channels * multiplier, 1
+    else:
+        out_channels, per_output, kh, kw = kernel
+        if channels % per_output:
+            return None
+    out_h = (height + padding[0] - ((kh - 1) * dilation[0] + 1)) // strides[0] + 1
+    out_w = (width + padding[1] - ((kw - 1) * dilation[1] + 1)) // strides[1] + 1
+    if out_h <= 0 or out_w <= 0:
+        return None
+    return float(2 * math.prod((n, out_channels, out_h, out_w, per_output, kh, kw)))
