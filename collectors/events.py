@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import types
 import typing
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar, Literal, get_args, get_origin
 
 SCHEMA_VERSION = 1
@@ -64,17 +65,19 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict with ``kind`` included; tuples become lists."""
+        spec = _spec(type(self))
         out: dict[str, Any] = {"v": self.v, "kind": self.kind}
-        for f in fields(self):
-            if f.name == "v":
-                continue
-            value = getattr(self, f.name)
-            out[f.name] = _jsonable(value)
+        for name, value in zip(spec.out_names, spec.get_out(self), strict=True):
+            out[name] = _jsonable(value)
         return out
 
     def to_json(self) -> str:
         """One line of canonical JSON (no trailing newline)."""
-        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
+        spec = _spec(type(self))
+        out: dict[str, Any] = {"v": self.v, "kind": self.kind}
+        out.update(zip(spec.out_names, spec.get_out(self), strict=True))
+        # The encoder writes tuples as JSON arrays, exactly as to_dict's lists.
+        return _ENCODE(out)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -183,15 +186,20 @@ def from_dict(data: Mapping[str, Any]) -> Event:
     cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise EventError(f"kind: unknown kind {kind!r} (expected one of {sorted(EVENT_TYPES)})")
-    known = _field_names(cls)
-    unknown = [k for k in data if k != "kind" and k not in known]
-    if unknown:
+    spec = _spec(cls)
+    keys = data.keys()
+    if not spec.accepted >= keys:
+        unknown = [k for k in data if k != "kind" and k not in spec.accepted]
         raise EventError(f"{kind}.{unknown[0]}: unknown field")
-    kwargs = {k: data[k] for k in data if k != "kind"}
-    for name in _required_fields(cls):
-        if name not in kwargs:
-            raise EventError(f"{kind}.{name}: missing field")
-    return cls(**{k: _from_jsonable(v) for k, v in kwargs.items()})
+    if not spec.required_set <= keys:
+        missing = [name for name in spec.required if name not in keys]
+        raise EventError(f"{kind}.{missing[0]}: missing field")
+    kwargs = dict(data)
+    del kwargs["kind"]
+    for name, value in kwargs.items():
+        if type(value) is list:
+            kwargs[name] = _from_jsonable(value)
+    return cls(**kwargs)
 
 
 def from_json(line: str) -> Event:
@@ -228,38 +236,108 @@ def read_jsonl(stream: Iterable[str]) -> Iterator[Event]:
 
 
 # --- validation --------------------------------------------------------------------------
+#
+# Validation runs on every event built, so it has a fast path: per class, one precomputed
+# predicate per field answers "is this value already in canonical form?" (exact type,
+# finite float, tuple items). Only when a predicate or a choice check fails does the
+# general checker run, field by field in declaration order, to coerce (int -> float,
+# list -> tuple) or to raise the message naming the first offending field. Both paths
+# accept exactly the same values.
 
-_HINTS_CACHE: dict[type, list[tuple[str, Any]]] = {}
-
-
-def _field_names(cls: type[Event]) -> frozenset[str]:
-    return frozenset(f.name for f in fields(cls))
-
-
-def _required_fields(cls: type[Event]) -> list[str]:
-    from dataclasses import MISSING
-
-    return [
-        f.name
-        for f in fields(cls)
-        if f.default is MISSING and f.default_factory is MISSING  # type: ignore[misc]
-    ]
+_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_isfinite = math.isfinite
 
 
-def _hints(cls: type) -> list[tuple[str, Any]]:
-    cached = _HINTS_CACHE.get(cls)
-    if cached is None:
-        hints = typing.get_type_hints(cls)
-        cached = [(f.name, hints[f.name]) for f in fields(cls)]
-        _HINTS_CACHE[cls] = cached
-    return cached
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    """Facts about one event class, computed once."""
+
+    hints: tuple[tuple[str, Any], ...]  # (field, type hint) in declaration order
+    get_all: Callable[[Any], tuple[Any, ...]]  # values of every field, same order
+    canonical: tuple[Callable[[Any], bool], ...]  # per field: value needs no coercion
+    choices: tuple[tuple[int, frozenset[str]], ...]  # (field index, allowed values)
+    out_names: tuple[str, ...]  # fields after the ``v``/``kind`` head of the JSON form
+    get_out: Callable[[Any], tuple[Any, ...]]
+    accepted: frozenset[str]  # keys a JSON object of this kind may hold (fields + "kind")
+    required: tuple[str, ...]  # fields without a default, in declaration order
+    required_set: frozenset[str]
+
+
+_SPECS: dict[type, _Spec] = {}
+
+
+def _spec(cls: type) -> _Spec:
+    spec = _SPECS.get(cls)
+    if spec is None:
+        spec = _SPECS[cls] = _build_spec(cls)
+    return spec
+
+
+def _build_spec(cls: type) -> _Spec:
+    type_hints = typing.get_type_hints(cls)
+    names = tuple(f.name for f in fields(cls))
+    out_names = tuple(n for n in names if n != "v")
+    required = tuple(
+        f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
+    )
+    return _Spec(
+        hints=tuple((n, type_hints[n]) for n in names),
+        get_all=operator.attrgetter(*names),
+        canonical=tuple(_canonical_predicate(type_hints[n]) for n in names),
+        choices=tuple((i, frozenset(_CHOICES[n])) for i, n in enumerate(names) if n in _CHOICES),
+        out_names=out_names,
+        get_out=operator.attrgetter(*out_names),
+        accepted=frozenset((*names, "kind")),
+        required=required,
+        required_set=frozenset(required),
+    )
+
+
+def _canonical_predicate(hint: Any) -> Callable[[Any], bool]:
+    """A predicate true exactly when ``_check`` would accept ``value`` unchanged."""
+    origin = get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = _canonical_predicate(next(o for o in get_args(hint) if o is not type(None)))
+        return lambda value: value is None or inner(value)
+    if origin is tuple:
+        item = _canonical_predicate(get_args(hint)[0])
+        return lambda value: type(value) is tuple and all(map(item, value))
+    if hint is float:
+        return lambda value: type(value) is float and _isfinite(value)
+    if hint in (int, bool, str):
+        return lambda value: type(value) is hint
+    raise TypeError(f"unsupported type hint {hint!r}")  # a bug in this module
 
 
 def _validate(event: Event) -> None:
-    kind = event.kind or "event"
     if not event.kind:
         raise EventError("kind: use a concrete event class (JobEvent, TaskEvent, ...)")
-    for name, hint in _hints(type(event)):
+    spec = _spec(type(event))
+    values = spec.get_all(event)
+    canonical = all(map(operator.call, spec.canonical, values))
+    if canonical:  # every value has its exact type, so the choice fields hold str or None
+        for i, allowed in spec.choices:
+            value = values[i]
+            if value is not None and value not in allowed:
+                canonical = False
+    if not canonical:
+        _validate_fields(event, spec)
+    kind = event.kind
+    if event.v != SCHEMA_VERSION:
+        raise EventError(f"{kind}.v: unknown schema version {event.v}")
+    if event.seq < 0:
+        raise EventError(f"{kind}.seq: must be >= 0, got {event.seq}")
+    if not event.source:
+        raise EventError(f"{kind}.source: must not be empty")
+    if kind == "stage" and event.end < event.start:  # type: ignore[attr-defined]
+        end, start = event.end, event.start  # type: ignore[attr-defined]
+        raise EventError(f"stage.end: ends before it starts ({end} < {start})")
+
+
+def _validate_fields(event: Event, spec: _Spec) -> None:
+    """The general checker: coerces values in place or raises naming the first bad field."""
+    kind = event.kind
+    for name, hint in spec.hints:
         value = getattr(event, name)
         coerced = _check(value, hint, f"{kind}.{name}")
         if coerced is not value:
@@ -267,14 +345,6 @@ def _validate(event: Event) -> None:
         choices = _CHOICES.get(name)
         if choices is not None and value is not None and value not in choices:
             raise EventError(f"{kind}.{name}: {value!r} is not one of {list(choices)}")
-    if event.v != SCHEMA_VERSION:
-        raise EventError(f"{kind}.v: unknown schema version {event.v}")
-    if event.seq < 0:
-        raise EventError(f"{kind}.seq: must be >= 0, got {event.seq}")
-    if not event.source:
-        raise EventError(f"{kind}.source: must not be empty")
-    if isinstance(event, StageEvent) and event.end < event.start:
-        raise EventError(f"stage.end: ends before it starts ({event.end} < {event.start})")
 
 
 def _check(value: Any, hint: Any, where: str) -> Any:

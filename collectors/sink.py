@@ -54,4 +54,3 @@ class EventSink:
         if self.hub is not None and stored:
             self.hub.publish(stored)
         return event
-
