@@ -1,16 +1,373 @@
-"""`tuneloom tune`: Tune workloads or a model with real TVM under a scheduling policy."""
+"""`tuneloom tune`: tune workloads with real TVM MetaSchedule under a scheduling policy."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from tuneloom.cli import UserError
+from tuneloom.cli import UserError, emit_result
+
+DESCRIPTION = """\
+Tune built-in workloads with TVM MetaSchedule on this machine, several jobs at once under a
+scheduling policy. Each --workload flag is one job; a flag holding several comma-joined specs
+is one job of several tasks (e.g. --workload matmul:128,dense:1x512x256). --trials is the
+budget of each task. Client work (select, build, update) and profiling run on separate
+pinned cores. With --rpc, candidates are profiled on the servers a TVM RPC tracker lists
+under KEY (one device resource per server). Every stage and measured candidate is stored in
+the --db store; each job's MetaSchedule database is written to RUNS_DIR/<job id>/.
+"""
+
+WORKLOAD_HELP = (
+    "a job's workloads: matmul:N | matmul:MxNxK | batch_matmul:BxMxNxK | dense:BxIxO | "
+    "conv2d:NxCxHxW,KxRxS[,stride=S][,pad=P]; comma-join specs for one job of several tasks; "
+    "repeat the flag for more jobs"
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("tune", help="Tune workloads or a model with real TVM under a scheduling policy.")
+    parser = sub.add_parser(
+        "tune",
+        help="Tune workloads with real TVM under a scheduling policy.",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--workload", action="append", required=True, metavar="SPEC", help=WORKLOAD_HELP
+    )
+    parser.add_argument("--trials", type=int, default=32, help="trials per task (default 32)")
+    parser.add_argument(
+        "--policy", default="interleaved", help="scheduling policy (default interleaved)"
+    )
+    parser.add_argument(
+        "--db", required=True, metavar="PATH", help="store for the run's events (SQLite file)"
+    )
+    parser.add_argument(
+        "--runs-dir",
+        metavar="DIR",
+        help="where each job's MetaSchedule database goes (default: <db name>-runs beside --db)",
+    )
+    parser.add_argument(
+        "--rpc",
+        metavar="HOST:PORT:KEY",
+        help="profile on the servers registered under KEY at this TVM RPC tracker",
+    )
+    parser.add_argument(
+        "--target",
+        default="llvm",
+        help='codegen target: llvm (this CPU) or a JSON object like {"kind":"llvm","mcpu":...}',
+    )
+    parser.add_argument(
+        "--batch", type=int, default=16, help="candidates per tuning iteration (default 16)"
+    )
+    parser.add_argument(
+        "--population",
+        type=int,
+        default=512,
+        help="evolutionary search population (default 512, MetaSchedule's)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--build-timeout", type=float, default=30.0, help="seconds per build (default 30)"
+    )
+    parser.add_argument(
+        "--run-timeout", type=float, default=10.0, help="seconds per measurement (default 10)"
+    )
+    parser.add_argument("--number", type=int, default=3, help="runs per timing repeat (default 3)")
+    parser.add_argument("--repeat", type=int, default=1, help="timing repeats (default 1)")
+    parser.add_argument(
+        "--min-repeat-ms", type=int, default=40, help="minimum ms per repeat (default 40)"
+    )
+    parser.add_argument(
+        "--cooldown-ms", type=int, default=0, help="pause between repeats in ms (default 0)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """Everything ``run`` needs, validated before anything starts."""
+
+    jobs: list[tuple[str, list[Any]]]  # (the --workload text, its parsed specs)
+    rpc: Any  # RpcPool or None
+    rpc_servers: int
+    runs_dir: Path
+    cores: tuple[int, ...]
+
+
 def run(args: argparse.Namespace) -> int:
-    raise UserError("'tune' is not available in this build yet")
+    checked = _check(args)  # everything is checked before anything starts
+    from collectors.sink import EventSink
+    from collectors.stores import open_store
+    from tuner.clock import WallClock
+    from tuner.cpus import plan_cpus
+    from tuner.metaschedule import (
+        LOCAL_POOL,
+        MetaScheduleDriver,
+        SearchConfig,
+        StageWorkers,
+        target_config,
+    )
+    from tuner.metaschedule_run import EvalConfig
+    from tuner.scheduler import Scheduler
+    from tuner.workloads import task_names
+
+    local_devices = 0 if checked.rpc else 1
+    cpu_plan = plan_cpus(checked.cores, devices=local_devices)
+    workers = StageWorkers(
+        local_devices=local_devices,
+        rpc_pools={checked.rpc: checked.rpc_servers} if checked.rpc else None,
+        plan=cpu_plan,
+        build_timeout_s=args.build_timeout,
+        run_timeout_s=args.run_timeout,
+        evaluator=EvalConfig(
+            number=args.number,
+            repeat=args.repeat,
+            min_repeat_ms=args.min_repeat_ms,
+            cooldown_ms=args.cooldown_ms,
+        ),
+    )
+    target = target_config(args.target, workers.device_cores)
+    search = SearchConfig(population_size=args.population)
+    device_pool = checked.rpc.pool if checked.rpc else LOCAL_POOL
+    drivers: dict[str, MetaScheduleDriver] = {}
+
+    store = open_store(args.db)
+    progress = None
+    try:
+        sink = EventSink(store)
+
+        def driver_for(specs: list[Any]) -> Any:
+            def make(job_id: str) -> MetaScheduleDriver:
+                drivers[job_id] = MetaScheduleDriver(
+                    job_id,
+                    specs,
+                    trials=args.trials,
+                    workers=workers,
+                    db_dir=checked.runs_dir / job_id,
+                    sink=sink,
+                    device_pool=device_pool,
+                    target=target,
+                    seed=args.seed,
+                    batch_size=args.batch,
+                    search=search,
+                )
+                return drivers[job_id]
+
+            return make
+
+        scheduler = Scheduler(workers.resources, args.policy, clock=WallClock(), sink=sink)
+        for text, specs in checked.jobs:
+            scheduler.submit_job(
+                driver_for(specs),
+                name=text,
+                target=json.dumps(target, sort_keys=True),
+                device_pool=device_pool,
+                tasks=task_names(specs),
+                trials_total=args.trials * len(specs),
+            )
+        setup_started = time.perf_counter()
+        workers.start()
+        setup_s = time.perf_counter() - setup_started
+        if sys.stderr.isatty():
+            progress = _Progress(scheduler)
+            progress.start()
+        started = time.perf_counter()
+        try:
+            with _terminate_as_interrupt():
+                scheduler.run()
+        except KeyboardInterrupt:
+            _cancel_all(scheduler)  # the store then says the jobs were cancelled
+            raise
+        wall_s = time.perf_counter() - started
+    finally:
+        if progress is not None:
+            progress.stop()
+        workers.close()
+        store.close()
+    result = _result(args, scheduler, drivers, wall_s, setup_s, checked.runs_dir, cpu_plan)
+    emit_result(args, result, _human(result))
+    states = {job["state"] for job in result["tune"]["jobs"]}
+    return 0 if states <= {"finished"} else 1
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a run like Ctrl-C: jobs marked cancelled, worker processes stopped."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _cancel_all(scheduler: Any) -> None:
+    from tuner._base import TERMINAL_STATES, TunerError
+
+    for info in scheduler.list():
+        if info.state not in TERMINAL_STATES:
+            with contextlib.suppress(TunerError):
+                scheduler.cancel(info.id)
+
+
+def _check(args: argparse.Namespace) -> _Checked:
+    """Validate every input; raises UserError/TunerError before anything is started."""
+    from tuner.cpus import available_cpus
+    from tuner.metaschedule import target_config
+    from tuner.policies import create_policy
+    from tuner.rpc import discover, parse_rpc
+    from tuner.workloads import parse_job_workloads
+
+    for option in ("trials", "batch", "population", "number", "repeat"):
+        value = getattr(args, option)
+        if value <= 0:
+            raise UserError(f"--{option} must be a positive integer, got {value}")
+    for option in ("build_timeout", "run_timeout"):
+        value = getattr(args, option)
+        if not value > 0:
+            raise UserError(f"--{option.replace('_', '-')} must be positive, got {value}")
+    for option in ("min_repeat_ms", "cooldown_ms"):
+        if getattr(args, option) < 0:
+            raise UserError(f"--{option.replace('_', '-')} must be >= 0")
+    jobs = [(text, parse_job_workloads(text)) for text in args.workload]
+    create_policy(args.policy)
+    target_config(args.target, 1)
+    rpc = parse_rpc(args.rpc) if args.rpc else None
+    rpc_servers = len(discover(rpc)) if rpc else 0
+    db = Path(args.db)
+    if db.is_dir():
+        raise UserError(f"--db {args.db} is a directory; give a store file path")
+    if args.runs_dir:
+        runs_dir = Path(args.runs_dir)
+    elif args.db == ":memory:":
+        raise UserError("--runs-dir is needed with --db :memory:")
+    else:
+        runs_dir = db.parent / f"{db.stem}-runs"
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise UserError(f"--runs-dir {runs_dir} exists and is not a directory")
+    return _Checked(jobs, rpc, rpc_servers, runs_dir, available_cpus())
+
+
+def _result(
+    args: argparse.Namespace,
+    scheduler: Any,
+    drivers: dict[str, Any],
+    wall_s: float,
+    setup_s: float,
+    runs_dir: Path,
+    plan: Any,
+) -> dict[str, Any]:
+    jobs = []
+    for info in scheduler.list():
+        driver = drivers[info.id]
+        jobs.append(
+            {
+                "id": info.id,
+                "name": info.name,
+                "state": str(info.state),
+                "detail": info.detail,
+                "tasks": [
+                    {
+                        "name": task.name,
+                        "best_latency_s": task.best_latency_s,
+                        "trials": task.trials,
+                        **({"stopped": task.error} if task.error else {}),
+                    }
+                    for task in driver.summary()
+                ],
+                "db_dir": str(driver.db_dir),
+            }
+        )
+    busy = scheduler.busy_time()
+    resources = {
+        name: {"busy_s": round(busy[name], 4), "idle_s": round(max(0.0, wall_s - busy[name]), 4)}
+        for name in scheduler.resources
+    }
+    return {
+        "tune": {
+            "wall_s": round(wall_s, 4),
+            "setup_s": round(setup_s, 4),
+            "policy": args.policy,
+            "db": args.db,
+            "runs_dir": str(runs_dir),
+            "cpus": plan.describe(),
+            "jobs": jobs,
+            "resources": resources,
+        }
+    }
+
+
+def _human(result: dict[str, Any]) -> str:
+    tune = result["tune"]
+    lines = [
+        f"tuned {len(tune['jobs'])} job(s) in {tune['wall_s']:.1f} s "
+        f"(policy {tune['policy']}, start-up {tune['setup_s']:.1f} s, {tune['cpus']})"
+    ]
+    for job in tune["jobs"]:
+        state = job["state"] + (f" ({job['detail']})" if job["detail"] else "")
+        lines.append(f"  {job['id']}  {job['name']}  {state}")
+        for task in job["tasks"]:
+            best = task["best_latency_s"]
+            shown = f"best {best * 1e6:.2f} us" if best is not None else "no valid measurement"
+            lines.append(f"    {task['name']:<44} {task['trials']:>5} trials  {shown}")
+        lines.append(f"    database: {job['db_dir']}")
+    for name, times in tune["resources"].items():
+        total = times["busy_s"] + times["idle_s"]
+        share = times["busy_s"] / total if total else 0.0
+        lines.append(
+            f"  {name:<20} busy {times['busy_s']:8.1f} s  idle {times['idle_s']:8.1f} s  "
+            f"({share:.0%} busy)"
+        )
+    lines.append(f"  events stored in {tune['db']}")
+    return "\n".join(lines)
+
+
+class _Progress:
+    """A one-line progress bar on stderr (trials measured of the total), for terminals."""
+
+    def __init__(self, scheduler: Any, period_s: float = 0.5) -> None:
+        self.scheduler = scheduler
+        self.period_s = period_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="tuneloom-progress", daemon=True)
+        self._started = time.perf_counter()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.period_s):
+            jobs = self.scheduler.list()
+            done = sum(j.trials_done for j in jobs)
+            total = sum(j.trials_total for j in jobs) or 1
+            running = sum(1 for j in jobs if j.state == "running")
+            width = 30
+            filled = int(width * min(1.0, done / total))
+            bar = "#" * filled + "-" * (width - filled)
+            elapsed = time.perf_counter() - self._started
+            sys.stderr.write(
+                f"\rtune [{bar}] {done}/{total} trials  {running} running  {elapsed:6.1f} s"
+            )
+            sys.stderr.flush()

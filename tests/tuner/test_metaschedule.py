@@ -1,0 +1,654 @@
+"""The MetaSchedule adapter with real TVM: workers, build pool, profiler, driver, scheduler.
+
+Tiny workloads and few trials. The failure tests break real candidates on purpose (a module
+that cannot build, a library that is not one, a kernel that crashes its process, a kernel
+that runs past its deadline) and check the records and that the job goes on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import pytest
+
+from collectors.events import RecordEvent, StageEvent, TaskEvent
+from collectors.memory_store import MemoryStore
+from collectors.sink import EventSink
+from collectors.sqlite_store import SQLiteStore
+from tuner._base import StageKind, TunerError
+from tuner.metaschedule import (
+    DB_RECORDS,
+    DB_WORKLOAD,
+    SMALL_SEARCH,
+    DeviceLost,
+    MetaScheduleDriver,
+    StageWorkers,
+    split_job_target,
+    target_config,
+)
+from tuner.metaschedule_build import BuildPool
+from tuner.metaschedule_run import EvalConfig, LocalProfiler, ProfileBatch
+from tuner.metaschedule_worker import PinnedWorker, WorkerCrashed, WorkerTimeout
+from tuner.workloads import parse_workload, workload_module
+
+MATMUL_ARGS = [["TENSOR", "float32", [16, 16]]] * 3
+
+
+# --- fixtures and helpers ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def workers() -> Iterator[StageWorkers]:
+    """Build and profile workers shared by this module's tests (real processes)."""
+    stage_workers = StageWorkers(
+        evaluator=EvalConfig(number=2, repeat=1, min_repeat_ms=5),
+        build_timeout_s=120.0,
+        run_timeout_s=30.0,
+    )
+    yield stage_workers
+    stage_workers.close()
+
+
+def make_sink() -> tuple[MemoryStore, EventSink]:
+    store = MemoryStore()
+    return store, EventSink(store)
+
+
+def broken_module() -> Any:
+    """A real module that fails to build: its loop bound is a variable nobody passes in."""
+    import tvm
+
+    func = workload_module("matmul:8")["main"]
+    n = tvm.tirx.Var("n", "int32")
+    loop = tvm.tirx.For(tvm.tirx.Var("i", "int32"), 0, n, tvm.tirx.ForKind.SERIAL, func.body)
+    return tvm.IRModule({"main": func.with_body(loop)})
+
+
+def crashing_library(folder: Path) -> str:
+    """A real shared library whose kernel calls a symbol that does not exist: calling it
+    kills the process that runs it."""
+    import tvm
+    from tvm import te
+
+    a = te.placeholder((4,), "float32", name="A")
+    out = te.compute(
+        (4,), lambda i: tvm.tirx.call_extern("float32", "tuneloom_missing_symbol", a[i]), name="B"
+    )
+    path = str(folder / "crash.so")
+    mod = tvm.IRModule({"main": te.create_prim_func([a, out])})
+    tvm.tirx.build(mod, target="llvm").export_library(path)
+    return path
+
+
+def llvm_target(workers: StageWorkers) -> Any:
+    from tvm.target import Target
+
+    return Target(target_config("llvm", workers.device_cores))
+
+
+def drive(driver: MetaScheduleDriver, workers: StageWorkers, limit: int = 1000) -> list[tuple]:
+    """Run a driver's stages in order on the workers' first client and device resources."""
+    client = next(r for r in workers.resources if r.startswith("client:"))
+    device = next(r for r in workers.resources if r.startswith("device:"))
+    log = []
+    for _ in range(limit):
+        step = driver.next_stage()
+        if step is None:
+            return log
+        task, iteration, kind = step
+        result = driver.run(task, iteration, kind, device if kind == StageKind.PROFILE else client)
+        log.append((task, iteration, kind, result))
+    raise AssertionError("the driver did not finish")
+
+
+def events(store: Any, cls: type) -> list[Any]:
+    return [s.event for s in store.read(kinds=[cls.kind])]
+
+
+def check_compiles(db_dir: Path, spec: str, target: Any) -> None:
+    """compile_tir with the job's database gives a schedule that computes the workload."""
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    database = ms.database.JSONDatabase(
+        path_workload=str(db_dir / DB_WORKLOAD), path_tuning_record=str(db_dir / DB_RECORDS)
+    )
+    sch = ms.tir_integration.compile_tir(database, workload_module(spec), target)
+    assert sch is not None
+    built = tvm.tirx.build(sch.mod, target=target)
+    workload = parse_workload(spec)
+    rng = np.random.default_rng(1)
+    a, b = (rng.random(shape, dtype=np.float32) for shape in workload.shapes[:2])
+    out = tvm.runtime.tensor(np.zeros(workload.shapes[2], dtype=np.float32))
+    built(tvm.runtime.tensor(a), tvm.runtime.tensor(b), out)
+    expected = a @ b if workload.op == "matmul" else a @ b.T
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+# --- the worker process -----------------------------------------------------------------------
+
+
+def test_worker_survives_timeouts_crashes_and_errors() -> None:
+    with PinnedWorker(name="test worker") as worker:
+        assert worker.call(int, "7", timeout=30) == 7
+        first = worker.pid
+        started = time.monotonic()
+        with pytest.raises(WorkerTimeout, match=r"killed after 0\.3 s"):
+            worker.call(time.sleep, 5, timeout=0.3)
+        assert time.monotonic() - started < 4
+        assert worker.pid is None and not psutil.pid_exists(first)
+        with pytest.raises(WorkerCrashed, match="died"):
+            worker.call(os.abort, timeout=30)
+        with pytest.raises(ValueError, match="invalid literal"):
+            worker.call(int, "x", timeout=30)
+        assert worker.call(int, "8", timeout=30) == 8
+        assert worker.starts == 3
+        last = worker.pid
+    assert worker.pid is None and not psutil.pid_exists(last)
+
+
+def test_worker_restarts_after_max_uses() -> None:
+    with PinnedWorker(max_uses=2, name="recycled") as worker:
+        pids = [worker.call(os.getpid, timeout=30) for _ in range(5)]
+    assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
+
+
+# --- build pool and local profiler ----------------------------------------------------------------
+
+
+def test_build_pool_builds_good_modules_and_reports_bad_ones(workers: StageWorkers) -> None:
+    target = llvm_target(workers)
+    with BuildPool(workers.plan.client, timeout_s=120) as pool:
+        good, bad = pool.build([workload_module("matmul:16"), broken_module()], target)
+        assert good.error is None and os.path.isfile(good.artifact)
+        assert bad.artifact is None
+        assert bad.error.startswith("build failed:")
+        assert "not passed in as API arguments" in bad.error
+        for pid in pool.pids:
+            assert psutil.Process(pid).cpu_affinity() == list(workers.plan.client)
+        pool.timeout_s = 0.001
+        (late,) = pool.build([workload_module("matmul:16")], target)
+        assert late.artifact is None and "timed out" in late.error
+        pool.timeout_s = 120
+        (again,) = pool.build([workload_module("matmul:16")], target)
+        assert again.error is None
+        scratch = pool.scratch_dir
+    assert not os.path.exists(scratch)
+
+
+def test_profiler_measures_good_kernels_and_classifies_failures(
+    workers: StageWorkers, tmp_path: Path
+) -> None:
+    target = llvm_target(workers)
+    with BuildPool(workers.plan.client, timeout_s=120) as pool:
+        (good,) = pool.build([workload_module("matmul:16")], target)
+        garbage = tmp_path / "not-a-library.so"
+        garbage.write_bytes(b"this is not a shared library")
+        crash = crashing_library(tmp_path)
+        device = workers.plan.devices[0]
+        profiler = LocalProfiler(device, evaluator=EvalConfig(number=2, min_repeat_ms=5))
+        try:
+            batch = profiler.profile(
+                [good.artifact, str(garbage), crash, good.artifact],
+                [MATMUL_ARGS, MATMUL_ARGS, [["TENSOR", "float32", [4]]] * 2, MATMUL_ARGS],
+            )
+            assert psutil.Process(profiler.worker.pid).cpu_affinity() == list(device)
+        finally:
+            profiler.close()
+        assert batch.unavailable is None
+        ok, bad_file, crashed, after = batch.outcomes
+        assert ok.error is None and ok.run_secs and all(s > 0 for s in ok.run_secs)
+        assert bad_file.run_secs is None and bad_file.error_class == "run"
+        assert crashed.run_secs is None and crashed.error_class == "run"
+        assert "crashed" in crashed.error
+        assert after.run_secs  # the worker came back after the crash
+
+        slow = LocalProfiler(device, evaluator=EvalConfig(min_repeat_ms=5000), timeout_s=0.5)
+        try:
+            (late,) = slow.profile([good.artifact], [MATMUL_ARGS]).outcomes
+        finally:
+            slow.close()
+        assert late.run_secs is None and late.error_class == "timeout"
+
+
+# --- targets --------------------------------------------------------------------------------
+
+
+def test_targets_fill_in_the_host_cpu_and_device_cores() -> None:
+    config = target_config("llvm", 3)
+    assert config["kind"] == "llvm" and config["num-cores"] == 3
+    assert config["mcpu"] not in ("", "native")
+    assert target_config('{"kind": "llvm", "mcpu": "native", "num-cores": 2}', 1)["num-cores"] == 2
+    for bad, why in [("cuda", "unknown target 'cuda'"), ("{nope", "not valid JSON")]:
+        with pytest.raises(TunerError, match=why):
+            target_config(bad, 1)
+    assert split_job_target("llvm") == ("device:llvm", "llvm")
+    assert split_job_target("rpc:cpu") == ("device:rpc:cpu", "llvm")
+
+
+# --- the driver -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_driver_tunes_tasks_round_robin_and_its_database_compiles(
+    workers: StageWorkers, tmp_path: Path
+) -> None:
+    store, sink = make_sink()
+    driver = MetaScheduleDriver(
+        "j1-test",
+        ["matmul:64,dense:4x64x32"],
+        trials=16,
+        workers=workers,
+        db_dir=tmp_path / "j1",
+        sink=sink,
+        batch_size=8,
+        search=replace(SMALL_SEARCH, xgb_warmup_samples=8),
+        seed=3,
+    )
+    assert driver.tasks == ("matmul:64x64x64", "dense:4x64x32")
+    assert driver.trials() == (0, 32)
+    log = drive(driver, workers)
+    driver.close()
+
+    kinds = ["select", "build", "profile", "update"]
+    expected = [(task, it, kind) for it in range(2) for task in driver.tasks for kind in kinds]
+    assert [(t, i, str(k)) for t, i, k, _ in log] == expected
+    assert all(result.ok for *_, result in log)
+    assert all(result.candidates == 8 for *_, result in log)
+    assert driver.trials() == (32, 32)
+    assert driver.next_stage() is None
+
+    tasks = {e.task: e for e in events(store, TaskEvent)}
+    assert set(tasks) == set(driver.tasks)
+    matmul = tasks["matmul:64x64x64"]
+    assert matmul.op == "matmul" and matmul.flops == 2 * 64**3
+    assert matmul.shapes == ((64, 64), (64, 64), (64, 64)) and matmul.dtype == "float32"
+    assert matmul.detail.splitlines() == [
+        f"metaschedule_database={(tmp_path / 'j1').resolve()}",
+        "spec=matmul:64x64x64",
+    ]
+    hashes = [json.loads(line)[0] for line in (tmp_path / "j1" / DB_WORKLOAD).open()]
+    assert sorted(hashes) == sorted(e.workload_hash for e in tasks.values())
+
+    records = events(store, RecordEvent)
+    assert len(records) == 32
+    for task in driver.tasks:
+        mine = [r for r in records if r.task == task]
+        assert [r.candidate for r in mine] == list(range(16))
+        assert [r.iteration for r in mine] == [0] * 8 + [1] * 8
+    for record in records:
+        assert record.workload_hash == tasks[record.task].workload_hash
+        assert record.origin == "metaschedule"
+        assert record.run_secs and record.error is None and record.error_class is None
+        insts, decisions = json.loads(record.trace)
+        assert insts[0][0] == "GetSBlock" and isinstance(decisions, list)
+    # The shared cost model is trained from the first update on (8 samples of warm-up).
+    untrained = [r for r in records if r.task == "matmul:64x64x64" and r.iteration == 0]
+    assert all(r.predicted is None for r in untrained)
+    assert all(isinstance(r.predicted, float) for r in records if r not in untrained)
+    best = {s.name: s.best_latency_s for s in driver.summary()}
+    for task in driver.tasks:
+        assert best[task] == min(r.mean_secs for r in records if r.task == task)
+
+    lines = (tmp_path / "j1" / DB_RECORDS).read_text().splitlines()
+    assert len(lines) == 32
+    target = llvm_target(workers)
+    check_compiles(tmp_path / "j1", "matmul:64", target)
+    check_compiles(tmp_path / "j1", "dense:4x64x32", target)
+
+
+class FaultyWorkers:
+    """Real workers, but the chosen candidates of the first batch are broken on purpose:
+    candidate ``build_bad`` is replaced by a module that cannot build, and the ``run_bad``-th
+    library handed to the profiler (built candidates only) by a file that is not a library;
+    the first ``unavailable`` profile stages report the device as unreachable, and the first
+    ``build_raises`` build stages raise."""
+
+    def __init__(
+        self,
+        real: StageWorkers,
+        *,
+        build_bad: int | None = None,
+        run_bad: int | None = None,
+        unavailable: int = 0,
+        build_raises: int = 0,
+        garbage: Path | None = None,
+    ) -> None:
+        self.real = real
+        self.build_raises = build_raises
+        self.build_bad = build_bad
+        self.run_bad = run_bad
+        self.unavailable = unavailable
+        self.garbage = garbage
+        self.batches = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def builder(self, resource: str) -> Any:
+        pool = self.real.builder(resource)
+        outer = self
+
+        class Builder:
+            def build(self, mods: list[Any], target: Any) -> Any:
+                if outer.build_raises:
+                    outer.build_raises -= 1
+                    raise OSError("disk full")
+                mods = list(mods)
+                if outer.build_bad is not None and outer.batches == 0:
+                    mods[outer.build_bad] = broken_module()
+                outer.batches += 1
+                return pool.build(mods, target)
+
+        return Builder()
+
+    def profiler(self, resource: str) -> Any:
+        real = self.real.profiler(resource)
+        outer = self
+
+        class Profiler:
+            def profile(self, artifacts: list[str], args_info: list[Any]) -> ProfileBatch:
+                if outer.unavailable:
+                    outer.unavailable -= 1
+                    return ProfileBatch([None] * len(artifacts), "device switched off")
+                artifacts = list(artifacts)
+                if outer.run_bad is not None and outer.batches == 1:
+                    artifacts[outer.run_bad] = str(outer.garbage)
+                return real.profile(artifacts, args_info)
+
+        return Profiler()
+
+
+@pytest.mark.slow
+def test_failed_candidates_become_records_and_the_job_goes_on(
+    workers: StageWorkers, tmp_path: Path
+) -> None:
+    garbage = tmp_path / "garbage.so"
+    garbage.write_bytes(b"not a library")
+    # Candidate 0 cannot build, so the profiler's second library is candidate 2's.
+    faulty = FaultyWorkers(workers, build_bad=0, run_bad=1, garbage=garbage)
+    store, sink = make_sink()
+    driver = MetaScheduleDriver(
+        "j-faulty",
+        ["matmul:32"],
+        trials=16,
+        workers=faulty,  # type: ignore[arg-type]
+        db_dir=tmp_path / "db",
+        sink=sink,
+        batch_size=8,
+        search=SMALL_SEARCH,
+    )
+    log = drive(driver, faulty)  # type: ignore[arg-type]
+    driver.close()
+    assert [str(k) for _, _, k, _ in log] == ["select", "build", "profile", "update"] * 2
+    assert all(result.ok for *_, result in log)
+    build = log[1][3]
+    assert build.candidates == 7  # one of 8 did not build
+
+    records = events(store, RecordEvent)
+    assert len(records) == 16
+    first = {r.candidate: r for r in records if r.iteration == 0}
+    assert first[0].error_class == "build" and first[0].run_secs is None
+    assert "not passed in as API arguments" in first[0].error
+    assert first[2].error_class == "run" and first[2].run_secs is None
+    measured = [r for r in records if r.candidate not in (0, 2)]
+    assert all(r.run_secs and r.error_class is None for r in measured)
+    run_secs = [json.loads(line)[1][1] for line in (tmp_path / "db" / DB_RECORDS).open()]
+    assert sum(1 for secs in run_secs if secs == [1e10]) == 2  # committed like MetaSchedule
+    check_compiles(tmp_path / "db", "matmul:32", llvm_target(workers))
+
+
+@pytest.mark.slow
+def test_same_seed_gives_the_same_candidates(workers: StageWorkers, tmp_path: Path) -> None:
+    def first_batch(seed: int, name: str) -> list[str]:
+        driver = MetaScheduleDriver(
+            name,
+            ["matmul:32"],
+            trials=8,
+            workers=workers,
+            db_dir=tmp_path / name,
+            batch_size=8,
+            search=SMALL_SEARCH,
+            seed=seed,
+        )
+        task, iteration, kind = driver.next_stage()
+        assert driver.run(task, iteration, kind, "client:0").ok
+        traces = [str(c.sch.trace) for c in driver._current.candidates]
+        driver.close()
+        return traces
+
+    assert first_batch(5, "a") == first_batch(5, "b")
+    assert first_batch(5, "c") != first_batch(6, "d")
+
+
+@pytest.mark.slow
+def test_unreachable_device_is_retried_then_stalls_the_job(
+    workers: StageWorkers, tmp_path: Path
+) -> None:
+    stalls: list[tuple[str, str]] = []
+    faulty = FaultyWorkers(workers, unavailable=3)
+    driver = MetaScheduleDriver(
+        "j-stall",
+        ["matmul:32"],
+        trials=8,
+        workers=faulty,  # type: ignore[arg-type]
+        db_dir=tmp_path / "db",
+        batch_size=8,
+        search=SMALL_SEARCH,
+        profile_retries=2,
+        on_stall=lambda job, reason: stalls.append((job, reason)),
+    )
+    log = drive(driver, faulty)  # type: ignore[arg-type]
+    driver.close()
+    profiles = [result for _, _, kind, result in log if kind == StageKind.PROFILE]
+    assert [p.ok for p in profiles] == [False, False, False, True]
+    assert "device switched off (will retry)" in profiles[0].error
+    assert "job stalled" in profiles[2].error
+    assert stalls == [
+        (
+            "j-stall",
+            "device pool device:llvm unavailable after 3 attempts: "
+            "device:llvm:0: device switched off",
+        )
+    ]
+    assert driver.trials() == (8, 8)
+
+    failing = FaultyWorkers(workers, unavailable=10)
+    driver = MetaScheduleDriver(
+        "j-lost",
+        ["matmul:32"],
+        trials=8,
+        workers=failing,  # type: ignore[arg-type]
+        db_dir=tmp_path / "db2",
+        batch_size=8,
+        search=SMALL_SEARCH,
+        profile_retries=1,
+    )
+    with pytest.raises(DeviceLost, match="unavailable after 2 attempts"):
+        drive(driver, failing)  # type: ignore[arg-type]
+    driver.close()
+
+
+@pytest.mark.slow
+def test_a_stage_that_raises_is_retried_then_stops_its_task(
+    workers: StageWorkers, tmp_path: Path
+) -> None:
+    def job(name: str, raises: int) -> tuple[MetaScheduleDriver, list[tuple], MemoryStore]:
+        faulty = FaultyWorkers(workers, build_raises=raises)
+        store, sink = make_sink()
+        driver = MetaScheduleDriver(
+            name,
+            ["matmul:32,dense:2x32x16"],
+            trials=8,
+            workers=faulty,  # type: ignore[arg-type]
+            db_dir=tmp_path / name,
+            sink=sink,
+            batch_size=8,
+            search=SMALL_SEARCH,
+        )
+        log = drive(driver, faulty)  # type: ignore[arg-type]
+        driver.close()
+        return driver, log, store
+
+    driver, log, _ = job("once", 1)
+    builds = [result for _, _, kind, result in log if kind == StageKind.BUILD]
+    assert [b.ok for b in builds] == [False, True, True]
+    assert builds[0].error == "OSError: disk full (will retry)"
+    assert driver.trials() == (16, 16)
+
+    driver, log, store = job("always", 3)
+    builds = [(task, result) for task, _, kind, result in log if kind == StageKind.BUILD]
+    assert [(task, r.ok) for task, r in builds] == [
+        ("matmul:32x32x32", False),
+        ("matmul:32x32x32", False),
+        ("matmul:32x32x32", False),
+        ("dense:2x32x16", True),
+    ]
+    assert builds[2][1].error == "OSError: disk full (task stopped)"
+    assert driver.trials() == (8, 16)
+    stopped = driver.summary()[0]
+    assert stopped.done and stopped.trials == 0
+    assert stopped.error == "build failed 3 times in a row: OSError: disk full"
+    last = [e for e in events(store, TaskEvent) if e.task == "matmul:32x32x32"][-1]
+    assert "stopped=build failed 3 times in a row: OSError: disk full" in last.detail.splitlines()
+    assert last.tunable is False
+
+
+@pytest.mark.slow
+def test_close_mid_batch_removes_built_libraries(workers: StageWorkers, tmp_path: Path) -> None:
+    driver = MetaScheduleDriver(
+        "j-cancel",
+        ["matmul:32"],
+        trials=16,
+        workers=workers,
+        db_dir=tmp_path / "db",
+        batch_size=4,
+        search=SMALL_SEARCH,
+    )
+    for _ in range(2):  # select, build
+        task, iteration, kind = driver.next_stage()
+        assert driver.run(task, iteration, kind, "client:0").ok
+    artifacts = [b.artifact for b in driver._current.builds]
+    assert artifacts and all(os.path.isfile(a) for a in artifacts)
+    driver.close(cancelled=True)
+    assert not any(os.path.exists(a) for a in artifacts)
+    assert (tmp_path / "db" / DB_WORKLOAD).is_file()
+
+
+@pytest.mark.slow
+def test_jobs_submitted_as_specs_run_through_the_driver_factory(
+    workers: StageWorkers, tmp_path: Path
+) -> None:
+    from tuner._base import JobSpec
+    from tuner.clock import WallClock
+    from tuner.metaschedule import driver_factory
+    from tuner.scheduler import Scheduler
+
+    store, sink = make_sink()
+    factory = driver_factory(
+        workers=workers, runs_dir=tmp_path / "runs", sink=sink, batch_size=8, search=SMALL_SEARCH
+    )
+    scheduler = Scheduler(
+        workers.resources, "interleaved", clock=WallClock(), sink=sink, driver_factory=factory
+    )
+    job = scheduler.submit(JobSpec(workloads=("matmul:16", "dense:2x16x8"), trials=8))
+    with pytest.raises(TunerError, match="workload specs only"):
+        scheduler.submit(JobSpec(model="resnet.onnx", trials=8))
+    with pytest.raises(TunerError, match="no device pool 'device:rpc:gpu'"):
+        scheduler.submit(JobSpec(workloads=("matmul:16",), trials=8, target="rpc:gpu"))
+    scheduler.run()
+    (info,) = [i for i in scheduler.list() if i.id == job]
+    assert str(info.state) == "finished"
+    assert info.tasks == ("matmul:16x16x16", "dense:2x16x8")
+    assert (info.trials_done, info.trials_total) == (16, 16)
+    assert (tmp_path / "runs" / job / DB_RECORDS).is_file()
+    assert len(events(store, RecordEvent)) == 16
+
+
+def test_bad_driver_inputs_raise_before_anything_runs(
+    workers: StageWorkers, tmp_path: Path
+) -> None:
+    common = {"workers": workers, "db_dir": tmp_path / "db"}
+    with pytest.raises(TunerError, match="trials must be a positive integer"):
+        MetaScheduleDriver("j", ["matmul:8"], trials=0, **common)
+    with pytest.raises(TunerError, match="unknown operator"):
+        MetaScheduleDriver("j", ["nope:8"], trials=4, **common)
+    with pytest.raises(TunerError, match="no device pool 'device:rpc:x'"):
+        MetaScheduleDriver("j", ["matmul:8"], trials=4, device_pool="device:rpc:x", **common)
+    with pytest.raises(TunerError, match="unknown target"):
+        MetaScheduleDriver("j", ["matmul:8"], trials=4, target="opencl", **common)
+
+
+# --- under the scheduler ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_jobs_interleave_under_the_scheduler_into_sqlite(
+    workers: StageWorkers, tmp_path: Path
+) -> None:
+    from tuner.clock import WallClock
+    from tuner.scheduler import Scheduler
+
+    store = SQLiteStore(tmp_path / "run.db")
+    sink = EventSink(store)
+    scheduler = Scheduler(workers.resources, "interleaved", clock=WallClock(), sink=sink)
+    drivers: dict[str, MetaScheduleDriver] = {}
+
+    def maker(spec: str) -> Any:
+        def make(job_id: str) -> MetaScheduleDriver:
+            drivers[job_id] = MetaScheduleDriver(
+                job_id,
+                [spec],
+                trials=16,
+                workers=workers,
+                db_dir=tmp_path / "runs" / job_id,
+                sink=sink,
+                batch_size=8,
+                search=SMALL_SEARCH,
+            )
+            return drivers[job_id]
+
+        return make
+
+    for spec in ("matmul:64", "dense:8x64x32"):
+        scheduler.submit_job(
+            maker(spec),
+            name=spec,
+            target="llvm",
+            device_pool="device:llvm",
+            tasks=[parse_workload(spec).name],
+            trials_total=16,
+        )
+    scheduler.run()
+    infos = scheduler.list()
+    assert [str(i.state) for i in infos] == ["finished", "finished"]
+    assert [(i.trials_done, i.trials_total) for i in infos] == [(16, 16), (16, 16)]
+    store.close()
+
+    store = SQLiteStore(tmp_path / "run.db", read_only=True)
+    stages = events(store, StageEvent)
+    assert len(stages) == 2 * 2 * 4  # two jobs, two iterations, four stages
+    assert all(s.status == "ok" for s in stages)
+    for resource in workers.resources:
+        spans = sorted((s.start, s.end) for s in stages if s.resource == resource)
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
+    assert {s.resource for s in stages if s.stage == "profile"} == {"device:llvm:0"}
+    first, second = (i.id for i in infos)
+    ends = max(s.end for s in stages if s.job == first)
+    assert min(s.start for s in stages if s.job == second) < ends  # interleaved, not one by one
+    records = events(store, RecordEvent)
+    assert {j: sum(1 for r in records if r.job == j) for j in (first, second)} == {
+        first: 16,
+        second: 16,
+    }
+    store.close()
+    check_compiles(tmp_path / "runs" / first, "matmul:64", llvm_target(workers))

@@ -1,0 +1,190 @@
+"""`tuneloom tune`: bad input is one clear error with nothing started; real runs report
+per-job best latencies and per-resource busy/idle time, and store every stage and record."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rpc_fixtures import free_port, rpc_cluster
+
+from collectors.jsonl import export_jsonl
+from collectors.sqlite_store import SQLiteStore
+from tuneloom.cli import build_parser, main
+
+SMALL = ["--batch", "8", "--population", "64", "--number", "2", "--min-repeat-ms", "5"]
+
+
+def tune(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(["tune", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (["--workload", "foo:3"], "unknown operator 'foo'"),
+        (["--workload", "conv2d:1x3x4x4"], "conv2d takes NxCxHxW,KxRxS"),
+        (["--workload", "matmul:8", "--policy", "fastest"], "unknown policy 'fastest'"),
+        (["--workload", "matmul:8", "--target", "cuda"], "unknown target 'cuda'"),
+        (["--workload", "matmul:8", "--trials", "0"], "--trials must be a positive integer"),
+        (["--workload", "matmul:8", "--trials", "-3"], "--trials must be a positive integer"),
+        (["--workload", "matmul:8", "--batch", "0"], "--batch must be a positive integer"),
+        (["--workload", "matmul:8", "--rpc", "nohost"], "expected HOST:PORT:KEY"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_nothing_starts(
+    args: list[str], why: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "run.db"
+    code, out, err = tune([*args, "--db", str(db)], capsys)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("tuneloom tune: error: ")
+    assert why in err
+    assert not db.exists() and not (tmp_path / "run-runs").exists()
+
+
+def test_a_missing_rpc_tracker_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()
+    db = tmp_path / "run.db"
+    rpc = f"127.0.0.1:{port}:cpu"
+    code, _, err = tune(["--workload", "matmul:8", "--rpc", rpc, "--db", str(db)], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert f"127.0.0.1:{port}" in err and "cannot reach the RPC tracker" in err
+    assert not db.exists()
+
+
+def test_help_documents_the_workload_grammar_and_job_mapping() -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    text = sub.choices["tune"].format_help()
+    for piece in ("matmul:MxNxK", "conv2d:NxCxHxW,KxRxS", "Each --workload flag is one job"):
+        assert piece in " ".join(text.split())
+
+
+def check_result(result: dict[str, Any], jobs: list[tuple[str, list[str]]], trials: int) -> None:
+    tune_result = result["tune"]
+    assert tune_result["wall_s"] > 0
+    assert [(j["name"], [t["name"] for t in j["tasks"]]) for j in tune_result["jobs"]] == jobs
+    for job in tune_result["jobs"]:
+        assert job["state"] == "finished"
+        assert (Path(job["db_dir"]) / "database_tuning_record.json").is_file()
+        for task in job["tasks"]:
+            assert task["trials"] == trials
+            assert task["best_latency_s"] > 0
+    resources = tune_result["resources"]
+    assert resources["client:0"]["busy_s"] > 0
+    assert any(t["busy_s"] > 0 for name, t in resources.items() if name.startswith("device:"))
+    for times in resources.values():
+        assert times["busy_s"] >= 0 and times["idle_s"] >= 0
+        assert times["busy_s"] + times["idle_s"] == pytest.approx(tune_result["wall_s"], abs=0.05)
+
+
+@pytest.mark.slow
+def test_two_jobs_tune_and_the_store_holds_every_stage_and_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "run.db"
+    args = ["--workload", "matmul:32", "--workload", "dense:4x32x16,matmul:16", "--trials", "8"]
+    code, out, _ = tune([*args, *SMALL, "--db", str(db), "--json"], capsys)
+    assert code == 0
+    result = json.loads(out)
+    check_result(
+        result,
+        [
+            ("matmul:32", ["matmul:32x32x32"]),
+            ("dense:4x32x16,matmul:16", ["dense:4x32x16", "matmul:16x16x16"]),
+        ],
+        8,
+    )
+    assert set(result["tune"]["resources"]) == {"client:0", "device:llvm:0"}
+    for job in result["tune"]["jobs"]:
+        assert Path(job["db_dir"]).parent == tmp_path / "run-runs"
+
+    out_file = tmp_path / "events.jsonl"
+    with SQLiteStore(db, read_only=True) as store:
+        export_jsonl(store, out_file)
+    lines = [json.loads(line) for line in out_file.read_text().splitlines()]
+    stages = [e for e in lines if e["kind"] == "stage"]
+    records = [e for e in lines if e["kind"] == "record"]
+    assert len(stages) == 3 * 4  # three task iterations of 8 candidates, four stages each
+    assert {(e["job"], e["stage"]) for e in stages} >= {
+        (job["id"], kind)
+        for job in result["tune"]["jobs"]
+        for kind in ("select", "build", "profile", "update")
+    }
+    assert len(records) == 3 * 8
+    assert all(r["run_secs"] for r in records)
+    tasks = [e for e in lines if e["kind"] == "task"]
+    assert sorted(t["task"] for t in tasks) == [
+        "dense:4x32x16",
+        "matmul:16x16x16",
+        "matmul:32x32x32",
+    ]
+    finished = [e for e in lines if e["kind"] == "job" and e["change"] == "finished"]
+    assert len(finished) == 2
+
+
+@pytest.mark.slow
+def test_tune_profiles_on_an_rpc_pool(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with rpc_cluster(key="tlcli", servers=2) as cluster:
+        db = tmp_path / "rpc.db"
+        args = ["--workload", "matmul:16", "--trials", "8", "--rpc", cluster.address]
+        code, out, _ = tune([*args, *SMALL, "--db", str(db), "--json"], capsys)
+    assert code == 0
+    result = json.loads(out)
+    check_result(result, [("matmul:16", ["matmul:16x16x16"])], 8)
+    assert set(result["tune"]["resources"]) == {
+        "client:0",
+        "device:rpc:tlcli:0",
+        "device:rpc:tlcli:1",
+    }
+    with SQLiteStore(db, read_only=True) as store:
+        profiles = store.stage_intervals(job=result["tune"]["jobs"][0]["id"])
+    assert set(profiles[profiles["stage"] == "profile"]["resource"]) <= {
+        "device:rpc:tlcli:0",
+        "device:rpc:tlcli:1",
+    }
+
+
+def test_progress_bar_shows_trials_of_the_total(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from scheduling_helpers import ScriptedDriver
+
+    from tuneloom.commands.tune import _Progress
+    from tuner.clock import SimClock
+    from tuner.scheduler import Scheduler
+
+    scheduler = Scheduler(["client:0", "device:llvm:0"], "interleaved", clock=SimClock())
+    for label in ("a", "b"):
+        scheduler.submit_job(
+            ScriptedDriver(label, iterations=2, candidates=4),
+            name=label,
+            target="llvm",
+            device_pool="device:llvm",
+            tasks=["t"],
+            trials_total=8,
+        )
+    scheduler.run(until=12.0)  # some candidates are measured, both jobs run
+    jobs = scheduler.list()
+    done = sum(j.trials_done for j in jobs)
+    assert 0 < done < 16 and all(str(j.state) == "running" for j in jobs)
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    progress = _Progress(scheduler, period_s=0.01)
+    progress.start()
+    deadline = time.monotonic() + 10
+    while "trials" not in stream.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    progress.stop()
+    shown = stream.getvalue()
+    assert f"] {done}/16 trials  2 running" in shown
+    assert shown.endswith("\r\033[K")  # the line is cleared at the end

@@ -1,0 +1,281 @@
+"""Profile stage: time built candidates on a local pinned device or through a TVM RPC tracker.
+
+``LocalProfiler`` keeps one long-lived worker process pinned to the device's cores and
+times each candidate there with ``time_evaluator``, like MetaSchedule's ``LocalRunner``
+(random inputs, ``number``/``repeat``/``min_repeat_ms``, optional cooldown and cache flush).
+``RPCProfiler`` runs each candidate in a session to one of the tracker's servers under a key
+(asked for through the tracker, like ``RPCRunner``), from a worker process so that a server
+that stops answering cannot hang the tuner.
+
+Every candidate gets its own deadline. A candidate that fails to load or run, crashes its
+worker, or runs past its deadline becomes a ``RunOutcome`` with an error class ("run" or
+"timeout"); the batch goes on. When the device itself cannot be reached (no server under
+the key, a session that cannot be opened, a worker that cannot start) the batch stops and
+``ProfileBatch.unavailable`` says why; candidates not yet measured are left ``None`` so a
+retry measures exactly those.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import socket
+import struct
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from tuner.metaschedule_worker import PinnedWorker, WorkerCrashed, WorkerTimeout, error_message
+
+RUN_IMPORTS = ("tvm", "tuner.metaschedule_run")
+
+ArgsInfo = Sequence[Any]  # a candidate's arguments as MetaSchedule's ArgInfo JSON
+
+
+@dataclass(frozen=True, slots=True)
+class EvalConfig:
+    """How each candidate is timed (see ``Module.time_evaluator``)."""
+
+    number: int = 3
+    repeat: int = 1
+    min_repeat_ms: int = 40
+    cooldown_ms: int = 0
+    cache_flush: bool = False
+
+
+class RunOutcome(NamedTuple):
+    """One candidate's measurement: ``run_secs``, or an error and its class."""
+
+    run_secs: tuple[float, ...] | None
+    error: str | None = None
+    error_class: str | None = None  # "run" or "timeout" (see collectors.events.ERROR_CLASSES)
+
+
+@dataclass
+class ProfileBatch:
+    """Outcomes in candidate order; ``None`` where the device was lost before measuring."""
+
+    outcomes: list[RunOutcome | None]
+    unavailable: str | None = None
+
+
+class DeviceUnavailable(RuntimeError):
+    """The device could not be reached (not a fault of the candidate)."""
+
+
+# --- what runs in the worker processes ----------------------------------------------------
+
+
+def _allocate(device: Any, args_info: ArgsInfo, f_random_fill: Any) -> list[Any]:
+    import tvm
+
+    args = []
+    for info in args_info:
+        kind, dtype, shape = info[0], info[1], info[2]
+        if kind != "TENSOR":
+            raise TypeError(f"cannot allocate an argument of kind {kind!r}")
+        tensor = tvm.runtime.empty(shape=tuple(shape), dtype=dtype, device=device)
+        f_random_fill(tensor)
+        args.append(tensor)
+    return args
+
+
+def _time(rt_mod: Any, device: Any, args: list[Any], config: EvalConfig) -> list[float]:
+    evaluator = rt_mod.time_evaluator(
+        rt_mod.entry_name,
+        device,
+        number=config.number,
+        repeat=config.repeat,
+        min_repeat_ms=config.min_repeat_ms,
+        cooldown_interval_ms=config.cooldown_ms,
+        f_preproc="cache_flush_cpu_non_first_arg" if config.cache_flush else "",
+    )
+    device.sync()
+    return [float(s) for s in evaluator(*args).results]
+
+
+def run_local(artifact: str, args_info: ArgsInfo, config: EvalConfig) -> list[float]:
+    """Runs in the device worker: load a built candidate and time it on the local CPU."""
+    import tvm
+
+    rt_mod = tvm.runtime.load_module(artifact)
+    device = tvm.runtime.device("cpu", 0)
+    fill = tvm.get_global_func("tvm.contrib.random.random_fill_for_measure")
+    return _time(rt_mod, device, _allocate(device, args_info, fill), config)
+
+
+def run_rpc(
+    tracker: tuple[str, int, str],
+    session_timeout_s: float,
+    artifact: str,
+    args_info: ArgsInfo,
+    config: EvalConfig,
+) -> list[float]:
+    """Runs in an RPC client worker: one session via the tracker, upload, load, time."""
+    from tvm import rpc
+
+    host, port, key = tracker
+    try:
+        if not tracker_servers(host, port, key, timeout_s=session_timeout_s):
+            raise DeviceUnavailable(f"no server registered under key {key!r} at {host}:{port}")
+        session = rpc.connect_tracker(host, port).request(
+            key, priority=1, session_timeout=session_timeout_s, max_retry=1
+        )
+        remote_name = f"tuneloom-{os.getpid()}-{next(_UPLOADS)}.so"
+        session.upload(artifact, remote_name)
+        rt_mod = session.load_module(remote_name)
+        device = session.device("cpu", 0)
+        fill = session.get_function("tvm.contrib.random.random_fill_for_measure")
+    except DeviceUnavailable:
+        raise
+    except Exception as exc:  # the session could not be opened: the device, not the candidate
+        raise DeviceUnavailable(f"{key} at {host}:{port}: cannot open a session: {exc}") from exc
+    try:
+        return _time(rt_mod, device, _allocate(device, args_info, fill), config)
+    finally:
+        # The server may be gone by now; the measurement stands either way.
+        with contextlib.suppress(Exception):
+            session.remove(remote_name)
+
+
+_UPLOADS = itertools.count()
+
+
+def tracker_servers(host: str, port: int, key: str, *, timeout_s: float = 5.0) -> int:
+    """How many servers the tracker at ``host:port`` lists under ``key``.
+
+    Raises DeviceUnavailable when the tracker cannot be reached within ``timeout_s``.
+    """
+    from tvm.rpc import base
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            sock.sendall(struct.pack("<i", base.RPC_TRACKER_MAGIC))
+            magic = struct.unpack("<i", base.recvall(sock, 4))[0]
+            if magic != base.RPC_TRACKER_MAGIC:
+                raise DeviceUnavailable(f"{host}:{port} is not a TVM RPC tracker")
+            base.sendjson(sock, [base.TrackerCode.SUMMARY])
+            code, summary = base.recvjson(sock)
+    except (OSError, ValueError) as exc:
+        raise DeviceUnavailable(f"cannot reach the RPC tracker at {host}:{port}: {exc}") from None
+    if code != base.TrackerCode.SUCCESS:
+        raise DeviceUnavailable(f"the RPC tracker at {host}:{port} answered {code!r}")
+    wanted = f"server:{key}"
+    return sum(1 for server in summary.get("server_info", []) if server.get("key") == wanted)
+
+
+# --- profilers (parent side) --------------------------------------------------------------
+
+
+class LocalProfiler:
+    """Times candidates on this machine in one long-lived worker pinned to ``cores``."""
+
+    def __init__(
+        self,
+        cores: Sequence[int] | None,
+        *,
+        evaluator: EvalConfig | None = None,
+        timeout_s: float = 10.0,
+        name: str = "device",
+    ) -> None:
+        self.evaluator = evaluator or EvalConfig()
+        self.timeout_s = timeout_s
+        self.worker = PinnedWorker(cores, imports=RUN_IMPORTS, name=f"{name} worker")
+
+    def start(self) -> None:
+        """Start the worker now (normally it starts on the first candidate)."""
+        self.worker.start()
+
+    def profile(self, artifacts: Sequence[str], args_info: Sequence[ArgsInfo]) -> ProfileBatch:
+        outcomes: list[RunOutcome | None] = [None] * len(artifacts)
+        for i, (artifact, info) in enumerate(zip(artifacts, args_info, strict=True)):
+            try:
+                self.worker.start()
+            except Exception as exc:
+                return ProfileBatch(outcomes, f"the device worker cannot start: {exc}")
+            outcomes[i] = _measure(
+                self.worker, run_local, (artifact, info, self.evaluator), self.timeout_s
+            )
+        return ProfileBatch(outcomes)
+
+    def close(self) -> None:
+        self.worker.close()
+
+
+class RPCProfiler:
+    """Times candidates on servers registered under ``key`` at a TVM RPC tracker.
+
+    Each candidate is one session, asked for through the tracker and bounded by ``timeout_s``
+    plus ``connect_timeout_s``: on the server side as the session timeout, on this side as
+    the deadline of the worker process that runs the client.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        key: str,
+        *,
+        evaluator: EvalConfig | None = None,
+        timeout_s: float = 10.0,
+        connect_timeout_s: float = 10.0,
+        name: str | None = None,
+    ) -> None:
+        self.host, self.port, self.key = host, port, key
+        self.evaluator = evaluator or EvalConfig()
+        self.timeout_s = timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.worker = PinnedWorker(None, imports=RUN_IMPORTS, name=name or f"rpc {key} client")
+
+    def wait_for_server(self, timeout_s: float | None = None) -> str | None:
+        """Wait until the tracker lists a server under the key; returns why not, or None."""
+        deadline = time.monotonic() + (self.connect_timeout_s if timeout_s is None else timeout_s)
+        reason = None
+        while True:
+            try:
+                if tracker_servers(self.host, self.port, self.key, timeout_s=2.0):
+                    return None
+                reason = f"no server registered under key {self.key!r} at {self.host}:{self.port}"
+            except DeviceUnavailable as exc:
+                reason = str(exc)
+            if time.monotonic() >= deadline:
+                return reason
+            time.sleep(0.2)
+
+    def profile(self, artifacts: Sequence[str], args_info: Sequence[ArgsInfo]) -> ProfileBatch:
+        outcomes: list[RunOutcome | None] = [None] * len(artifacts)
+        tracker = (self.host, self.port, self.key)
+        session_timeout = self.timeout_s + self.connect_timeout_s
+        for i, (artifact, info) in enumerate(zip(artifacts, args_info, strict=True)):
+            try:
+                outcomes[i] = _measure(
+                    self.worker,
+                    run_rpc,
+                    (tracker, session_timeout, artifact, info, self.evaluator),
+                    session_timeout,
+                )
+            except DeviceUnavailable as exc:
+                return ProfileBatch(outcomes, error_message(exc))
+        return ProfileBatch(outcomes)
+
+    def close(self) -> None:
+        self.worker.close()
+
+
+def _measure(worker: PinnedWorker, fn: Any, args: tuple[Any, ...], timeout_s: float) -> RunOutcome:
+    """One candidate on ``worker``: DeviceUnavailable propagates, other failures are outcomes."""
+    try:
+        secs = worker.call(fn, *args, timeout=timeout_s)
+    except WorkerTimeout:
+        return RunOutcome(None, f"run timed out after {timeout_s:g} s", "timeout")
+    except WorkerCrashed as exc:
+        return RunOutcome(None, f"run crashed: {exc}", "run")
+    except DeviceUnavailable:
+        raise
+    except Exception as exc:
+        return RunOutcome(None, f"run failed: {error_message(exc)}\n{exc}", "run")
+    if not secs:
+        return RunOutcome(None, "run returned no timings", "run")
+    return RunOutcome(tuple(secs))
