@@ -299,8 +299,11 @@ class Scheduler:
 
     # --- control --------------------------------------------------------------------------
 
-    def pause(self, job: str) -> None:
-        """Stop giving the job stages; its running stage (if any) finishes first."""
+    def pause(self, job: str, reason: str | None = None) -> None:
+        """Stop giving the job stages; its running stage (if any) finishes first.
+
+        ``reason`` (who paused it, or why) goes into the job event's detail.
+        """
         with self._lock:
             j = self._get(job)
             if j.state in TERMINAL_STATES:
@@ -308,10 +311,10 @@ class Scheduler:
             if j.state == JobState.PAUSED:
                 raise TunerError(f"job {job} is already paused")
             j.state = JobState.PAUSED
-            detail = None
+            notes = [reason] if reason else []
             if j.running is not None:
-                detail = f"its running {j.running.request.kind} stage finishes first"
-            self._emit_job(j, "paused", detail)
+                notes.append(f"its running {j.running.request.kind} stage finishes first")
+            self._emit_job(j, "paused", "; ".join(notes) or None)
 
     def resume(self, job: str) -> None:
         """Let a paused job run stages again (it rejoins the back of the queue)."""

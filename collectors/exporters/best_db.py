@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from collectors._base import BaseStore
-from collectors.events import JobEvent
 from collectors.importers._common import LogFormatError
 from collectors.importers.metaschedule import (
     DETAIL_DATABASE_PREFIX,
@@ -74,13 +73,14 @@ class _Best:
 
 
 def databases_in_store(store: BaseStore) -> list[Path]:
-    """MetaSchedule database directories named by the store's job events, first seen first."""
+    """MetaSchedule database directories named by the store's job and task events (importers
+    name them on the job, the tuner on each task), first seen first."""
     found: dict[str, Path] = {}
-    for stored in store.read(kinds=("job",)):
-        event = stored.event
-        if not isinstance(event, JobEvent) or not event.detail:
+    for stored in store.read(kinds=("job", "task")):
+        detail = getattr(stored.event, "detail", None)
+        if not detail:
             continue
-        for line in event.detail.splitlines():
+        for line in detail.splitlines():
             if line.startswith(DETAIL_DATABASE_PREFIX):
                 path = line[len(DETAIL_DATABASE_PREFIX) :].strip()
                 if path:

@@ -246,6 +246,14 @@ def test_pause_lets_the_running_stage_finish_and_holds_nothing_until_resumed() -
     assert "select stage finishes first" in (job_events(sink, a)[2].detail or "")
 
 
+def test_pause_reason_goes_into_the_job_event() -> None:
+    scheduler, sink, names, _ = scripted("interleaved", {"A": {}, "B": {}})
+    b = ids(names)["B"]
+    scheduler.pause(b, reason="device:rpc:cpu has no server")
+    assert job_events(sink, b)[-1].change == "paused"
+    assert job_events(sink, b)[-1].detail == "device:rpc:cpu has no server"
+
+
 def test_pause_and_resume_a_queued_job() -> None:
     scheduler, sink, names, _ = scripted("interleaved", {"A": {}, "B": {}})
     b = ids(names)["B"]

@@ -70,7 +70,7 @@ def test_help_documents_the_workload_grammar_and_job_mapping() -> None:
 
 
 def check_result(result: dict[str, Any], jobs: list[tuple[str, list[str]]], trials: int) -> None:
-    tune_result = result["tune"]
+    tune_result = result
     assert tune_result["wall_s"] > 0
     assert [(j["name"], [t["name"] for t in j["tasks"]]) for j in tune_result["jobs"]] == jobs
     for job in tune_result["jobs"]:
@@ -104,8 +104,8 @@ def test_two_jobs_tune_and_the_store_holds_every_stage_and_record(
         ],
         8,
     )
-    assert set(result["tune"]["resources"]) == {"client:0", "device:llvm:0"}
-    for job in result["tune"]["jobs"]:
+    assert set(result["resources"]) == {"client:0", "device:llvm:0"}
+    for job in result["jobs"]:
         assert Path(job["db_dir"]).parent == tmp_path / "run-runs"
 
     out_file = tmp_path / "events.jsonl"
@@ -117,7 +117,7 @@ def test_two_jobs_tune_and_the_store_holds_every_stage_and_record(
     assert len(stages) == 3 * 4  # three task iterations of 8 candidates, four stages each
     assert {(e["job"], e["stage"]) for e in stages} >= {
         (job["id"], kind)
-        for job in result["tune"]["jobs"]
+        for job in result["jobs"]
         for kind in ("select", "build", "profile", "update")
     }
     assert len(records) == 3 * 8
@@ -141,13 +141,13 @@ def test_tune_profiles_on_an_rpc_pool(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 0
     result = json.loads(out)
     check_result(result, [("matmul:16", ["matmul:16x16x16"])], 8)
-    assert set(result["tune"]["resources"]) == {
+    assert set(result["resources"]) == {
         "client:0",
         "device:rpc:tlcli:0",
         "device:rpc:tlcli:1",
     }
     with SQLiteStore(db, read_only=True) as store:
-        profiles = store.stage_intervals(job=result["tune"]["jobs"][0]["id"])
+        profiles = store.stage_intervals(job=result["jobs"][0]["id"])
     assert set(profiles[profiles["stage"] == "profile"]["resource"]) <= {
         "device:rpc:tlcli:0",
         "device:rpc:tlcli:1",

@@ -1,16 +1,112 @@
-"""`tuneloom demo`: Start the embedded tuner with a few small real jobs and the dashboard."""
+"""`tuneloom demo`: the embedded tuner on a few small real jobs, with the dashboard on it."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import tempfile
+from pathlib import Path
 
 from tuneloom.cli import UserError
 
+# Small real jobs that finish in minutes on two cores: a mix of ops, so the timeline shows
+# the client and the device taking turns between jobs.
+DEMO_JOBS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("matmul 128", ("matmul:128",)),
+    ("dense 1x256x256", ("dense:1x256x256",)),
+    ("conv2d 1x16x28x28", ("conv2d:1x16x28x28,32x3x3,pad=1",)),
+    ("batch_matmul 4x64x64x64", ("batch_matmul:4x64x64x64",)),
+)
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("demo", help="Start the embedded tuner with a few small real jobs and the dashboard.")
+    parser = sub.add_parser(
+        "demo",
+        help="Start the embedded tuner with a few small real jobs and the dashboard.",
+        description=(
+            "Tune a few small real workloads with TVM on this machine under a scheduling "
+            "policy and serve the dashboard on them, live. Submit, pause, resume, "
+            "reprioritize and cancel jobs from the Jobs page. Compare policies by running "
+            "it again with another --policy (e.g. sequential)."
+        ),
+    )
+    parser.add_argument("--policy", default="interleaved", help="scheduling policy")
+    parser.add_argument("--trials", type=int, default=48, help="trials per task (default 48)")
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        help="store for the run (default: a new file in a temporary folder)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
+    parser.add_argument(
+        "--token", default=None, help="token job controls need when bound beyond loopback"
+    )
+    parser.add_argument(
+        "--no-jobs", action="store_true", help="start with no jobs (submit from the Jobs page)"
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UserError("'demo' is not available in this build yet")
+    from collectors.hub import Hub
+    from collectors.sink import EventSink
+    from collectors.stores import open_store
+    from dashboard.access import token_from_env
+    from dashboard.server import serve
+    from tuner._base import JobSpec
+    from tuner.clock import WallClock
+    from tuner.metaschedule import StageWorkers, driver_factory
+    from tuner.metaschedule_inspect import MetaScheduleInspector
+    from tuner.policies import create_policy
+    from tuner.scheduler import Scheduler
+
+    if args.trials <= 0:
+        raise UserError(f"--trials must be a positive integer, got {args.trials}")
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be between 0 and 65535, got {args.port}")
+    create_policy(args.policy)  # an unknown policy fails before anything starts
+
+    db = Path(args.db) if args.db else Path(tempfile.mkdtemp(prefix="tuneloom-demo-")) / "demo.db"
+    runs_dir = db.parent / f"{db.stem}-runs"
+    store = open_store(str(db))
+    hub = Hub()
+    sink = EventSink(store, hub=hub)
+    workers = StageWorkers()
+    scheduler = Scheduler(
+        workers.resources,
+        args.policy,
+        clock=WallClock(),
+        sink=sink,
+        driver_factory=driver_factory(
+            workers=workers,
+            runs_dir=runs_dir,
+            sink=sink,
+            on_stall=lambda job, why: scheduler.pause(job, reason=why),
+        ),
+    )
+    inspector = MetaScheduleInspector(store, database_dirs=[str(runs_dir)])
+    try:
+        if not args.no_jobs:
+            for name, workloads in DEMO_JOBS:
+                scheduler.submit(JobSpec(workloads=workloads, trials=args.trials, name=name))
+        workers.start()
+        scheduler.start_background()
+
+        def ready(url: str) -> None:
+            print(f"tuneloom demo on {url} (policy {args.policy}; events in {db})", flush=True)
+
+        serve(
+            store, scheduler, hub, inspector, host=args.host, port=args.port,
+            token=args.token or token_from_env(), title=f"demo ({args.policy})", ready=ready,
+        )  # fmt: skip
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise UserError(f"cannot listen on {args.host}:{args.port} ({reason})") from None
+    except KeyboardInterrupt:
+        print("tuneloom demo: stopped", file=sys.stderr)
+    finally:
+        scheduler.stop()
+        workers.close()
+        store.close()
+    return 0

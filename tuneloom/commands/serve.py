@@ -1,16 +1,76 @@
-"""`tuneloom serve`: Open a store in the dashboard (post-hoc exploration)."""
+"""`tuneloom serve`: open a store in the dashboard (post-hoc exploration, read-only)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from tuneloom.cli import UserError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("serve", help="Open a store in the dashboard (post-hoc exploration).")
+    parser = sub.add_parser(
+        "serve",
+        help="Open a store in the dashboard (post-hoc exploration).",
+        description=(
+            "Serve the dashboard on a store: timeline, convergence, inspector, records and "
+            "jobs. The store is opened read-only; events another process appends to it show "
+            "up live. Binds 127.0.0.1 unless --host says otherwise; bound elsewhere, job "
+            "controls need the token."
+        ),
+    )
+    parser.add_argument("--db", required=True, metavar="PATH", help="the store (SQLite file)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8050, help="port (default 8050; 0 picks one)")
+    parser.add_argument(
+        "--token",
+        default=None,
+        help="token that job controls need (default: the TUNELOOM_TOKEN environment variable)",
+    )
+    parser.add_argument(
+        "--databases",
+        action="append",
+        metavar="DIR",
+        help="folder to search for MetaSchedule databases (repeatable); the inspector "
+        "already finds the databases that tuneloom jobs name in their task events",
+    )
+    parser.add_argument("--no-live", action="store_true", help="do not follow new events")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UserError("'serve' is not available in this build yet")
+    from collectors.stores import open_store
+    from dashboard.access import token_from_env
+    from dashboard.server import serve
+    from tuner.metaschedule_inspect import MetaScheduleInspector
+
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be between 0 and 65535, got {args.port}")
+    if not args.host.strip():
+        raise UserError("--host must not be empty")
+    store = open_store(args.db, read_only=True)
+    folders = args.databases or []
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise UserError(f"--databases: no such folder: {folder}")
+    inspector = MetaScheduleInspector(store, database_dirs=folders)
+
+    def ready(url: str) -> None:
+        print(f"tuneloom dashboard on {url} (Ctrl+C to stop)", flush=True)
+
+    try:
+        serve(
+            store, None, None, inspector, host=args.host, port=args.port,
+            token=args.token or token_from_env(), title=args.db, live=not args.no_live,
+            ready=ready,
+        )  # fmt: skip
+    except OSError as exc:
+        raise UserError(
+            f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})"
+        ) from None
+    except KeyboardInterrupt:
+        print("tuneloom serve: stopped", file=sys.stderr)
+    finally:
+        store.close()
+    return 0

@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         store.close()
     result = _result(args, scheduler, drivers, wall_s, setup_s, checked.runs_dir, cpu_plan)
     emit_result(args, result, _human(result))
-    states = {job["state"] for job in result["tune"]["jobs"]}
+    states = {job["state"] for job in result["jobs"]}
     return 0 if states <= {"finished"} else 1
 
 
@@ -299,22 +299,25 @@ def _result(
         name: {"busy_s": round(busy[name], 4), "idle_s": round(max(0.0, wall_s - busy[name]), 4)}
         for name in scheduler.resources
     }
+    stats = scheduler.stats
     return {
-        "tune": {
-            "wall_s": round(wall_s, 4),
-            "setup_s": round(setup_s, 4),
-            "policy": args.policy,
-            "db": args.db,
-            "runs_dir": str(runs_dir),
-            "cpus": plan.describe(),
-            "jobs": jobs,
-            "resources": resources,
-        }
+        "wall_s": round(wall_s, 4),
+        "setup_s": round(setup_s, 4),
+        "policy": args.policy,
+        "db": args.db,
+        "runs_dir": str(runs_dir),
+        "cpus": plan.describe(),
+        "jobs": jobs,
+        "resources": resources,
+        "scheduler": {
+            "dispatches": stats.dispatches,
+            "per_dispatch_ms": round(stats.per_dispatch_s * 1e3, 4),
+            "share_of_wall": stats.decision_s / wall_s if wall_s > 0 else 0.0,
+        },
     }
 
 
-def _human(result: dict[str, Any]) -> str:
-    tune = result["tune"]
+def _human(tune: dict[str, Any]) -> str:
     lines = [
         f"tuned {len(tune['jobs'])} job(s) in {tune['wall_s']:.1f} s "
         f"(policy {tune['policy']}, start-up {tune['setup_s']:.1f} s, {tune['cpus']})"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from collectors.events import TaskEvent
 from collectors.exporters import databases_in_store, export_best_db
 from collectors.importers import LogFormatError, import_paths
 from collectors.memory_store import MemoryStore
@@ -103,6 +104,20 @@ def test_store_names_the_databases_it_imported(tmp_path: Path) -> None:
     import_paths([MS_DB], store, use_tvm=False)
     assert databases_in_store(store) == [MS_DB.resolve()]
     assert databases_in_store(MemoryStore()) == []
+
+
+def test_store_names_the_databases_its_tuning_tasks_wrote(tmp_path: Path) -> None:
+    store = MemoryStore()
+    for seq, task in enumerate(("matmul:64x64x64", "dense:1x128x128")):
+        store.append(
+            [
+                TaskEvent(
+                    source="tuner", seq=seq, ts=1.0, job="j1", task=task, op=task.split(":")[0],
+                    detail=f"metaschedule_database={tmp_path / 'j1'}\nspec={task}",
+                )
+            ]
+        )
+    assert databases_in_store(store) == [tmp_path / "j1"]
 
 
 def test_tvm_loads_the_written_database(tmp_path: Path) -> None:
