@@ -1,0 +1,96 @@
+"""The dashboard app factory: ``create_app(store, control=None, live=None, inspector=None)``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dash import Dash, html
+from flask_socketio import SocketIO
+
+from collectors._base import BaseStore
+from dashboard import shell
+from dashboard.access import Access
+from dashboard.codeviews import CodeViews, InspectorBackend
+from dashboard.context import BARS_LIMIT, AppContext
+from dashboard.data import StoreView
+from dashboard.live import HubFeed, LiveBridge, PollingFeed
+from dashboard.pages import convergence, inspector, jobs, records, timeline
+from tuner._base import Control
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+# Served from assets/ but not put in the page: the graph component loads it when it first
+# draws (see assets/tuneloom_live.js), so its parsing overlaps the first data requests.
+PLOTLY_BUNDLE = "plotly-cartesian-4.1.1.min.js"
+PAGES = [timeline, convergence, inspector, records, jobs]
+
+
+@dataclass
+class DashboardParts:
+    """What ``create_app`` wired together, for the server and for tests."""
+
+    context: AppContext
+    socketio: SocketIO | None
+    bridge: LiveBridge | None
+
+
+def create_app(
+    store: BaseStore,
+    control: Control | None = None,
+    live: Any = None,
+    inspector: InspectorBackend | None = None,
+    *,
+    access: Access | None = None,
+    title: str | None = None,
+    bars_limit: int = BARS_LIMIT,
+) -> Dash:
+    """A Dash app showing ``store``.
+
+    ``control`` steers jobs (None: read-only). ``live`` is a ``collectors.hub.Hub`` to push
+    events from, None to tail the store by polling, or False for no live push.
+    ``inspector`` generates code for the Inspector page (needs TVM; None shows traces only).
+    ``access`` holds the bound host and token that guard job controls (loopback by default).
+    """
+    view = StoreView(store)
+    ctx = AppContext(
+        store=store,
+        view=view,
+        codes=CodeViews(store, inspector),
+        control=control,
+        access=access or Access(),
+        live=live is not False,
+        title=title or repr(store),
+        bars_limit=bars_limit,
+    )
+    app = Dash(
+        __name__,
+        assets_folder=str(ASSETS),
+        title="tuneloom",
+        update_title=None,
+        suppress_callback_exceptions=True,
+        serve_locally=True,
+        assets_ignore=PLOTLY_BUNDLE.replace(".", r"\."),
+    )
+    app.layout = lambda: shell.layout(ctx, PAGES, shell.requested_path())
+    app.validation_layout = html.Div(
+        [shell.layout(ctx, PAGES), *[page.layout(ctx) for page in PAGES]]
+    )
+    shell.register(app, ctx, PAGES)
+    for page in PAGES:
+        page.register(app, ctx)
+    socketio = bridge = None
+    if live is not False:
+        socketio = SocketIO(app.server, async_mode="threading", logger=False, engineio_logger=False)
+        if live is None:
+            feed_factory = lambda: PollingFeed(store)  # noqa: E731
+        else:
+            feed_factory = lambda: HubFeed(live, store)  # noqa: E731
+        bridge = LiveBridge(socketio, view, feed_factory)
+    app.server.extensions["tuneloom"] = DashboardParts(ctx, socketio, bridge)
+    return app
+
+
+def parts(app: Dash) -> DashboardParts:
+    """The context, Socket.IO server and live bridge of an app made by ``create_app``."""
+    return app.server.extensions["tuneloom"]

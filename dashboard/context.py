@@ -1,0 +1,50 @@
+"""What every page's callbacks share: the store view, job control, code views, access."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from collectors._base import BaseStore
+from dashboard.access import Access
+from dashboard.codeviews import CodeViews
+from dashboard.data import StoreView
+from tuner._base import Control
+
+BARS_LIMIT = 5_000  # exact Gantt bars up to this many visible stages, occupancy raster above
+RASTER_BINS = 600
+
+
+@dataclass
+class AppContext:
+    """Shared state of one dashboard app."""
+
+    store: BaseStore
+    view: StoreView
+    codes: CodeViews
+    control: Control | None = None
+    access: Access = field(default_factory=Access)
+    live: bool = True
+    title: str = "tuneloom"
+    bars_limit: int = BARS_LIMIT
+    raster_bins: int = RASTER_BINS
+    _revision: Any = field(default_factory=itertools.count)
+
+    def revision(self) -> int:
+        """A fresh number for each figure the server builds (tells the client it changed)."""
+        return next(self._revision)
+
+
+Window = tuple[float, float]
+
+
+def read_filter(data: dict[str, Any] | None) -> tuple[list[str], list[str], Window | None]:
+    """(jobs, tasks, window) from the shared filter store; empty lists mean all."""
+    data = data or {}
+    window = data.get("window")
+    return (
+        list(data.get("jobs") or []),
+        list(data.get("tasks") or []),
+        (float(window[0]), float(window[1])) if window else None,
+    )

@@ -1,0 +1,302 @@
+"""Convergence: best latency so far per task and job, and the weighted end-to-end estimate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from dash import Dash, Input, Output, dash_table, dcc, html, no_update
+
+from dashboard.context import AppContext, Window, read_filter
+from dashboard.data import Snapshot
+from dashboard.figures import convergence as cf
+from dashboard.figures.style import empty_figure, latency_text
+from dashboard.pages.common import GRAPH_CONFIG, TABLE_STYLE, card, filter_base, page_head
+
+NAME = "convergence"
+PATH = "/convergence"
+TITLE = "Convergence"
+MAX_POINTS = 2_000
+
+
+@dataclass(frozen=True)
+class ConvergenceView:
+    figure: go.Figure
+    base: dict[str, Any]
+    notice: str
+
+
+def selected_records(
+    snap: Snapshot, jobs: list[str], tasks: list[str], window: Window | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(records of the selected jobs and tasks, those of them inside the time window)."""
+    records = snap.records
+    if jobs:
+        records = records[records["job"].isin(jobs)]
+    if tasks:
+        records = records[records["task"].isin(tasks)]
+    if window is None:
+        return records, records
+    offset = np.where(records["clock"].to_numpy() == "sim", 0.0, snap.t0_wall or 0.0)
+    axis_t = records["ts"].to_numpy(dtype=float) - offset
+    inside = (axis_t >= window[0]) & (axis_t <= window[1])
+    return records, records[inside]
+
+
+def convergence_view(
+    snap: Snapshot,
+    jobs: list[str],
+    tasks: list[str],
+    window: Window | None,
+    *,
+    per: str = "task",
+    show_points: bool = False,
+    log_y: bool = True,
+    revision: int = 0,
+) -> ConvergenceView:
+    """The convergence figure for the filter: per (job, task) series, or per job estimates.
+
+    The running best is computed over every record of a series; the window only limits
+    which points are drawn.
+    """
+    records, inside = selected_records(snap, jobs, tasks, window)
+    base: dict[str, Any] = {
+        "kind": "convergence",
+        "graph": "convergence-graph",
+        "refresh": "convergence-refresh",
+        "pos": snap.pos,
+        "t0_wall": snap.t0_wall,
+        "job_t0": dict(snap.job_t0),
+        "rev": revision,
+        "refresh_ms": 1000,
+        "mode": "refresh",
+        **filter_base(jobs, tasks, window),
+    }
+    if records.empty:
+        message = "No measured candidates here yet: they appear as jobs run."
+        return ConvergenceView(empty_figure(message, height=480), base, "")
+    if per == "job":
+        e2e = cf.end_to_end(records, snap.tasks, snap.job_t0)
+        e2e = e2e[e2e["pos"].isin(inside["pos"])]
+        figure = cf.end_to_end_figure(
+            e2e, snap.colors, snap.labels, log_y=log_y, max_points=MAX_POINTS
+        )
+        missing = [
+            j for j in e2e["job"].unique() if e2e[e2e["job"] == j]["estimate_ms"].isna().all()
+        ]
+        notice = (
+            "Estimated end-to-end latency of each job: the sum over its tunable tasks of the "
+            "task's weight in the model times its best latency so far, defined once every "
+            "task has a valid measurement."
+        )
+        if missing:
+            notice += f" Not yet defined for {len(missing)} job(s)."
+        return ConvergenceView(figure, base, notice)
+    best = cf.best_so_far(records, snap.job_t0)
+    shown = best[best["pos"].isin(inside["pos"])] if window else best
+    figure, meta = cf.convergence_figure(
+        shown, snap.colors, snap.labels, show_points=show_points, log_y=log_y,
+        max_points=MAX_POINTS,
+    )  # fmt: skip
+    sizes = shown.groupby(["job", "task"]).size()
+    notice = (
+        f"{len(records):,} measured candidates in {len(sizes)} series, "
+        f"{int(best['is_error'].sum()):,} failed (red crosses). Click a point to inspect it."
+    )
+    if meta.downsampled:
+        notice += (
+            " Long series are downsampled on the server, keeping each bucket's minimum and maximum."
+        )
+    if window is None:
+        base.update(mode="patch", **meta.to_json())
+    return ConvergenceView(figure, base, notice)
+
+
+def task_summary(snap: Snapshot, jobs: list[str], tasks: list[str]) -> pd.DataFrame:
+    """Per (job, task): weight, trials, failures, best latency, GFLOP/s and its record."""
+    records, _ = selected_records(snap, jobs, tasks, None)
+    columns = ["job", "task", "weight", "trials", "failed", "best_ms", "gflops", "best_pos"]
+    if records.empty:
+        return pd.DataFrame(columns=columns)
+    ms = records["mean_secs"].astype(float) * 1000
+    frame = records.assign(ms=ms)
+    rows = []
+    info = snap.tasks.set_index(["job", "task"]) if len(snap.tasks) else None
+    for (job, task), df in frame.groupby(["job", "task"], sort=False):
+        valid = df[df["ms"].notna()]
+        weight, flops = 1.0, None
+        if info is not None and (job, task) in info.index:
+            weight = float(info.loc[(job, task), "weight"])
+            value = info.loc[(job, task), "flops"]
+            flops = float(value) if pd.notna(value) else None
+        best_ms = float(valid["ms"].min()) if len(valid) else None
+        rows.append(
+            {
+                "job": snap.labels.get(job, job),
+                "task": task,
+                "weight": weight,
+                "trials": len(df),
+                "failed": int(df["ms"].isna().sum()),
+                "best_ms": round(best_ms, 5) if best_ms is not None else None,
+                "gflops": round(flops / (best_ms / 1000) / 1e9, 2) if flops and best_ms else None,
+                "best_pos": int(valid.loc[valid["ms"].idxmin(), "pos"]) if len(valid) else None,
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def layout(ctx: AppContext) -> html.Div:
+    return html.Div(
+        [
+            page_head(
+                "Convergence",
+                "Best latency found so far against trials and against time; per job, the "
+                "weighted end-to-end estimate of its model.",
+            ),
+            html.Div(
+                [
+                    dcc.RadioItems(
+                        id="convergence-per",
+                        options=[
+                            {"label": "per task", "value": "task"},
+                            {"label": "per job (end-to-end estimate)", "value": "job"},
+                        ],
+                        value="task",
+                        inline=True,
+                        className="tl-radio",
+                    ),
+                    dcc.Checklist(
+                        id="convergence-options",
+                        options=[
+                            {"label": "every measurement", "value": "points"},
+                            {"label": "log scale", "value": "log"},
+                        ],
+                        value=["log"],
+                        inline=True,
+                        className="tl-radio",
+                    ),
+                ],
+                className="tl-toolbar",
+            ),
+            html.Div(id="convergence-notice", className="tl-notice"),
+            card(dcc.Graph(id="convergence-graph", config=GRAPH_CONFIG)),
+            html.Div(id="convergence-selection", className="tl-selection"),
+            dcc.Store(id="convergence-base"),
+            dcc.Store(id="convergence-refresh"),
+            card(
+                dash_table.DataTable(
+                    id="convergence-summary",
+                    columns=[
+                        {"name": "job", "id": "job"},
+                        {"name": "task", "id": "task"},
+                        {"name": "weight", "id": "weight", "type": "numeric"},
+                        {"name": "trials", "id": "trials", "type": "numeric"},
+                        {"name": "failed", "id": "failed", "type": "numeric"},
+                        {"name": "best (ms)", "id": "best_ms", "type": "numeric"},
+                        {"name": "GFLOP/s", "id": "gflops", "type": "numeric"},
+                        {"name": "best record", "id": "best_pos", "type": "numeric"},
+                    ],
+                    sort_action="native",
+                    page_size=15,
+                    **TABLE_STYLE,
+                ),
+                title="Best per task (click a row to select its best record)",
+            ),
+        ]
+    )
+
+
+def register(app: Dash, ctx: AppContext) -> None:
+    @app.callback(
+        Output("convergence-graph", "figure"),
+        Output("convergence-base", "data"),
+        Output("convergence-notice", "children"),
+        Input("filter-store", "data"),
+        Input("convergence-per", "value"),
+        Input("convergence-options", "value"),
+        Input("convergence-refresh", "data"),
+    )
+    def draw(filt: dict[str, Any] | None, per: str, options: list[str] | None, _refresh: Any):
+        jobs, tasks, window = read_filter(filt)
+        options = options or []
+        view = convergence_view(
+            ctx.view.snapshot(), jobs, tasks, window, per=per or "task",
+            show_points="points" in options, log_y="log" in options, revision=ctx.revision(),
+        )  # fmt: skip
+        return view.figure, view.base, view.notice
+
+    @app.callback(
+        Output("convergence-summary", "data"),
+        Input("filter-store", "data"),
+        Input("live-tick", "data"),
+    )
+    def summary(filt: dict[str, Any] | None, _tick: Any):
+        jobs, tasks, _ = read_filter(filt)
+        return task_summary(ctx.view.snapshot(), jobs, tasks).to_dict("records")
+
+    @app.callback(
+        Output("selected-record", "data", allow_duplicate=True),
+        Input("convergence-graph", "clickData"),
+        Input("convergence-summary", "active_cell"),
+        Input("convergence-summary", "derived_viewport_data"),
+        prevent_initial_call=True,
+    )
+    def select(click: dict[str, Any] | None, cell: dict[str, Any] | None, rows: Any):
+        from dash import ctx as cb
+
+        if cb.triggered_id == "convergence-graph":
+            pos = clicked_position(click)
+        elif cb.triggered_id == "convergence-summary" and cell and rows:
+            row = cell.get("row")
+            pos = rows[row].get("best_pos") if row is not None and row < len(rows) else None
+        else:
+            pos = None
+        return {"pos": int(pos)} if pos is not None else no_update
+
+    @app.callback(Output("convergence-selection", "children"), Input("selected-record", "data"))
+    def show_selection(selected: dict[str, Any] | None):
+        return selection_line(ctx, selected)
+
+    app.clientside_callback(
+        "function (base) { if (window.tuneloomLive) window.tuneloomLive.setBase("
+        "'convergence-graph', base); }",
+        Input("convergence-base", "data"),
+        prevent_initial_call=True,
+    )
+
+
+def clicked_position(click: dict[str, Any] | None) -> int | None:
+    """The record position behind a clicked point (its customdata), if any."""
+    points = (click or {}).get("points") or []
+    if not points:
+        return None
+    value = points[0].get("customdata")
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value)
+    return None
+
+
+def selection_line(ctx: AppContext, selected: dict[str, Any] | None) -> Any:
+    """One line naming the selected record, with a link to the inspector."""
+    pos = (selected or {}).get("pos")
+    if pos is None:
+        return html.Span("Click a point or a row to select a record.", className="tl-muted")
+    record = ctx.codes.record(int(pos))
+    if record is None:
+        return html.Span(f"No record at position {pos}.", className="tl-error")
+    latency = (
+        latency_text(record.mean_secs) if record.mean_secs is not None else
+        f"failed ({record.error_class or 'error'})"
+    )  # fmt: skip
+    return html.Span(
+        [
+            html.B(f"Record {pos}"),
+            f" · {record.job} · {record.task} · candidate {record.candidate} · {latency} · ",
+            dcc.Link("open in the inspector", href="/inspector", id="open-inspector"),
+        ]
+    )

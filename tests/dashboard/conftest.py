@@ -1,0 +1,33 @@
+"""Fixtures of the dashboard tests: sample stores and the app context built on them."""
+
+from __future__ import annotations
+
+import pytest
+
+from collectors.memory_store import MemoryStore
+from dashboard.app import create_app, parts
+from dashboard.context import AppContext
+from tests.dashboard.synthetic import History, synthetic_history
+from tuner.simulation import simulate
+
+
+@pytest.fixture
+def synthetic() -> tuple[MemoryStore, History]:
+    """A store holding a synthetic wall-clock history of three jobs."""
+    store = MemoryStore()
+    return store, synthetic_history(store)
+
+
+@pytest.fixture
+def sample_store(synthetic: tuple[MemoryStore, History]) -> MemoryStore:
+    """The synthetic history plus a small simulated run (sim clock) in one store."""
+    store, _ = synthetic
+    simulate(jobs=2, clients=1, devices=2, tasks=2, iterations=3, candidates=8, store=store,
+             records=True)  # fmt: skip
+    return store
+
+
+@pytest.fixture
+def ctx(sample_store: MemoryStore) -> AppContext:
+    """The context of a read-only app on the sample store (no live push)."""
+    return parts(create_app(sample_store, live=False)).context

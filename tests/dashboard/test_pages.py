@@ -1,0 +1,255 @@
+"""Callback logic of every page, without a browser."""
+
+from __future__ import annotations
+
+from collectors.events import RecordEvent
+from collectors.memory_store import MemoryStore
+from collectors.sink import EventSink
+from dashboard.access import Access
+from dashboard.app import create_app, parts
+from dashboard.context import AppContext
+from dashboard.pages import convergence, inspector, jobs, records, timeline
+from dashboard.shell import job_options, task_options, window_from_inputs
+from tests.dashboard.synthetic import synthetic_history
+from tuner._base import JobState
+from tuner.clock import SimClock
+from tuner.scheduler import Scheduler
+from tuner.simulation import DISTRIBUTIONS, SimulatedDriver
+
+
+def test_timeline_draws_exact_bars_up_to_the_limit_and_aggregates_above(ctx: AppContext) -> None:
+    snap = ctx.view.snapshot()
+    total = len(snap.stages)
+    exact = timeline.timeline_view(snap, [], [], None, limit=total, bins=50)
+    assert not exact.aggregated and exact.base["mode"] == "bars"
+    assert len(exact.figure.data[0].customdata) == total
+    assert sorted(exact.figure.data[0].customdata) == sorted(snap.stages["pos"])
+    assert exact.base["pos"] == snap.pos and exact.base["count"] == total
+    assert "simulated" in exact.notice.lower()
+    raster = timeline.timeline_view(snap, [], [], None, limit=total - 1, bins=50)
+    assert raster.aggregated and raster.base["mode"] == "refresh"
+    assert raster.figure.data[0].type == "heatmap"
+    assert "Aggregated view" in raster.notice and f"{total:,} stages" in raster.notice
+
+
+def test_timeline_zoom_window_brings_back_exact_bars(ctx: AppContext) -> None:
+    snap = ctx.view.snapshot()
+    wall = snap.stages[snap.stages["clock"] == "wall"]
+    window = (float(wall["x0"].min()), float(wall["x0"].min()) + 5.0)
+    inside = timeline.timeline_view(snap, [], [], window, limit=40, bins=50)
+    assert not inside.aggregated
+    assert 0 < inside.count <= 40
+    assert list(inside.figure.layout.xaxis.range) == list(window)
+    assert inside.base["window"] == list(window)
+
+
+def test_timeline_filters_jobs_and_names_the_empty_case(ctx: AppContext) -> None:
+    snap = ctx.view.snapshot()
+    job = next(iter(snap.colors))
+    view = timeline.timeline_view(snap, [job], [], None, limit=5000, bins=50)
+    assert set(snap.stages.set_index("pos").loc[list(view.figure.data[0].customdata), "job"]) == {
+        job
+    }
+    empty = timeline.timeline_view(snap, ["no-such-job"], [], None, limit=5000, bins=50)
+    assert empty.count == 0 and "No stages" in empty.figure.layout.annotations[0].text
+
+
+def test_utilization_view_has_one_bar_per_lane(ctx: AppContext) -> None:
+    snap = ctx.view.snapshot()
+    fig = timeline.utilization_view(snap, [], [], None)
+    assert len(fig.data[0].y) == snap.stages["lane"].nunique()
+    assert all(0 <= x <= 100 for x in fig.data[0].x)
+
+
+def test_convergence_view_patches_live_only_without_a_window(ctx: AppContext) -> None:
+    snap = ctx.view.snapshot()
+    view = convergence.convergence_view(snap, [], [], None, show_points=True)
+    assert view.base["mode"] == "patch" and view.base["series"]
+    windowed = convergence.convergence_view(snap, [], [], (0.0, 5.0))
+    assert windowed.base["mode"] == "refresh"
+    per_job = convergence.convergence_view(snap, [], [], None, per="job")
+    assert per_job.base["mode"] == "refresh"
+    assert "end-to-end" in per_job.notice
+    empty = convergence.convergence_view(snap, ["nobody"], [], None)
+    assert "No measured candidates" in empty.figure.layout.annotations[0].text
+
+
+def test_task_summary_reports_best_and_gflops(synthetic) -> None:
+    store, history = synthetic
+    ctx = parts(create_app(store, live=False)).context
+    summary = convergence.task_summary(ctx.view.snapshot(), [history.jobs[0]], [])
+    assert len(summary) == len(history.tasks[history.jobs[0]])
+    row = summary.iloc[0]
+    record = store.record(int(row["best_pos"]))
+    assert row["best_ms"] == round(record.mean_secs * 1000, 5)
+    assert row["gflops"] > 0
+
+
+def test_records_table_filters_sorts_and_pages(ctx: AppContext) -> None:
+    snap = ctx.view.snapshot()
+    table = records.records_table(snap, [], [], None)
+    assert len(table) == len(snap.records)
+    rows, pages, matching, message = records.table_page(
+        table, page_current=0, page_size=10, sort_by=[{"column_id": "latency_ms",
+        "direction": "asc"}], filter_query="{latency_ms} > 0",
+    )  # fmt: skip
+    assert message == "" and len(rows) == 10
+    latencies = [r["latency_ms"] for r in rows]
+    assert latencies == sorted(latencies)
+    assert matching == int(table["latency_ms"].notna().sum())
+    assert pages == -(-matching // 10)
+    _, _, _, message = records.table_page(
+        table, page_current=0, page_size=10, sort_by=[], filter_query="{bogus} > 1"
+    )
+    assert "unknown column 'bogus'" in message
+    failed = table[table["error_class"].notna()]
+    assert failed["latency_ms"].isna().all()
+
+
+def test_records_table_computes_gflops_from_task_flops(synthetic) -> None:
+    store, _ = synthetic
+    snap = parts(create_app(store, live=False)).context.view.snapshot()
+    table = records.records_table(snap, [], [], None)
+    row = table[table["latency_ms"].notna()].iloc[0]
+    flops = snap.tasks.set_index("task")["flops"]
+    task_flops = snap.tasks[snap.tasks["task"] == row["task"]]["flops"].iloc[0]
+    assert row["gflops"] == round(task_flops / (row["latency_ms"] / 1000) / 1e9, 3)
+    assert len(flops)
+
+
+def _scheduler(store: MemoryStore) -> Scheduler:
+    def factory(job_id: str, spec) -> SimulatedDriver:
+        return SimulatedDriver(job_id, tasks=list(spec.workloads), iterations=2,
+                               times=DISTRIBUTIONS["thesis"], seed=1)  # fmt: skip
+
+    return Scheduler(
+        ["client:0", "device:sim:0"], "interleaved", clock=SimClock(),
+        sink=EventSink(store, clock="sim"), driver_factory=factory,
+    )  # fmt: skip
+
+
+def test_job_controls_act_through_the_scheduler() -> None:
+    store = MemoryStore()
+    sched = _scheduler(store)
+    app_ctx = parts(create_app(store, sched, live=False)).context
+    done, message = jobs.submit_job(
+        app_ctx, None, workloads="matmul:64\nmatmul:32", model="", trials=16, priority=2,
+        target="sim", name="mine",
+    )  # fmt: skip
+    assert done, message
+    (info,) = sched.list()
+    assert message == f"Submitted {info.id}." and info.tasks == ("matmul:64", "matmul:32")
+    assert jobs.control_action(app_ctx, "pause", info.id, None, None) == (
+        True, f"Paused {info.id}.",
+    )  # fmt: skip
+    assert sched.list()[0].state == JobState.PAUSED
+    assert app_ctx.view.snapshot().jobs.iloc[0]["detail"] == "paused from the dashboard"
+    done, message = jobs.control_action(app_ctx, "reprioritize", info.id, 7, None)
+    assert done and sched.list()[0].priority == 7
+    done, message = jobs.control_action(app_ctx, "pause", info.id, None, None)
+    assert not done and "already paused" in message
+    done, message = jobs.control_action(app_ctx, "resume", "j99-none", None, None)
+    assert not done and "j99-none" in message
+    rows = jobs.jobs_rows(app_ctx.view.snapshot(), sched.list())
+    assert rows[0]["state"] == "paused" and rows[0]["priority"] == 7
+    live = sched.list()[0]
+    assert rows[0]["progress"].startswith(f"{live.trials_done:,} / {live.trials_total:,} trials")
+
+
+def test_job_controls_are_refused_without_the_token_off_loopback() -> None:
+    store = MemoryStore()
+    sched = _scheduler(store)
+    job = sched.submit_job(
+        SimulatedDriver("x", tasks=["t"], iterations=1, times=DISTRIBUTIONS["thesis"], seed=0),
+        name="x", target="sim", device_pool="device:sim", tasks=["t"], trials_total=4,
+    )  # fmt: skip
+    access = Access(host="0.0.0.0", token="s3cret")
+    app_ctx = parts(create_app(store, sched, live=False, access=access)).context
+    done, message = jobs.control_action(app_ctx, "pause", job, None, None)
+    assert not done and "token" in message
+    done, message = jobs.control_action(app_ctx, "pause", job, None, "wrong")
+    assert not done and "not valid" in message
+    assert sched.list()[0].state == JobState.QUEUED
+    done, _ = jobs.submit_job(app_ctx, None, workloads="matmul:8", model=None, trials=4,
+                              priority=0, target="sim", name=None)  # fmt: skip
+    assert not done and len(sched.list()) == 1
+    assert jobs.control_action(app_ctx, "pause", job, None, "s3cret")[0]
+    assert sched.list()[0].state == JobState.PAUSED
+
+
+def test_read_only_dashboards_refuse_controls(ctx: AppContext) -> None:
+    done, message = jobs.control_action(ctx, "pause", "j1", None, None)
+    assert not done and "No tuner is attached" in message
+
+
+def test_submission_form_is_validated_with_clear_messages() -> None:
+    def error(**overrides) -> str:
+        form = {"workloads": "matmul:64", "model": None, "trials": 8, "priority": 0,
+                "target": "llvm", "name": None} | overrides  # fmt: skip
+        try:
+            jobs.parse_submission(**form)
+        except jobs.FormError as exc:
+            return str(exc)
+        return ""
+
+    assert error() == ""
+    assert "at least one workload" in error(workloads="  \n ")
+    assert "whole number" in error(trials=2.5)
+    assert "between 1 and" in error(trials=0)
+    assert "number of trials" in error(trials=None)
+    assert "priority must be a whole number" in error(priority=0.5)
+    assert "one word" in error(target="llvm -mcpu=x")
+    spec = jobs.parse_submission("matmul:64, dense:1x8x8", "", 8.0, "3" and 3, "", " n ")
+    assert spec.workloads == ("matmul:64", "dense:1x8x8") and spec.target == "llvm"
+    assert spec.trials == 8 and spec.name == "n"
+
+
+def test_inspector_picks_partners_and_reports_missing_records(ctx: AppContext) -> None:
+    snap = ctx.view.snapshot()
+    pos = inspector.default_record(snap, [], [])
+    record = ctx.codes.record(pos)
+    assert record is not None and record.mean_secs == snap.records["mean_secs"].min()
+    first = inspector.partner(snap, record, pos, "first")
+    same = snap.records[(snap.records.job == record.job) & (snap.records.task == record.task)]
+    assert first == int(same[same.mean_secs.notna() & (same.pos != pos)]["pos"].min())
+    head, body = inspector.inspector_content(ctx, pos, "trace", "first", None, "trace")
+    assert body is not None
+    _, diff = inspector.inspector_content(ctx, pos, "diff", "first", None, "trace")
+    assert "record" in str(diff)
+    head, body = inspector.inspector_content(ctx, 10**9, "trace", "first", None, "trace")
+    assert body is None and "holds no measured candidate" in str(head)
+    head, body = inspector.inspector_content(ctx, -3, "trace", "first", None, "trace")
+    assert "whole number" in str(head)
+
+
+def test_inspector_diff_highlights_changes() -> None:
+    store = MemoryStore()
+    sink = EventSink(store)
+    for c, factor in enumerate((8, 16)):
+        sink.emit(RecordEvent, job="j", task="t", candidate=c, run_secs=(1e-3 * (c + 1),),
+                  trace=f"b0 = get_block()\nsplit(l0, [None, {factor}])")  # fmt: skip
+    app_ctx = parts(create_app(store, live=False)).context
+    _, diff = inspector.inspector_content(app_ctx, 2, "diff", "first", None, "trace")
+    text = str(diff)
+    assert "1 changed line" in text and "Mark" in text and "'16'" in text
+
+
+def test_filter_options_and_window_inputs(synthetic) -> None:
+    store, history = synthetic
+    app_ctx = parts(create_app(store, live=False)).context
+    options = job_options(app_ctx)
+    assert [o["value"] for o in options] == history.jobs
+    tasks = task_options(app_ctx, [history.jobs[0]])
+    assert [o["value"] for o in tasks] == history.tasks[history.jobs[0]]
+    assert window_from_inputs(1, 5, None) == ((1.0, 5.0), "")
+    assert window_from_inputs(5, 1, (0.0, 1.0))[0] == (0.0, 1.0)
+    assert "end after it starts" in window_from_inputs(5, 1, None)[1]
+    assert "both ends" in window_from_inputs(5, None, None)[1]
+    assert window_from_inputs(None, None, (1.0, 2.0)) == (None, "")
+
+
+def test_synthetic_history_counts(synthetic) -> None:
+    store, history = synthetic
+    more = synthetic_history(MemoryStore(), jobs=1, iterations=1)
+    assert more.stages == 3 * 4  # three tasks x four stages
+    assert len(store.stage_intervals()) == history.stages
