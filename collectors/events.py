@@ -304,9 +304,33 @@ def _canonical_predicate(hint: Any) -> Callable[[Any], bool]:
         return lambda value: type(value) is tuple and all(map(item, value))
     if hint is float:
         return lambda value: type(value) is float and _isfinite(value)
-    if hint in (int, bool, str):
-        return lambda value: type(value) is hint
+    if hint is int:
+        return _is_int64
+    if hint is str:
+        return _is_text
+    if hint is bool:
+        return lambda value: type(value) is bool
     raise TypeError(f"unsupported type hint {hint!r}")  # a bug in this module
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _is_int64(value: Any) -> bool:
+    return type(value) is int and INT64_MIN <= value <= INT64_MAX
+
+
+def _is_text(value: Any) -> bool:
+    """A str that encodes as UTF-8 (no lone surrogates), so every store can keep it."""
+    if type(value) is not str:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _validate(event: Event) -> None:
@@ -381,6 +405,8 @@ def _check(value: Any, hint: Any, where: str) -> Any:
     if hint is int:
         if type(value) is not int:
             raise EventError(f"{where}: expected int, got {type(value).__name__}")
+        if not _is_int64(value):
+            raise EventError(f"{where}: {value} does not fit in 64 bits")
         return value
     if hint is bool:
         if type(value) is not bool:
@@ -389,6 +415,8 @@ def _check(value: Any, hint: Any, where: str) -> Any:
     if hint is str:
         if type(value) is not str:
             raise EventError(f"{where}: expected str, got {type(value).__name__}")
+        if not _is_text(value):
+            raise EventError(f"{where}: not valid UTF-8 text (a lone surrogate)")
         return value
     raise TypeError(f"{where}: unsupported type hint {hint!r}")  # a bug in this module
 

@@ -276,3 +276,20 @@ def test_rebuilding_from_fields_gives_an_equal_event(
     rebuilt = EVENT_TYPES[kind](**fields)
     assert rebuilt == event
     assert isinstance(rebuilt, JobEvent | TaskEvent | StageEvent | RecordEvent)
+
+
+@pytest.mark.parametrize("seq", [2**63, -(2**63) - 1])
+def test_integers_beyond_64_bits_are_rejected(seq: int) -> None:
+    with pytest.raises(EventError, match=r"^record\.seq: .* does not fit in 64 bits$"):
+        from_dict({**FULL["record"], "seq": seq})
+
+
+def test_integers_at_the_64_bit_edges_are_kept() -> None:
+    event = from_dict({**FULL["record"], "seq": 2**63 - 1, "candidate": -(2**63)})
+    assert (event.seq, event.candidate) == (2**63 - 1, -(2**63))
+
+
+def test_text_with_a_lone_surrogate_is_rejected() -> None:
+    with pytest.raises(EventError, match=r"^record\.trace: not valid UTF-8 text"):
+        from_dict({**FULL["record"], "trace": "ok \udc80"})
+    assert from_dict({**FULL["record"], "trace": "µs → ok"}).trace == "µs → ok"
