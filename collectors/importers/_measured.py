@@ -11,7 +11,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from collectors.events import Event, JobEvent, RecordEvent, StageEvent, TaskEvent
-from collectors.importers._common import ImportContext, UniqueNames, as_float_list, measure_error
+from collectors.importers._common import (
+    BadLine,
+    ImportContext,
+    UniqueNames,
+    as_float_list,
+    iter_json_lines,
+    measure_error,
+    parse_json,
+)
 from collectors.importers.timeline import Batch, BatchTimeline, imported_resource
 
 
@@ -40,6 +48,31 @@ class WorkloadInfo:
     dtype: str | None = None
     flops: float | None = None
     detail: str | None = None
+
+
+def json_line_measurements(
+    ctx: ImportContext,
+    looks_like: Callable[[object], bool],
+    measurement: Callable[[int, dict], Measurement],
+    not_this_format: str,
+) -> Iterator[Measurement]:
+    """Measurements of a JSON-lines log; a line that is not one is counted as bad, not fatal.
+
+    ``not_this_format`` is the reason given for a JSON line of another shape.
+    """
+    for number, text in iter_json_lines(ctx.path):
+        try:
+            obj = parse_json(text)
+            if not looks_like(obj):
+                raise BadLine(not_this_format)
+            item = measurement(number, obj)
+        except BadLine as exc:
+            ctx.bad_line(number, str(exc))
+            continue
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            ctx.bad_line(number, f"unexpected structure ({type(exc).__name__}: {exc})"[:200])
+            continue
+        yield item
 
 
 def measured_log_events(

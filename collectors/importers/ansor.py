@@ -24,12 +24,15 @@ from collectors.importers._common import (
     ImportContext,
     UniqueNames,
     compact,
-    iter_json_lines,
-    parse_json,
     parse_result,
     shape_text,
 )
-from collectors.importers._measured import Measurement, WorkloadInfo, measured_log_events
+from collectors.importers._measured import (
+    Measurement,
+    WorkloadInfo,
+    json_line_measurements,
+    measured_log_events,
+)
 
 # auto_scheduler IteratorAnnotation, in enum order.
 ANNOTATIONS = (
@@ -75,7 +78,12 @@ def looks_like(obj: Any) -> bool:
 
 def read(ctx: ImportContext) -> Iterator[Event]:
     """Stream events from an Ansor log at ``ctx.path``."""
-    return measured_log_events(ctx, "Ansor log", _measurements(ctx), _describe)
+    return measured_log_events(
+        ctx,
+        "Ansor log",
+        json_line_measurements(ctx, looks_like, _measurement, "not an Ansor record (no i/r)"),
+        _describe,
+    )
 
 
 def step_text(step: Any) -> str:
@@ -103,22 +111,6 @@ def steps_text(steps: Any) -> str:
     if not isinstance(steps, list):
         raise BadLine("state steps is not a list")
     return "\n".join(step_text(step) for step in steps)
-
-
-def _measurements(ctx: ImportContext) -> Iterator[Measurement]:
-    for number, text in iter_json_lines(ctx.path):
-        try:
-            obj = parse_json(text)
-            if not looks_like(obj):
-                raise BadLine("not an Ansor record (no i/r)")
-            measurement = _measurement(number, obj)
-        except BadLine as exc:
-            ctx.bad_line(number, str(exc))
-            continue
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            ctx.bad_line(number, f"unexpected structure ({type(exc).__name__}: {exc})"[:200])
-            continue
-        yield measurement
 
 
 def _measurement(number: int, obj: dict[str, Any]) -> Measurement:

@@ -24,13 +24,16 @@ from collectors.importers._common import (
     ImportContext,
     UniqueNames,
     compact,
-    iter_json_lines,
-    parse_json,
     parse_result,
     shape_text,
     tensor_shapes,
 )
-from collectors.importers._measured import Measurement, WorkloadInfo, measured_log_events
+from collectors.importers._measured import (
+    Measurement,
+    WorkloadInfo,
+    json_line_measurements,
+    measured_log_events,
+)
 from collectors.importers.op_info import autotvm_flops
 
 KNOB_KINDS = {"sp": "split", "re": "reorder", "an": "annotate", "ot": "other"}
@@ -54,7 +57,14 @@ def looks_like(obj: Any) -> bool:
 
 def read(ctx: ImportContext) -> Iterator[Event]:
     """Stream events from an AutoTVM log at ``ctx.path``."""
-    return measured_log_events(ctx, "AutoTVM log", _measurements(ctx), _describe)
+    return measured_log_events(
+        ctx,
+        "AutoTVM log",
+        json_line_measurements(
+            ctx, looks_like, _measurement, "not an AutoTVM record (no input/config/result)"
+        ),
+        _describe,
+    )
 
 
 def knob_text(entity: Any) -> str:
@@ -69,22 +79,6 @@ def knob_text(entity: Any) -> str:
         kind_name = KNOB_KINDS.get(kind, str(kind))
         lines.append(f"{name}={compact(value)}  ({kind_name})")
     return "\n".join(lines)
-
-
-def _measurements(ctx: ImportContext) -> Iterator[Measurement]:
-    for number, text in iter_json_lines(ctx.path):
-        try:
-            obj = parse_json(text)
-            if not looks_like(obj):
-                raise BadLine("not an AutoTVM record (no input/config/result)")
-            measurement = _measurement(number, obj)
-        except BadLine as exc:
-            ctx.bad_line(number, str(exc))
-            continue
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            ctx.bad_line(number, f"unexpected structure ({type(exc).__name__}: {exc})"[:200])
-            continue
-        yield measurement
 
 
 def _measurement(number: int, obj: dict[str, Any]) -> Measurement:
