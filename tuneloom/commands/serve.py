@@ -20,7 +20,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "controls need the token."
         ),
     )
-    parser.add_argument("--db", required=True, metavar="PATH", help="the store (SQLite file)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--db", metavar="PATH", help="the store (SQLite file)")
+    source.add_argument(
+        "--sample",
+        metavar="NAME",
+        help="a log shipped in sample_logs/ (e.g. tune-4-jobs, simulated-8-jobs)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8050, help="port (default 8050; 0 picks one)")
     parser.add_argument(
@@ -49,7 +55,15 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--port must be between 0 and 65535, got {args.port}")
     if not args.host.strip():
         raise UserError("--host must not be empty")
-    store = open_store(args.db, read_only=True)
+    if args.sample:
+        from tuneloom.samples import load_sample
+
+        store = open_store(":memory:")
+        load_sample(args.sample, store)
+        title = f"sample {args.sample}"
+    else:
+        store = open_store(args.db, read_only=True)
+        title = args.db
     folders = args.databases or []
     for folder in folders:
         if not Path(folder).is_dir():
@@ -62,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         serve(
             store, None, None, inspector, host=args.host, port=args.port,
-            token=args.token or token_from_env(), title=args.db, live=not args.no_live,
+            token=args.token or token_from_env(), title=title, live=not args.no_live,
             ready=ready,
         )  # fmt: skip
     except OSError as exc:

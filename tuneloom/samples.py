@@ -1,0 +1,25 @@
+"""Sample logs shipped in ``sample_logs/``: tuneloom JSONL files, explorable out of the box."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from collectors._base import BaseStore
+from collectors.jsonl import import_jsonl
+from tuneloom.cli import UserError
+
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_logs"
+
+
+def sample_names(folder: Path = SAMPLE_DIR) -> list[str]:
+    """Names of the shipped samples (file stems of ``*.jsonl``), sorted."""
+    return sorted(p.stem for p in folder.glob("*.jsonl"))
+
+
+def load_sample(name: str, store: BaseStore, folder: Path = SAMPLE_DIR) -> int:
+    """Import the sample ``name`` into ``store``; returns how many events it holds."""
+    names = sample_names(folder)
+    if name not in names:
+        known = ", ".join(names) or "none"
+        raise UserError(f"no sample named {name!r} (samples: {known})")
+    return import_jsonl(folder / f"{name}.jsonl", store).read
