@@ -61,6 +61,20 @@ def tune(policy: str, workdir: Path, trials: int, seed: int) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
+def lean_build(mod: Any, target: Any, _params: Any) -> Any:
+    """MetaSchedule's default build without importing tensor intrinsics in every worker.
+
+    With the stock builder, four parallel loops on two cores lose whole batches to build
+    timeouts (each worker spends ~10 s importing ``tvm.s_tir.tensor_intrin``), which would
+    leave nothing to compare; this keeps the loops' builds comparable to the tuner's.
+    """
+    import tvm
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
+    return tvm.tirx.build(mod, target=target)
+
+
 def naive_worker(spec: str, work_dir: str, trials: int, seed: int) -> None:
     """A full MetaSchedule loop (``ms.tune_tir``) for one workload: the naive baseline."""
     from tvm.s_tir import meta_schedule as ms
@@ -76,6 +90,7 @@ def naive_worker(spec: str, work_dir: str, trials: int, seed: int) -> None:
         max_trials_global=trials,
         num_trials_per_iter=BATCH,
         seed=seed,
+        builder=ms.builder.LocalBuilder(f_build=lean_build),
         runner=ms.runner.LocalRunner(
             evaluator_config=ms.runner.EvaluatorConfig(
                 number=NUMBER, repeat=REPEAT, min_repeat_ms=MIN_REPEAT_MS
