@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import plotly
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -44,6 +46,7 @@ from collectors.memory_store import MemoryStore  # noqa: E402
 from collectors.sink import EventSink  # noqa: E402
 from collectors.sqlite_store import SQLiteStore  # noqa: E402
 from dashboard.app import create_app  # noqa: E402
+from dashboard.context import BARS_LIMIT  # noqa: E402
 from dashboard.server import start  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -54,8 +57,8 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
 ]
-LIMIT = 5_000  # the dashboard draws exact bars up to this many visible stages
-PLOTLY_JS = ROOT / ".venv/lib/python3.11/site-packages/plotly/package_data/plotly.min.js"
+LIMIT = BARS_LIMIT  # the dashboard draws exact bars up to this many visible stages
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 # Records when each graph finished drawing (Plotly's promise, then one animation frame).
 PAINT_HOOK = """
