@@ -12,6 +12,7 @@ from dash import ctx as callback_ctx
 from dashboard.colors import color_of
 from dashboard.context import AppContext, read_filter
 from dashboard.live import NAMESPACE
+from dashboard.pages.common import field
 
 EMPTY_FILTER: dict[str, Any] = {"jobs": [], "tasks": [], "window": None}
 
@@ -94,27 +95,28 @@ def filter_bar() -> html.Div:
     return html.Div(
         className="tl-filters",
         children=[
-            _field("Jobs", dcc.Dropdown(id="filter-jobs", multi=True, placeholder="all jobs")),
-            _field("Tasks", dcc.Dropdown(id="filter-tasks", multi=True, placeholder="all tasks")),
-            _field(
+            field(
+                "Jobs", dcc.Dropdown(id="filter-jobs", multi=True, placeholder="all jobs"), "wide"
+            ),
+            field(
+                "Tasks",
+                dcc.Dropdown(id="filter-tasks", multi=True, placeholder="all tasks"),
+                "wide",
+            ),
+            field(
                 "From (s)",
                 dcc.Input(id="filter-from", type="number", debounce=True, placeholder="start"),
-                narrow=True,
+                "narrow",
             ),
-            _field(
+            field(
                 "To (s)",
                 dcc.Input(id="filter-to", type="number", debounce=True, placeholder="end"),
-                narrow=True,
+                "narrow",
             ),
             html.Button("Reset", id="filter-reset", className="tl-button tl-button-quiet"),
             html.Div(id="filter-message", className="tl-field-message"),
         ],
     )
-
-
-def _field(label: str, control: Any, *, narrow: bool = False) -> html.Div:
-    cls = "tl-field tl-field-narrow" if narrow else "tl-field tl-field-wide"
-    return html.Div([html.Label(label, className="tl-label"), control], className=cls)
 
 
 def job_options(app_ctx: AppContext) -> list[dict[str, Any]]:

@@ -13,6 +13,12 @@ GRAPH_CONFIG: dict[str, Any] = {
 }
 
 
+def field(label: str, control: Any, *variants: str) -> html.Div:
+    """A labelled control; each variant adds a ``tl-field-<variant>`` class (its width)."""
+    classes = " ".join(["tl-field", *(f"tl-field-{v}" for v in variants)])
+    return html.Div([html.Label(label, className="tl-label"), control], className=classes)
+
+
 def page_head(title: str, text: str) -> html.Div:
     return html.Div([html.H2(title), html.P(text, className="tl-muted")], className="tl-page-head")
 

@@ -12,7 +12,7 @@ from dashboard.codeviews import VIEWS, CodeView
 from dashboard.context import AppContext, read_filter
 from dashboard.data import Snapshot
 from dashboard.figures.style import latency_text
-from dashboard.pages.common import card, page_head
+from dashboard.pages.common import card, field, page_head
 from dashboard.textdiff import DiffRow, side_by_side, split_spans
 
 NAME = "inspector"
@@ -173,47 +173,37 @@ def layout(ctx: AppContext) -> html.Div:
             ),
             html.Div(
                 [
-                    html.Div(
-                        [
-                            html.Label("Record", className="tl-label"),
-                            dcc.Input(
-                                id="inspector-pos", type="number", min=1, step=1, debounce=True
-                            ),
-                        ],
-                        className="tl-field tl-field-narrow",
+                    field(
+                        "Record",
+                        dcc.Input(id="inspector-pos", type="number", min=1, step=1, debounce=True),
+                        "narrow",
                     ),
-                    html.Div(
-                        [
-                            html.Label("Compare with", className="tl-label"),
-                            dcc.Dropdown(
-                                id="inspector-compare",
-                                options=COMPARE_OPTIONS,
-                                value="first",
-                                clearable=False,
-                            ),
-                        ],
-                        className="tl-field tl-field-wide",
+                    field(
+                        "Compare with",
+                        dcc.Dropdown(
+                            id="inspector-compare",
+                            options=COMPARE_OPTIONS,
+                            value="first",
+                            clearable=False,
+                        ),
+                        "wide",
                     ),
-                    html.Div(
-                        [
-                            html.Label("Other record", className="tl-label"),
-                            dcc.Input(
-                                id="inspector-other", type="number", min=1, step=1, debounce=True
-                            ),
-                        ],
-                        className="tl-field tl-field-narrow",
+                    field(
+                        "Other record",
+                        dcc.Input(
+                            id="inspector-other", type="number", min=1, step=1, debounce=True
+                        ),
+                        "narrow",
                     ),
-                    html.Div(
-                        [
-                            html.Label("Diff of", className="tl-label"),
-                            dcc.Dropdown(
-                                id="inspector-diff-view",
-                                options=[{"label": v, "value": k} for k, v in VIEWS.items()],
-                                value="tir" if ctx.codes.backend is not None else "trace",
-                                clearable=False,
-                            ),
-                        ],
-                        className="tl-field tl-field-wide",
+                    field(
+                        "Diff of",
+                        dcc.Dropdown(
+                            id="inspector-diff-view",
+                            options=[{"label": v, "value": k} for k, v in VIEWS.items()],
+                            value="tir" if ctx.codes.backend is not None else "trace",
+                            clearable=False,
+                        ),
+                        "wide",
                     ),
                 ],
                 className="tl-toolbar",

@@ -11,7 +11,7 @@ from dash import ctx as callback_ctx
 
 from dashboard.context import AppContext
 from dashboard.data import Snapshot
-from dashboard.pages.common import TABLE_STYLE, card, page_head
+from dashboard.pages.common import TABLE_STYLE, card, field, page_head
 from tuner._base import JobInfo, JobSpec
 
 NAME = "jobs"
@@ -171,12 +171,10 @@ def layout(ctx: AppContext) -> html.Div:
             card(
                 html.Div(
                     [
-                        html.Div(
-                            [
-                                html.Label("Access token", className="tl-label"),
-                                dcc.Input(id="token-input", type="password", debounce=False),
-                            ],
-                            className="tl-field tl-field-wide",
+                        field(
+                            "Access token",
+                            dcc.Input(id="token-input", type="password", debounce=False),
+                            "wide",
                         ),
                         html.Button("Use token", id="token-apply", className="tl-button"),
                         html.Span(id="token-status", className="tl-muted"),
@@ -223,12 +221,8 @@ def _button(label: str, id_: str, disabled: bool, kind: str = "") -> html.Button
 
 
 def _controls(disabled: bool) -> list[Any]:
-    priority = html.Div(
-        [
-            html.Label("Priority", className="tl-label"),
-            dcc.Input(id="jobs-priority", type="number", step=1, value=0),
-        ],
-        className="tl-field tl-field-narrow",
+    priority = field(
+        "Priority", dcc.Input(id="jobs-priority", type="number", step=1, value=0), "narrow"
     )
     buttons = html.Div(
         [
@@ -245,21 +239,25 @@ def _controls(disabled: bool) -> list[Any]:
 
 def _submit_form(disabled: bool) -> list[Any]:
     fields = [
-        _form_field(
+        field(
             "Workloads (one spec per line)",
             dcc.Textarea(id="submit-workloads", placeholder="matmul:64x64x64", rows=3),
-            wide=True,
+            "form",
+            "span",
         ),
-        _form_field(
+        field(
             "Model file",
             dcc.Input(id="submit-model", type="text", placeholder="optional: .onnx / .tflite"),
+            "form",
         ),
-        _form_field(
-            "Trials", dcc.Input(id="submit-trials", type="number", value=32, min=1, step=1)
+        field(
+            "Trials",
+            dcc.Input(id="submit-trials", type="number", value=32, min=1, step=1),
+            "form",
         ),
-        _form_field("Priority", dcc.Input(id="submit-priority", type="number", value=0, step=1)),
-        _form_field("Target", dcc.Input(id="submit-target", type="text", value="llvm")),
-        _form_field("Name", dcc.Input(id="submit-name", type="text", placeholder="optional")),
+        field("Priority", dcc.Input(id="submit-priority", type="number", value=0, step=1), "form"),
+        field("Target", dcc.Input(id="submit-target", type="text", value="llvm"), "form"),
+        field("Name", dcc.Input(id="submit-name", type="text", placeholder="optional"), "form"),
     ]
     actions = html.Div(
         [
@@ -269,13 +267,6 @@ def _submit_form(disabled: bool) -> list[Any]:
         className="tl-toolbar",
     )
     return [html.Div(fields, className="tl-form"), actions]
-
-
-def _form_field(label: str, control: Any, *, wide: bool = False) -> html.Div:
-    return html.Div(
-        [html.Label(label, className="tl-label"), control],
-        className="tl-field tl-field-form" + (" tl-field-span" if wide else ""),
-    )
 
 
 def register(app: Dash, ctx: AppContext) -> None:
