@@ -61,7 +61,8 @@ from tuner.cpus import CpuPlan, available_cpus, pin_thread, plan_cpus
 from tuner.metaschedule_build import BuildOutcome, BuildPool, remove_artifact
 from tuner.metaschedule_run import EvalConfig, LocalProfiler, RPCProfiler, RunOutcome
 from tuner.rpc import RpcPool
-from tuner.workloads import WorkloadSpec, parse_job_workloads, task_names, workload_module
+from tuner.tasks import TuningTask, workload_tasks
+from tuner.workloads import WorkloadSpec, parse_job_workloads
 
 log = logging.getLogger(__name__)
 
@@ -306,8 +307,7 @@ SMALL_SEARCH = SearchConfig(population_size=64, init_min_unmeasured=16)
 class _Task:
     index: int
     name: str
-    spec: WorkloadSpec
-    mod: Any
+    spec: TuningTask
     workload_hash: str
     budget: int
     ctx: Any = None
@@ -336,20 +336,25 @@ class TaskSummary:
     best_latency_s: float | None
     done: bool
     error: str | None = None
+    weight: float = 1.0
 
 
 class MetaScheduleDriver(JobDriver):
     """One job's MetaSchedule tuning, one stage at a time (see the module docstring).
 
+    ``workloads`` are workload specs (strings or parsed) or ``TuningTask``s (e.g. a model's
+    extracted tasks); a task marked untunable is reported as such and not searched.
     ``trials`` is the budget of each task; ``batch_size`` the candidates per iteration.
     ``device_pool`` names the pool its profile stages need (``device:llvm`` or
     ``device:rpc:KEY``); ``workers`` provides the build pool and profiler of each resource.
+    ``model`` is the ``LoadedModel`` a model job's tasks were extracted from (kept so the
+    model can be compiled with the job's database afterwards).
     """
 
     def __init__(
         self,
         job_id: str,
-        workloads: Sequence[WorkloadSpec | str],
+        workloads: Sequence[WorkloadSpec | str | TuningTask],
         *,
         trials: int,
         workers: StageWorkers,
@@ -362,23 +367,21 @@ class MetaScheduleDriver(JobDriver):
         search: SearchConfig | None = None,
         profile_retries: int = 2,
         on_stall: Callable[[str, str], None] | None = None,
+        model: Any = None,
     ) -> None:
         if not isinstance(trials, int) or isinstance(trials, bool) or trials <= 0:
             raise TunerError(f"trials must be a positive integer, got {trials!r}")
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise TunerError(f"batch size must be a positive integer, got {batch_size!r}")
-        specs = [
-            w
-            for item in workloads
-            for w in (parse_job_workloads(item) if isinstance(item, str) else [item])
-        ]
-        if not specs:
+        tasks = job_tasks(workloads)
+        if not tasks:
             raise TunerError("a job needs at least one workload")
         if device_pool not in workers.device_pools():
             raise TunerError(
                 f"no device pool {device_pool!r} here (pools: {', '.join(workers.device_pools())})"
             )
         self.job_id = job_id
+        self.model = model  # the LoadedModel the tasks come from, if any
         self.device_pool = device_pool
         self.workers = workers
         self.sink = sink
@@ -401,11 +404,12 @@ class MetaScheduleDriver(JobDriver):
             verbose_eval=0,
         )
         self._tasks = []
-        for index, (name, spec) in enumerate(zip(task_names(specs), specs, strict=True)):
-            mod = workload_module(spec)
-            self._tasks.append(
-                _Task(index, name, spec, mod, str(tvm_ffi.structural_hash(mod)), trials)
-            )
+        for index, task in enumerate(tasks):
+            budget = 0 if task.untunable else trials
+            item = _Task(index, task.name, task, str(tvm_ffi.structural_hash(task.mod)), budget)
+            if task.untunable:
+                item.done, item.failed = True, task.untunable
+            self._tasks.append(item)
         self.tasks: tuple[str, ...] = tuple(t.name for t in self._tasks)
         self._by_name = {t.name: t for t in self._tasks}
         self._current: _Task | None = None
@@ -473,7 +477,10 @@ class MetaScheduleDriver(JobDriver):
 
     def summary(self) -> list[TaskSummary]:
         """Per task: trials measured, best latency, whether it is done (and why it stopped)."""
-        return [TaskSummary(t.name, t.trials, t.best_s, t.done, t.failed) for t in self._tasks]
+        return [
+            TaskSummary(t.name, t.trials, t.best_s, t.done, t.failed, t.spec.weight)
+            for t in self._tasks
+        ]
 
     # --- stages ----------------------------------------------------------------------------------
 
@@ -605,7 +612,7 @@ class MetaScheduleDriver(JobDriver):
     def _start_task(self, t: _Task) -> None:
         threads = len(self.workers.plan.client)
         ctx = ms.TuneContext(
-            t.mod,
+            t.spec.mod,
             target=self.target,
             space_generator="post-order-apply",
             search_strategy=self.search.strategy(),
@@ -622,7 +629,7 @@ class MetaScheduleDriver(JobDriver):
             cost_model=self.cost_model,
         )
         t.ctx = ctx
-        t.workload = self.database.commit_workload(t.mod)
+        t.workload = self.database.commit_workload(t.spec.mod)
 
     def _end_task(self, t: _Task, failed: str | None) -> None:
         t.done = True
@@ -665,7 +672,8 @@ class MetaScheduleDriver(JobDriver):
     def _emit_task(self, t: _Task, stopped: str | None = None) -> None:
         if self.sink is None:
             return
-        detail = [f"{DETAIL_DATABASE}{self.db_dir.resolve()}", f"spec={t.spec.name}"]
+        detail = [f"{DETAIL_DATABASE}{self.db_dir.resolve()}", *t.spec.detail]
+        stopped = stopped or t.spec.untunable
         if stopped:
             detail.append(f"stopped={stopped}")
         self.sink.emit(
@@ -675,10 +683,10 @@ class MetaScheduleDriver(JobDriver):
             op=t.spec.op,
             shapes=t.spec.shapes,
             dtype=t.spec.dtype,
-            weight=1.0,
+            weight=t.spec.weight,
             flops=t.spec.flops,
             workload_hash=t.workload_hash,
-            tunable=t.failed is None or t.trials > 0,
+            tunable=t.spec.untunable is None and (t.failed is None or t.trials > 0),
             detail="\n".join(detail),
         )
 
@@ -701,6 +709,42 @@ class MetaScheduleDriver(JobDriver):
             predicted=predicted,
             origin="metaschedule",
         )
+
+
+def job_tasks(workloads: Sequence[WorkloadSpec | str | TuningTask]) -> list[TuningTask]:
+    """A job's tasks from spec strings, parsed specs and ready-made tasks, in order; spec
+    tasks are named by their canonical spec (``#2`` for repeats)."""
+    tasks: list[TuningTask] = []
+    specs: list[WorkloadSpec] = []
+
+    def flush() -> None:
+        tasks.extend(workload_tasks(specs))
+        specs.clear()
+
+    for item in workloads:
+        if isinstance(item, TuningTask):
+            flush()
+            tasks.append(item)
+        else:
+            specs.extend(parse_job_workloads(item) if isinstance(item, str) else [item])
+    flush()
+    names = [t.name for t in tasks]
+    if len(set(names)) != len(names):
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        raise TunerError(f"task names repeat within the job: {', '.join(repeated)}")
+    return tasks
+
+
+def model_tasks(
+    source: Any, target: Mapping[str, Any], **load: Any
+) -> tuple[Any, list[TuningTask]]:
+    """Import a model (``tuner.models.loaders.load_model`` with ``load`` settings) and
+    extract its tasks for ``target``: (the LoadedModel, its tasks)."""
+    from tuner.models.loaders import load_model
+    from tuner.models.tasks import extract_tasks
+
+    model = load_model(source, **load)
+    return model, extract_tasks(model, Target(dict(target)))
 
 
 # --- traces ---------------------------------------------------------------------------------
@@ -748,17 +792,19 @@ def driver_factory(
 ) -> Callable[[str, JobSpec], MetaScheduleDriver]:
     """A ``Scheduler`` driver factory: a ``JobSpec`` -> a driver whose database lives in
     ``runs_dir/<job id>``. ``spec.trials`` is the budget of each task; ``spec.target`` is
-    ``llvm`` (local pinned device) or ``rpc:KEY`` (profile on the RPC pool with that key)."""
+    ``llvm`` (local pinned device) or ``rpc:KEY`` (profile on the RPC pool with that key).
+    A spec with a ``model`` (a zoo name like ``zoo:cnn`` or a model file) is imported and
+    its tasks extracted here, so a bad model fails the submit with a ModelError."""
 
     def make(job_id: str, spec: JobSpec) -> MetaScheduleDriver:
-        if spec.model:
-            raise TunerError(
-                f"model {spec.model!r}: this driver tunes workload specs only (use workloads)"
-            )
         device_pool, target = split_job_target(spec.target)
+        model = None
+        tasks: Sequence[str | TuningTask] = spec.workloads
+        if spec.model:
+            model, tasks = model_tasks(spec.model, target_config(target, workers.device_cores))
         return MetaScheduleDriver(
             job_id,
-            spec.workloads,
+            tasks,
             trials=spec.trials,
             workers=workers,
             db_dir=Path(runs_dir) / job_id,
@@ -770,6 +816,7 @@ def driver_factory(
             search=search,
             profile_retries=profile_retries,
             on_stall=on_stall,
+            model=model,
         )
 
     return make

@@ -256,7 +256,7 @@ class Scheduler:
             target=spec.target,
             device_pool=device_pool,
             tasks=tuple(str(t) for t in tasks),
-            trials_total=spec.trials,
+            trials_total=driver.trials()[1] or spec.trials,
             priority=spec.priority,
             model=spec.model,
         )

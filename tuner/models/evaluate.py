@@ -1,0 +1,225 @@
+"""Evaluate a model: TVM untuned, TVM tuned (with a database) and framework baselines, each
+timed in its own fresh process on the same inputs and thread count, outputs compared.
+
+``evaluate_model`` compiles in this process (never the tuning process), saves each compiled
+model, then runs ``python -m tuner.models.measure`` once per measurement. Correctness is
+checked every time: every TVM output must match every baseline's (and the tuned one the
+untuned one) within ``tolerance`` of the reference's largest magnitude.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tuner.models._base import LoadedModel, ModelError
+
+DEFAULT_TOLERANCE = 1e-3
+MEASURE_TIMEOUT_S = 600.0
+
+
+@dataclass
+class Evaluation:
+    """What ``evaluate_model`` found; ``as_json`` gives the CLI's document."""
+
+    model: str
+    threads: int
+    repeat: int
+    tvm_untuned_ms: float
+    tvm_tuned_ms: float | None = None
+    baselines: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, float] = field(default_factory=dict)  # largest |difference| per pair
+    tolerance: float = DEFAULT_TOLERANCE
+    scale: float = 1.0
+    saved: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def max_abs_error(self) -> float:
+        return max(self.errors.values(), default=0.0)
+
+    @property
+    def outputs_match(self) -> bool:
+        return self.max_abs_error <= self.tolerance * self.scale
+
+    def as_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "model": self.model,
+            "tvm_untuned_ms": self.tvm_untuned_ms,
+            "baselines": dict(self.baselines),
+            "max_abs_error": self.max_abs_error,
+            "errors": dict(self.errors),
+            "outputs_match": self.outputs_match,
+            "tolerance": self.tolerance * self.scale,
+            "threads": self.threads,
+            "repeat": self.repeat,
+        }
+        if self.tvm_tuned_ms is not None:
+            document["tvm_tuned_ms"] = self.tvm_tuned_ms
+            document["speedup_over_untuned"] = self.tvm_untuned_ms / self.tvm_tuned_ms
+            if self.baselines:
+                fastest = min(self.baselines.values())
+                document["speedup_over_fastest_baseline"] = fastest / self.tvm_tuned_ms
+        if self.saved:
+            document["saved"] = dict(self.saved)
+        return document
+
+
+def evaluate_model(
+    model: LoadedModel,
+    target: Mapping[str, Any],
+    *,
+    database_dir: str | Path | None = None,
+    baselines: Sequence[str] | None = None,
+    threads: int,
+    repeat: int = 10,
+    min_repeat_ms: float = 100.0,
+    load_settings: Mapping[str, Any] | None = None,
+    keep_dir: str | Path | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    seed: int = 0,
+) -> Evaluation:
+    """Time and compare ``model`` (see the module docstring).
+
+    ``baselines`` defaults to every baseline the model can have; naming one it cannot have
+    raises ModelError. A baseline process needs ``model.source`` (re-loaded there with
+    ``load_settings``, the same keyword arguments this process loaded it with).
+    ``keep_dir`` keeps the compiled models (``untuned/``, ``tuned/``) there.
+    """
+    from tuner.models.compiled import compile_model, save_compiled
+    from tuner.models.loaders import random_inputs
+
+    chosen = list(model.baselines if baselines is None else baselines)
+    for name in chosen:
+        if name not in model.baselines:
+            can = ", ".join(model.baselines) or "none"
+            raise ModelError(model.name, f"no {name} baseline for this model (it has: {can})")
+    if chosen and model.source is None:
+        raise ModelError(model.name, "baselines need a model file or zoo name to load from")
+    with tempfile.TemporaryDirectory(prefix="tuneloom-evaluate-") as scratch:
+        work = Path(keep_dir) if keep_dir else Path(scratch)
+        work.mkdir(parents=True, exist_ok=True)
+        inputs_path = Path(scratch) / "inputs.npz"
+        np.savez(inputs_path, **random_inputs(model, seed=seed))
+        common = _Runner(inputs_path, Path(scratch), threads, repeat, min_repeat_ms)
+        variants = {"untuned": None} | ({"tuned": database_dir} if database_dir else {})
+        outputs: dict[str, list[np.ndarray]] = {}
+        timings: dict[str, float] = {}
+        saved: dict[str, str] = {}
+        for variant, database in variants.items():
+            executable = compile_model(model, target, database)
+            folder = save_compiled(executable, model, target, work / variant, database_dir=database)
+            saved[variant] = str(folder)
+            timings[variant], outputs[f"tvm_{variant}"] = common.measure(
+                model.name, f"TVM {variant}", ["tvm", str(folder)]
+            )
+        for name in chosen:
+            settings = json.dumps(dict(load_settings or {}))
+            timings[name], outputs[name] = common.measure(
+                model.name,
+                f"the {name} baseline",
+                ["baseline", name, "--model", str(model.source), "--settings", settings],
+            )
+    errors, scale = compare_outputs(outputs)
+    return Evaluation(
+        model=model.name,
+        threads=threads,
+        repeat=repeat,
+        tvm_untuned_ms=timings["untuned"],
+        tvm_tuned_ms=timings.get("tuned"),
+        baselines={name: timings[name] for name in chosen},
+        errors=errors,
+        tolerance=tolerance,
+        scale=scale,
+        saved=saved if keep_dir else {},
+    )
+
+
+def compare_outputs(outputs: Mapping[str, list[np.ndarray]]) -> tuple[dict[str, float], float]:
+    """Largest absolute difference of each TVM variant against every other result, and the
+    largest output magnitude (the scale the tolerance is relative to).
+
+    Raises ModelError when two results do not even have the same outputs and shapes.
+    """
+    errors: dict[str, float] = {}
+    names = list(outputs)
+    tvm_names = [n for n in names if n.startswith("tvm_")]
+    scale = max(
+        (float(np.max(np.abs(a))) for arrays in outputs.values() for a in arrays if a.size),
+        default=1.0,
+    )
+    for i, first in enumerate(names):
+        if first not in tvm_names:
+            continue
+        for second in names[i + 1 :] + [n for n in names[:i] if n not in tvm_names]:
+            a, b = outputs[first], outputs[second]
+            if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b, strict=False)):
+                raise ModelError(
+                    "outputs", f"{first} gives shapes {[x.shape for x in a]} but {second} "
+                    f"gives {[y.shape for y in b]}",
+                )  # fmt: skip
+            diff = max(
+                (float(np.max(np.abs(x.astype(np.float64) - y))) for x, y in zip(a, b, strict=True)
+                 if x.size),
+                default=0.0,
+            )  # fmt: skip
+            errors[f"{first} vs {second}"] = diff
+    return errors, max(1.0, scale)
+
+
+@dataclass(frozen=True)
+class _Runner:
+    inputs: Path
+    scratch: Path
+    threads: int
+    repeat: int
+    min_repeat_ms: float
+
+    def measure(self, model: str, what: str, command: list[str]) -> tuple[float, list[np.ndarray]]:
+        out = self.scratch / f"out-{len(list(self.scratch.glob('out-*')))}.npz"
+        argv = [
+            sys.executable, "-m", "tuner.models.measure", *command,
+            "--inputs", str(self.inputs), "--outputs", str(out),
+            "--threads", str(self.threads), "--repeat", str(self.repeat),
+            "--min-repeat-ms", str(self.min_repeat_ms),
+        ]  # fmt: skip
+        env = dict(os.environ, TVM_NUM_THREADS=str(self.threads), TF_CPP_MIN_LOG_LEVEL="2")
+        root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        try:
+            done = subprocess.run(
+                argv, capture_output=True, text=True, env=env, timeout=MEASURE_TIMEOUT_S
+            )
+        except subprocess.TimeoutExpired:
+            raise ModelError(model, f"timing {what} took over {MEASURE_TIMEOUT_S:.0f} s") from None
+        report = _last_json(done.stdout)
+        if done.returncode != 0 or report is None or "median_ms" not in report:
+            why = (report or {}).get("error") or _tail(done.stderr)
+            raise ModelError(model, f"timing {what} failed: {why}")
+        with np.load(out, allow_pickle=False) as data:
+            arrays = [data[f"output_{i}"] for i in range(len(data.files))]
+        return float(report["median_ms"]), arrays
+
+
+def _last_json(text: str) -> dict[str, Any] | None:
+    for line in reversed(text.strip().splitlines()):
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def _tail(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"

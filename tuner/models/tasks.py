@@ -1,0 +1,143 @@
+"""A model's tuning tasks: the fused TIR functions MetaSchedule tunes, with their weights.
+
+``extract_tasks`` runs the passes ``compile_relax`` runs before it looks tuned schedules up
+(library dispatch, legalization, op-pattern annotation, constant folding, fusion), so the
+tasks' workloads are exactly the ones the compiled model will ask the database for. Each
+task becomes a ``TuningTask``: its anchor operator (the block doing the main computation,
+e.g. ``conv2d_nhwc``), buffer shapes, FLOPs and how many times the model calls it. A task
+whose design spaces hold no decision to search (a reshape, a copy) is marked untunable with
+the reason, not dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import tvm
+from tvm import relax
+from tvm.s_tir import analysis as tir_analysis
+from tvm.s_tir import meta_schedule as ms
+from tvm.target import Target
+
+from tuner.models._base import LoadedModel, ModelError
+from tuner.tasks import TuningTask
+
+NO_DECISIONS = "search space too small to tune: its design spaces have no decisions to search"
+
+
+def prepare_module(mod: tvm.IRModule, target: Target) -> tvm.IRModule:
+    """The module after the passes ``compile_relax`` applies before reading the database."""
+    from tvm.relax import pipeline
+
+    try:
+        dispatch = list(pipeline.library_dispatch_passes(target))
+    except (ValueError, AttributeError):
+        dispatch = []
+    passes = [
+        *dispatch,
+        relax.transform.LegalizeOps(),
+        relax.transform.AnnotateTIROpPattern(),
+        relax.transform.FoldConstant(),
+        relax.transform.FuseOps(),
+        relax.transform.FuseTIR(),
+    ]
+    with target, tvm.transform.PassContext(opt_level=3):
+        return tvm.transform.Sequential(passes)(mod)
+
+
+def extract_tasks(model: LoadedModel, target: Target | Mapping[str, Any]) -> list[TuningTask]:
+    """The model's tasks for ``target``, heaviest (weight x FLOPs) first.
+
+    Raises ModelError when the model does not lower to TIR (e.g. an operator without a
+    legalization) or yields no task at all.
+    """
+    target = target if isinstance(target, Target) else Target(dict(target))
+    try:
+        prepared = prepare_module(_bound(model), target)
+        extracted = ms.relax_integration.extract_tasks(prepared, target)
+    except Exception as exc:
+        raise ModelError(model.name, f"cannot lower to TIR: {_one_line(exc)}") from None
+    if not extracted:
+        raise ModelError(model.name, "no operator to tune was found after fusion")
+    tasks = [_task(model.name, item, target) for item in extracted]
+    tasks.sort(key=lambda t: (-(t.weight * (t.flops or 0.0)), t.name))
+    return tasks
+
+
+def _bound(model: LoadedModel) -> tvm.IRModule:
+    if not model.params:
+        return model.mod
+    return relax.transform.BindParams("main", model.params)(model.mod)
+
+
+def _task(model: str, item: Any, target: Target) -> TuningTask:
+    mod = item.dispatched[0]
+    func = next(iter(mod.functions.values()))
+    shapes = tuple(tuple(int(d) for d in param.ty.shape) for param in func.params)
+    dtypes = [str(param.ty.dtype) for param in func.params]
+    try:
+        flops: float | None = float(tir_analysis.estimate_tir_flops(mod))
+    except Exception:
+        flops = None
+    name = str(item.task_name)
+    return TuningTask(
+        name=name,
+        mod=mod,
+        op=anchor_op(mod, name),
+        shapes=shapes,
+        dtype=dtypes[-1] if dtypes else "float32",
+        flops=flops,
+        weight=float(item.weight),
+        untunable=_untunable(mod, target, name),
+        detail=(f"model={model}", f"fused={fused_ops(name)}"),
+    )
+
+
+def anchor_op(mod: tvm.IRModule, task_name: str) -> str:
+    """The name of the block doing the task's main computation (``conv2d_nhwc``,
+    ``depthwise_conv2d_nhwc``, ``matmul``...), else the first op of the fused name."""
+    try:
+        block = tir_analysis.find_anchor_sblock(mod)
+    except Exception:
+        block = None
+    if block is not None:
+        return re.sub(r"^T_", "", str(block.name_hint))
+    ops = fused_ops(task_name).split("+")
+    return ops[0] if ops and ops[0] else task_name
+
+
+def fused_ops(task_name: str) -> str:
+    """``fused_conv2d1_add2_relu`` -> ``conv2d+add+relu`` (the fused operators, in order)."""
+    body = task_name.removeprefix("fused_")
+    parts = [re.sub(r"\d+$", "", part) for part in body.split("_")]
+    known = ("conv2d", "matmul", "pool2d", "transpose", "reshape", "multiply", "divide")
+    merged: list[str] = []
+    for part in parts:
+        if not part:
+            continue
+        # Re-join names the split broke apart (``max_pool2d``, ``conv2d_transpose``...).
+        if merged and part in known and merged[-1] in ("max", "avg", "batch", "global"):
+            merged[-1] = f"{merged[-1]}_{part}"
+        else:
+            merged.append(part)
+    return "+".join(merged)
+
+
+def _untunable(mod: tvm.IRModule, target: Target, name: str) -> str | None:
+    try:
+        context = ms.TuneContext(
+            mod, target=target, space_generator="post-order-apply", task_name=name
+        )
+        spaces = context.generate_design_space()
+    except Exception as exc:
+        return f"no design space: {_one_line(exc)}"
+    if all(len(space.trace.decisions) == 0 for space in spaces):
+        return NO_DECISIONS
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[-1] if lines else ''}".rstrip(": ")
