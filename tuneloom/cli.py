@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "demo": "demo",
     "serve": "serve",
     "tune": "tune",
+    "evaluate": "evaluate",
     "simulate": "simulate",
     "import": "import_",
     "export": "export",

@@ -11,7 +11,7 @@ import pytest
 from tuneloom import cli
 from tuneloom.cli import UserError, main
 
-SUBCOMMANDS = ("demo", "serve", "tune", "simulate", "import", "export", "bench")
+SUBCOMMANDS = ("demo", "serve", "tune", "evaluate", "simulate", "import", "export", "bench")
 
 
 def test_help_lists_every_subcommand() -> None:

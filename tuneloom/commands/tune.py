@@ -1,4 +1,4 @@
-"""`tuneloom tune`: tune workloads with real TVM MetaSchedule under a scheduling policy."""
+"""`tuneloom tune`: tune models and workloads with real TVM MetaSchedule under a policy."""
 
 from __future__ import annotations
 
@@ -17,10 +17,14 @@ from typing import Any
 from tuneloom.cli import UserError, emit_result
 
 DESCRIPTION = """\
-Tune built-in workloads with TVM MetaSchedule on this machine, several jobs at once under a
-scheduling policy. Each --workload flag is one job; a flag holding several comma-joined specs
-is one job of several tasks (e.g. --workload matmul:128,dense:1x512x256). --trials is the
-budget of each task. Client work (select, build, update) and profiling run on separate
+Tune models and built-in workloads with TVM MetaSchedule on this machine, several jobs at
+once under a scheduling policy. Each MODEL (a zoo name such as zoo:cnn, zoo:mobilenet,
+zoo:resnet, zoo:mlp, or a .keras, .tflite or .onnx file or a TensorFlow SavedModel folder) is
+one job whose tasks are the model's fused operators; after tuning, the model is compiled with
+the job's database into RUNS_DIR/<job id>/compiled/ (time it with `tuneloom evaluate`). Each
+--workload flag is one job too; a flag holding several comma-joined specs is one job of
+several tasks (e.g. --workload matmul:128,dense:1x512x256). --trials is the budget of each
+task. Client work (select, build, update) and profiling run on separate
 pinned cores. With --rpc, candidates are profiled on the servers a TVM RPC tracker lists
 under KEY (one device resource per server). Every stage and measured candidate is stored in
 the --db store; each job's MetaSchedule database is written to RUNS_DIR/<job id>/.
@@ -41,8 +45,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--workload", action="append", required=True, metavar="SPEC", help=WORKLOAD_HELP
+        "models", nargs="*", metavar="MODEL", help="models to tune, one job each (see above)"
     )
+    parser.add_argument(
+        "--workload", action="append", default=[], metavar="SPEC", help=WORKLOAD_HELP
+    )
+    add_model_options(parser)
     parser.add_argument("--trials", type=int, default=32, help="trials per task (default 32)")
     parser.add_argument(
         "--policy", default="interleaved", help="scheduling policy (default interleaved)"
@@ -76,6 +84,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
+        "--build-workers",
+        type=int,
+        default=None,
+        help="build processes per client resource (default: one per client core)",
+    )
+    parser.add_argument(
         "--build-timeout", type=float, default=30.0, help="seconds per build (default 30)"
     )
     parser.add_argument(
@@ -91,6 +105,46 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Options that say how to import a model (shared with `evaluate`)."""
+    parser.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="NAME:DIMS",
+        help="fix a model input's shape, e.g. x:1x3x32x32 (for dynamic dimensions; repeatable)",
+    )
+    parser.add_argument(
+        "--model-batch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="batch size for models whose batch dimension is dynamic (default 1)",
+    )
+
+
+def model_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """``load_model`` keyword arguments from --input-shape and --model-batch."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for text in args.input_shape:
+        name, sep, dims = text.rpartition(":")
+        parts = dims.split("x")
+        if not sep or not name or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise UserError(
+                f"--input-shape {text!r}: expected NAME:DIMS with positive dimensions, "
+                "e.g. x:1x3x32x32"
+            )
+        shapes[name] = tuple(int(p) for p in parts)
+    if args.model_batch is not None and args.model_batch <= 0:
+        raise UserError(f"--model-batch must be a positive integer, got {args.model_batch}")
+    settings: dict[str, Any] = {}
+    if shapes:
+        settings["input_shapes"] = shapes
+    if args.model_batch is not None:
+        settings["batch_size"] = args.model_batch
+    return settings
 
 
 @dataclass(frozen=True)
@@ -115,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
         MetaScheduleDriver,
         SearchConfig,
         StageWorkers,
+        model_tasks,
         target_config,
     )
     from tuner.metaschedule_run import EvalConfig
@@ -129,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
         plan=cpu_plan,
         build_timeout_s=args.build_timeout,
         run_timeout_s=args.run_timeout,
+        build_workers=args.build_workers,
         evaluator=EvalConfig(
             number=args.number,
             repeat=args.repeat,
@@ -138,6 +194,9 @@ def run(args: argparse.Namespace) -> int:
     )
     target = target_config(args.target, workers.device_cores)
     search = SearchConfig(population_size=args.population)
+    settings = model_settings(args)
+    # Every model is imported and its tasks extracted before anything starts.
+    models = [(source, *model_tasks(source, target, **settings)) for source in args.models]
     device_pool = checked.rpc.pool if checked.rpc else LOCAL_POOL
     drivers: dict[str, MetaScheduleDriver] = {}
 
@@ -146,11 +205,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         sink = EventSink(store)
 
-        def driver_for(specs: list[Any]) -> Any:
+        def driver_for(specs: list[Any], model: Any = None) -> Any:
             def make(job_id: str) -> MetaScheduleDriver:
                 drivers[job_id] = MetaScheduleDriver(
                     job_id,
                     specs,
+                    model=model,
                     trials=args.trials,
                     workers=workers,
                     db_dir=checked.runs_dir / job_id,
@@ -166,6 +226,17 @@ def run(args: argparse.Namespace) -> int:
             return make
 
         scheduler = Scheduler(workers.resources, args.policy, clock=WallClock(), sink=sink)
+        for source, model, tasks in models:
+            tunable = sum(1 for task in tasks if task.untunable is None)
+            scheduler.submit_job(
+                driver_for(tasks, model),
+                name=model.name,
+                target=json.dumps(target, sort_keys=True),
+                device_pool=device_pool,
+                tasks=[task.name for task in tasks],
+                trials_total=max(1, args.trials * tunable),
+                model=str(source),
+            )
         for text, specs in checked.jobs:
             scheduler.submit_job(
                 driver_for(specs),
@@ -189,12 +260,16 @@ def run(args: argparse.Namespace) -> int:
             _cancel_all(scheduler)  # the store then says the jobs were cancelled
             raise
         wall_s = time.perf_counter() - started
+        compiled = _compile_models(scheduler, drivers, target)
     finally:
         if progress is not None:
             progress.stop()
         workers.close()
         store.close()
     result = _result(args, scheduler, drivers, wall_s, setup_s, checked.runs_dir, cpu_plan)
+    for job in result["jobs"]:
+        if job["id"] in compiled:
+            job.update(compiled[job["id"]])
     emit_result(args, result, _human(result))
     states = {job["state"] for job in result["jobs"]}
     return 0 if states <= {"finished"} else 1
@@ -217,6 +292,36 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _compile_models(
+    scheduler: Any, drivers: dict[str, Any], target: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Compile each finished model job with its database into ``<db_dir>/compiled``:
+    job id -> ``{"compiled": folder, "compile_s": seconds}`` or ``{"compile_error": why}``."""
+    from tuner._base import TunerError
+    from tuner.models.compiled import compile_model, save_compiled
+
+    done: dict[str, dict[str, Any]] = {}
+    for info in scheduler.list():
+        driver = drivers.get(info.id)
+        if driver is None or driver.model is None or info.state != "finished":
+            continue
+        started = time.perf_counter()
+        try:
+            executable = compile_model(driver.model, target, driver.db_dir)
+            folder = save_compiled(
+                executable, driver.model, target, driver.db_dir / "compiled",
+                database_dir=driver.db_dir,
+            )  # fmt: skip
+        except TunerError as exc:
+            done[info.id] = {"compile_error": str(exc)}
+            continue
+        done[info.id] = {
+            "compiled": str(folder),
+            "compile_s": round(time.perf_counter() - started, 3),
+        }
+    return done
+
+
 def _cancel_all(scheduler: Any) -> None:
     from tuner._base import TERMINAL_STATES, TunerError
 
@@ -234,10 +339,11 @@ def _check(args: argparse.Namespace) -> _Checked:
     from tuner.rpc import discover, parse_rpc
     from tuner.workloads import parse_job_workloads
 
-    for option in ("trials", "batch", "population", "number", "repeat"):
+    for option in ("trials", "batch", "population", "number", "repeat", "build_workers"):
         value = getattr(args, option)
-        if value <= 0:
-            raise UserError(f"--{option} must be a positive integer, got {value}")
+        if value is not None and value <= 0:
+            flag = option.replace("_", "-")
+            raise UserError(f"--{flag} must be a positive integer, got {value}")
     for option in ("build_timeout", "run_timeout"):
         value = getattr(args, option)
         if not value > 0:
@@ -245,6 +351,9 @@ def _check(args: argparse.Namespace) -> _Checked:
     for option in ("min_repeat_ms", "cooldown_ms"):
         if getattr(args, option) < 0:
             raise UserError(f"--{option.replace('_', '-')} must be >= 0")
+    if not args.models and not args.workload:
+        raise UserError("nothing to tune: give a MODEL (e.g. zoo:cnn) or --workload SPEC")
+    model_settings(args)
     jobs = [(text, parse_job_workloads(text)) for text in args.workload]
     create_policy(args.policy)
     target_config(args.target, 1)
@@ -282,11 +391,13 @@ def _result(
                 "name": info.name,
                 "state": str(info.state),
                 "detail": info.detail,
+                **({"model": driver.model.source or driver.model.name} if driver.model else {}),
                 "tasks": [
                     {
                         "name": task.name,
                         "best_latency_s": task.best_latency_s,
                         "trials": task.trials,
+                        **({"weight": task.weight} if task.weight != 1.0 else {}),
                         **({"stopped": task.error} if task.error else {}),
                     }
                     for task in driver.summary()
@@ -330,6 +441,10 @@ def _human(tune: dict[str, Any]) -> str:
             shown = f"best {best * 1e6:.2f} us" if best is not None else "no valid measurement"
             lines.append(f"    {task['name']:<44} {task['trials']:>5} trials  {shown}")
         lines.append(f"    database: {job['db_dir']}")
+        if "compiled" in job:
+            lines.append(f"    compiled model: {job['compiled']}")
+        if "compile_error" in job:
+            lines.append(f"    not compiled: {job['compile_error']}")
     for name, times in tune["resources"].items():
         total = times["busy_s"] + times["idle_s"]
         share = times["busy_s"] / total if total else 0.0

@@ -1,0 +1,157 @@
+"""`tuneloom evaluate`: time a model with TVM (untuned and tuned) and its frameworks."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tuneloom.cli import UserError, emit_result
+from tuneloom.commands.tune import add_model_options, model_settings
+
+DESCRIPTION = """\
+Compile MODEL (a zoo name such as zoo:cnn, or a .keras, .tflite or .onnx file or a TensorFlow
+SavedModel folder) with TVM, without tuning and, with --db, with the tuned schedules, and time
+it beside the frameworks that can run it (TensorFlow, the TFLite interpreter, ONNX Runtime).
+Every measurement runs in its own fresh process on the same random inputs and thread count;
+each latency is the median over --repeat repeats. The outputs are compared every time: the
+command fails (exit 1) when TVM's output differs from a framework's beyond the tolerance.
+--db is a tuneloom store (the best record per workload of every MetaSchedule database its
+jobs name is used) or a MetaSchedule database folder.
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "evaluate",
+        help="Time a model: TVM untuned and tuned vs TensorFlow, TFLite, ONNX Runtime.",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model", metavar="MODEL", help="zoo name or model file")
+    parser.add_argument(
+        "--db", metavar="PATH", help="tuned schedules: a tuneloom store or a MetaSchedule database"
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="NAMES",
+        help="comma-separated frameworks to compare with (default: every one the model has): "
+        "tensorflow, tflite, onnxruntime; 'none' for none",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="threads (default: all CPUs)")
+    parser.add_argument("--repeat", type=int, default=10, help="timing repeats (default 10)")
+    parser.add_argument(
+        "--min-repeat-ms", type=float, default=100.0, help="minimum ms per repeat (default 100)"
+    )
+    parser.add_argument(
+        "--target", default="llvm", help='codegen target: llvm or a JSON object (as for tune)'
+    )
+    parser.add_argument("--keep", metavar="DIR", help="keep the compiled models in DIR")
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=1e-3,
+        help="largest output difference allowed, relative to the largest output magnitude",
+    )
+    add_model_options(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tuner.cpus import available_cpus
+    from tuner.metaschedule import target_config
+    from tuner.models._base import BASELINES
+    from tuner.models.evaluate import evaluate_model
+    from tuner.models.loaders import load_model
+
+    for option in ("repeat",):
+        if getattr(args, option) <= 0:
+            raise UserError(f"--{option} must be a positive integer")
+    if args.threads is not None and args.threads <= 0:
+        raise UserError(f"--threads must be a positive integer, got {args.threads}")
+    if not args.tolerance > 0:
+        raise UserError(f"--tolerance must be positive, got {args.tolerance}")
+    baselines = _baselines(args.baseline, BASELINES)
+    settings = model_settings(args)
+    threads = args.threads or len(available_cpus())
+    target = target_config(args.target, threads)
+    with tempfile.TemporaryDirectory(prefix="tuneloom-best-db-") as scratch:
+        database = _database(args.db, Path(scratch)) if args.db else None
+        model = load_model(args.model, **settings)
+        evaluation = evaluate_model(
+            model,
+            target,
+            database_dir=database,
+            baselines=baselines,
+            threads=threads,
+            repeat=args.repeat,
+            min_repeat_ms=args.min_repeat_ms,
+            load_settings=settings,
+            keep_dir=args.keep,
+            tolerance=args.tolerance,
+        )
+    result = evaluation.as_json()
+    result["target"] = target
+    if args.db:
+        result["db"] = args.db
+    emit_result(args, result, _human(result))
+    return 0 if evaluation.outputs_match else 1
+
+
+def _baselines(text: str | None, known: tuple[str, ...]) -> list[str] | None:
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if names == ["none"]:
+        return []
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise UserError(
+            f"--baseline {text!r}: unknown {', '.join(unknown) or 'list'} "
+            f"(choose from {', '.join(known)}, or none)"
+        )
+    return names
+
+
+def _database(path: str, scratch: Path) -> Path:
+    """A MetaSchedule database folder for --db: the folder itself, or for a store the best
+    record per workload of every database its jobs name, written into ``scratch``."""
+    from collectors.exporters.best_db import databases_in_store, export_best_db
+    from collectors.stores import open_store
+
+    given = Path(path)
+    if given.is_dir():
+        if not (given / "database_tuning_record.json").is_file():
+            raise UserError(f"--db {path}: a folder must hold a MetaSchedule database")
+        return given
+    if not given.is_file():
+        raise UserError(f"--db {path}: no such store or database folder")
+    store = open_store(path, read_only=True)
+    try:
+        folders = [d for d in databases_in_store(store) if d.is_dir()]
+    finally:
+        store.close()
+    if not folders:
+        raise UserError(f"--db {path}: the store names no MetaSchedule database that exists")
+    export_best_db(folders, scratch / "best")
+    return scratch / "best"
+
+
+def _human(result: dict[str, Any]) -> str:
+    lines = [f"{result['model']}  ({result['threads']} threads, median of {result['repeat']})"]
+    lines.append(f"  TVM untuned   {result['tvm_untuned_ms']:10.3f} ms")
+    if "tvm_tuned_ms" in result:
+        lines.append(
+            f"  TVM tuned     {result['tvm_tuned_ms']:10.3f} ms  "
+            f"({result['speedup_over_untuned']:.2f}x over untuned)"
+        )
+    for name, ms in result["baselines"].items():
+        lines.append(f"  {name:<13} {ms:10.3f} ms")
+    verdict = "match" if result["outputs_match"] else "DIFFER"
+    lines.append(
+        f"  outputs {verdict}: largest difference {result['max_abs_error']:.3g} "
+        f"(tolerance {result['tolerance']:.3g})"
+    )
+    return "\n".join(lines)
