@@ -1,7 +1,8 @@
 """Who may steer jobs: anyone on a loopback-bound dashboard, only token holders elsewhere.
 
-Viewing is always allowed; job controls (submit, pause, resume, reprioritize, cancel) are
-checked here on the server for every request, whatever the page shows.
+Viewing is always allowed; whatever changes jobs or the store (submit, pause, resume,
+reprioritize, cancel, uploads and imports) is checked here on the server for every request,
+whatever the page shows.
 """
 
 from __future__ import annotations
@@ -54,13 +55,14 @@ class Access:
             return False
         return hmac.compare_digest(given.encode(), self.token.encode())
 
-    def refusal(self, given: str | None) -> str:
-        """Why a request was refused, in words for the page."""
+    def refusal(self, given: str | None, what: str = "Job controls") -> str:
+        """Why a request was refused, in words for the page; ``what`` names the refused
+        actions (``Imports``, ...)."""
         if self.token is None:
             return (
-                f"Job controls are off: this dashboard is bound to {self.host}, not to a "
+                f"{what} are off: this dashboard is bound to {self.host}, not to a "
                 f"loopback address, and was started without a token (--token or {TOKEN_ENV})."
             )
         if not given:
-            return "Job controls need the access token: enter it above."
+            return f"{what} need the access token: enter it above."
         return "The access token is not valid."

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,14 +18,17 @@ from dashboard.codeviews import CodeViews, InspectorBackend
 from dashboard.context import BARS_LIMIT, AppContext
 from dashboard.data import StoreView
 from dashboard.live import HubFeed, LiveBridge, PollingFeed
-from dashboard.pages import convergence, inspector, jobs, records, timeline
+from dashboard.pages import convergence, imports, inspector, jobs, records, timeline
+from dashboard.uploads import DEFAULT_LIMIT, UploadFolder, default_folder
 from tuner._base import Control
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 # Served from assets/ but not put in the page: the graph component loads it when it first
 # draws (see assets/tuneloom_live.js), so its parsing overlaps the first data requests.
 PLOTLY_BUNDLE = "plotly-cartesian-4.1.1.min.js"
-PAGES = [timeline, convergence, inspector, records, jobs]
+PAGES = [timeline, convergence, inspector, records, jobs, imports]
+# Room in a request beyond an upload's base64 text (the rest of the callback's JSON).
+REQUEST_MARGIN = 16 * 1024 * 1024
 
 
 @dataclass
@@ -44,15 +49,26 @@ def create_app(
     access: Access | None = None,
     title: str | None = None,
     bars_limit: int = BARS_LIMIT,
+    samples: Mapping[str, Path] | None = None,
+    uploads_dir: str | Path | None = None,
+    upload_limit: int = DEFAULT_LIMIT,
 ) -> Dash:
     """A Dash app showing ``store``.
 
     ``control`` steers jobs (None: read-only). ``live`` is a ``collectors.hub.Hub`` to push
     events from, None to tail the store by polling, or False for no live push.
     ``inspector`` generates code for the Inspector page (needs TVM; None shows traces only).
-    ``access`` holds the bound host and token that guard job controls (loopback by default).
+    ``access`` holds the bound host and token that guard job controls and imports (loopback
+    by default). ``samples`` names logs the Import page offers (name -> file or MetaSchedule
+    database folder); it imports only when the store is writable. Uploads (logs to import,
+    models to tune) go to ``uploads_dir`` (default ``<db stem>-uploads/`` beside a store
+    file, else a temporary folder), at most ``upload_limit`` bytes each.
     """
     view = StoreView(store)
+    uploads = UploadFolder(
+        uploads_dir if uploads_dir is not None else default_folder(getattr(store, "path", None)),
+        limit=upload_limit,
+    )
     ctx = AppContext(
         store=store,
         view=view,
@@ -62,6 +78,9 @@ def create_app(
         live=live is not False,
         title=title or repr(store),
         bars_limit=bars_limit,
+        uploads=uploads,
+        samples=dict(samples or {}),
+        hub=None if live is None or live is False else live,
     )
     app = Dash(
         __name__,
@@ -72,6 +91,8 @@ def create_app(
         serve_locally=True,
         assets_ignore=PLOTLY_BUNDLE.replace(".", r"\."),
     )
+    # A request may carry one upload as base64 (4/3 of its bytes); refuse anything larger.
+    app.server.config["MAX_CONTENT_LENGTH"] = math.ceil(upload_limit * 4 / 3) + REQUEST_MARGIN
     app.layout = lambda: shell.layout(ctx, PAGES, shell.requested_path())
     app.validation_layout = html.Div(
         [shell.layout(ctx, PAGES), *[page.layout(ctx) for page in PAGES]]

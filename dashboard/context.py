@@ -1,15 +1,19 @@
-"""What every page's callbacks share: the store view, job control, code views, access."""
+"""What every page's callbacks share: the store view, job control, code views, access,
+uploads."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from collectors._base import BaseStore
 from dashboard.access import Access
 from dashboard.codeviews import CodeViews
 from dashboard.data import StoreView
+from dashboard.uploads import UploadFolder
 from tuner._base import Control
 
 BARS_LIMIT = 5_000  # exact Gantt bars up to this many visible stages, occupancy raster above
@@ -29,7 +33,15 @@ class AppContext:
     title: str = "tuneloom"
     bars_limit: int = BARS_LIMIT
     raster_bins: int = RASTER_BINS
+    uploads: UploadFolder = field(default_factory=UploadFolder)
+    samples: Mapping[str, Path] = field(default_factory=dict)
+    hub: Any = None  # a collectors.hub.Hub the live push follows; imports publish to it
     _revision: Any = field(default_factory=itertools.count)
+
+    @property
+    def writable(self) -> bool:
+        """Whether the store takes new events (a store opened read-only does not)."""
+        return not getattr(self.store, "read_only", False)
 
     def revision(self) -> int:
         """A fresh number for each figure the server builds (tells the client it changed)."""

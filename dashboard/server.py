@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from dash import Dash
@@ -14,6 +16,7 @@ from collectors._base import BaseStore
 from dashboard.access import Access, is_loopback
 from dashboard.app import create_app, parts
 from dashboard.codeviews import InspectorBackend
+from dashboard.uploads import DEFAULT_LIMIT
 from tuner._base import Control
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ class RunningDashboard:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+        parts(self.app).context.uploads.close()
 
 
 def start(app: Dash, host: str = "127.0.0.1", port: int = 0) -> RunningDashboard:
@@ -65,24 +69,35 @@ def serve(
     title: str | None = None,
     live: bool = True,
     ready: Any = None,
+    samples: Mapping[str, Path] | None = None,
+    uploads_dir: str | Path | None = None,
+    upload_limit: int = DEFAULT_LIMIT,
 ) -> None:
     """Serve the dashboard on ``host:port`` until interrupted.
 
     ``hub`` pushes live events; without one the store is tailed (``live=False``: no live
-    push). Bound to a non-loopback ``host``, job controls need ``token``; without one they
-    are refused. ``ready(url)`` is called once the server listens. Raises OSError when the
-    address cannot be bound.
+    push). Bound to a non-loopback ``host``, job controls and imports need ``token``;
+    without one they are refused. ``samples``, ``uploads_dir`` and ``upload_limit`` go to
+    ``create_app``. ``ready(url)`` is called once the server listens. Raises OSError when
+    the address cannot be bound.
     """
     access = Access(host=host, token=token)
     feed = hub if live else False
-    app = create_app(store, control, feed, inspector, access=access, title=title)
+    app = create_app(
+        store, control, feed, inspector, access=access, title=title, samples=samples,
+        uploads_dir=uploads_dir, upload_limit=upload_limit,
+    )  # fmt: skip
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     parts(app).context.view.snapshot()
     server = make_server(host, port, app.server, threaded=True)
     url = f"http://{host if ':' not in host else f'[{host}]'}:{server.server_port}/"
     if not is_loopback(host):
         state = "need the token" if token else "are off (no token given)"
-        log.warning("dashboard reachable from other machines at %s; job controls %s", url, state)
+        log.warning(
+            "dashboard reachable from other machines at %s; job controls and imports %s",
+            url,
+            state,
+        )
     if ready is not None:
         ready(url)
     try:
@@ -92,3 +107,4 @@ def serve(
         if bridge is not None:
             bridge.stop()
         server.server_close()
+        parts(app).context.uploads.close()

@@ -1,4 +1,8 @@
-"""Jobs: state, progress and priority of every job, and the controls that steer them."""
+"""Jobs: state, progress and priority of every job, and the controls that steer them.
+
+New jobs tune workload specs or a model: a zoo model by name, or a model file uploaded into
+the dashboard's managed folder (the browser never names a path on the server).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,17 @@ from dash import ctx as callback_ctx
 
 from dashboard.context import AppContext
 from dashboard.data import Snapshot
-from dashboard.pages.common import TABLE_STYLE, card, field, page_head
+from dashboard.pages.common import (
+    TABLE_STYLE,
+    card,
+    field,
+    page_head,
+    register_token_card,
+    register_upload_guard,
+    token_card,
+    upload_zone,
+)
+from dashboard.uploads import UploadError, format_size
 from tuner._base import JobInfo, JobSpec
 
 NAME = "jobs"
@@ -22,6 +36,8 @@ MAX_PRIORITY = 1_000_000
 ACTIONS = {"jobs-pause": "pause", "jobs-resume": "resume", "jobs-cancel": "cancel",
            "jobs-set-priority": "reprioritize"}  # fmt: skip
 DONE = {"pause": "Paused", "resume": "Resumed", "cancel": "Cancelled", "reprioritize": "Set"}
+# Models built into the tuner (tuner.models.zoo), submitted by name.
+ZOO_MODELS = ("zoo:cnn", "zoo:mobilenet", "zoo:resnet", "zoo:mlp")
 
 COLUMNS = [
     {"name": "job", "id": "job"},
@@ -91,11 +107,17 @@ def parse_submission(
     target: str | None,
     name: str | None,
 ) -> JobSpec:
-    """A JobSpec from the submit form, or FormError naming the field that is wrong."""
+    """A JobSpec from the submit form, or FormError naming the field that is wrong.
+
+    ``model`` is a zoo name or the path of an uploaded model, as ``resolve_model`` gives it.
+    """
     specs = tuple(s.strip() for s in re.split(r"[\n,;]+", workloads or "") if s.strip())
     model = (model or "").strip() or None
     if not specs and model is None:
-        raise FormError("Give at least one workload spec (e.g. matmul:64x64x64) or a model file.")
+        raise FormError(
+            "Give at least one workload spec (e.g. matmul:64x64x64), choose a zoo model or "
+            "upload a model file."
+        )
     if any(len(s) > 200 for s in specs):
         raise FormError("A workload spec is longer than 200 characters.")
     if trials is None or trials == "":
@@ -114,6 +136,43 @@ def parse_submission(
         workloads=specs, model=model, trials=int(trials), priority=parse_priority(priority),
         target=target, name=name,
     )  # fmt: skip
+
+
+def resolve_model(ctx: AppContext, zoo: Any, upload_id: Any) -> tuple[str | None, str | None]:
+    """The model of a submission and the name its user knows it by: a zoo name, or the
+    stored path of an uploaded model with the uploaded file's name.
+
+    The browser sends only a zoo name from the list or the id of an upload; anything else
+    raises FormError.
+    """
+    zoo = zoo or None
+    if zoo is not None and zoo not in ZOO_MODELS:
+        raise FormError(f"Unknown zoo model {zoo!r} (zoo: {', '.join(ZOO_MODELS)}).")
+    if upload_id:
+        if zoo is not None:
+            raise FormError("Choose a zoo model or upload a model file, not both.")
+        try:
+            upload = ctx.uploads.find("models", upload_id)
+        except UploadError as exc:
+            raise FormError(str(exc)) from None
+        return str(upload.files[0].path), upload.files[0].name
+    return zoo, None
+
+
+def upload_model(
+    ctx: AppContext, contents: Any, filename: Any, token: str | None
+) -> tuple[str | None, str]:
+    """Store an uploaded model file in the managed folder; (upload id or None, message)."""
+    if ctx.control is None:
+        return None, "No tuner is attached to this dashboard: it cannot run new jobs."
+    if not ctx.access.allows(token):
+        return None, ctx.access.refusal(token)
+    try:
+        upload = ctx.uploads.save("models", contents, filename)
+    except UploadError as exc:
+        return None, str(exc)
+    item = upload.files[0]
+    return upload.id, f"Uploaded {item.name} ({format_size(item.size)})."
 
 
 def control_action(
@@ -140,18 +199,42 @@ def control_action(
     return True, f"{DONE[action]} {job}."
 
 
-def submit_job(ctx: AppContext, token: str | None, **form: Any) -> tuple[bool, str]:
-    """Validate the form and submit it through ``Control``; (done, message)."""
+def submit_job(
+    ctx: AppContext,
+    token: str | None,
+    *,
+    zoo: Any = None,
+    model_upload: Any = None,
+    **form: Any,
+) -> tuple[bool, str]:
+    """Validate the form and submit it through ``Control``; (done, message).
+
+    ``zoo`` is a zoo model name, ``model_upload`` the id of an uploaded model file.
+    """
     if ctx.control is None:
         return False, "No tuner is attached to this dashboard: it cannot run new jobs."
     if not ctx.access.allows(token):
         return False, ctx.access.refusal(token)
     try:
-        spec = parse_submission(**form)
+        model, known_as = resolve_model(ctx, zoo, model_upload)
+        if known_as and not (form.get("name") or "").strip():
+            form["name"] = known_as  # name the job after the file, not the stored path
+        spec = parse_submission(model=model, **form)
         job = ctx.control.submit(spec)
-    except Exception as exc:  # FormError or the tuner's own message (bad workload, ...)
-        return False, str(exc) or type(exc).__name__
+    except Exception as exc:  # FormError or the tuner's own message (bad workload, model)
+        message = str(exc) or type(exc).__name__
+        if model_upload:
+            message = _uploaded_names(ctx, model_upload, message)
+        return False, message
     return True, f"Submitted {job}."
+
+
+def _uploaded_names(ctx: AppContext, upload_id: Any, message: str) -> str:
+    """``message`` with the stored path of an uploaded model replaced by its file name."""
+    try:
+        return ctx.uploads.find("models", upload_id).describe(message)
+    except UploadError:
+        return message
 
 
 def layout(ctx: AppContext) -> html.Div:
@@ -167,23 +250,7 @@ def layout(ctx: AppContext) -> html.Div:
         )
     token_box = []
     if ctx.access.needs_token and not readonly:
-        token_box = [
-            card(
-                html.Div(
-                    [
-                        field(
-                            "Access token",
-                            dcc.Input(id="token-input", type="password", debounce=False),
-                            "wide",
-                        ),
-                        html.Button("Use token", id="token-apply", className="tl-button"),
-                        html.Span(id="token-status", className="tl-muted"),
-                    ],
-                    className="tl-toolbar",
-                ),
-                title="Job controls need the access token of this dashboard",
-            )
-        ]
+        token_box = [token_card("", "Job controls need the access token of this dashboard")]
     return html.Div(
         [
             page_head(
@@ -195,7 +262,7 @@ def layout(ctx: AppContext) -> html.Div:
             *token_box,
             card(_jobs_table()),
             card(*_controls(readonly), title="Selected job"),
-            card(*_submit_form(readonly), title="Submit a job"),
+            card(*_submit_form(ctx, readonly), title="Submit a job"),
             dcc.Store(id="jobs-changed"),
         ]
     )
@@ -237,7 +304,7 @@ def _controls(disabled: bool) -> list[Any]:
     return [buttons, html.Div(id="jobs-message", className="tl-message")]
 
 
-def _submit_form(disabled: bool) -> list[Any]:
+def _submit_form(ctx: AppContext, disabled: bool) -> list[Any]:
     fields = [
         field(
             "Workloads (one spec per line)",
@@ -246,8 +313,13 @@ def _submit_form(disabled: bool) -> list[Any]:
             "span",
         ),
         field(
-            "Model file",
-            dcc.Input(id="submit-model", type="text", placeholder="optional: .onnx / .tflite"),
+            "Zoo model",
+            dcc.Dropdown(
+                id="submit-zoo",
+                options=[{"label": m, "value": m} for m in ZOO_MODELS],
+                placeholder="optional",
+                disabled=disabled,
+            ),
             "form",
         ),
         field(
@@ -259,6 +331,37 @@ def _submit_form(disabled: bool) -> list[Any]:
         field("Target", dcc.Input(id="submit-target", type="text", value="llvm"), "form"),
         field("Name", dcc.Input(id="submit-name", type="text", placeholder="optional"), "form"),
     ]
+    model = []
+    if not disabled:
+        model = [
+            html.Div(
+                [
+                    html.Label("Or a model file", className="tl-label"),
+                    upload_zone(
+                        "submit-model-upload",
+                        "submit-model-status",
+                        ctx.uploads,
+                        "models",
+                        "Drop a model here or click to choose one",
+                        multiple=False,
+                    ),
+                    html.Div(
+                        [
+                            html.Span(id="submit-model-status", className="tl-message"),
+                            html.Button(
+                                "Remove",
+                                id="submit-model-clear",
+                                hidden=True,
+                                className="tl-button tl-button-quiet",
+                            ),
+                        ],
+                        className="tl-toolbar",
+                    ),
+                ],
+                className="tl-field",
+                style={"marginTop": "10px"},
+            )
+        ]
     actions = html.Div(
         [
             _button("Submit job", "submit-job", disabled, "tl-button-primary"),
@@ -266,7 +369,7 @@ def _submit_form(disabled: bool) -> list[Any]:
         ],
         className="tl-toolbar",
     )
-    return [html.Div(fields, className="tl-form"), actions]
+    return [html.Div(fields, className="tl-form"), *model, dcc.Store(id="submit-model-id"), actions]
 
 
 def register(app: Dash, ctx: AppContext) -> None:
@@ -312,7 +415,8 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output("jobs-changed", "data", allow_duplicate=True),
         Input("submit-job", "n_clicks"),
         State("submit-workloads", "value"),
-        State("submit-model", "value"),
+        State("submit-zoo", "value"),
+        State("submit-model-id", "data"),
         State("submit-trials", "value"),
         State("submit-priority", "value"),
         State("submit-target", "value"),
@@ -320,29 +424,41 @@ def register(app: Dash, ctx: AppContext) -> None:
         State("token-store", "data"),
         prevent_initial_call=True,
     )
-    def submit(_n: Any, workloads, model, trials, priority, target, name, token):
+    def submit(_n: Any, workloads, zoo, upload_id, trials, priority, target, name, token):
         done, message = submit_job(
-            ctx, token, workloads=workloads, model=model, trials=trials, priority=priority,
-            target=target, name=name,
+            ctx, token, zoo=zoo, model_upload=upload_id, workloads=workloads, trials=trials,
+            priority=priority, target=target, name=name,
         )  # fmt: skip
         return message, _message_class(done), ctx.revision() if done else no_update
 
-    if ctx.access.needs_token and ctx.control is not None:
+    if ctx.control is None:
+        return
 
-        @app.callback(
-            Output("token-store", "data", allow_duplicate=True),
-            Output("token-status", "children"),
-            Input("token-apply", "n_clicks"),
-            Input("token-input", "n_submit"),
-            State("token-input", "value"),
-            prevent_initial_call=True,
-        )
-        def use_token(_n: Any, _s: Any, value: str | None):
-            value = (value or "").strip()
-            if not value:
-                return None, "Enter the token first."
-            ok = ctx.access.allows(value)
-            return value, "Token accepted." if ok else "This token is not valid."
+    @app.callback(
+        Output("submit-model-id", "data"),
+        Output("submit-model-status", "children"),
+        Output("submit-model-status", "className"),
+        Output("submit-model-clear", "hidden"),
+        Output("submit-model-upload", "contents"),
+        Input("submit-model-upload", "contents"),
+        Input("submit-model-clear", "n_clicks"),
+        State("submit-model-upload", "filename"),
+        State("token-store", "data"),
+        prevent_initial_call=True,
+    )
+    def model_file(contents: Any, _clear: Any, filename: Any, token: str | None):
+        if callback_ctx.triggered_id == "submit-model-clear":
+            return None, "", "tl-message", True, None
+        if not contents:
+            return (no_update,) * 5
+        upload_id, message = upload_model(ctx, contents, filename, token)
+        if upload_id is None:
+            return None, message, _message_class(False), True, None
+        return upload_id, message, "tl-message tl-ok", False, None
+
+    register_upload_guard(app, "submit-model-upload")
+    if ctx.access.needs_token:
+        register_token_card(app, ctx.access, "")
 
 
 def _message_class(done: bool) -> str:

@@ -133,7 +133,7 @@ def test_job_controls_act_through_the_scheduler() -> None:
     sched = _scheduler(store)
     app_ctx = parts(create_app(store, sched, live=False)).context
     done, message = jobs.submit_job(
-        app_ctx, None, workloads="matmul:64\nmatmul:32", model="", trials=16, priority=2,
+        app_ctx, None, workloads="matmul:64\nmatmul:32", zoo=None, trials=16, priority=2,
         target="sim", name="mine",
     )  # fmt: skip
     assert done, message
@@ -170,7 +170,7 @@ def test_job_controls_are_refused_without_the_token_off_loopback() -> None:
     done, message = jobs.control_action(app_ctx, "pause", job, None, "wrong")
     assert not done and "not valid" in message
     assert sched.list()[0].state == JobState.QUEUED
-    done, _ = jobs.submit_job(app_ctx, None, workloads="matmul:8", model=None, trials=4,
+    done, _ = jobs.submit_job(app_ctx, None, workloads="matmul:8", zoo=None, trials=4,
                               priority=0, target="sim", name=None)  # fmt: skip
     assert not done and len(sched.list()) == 1
     assert jobs.control_action(app_ctx, "pause", job, None, "s3cret")[0]

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from tuneloom.cli import UserError
+from tuneloom.commands.serve import add_upload_limit, import_samples, upload_limit_bytes
 
 # Small real jobs that finish in minutes on two cores: a mix of ops, so the timeline shows
 # the client and the device taking turns between jobs.
@@ -45,6 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-jobs", action="store_true", help="start with no jobs (submit from the Jobs page)"
     )
+    add_upload_limit(parser)
     parser.set_defaults(func=run)
 
 
@@ -66,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be between 0 and 65535, got {args.port}")
     create_policy(args.policy)  # an unknown policy fails before anything starts
+    limit = upload_limit_bytes(args.upload_limit)
 
     db = Path(args.db) if args.db else Path(tempfile.mkdtemp(prefix="tuneloom-demo-")) / "demo.db"
     runs_dir = db.parent / f"{db.stem}-runs"
@@ -99,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
         serve(
             store, scheduler, hub, inspector, host=args.host, port=args.port,
             token=args.token or token_from_env(), title=f"demo ({args.policy})", ready=ready,
+            samples=import_samples(), uploads_dir=db.parent / f"{db.stem}-uploads",
+            upload_limit=limit,
         )  # fmt: skip
     except OSError as exc:
         reason = exc.strerror or exc

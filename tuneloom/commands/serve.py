@@ -1,4 +1,5 @@
-"""`tuneloom serve`: open a store in the dashboard (post-hoc exploration, read-only)."""
+"""`tuneloom serve`: open a store in the dashboard (post-hoc exploration; read-only unless
+``--allow-import``)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,18 @@ from pathlib import Path
 
 from tuneloom.cli import UserError
 
+DEFAULT_UPLOAD_MIB = 64
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "serve",
         help="Open a store in the dashboard (post-hoc exploration).",
         description=(
-            "Serve the dashboard on a store: timeline, convergence, inspector, records and "
-            "jobs. The store is opened read-only; events another process appends to it show "
-            "up live. Binds 127.0.0.1 unless --host says otherwise; bound elsewhere, job "
-            "controls need the token."
+            "Serve the dashboard on a store: timeline, convergence, inspector, records, jobs "
+            "and import. The store is opened read-only unless --allow-import; events another "
+            "process appends to it show up live. Binds 127.0.0.1 unless --host says "
+            "otherwise; bound elsewhere, job controls and imports need the token."
         ),
     )
     source = parser.add_mutually_exclusive_group(required=True)
@@ -42,7 +45,51 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "already finds the databases that tuneloom jobs name in their task events",
     )
     parser.add_argument("--no-live", action="store_true", help="do not follow new events")
+    parser.add_argument(
+        "--allow-import",
+        action="store_true",
+        help="open the --db store writable so the Import page can add logs to it (uploads "
+        "are kept in <db stem>-uploads/ beside it); a --sample store is in memory and "
+        "always takes imports",
+    )
+    add_upload_limit(parser)
     parser.set_defaults(func=run)
+
+
+def add_upload_limit(parser: argparse.ArgumentParser) -> None:
+    """The ``--upload-limit`` option (serve and demo)."""
+    parser.add_argument(
+        "--upload-limit",
+        type=int,
+        default=DEFAULT_UPLOAD_MIB,
+        metavar="MIB",
+        help=f"largest upload the dashboard takes, in MiB (default {DEFAULT_UPLOAD_MIB})",
+    )
+
+
+def upload_limit_bytes(mib: int) -> int:
+    """``--upload-limit`` in bytes; UserError when it is not positive."""
+    if mib <= 0:
+        raise UserError(f"--upload-limit must be a positive number of MiB, got {mib}")
+    return mib * 1024 * 1024
+
+
+def import_samples(folder: Path | None = None) -> dict[str, Path]:
+    """The samples the Import page offers: tuneloom JSONL files and MetaSchedule databases
+    in ``folder`` (default: the shipped ``sample_logs/``)."""
+    if folder is None:
+        from tuneloom.samples import SAMPLE_DIR
+
+        folder = SAMPLE_DIR
+    if not folder.is_dir():
+        return {}
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix == ".jsonl":
+            found[path.stem] = path
+        elif path.is_dir() and (path / "database_tuning_record.json").is_file():
+            found[path.name] = path
+    return found
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--port must be between 0 and 65535, got {args.port}")
     if not args.host.strip():
         raise UserError("--host must not be empty")
+    limit = upload_limit_bytes(args.upload_limit)
     if args.sample:
         from tuneloom.samples import load_sample
 
@@ -62,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         load_sample(args.sample, store)
         title = f"sample {args.sample}"
     else:
-        store = open_store(args.db, read_only=True)
+        store = open_store(args.db, read_only=not args.allow_import)
         title = args.db
     folders = args.databases or []
     for folder in folders:
@@ -77,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         serve(
             store, None, None, inspector, host=args.host, port=args.port,
             token=args.token or token_from_env(), title=title, live=not args.no_live,
-            ready=ready,
+            ready=ready, samples=import_samples(), upload_limit=limit,
         )  # fmt: skip
     except OSError as exc:
         raise UserError(
