@@ -14,7 +14,8 @@ DESCRIPTION = """\
 Compile MODEL (a zoo name such as zoo:cnn, or a .keras, .tflite or .onnx file or a TensorFlow
 SavedModel folder) with TVM, without tuning and, with --db, with the tuned schedules, and time
 it beside the frameworks that can run it (TensorFlow, the TFLite interpreter, ONNX Runtime).
-Every measurement runs in its own fresh process on the same random inputs and thread count;
+Every measurement runs in its own fresh process on the same random inputs and thread count
+(by default the cores `tune` profiles candidates on, which the target's num-cores matches);
 each latency is the median over --repeat repeats. The outputs are compared every time: the
 command fails (exit 1) when TVM's output differs from a framework's beyond the tolerance.
 --db is a tuneloom store (the best record per workload of every MetaSchedule database its
@@ -39,7 +40,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="comma-separated frameworks to compare with (default: every one the model has): "
         "tensorflow, tflite, onnxruntime; 'none' for none",
     )
-    parser.add_argument("--threads", type=int, default=None, help="threads (default: all CPUs)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for TVM and every framework (default: the cores `tune` profiles on, "
+        "so the kernels run as they were tuned)",
+    )
     parser.add_argument("--repeat", type=int, default=10, help="timing repeats (default 10)")
     parser.add_argument(
         "--min-repeat-ms", type=float, default=100.0, help="minimum ms per repeat (default 100)"
@@ -60,7 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tuner.cpus import available_cpus
+    from tuner.cpus import available_cpus, plan_cpus
     from tuner.metaschedule import target_config
     from tuner.models._base import BASELINES
     from tuner.models.evaluate import evaluate_model
@@ -75,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--tolerance must be positive, got {args.tolerance}")
     baselines = _baselines(args.baseline, BASELINES)
     settings = model_settings(args)
-    threads = args.threads or len(available_cpus())
+    threads = args.threads or len(plan_cpus(available_cpus(), devices=1).devices[0])
     target = target_config(args.target, threads)
     with tempfile.TemporaryDirectory(prefix="tuneloom-best-db-") as scratch:
         database = _database(args.db, Path(scratch)) if args.db else None

@@ -438,7 +438,10 @@ def _human(tune: dict[str, Any]) -> str:
         lines.append(f"  {job['id']}  {job['name']}  {state}")
         for task in job["tasks"]:
             best = task["best_latency_s"]
-            shown = f"best {best * 1e6:.2f} us" if best is not None else "no valid measurement"
+            if best is not None:
+                shown = f"best {best * 1e6:.2f} us"
+            else:
+                shown = f"not tuned: {task['stopped']}" if "stopped" in task else "no measurement"
             lines.append(f"    {task['name']:<44} {task['trials']:>5} trials  {shown}")
         lines.append(f"    database: {job['db_dir']}")
         if "compiled" in job:
