@@ -127,16 +127,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def model_settings(args: argparse.Namespace) -> dict[str, Any]:
     """``load_model`` keyword arguments from --input-shape and --model-batch."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    for text in args.input_shape:
-        name, sep, dims = text.rpartition(":")
-        parts = dims.split("x")
-        if not sep or not name or not all(p.isdigit() and int(p) > 0 for p in parts):
-            raise UserError(
-                f"--input-shape {text!r}: expected NAME:DIMS with positive dimensions, "
-                "e.g. x:1x3x32x32"
-            )
-        shapes[name] = tuple(int(p) for p in parts)
+    from tuner.models.inputs import parse_input_shape
+
+    shapes = dict(parse_input_shape(text) for text in args.input_shape)
     if args.model_batch is not None and args.model_batch <= 0:
         raise UserError(f"--model-batch must be a positive integer, got {args.model_batch}")
     settings: dict[str, Any] = {}
