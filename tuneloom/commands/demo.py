@@ -12,11 +12,12 @@ from tuneloom.commands.serve import add_upload_limit, import_samples, upload_lim
 
 # Small real jobs that finish in minutes on two cores: a mix of ops, so the timeline shows
 # the client and the device taking turns between jobs.
-DEMO_JOBS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("matmul 128", ("matmul:128",)),
-    ("dense 1x256x256", ("dense:1x256x256",)),
-    ("conv2d 1x16x28x28", ("conv2d:1x16x28x28,32x3x3,pad=1",)),
-    ("batch_matmul 4x64x64x64", ("batch_matmul:4x64x64x64",)),
+# (job name, workload specs, model): three kernels and a whole model from the zoo.
+DEMO_JOBS: tuple[tuple[str, tuple[str, ...], str | None], ...] = (
+    ("matmul 128", ("matmul:128",), None),
+    ("dense 1x256x256", ("dense:1x256x256",), None),
+    ("conv2d 1x16x28x28", ("conv2d:1x16x28x28,32x3x3,pad=1",), None),
+    ("cnn (zoo model)", (), "zoo:cnn"),
 )
 
 
@@ -91,8 +92,9 @@ def run(args: argparse.Namespace) -> int:
     inspector = MetaScheduleInspector(store, database_dirs=[str(runs_dir)])
     try:
         if not args.no_jobs:
-            for name, workloads in DEMO_JOBS:
-                scheduler.submit(JobSpec(workloads=workloads, trials=args.trials, name=name))
+            for name, workloads, model in DEMO_JOBS:
+                spec = JobSpec(workloads=workloads, model=model, trials=args.trials, name=name)
+                scheduler.submit(spec)
         workers.start()
         scheduler.start_background()
 
