@@ -23,3 +23,17 @@ def load_sample(name: str, store: BaseStore, folder: Path = SAMPLE_DIR) -> int:
         known = ", ".join(names) or "none"
         raise UserError(f"no sample named {name!r} (samples: {known})")
     return import_jsonl(folder / f"{name}.jsonl", store).read
+
+
+def importable_samples(folder: Path = SAMPLE_DIR) -> dict[str, Path]:
+    """The samples the Import page offers: tuneloom JSONL files and MetaSchedule databases
+    in ``folder`` (default: the shipped ``sample_logs/``)."""
+    if not folder.is_dir():
+        return {}
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix == ".jsonl":
+            found[path.stem] = path
+        elif path.is_dir() and (path / "database_tuning_record.json").is_file():
+            found[path.name] = path
+    return found

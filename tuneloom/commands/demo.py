@@ -8,7 +8,8 @@ import tempfile
 from pathlib import Path
 
 from tuneloom.cli import UserError
-from tuneloom.commands.serve import add_upload_limit, import_samples, upload_limit_bytes
+from tuneloom.commands.serve import add_upload_limit, upload_limit_bytes
+from tuneloom.samples import importable_samples
 
 # Small real jobs that finish in minutes on two cores: a mix of ops, so the timeline shows
 # the client and the device taking turns between jobs.
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         serve(
             store, scheduler, hub, inspector, host=args.host, port=args.port,
             token=args.token or token_from_env(), title=f"demo ({args.policy})", ready=ready,
-            samples=import_samples(), uploads_dir=db.parent / f"{db.stem}-uploads",
+            samples=importable_samples(), uploads_dir=db.parent / f"{db.stem}-uploads",
             upload_limit=limit,
         )  # fmt: skip
     except OSError as exc:

@@ -74,28 +74,11 @@ def upload_limit_bytes(mib: int) -> int:
     return mib * 1024 * 1024
 
 
-def import_samples(folder: Path | None = None) -> dict[str, Path]:
-    """The samples the Import page offers: tuneloom JSONL files and MetaSchedule databases
-    in ``folder`` (default: the shipped ``sample_logs/``)."""
-    if folder is None:
-        from tuneloom.samples import SAMPLE_DIR
-
-        folder = SAMPLE_DIR
-    if not folder.is_dir():
-        return {}
-    found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix == ".jsonl":
-            found[path.stem] = path
-        elif path.is_dir() and (path / "database_tuning_record.json").is_file():
-            found[path.name] = path
-    return found
-
-
 def run(args: argparse.Namespace) -> int:
     from collectors.stores import open_store
     from dashboard.access import token_from_env
     from dashboard.server import serve
+    from tuneloom.samples import importable_samples
     from tuner.metaschedule_inspect import MetaScheduleInspector
 
     if not 0 <= args.port <= 65535:
@@ -125,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         serve(
             store, None, None, inspector, host=args.host, port=args.port,
             token=args.token or token_from_env(), title=title, live=not args.no_live,
-            ready=ready, samples=import_samples(), upload_limit=limit,
+            ready=ready, samples=importable_samples(), upload_limit=limit,
         )  # fmt: skip
     except OSError as exc:
         raise UserError(
