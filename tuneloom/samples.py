@@ -9,11 +9,22 @@ from collectors.jsonl import import_jsonl
 from tuneloom.cli import UserError
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_logs"
+# The MetaSchedule database shipped beside a sample run, for the inspector's code views.
+SAMPLE_DATABASES = {
+    "tune-4-jobs": "metaschedule-matmul-128",
+    "tune-cnn-model": "metaschedule-cnn-model",
+}
 
 
 def sample_names(folder: Path = SAMPLE_DIR) -> list[str]:
     """Names of the shipped samples (file stems of ``*.jsonl``), sorted."""
     return sorted(p.stem for p in folder.glob("*.jsonl"))
+
+
+def sample_databases(name: str, folder: Path = SAMPLE_DIR) -> list[Path]:
+    """The MetaSchedule database folders shipped with the sample ``name`` (maybe none)."""
+    database = SAMPLE_DATABASES.get(name)
+    return [folder / database] if database and (folder / database).is_dir() else []
 
 
 def load_sample(name: str, store: BaseStore, folder: Path = SAMPLE_DIR) -> int:

@@ -50,3 +50,21 @@ def test_an_unknown_sample_is_one_clear_error(capsys: pytest.CaptureFixture[str]
         load_sample("nope", MemoryStore())
     assert main(["serve", "--sample", "nope", "--port", "0"]) == 2
     assert "samples: " in capsys.readouterr().err
+
+
+def test_the_model_sample_is_one_model_job_whose_code_the_inspector_shows() -> None:
+    from tuneloom.samples import sample_databases
+    from tuner.metaschedule_inspect import MetaScheduleInspector
+
+    store = MemoryStore()
+    load_sample("tune-cnn-model", store)
+    jobs = store.jobs()
+    assert len(jobs) == 1 and jobs.model.iloc[0] == "zoo:cnn"
+    tasks = [s.event for s in store.read(kinds=("task",))]
+    assert any(t.op.startswith("conv2d") for t in tasks)
+    assert any(not t.tunable for t in tasks)  # the reshape, marked and not dropped
+    records = store.records()
+    valid = records[records.mean_secs.notna()]
+    record = store.record(int(valid.pos.iloc[0]))
+    inspector = MetaScheduleInspector(store, database_dirs=sample_databases("tune-cnn-model"))
+    assert "T.prim_func" in inspector.tir(record)

@@ -86,16 +86,17 @@ def run(args: argparse.Namespace) -> int:
     if not args.host.strip():
         raise UserError("--host must not be empty")
     limit = upload_limit_bytes(args.upload_limit)
+    folders = list(args.databases or [])
     if args.sample:
-        from tuneloom.samples import load_sample
+        from tuneloom.samples import load_sample, sample_databases
 
         store = open_store(":memory:")
         load_sample(args.sample, store)
         title = f"sample {args.sample}"
+        folders += [str(folder) for folder in sample_databases(args.sample)]
     else:
         store = open_store(args.db, read_only=not args.allow_import)
         title = args.db
-    folders = args.databases or []
     for folder in folders:
         if not Path(folder).is_dir():
             raise UserError(f"--databases: no such folder: {folder}")
