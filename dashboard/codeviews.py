@@ -15,6 +15,7 @@ from typing import Protocol
 
 from collectors._base import BaseStore
 from collectors.events import RecordEvent
+from collectors.importers import readable_trace
 
 VIEWS: dict[str, str] = {
     "trace": "Schedule trace",
@@ -98,7 +99,7 @@ class CodeViews:
         if self.backend is None:
             if view == "trace":
                 if record.trace:
-                    return CodeView(record.trace)
+                    return CodeView(readable_trace(record))
                 return CodeView(None, "this record carries no schedule trace")
             return CodeView(None, NO_BACKEND)
         method = {
@@ -112,5 +113,5 @@ class CodeViews:
         except Exception as exc:  # the backend explains why it cannot; show it, do not crash
             message = str(exc) or type(exc).__name__
             if view == "trace" and record.trace:
-                return CodeView(record.trace, message)
+                return CodeView(readable_trace(record), message)
             return CodeView(None, message)

@@ -35,8 +35,9 @@ class InspectError(ValueError):
 
 
 def trace_json(record: RecordEvent) -> list[Any] | None:
-    """The record's trace in MetaSchedule's JSON form, or None when it is plain text."""
-    if not record.trace:
+    """The record's trace in MetaSchedule's JSON form, or None when it is plain text or
+    another tool's JSON (an Ansor step list can have the same outer shape)."""
+    if not record.trace or record.origin not in (None, "metaschedule"):
         return None
     text = record.trace.strip()
     if not text.startswith("["):
@@ -95,7 +96,9 @@ class MetaScheduleInspector:
         trace = trace_json(record)
         if trace is None:
             if record.trace:
-                return record.trace
+                from collectors.importers import readable_trace
+
+                return readable_trace(record) or record.trace
             raise _cannot(record)
         try:
             sch = self._schedule(record)
