@@ -7,21 +7,35 @@ MetaSchedule database (the test fixture's records repeated) is imported with and
 decoding. A synthetic SQLite store of ``--stages`` stage events is exported as a Chrome trace
 and, for comparison, as JSON lines.
 
-    python benchmarks/import_bench.py [--json] [--repeat 3] [--stages 200000]
+With ``--records N`` it also measures each format at scale: a file of 100,000 records and one
+of N records, made by repeating a real log with fresh keys (see ``scaled_file``), are each
+imported into a fresh SQLite store by a child process parsing in one process, which reports
+records/s (wall and CPU), plain ``json.loads`` records/s of the same file, their ratio, and
+its peak RSS. The N-record AutoTVM and Ansor files are imported once more with worker
+processes parsing (``collectors.importers.parallel``, one per CPU beyond the first): both
+rates and their ratio are printed (a busy machine leaves workers no CPU to run on; the peak
+RSS is the importing process's, the workers have their own).
 
-Each figure is the best of ``--repeat`` runs.
+    python benchmarks/import_bench.py [--json] [--repeat 3] [--stages 200000]
+    python benchmarks/import_bench.py --records 1000000 --only-scale [--json]
+
+Each figure of the first part is the best of ``--repeat`` runs; the scale runs run once.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import platform
+import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +54,10 @@ REAL_LOGS = {
     "autotvm-tophub": "tophub_llvm_v0.04.log",
 }
 MS_FIXTURE = ROOT / "tests" / "collectors" / "importers" / "data" / "ms_db"
+MS_SAMPLE = ROOT / "sample_logs" / "metaschedule-matmul-128"  # a real tuning run's database
+SCALE_FORMATS = ("autotvm", "ansor", "metaschedule", "tuneloom")
+PARALLEL_FORMATS = ("autotvm", "ansor")  # formats whose lines worker processes can parse
+MS_WORKLOADS = 100  # distinct workloads of a scaled MetaSchedule database
 
 
 def best_of(repeat: int, run: Callable[[], Any]) -> tuple[float, Any]:
@@ -168,6 +186,210 @@ def bench_chrome_trace(tmp: Path, repeat: int, stages: int) -> dict[str, Any]:
     }
 
 
+# --- scale: one format at 100k and N records, each import in a child process ---------------
+
+
+def scaled_file(fmt: str, logs: Path, folder: Path, records: int) -> Path:
+    """A ``fmt`` file (a MetaSchedule database folder) of ``records`` records, made by
+    repeating a real log with fresh keys, so that no record is a replay of another.
+
+    - autotvm: the TLCBench BERT log; repetition r renames each task ``<name>.r<r>`` (a new
+      workload key) and shifts its timestamps past the previous repetition;
+    - ansor: the cutlass-eval BERT log; repetition r gives each workload key a new hash and
+      shifts the timestamps;
+    - metaschedule: the 32 records of sample_logs/metaschedule-matmul-128 (a real tuning
+      run) over ``MS_WORKLOADS`` copies of its workload with fresh structural hashes;
+    - tuneloom: the events of the imported AutoTVM log as tuneloom JSON lines, renumbered so
+      that every repetition continues the one source's sequence.
+    """
+    if fmt == "metaschedule":
+        return _scaled_ms(folder / "ms_db", records)
+    path = folder / f"{fmt}.log"
+    with open(path, "w", encoding="utf-8") as out:
+        lines = {"autotvm": _autotvm_lines, "ansor": _ansor_lines, "tuneloom": _tuneloom_lines}
+        count = 0
+        for line, is_record in lines[fmt](logs):
+            out.write(line)
+            out.write("\n")
+            count += is_record
+            if count >= records:
+                break
+    return path
+
+
+def _repeat(templates: list[Any]) -> Iterator[tuple[int, Any]]:
+    r = 0
+    while True:
+        for t in templates:
+            yield r, t
+        r += 1
+
+
+def _split(text: str, *markers: str) -> list[str]:
+    parts = []
+    for marker in markers:
+        head, text = text.split(marker, 1)
+        parts.append(head)
+    return [*parts, text]
+
+
+def _autotvm_lines(logs: Path) -> Iterator[tuple[str, bool]]:
+    objs = _json_lines(logs / REAL_LOGS["autotvm"])
+    span = max(o["result"][3] for o in objs) - min(o["result"][3] for o in objs) + 60.0
+    templates = []
+    for o in objs:
+        name, ts = o["input"][1], o["result"][3]
+        o["input"][1], o["result"][3] = "@@NAME@@", "@@TS@@"
+        templates.append((name, ts, _split(json.dumps(o), '"@@NAME@@"', '"@@TS@@"')))
+    for r, (name, ts, (a, b, c)) in _repeat(templates):
+        task = name if r == 0 else f"{name}.r{r}"
+        yield f"{a}{json.dumps(task)}{b}{ts + r * span!r}{c}", True
+
+
+def _ansor_lines(logs: Path) -> Iterator[tuple[str, bool]]:
+    objs = _json_lines(logs / REAL_LOGS["ansor"])
+    span = int(max(o["r"][3] for o in objs) - min(o["r"][3] for o in objs)) + 60
+    templates = []
+    for o in objs:
+        key, ts = o["i"][0][0], o["r"][3]
+        o["i"][0][0], o["r"][3] = "@@KEY@@", "@@TS@@"
+        templates.append((key, ts, _split(json.dumps(o), '"@@KEY@@"', '"@@TS@@"')))
+    keys: dict[tuple[str, int], str] = {}
+    for r, (key, ts, (a, b, c)) in _repeat(templates):
+        fresh = keys.get((key, r))
+        if fresh is None:
+            parts = json.loads(key)
+            if r:
+                parts[0] = hashlib.md5(f"{parts[0]}:{r}".encode()).hexdigest()
+            fresh = keys[(key, r)] = json.dumps(json.dumps(parts))
+        yield f"{a}{fresh}{b}{ts + r * span}{c}", True
+
+
+def _tuneloom_lines(logs: Path) -> Iterator[tuple[str, bool]]:
+    from collectors.importers import detect, iter_events
+    from collectors.importers.driver import context_for
+
+    found = detect(logs / REAL_LOGS["autotvm"])
+    events = list(iter_events(found, context_for(found, use_tvm=False)))
+    templates = []
+    for e in events:
+        head, tail = e.to_json().split(f'"seq":{e.seq},', 1)
+        templates.append((head, tail, e.kind == "record"))
+    for seq, (_, (head, tail, is_record)) in enumerate(_repeat(templates)):
+        yield f'{head}"seq":{seq},{tail}', is_record
+
+
+def _scaled_ms(db: Path, records: int) -> Path:
+    db.mkdir()
+    (line,) = (MS_SAMPLE / "database_workload.json").read_text().splitlines()
+    structural_hash, payload = json.loads(line)
+    with open(db / "database_workload.json", "w") as out:
+        for k in range(MS_WORKLOADS):
+            out.write(json.dumps([f"{structural_hash}{k:03d}", payload]) + "\n")
+    rows = (MS_SAMPLE / "database_tuning_record.json").read_text().splitlines()
+    assert all(row.startswith("[0,") for row in rows)
+    with open(db / "database_tuning_record.json", "w") as out:
+        for i in range(records):
+            workload = (i // len(rows)) % MS_WORKLOADS
+            out.write(f"[{workload},{rows[i % len(rows)][3:]}\n")
+    return db
+
+
+def _json_lines(path: Path) -> list[Any]:
+    with open(path, encoding="utf-8") as stream:
+        return [json.loads(x) for x in stream if x.strip() and not x.startswith("#")]
+
+
+def bench_scale(logs: Path, tmp: Path, records: int, formats: list[str]) -> dict[str, Any]:
+    """Each format at 100,000 records (when ``records`` is more) and at ``records``."""
+    sizes = sorted({min(100_000, records), records})
+    out: dict[str, Any] = {"sizes": sizes, "formats": {}}
+    for fmt in formats:
+        rows = out["formats"][fmt] = {}
+        for size in sizes:
+            folder = tmp / f"{fmt}-{size}"
+            folder.mkdir()
+            t0 = time.perf_counter()
+            path = scaled_file(fmt, logs, folder, size)
+            made_s = time.perf_counter() - t0
+            rows[str(size)] = row = _child_run(fmt, path, folder / "store.db", 0)
+            row["generate_seconds"] = round(made_s, 1)
+            if size == sizes[-1] and fmt in PARALLEL_FORMATS:
+                (folder / "store.db").unlink()
+                workers = max(1, (_cpus() or 1) - 1)
+                rows["parallel"] = par = _child_run(fmt, path, folder / "store.db", workers)
+                par["workers"] = workers
+                par["vs_one_process"] = round(par["records_per_s"] / row["records_per_s"], 3)
+            shutil.rmtree(folder)
+        if len(sizes) == 2:
+            small, large = (rows[str(n)] for n in sizes)
+            rows["peak_rss_growth_mib"] = round(large["peak_rss_mib"] - small["peak_rss_mib"], 1)
+    return out
+
+
+def _child_run(fmt: str, path: Path, db: Path, workers: int) -> dict[str, Any]:
+    command = [
+        sys.executable, str(Path(__file__).resolve()), "--child", fmt, str(path), str(db),
+        str(workers),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"child import of {path} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def child_import(fmt: str, path: Path, db: Path, workers: int) -> dict[str, Any]:
+    """Run in a fresh process: the json.loads floor and the import into a new SQLite store."""
+    from collectors.importers import import_paths
+    from collectors.sqlite_store import SQLiteStore
+
+    lines_file = path / "database_tuning_record.json" if path.is_dir() else path
+    rss_before = _max_rss_mib()
+    t0 = time.perf_counter()
+    lines = json_floor(lines_file)
+    floor_s = time.perf_counter() - t0
+    t0, c0 = time.perf_counter(), time.process_time()
+    with SQLiteStore(db) as store:
+        (summary,) = import_paths([path], store, fmt=fmt, use_tvm=False, workers=workers)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    n = summary.records
+    return {
+        "records": n,
+        "events": summary.events,
+        "stored": summary.stored,
+        "bad_lines": summary.bad_lines,
+        "file_mib": round(_size(path) / 2**20, 1),
+        "db_mib": round(db.stat().st_size / 2**20, 1),
+        "seconds": round(wall, 2),
+        "records_per_s": round(n / wall),
+        "records_per_cpu_s": round(n / cpu),
+        "events_per_s": round(summary.events / wall),
+        "json_loads_lines_per_s": round(lines / floor_s),
+        "vs_json_loads": round((n / wall) / (lines / floor_s), 3),
+        "rss_before_import_mib": rss_before,
+        "peak_rss_mib": _max_rss_mib(),
+    }
+
+
+def _max_rss_mib() -> float:
+    """This process's peak resident memory. Linux's ``ru_maxrss`` of a child also counts the
+    forked copy of its parent (kept across exec), so the kernel's VmHWM is read instead."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)  # kB
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.iterdir())
+    return path.stat().st_size
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -175,22 +397,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages", type=int, default=200_000, help="synthetic trace size")
     parser.add_argument("--ms-records", type=int, default=2_000)
     parser.add_argument("--logs", type=Path, default=ROOT.parent / "shared" / "real_logs")
+    parser.add_argument(
+        "--records", type=int, default=0, help="also import each format at this many records"
+    )
+    parser.add_argument("--formats", default=",".join(SCALE_FORMATS), help="for --records")
+    parser.add_argument("--only-scale", action="store_true", help="skip the other parts")
+    parser.add_argument("--dir", type=Path, default=None, help="scratch folder (default: temp)")
+    parser.add_argument(
+        "--child", nargs=4, metavar=("FORMAT", "PATH", "DB", "WORKERS"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
+    if args.child:
+        fmt, path, db, workers = args.child
+        print(json.dumps(child_import(fmt, Path(path), Path(db), int(workers))))
+        return 0
+    formats = [f for f in args.formats.split(",") if f]
+    if unknown := sorted(set(formats) - set(SCALE_FORMATS)):
+        parser.error(f"--formats: unknown {unknown} (choose from {list(SCALE_FORMATS)})")
     result: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "cpus": _cpus()},
         "repeat": args.repeat,
         "real_logs": {},
     }
-    with tempfile.TemporaryDirectory() as name:
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="import-bench-") as name:
         tmp = Path(name)
-        for label, file_name in REAL_LOGS.items():
-            path = args.logs / file_name
-            if path.is_file():
-                result["real_logs"][label] = bench_log(path, args.repeat, tmp)
-            else:
-                result["real_logs"][label] = {"skipped": f"{path} not found"}
-        result["metaschedule"] = bench_metaschedule(tmp, args.repeat, args.ms_records)
-        result["chrome_trace"] = bench_chrome_trace(tmp, args.repeat, args.stages)
+        if not args.only_scale:
+            for label, file_name in REAL_LOGS.items():
+                path = args.logs / file_name
+                if path.is_file():
+                    result["real_logs"][label] = bench_log(path, args.repeat, tmp)
+                else:
+                    result["real_logs"][label] = {"skipped": f"{path} not found"}
+            result["metaschedule"] = bench_metaschedule(tmp, args.repeat, args.ms_records)
+            result["chrome_trace"] = bench_chrome_trace(tmp, args.repeat, args.stages)
+        if args.records > 0:
+            result["scale"] = bench_scale(args.logs, tmp, args.records, formats)
     if args.json:
         print(json.dumps(result))
     else:
@@ -199,12 +440,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cpus() -> int | None:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def _print(result: dict[str, Any]) -> None:
+    if "scale" in result:
+        _print_scale(result["scale"])
+    if "chrome_trace" not in result:
+        return
     for label, row in result["real_logs"].items():
         if "skipped" in row:
             print(f"{label}: skipped ({row['skipped']})")
@@ -225,6 +468,30 @@ def _print(result: dict[str, Any]) -> None:
         f" stages/s ({ct['chrome_trace_seconds']} s, {ct['chrome_trace_bytes']} bytes); "
         f"JSONL export of the same store {ct['jsonl_events_per_s']} events/s"
     )
+
+
+def _print_scale(scale: dict[str, Any]) -> None:
+    print("scale (repeated real logs, fresh keys; one child process per import):")
+    header = (
+        f"  {'format':<13}{'records':>10}{'rec/s':>10}{'rec/CPU s':>11}{'json.loads/s':>14}"
+        f"{'ratio':>7}{'peak RSS MiB':>14}{'file MiB':>10}"
+    )
+    print(header)
+    for fmt, rows in scale["formats"].items():
+        for size in scale["sizes"]:
+            row = rows[str(size)]
+            print(
+                f"  {fmt:<13}{row['records']:>10,}{row['records_per_s']:>10,}"
+                f"{row['records_per_cpu_s']:>11,}{row['json_loads_lines_per_s']:>14,}"
+                f"{row['vs_json_loads']:>7}{row['peak_rss_mib']:>14}{row['file_mib']:>10}"
+            )
+        if "parallel" in rows:
+            par = rows["parallel"]
+            print(
+                f"  {'  +' + str(par['workers']) + ' worker':<13}{par['records']:>10,}"
+                f"{par['records_per_s']:>10,}{'':>11}{'':>14}{par['vs_json_loads']:>7}"
+                f"{par['peak_rss_mib']:>14}   ({par['vs_one_process']}x one process)"
+            )
 
 
 if __name__ == "__main__":

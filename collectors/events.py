@@ -149,7 +149,16 @@ class RecordEvent(Event):
         """Mean measured time in seconds, or None for a failed candidate."""
         if not self.run_secs:
             return None
-        return math.fsum(self.run_secs) / len(self.run_secs)
+        return mean_of(self.run_secs)
+
+
+def mean_of(values: tuple[float, ...]) -> float:
+    """``fsum(values) / len(values)``, also when the sum alone would exceed the float range."""
+    try:
+        return math.fsum(values) / len(values)
+    except OverflowError:  # the sum, not the mean, exceeds the float range
+        count = len(values)
+        return math.fsum(v / count for v in values)
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -199,7 +208,11 @@ def from_dict(data: Mapping[str, Any]) -> Event:
     for name, value in kwargs.items():
         if type(value) is list:
             kwargs[name] = _from_jsonable(value)
-    return cls(**kwargs)
+    # What cls(**kwargs) does (fields, defaults, then the validation of __post_init__),
+    # without the dataclass __init__'s per-field overhead.
+    event = trusted_constructor(cls)(**kwargs)
+    _validate(event)
+    return event
 
 
 def from_json(line: str) -> Event:
@@ -209,6 +222,51 @@ def from_json(line: str) -> Event:
     except json.JSONDecodeError as exc:
         raise EventError(f"event: not valid JSON ({exc.msg} at column {exc.colno})") from None
     return from_dict(data)
+
+
+def trusted_constructor(cls: type[E]) -> Callable[..., E]:
+    """A constructor of ``cls`` that skips validation, for producers whose values are
+    already canonical by construction.
+
+    It takes the class's keyword arguments and defaults and builds the same frozen event,
+    about five times faster, but checks nothing: every value must be what validation would
+    accept unchanged (exact types: ``float`` not ``int`` for float fields, tuples not
+    lists; finite floats; integers within 64 bits; text without lone surrogates; choice
+    fields from the contract's lists; ``seq >= 0``, a non-empty ``source``, a stage's
+    ``end >= start``). Anything else stored through it would break the contract, so use
+    the class itself wherever a value comes from outside unchecked.
+    """
+    made = _TRUSTED.get(cls)
+    if made is None:
+        made = _TRUSTED[cls] = _build_trusted(cls)
+    return made  # type: ignore[return-value]
+
+
+E = typing.TypeVar("E", bound=Event)
+_TRUSTED: dict[type, Callable[..., Any]] = {}
+
+
+def _build_trusted(cls: type) -> Callable[..., Any]:
+    if not getattr(cls, "kind", ""):
+        raise TypeError(f"{cls.__name__} is not a concrete event class")
+    required, optional, namespace = [], [], {"_new": object.__new__, "_cls": cls}
+    for f in fields(cls):
+        if f.default is MISSING:
+            required.append(f.name)
+        else:
+            namespace[f"_d_{f.name}"] = f.default
+            optional.append(f"{f.name}=_d_{f.name}")
+        slot = next(k.__dict__[f.name] for k in cls.__mro__ if f.name in k.__dict__)
+        namespace[f"_s_{f.name}"] = slot.__set__  # writes the slot, as the frozen __init__ does
+    body = [f"    _s_{f.name}(e, {f.name})" for f in fields(cls)]
+    source = (
+        f"def make(*, {', '.join(required + optional)}):\n"
+        "    e = _new(_cls)\n" + "\n".join(body) + "\n    return e\n"
+    )
+    exec(source, namespace)  # the source is generated from the dataclass fields above
+    make = namespace["make"]
+    make.__doc__ = f"Build a {cls.__name__} without validation (see trusted_constructor)."
+    return make
 
 
 def write_jsonl(events: Iterable[Event], stream: typing.TextIO) -> int:

@@ -1,30 +1,28 @@
 """SQLiteStore: the embedded default store, one SQLite file in WAL mode.
 
-Layout (schema version 1):
-
-- ``events``: one row per event in position order (``pos``), ``UNIQUE(source, seq)``,
-  kind, job and task for filtering, and for job and task events their canonical JSON;
-- ``stages`` and ``records``: one narrow table per kind with typed columns for what the
-  queries filter on (job, task, resource, start, end) and the error text, plus ``row``:
-  every other field packed as eleven little-endian int64 and three float64
-  (``STAGE_ROW``/``RECORD_ROW``). A typed query fetches one blob per row and decodes the
-  whole column set with numpy, several times faster than fetching a dozen values per row;
-- ``traces``: record trace texts; ``names``: the distinct texts of low-cardinality fields
-  (source, clock, job, task, stage, resource, status, workload hash, error class, origin),
-  which the other tables hold as integer ids.
+Each event is stored once, in the table of its kind (layout: ``_sqlite_schema``): stages
+and records as narrow rows whose fields are packed into one blob, so a typed query fetches
+one blob per row and decodes whole columns with numpy; job and task events as canonical
+JSON. Low-cardinality texts (source, clock, job, task, stage, resource, status, workload
+hash, error class, origin) are stored once in ``names`` and referred to by id.
 
 Every field is kept losslessly (floats as float64; missing numbers flagged, not guessed),
 so ``read`` and ``record`` rebuild the exact event, and ``to_json`` of it gives the
-canonical JSON. Stage and record events, the bulk of a run, are not stored as JSON text:
-formatting their floats would cost more than the rest of an append.
+canonical JSON.
+
+Positions are assigned store-wide in append order. Idempotence by ``(source, seq)`` is kept
+by ``seq_runs``: per source, the runs of consecutive seqs stored. Producers number their
+events 0, 1, 2, ..., so checking a batch costs one small query per source in it instead of
+a unique-index entry per event (the one cost schema 1 paid twice per event).
 
 Several processes may append to one file at once: each batch is one ``BEGIN IMMEDIATE``
-transaction and a busy timeout makes writers wait their turn; ``INSERT OR IGNORE`` on
-``UNIQUE(source, seq)`` makes appends idempotent.
+transaction and a busy timeout makes writers wait their turn.
 
-A file is only written after its header says it is a tuneloom store of a schema version
-this build reads (or it is missing or empty); anything else raises ``StoreError`` and
-leaves the file byte-for-byte as it was.
+A file is only written after its header says it is a tuneloom store this build reads (or
+it is missing or empty); anything else raises ``StoreError`` and leaves the file
+byte-for-byte as it was. A store of schema version 1 is upgraded in place, in one
+transaction, when opened for writing; opened read-only it is refused with a message saying
+so, and left untouched.
 """
 
 from __future__ import annotations
@@ -43,8 +41,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from collectors import _frames
+from collectors import _frames, _seq_runs
 from collectors._base import BaseStore, Stored, StoreError
+from collectors._sqlite_schema import (
+    MAX_STAGE_SECS,
+    RECORD_ROW,
+    ROW,
+    SCHEMA_VERSION,
+    STAGE_ROW,
+    create,
+    upgrade_from_1,
+)
 from collectors.events import (
     Event,
     JobEvent,
@@ -52,83 +59,54 @@ from collectors.events import (
     StageEvent,
     TaskEvent,
     from_json,
+    mean_of,
 )
 
 APPLICATION_ID = 0x544C4F4D  # "TLOM" in the SQLite header: marks a file as a tuneloom store
-STORE_SCHEMA_VERSION = 1  # PRAGMA user_version of the layout below
+STORE_SCHEMA_VERSION = SCHEMA_VERSION  # PRAGMA user_version of the layout written
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _DEFAULT_BUSY_TIMEOUT_S = 60.0
 _PAGE_SIZE = 8192  # measured ~10% cheaper appends than the default 4096
+# WAL pages before an automatic checkpoint (SQLite's default is 1000): fewer, larger
+# checkpoints write a page changed by several batches once.
+_WAL_AUTOCHECKPOINT = 4096
+_INT64_MAX = 2**63 - 1
+_READER_CACHE_KIB = 65536  # page cache of each reading connection (64 MiB)
+_WRITER_CACHE_KIB = 8192  # and of the writing one: appends touch the last pages only
 
-# Float columns are declared without a type: REAL affinity would store -0.0 as integer 0.
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value);
-CREATE TABLE names (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-CREATE TABLE events (
-    pos INTEGER PRIMARY KEY,
-    source INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    job INTEGER NOT NULL,
-    task INTEGER,
-    body TEXT,
-    UNIQUE (source, seq)
-);
-CREATE INDEX events_jobs ON events (job) WHERE kind = 'job';
-CREATE INDEX events_tasks ON events (job) WHERE kind = 'task';
-CREATE TABLE stages (
-    pos INTEGER PRIMARY KEY,
-    job INTEGER NOT NULL,
-    task INTEGER NOT NULL,
-    resource INTEGER NOT NULL,
-    start NOT NULL,
-    "end" NOT NULL,
-    error TEXT,
-    row BLOB NOT NULL
-);
-CREATE INDEX stages_start ON stages (start);
-CREATE TABLE records (
-    pos INTEGER PRIMARY KEY,
-    job INTEGER NOT NULL,
-    task INTEGER NOT NULL,
-    error TEXT,
-    run_secs BLOB,
-    row BLOB NOT NULL
-);
-CREATE TABLE traces (pos INTEGER PRIMARY KEY, trace TEXT NOT NULL);
-"""
-_INSERT_EVENT = (
-    "INSERT OR IGNORE INTO events (source, seq, kind, job, task, body) VALUES (?,?,?,?,?,?)"
-)
+__all__ = ["APPLICATION_ID", "RECORD_ROW", "STAGE_ROW", "STORE_SCHEMA_VERSION", "SQLiteStore"]
+
 _INSERT_STAGE = "INSERT INTO stages VALUES (?,?,?,?,?,?,?,?)"
 _INSERT_RECORD = "INSERT INTO records VALUES (?,?,?,?,?,?)"
 _INSERT_TRACE = "INSERT INTO traces VALUES (?,?)"
-
-# The packed ``row`` of a stage and of a record (name ids: 0 stands for None).
-_INT, _FLOAT = "<i8", "<f8"
-STAGE_ROW = np.dtype([
-    ("pos", _INT), ("source", _INT), ("clock", _INT), ("job", _INT), ("task", _INT),
-    ("iteration", _INT), ("stage", _INT), ("resource", _INT), ("status", _INT),
-    ("candidates", _INT), ("has_candidates", _INT),
-    ("start", _FLOAT), ("end", _FLOAT), ("ts", _FLOAT),
-])  # fmt: skip
-RECORD_ROW = np.dtype([
-    ("pos", _INT), ("source", _INT), ("clock", _INT), ("job", _INT), ("task", _INT),
-    ("iteration", _INT), ("has_iteration", _INT), ("candidate", _INT),
-    ("workload_hash", _INT), ("error_class", _INT), ("origin", _INT),
-    ("ts", _FLOAT), ("mean_secs", _FLOAT), ("predicted", _FLOAT),  # NaN: None
-])  # fmt: skip
-_ROW = struct.Struct("<11q3d")  # the layout of both dtypes above
+_INSERT_JOB_TASK = "INSERT INTO job_task_events VALUES (?,?,?,?,?)"
 _NAN = math.nan
 
-# The longest stage stored so far bounds a time-window query's scan of the start index.
-_MAX_STAGE_SECS = "max_stage_secs"
-
-_EVENT_SELECT = (
-    "SELECT e.pos, e.kind, e.seq, e.body, s.row, s.error, r.row, r.error, r.run_secs, "
-    "t.trace FROM events e LEFT JOIN stages s ON s.pos = e.pos "
-    "LEFT JOIN records r ON r.pos = e.pos LEFT JOIN traces t ON t.pos = e.pos"
+_LAST_POS = (
+    "SELECT max(ifnull((SELECT max(pos) FROM stages), 0), "
+    "ifnull((SELECT max(pos) FROM records), 0), "
+    "ifnull((SELECT max(pos) FROM job_task_events), 0))"
 )
+# The run holding or preceding ``lo`` and every later run starting at or before ``hi``.
+_RUNS_IN_WINDOW = (
+    "SELECT lo, hi FROM seq_runs WHERE source = ?1 AND lo <= ?3 AND lo >= ifnull("
+    "(SELECT lo FROM seq_runs WHERE source = ?1 AND lo <= ?2 ORDER BY lo DESC LIMIT 1), ?2) "
+    "ORDER BY lo"
+)
+_LAST_RUN = "SELECT lo, hi FROM seq_runs WHERE source = ? ORDER BY lo DESC LIMIT 1"
+
+# What ``read`` and ``record`` select from each table: pos, kind, row, error, run_secs, text
+# (a record's trace, or a job or task event's JSON).
+_READ_ARMS = {
+    "stage": "SELECT pos, 'stage', row, error, NULL, NULL FROM stages",
+    "record": (
+        "SELECT r.pos, 'record', r.row, r.error, r.run_secs, t.trace FROM records r "
+        "LEFT JOIN traces t ON t.pos = r.pos"
+    ),
+    "job_task": "SELECT pos, kind, NULL, NULL, NULL, body FROM job_task_events",
+}
+_READ_POS = {"stage": "pos", "record": "r.pos", "job_task": "pos"}
+_READ_NAME_COLUMNS = {"stage": "", "record": "r.", "job_task": ""}
 
 _stage_fields = attrgetter(
     "source", "seq", "ts", "clock", "job", "task", "iteration", "stage", "resource",
@@ -174,12 +152,12 @@ class SQLiteStore(BaseStore):
         self._closed = False
         self._writer: sqlite3.Connection | None = None
         self._names = _Names()
-        exists = _inspect(self.path)
+        exists = _inspect(self.path, read_only=read_only)
         if read_only:
             if not exists:
                 raise StoreError(f"{self.path}: no tuneloom store there to open read-only")
             with self._reading() as conn:
-                _check_identity(conn, self.path)
+                _check_identity(conn, self.path, read_only=True)
             return
         self._writer = self._connect(read_only=False)
         try:
@@ -196,19 +174,18 @@ class SQLiteStore(BaseStore):
         batch = list(events)
         if not batch:
             return []
-        wanted: set[str | None] = set()
-        try:
-            for e in batch:
-                wanted.update(_NAMED_FIELDS[type(e)](e))
-        except KeyError:
-            bad = next(e for e in batch if type(e) not in _NAMED_FIELDS)
-            raise TypeError(f"append takes events, got {type(bad).__name__}") from None
+        sources = set()
+        for e in batch:
+            if type(e) not in _NAMED_FIELDS:
+                raise TypeError(f"append takes events, got {type(e).__name__}")
+            sources.add(e.source)
         with self._write_lock:
+            fresh: dict[str, int] = {}
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    ids, fresh = self._names.ids_for(conn, wanted)
-                    stored = _insert(conn, batch, ids)
+                    with _frames.gc_paused():
+                        stored, fresh = _append(conn, batch, sources, self._names)
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
@@ -241,25 +218,41 @@ class SQLiteStore(BaseStore):
         limit: int | None = None,
     ) -> list[Stored]:
         """Events with position > ``after`` in position order, optionally filtered."""
-        where, params = ["e.pos > ?"], [after]
-        if kinds is not None:
-            kinds = list(kinds)
-            if not kinds:
-                return []
-            where.append(f"e.kind IN ({','.join('?' * len(kinds))})")
-            params += kinds
-        with self._reading() as conn:
-            for column, name in (("e.job", job), ("e.task", task)):
+        wanted = None if kinds is None else set(kinds)
+        if wanted is not None and not wanted:
+            return []
+        if limit is not None and limit <= 0:
+            return []
+        with self._snapshot() as conn:
+            codes: dict[str, int] = {}
+            for column, name in (("job", job), ("task", task)):
                 if name is not None:
                     code = self._names.code(conn, name)
                     if code is None:
                         return []
-                    where.append(f"{column} = ?")
+                    codes[column] = code
+            arms, params = [], []
+            for arm, kinds_here in (("stage", ("stage",)), ("record", ("record",)),
+                                    ("job_task", ("job", "task"))):  # fmt: skip
+                chosen = [k for k in kinds_here if wanted is None or k in wanted]
+                if not chosen:
+                    continue
+                prefix = _READ_NAME_COLUMNS[arm]
+                where = [f"{_READ_POS[arm]} > ?"]
+                params.append(after)
+                if arm == "job_task" and len(chosen) == 1:
+                    where.append("kind = ?")
+                    params.append(chosen[0])
+                for column, code in codes.items():
+                    where.append(f"{prefix}{column} = ?")
                     params.append(code)
-            sql = f"{_EVENT_SELECT} WHERE {' AND '.join(where)} ORDER BY e.pos"
+                arms.append(f"{_READ_ARMS[arm]} WHERE {' AND '.join(where)}")
+            if not arms:
+                return []
+            sql = " UNION ALL ".join(arms) + " ORDER BY 1"
             if limit is not None:
                 sql += " LIMIT ?"
-                params.append(max(limit, 0))
+                params.append(limit)
             rows = _fetch(conn, sql, params)
             text = self._names.texts(conn)
         return [Stored(row[0], _decode(row, text)) for row in rows]
@@ -267,7 +260,7 @@ class SQLiteStore(BaseStore):
     def last_pos(self) -> int:
         """Position of the newest stored event, 0 when empty."""
         with self._reading() as conn:
-            return conn.execute("SELECT ifnull(max(pos), 0) FROM events").fetchone()[0]
+            return conn.execute(_LAST_POS).fetchone()[0]
 
     def max_seq(self, source: str) -> int:
         """Highest ``seq`` stored for ``source``, -1 when it has none."""
@@ -275,9 +268,8 @@ class SQLiteStore(BaseStore):
             code = self._names.code(conn, source)
             if code is None:
                 return -1
-            value = conn.execute("SELECT max(seq) FROM events WHERE source = ?", (code,))
-            found = value.fetchone()[0]
-        return -1 if found is None else found
+            found = conn.execute(_LAST_RUN, (code,)).fetchone()
+        return -1 if found is None else found[1]
 
     def stage_intervals(
         self,
@@ -298,7 +290,7 @@ class SQLiteStore(BaseStore):
                 return _frames.stage_frame([])
             if start is not None:
                 longest = conn.execute(
-                    "SELECT value FROM meta WHERE key = ?", (_MAX_STAGE_SECS,)
+                    "SELECT value FROM meta WHERE key = ?", (MAX_STAGE_SECS,)
                 ).fetchone()
                 # A stage ending at or after ``start`` began at most ``longest`` earlier;
                 # the extra second absorbs rounding, the exact test follows.
@@ -345,8 +337,13 @@ class SQLiteStore(BaseStore):
 
     def record(self, pos: int) -> Event | None:
         """The full event at a position (trace text included), or None."""
-        with self._reading() as conn:
-            rows = conn.execute(f"{_EVENT_SELECT} WHERE e.pos = ?", (pos,)).fetchall()
+        with self._snapshot() as conn:
+            rows = []
+            for arm in _READ_ARMS:
+                sql = f"{_READ_ARMS[arm]} WHERE {_READ_POS[arm]} = ?"
+                rows = conn.execute(sql, (pos,)).fetchall()
+                if rows:
+                    break
             if not rows:
                 return None
             text = self._names.texts(conn)
@@ -355,8 +352,9 @@ class SQLiteStore(BaseStore):
     def jobs(self) -> pd.DataFrame:
         """Current state of each job, replayed from its job events."""
         with self._reading() as conn:
-            rows = _fetch(conn, "SELECT pos, body FROM events WHERE kind = 'job'", ())
-        rows.sort(key=_first)
+            rows = _fetch(
+                conn, "SELECT pos, body FROM job_task_events WHERE kind = 'job' ORDER BY pos", ()
+            )
         return _frames.jobs_frame(Stored(pos, from_json(body)) for pos, body in rows)
 
     def tasks(self, *, job: str | Sequence[str] | None = None) -> pd.DataFrame:
@@ -366,8 +364,10 @@ class SQLiteStore(BaseStore):
             if where is None:
                 return _frames.tasks_frame([])
             where.append("kind = 'task'")
-            rows = _fetch(conn, _select("SELECT pos, body FROM events", where), params)
-        rows.sort(key=_first)
+            rows = _fetch(
+                conn, _select("SELECT pos, body FROM job_task_events", where) + " ORDER BY pos",
+                params,
+            )  # fmt: skip
         return _frames.tasks_frame(Stored(pos, from_json(body)) for pos, body in rows)
 
     def close(self) -> None:
@@ -375,6 +375,9 @@ class SQLiteStore(BaseStore):
         with self._pool_lock:
             self._closed = True
             conns, self._all, self._idle = self._all, [], []
+        # The writer last: the last connection to close checkpoints the WAL into the file,
+        # which a read-only connection cannot do.
+        conns.sort(key=lambda conn: conn is self._writer)
         for conn in conns:
             with suppress(sqlite3.Error):
                 conn.close()
@@ -426,7 +429,9 @@ class SQLiteStore(BaseStore):
                     self.path, timeout=self._busy_timeout, isolation_level=None,
                     check_same_thread=False,
                 )  # fmt: skip
-            conn.execute("PRAGMA cache_size = -65536")  # 64 MiB of page cache
+            # Readers scan whole tables; the writer only touches the last pages of each table.
+            cache_kib = _READER_CACHE_KIB if read_only else _WRITER_CACHE_KIB
+            conn.execute(f"PRAGMA cache_size = -{cache_kib}")
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open ({exc})") from exc
         with self._pool_lock:
@@ -476,7 +481,12 @@ class _Names:
         self._lock = threading.RLock()
         self._ids: dict[str | None, int | None] = {None: None}
         self._texts: list[str | None] = [None]  # index = id; id 0 is never used
-        self._lookup: np.ndarray = np.array([None], dtype=object)
+        self._lookup: np.ndarray | None = None  # ``_texts`` as an array, built on demand
+
+    @property
+    def ids(self) -> dict[str | None, int | None]:
+        """The committed names known to this process (read-only for callers)."""
+        return self._ids
 
     def ids_for(
         self, conn: sqlite3.Connection, wanted: set[str | None]
@@ -506,7 +516,7 @@ class _Names:
                 if code == len(self._texts):  # else a reader loaded it already
                     self._ids[name] = code
                     self._texts.append(name)
-            self._lookup = np.array(self._texts, dtype=object)
+            self._lookup = None
 
     def code(self, conn: sqlite3.Connection, name: str) -> int | None:
         """The id of a stored name, or None when it was never stored."""
@@ -524,7 +534,10 @@ class _Names:
     def lookup(self, conn: sqlite3.Connection) -> np.ndarray:
         """``texts`` as an object array, for mapping whole columns of ids."""
         self._load(conn)
-        return self._lookup
+        with self._lock:
+            if self._lookup is None or len(self._lookup) != len(self._texts):
+                self._lookup = np.array(self._texts, dtype=object)
+            return self._lookup
 
     def _load(self, conn: sqlite3.Connection) -> None:
         with self._lock:
@@ -539,94 +552,164 @@ class _Names:
                     raise StoreError(f"damaged store: names table skips to id {code}")
                 self._ids[name] = code
                 self._texts.append(name)
-            self._lookup = np.array(self._texts, dtype=object)
+            self._lookup = None
 
 
 # --- appending -------------------------------------------------------------------------
 
 
-def _insert(
-    conn: sqlite3.Connection, batch: list[Event], ids: dict[str | None, int | None]
-) -> list[Stored]:
-    """Insert a batch inside an open transaction; returns the newly stored events."""
-    before = conn.execute("SELECT ifnull(max(pos), 0) FROM events").fetchone()[0]
-    event_rows = []
-    for e in batch:
-        kind = e.kind
-        if kind == "stage" or kind == "record":
-            event_rows.append((ids[e.source], e.seq, kind, ids[e.job], ids[e.task], None))
-        elif kind == "task":
-            event_rows.append((ids[e.source], e.seq, kind, ids[e.job], ids[e.task], e.to_json()))
-        else:
-            event_rows.append((ids[e.source], e.seq, kind, ids[e.job], None, e.to_json()))
-    changes = conn.total_changes
-    conn.executemany(_INSERT_EVENT, event_rows)
-    if conn.total_changes - changes == len(batch):
-        stored = [Stored(pos, e) for pos, e in enumerate(batch, start=before + 1)]
-    else:
-        stored = _match_new(conn, before, batch, ids)
+def _append(
+    conn: sqlite3.Connection, batch: list[Event], sources: set[str], names: _Names
+) -> tuple[list[Stored], dict[str, int]]:
+    """Store the new events of a batch inside an open transaction.
 
-    pack = _ROW.pack
-    stage_rows, record_rows, trace_rows = [], [], []
-    longest = -1.0
-    for item in stored:
-        e, pos = item.event, item.pos
-        if e.kind == "stage":
-            (source, _, ts, clock, job, task, iteration, stage, resource, start, end, status,
-             error, candidates) = _stage_fields(e)  # fmt: skip
-            job, task, resource = ids[job], ids[task], ids[resource]
-            row = pack(
-                pos, ids[source], ids[clock], job, task, iteration, ids[stage], resource,
-                ids[status], 0 if candidates is None else candidates, candidates is not None,
-                start, end, ts,
-            )  # fmt: skip
-            stage_rows.append((pos, job, task, resource, start, end, error, row))
-            longest = max(longest, end - start)
-        elif e.kind == "record":
-            (source, _, ts, clock, job, task, iteration, candidate, workload_hash, error,
-             error_class, predicted, origin, run_secs, trace) = _record_fields(e)  # fmt: skip
-            job, task = ids[job], ids[task]
-            mean = math.fsum(run_secs) / len(run_secs) if run_secs else _NAN
-            row = pack(
-                pos, ids[source], ids[clock], job, task,
-                0 if iteration is None else iteration, iteration is not None, candidate,
-                ids[workload_hash] or 0, ids[error_class] or 0, ids[origin] or 0,
-                ts, mean, _NAN if predicted is None else predicted,
-            )  # fmt: skip
-            secs = None if run_secs is None else _pack_floats(run_secs)
-            record_rows.append((pos, job, task, error, secs, row))
-            if trace is not None:
-                trace_rows.append((pos, trace))
-    if stage_rows:
-        conn.executemany(_INSERT_STAGE, stage_rows)
+    Returns them with their positions, and the names this transaction added.
+    """
+    ids, fresh = names.ids_for(conn, sources)  # type: ignore[arg-type]
+    new = _claim_new(conn, batch, ids)
+    if not new:
+        return [], fresh
+    before = conn.execute(_LAST_POS).fetchone()[0]
+    rows = _Rows()
+    done = _encode(rows, new, before + 1, ids)
+    while done < len(new):  # an event uses a name no batch has used before
+        wanted: set[str | None] = set()
+        for e in new[done:]:
+            wanted.update(_NAMED_FIELDS[type(e)](e))
+        ids, more = names.ids_for(conn, wanted)
+        fresh = {**fresh, **more}
+        done += _encode(rows, new[done:], before + 1 + done, ids)
+    if rows.stages:
+        conn.executemany(_INSERT_STAGE, rows.stages)
         conn.execute(
             "UPDATE meta SET value = ? WHERE key = ? AND value < ?",
-            (longest, _MAX_STAGE_SECS, longest),
+            (rows.longest, MAX_STAGE_SECS, rows.longest),
         )
-    if record_rows:
-        conn.executemany(_INSERT_RECORD, record_rows)
-    if trace_rows:
-        conn.executemany(_INSERT_TRACE, trace_rows)
-    return stored
+    if rows.records:
+        conn.executemany(_INSERT_RECORD, rows.records)
+    if rows.traces:
+        conn.executemany(_INSERT_TRACE, rows.traces)
+    if rows.job_task:
+        conn.executemany(_INSERT_JOB_TASK, rows.job_task)
+    return [Stored(pos, e) for pos, e in enumerate(new, start=before + 1)], fresh
 
 
-def _match_new(
-    conn: sqlite3.Connection,
-    before: int,
-    batch: list[Event],
-    ids: dict[str | None, int | None],
-) -> list[Stored]:
-    """Pair rows stored after ``before`` with their events (some were duplicates)."""
-    by_key: dict[tuple[int | None, int], Event] = {}
+def _claim_new(
+    conn: sqlite3.Connection, batch: list[Event], ids: dict[str | None, int | None]
+) -> list[Event]:
+    """The events of ``batch`` not stored yet (a repeated key counts once), in order;
+    records their keys in ``seq_runs``."""
+    by_source: dict[int, list[int]] = {}
     for e in batch:
-        by_key.setdefault((ids[e.source], e.seq), e)
-    rows = conn.execute(
-        "SELECT pos, source, seq FROM events WHERE pos > ? ORDER BY pos", (before,)
-    ).fetchall()
-    return [Stored(pos, by_key[(source, seq)]) for pos, source, seq in rows]
+        seqs = by_source.get(ids[e.source])  # type: ignore[arg-type]
+        if seqs is None:
+            seqs = by_source[ids[e.source]] = []  # type: ignore[index]
+        seqs.append(e.seq)
+    keep: dict[int, list[bool]] = {}
+    for source, seqs in by_source.items():
+        lo = min(seqs)
+        last = conn.execute(_LAST_RUN, (source,)).fetchone()
+        if _seq_runs.strictly_increasing_after(seqs, -1 if last is None else last[1]):
+            # The usual case: every seq is beyond what is stored; only the last run can
+            # be adjacent to the new ones.
+            new_seqs = seqs
+            window = [last] if last is not None and last[1] == lo - 1 else []
+        else:
+            hi = min(max(seqs) + 1, _INT64_MAX)
+            window = [
+                (a, b)
+                for a, b in conn.execute(_RUNS_IN_WINDOW, (source, lo - 1, hi)).fetchall()
+                if b >= lo - 1
+            ]
+            flags = keep[source] = _seq_runs.fresh(seqs, window)
+            new_seqs = [s for s, f in zip(seqs, flags, strict=True) if f]
+            if not new_seqs:
+                continue
+        merged = _seq_runs.merge([*window, *_seq_runs.runs_of(new_seqs)])
+        conn.executemany(
+            "DELETE FROM seq_runs WHERE source = ? AND lo = ?", [(source, a) for a, _ in window]
+        )
+        conn.executemany(
+            "INSERT INTO seq_runs (source, lo, hi) VALUES (?, ?, ?)",
+            [(source, a, b) for a, b in merged],
+        )
+    if not keep:
+        return batch
+    flags_of = {source: iter(flags) for source, flags in keep.items()}
+    return [
+        e for e in batch
+        if (it := flags_of.get(ids[e.source])) is None or next(it)  # type: ignore[arg-type]
+    ]  # fmt: skip
+
+
+class _Rows:
+    """The table rows of a batch, filled event by event."""
+
+    __slots__ = ("job_task", "longest", "records", "stages", "traces")
+
+    def __init__(self) -> None:
+        self.stages: list[tuple[Any, ...]] = []
+        self.records: list[tuple[Any, ...]] = []
+        self.traces: list[tuple[int, str]] = []
+        self.job_task: list[tuple[Any, ...]] = []
+        self.longest = -1.0  # the longest stage, in seconds
+
+
+def _encode(
+    rows: _Rows, events: list[Event], first_pos: int, ids: dict[str | None, int | None]
+) -> int:
+    """Add the rows of ``events``, stored at positions ``first_pos``, ``first_pos + 1``, ...;
+    returns how many were added: fewer than all when one uses a name without an id."""
+    pack = ROW.pack
+    stage_rows, record_rows, trace_rows = rows.stages, rows.records, rows.traces
+    longest = rows.longest
+    pos = first_pos - 1
+    try:
+        for e in events:
+            pos += 1
+            cls = type(e)
+            if cls is RecordEvent:
+                (source, seq, ts, clock, job, task, iteration, candidate, workload_hash, error,
+                 error_class, predicted, origin, run_secs, trace) = _record_fields(e)  # fmt: skip
+                job, task = ids[job], ids[task]
+                row = pack(
+                    pos, ids[source], seq, ids[clock], job, task,
+                    0 if iteration is None else iteration, iteration is not None, candidate,
+                    ids[workload_hash] or 0, ids[error_class] or 0, ids[origin] or 0,
+                    ts, _NAN if not run_secs else mean_of(run_secs),
+                    _NAN if predicted is None else predicted,
+                )  # fmt: skip
+                secs = None if run_secs is None else _pack_floats(run_secs)
+                record_rows.append((pos, job, task, error, secs, row))
+                if trace is not None:
+                    trace_rows.append((pos, trace))
+            elif cls is StageEvent:
+                (source, seq, ts, clock, job, task, iteration, stage, resource, start, end,
+                 status, error, candidates) = _stage_fields(e)  # fmt: skip
+                job, task, resource = ids[job], ids[task], ids[resource]
+                row = pack(
+                    pos, ids[source], seq, ids[clock], job, task, iteration, ids[stage],
+                    resource, ids[status], 0 if candidates is None else candidates,
+                    candidates is not None, start, end, ts,
+                )  # fmt: skip
+                stage_rows.append((pos, job, task, resource, start, end, error, row))
+                if end - start > longest:
+                    longest = end - start
+            else:
+                task_id = ids[e.task] if cls is TaskEvent else None  # type: ignore[attr-defined]
+                rows.job_task.append((pos, e.kind, ids[e.job], task_id, e.to_json()))
+    except KeyError:  # raised before this event added any row
+        pos -= 1
+    rows.longest = longest
+    return pos - first_pos + 1
+
+
+_FLOAT_STRUCTS = [struct.Struct(f"<{n}d") for n in range(17)]
 
 
 def _pack_floats(values: tuple[float, ...]) -> bytes:
+    if len(values) < len(_FLOAT_STRUCTS):
+        return _FLOAT_STRUCTS[len(values)].pack(*values)
     return struct.pack(f"<{len(values)}d", *values)
 
 
@@ -640,37 +723,37 @@ def _unpack_floats(blob: bytes | None) -> tuple[float, ...] | None:
 
 
 def _decode(row: Sequence[Any], text: list[str | None]) -> Event:
-    """Rebuild the event of an ``_EVENT_SELECT`` row (validated like any new event)."""
-    pos, kind, seq, body, stage_row, stage_error, record_row, record_error, run_secs, trace = row
-    if body is not None:
-        return from_json(body)
-    if kind == "stage" and stage_row is not None:
-        (_, source, clock, job, task, iteration, stage, resource, status, candidates,
-         has_candidates, start, end, ts) = _ROW.unpack(stage_row)  # fmt: skip
+    """Rebuild the event of a ``_READ_ARMS`` row (validated like any new event)."""
+    pos, kind, packed, error, run_secs, body = row
+    if kind == "stage":
+        (_, source, seq, clock, job, task, iteration, stage, resource, status, candidates,
+         has_candidates, start, end, ts) = ROW.unpack(packed)  # fmt: skip
         return StageEvent(
             source=text[source], seq=seq, ts=ts, clock=text[clock], job=text[job],
             task=text[task], iteration=iteration, stage=text[stage], resource=text[resource],
-            start=start, end=end, status=text[status], error=stage_error,
+            start=start, end=end, status=text[status], error=error,
             candidates=candidates if has_candidates else None,
         )  # type: ignore[arg-type]  # fmt: skip
-    if kind == "record" and record_row is not None:
-        (_, source, clock, job, task, iteration, has_iteration, candidate, workload_hash,
-         error_class, origin, ts, _, predicted) = _ROW.unpack(record_row)  # fmt: skip
+    if kind == "record":
+        (_, source, seq, clock, job, task, iteration, has_iteration, candidate, workload_hash,
+         error_class, origin, ts, _, predicted) = ROW.unpack(packed)  # fmt: skip
         return RecordEvent(
             source=text[source], seq=seq, ts=ts, clock=text[clock], job=text[job],
             task=text[task], candidate=candidate,
             iteration=iteration if has_iteration else None,
-            workload_hash=text[workload_hash], trace=trace, run_secs=_unpack_floats(run_secs),
-            error=record_error, error_class=text[error_class],
+            workload_hash=text[workload_hash], trace=body, run_secs=_unpack_floats(run_secs),
+            error=error, error_class=text[error_class],
             predicted=None if math.isnan(predicted) else predicted, origin=text[origin],
         )  # type: ignore[arg-type]  # fmt: skip
+    if body is not None:
+        return from_json(body)
     raise StoreError(f"damaged store: event at position {pos} of kind {kind!r} has no data")
 
 
 # --- opening ---------------------------------------------------------------------------
 
 
-def _inspect(path: Path) -> bool:
+def _inspect(path: Path, *, read_only: bool) -> bool:
     """True for an existing tuneloom store, False for a missing or empty file.
 
     Reads only the 100-byte database header, so a file that turns out to be something
@@ -691,11 +774,11 @@ def _inspect(path: Path) -> bool:
         raise StoreError(f"{path}: not a tuneloom store (not an SQLite database)")
     user_version = int.from_bytes(header[60:64], "big")
     application_id = int.from_bytes(header[68:72], "big")
-    _check_header(path, application_id, user_version)
+    _check_header(path, application_id, user_version, read_only=read_only)
     return True
 
 
-def _check_header(path: Path, application_id: int, user_version: int) -> None:
+def _check_header(path: Path, application_id: int, user_version: int, *, read_only: bool) -> None:
     if application_id != APPLICATION_ID:
         raise StoreError(
             f"{path}: not a tuneloom store (an SQLite database of another application, "
@@ -708,16 +791,26 @@ def _check_header(path: Path, application_id: int, user_version: int) -> None:
         )
     if user_version < 1:
         raise StoreError(f"{path}: damaged tuneloom store (schema version {user_version})")
+    if user_version < STORE_SCHEMA_VERSION and read_only:
+        raise StoreError(
+            f"{path}: tuneloom store of schema version {user_version}, written by an older "
+            f"tuneloom; this build reads version {STORE_SCHEMA_VERSION} and upgrades a store "
+            "in place when it opens it for writing. Open it once without read-only to "
+            "upgrade it (the file was left unchanged)"
+        )
 
 
-def _check_identity(conn: sqlite3.Connection, path: Path) -> None:
+def _check_identity(conn: sqlite3.Connection, path: Path, *, read_only: bool) -> int:
+    """Check the open database's header; returns its schema version."""
     application_id = conn.execute("PRAGMA application_id").fetchone()[0]
     user_version = conn.execute("PRAGMA user_version").fetchone()[0]
-    _check_header(path, application_id, user_version)
+    _check_header(path, application_id, user_version, read_only=read_only)
+    return user_version
 
 
 def _prepare(conn: sqlite3.Connection, path: Path) -> None:
-    """Create the schema in a new file, or check an existing one; then switch to WAL."""
+    """Create the schema in a new file, or check (and upgrade) an existing one; then
+    switch to WAL."""
     try:
         conn.execute(f"PRAGMA page_size = {_PAGE_SIZE}")  # takes effect on a new file only
         conn.execute("BEGIN IMMEDIATE")  # another process may be creating it right now
@@ -725,17 +818,18 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
             application_id = conn.execute("PRAGMA application_id").fetchone()[0]
             tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
             if application_id == 0 and tables == 0:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.executemany(
-                    "INSERT INTO meta (key, value) VALUES (?, ?)",
-                    [("schema_version", STORE_SCHEMA_VERSION), (_MAX_STAGE_SECS, 0.0)],
-                )
+                create(conn)
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version = {STORE_SCHEMA_VERSION}")
-            else:
-                _check_identity(conn, path)
+            elif _check_identity(conn, path, read_only=False) == 1:
+                try:
+                    upgrade_from_1(conn)
+                except (sqlite3.Error, struct.error) as exc:
+                    raise StoreError(
+                        f"{path}: cannot upgrade this store from schema version 1 ({exc}); "
+                        "the file was left unchanged"
+                    ) from exc
+                conn.execute(f"PRAGMA user_version = {STORE_SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -745,6 +839,7 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
         if mode != "wal":
             raise StoreError(f"{path}: cannot switch to WAL mode (got {mode!r})")
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {_WAL_AUTOCHECKPOINT}")
     except sqlite3.Error as exc:
         raise StoreError(f"{path}: cannot open ({exc})") from exc
 

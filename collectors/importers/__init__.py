@@ -2,7 +2,8 @@
 
 Each importer streams (constant memory in the file size) and the format is detected from the
 content. ``import_paths(paths, store)`` detects every path first, then appends each file's
-events in batches and returns one ``FileSummary`` per file.
+events in batches and returns one ``FileSummary`` per file. Imported traces keep the tool's
+own form; ``readable_trace(record)`` renders one for a viewer.
 """
 
 from collectors.importers._common import FORMATS, LogFormatError
@@ -14,6 +15,7 @@ from collectors.importers.driver import (
     import_paths,
     iter_events,
 )
+from collectors.importers.traces import readable_trace
 
 __all__ = [
     "FORMATS",
@@ -25,4 +27,5 @@ __all__ = [
     "import_file",
     "import_paths",
     "iter_events",
+    "readable_trace",
 ]

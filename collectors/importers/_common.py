@@ -7,10 +7,10 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 FORMATS = ("metaschedule", "autotvm", "ansor", "tuneloom")
 
@@ -18,6 +18,8 @@ FORMATS = ("metaschedule", "autotvm", "ansor", "tuneloom")
 MAX_BAD_DETAILS = 50
 # Bytes of a file hashed (with its size) into the import source id.
 FINGERPRINT_BYTES = 64 * 1024
+# Longer lines are reported as bad without being read into memory whole.
+MAX_LINE_CHARS = 16 * 2**20
 
 # AutoTVM ``MeasureErrorNo`` and Ansor ``MeasureErrorNO`` share these codes.
 MEASURE_ERRORS: dict[int, tuple[str, str]] = {
@@ -58,6 +60,7 @@ class ImportContext:
     path: Path
     use_tvm: bool = True
     gap_s: float = 2.0
+    workers: int | None = None  # processes parsing a big file: None picks, 0 parses here
     bad_lines: int = 0
     bad_details: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -67,6 +70,10 @@ class ImportContext:
         seq = self._seq
         self._seq += 1
         return seq
+
+    def peek_seq(self) -> int:
+        """The seq ``next_seq`` gives next (for an event that may still be refused)."""
+        return self._seq
 
     def bad_line(self, line: int, reason: str, *, file: Path | None = None) -> None:
         """Count a line that could not be read; keeps the first few reasons."""
@@ -78,28 +85,73 @@ class ImportContext:
             self.bad_details.append(detail)
 
 
-def iter_json_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, text) of each non-blank line that is not a ``#`` comment, streamed."""
+def iter_json_lines(
+    path: Path, on_too_long: Callable[[int, str], None] | None = None
+) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each non-blank line that is not a ``#`` comment, streamed.
+
+    Bytes that are not UTF-8 become U+FFFD. A line longer than ``MAX_LINE_CHARS`` is skipped
+    without being held in memory; ``on_too_long(number, reason)`` is told about it.
+    """
     with open(path, encoding="utf-8", errors="replace") as stream:
-        for number, line in enumerate(stream, start=1):
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            yield number, text
+        yield from numbered_lines(stream, on_too_long)
+
+
+def numbered_lines(
+    stream: TextIO,
+    on_too_long: Callable[[int, str], None] | None = None,
+    counted: list[int] | None = None,
+) -> Iterator[tuple[int, str]]:
+    """``iter_json_lines`` of an open text stream; appends the number of lines read (blank,
+    comment and too long ones included) to ``counted`` once the stream is exhausted."""
+    readline = stream.readline
+    limit = MAX_LINE_CHARS
+    number = 0
+    while line := readline(limit):
+        number += 1
+        if len(line) == limit and line[-1] != "\n":
+            while (rest := readline(limit)) and rest[-1] != "\n":
+                pass
+            if on_too_long is not None:
+                on_too_long(number, f"line longer than {limit:,} characters")
+            continue
+        text = line.strip()
+        if not text or text[0] == "#":
+            continue
+        yield number, text
+    if counted is not None:
+        counted.append(number)
 
 
 def parse_json(text: str) -> Any:
-    """Decode one line, raising BadLine with a short reason (no NaN/Infinity accepted)."""
+    """Decode one line (without surrounding whitespace), raising BadLine with a short reason
+    (no NaN/Infinity accepted)."""
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        value, end = _scan_once(text, 0)
+        if end == len(text):
+            return value
+    except (StopIteration, ValueError, RecursionError):
+        pass
+    try:  # the slow path names the problem
+        return _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise BadLine(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
     except ValueError as exc:
         raise BadLine(str(exc)) from None
+    except RecursionError:
+        raise BadLine("not valid JSON (nested too deeply)") from None
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-finite number {name}")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_scan_once = _DECODER.scan_once
+# scan_json(text, index) -> (value, end): one JSON value starting at ``index`` (no leading
+# whitespace), as ``parse_json`` reads it. Raises StopIteration or ValueError when there is
+# none there, RecursionError when it nests too deeply.
+scan_json = _scan_once
 
 
 def fingerprint(*paths: Path) -> str:
@@ -141,6 +193,34 @@ def as_float_list(value: Any) -> list[float] | None:
             return None
         out.append(number)
     return out
+
+
+def as_float_tuple(value: Any) -> tuple[float, ...] | None:
+    """A non-empty tuple of finite floats, or None when ``value`` is not a list of them."""
+    if type(value) is not list or not value:
+        return None
+    if all(type(v) is float for v in value):  # the usual case: costs as JSON floats
+        out = tuple(value)
+        for v in out:
+            if v - v != 0.0:  # inf or NaN (v - v is NaN for both)
+                return None
+        return out
+    numbers = as_float_list(value)
+    return None if numbers is None else tuple(numbers)
+
+
+def is_text(value: str) -> bool:
+    """True when ``value`` encodes as UTF-8 (no lone surrogate from a ``\\ud800`` escape)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def display_path(path: Path | str) -> str:
+    """A path as valid text: bytes of a file name that are not UTF-8 become U+FFFD."""
+    return os.fsencode(path).decode("utf-8", "replace")
 
 
 def finite(value: Any) -> float | None:
@@ -218,12 +298,18 @@ class UniqueNames:
         """Names in the order their keys were added."""
         return list(self._by_key.values())
 
-    def add(self, key: str, wanted: str) -> str:
+    def available(self, wanted: str) -> str:
+        """``wanted``, or ``wanted#2``, ``#3``... when taken (nothing is reserved)."""
         name = wanted
         n = 2
         while name in self._taken:
             name = f"{wanted}#{n}"
             n += 1
+        return name
+
+    def add(self, key: str, wanted: str) -> str:
+        """Name ``key``: ``available(wanted)``, reserved from now on."""
+        name = self.available(wanted)
         self._taken.add(name)
         self._by_key[key] = name
         return name

@@ -3,34 +3,54 @@
 A format module parses each line into a ``Measurement`` and describes each new workload with a
 ``WorkloadInfo``; ``measured_log_events`` turns them into job, task, record and reconstructed
 stage events, one line at a time.
+
+Record and stage events, one or more per line, are built without re-validation
+(``trusted_constructor``): every value is checked here or built from checked values (finite
+timestamps and costs, counters, names already validated in a task event). A line whose
+values could not make valid events (text with a lone surrogate, a timestamp out of range,
+integers beyond 64 bits in a workload) is counted as bad; it never stops the import.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
-from collectors.events import Event, JobEvent, RecordEvent, StageEvent, TaskEvent
+from collectors.events import (
+    Event,
+    EventError,
+    JobEvent,
+    RecordEvent,
+    StageEvent,
+    TaskEvent,
+    trusted_constructor,
+)
 from collectors.importers._common import (
     BadLine,
     ImportContext,
     UniqueNames,
-    as_float_list,
+    as_float_tuple,
+    display_path,
+    is_text,
     iter_json_lines,
     measure_error,
     parse_json,
 )
 from collectors.importers.timeline import Batch, BatchTimeline, imported_resource
 
+_record = trusted_constructor(RecordEvent)
+_stage = trusted_constructor(StageEvent)
+_isfinite = math.isfinite
 
-@dataclass(slots=True)
-class Measurement:
+
+class Measurement(NamedTuple):
     """One measured candidate as read from a log line."""
 
-    line: int
-    key: str
+    key: str  # the workload key: measurements of one workload share it
     target: str | None
-    costs: object
+    costs: Any  # checked here: a list of finite numbers when ``error_no`` is 0
     error_no: int
     all_cost: float | None
     ts: float
@@ -39,7 +59,8 @@ class Measurement:
 
 @dataclass(frozen=True, slots=True)
 class WorkloadInfo:
-    """What a task event says about a workload."""
+    """What a task event says about a workload; ``name`` is the wanted task name (made
+    unique when it is taken)."""
 
     name: str
     op: str
@@ -50,150 +71,168 @@ class WorkloadInfo:
     detail: str | None = None
 
 
-def json_line_measurements(
-    ctx: ImportContext,
-    looks_like: Callable[[object], bool],
-    measurement: Callable[[int, dict], Measurement],
-    not_this_format: str,
-) -> Iterator[Measurement]:
-    """Measurements of a JSON-lines log; a line that is not one is counted as bad, not fatal.
+@dataclass(frozen=True)
+class LineFormat:
+    """How a format reads one log line into a ``Measurement``.
 
-    ``not_this_format`` is the reason given for a JSON line of another shape.
+    ``fast(text)``, when given, is tried first on the raw text and returns None for lines it
+    leaves to the general path: ``parse_json``, ``looks_like(decoded)`` (else the line is
+    bad with ``not_this_format``), then ``measurement(decoded)``. Every function is a
+    module-level one, so that worker processes can use the format too.
     """
-    for number, text in iter_json_lines(ctx.path):
+
+    name: str  # the format's name (its module in collectors.importers)
+    looks_like: Callable[[object], bool]
+    measurement: Callable[[Any], Measurement]
+    not_this_format: str
+    fast: Callable[[str], Measurement | None] | None = None
+
+    def measure(self, text: str) -> Measurement:
+        """The measurement of one line; raises BadLine saying why it has none."""
         try:
-            obj = parse_json(text)
-            if not looks_like(obj):
-                raise BadLine(not_this_format)
-            item = measurement(number, obj)
+            item = None if self.fast is None else self.fast(text)
+            if item is None:
+                obj = parse_json(text)
+                if not self.looks_like(obj):
+                    raise BadLine(self.not_this_format)
+                item = self.measurement(obj)
+        except BadLine:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise BadLine(f"unexpected structure ({type(exc).__name__}: {exc})"[:200]) from None
+        return item
+
+
+def json_line_measurements(
+    ctx: ImportContext, lines: LineFormat
+) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    """(line number, measurement) of a JSON-lines log; a line that is not one is counted as
+    bad, not fatal. A big file is parsed by worker processes when ``ctx.workers`` allows
+    (``parallel``): the same results, their fields as a plain tuple."""
+    from collectors.importers import parallel  # a worker imports this module, not the other way
+
+    workers = parallel.worker_count(ctx.path, ctx.workers)
+    if workers:
+        yield from parallel.measurements(ctx, lines.name, workers)
+        return
+    measure = lines.measure
+    for number, text in iter_json_lines(ctx.path, ctx.bad_line):
+        try:
+            item = measure(text)
         except BadLine as exc:
             ctx.bad_line(number, str(exc))
             continue
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            ctx.bad_line(number, f"unexpected structure ({type(exc).__name__}: {exc})"[:200])
-            continue
-        yield item
+        yield number, item
 
 
 def measured_log_events(
     ctx: ImportContext,
     label: str,
-    measurements: Iterator[Measurement],
-    describe: Callable[[Measurement, UniqueNames], WorkloadInfo],
+    origin: str,
+    measurements: Iterator[tuple[int, tuple[Any, ...]]],
+    describe: Callable[[Measurement], WorkloadInfo],
 ) -> Iterator[Event]:
     """Job, task, record and stage events for a stream of measurements.
 
-    ``label`` names the tool in the job's detail ("AutoTVM log"). Costs of a measurement
-    without error that are not a list of finite numbers make its line a bad line.
+    ``label`` names the tool in the job's detail ("AutoTVM log"); ``origin`` is every
+    record's origin. Costs of a measurement without error that are not a list of finite
+    numbers make its line a bad line.
     """
     names = UniqueNames()
     hashes: dict[str, str] = {}
+    tasks: dict[str, str] = {}
     counts: dict[str, int] = {}
     timeline = BatchTimeline(ctx.gap_s)
+    source, job = ctx.source, ctx.job
+    resource = imported_resource(source)
+    detail = _detail(ctx, label)
+    file_name = display_path(ctx.path.name)
+    next_seq = ctx.next_seq
     target: str | None = None
     first_ts: float | None = None
-    last_ts: float | None = None
+    last_ts = -math.inf
     records = 0
-    for m in measurements:
-        run_secs: tuple[float, ...] | None = None
-        error = error_class = None
-        if m.error_no == 0:
-            costs = as_float_list(m.costs)
-            if costs is None:
-                ctx.bad_line(m.line, "measurement without error has no list of finite costs")
+    for line, m in measurements:
+        key, line_target, costs, error_no, all_cost, ts, trace = m
+        if error_no == 0:
+            run_secs = as_float_tuple(costs)
+            if run_secs is None:
+                ctx.bad_line(line, "measurement without error has no list of finite costs")
                 continue
-            run_secs = tuple(costs)
+            error = error_class = None
         else:
-            error, error_class = measure_error(m.error_no)
+            run_secs = None
+            error, error_class = measure_error(error_no)
+        if all_cost is not None and all_cost > 0 and not _isfinite(ts - all_cost):
+            ctx.bad_line(line, "timestamp minus all_cost is out of range")
+            continue
+        if not trace.isascii() and not is_text(trace):
+            ctx.bad_line(line, "schedule text is not valid UTF-8 (a lone surrogate)")
+            continue
         if first_ts is None:
-            first_ts = m.ts
-            target = m.target
-            yield JobEvent(
-                source=ctx.source,
-                seq=ctx.next_seq(),
-                ts=m.ts,
-                job=ctx.job,
-                change="submitted",
-                target=target,
-                name=ctx.path.name,
-                detail=_detail(ctx, label),
-            )
-        task = names.get(m.key)
+            try:
+                submitted = JobEvent(
+                    source=source, seq=ctx.peek_seq(), ts=ts, job=job, change="submitted",
+                    target=line_target, name=file_name, detail=detail,
+                )  # fmt: skip
+            except EventError as exc:
+                ctx.bad_line(line, f"cannot describe the job: {exc}")
+                continue
+            next_seq()
+            first_ts, target, last_ts = ts, line_target, ts
+            yield submitted
+        task = tasks.get(key)
         if task is None:
-            info = describe(m, names)
-            task = info.name
-            hashes[m.key] = info.workload_hash
-            yield TaskEvent(
-                source=ctx.source,
-                seq=ctx.next_seq(),
-                ts=m.ts,
-                job=ctx.job,
-                task=task,
-                op=info.op,
-                shapes=info.shapes,
-                dtype=info.dtype,
-                flops=info.flops,
-                workload_hash=info.workload_hash,
-                detail=info.detail,
-            )
-        iteration, closed = timeline.add(task, m.ts, m.all_cost)
+            try:
+                info = describe(m if type(m) is Measurement else Measurement(*m))
+                name = names.available(info.name)
+                task_event = TaskEvent(
+                    source=source, seq=ctx.peek_seq(), ts=ts, job=job, task=name, op=info.op,
+                    shapes=info.shapes, dtype=info.dtype, flops=info.flops,
+                    workload_hash=info.workload_hash, detail=info.detail,
+                )  # fmt: skip
+            except ValueError as exc:  # EventError, BadLine, UnicodeEncodeError
+                ctx.bad_line(line, f"cannot describe the workload: {exc}"[:200])
+                continue
+            next_seq()
+            task = tasks[key] = names.add(key, name)
+            hashes[key] = info.workload_hash
+            yield task_event
+        iteration, closed = timeline.add(task, ts, all_cost)
         if closed is not None:
-            yield _stage(ctx, closed)
-        candidate = counts.get(m.key, 0)
-        counts[m.key] = candidate + 1
+            yield _stage_event(source, next_seq(), job, resource, closed)
+        candidate = counts.get(key, 0)
+        counts[key] = candidate + 1
         records += 1
-        last_ts = m.ts if last_ts is None else max(last_ts, m.ts)
-        yield RecordEvent(
-            source=ctx.source,
-            seq=ctx.next_seq(),
-            ts=m.ts,
-            job=ctx.job,
-            task=task,
-            candidate=candidate,
-            iteration=iteration,
-            workload_hash=hashes[m.key],
-            trace=m.trace,
-            run_secs=run_secs,
-            error=error,
-            error_class=error_class,
-        )
+        if ts > last_ts:
+            last_ts = ts
+        yield _record(
+            source=source, seq=next_seq(), ts=ts, job=job, task=task, candidate=candidate,
+            iteration=iteration, workload_hash=hashes[key], trace=trace, run_secs=run_secs,
+            error=error, error_class=error_class, origin=origin,
+        )  # fmt: skip
     closed = timeline.finish()
     if closed is not None:
-        yield _stage(ctx, closed)
-    if first_ts is not None and last_ts is not None:
+        yield _stage_event(source, next_seq(), job, resource, closed)
+    if first_ts is not None:
         yield JobEvent(
-            source=ctx.source,
-            seq=ctx.next_seq(),
-            ts=last_ts,
-            job=ctx.job,
-            change="finished",
-            target=target,
-            name=ctx.path.name,
-            trials=records,
-            tasks=tuple(names.names()),
-            detail=_detail(ctx, label),
-        )
+            source=source, seq=next_seq(), ts=last_ts, job=job, change="finished",
+            target=target, name=file_name, trials=records, tasks=tuple(names.names()),
+            detail=detail,
+        )  # fmt: skip
 
 
 def _detail(ctx: ImportContext, label: str) -> str:
     return (
-        f"imported from {label} {ctx.path}; timeline reconstructed from timestamps and "
-        f"all_cost (batches split at gaps over {ctx.gap_s:g} s; build and run not separated)"
+        f"imported from {label} {display_path(ctx.path)}; timeline reconstructed from "
+        f"timestamps and all_cost (batches split at gaps over {ctx.gap_s:g} s; build and run "
+        "not separated)"
     )
 
 
-def _stage(ctx: ImportContext, batch: Batch) -> StageEvent:
-    return StageEvent(
-        source=ctx.source,
-        seq=ctx.next_seq(),
-        ts=batch.end,
-        job=ctx.job,
-        task=batch.task,
-        iteration=batch.iteration,
-        stage="profile",
-        resource=imported_resource(ctx.source),
-        start=batch.start,
-        end=batch.end,
-        status="ok",
-        candidates=batch.count,
-    )
+def _stage_event(source: str, seq: int, job: str, resource: str, batch: Batch) -> StageEvent:
+    return _stage(
+        source=source, seq=seq, ts=batch.end, job=job, task=batch.task,
+        iteration=batch.iteration, stage="profile", resource=resource, start=batch.start,
+        end=batch.end, status="ok", candidates=batch.count,
+    )  # fmt: skip

@@ -7,7 +7,13 @@ Lines look like::
 
 ``workload_key`` is a JSON string: ``["<md5 of the compute DAG>", shape, ...]`` (the DAG itself
 is not in the log, so its compute is named by hash) or ``["<registered function>", arg, ...]``.
-Steps are decoded into readable lines such as ``split(stage=2, iter=0, lengths=[8, 4])``.
+
+A record's trace is its transform steps exactly as the log writes them (JSON, origin
+``"ansor"``); ``render_trace`` turns them into lines such as
+``split(stage=2, iter=0, lengths=[8, 4])`` when a viewer shows one record. Rendering every
+step of every record at import took five times as long as everything else the import does.
+Lines in the layout above are read in one pass that keeps the steps' text as it is (checking
+that it is JSON and a list of steps); any other layout is decoded as a whole.
 """
 
 from __future__ import annotations
@@ -22,12 +28,13 @@ from collectors.events import Event
 from collectors.importers._common import (
     BadLine,
     ImportContext,
-    UniqueNames,
     compact,
     parse_result,
+    scan_json,
     shape_text,
 )
 from collectors.importers._measured import (
+    LineFormat,
     Measurement,
     WorkloadInfo,
     json_line_measurements,
@@ -76,14 +83,29 @@ def looks_like(obj: Any) -> bool:
     )
 
 
+ORIGIN = "ansor"  # the origin of every imported record: its trace is the steps' JSON
+
+
 def read(ctx: ImportContext) -> Iterator[Event]:
     """Stream events from an Ansor log at ``ctx.path``."""
     return measured_log_events(
-        ctx,
-        "Ansor log",
-        json_line_measurements(ctx, looks_like, _measurement, "not an Ansor record (no i/r)"),
-        _describe,
+        ctx, "Ansor log", ORIGIN, json_line_measurements(ctx, LINES), _describe
     )
+
+
+def render_trace(trace: str) -> str:
+    """An imported record's steps (their JSON, as stored) as readable lines, one per step.
+
+    Raises ValueError when ``trace`` is not a JSON list of steps.
+    """
+    try:
+        steps = json.loads(trace)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"Ansor steps are not valid JSON ({exc.msg})") from None
+    try:
+        return steps_text(steps)
+    except BadLine as exc:
+        raise ValueError(str(exc)) from None
 
 
 def step_text(step: Any) -> str:
@@ -113,26 +135,77 @@ def steps_text(steps: Any) -> str:
     return "\n".join(step_text(step) for step in steps)
 
 
-def _measurement(number: int, obj: dict[str, Any]) -> Measurement:
+def check_steps(steps: Any) -> None:
+    """Raise BadLine unless ``steps`` is a list of ``[code, ...]`` steps."""
+    if type(steps) is not list:
+        raise BadLine("state steps is not a list")
+    for step in steps:
+        if type(step) is not list or not step or type(step[0]) is not str:
+            raise BadLine(f"step is not [code, ...]: {step!r}"[:200])
+
+
+def _measurement(obj: dict[str, Any]) -> Measurement:
     task_input, state = obj["i"]
-    key = task_input[0]
-    target = task_input[1] if len(task_input) > 1 and isinstance(task_input[1], str) else None
     if not isinstance(state, list) or len(state) != 2:
         raise BadLine("state is not [stages, steps]")
-    costs, error_no, all_cost, ts = parse_result(obj["r"])
-    return Measurement(
-        line=number,
-        key=key,
-        target=target,
-        costs=costs,
-        error_no=error_no,
-        all_cost=all_cost,
-        ts=ts,
-        trace=steps_text(state[1]),
-    )
+    check_steps(state[1])
+    return _from_parts(task_input, obj["r"], json.dumps(state[1]))
 
 
-def _describe(m: Measurement, names: UniqueNames) -> WorkloadInfo:
+def _from_parts(task_input: list[Any], result: Any, steps: str) -> Measurement:
+    key = task_input[0]
+    target = task_input[1] if len(task_input) > 1 and isinstance(task_input[1], str) else None
+    costs, error_no, all_cost, ts = parse_result(result)
+    return Measurement(key, target, costs, error_no, all_cost, ts, steps)
+
+
+# The usual layout, read piece by piece: {"i": [TASK_INPUT, [STAGES, STEPS]], "r": RESULT, ...}
+_HEAD = re.compile(r'\{[ \t]*"i"[ \t]*:[ \t]*\[[ \t]*')
+_COMMA = re.compile(r"[ \t]*,[ \t]*")
+_COMMA_LIST = re.compile(r"[ \t]*,[ \t]*\[[ \t]*")
+_STATE_END = re.compile(r'[ \t]*\][ \t]*\][ \t]*,[ \t]*"r"[ \t]*:[ \t]*')
+_COLON = re.compile(r"[ \t]*:[ \t]*")
+_OBJECT_END = re.compile(r"[ \t]*\}")
+
+
+def _fast_measurement(text: str) -> Measurement | None:
+    """The measurement of a line in the usual layout, keeping the steps' text as it is;
+    None for any other line (read by the general path, which also explains errors)."""
+    try:
+        if (m := _HEAD.match(text)) is None:
+            return None
+        task_input, at = scan_json(text, m.end())
+        if (m := _COMMA_LIST.match(text, at)) is None:
+            return None
+        _, at = scan_json(text, m.end())  # the stages: always empty in logs
+        if (m := _COMMA.match(text, at)) is None:
+            return None
+        steps, end = scan_json(text, m.end())
+        raw = text[m.end() : end]
+        if (m := _STATE_END.match(text, end)) is None:
+            return None
+        result, at = scan_json(text, m.end())
+        while (m := _COMMA.match(text, at)) is not None:  # "v" and any other member
+            key, at = scan_json(text, m.end())
+            if type(key) is not str or key in ("i", "r") or (m := _COLON.match(text, at)) is None:
+                return None  # a repeated key: the general path takes the last one
+            _, at = scan_json(text, m.end())
+        if (m := _OBJECT_END.match(text, at)) is None or m.end() != len(text):
+            return None
+    except (StopIteration, ValueError, RecursionError):
+        return None
+    if type(task_input) is not list or not task_input or type(task_input[0]) is not str:
+        return None
+    check_steps(steps)
+    return _from_parts(task_input, result, raw)
+
+
+LINES = LineFormat(
+    "ansor", looks_like, _measurement, "not an Ansor record (no i/r)", _fast_measurement
+)
+
+
+def _describe(m: Measurement) -> WorkloadInfo:
     try:
         parts = json.loads(m.key)
     except json.JSONDecodeError:
@@ -154,7 +227,7 @@ def _describe(m: Measurement, names: UniqueNames) -> WorkloadInfo:
     else:
         op, wanted, detail = "compute_dag", m.key[:60], f"workload key {m.key}"
     return WorkloadInfo(
-        name=names.add(m.key, wanted),
+        name=wanted,
         op=op,
         workload_hash=hashlib.sha1(m.key.encode()).hexdigest()[:16],
         shapes=shapes,

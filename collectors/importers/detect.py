@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collectors.importers import ansor, autotvm, metaschedule, tuneloom_jsonl
-from collectors.importers._common import FORMATS, BadLine, LogFormatError, parse_json
+from collectors.importers._common import (
+    FORMATS,
+    BadLine,
+    LogFormatError,
+    numbered_lines,
+    parse_json,
+)
 
 # Lines tried before giving up; a few corrupt lines at the top do not hide the format.
 PROBE_LINES = 20
@@ -77,10 +83,7 @@ def _probe(path: Path) -> str:
     tried = 0
     saw_json = False
     with open(path, encoding="utf-8", errors="replace") as stream:
-        for line in stream:
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
+        for _, text in numbered_lines(stream):  # an enormous line is skipped, not read whole
             tried += 1
             try:
                 found = classify(parse_json(text))

@@ -6,11 +6,17 @@ A database is two JSON-lines files side by side: ``database_workload.json`` with
 timestamps: records keep their file order and every event's ``ts`` is the record file's
 modification time (the job's detail says so). No timeline is reconstructed.
 
+A record's trace is kept exactly as the database writes it: MetaSchedule's JSON form
+(``[instructions, decisions]``, origin ``"metaschedule"``), the form tuneloom's own tuner
+records, which a viewer replays with TVM or renders as text (``ms_trace.trace_text``) when it
+shows one record. Rendering every trace at import took six times as long as everything else
+the import does. Record lines in the usual layout are read in one pass that keeps the
+trace's text as it is; any other layout is decoded as a whole.
+
 Counts and latencies need only JSON. With TVM installed (and ``use_tvm``), tasks also carry
-the workload's TVMScript (in ``detail``) and FLOPs, and record traces are TVM's own ``sch.*``
-Python lines, decoded in a worker process (``ms_tvm``) so that a record TVM crashes on cannot
-take the import down; without TVM, or for such a record, traces are rendered from their JSON
-form. Job details carry ``metaschedule_database=<dir>``, which the best-record export reads.
+the workload's TVMScript (in ``detail``) and FLOPs, decoded in a worker process (``ms_tvm``)
+so that a workload TVM crashes on cannot take the import down. Job details carry
+``metaschedule_database=<dir>``, which the best-record export reads.
 
 Failed measurements are stored by MetaSchedule with a run time of 1e10 s (or none); they are
 imported as errors of class "other", since the database keeps no error message.
@@ -21,20 +27,30 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from collectors.events import Event, JobEvent, RecordEvent, TaskEvent
+from collectors.events import (
+    Event,
+    EventError,
+    JobEvent,
+    RecordEvent,
+    TaskEvent,
+    trusted_constructor,
+)
 from collectors.importers._common import (
     BadLine,
     ImportContext,
     LogFormatError,
     UniqueNames,
     as_float_list,
+    display_path,
+    is_text,
     iter_json_lines,
     parse_json,
+    scan_json,
     shape_text,
 )
 from collectors.importers.ms_trace import (
@@ -54,6 +70,9 @@ _FAILED_AT = 1e9
 DETAIL_DATABASE_PREFIX = "metaschedule_database="
 _WORKLOAD_START = re.compile(rb'^\[\s*"\d+"\s*,\s*"')
 FAILED_ERROR = "no run time (MetaSchedule stores 1e10 s for a failed build or run)"
+ORIGIN = "metaschedule"  # the origin of every imported record: its trace is MetaSchedule JSON
+
+_record = trusted_constructor(RecordEvent)
 
 
 @dataclass(frozen=True)
@@ -197,24 +216,30 @@ def _read(ctx: ImportContext, paths: DatabasePaths, decoder: TvmDecoder | None) 
     workloads.decoder = decoder
     ts = os.path.getmtime(paths.record)
     detail = (
-        f"imported from MetaSchedule database {paths.directory.resolve()}; no timestamps: "
-        f"records in file order (ts is the record file's modification time)\n"
-        f"{database_detail(paths.directory)}"
+        f"imported from MetaSchedule database {display_path(paths.directory.resolve())}; no "
+        f"timestamps: records in file order (ts is the record file's modification time)\n"
+        f"{display_path(database_detail(paths.directory))}"
     )
+    name = display_path(paths.directory.name)
     names = UniqueNames()
     counts: dict[int, int] = {}
     target: str | None = None
     started = False
     records = 0
-    for number, text in iter_json_lines(paths.record):
+    source, job = ctx.source, ctx.job
+    for number, text in iter_json_lines(paths.record, _bad_line_in(ctx, paths.record)):
         try:
-            obj = parse_json(text)
-            if not looks_like_record(obj):
-                raise BadLine("not a tuning record [workload index, [trace, run_secs, ...]]")
+            parts = _fast_record(text)
+            if parts is None:
+                obj = parse_json(text)
+                if not looks_like_record(obj):
+                    raise BadLine("not a tuning record [workload index, [trace, run_secs, ...]]")
+                index, record = obj
+                parts = index, record, json.dumps(record[0], separators=(",", ":"))
         except BadLine as exc:
             ctx.bad_line(number, str(exc), file=paths.record)
             continue
-        index, record = obj
+        index, record, trace = parts
         info = workloads.get(index)
         if info is None:
             ctx.bad_line(
@@ -226,37 +251,83 @@ def _read(ctx: ImportContext, paths: DatabasePaths, decoder: TvmDecoder | None) 
         if not started:
             started = True
             target = target_text(record[2] if len(record) > 2 else None)
+            if target is not None and not is_text(target):
+                target = None
             yield JobEvent(
-                source=ctx.source, seq=ctx.next_seq(), ts=ts, job=ctx.job, change="submitted",
-                target=target, name=paths.directory.name, detail=detail,
+                source=source, seq=ctx.next_seq(), ts=ts, job=job, change="submitted",
+                target=target, name=name, detail=detail,
             )  # fmt: skip
-        key = str(index)
-        task = names.get(key)
+        task = names.get(str(index))
         if task is None:
-            task = yield from _task_event(ctx, ts, names, key, info, record)
+            try:
+                task_event = _task_event(ctx, ts, names, str(index), info, record)
+            except EventError as exc:
+                ctx.bad_line(
+                    number, f"cannot describe the workload: {exc}"[:200], file=paths.record
+                )
+                continue
+            task = task_event.task
+            yield task_event
         candidate = counts.get(index, 0)
         counts[index] = candidate + 1
         records += 1
         run_secs = run_secs_of(record[1])
-        yield RecordEvent(
-            source=ctx.source,
-            seq=ctx.next_seq(),
-            ts=ts,
-            job=ctx.job,
-            task=task,
-            candidate=candidate,
-            workload_hash=info["hash"],
-            trace=_trace(index, record, decoder, f"line {number} of {paths.record.name}"),
-            run_secs=run_secs,
-            error=None if run_secs else FAILED_ERROR,
-            error_class=None if run_secs else "other",
-        )
+        yield _record(
+            source=source, seq=ctx.next_seq(), ts=ts, job=job, task=task, candidate=candidate,
+            workload_hash=info["hash"], trace=trace, run_secs=run_secs,
+            error=None if run_secs else FAILED_ERROR, error_class=None if run_secs else "other",
+            origin=ORIGIN,
+        )  # fmt: skip
     if started:
         yield JobEvent(
-            source=ctx.source, seq=ctx.next_seq(), ts=ts, job=ctx.job, change="finished",
-            target=target, name=paths.directory.name, trials=records,
-            tasks=tuple(names.names()), detail=detail,
+            source=source, seq=ctx.next_seq(), ts=ts, job=job, change="finished",
+            target=target, name=name, trials=records, tasks=tuple(names.names()),
+            detail=detail,
         )  # fmt: skip
+
+
+def render_trace(trace: str) -> str:
+    """A record's trace (MetaSchedule's JSON form, as stored) as ``Trace.as_python``-style
+    lines, without TVM. Raises ValueError when it is not such a trace."""
+    try:
+        value = json.loads(trace)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"trace is not valid JSON ({exc.msg})") from None
+    return trace_text(value)
+
+
+# The usual layout of a record line, read piece by piece: [INDEX, [TRACE, RUN_SECS, ...]]
+_RECORD_HEAD = re.compile(r"\[[ \t]*(-?(?:0|[1-9][0-9]*))[ \t]*,[ \t]*\[[ \t]*")
+_COMMA = re.compile(r"[ \t]*,[ \t]*")
+_RECORD_END = re.compile(r"[ \t]*\][ \t]*\]")
+
+
+def _fast_record(text: str) -> tuple[int, list[Any], str] | None:
+    """(workload index, record, trace text as written) of a record line in the usual
+    layout; None for any other line (read by the general path, which explains errors)."""
+    if (m := _RECORD_HEAD.match(text)) is None:
+        return None
+    try:
+        start = m.end()
+        trace, at = scan_json(text, start)
+        raw = text[start:at]
+        record = [trace]
+        while (c := _COMMA.match(text, at)) is not None:
+            value, at = scan_json(text, c.end())
+            record.append(value)
+    except (StopIteration, ValueError, RecursionError):
+        return None
+    end = _RECORD_END.match(text, at)
+    if end is None or end.end() != len(text) or len(record) < 2 or type(trace) is not list:
+        return None
+    return int(m.group(1)), record, raw
+
+
+def _bad_line_in(ctx: ImportContext, path: Path) -> Callable[[int, str], None]:
+    def report(number: int, reason: str) -> None:
+        ctx.bad_line(number, reason, file=path)
+
+    return report
 
 
 def _task_event(
@@ -266,21 +337,22 @@ def _task_event(
     key: str,
     info: dict[str, Any],
     record: list[Any],
-) -> Generator[Event, None, str]:
-    """Yield the task event of a workload seen for the first time; returns the task name."""
+) -> TaskEvent:
+    """The task event of a workload seen for the first time (its name is reserved only when
+    the event is valid; raises EventError otherwise)."""
     shapes, dtype = args_info_shapes(record[3] if len(record) > 3 else None)
-    task = names.add(key, f"{info['op']}({', '.join(shape_text(s) for s in shapes)})")
+    name = names.available(f"{info['op']}({', '.join(shape_text(s) for s in shapes)})")
     detail = f"structural hash {info['hash']}"
     if info.get("script"):
         detail += f"\n{info['script']}"
     elif "decode_error" in info:
         detail += f"\nTVM could not decode the workload: {info['decode_error']}"
-    yield TaskEvent(
+    event = TaskEvent(
         source=ctx.source,
-        seq=ctx.next_seq(),
+        seq=ctx.peek_seq(),
         ts=ts,
         job=ctx.job,
-        task=task,
+        task=name,
         op=info["op"],
         shapes=shapes,
         dtype=dtype,
@@ -288,15 +360,6 @@ def _task_event(
         workload_hash=info["hash"],
         detail=detail,
     )
-    return task
-
-
-def _trace(index: int, record: list[Any], decoder: TvmDecoder | None, where: str) -> str:
-    if decoder is not None and decoder.enabled:
-        text = decoder.trace(index, record, where)
-        if text is not None:
-            return text
-    try:
-        return trace_text(record[0])
-    except ValueError as exc:
-        return f"(trace not readable: {exc})\n{json.dumps(record[0])[:2000]}"
+    ctx.next_seq()
+    names.add(key, name)
+    return event

@@ -1,14 +1,13 @@
-"""TVM decoding of MetaSchedule database entries, run in a child process.
+"""TVM decoding of MetaSchedule database workloads, run in a child process.
 
 TVM can crash the whole process (segmentation fault, floating-point exception) on a database
-line that is valid JSON but not a valid schedule, e.g. a tile decision of 0. So decoding runs in
-a worker process (``python -m collectors.importers.ms_tvm``) that speaks JSON lines over its
-stdin/stdout; ``TvmDecoder`` in the importer's process restarts it after a crash and reports the
-line it could not decode, which keeps its plain-JSON rendering.
+line that is valid JSON but not a valid IRModule. So decoding runs in a worker process
+(``python -m collectors.importers.ms_tvm``) that speaks JSON lines over its stdin/stdout;
+``TvmDecoder`` in the importer's process restarts it after a crash and reports the workload it
+could not decode, which keeps its plain description.
 
 Requests: ``{"op": "workload", "key": k, "line": [hash, base64]}`` ->
-``{"ok": true, "script": str|null, "flops": float|null}``; ``{"op": "trace", "key": k, "record":
-[trace, run_secs, target, args_info]}`` -> ``{"ok": true, "text": str}``; failures answer
+``{"ok": true, "script": str|null, "flops": float|null}``; failures answer
 ``{"ok": false, "error": str}``. The worker first writes ``{"ready": true}`` (or ``false`` with
 the error when TVM does not import).
 """
@@ -52,7 +51,6 @@ class TvmDecoder:
         self.crashes = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._buffer = b""
-        self._workloads: dict[int, list[Any]] = {}
         self._disabled = False
 
     @property
@@ -62,24 +60,13 @@ class TvmDecoder:
 
     def workload(self, key: int, line: list[Any]) -> dict[str, Any] | None:
         """Decode and remember a workload: ``{"script", "flops"}``, or None if TVM cannot."""
-        self._workloads[key] = line
         answer = self._ask({"op": "workload", "key": key, "line": line}, what=f"workload {key}")
         if answer is None or not answer.get("ok"):
-            self._workloads.pop(key, None)  # never resent to a restarted worker
             return None
         flops = answer.get("flops")
         if type(flops) is not float or not math.isfinite(flops) or flops <= 0:
             answer["flops"] = None
         return answer
-
-    def trace(self, key: int, record: list[Any], where: str) -> str | None:
-        """``sch.*`` Python text of a record of workload ``key``, or None if TVM cannot."""
-        if key not in self._workloads:
-            return None
-        answer = self._ask({"op": "trace", "key": key, "record": record}, what=where)
-        if answer is None or not answer.get("ok"):
-            return None
-        return answer.get("text")
 
     def close(self) -> None:
         """Stop the worker."""
@@ -109,7 +96,7 @@ class TvmDecoder:
         except DecoderCrashed as exc:
             self.crashes += 1
             self.close()
-            self.notes.append(f"TVM crashed decoding {what} ({exc}); kept its JSON rendering")
+            self.notes.append(f"TVM crashed decoding {what} ({exc}); kept its plain description")
             if self.crashes > self.max_restarts:
                 self._disabled = True
                 self.notes.append("TVM decoding switched off after repeated crashes")
@@ -137,12 +124,10 @@ class TvmDecoder:
             self.close()
             self._disabled = True
             self.notes.append(
-                f"TVM is not available ({hello.get('error', 'unknown')}): traces rendered "
-                "from JSON, no TVMScript"
+                f"TVM is not available ({hello.get('error', 'unknown')}): workloads without "
+                "TVMScript and FLOPs"
             )
             return False
-        for key, line in list(self._workloads.items()):  # a restarted worker relearns them
-            self._call({"op": "workload", "key": key, "line": line})
         return True
 
     def _call(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -199,20 +184,13 @@ def _serve() -> None:
         reply({"ready": False, "error": f"{type(exc).__name__}: {exc}"[:300]})
         return
     reply({"ready": True})
-    workloads: dict[int, Any] = {}
     for raw in sys.stdin.buffer:
         try:
             request = json.loads(raw)
-            if request["op"] == "workload":
-                workload = ms.database.Workload.from_json(request["line"])
-                workloads[request["key"]] = workload
-                reply({"ok": True, **_describe(workload, estimate_tir_flops)})
-            else:
-                record = ms.database.TuningRecord.from_json(
-                    request["record"], workloads[request["key"]]
-                )
-                text = "\n".join(str(line) for line in record.trace.as_python())
-                reply({"ok": True, "text": text})
+            if request["op"] != "workload":
+                raise ValueError(f"unknown op {request['op']!r}")
+            workload = ms.database.Workload.from_json(request["line"])
+            reply({"ok": True, **_describe(workload, estimate_tir_flops)})
         except Exception as exc:  # one bad request; the worker goes on
             reply({"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]})
 

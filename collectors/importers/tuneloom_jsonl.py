@@ -20,7 +20,7 @@ def looks_like(obj: Any) -> bool:
 
 def read(ctx: ImportContext) -> Iterator[Event]:
     """Stream validated events from ``ctx.path``."""
-    for number, text in iter_json_lines(ctx.path):
+    for number, text in iter_json_lines(ctx.path, ctx.bad_line):
         try:
             obj = parse_json(text)
             if not looks_like(obj):

@@ -5,7 +5,8 @@ The data steps take ``BaseStore.records`` (``RECORD_COLUMNS``) rows in position 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,29 +30,68 @@ def series_key(job: str, task: str) -> str:
 def best_so_far(records: pd.DataFrame, job_t0: Mapping[str, float]) -> pd.DataFrame:
     """One row per record with the running best of its (job, task) series.
 
-    Columns: ``pos, job, task, n`` (1-based trial number in the series), ``t`` (seconds since
-    the job started), ``ms`` (measured mean, NaN for errors), ``best_ms`` (NaN until the first
-    valid measurement), ``best_pos`` (record holding the best), ``is_error``.
+    Columns: ``pos, job, task, series`` (an integer per (job, task), in order of first
+    appearance), ``n`` (1-based trial number in the series), ``t`` (seconds since the job
+    started), ``ms`` (measured mean, NaN for errors), ``best_ms`` (NaN until the first valid
+    measurement), ``best_pos`` (record holding the best), ``is_error``.
     """
-    columns = ["pos", "job", "task", "n", "t", "ms", "best_ms", "best_pos", "is_error"]
+    columns = ["pos", "job", "task", "series", "n", "t", "ms", "best_ms", "best_pos", "is_error"]
     if records.empty:
         return pd.DataFrame({c: [] for c in columns})
-    df = records[["pos", "job", "task", "ts", "mean_secs"]].copy()
-    df = df.sort_values("pos", kind="stable").reset_index(drop=True)
-    df["ms"] = df["mean_secs"].astype(float) * 1000.0
-    groups = df.groupby(["job", "task"], sort=False)
-    df["n"] = groups.cumcount() + 1
-    df["best_ms"] = groups["ms"].cummin()
+    df = records[["pos", "job", "task", "ts", "mean_secs"]]
+    if not df["pos"].is_monotonic_increasing:
+        df = df.sort_values("pos", kind="stable")
+    df = df.reset_index(drop=True)
+    sid = series_ids(df)  # one factorization; every later grouping is by integer id
+    pos = df["pos"].to_numpy()
+    ms = df["mean_secs"].to_numpy(dtype=float) * 1000.0
+    n = pd.Series(sid).groupby(sid, sort=False).cumcount().to_numpy() + 1
     # cummin skips NaN but leaves NaN rows as NaN: carry the running best over errors.
-    df["best_ms"] = df.groupby(["job", "task"], sort=False)["best_ms"].ffill()
-    is_best = df["ms"].notna() & (df["ms"] == df["best_ms"])
-    df["best_pos"] = df["pos"].where(is_best)
-    df["best_pos"] = df.groupby(["job", "task"], sort=False)["best_pos"].ffill()
-    t0 = df["job"].map(lambda j: job_t0.get(j, np.nan)).astype(float)
-    first_ts = groups["ts"].transform("min")
-    df["t"] = df["ts"] - t0.fillna(first_ts)
-    df["is_error"] = df["ms"].isna()
-    return df[columns]
+    best = pd.Series(ms).groupby(sid, sort=False).cummin().groupby(sid, sort=False).ffill()
+    best_ms = best.to_numpy()
+    is_best = ~np.isnan(ms) & (ms == best_ms)
+    best_pos = pd.Series(np.where(is_best, pos, np.nan)).groupby(sid, sort=False).ffill().to_numpy()
+    ts = df["ts"].to_numpy(dtype=float)
+    # The start of each series' job (from few series, not from every row's job name).
+    first = np.unique(sid, return_index=True)[1]
+    jobs = df["job"].to_numpy()[first]
+    t0 = np.array([job_t0.get(j, np.nan) for j in jobs], dtype=float)[sid]
+    missing = np.isnan(t0)
+    if missing.any():
+        first_ts = pd.Series(ts).groupby(sid, sort=False).transform("min").to_numpy()
+        t0 = np.where(missing, first_ts, t0)
+    return pd.DataFrame({
+        "pos": pos, "job": df["job"], "task": df["task"], "series": sid, "n": n, "t": ts - t0,
+        "ms": ms, "best_ms": best_ms, "best_pos": best_pos, "is_error": np.isnan(ms),
+    })[columns]  # fmt: skip
+
+
+def series_ids(df: pd.DataFrame) -> np.ndarray:
+    """An integer per row naming its (job, task) series, numbered in order of appearance."""
+    return df.groupby(["job", "task"], sort=False).ngroup().to_numpy()
+
+
+def step_points(best: np.ndarray) -> np.ndarray:
+    """Indices where a running best changes (from NaN to a value, or to a lower value), with
+    the first and last: drawn as a step line ("hv"), they give exactly the full line."""
+    n = len(best)
+    if n == 0:
+        return np.arange(0)
+    prev = np.r_[np.nan, best[:-1]]
+    changed = ~np.isnan(best) & (np.isnan(prev) | (best != prev))
+    changed[0] = changed[-1] = True
+    return np.flatnonzero(changed)
+
+
+def line_points(best: np.ndarray, max_points: int) -> np.ndarray:
+    """Indices of a running-best series to draw: all of them when they fit, else its step
+    points (exact), and when even those do not fit, the step points' bucket extremes."""
+    if len(best) <= max_points:
+        return np.arange(len(best))
+    steps = step_points(best)
+    if len(steps) <= max_points:
+        return steps
+    return steps[minmax_downsample(best[steps], max_points)]
 
 
 def minmax_downsample(y: np.ndarray, max_points: int) -> np.ndarray:
@@ -111,18 +151,21 @@ class ConvergenceMeta:
         }  # fmt: skip
 
 
-def _error_y(df: pd.DataFrame) -> pd.Series:
+def _error_y(best: pd.DataFrame, series: list[tuple[str, str, np.ndarray]]) -> np.ndarray:
     """Errors sit on the series' best line, or at its worst measurement before any best."""
-    top = df.groupby(["job", "task"], sort=False)["ms"].transform("max")
-    return df["best_ms"].fillna(top).fillna(1.0)
-
-
-def _nan_to_none(values: np.ndarray) -> list[float | None]:
-    return [None if np.isnan(v) else round(float(v), 6) for v in values]
+    y = best["best_ms"].to_numpy(dtype=float).copy()
+    ms = best["ms"].to_numpy(dtype=float)
+    for _, _, rows in series:
+        values = ms[rows]
+        top = np.nanmax(values) if np.isfinite(values).any() else 1.0
+        part = y[rows]
+        y[rows] = np.where(np.isnan(part), top, part)
+    return y
 
 
 LINE_BUDGET = 60_000  # points of all best-so-far lines of a figure together
 POINT_BUDGET = 20_000  # measurement points of a figure together
+ERROR_BUDGET = 5_000  # failed-candidate crosses of a figure together
 
 
 def _budget(total: int, series: int, cap: int, floor: int) -> int:
@@ -157,26 +200,49 @@ def convergence_figure(
     log_y: bool = True,
     max_points: int = 2000,
 ) -> tuple[go.Figure, ConvergenceMeta]:
-    """Best latency so far per (job, task) vs trials (left) and vs time (right).
+    """Best latency so far per (job, task) vs trials (left) and vs time (right); the figure
+    of ``convergence_figure_dict`` as a ``go.Figure``."""
+    spec, meta = convergence_figure_dict(
+        best, colors, job_labels, show_points=show_points, log_y=log_y, max_points=max_points
+    )
+    # Thousands of points: plotly.py's per-item validation would cost more than the drawing.
+    return go.Figure(data=spec["data"], layout=spec["layout"], _validate=False), meta
 
-    Every series is downsampled on its own keeping minima and maxima (at most ``max_points``
-    each, fewer when many series share the figure); measurements are faint points, failed
-    candidates red crosses. Returns the figure and the live-extension meta.
+
+def convergence_figure_dict(
+    best: pd.DataFrame,
+    colors: Mapping[str, str],
+    job_labels: Mapping[str, str],
+    *,
+    show_points: bool = True,
+    log_y: bool = True,
+    max_points: int = 2000,
+) -> tuple[dict[str, Any], ConvergenceMeta]:
+    """Best latency so far per (job, task) vs trials (left) and vs time (right), as the
+    figure's plain ``{"data", "layout"}`` (what the browser receives: a ``go.Figure`` would
+    copy every point twice on its way there).
+
+    A series longer than its share of the figure's points is drawn by its step points (where
+    the best improves: exact for a step line), and only when even those do not fit by their
+    bucket extremes; its last step, the series' best, is always drawn. Measurements are faint
+    points (per series, each bucket's minimum and maximum are kept), failed candidates red
+    crosses (evenly thinned when too many). Returns the figure and the live-extension meta.
     """
-    groups = list(best.groupby(["job", "task"], sort=False))
-    line_cap = _budget(LINE_BUDGET, len(groups), max_points, 200)
+    series = _split_series(best)
+    line_cap = _budget(LINE_BUDGET, len(series), max_points, 200)
     traces: list[dict[str, Any]] = []
-    series: dict[str, SeriesMeta] = {}
+    metas: dict[str, SeriesMeta] = {}
     task_rank: dict[str, dict[str, int]] = {}
     downsampled = False
-    for (job, task), df in groups:
+    columns = {c: best[c].to_numpy() for c in ("n", "t", "ms", "best_ms", "best_pos", "pos")}
+    for job, task, rows in series:
         ranks = task_rank.setdefault(job, {})
         dash = DASHES[ranks.setdefault(task, len(ranks)) % len(DASHES)]
-        keep = minmax_downsample(df["best_ms"].to_numpy(dtype=float), line_cap)
-        downsampled |= len(keep) < len(df)
-        part = df.iloc[keep]
+        best_ms = columns["best_ms"][rows]
+        keep = rows[line_points(best_ms, line_cap)]
+        downsampled |= len(keep) < len(rows)
         name = f"{job_labels.get(job, job)} · {task}"
-        y = _nan_to_none(part["best_ms"].to_numpy())
+        y = _rounded(columns["best_ms"][keep])
         common: dict[str, Any] = {
             "type": "scatter", "mode": "lines", "name": name,
             "line": {"color": color_of(dict(colors), job), "dash": dash, "width": 2,
@@ -184,36 +250,39 @@ def convergence_figure(
             "legendgroup": series_key(job, task),
             # [record holding the best, record measured at this step]
             "customdata": [
-                [None if np.isnan(b) else int(b), int(p)]
-                for b, p in zip(part["best_pos"], part["pos"], strict=True)
+                [None if b != b else int(b), int(p)]
+                for b, p in zip(columns["best_pos"][keep].tolist(),
+                                columns["pos"][keep].tolist(), strict=True)
             ],
             "hovertemplate": f"{name}<br>best %{{y:.4g}} ms (record %{{customdata[0]}})"
             "<br>%{x}<extra></extra>",
         }  # fmt: skip
-        series[series_key(job, task)] = _series_meta(job, task, len(traces), df)
-        traces.append({**common, "x": part["n"].tolist(), "y": y})
-        traces.append({**common, "x": part["t"].round(4).tolist(), "y": y,
+        metas[series_key(job, task)] = _series_meta(job, task, len(traces), rows, columns)
+        traces.append({**common, "x": columns["n"][keep].tolist(), "y": y})
+        traces.append({**common, "x": _rounded(columns["t"][keep], 4), "y": y,
                        "xaxis": "x2", "yaxis": "y2", "showlegend": False})  # fmt: skip
+    is_error = best["is_error"].to_numpy(dtype=bool)
     points = None
     if show_points:
-        ok = best[~best["is_error"]]
-        cap = _budget(POINT_BUDGET, len(groups), max_points, 50)
-        keep = _downsample_groups(ok, "ms", cap)
-        downsampled |= len(keep) < len(ok)
-        ok = ok.iloc[keep]
+        cap = _budget(POINT_BUDGET, len(series), max_points, 50)
+        keep = _thin(series, ~is_error, lambda rows: minmax_downsample(columns["ms"][rows], cap))
+        downsampled |= len(keep) < int((~is_error).sum())
+        jobs = best["job"].to_numpy()[keep]
         points = (len(traces), len(traces) + 1)
         for axes, xcol, name in (("1", "n", "measurements"), ("2", "t", "measurements vs time")):
             traces.append({
                 "type": "scatter", "mode": "markers", "name": name, "showlegend": False,
-                "x": ok[xcol].round(4).tolist(), "y": ok["ms"].round(6).tolist(),
-                "marker": {"color": [color_of(dict(colors), j) for j in ok["job"]], "size": 4,
+                "x": _rounded(columns[xcol][keep], 4), "y": _rounded(columns["ms"][keep]),
+                "marker": {"color": [color_of(dict(colors), j) for j in jobs], "size": 4,
                            "opacity": 0.35},
-                "customdata": ok["pos"].astype(int).tolist(),
+                "customdata": columns["pos"][keep].astype(int).tolist(),
                 "hovertemplate": "record %{customdata}<br>%{y:.4g} ms<extra></extra>",
                 **_axes(axes),
             })  # fmt: skip
-    err = best[best["is_error"]]
-    err_y = _error_y(best)[best["is_error"]]
+    error_cap = _budget(ERROR_BUDGET, len(series), max_points, 50)
+    keep = _thin(series, is_error, lambda rows: _evenly(len(rows), error_cap))
+    downsampled |= len(keep) < int(is_error.sum())
+    err_y = _error_y(best, series)[keep]
     errors = (len(traces), len(traces) + 1)
     for axes, xcol, name in (
         ("1", "n", "failed candidates"),
@@ -221,36 +290,93 @@ def convergence_figure(
     ):
         traces.append({
             "type": "scatter", "mode": "markers", "name": name,
-            "showlegend": axes == "1" and len(err) > 0,
-            "x": err[xcol].round(4).tolist(), "y": err_y.round(6).tolist(),
+            "showlegend": axes == "1" and len(keep) > 0,
+            "x": _rounded(columns[xcol][keep], 4), "y": _rounded(err_y),
             "marker": {"symbol": "x-thin", "size": 9, "color": ERROR_COLOR,
                        "line": {"width": 2, "color": ERROR_COLOR}},
-            "customdata": err["pos"].astype(int).tolist(),
+            "customdata": columns["pos"][keep].astype(int).tolist(),
             "hovertemplate": "record %{customdata}: failed<extra></extra>",
             **_axes(axes),
         })  # fmt: skip
-    meta = ConvergenceMeta(series=series, points=points, errors=errors, downsampled=downsampled)
+    meta = ConvergenceMeta(series=metas, points=points, errors=errors, downsampled=downsampled)
     y_type = "log" if log_y else "linear"
     ticks = _log_ticks(best["best_ms"], log_y)
     layout = two_panel_layout("best latency so far (ms)", y_type, ticks, uirevision="convergence")
-    # Thousands of points: plotly.py's per-item validation would cost more than the drawing.
-    return go.Figure(data=traces, layout=layout, _validate=False), meta
+    return {"data": traces, "layout": layout}, meta
+
+
+def _split_series(best: pd.DataFrame) -> list[tuple[str, str, np.ndarray]]:
+    """(job, task, row numbers in order) of each series, in order of first appearance."""
+    if best.empty:
+        return []
+    sid = best["series"].to_numpy() if "series" in best else series_ids(best)
+    order = np.argsort(sid, kind="stable")
+    starts = np.flatnonzero(np.r_[True, sid[order][1:] != sid[order][:-1]])
+    bounds = np.r_[starts, len(order)]
+    jobs, tasks = best["job"].to_numpy(), best["task"].to_numpy()
+    out = []
+    for a, b in itertools.pairwise(bounds):
+        rows = order[a:b]
+        out.append((str(jobs[rows[0]]), str(tasks[rows[0]]), rows))
+    return out
+
+
+def _thin(
+    series: list[tuple[str, str, np.ndarray]],
+    wanted: np.ndarray,
+    pick: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """Row numbers of ``wanted`` rows that ``pick`` keeps, series by series, in row order."""
+    kept = []
+    for _, _, rows in series:
+        rows = rows[wanted[rows]]
+        if len(rows):
+            kept.append(rows[pick(rows)])
+    return np.sort(np.concatenate(kept)) if kept else np.arange(0)
+
+
+def _evenly(n: int, max_points: int) -> np.ndarray:
+    """At most ``max_points`` evenly spaced indices of ``n``, the first and last included."""
+    if n <= max_points:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, max_points).round().astype(int))
+
+
+def rounded_value(value: float) -> float | None:
+    """One latency as the figure draws it (six significant digits; None for NaN)."""
+    return _rounded(np.array([value]))[0]
+
+
+def _rounded(values: np.ndarray, digits: int | None = None) -> list[float | None]:
+    """Values for the browser: six significant digits (or ``digits`` decimals), NaN -> None."""
+    values = np.asarray(values, dtype=float)
+    if digits is not None:
+        out = np.round(values, digits)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            exponent = np.floor(np.log10(np.abs(values)))
+        scale = 10.0 ** np.where(np.isfinite(exponent), 5 - exponent, 0)
+        out = np.round(values * scale) / scale
+    return [None if v != v else v for v in out.tolist()]
 
 
 def _axes(which: str) -> dict[str, str]:
     return {} if which == "1" else {"xaxis": "x2", "yaxis": "y2"}
 
 
-def _series_meta(job: str, task: str, left: int, df: pd.DataFrame) -> SeriesMeta:
-    last = df.iloc[-1]
+def _series_meta(
+    job: str, task: str, left: int, rows: np.ndarray, columns: dict[str, np.ndarray]
+) -> SeriesMeta:
+    last = rows[-1]
+    best, best_pos = float(columns["best_ms"][last]), float(columns["best_pos"][last])
     return SeriesMeta(
         job=job,
         task=task,
         left=left,
         right=left + 1,
-        n=int(last["n"]),
-        best=None if np.isnan(last["best_ms"]) else float(last["best_ms"]),
-        best_pos=None if np.isnan(last["best_pos"]) else int(last["best_pos"]),
+        n=int(columns["n"][last]),
+        best=None if np.isnan(best) else best,
+        best_pos=None if np.isnan(best_pos) else int(best_pos),
     )
 
 
@@ -261,16 +387,6 @@ def _log_ticks(values: pd.Series, log_y: bool) -> dict[str, Any]:
     if not log_y or len(finite) == 0 or finite.max() / finite.min() < 10:
         return {}
     return {"dtick": "D2"}
-
-
-def _downsample_groups(df: pd.DataFrame, column: str, max_points: int) -> np.ndarray:
-    """Row numbers to keep when downsampling each (job, task) group of ``df`` separately."""
-    keep: list[np.ndarray] = []
-    offsets = np.arange(len(df))
-    for _, idx in df.groupby(["job", "task"], sort=False).indices.items():
-        values = df[column].to_numpy(dtype=float)[idx]
-        keep.append(offsets[idx][minmax_downsample(values, max_points)])
-    return np.sort(np.concatenate(keep)) if keep else np.arange(0)
 
 
 def end_to_end(

@@ -24,7 +24,7 @@ MAX_POINTS = 2_000
 
 @dataclass(frozen=True)
 class ConvergenceView:
-    figure: go.Figure
+    figure: go.Figure | dict[str, Any]  # a plain {"data", "layout"} for large figures
     base: dict[str, Any]
     notice: str
 
@@ -97,18 +97,19 @@ def convergence_view(
         return ConvergenceView(figure, base, notice)
     best = cf.best_so_far(records, snap.job_t0)
     shown = best[best["pos"].isin(inside["pos"])] if window else best
-    figure, meta = cf.convergence_figure(
+    figure, meta = cf.convergence_figure_dict(
         shown, snap.colors, snap.labels, show_points=show_points, log_y=log_y,
         max_points=MAX_POINTS,
     )  # fmt: skip
-    sizes = shown.groupby(["job", "task"]).size()
     notice = (
-        f"{len(records):,} measured candidates in {len(sizes)} series, "
+        f"{len(records):,} measured candidates in {len(meta.series)} series, "
         f"{int(best['is_error'].sum()):,} failed (red crosses). Click a point to inspect it."
     )
     if meta.downsampled:
         notice += (
-            " Long series are downsampled on the server, keeping each bucket's minimum and maximum."
+            " Long series are drawn from fewer points on the server: each best-so-far line by "
+            "the records where it improves (exactly), measurements by each bucket's minimum and "
+            "maximum, failed candidates evenly thinned."
         )
     if window is None:
         base.update(mode="patch", **meta.to_json())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import Any
@@ -20,7 +21,9 @@ from collectors.events import (
     TaskEvent,
     from_dict,
     from_json,
+    mean_of,
     read_jsonl,
+    trusted_constructor,
     write_jsonl,
 )
 
@@ -293,3 +296,36 @@ def test_text_with_a_lone_surrogate_is_rejected() -> None:
     with pytest.raises(EventError, match=r"^record\.trace: not valid UTF-8 text"):
         from_dict({**FULL["record"], "trace": "ok \udc80"})
     assert from_dict({**FULL["record"], "trace": "µs → ok"}).trace == "µs → ok"
+
+
+@given(data=st.data())
+def test_the_trusted_constructor_builds_the_same_event_without_checking(
+    data: st.DataObject, events_strategy: st.SearchStrategy[Event]
+) -> None:
+    event = data.draw(events_strategy)
+    fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+    made = trusted_constructor(type(event))(**fields)
+    assert made == event and type(made) is type(event) and hash(made) == hash(event)
+    assert made.to_json() == event.to_json()
+    required = {k: v for k, v in fields.items() if _required(type(event), k)}
+    # the defaults of the fields left out are the class's
+    assert trusted_constructor(type(event))(**required) == type(event)(**required)
+
+
+def test_the_trusted_constructor_checks_nothing_and_needs_a_concrete_class() -> None:
+    made = trusted_constructor(StageEvent)(
+        source="", seq=-1, ts=math.inf, job="j", task="t", iteration=0, stage="nap",
+        resource="r", start=2.0, end=1.0,
+    )  # fmt: skip
+    assert made.stage == "nap" and made.seq == -1  # what validation would have refused
+    with pytest.raises(EventError):
+        from_dict(made.to_dict())
+    with pytest.raises(TypeError, match="not a concrete event class"):
+        trusted_constructor(Event)
+
+
+def test_mean_of_does_not_overflow_where_the_sum_would() -> None:
+    assert mean_of((1e-3, 3e-3)) == pytest.approx(2e-3)
+    assert mean_of((1.5e308, 1.5e308)) == 1.5e308
+    record = from_dict({**FULL["record"], "run_secs": [1.7e308, 1.7e308], "error_class": None})
+    assert record.mean_secs == 1.7e308

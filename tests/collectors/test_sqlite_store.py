@@ -34,9 +34,11 @@ def test_new_store_is_marked_and_in_wal_mode(tmp_path: Path) -> None:
         meta = dict(conn.execute("SELECT key, value FROM meta"))
         assert meta["schema_version"] == STORE_SCHEMA_VERSION
         indices = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type='index'")}
-        assert {"events_jobs", "events_tasks", "stages_start"} <= indices
+        assert {"job_task_events_kind", "stages_start"} <= indices
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type='table'")}
-        assert {"meta", "names", "events", "stages", "records", "traces"} <= tables
+        assert tables == {
+            "meta", "names", "seq_runs", "job_task_events", "stages", "records", "traces"
+        }  # fmt: skip
     finally:
         conn.close()
 
@@ -92,7 +94,11 @@ def _newer_store(path: Path) -> None:
         (lambda p: p.write_bytes(b"SQLite format 3\x00short"), r"not an SQLite database"),
         (lambda p: _other_app_db(p, 0), r"SQLite database of another application"),
         (lambda p: _other_app_db(p, 0x12345678), r"another application, application_id 0x12345678"),
-        (_newer_store, r"schema version 2, newer than this build reads \(1\)"),
+        (
+            _newer_store,
+            rf"schema version {STORE_SCHEMA_VERSION + 1}, newer than this build reads "
+            rf"\({STORE_SCHEMA_VERSION}\)",
+        ),
     ],
     ids=["text", "short", "sqlite-no-id", "sqlite-other-id", "newer-version"],
 )
@@ -237,10 +243,10 @@ def query_plan(store: SQLiteStore, sql: str, params: tuple[object, ...]) -> str:
 def test_time_window_and_job_queries_use_the_indices(sqlite_store: SQLiteStore) -> None:
     window = 'SELECT pos FROM stages WHERE job IN (?) AND start >= ? AND "end" >= ? AND start <= ?'
     assert "stages_start" in query_plan(sqlite_store, window, (1, 0.0, 1.0, 2.0))
-    jobs = "SELECT pos, body FROM events WHERE kind = 'job'"
-    assert "events_jobs" in query_plan(sqlite_store, jobs, ())
-    tasks = "SELECT pos, body FROM events WHERE job IN (?) AND kind = 'task'"
-    assert "events_tasks" in query_plan(sqlite_store, tasks, (1,))
+    jobs = "SELECT pos, body FROM job_task_events WHERE kind = 'job'"
+    assert "job_task_events_kind" in query_plan(sqlite_store, jobs, ())
+    tasks = "SELECT pos, body FROM job_task_events WHERE job IN (?) AND kind = 'task'"
+    assert "job_task_events_kind" in query_plan(sqlite_store, tasks, (1,))
 
 
 def test_repr_names_the_file(tmp_path: Path) -> None:

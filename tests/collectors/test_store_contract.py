@@ -397,3 +397,41 @@ def test_query_frames_belong_to_the_caller(store: BaseStore, make: EventFactory)
     assert stages["start"].iloc[0] == -1.0 and records["candidate"].iloc[0] == 42
     assert store.stage_intervals()["start"].iloc[0] == 0.0  # the store is not changed
     assert store.records()["candidate"].iloc[0] == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 40)), max_size=12),
+        max_size=6,
+    )
+)
+def test_batches_of_any_keys_store_each_key_once_like_every_backend(
+    batches: list[list[tuple[str, int]]],
+) -> None:
+    """Replays, gaps and out-of-order seqs over several batches and sources: each (source,
+    seq) is stored once, at the first append that carries it, in every backend alike."""
+    with tempfile.TemporaryDirectory() as folder:
+        stores = [open_backend(name, Path(folder) / "store.db") for name in BACKENDS]
+        try:
+            seen: set[tuple[str, int]] = set()
+            for i, batch in enumerate(batches):
+                events = [
+                    JobEvent(source=s, seq=q, ts=float(i), job=f"j{i}", change="started")
+                    for s, q in batch
+                ]
+                expected = []
+                for e in events:
+                    if (e.source, e.seq) not in seen:
+                        seen.add((e.source, e.seq))
+                        expected.append(e)
+                results = [store.append(events) for store in stores]
+                for stored in results:
+                    assert [s.event for s in stored] == expected
+                assert [s.pos for s in results[0]] == [s.pos for s in results[1]]
+            for source in ("a", "b", "c", "d"):
+                assert len({store.max_seq(source) for store in stores}) == 1
+            assert stores[0].read() == stores[1].read()
+        finally:
+            for store in stores:
+                store.close()

@@ -1,13 +1,15 @@
-"""Ansor logs: steps decoded into readable lines, workload keys named, errors classed."""
+"""Ansor logs: steps kept as JSON and read as lines on demand, workload keys named, errors
+classed."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from collectors.importers._common import BadLine
-from collectors.importers.ansor import step_text
+from collectors.importers.ansor import render_trace, step_text
 from tests.collectors.importers.importer_helpers import (
     ANSOR_SMALL,
     jobs,
@@ -18,10 +20,12 @@ from tests.collectors.importers.importer_helpers import (
 )
 
 
-def test_steps_become_readable_lines() -> None:
+def test_steps_are_kept_as_json_and_read_as_lines() -> None:
     first = records(read_events(ANSOR_SMALL)[0])[0]
-    assert first.trace is not None
-    assert first.trace.splitlines() == [
+    assert first.trace is not None and first.origin == "ansor"
+    line = json.loads(ANSOR_SMALL.read_text().splitlines()[0])
+    assert json.loads(first.trace) == line["i"][1][1]
+    assert render_trace(first.trace).splitlines() == [
         "cache_write(stage=2, scope=local)",
         "split(stage=2, iter=0, extent=4, lengths=[2], inner_to_outer=1)",
         "reorder(stage=2, order=[0, 2, 1, 3])",
@@ -108,3 +112,56 @@ def test_bad_line_in_the_middle(tmp_path: Path) -> None:
     events, ctx = read_events(path)
     assert (ctx.bad_lines, ctx.bad_details[0]["line"]) == (1, 3)
     assert len(records(events)) == 4
+
+
+def test_render_trace_refuses_what_is_not_steps() -> None:
+    with pytest.raises(ValueError, match="not valid JSON"):
+        render_trace("split(stage=1)")
+    with pytest.raises(ValueError, match="step is not"):
+        render_trace('[["SP", 1], 3]')
+
+
+def _reordered(line: str, *, spaced: bool) -> str:
+    obj = json.loads(line)
+    reordered = {"v": obj["v"], "r": obj["r"], "i": obj["i"]}
+    return json.dumps(reordered, indent=None, separators=(", ", ": ") if spaced else (",", ":"))
+
+
+def test_any_layout_gives_the_same_events(tmp_path: Path) -> None:
+    lines = ANSOR_SMALL.read_text().splitlines()
+    other = tmp_path / "other.log"
+    # keys in another order, and the compact form with spaces around the first bracket
+    other.write_text("\n".join(
+        [_reordered(x, spaced=True) for x in lines[:2]]
+        + [" " + json.dumps(json.loads(x), separators=(",", ":")).replace("[[", "[ [", 1)
+           for x in lines[2:]]
+    ) + "\n")  # fmt: skip
+    usual, _ = read_events(ANSOR_SMALL)
+    got, ctx = read_events(other)
+    assert ctx.bad_lines == 0
+    assert len(records(got)) == len(records(usual))
+    for a, b in zip(records(got), records(usual), strict=True):
+        assert json.loads(a.trace or "") == json.loads(b.trace or "")
+        assert (a.run_secs, a.error, a.ts, a.task, a.candidate) == (
+            b.run_secs, b.error, b.ts, b.task, b.candidate
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        '{"i": [["k", "llvm"], [[], [["SP", 1], 7]]], "r": [[1.0], 0, 1.0, 2.0], "v": "v0.6"}',
+        '{"i": [["k", "llvm"], [[], "steps"]], "r": [[1.0], 0, 1.0, 2.0], "v": "v0.6"}',
+        '{"i": [["k", "llvm"], [[], [["SP", 1]]]], "r": [[1.0], 0, 1.0, 2.0], "v": "v0.6"} x',
+        '{"i": [["k", "llvm"], [[], [["SP", 1]]]], "r": [[1.0], 0, 1.0, NaN], "v": "v0.6"}',
+        '{"i": [["k", "llvm"], [[], [["SP", 1]]]], "r": [[1.0], 0, 1.0, 2.0], "i": 5}',
+    ],
+    ids=["step-not-a-list", "steps-not-a-list", "trailing-text", "nan", "repeated-key"],
+)
+def test_lines_the_fast_path_leaves_are_judged_whole(tmp_path: Path, bad: str) -> None:
+    path = tmp_path / "bad.log"
+    path.write_text(ANSOR_SMALL.read_text() + bad + "\n")
+    events, ctx = read_events(path)
+    assert ctx.bad_lines == 1
+    assert ctx.bad_details[0]["line"] == len(ANSOR_SMALL.read_text().splitlines()) + 1
+    assert len(records(events)) == 5

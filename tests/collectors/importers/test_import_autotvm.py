@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from collectors.importers.autotvm import knob_text
+from collectors.importers import readable_trace
+from collectors.importers.autotvm import knob_text, render_trace
 from tests.collectors.importers.importer_helpers import (
     AUTOTVM_SMALL,
     jobs,
@@ -32,12 +33,23 @@ def test_records_keep_costs_and_errors_with_class() -> None:
     assert [r.candidate for r in recs] == [0, 1, 2, 3, 0, 1]
 
 
-def test_knobs_are_readable_text() -> None:
+def test_the_config_is_kept_as_written_and_read_as_knob_lines() -> None:
     first = records(read_events(AUTOTVM_SMALL)[0])[0]
-    assert first.trace == (
+    line = next(x for x in AUTOTVM_SMALL.read_text().splitlines() if x.startswith("{"))
+    assert first.origin == "autotvm"
+    assert json.loads(first.trace or "") == json.loads(line)["config"]
+    assert render_trace(first.trace or "") == (
         "config #3\ntile_y=[-1, 1]  (split)\ntile_x=[-1, 8]  (split)\ntile_k=[-1, 16]  (split)"
     )
+    assert readable_trace(first) == render_trace(first.trace or "")
     assert knob_text([["unroll", "ot", True]]) == "unroll=true  (other)"
+
+
+def test_render_trace_refuses_what_is_not_a_config() -> None:
+    with pytest.raises(ValueError, match="not valid JSON"):
+        render_trace("config #3")
+    with pytest.raises(ValueError, match="knob is not"):
+        render_trace('{"index": 1, "entity": [["tile_x", "sp"]]}')
 
 
 def test_tasks_have_op_shapes_and_flops() -> None:
@@ -94,7 +106,7 @@ def test_older_v01_lines_are_read(tmp_path: Path) -> None:
     path.write_text(json.dumps(line) + "\n")
     (rec,) = records(read_events(path)[0])
     assert rec.run_secs == (1.5e-06,)
-    assert rec.trace == "config #11\ntile_x=[-1, 2]  (split)"
+    assert render_trace(rec.trace or "") == "config #11\ntile_x=[-1, 2]  (split)"
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from collectors._base import BaseStore
-from collectors.events import write_jsonl
-from collectors.importers import LogFormatError, import_file, import_paths
+from collectors.events import RecordEvent, write_jsonl
+from collectors.importers import LogFormatError, import_file, import_paths, readable_trace
 from tests.collectors.importers.importer_helpers import ANSOR_SMALL, AUTOTVM_SMALL, MS_DB
 from tests.collectors.storekit import EventFactory
 
@@ -41,9 +41,10 @@ def test_store_views_after_import(store: BaseStore) -> None:
     }  # fmt: skip
     intervals = store.stage_intervals()
     assert len(intervals) == 3 + 3  # the MetaSchedule database has no timeline
-    # the full event keeps the trace text for the inspector
+    # the full event keeps the trace for the inspector, which reads it as text
     first = store.record(int(recs["pos"].iloc[0]))
-    assert first is not None and "tile_x=[-1, 8]" in (first.trace or "")
+    assert isinstance(first, RecordEvent) and first.origin == "autotvm"
+    assert "tile_x=[-1, 8]  (split)" in (readable_trace(first) or "")
 
 
 def test_reimport_adds_nothing(store: BaseStore) -> None:

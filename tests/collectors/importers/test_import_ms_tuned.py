@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from collectors.events import RecordEvent
 from collectors.exporters import databases_in_store, export_best_db
-from collectors.importers import import_paths
+from collectors.importers import import_paths, readable_trace
 from collectors.memory_store import MemoryStore
 
 pytestmark = pytest.mark.slow
@@ -59,7 +60,9 @@ def test_import_with_tvm_decoding(tuned_db: Path) -> None:
     assert task.op == "matmul32" and task.flops == 2 * N**3
     assert "T.prim_func" in task.detail
     first = store.record(int(store.records()["pos"].iloc[0]))
-    assert first is not None and "sch.sample_perfect_tile(" in (first.trace or "")
+    assert isinstance(first, RecordEvent) and first.origin == "metaschedule"
+    assert json.loads(first.trace or "") == json.loads(lines[0])[1][0]  # as TVM wrote it
+    assert "sample_perfect_tile(" in (readable_trace(first) or "")
 
 
 def test_best_db_from_the_store_is_loadable(tuned_db: Path, tmp_path: Path) -> None:

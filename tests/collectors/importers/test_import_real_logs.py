@@ -12,6 +12,7 @@ from pathlib import Path
 
 from collectors.events import Event
 from collectors.importers import import_paths
+from collectors.importers.ansor import render_trace
 from collectors.sqlite_store import SQLiteStore
 from tests.collectors.importers.importer_helpers import (
     jobs,
@@ -88,7 +89,8 @@ def test_ansor_full_history() -> None:
     assert jobs(events)[-1].target == (
         "cuda -keys=cuda,gpu -arch=sm_86 -max_num_threads=1024 -thread_warp_size=32"
     )
-    every_step = "\n".join(r.trace or "" for r in recs)
+    assert {r.origin for r in recs} == {"ansor"}
+    every_step = "\n".join(render_trace(r.trace or "[]") for r in recs)
     for name in ("split(", "reorder(", "compute_at(", "cache_read(", "annotate(", "fuse("):
         assert name in every_step
     assert "annotation=blockIdx.x" in every_step

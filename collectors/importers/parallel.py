@@ -1,0 +1,253 @@
+"""Reading a big JSON-lines log with worker processes.
+
+Parsing a line (JSON decoding, building its measurement) is independent of every other line;
+what follows (names, timeline, events, the store) is not. So for a file of at least
+``PARALLEL_MIN_BYTES``, worker processes (``python -m collectors.importers.parallel``) parse
+consecutive chunks of whole lines (cut after a newline) and the importing process consumes
+their results in file order. Line numbers, bad lines and measurements are exactly those of
+the one-process reading (``iter_json_lines`` and ``LineFormat.measure``): a worker reads its
+chunk through the same text layer, line by line, so memory stays bounded by the chunks in
+flight, even for a line of any length.
+
+Requests are JSON lines on a worker's stdin; answers are length-prefixed ``marshal`` data
+(plain tuples, lists, strings and numbers) on its stdout. A worker that fails or dies is
+stopped and the import goes on in this process; nothing is lost or read twice.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import marshal
+import os
+import struct
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from collectors._frames import gc_paused
+from collectors.importers import _common
+from collectors.importers._common import BadLine, ImportContext
+from collectors.importers._measured import LineFormat
+
+PARALLEL_MIN_BYTES = 32 * 2**20  # smaller files are parsed faster than workers start
+CHUNK_BYTES = 4 * 2**20  # bytes of lines per request to a worker
+MAX_WORKERS = 3
+_IN_FLIGHT = 2  # requests queued per worker
+_SKIP = 2**16  # bytes read at a time while looking for the end of a line
+_LENGTH = struct.Struct("<Q")
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+WORKER_COMMAND = [sys.executable, "-m", "collectors.importers.parallel"]
+
+# One parsed chunk: (lines read, [(line offset, measurement fields or None, bad reason)]).
+Chunk = tuple[int, list[tuple[int, tuple[Any, ...] | None, str | None]]]
+
+
+def worker_count(path: Path, requested: int | None) -> int:
+    """Processes to parse ``path`` with; 0 parses it in this process.
+
+    ``requested`` None picks: none for a file under ``PARALLEL_MIN_BYTES``, else one per CPU
+    that is idle (CPUs minus the load average, rounded) beyond this process's own, at most
+    ``MAX_WORKERS``. On a busy machine workers only add the cost of handing results over.
+    """
+    if requested is not None:
+        return max(requested, 0)
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return 0
+    if size < PARALLEL_MIN_BYTES:
+        return 0
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    idle = (cpus or 1) - (os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0)
+    return max(0, min(round(idle) - 1, MAX_WORKERS))
+
+
+def measurements(
+    ctx: ImportContext, fmt: str, workers: int
+) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    """(line number, measurement fields) of ``ctx.path`` read by ``workers`` processes in
+    format ``fmt`` (a module of collectors.importers with a ``LINES`` format); bad lines are
+    reported to ``ctx`` in file order."""
+    path = str(ctx.path)
+    chunks = chunk_bounds(ctx.path, CHUNK_BYTES)
+    pool = [_Worker() for _ in range(workers)]
+    queue: deque[tuple[_Worker | None, tuple[int, int]]] = deque()
+    try:
+        for worker in pool:  # fill every worker's queue
+            for _ in range(_IN_FLIGHT):
+                if (bounds := next(chunks, None)) is not None:
+                    queue.append((worker.ask(path, *bounds, fmt), bounds))
+        first = 1
+        while queue:
+            worker, bounds = queue.popleft()
+            parsed = worker.answer() if worker is not None else None
+            if parsed is None:  # no worker, or it failed: this process reads the chunk
+                parsed = parse_chunk(path, *bounds, fmt)
+            if (more := next(chunks, None)) is not None:
+                alive = worker if worker is not None and worker.alive else None
+                queue.append((alive.ask(path, *more, fmt) if alive else None, more))
+            count, items = parsed
+            for offset, fields, reason in items:
+                if fields is None:
+                    ctx.bad_line(first + offset, reason or "unreadable line")
+                else:
+                    yield first + offset, fields
+            first += count
+    finally:
+        for worker in pool:
+            worker.stop()
+
+
+def chunk_bounds(path: Path, chunk_bytes: int) -> Iterator[tuple[int, int]]:
+    """(start, end) byte ranges of consecutive chunks of whole lines covering the file."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as stream:
+        start = 0
+        while start < size:
+            end = min(start + chunk_bytes, size)
+            if end < size:
+                stream.seek(end - 1)  # the chunk may already end with a newline
+                while (part := stream.readline(_SKIP)) and part[-1:] != b"\n":
+                    pass
+                end = stream.tell()
+            yield start, end
+            start = end
+
+
+def parse_chunk(path: str, start: int, end: int, fmt: str) -> Chunk:
+    """The lines of ``path`` between bytes ``start`` and ``end`` (whole lines), parsed."""
+    lines: LineFormat = importlib.import_module(f"collectors.importers.{fmt}").LINES
+    items: list[tuple[int, tuple[Any, ...] | None, str | None]] = []
+
+    def too_long(number: int, reason: str) -> None:
+        items.append((number - 1, None, reason))
+
+    with open(path, "rb") as raw, gc_paused():  # the results hold no cycles
+        raw.seek(start)
+        stream = io.TextIOWrapper(
+            io.BufferedReader(_Window(raw, end - start)), encoding="utf-8", errors="replace"
+        )
+        counted: list[int] = []
+        for number, text in _common.numbered_lines(stream, too_long, counted):
+            try:
+                items.append((number - 1, tuple(lines.measure(text)), None))
+            except BadLine as exc:
+                items.append((number - 1, None, str(exc)))
+    return counted[0], items
+
+
+class _Window(io.RawIOBase):
+    """The next ``size`` bytes of a binary file, as a file of their own."""
+
+    def __init__(self, raw: Any, size: int) -> None:
+        self._raw = raw
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._left <= 0:
+            return 0
+        view = memoryview(buffer)[: self._left]
+        count = self._raw.readinto(view)
+        self._left -= count
+        return count
+
+
+class _Worker:
+    """One worker process; answers come back in the order of the requests."""
+
+    def __init__(self) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(_REPO_ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        try:
+            self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+                WORKER_COMMAND,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
+        except OSError:
+            self._proc = None
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None
+
+    def ask(self, path: str, start: int, end: int, fmt: str) -> _Worker | None:
+        """Send a request; returns self, or None when the worker cannot take it."""
+        if self._proc is None or self._proc.stdin is None:
+            return None
+        request = {"path": path, "start": start, "end": end, "fmt": fmt}
+        try:
+            self._proc.stdin.write(json.dumps(request).encode() + b"\n")
+            self._proc.stdin.flush()
+        except OSError:
+            self.stop()
+            return None
+        return self
+
+    def answer(self) -> Chunk | None:
+        """The answer to the oldest request, or None (and the worker stopped) on failure."""
+        if self._proc is None or self._proc.stdout is None:
+            return None
+        try:
+            head = self._proc.stdout.read(_LENGTH.size)
+            if len(head) != _LENGTH.size:
+                raise EOFError("worker ended")
+            (length,) = _LENGTH.unpack(head)
+            body = self._proc.stdout.read(length)
+            if len(body) != length:
+                raise EOFError("worker ended mid-answer")
+            with gc_paused():  # many small acyclic tuples: collections would cost 5x the decoding
+                parsed = marshal.loads(body)
+        except (OSError, EOFError, ValueError, TypeError):
+            self.stop()
+            return None
+        if parsed is None:  # the worker could not parse it; this process will say why
+            return None
+        return parsed  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _serve() -> None:
+    out = sys.stdout.buffer
+    for raw in sys.stdin.buffer:
+        try:
+            request = json.loads(raw)
+            body = marshal.dumps(
+                parse_chunk(request["path"], request["start"], request["end"], request["fmt"])
+            )
+        except Exception:  # any failure: the importing process reads this chunk itself
+            body = marshal.dumps(None)
+        out.write(_LENGTH.pack(len(body)) + body)
+        out.flush()
+
+
+if __name__ == "__main__":
+    _serve()

@@ -1,0 +1,87 @@
+"""Worker processes parse a big log in chunks: the events and bad lines are exactly those of
+reading it in one process, whatever the chunks and whether a worker fails."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from collectors.importers import import_file, parallel
+from collectors.memory_store import MemoryStore
+from tests.collectors.importers.importer_helpers import ANSOR_SMALL, AUTOTVM_SMALL
+
+
+def _mixed_log(path: Path, source: Path, repeat: int) -> Path:
+    """The fixture's lines repeated with new timestamps, and lines of every awkward kind."""
+    lines = [x for x in source.read_text().splitlines() if x.startswith("{")]
+    out: list[bytes] = [b"# a comment line", b""]
+    for r in range(repeat):
+        for i, line in enumerate(lines):
+            obj = json.loads(line)
+            if "result" in obj:
+                obj["result"][3] += 100.0 * r
+            else:
+                obj["r"][3] += 100 * r
+            text = json.dumps(obj).encode()
+            if (r + i) % 7 == 0:
+                text = text[: len(text) // 2]  # truncated
+            if (r + i) % 11 == 0:
+                text = b"\xff\xfe not utf-8 " + text
+            out.append(text)
+        out.append(b"   ")
+    path.write_bytes(b"\n".join(out).replace(b"\n", b"\r\n", 3) + b"\n")
+    return path
+
+
+def _import(path: Path, workers: int) -> tuple[list[str], list[dict[str, object]], int]:
+    store = MemoryStore()
+    summary = import_file(path, store, workers=workers)
+    return [s.event.to_json() for s in store.read()], summary.bad_line_details, summary.bad_lines
+
+
+@pytest.mark.parametrize("source", [AUTOTVM_SMALL, ANSOR_SMALL], ids=["autotvm", "ansor"])
+def test_workers_give_exactly_the_one_process_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: Path
+) -> None:
+    path = _mixed_log(tmp_path / "big.log", source, 60)
+    monkeypatch.setattr(parallel, "CHUNK_BYTES", 3000)  # many chunks, cut at every position
+    assert len(list(parallel.chunk_bounds(path, parallel.CHUNK_BYTES))) > 20
+    alone = _import(path, workers=0)
+    assert alone[2] > 20  # the file has bad lines of several kinds
+
+    def not_here(*args: object) -> None:
+        raise AssertionError("a chunk was parsed in this process, not by a worker")
+
+    monkeypatch.setattr(parallel, "parse_chunk", not_here)
+    assert _import(path, workers=2) == alone
+
+
+def test_chunks_cover_the_file_in_whole_lines(tmp_path: Path) -> None:
+    path = tmp_path / "lines"
+    path.write_bytes(b"".join(b"x" * (i % 13) + b"\n" for i in range(500)) + b"tail")
+    bounds = list(parallel.chunk_bounds(path, 64))
+    data = path.read_bytes()
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(data)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+    assert all(data[end - 1 : end] == b"\n" for _, end in bounds[:-1])
+
+
+def test_a_failing_worker_leaves_the_work_to_this_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _mixed_log(tmp_path / "big.log", AUTOTVM_SMALL, 30)
+    monkeypatch.setattr(parallel, "CHUNK_BYTES", 2000)
+    alone = _import(path, workers=0)
+    monkeypatch.setattr(parallel, "WORKER_COMMAND", [sys.executable, "-c", "import sys"])
+    assert _import(path, workers=2) == alone
+
+
+def test_small_files_and_explicit_choices(tmp_path: Path) -> None:
+    assert parallel.worker_count(AUTOTVM_SMALL, None) == 0  # too small to pay for workers
+    assert parallel.worker_count(AUTOTVM_SMALL, 2) == 2
+    assert parallel.worker_count(AUTOTVM_SMALL, -1) == 0
+    assert parallel.worker_count(tmp_path / "missing", None) == 0
