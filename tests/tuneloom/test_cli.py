@@ -62,3 +62,19 @@ def _parse_as_failing(func):  # type: ignore[no-untyped-def]
         return argparse.Namespace(command="export", func=func, json=False)
 
     return parse_args
+
+
+def test_serve_names_the_upgrade_for_a_store_an_older_tuneloom_wrote(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+    from pathlib import Path
+
+    fixture = Path(__file__).resolve().parents[1] / "collectors" / "data" / "store_v1.db"
+    store = tmp_path / "old.db"
+    shutil.copy(fixture, store)
+    before = store.read_bytes()
+    assert main(["serve", "--db", str(store), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "older tuneloom" in err and "--allow-import" in err
+    assert store.read_bytes() == before

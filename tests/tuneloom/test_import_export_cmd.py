@@ -55,6 +55,20 @@ def test_import_prints_the_summary(tmp_path: Path, capsys: pytest.CaptureFixture
     assert _count(db) == sum(f["events"] for f in files)
 
 
+def test_import_with_a_worker_process_stores_the_same(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alone = _json(capsys, "import", str(ANSOR_SMALL), "--db", str(tmp_path / "a.db"),
+                  "--workers", "0")  # fmt: skip
+    helped = _json(capsys, "import", str(ANSOR_SMALL), "--db", str(tmp_path / "b.db"),
+                   "--workers", "1")  # fmt: skip
+    assert alone["files"][0] == helped["files"][0] | {"path": alone["files"][0]["path"]}
+    assert _count(tmp_path / "a.db") == _count(tmp_path / "b.db") > 0
+    code, _, err = _run(capsys, "import", str(ANSOR_SMALL), "--db", str(tmp_path / "c.db"),
+                        "--workers", "-1")  # fmt: skip
+    assert code == 2 and "--workers must be >= 0" in err
+
+
 def test_reimport_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "s.db"
     _json(capsys, "import", str(AUTOTVM_SMALL), "--db", str(db))

@@ -42,6 +42,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help="timestamp gap that starts a new batch in a reconstructed timeline (default 2)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes parsing an AutoTVM or Ansor log beside the writer (0: none; default: "
+        "one for files of 32 MiB or more while CPUs are idle)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON summary")
     parser.set_defaults(func=run)
 
@@ -52,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.gap < 0:
         raise UserError(f"--gap must be >= 0, got {args.gap}")
+    if args.workers is not None and args.workers < 0:
+        raise UserError(f"--workers must be >= 0, got {args.workers}")
     try:
         detected = [detect(path, args.format) for path in args.paths]
     except LogFormatError as exc:
@@ -59,7 +69,10 @@ def run(args: argparse.Namespace) -> int:
     store = open_store(args.db)
     try:
         summaries = [
-            import_file(item, store, use_tvm=not args.no_tvm, gap_s=args.gap) for item in detected
+            import_file(
+                item, store, use_tvm=not args.no_tvm, gap_s=args.gap, workers=args.workers
+            )
+            for item in detected
         ]
     finally:
         store.close()

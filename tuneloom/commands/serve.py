@@ -75,6 +75,7 @@ def upload_limit_bytes(mib: int) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from collectors._base import StoreError
     from collectors.stores import open_store
     from dashboard.access import token_from_env
     from dashboard.server import serve
@@ -95,7 +96,12 @@ def run(args: argparse.Namespace) -> int:
         title = f"sample {args.sample}"
         folders += [str(folder) for folder in sample_databases(args.sample)]
     else:
-        store = open_store(args.db, read_only=not args.allow_import)
+        try:
+            store = open_store(args.db, read_only=not args.allow_import)
+        except StoreError as exc:
+            if "older tuneloom" not in str(exc):
+                raise
+            raise UserError(f"{exc} (`tuneloom serve --db FILE --allow-import` does)") from None
         title = args.db
     for folder in folders:
         if not Path(folder).is_dir():
