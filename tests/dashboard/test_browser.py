@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +13,7 @@ from collectors.memory_store import MemoryStore
 from collectors.sink import EventSink
 from dashboard.access import Access
 from dashboard.app import create_app
-from tests.dashboard.browser import CHROMIUM, CHROMIUM_ARGS, Console, drawn, served
+from tests.dashboard.browser import drawn, served
 from tuner._base import TERMINAL_STATES, JobState, StageKind
 from tuner.clock import WallClock
 from tuner.scheduler import Scheduler
@@ -22,25 +21,6 @@ from tuner.simulation import SimulatedDriver, StageTimes
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 sync_api = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[tuple[Any, Console]]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    opened = context.new_page()
-    opened.set_default_timeout(20_000)
-    console = Console()
-    console.attach(opened)
-    yield opened, console
-    context.close()
 
 
 def fast_times(seconds: float) -> StageTimes:

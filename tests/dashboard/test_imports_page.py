@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from dashboard.access import Access
 from dashboard.app import create_app, parts
 from dashboard.context import AppContext
 from dashboard.pages import imports
-from tests.dashboard.browser import CHROMIUM, CHROMIUM_ARGS, Console, served
+from tests.dashboard.browser import served
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = {
@@ -245,25 +244,6 @@ def test_the_summary_view_names_format_counts_and_bad_lines(tmp_path: Path) -> N
 # --- in the browser ---------------------------------------------------------------------
 
 sync_api = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[tuple[Any, Console]]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    opened = context.new_page()
-    opened.set_default_timeout(20_000)
-    console = Console()
-    console.attach(opened)
-    yield opened, console
-    context.close()
 
 
 def drop(tab: Any, selector: str, name: str, raw: bytes) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from dashboard.access import Access
 from dashboard.app import create_app, parts
 from dashboard.context import AppContext
 from dashboard.pages import jobs
-from tests.dashboard.browser import CHROMIUM, CHROMIUM_ARGS, Console, served
+from tests.dashboard.browser import served
 from tuner._base import JobInfo, JobSpec, TunerError
 
 MODEL_BYTES = b"\x08\x07\x12\x04test" + bytes(range(256)) * 4  # opaque to the dashboard
@@ -200,25 +199,6 @@ def test_the_real_scheduler_refuses_a_corrupt_model_and_the_page_says_why(tmp_pa
 # --- in the browser ---------------------------------------------------------------------
 
 sync_api = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[tuple[Any, Console]]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    opened = context.new_page()
-    opened.set_default_timeout(20_000)
-    console = Console()
-    console.attach(opened)
-    yield opened, console
-    context.close()
 
 
 def choose_file(tab: Any, name: str, raw: bytes) -> None:
