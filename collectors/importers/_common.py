@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -313,3 +314,22 @@ class UniqueNames:
         self._taken.add(name)
         self._by_key[key] = name
         return name
+
+
+def stop_worker(proc: subprocess.Popen[bytes] | None, timeout_s: float = 5.0) -> None:
+    """Stop a helper process that exits when its stdin closes: close stdin, wait up to
+    ``timeout_s``, kill it if it is still there, close its stdout."""
+    if proc is None:
+        return
+    try:
+        if proc.stdin is not None:
+            proc.stdin.close()
+    except OSError:
+        pass
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()

@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from collectors.importers._common import stop_worker
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -71,18 +73,7 @@ class TvmDecoder:
     def close(self) -> None:
         """Stop the worker."""
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        try:
-            if proc.stdin is not None:
-                proc.stdin.close()
-            proc.wait(timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            proc.kill()
-            proc.wait()
-        finally:
-            if proc.stdout is not None:
-                proc.stdout.close()
+        stop_worker(proc)
 
     # --- worker management -------------------------------------------------------------
 
