@@ -21,7 +21,6 @@ import argparse
 import json
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -30,6 +29,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tuneloom.commands.bench import run_tuneloom  # noqa: E402
+
 ZOO = ("cnn", "mobilenet", "resnet", "mlp")
 RECORD_FILE = "database_tuning_record.json"
 WORKLOAD_FILE = "database_workload.json"
@@ -37,15 +38,10 @@ WORKLOAD_FILE = "database_workload.json"
 
 def tuneloom(*argv: str) -> dict[str, Any]:
     """Run the CLI in a fresh process; its JSON document (exit 1 still returns it)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "tuneloom", *argv], capture_output=True, text=True, cwd=ROOT
-    )
-    for line in reversed(done.stdout.strip().splitlines()):
-        try:
-            return json.loads(line)
-        except json.JSONDecodeError:
-            continue
-    raise SystemExit(f"tuneloom {argv[0]} failed: {done.stderr.strip()[-2000:]}")
+    document, error = run_tuneloom(list(argv), cwd=ROOT)
+    if document is None:
+        raise SystemExit(f"tuneloom {argv[0]} failed: {error}")
+    return document
 
 
 def bench_model(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:

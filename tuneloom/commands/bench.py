@@ -153,7 +153,7 @@ def run_one(index: int, settings: dict[str, Any], folder: Path) -> dict[str, Any
     if settings["build_workers"]:
         tune += ["--build-workers", str(settings["build_workers"])]
     started = time.perf_counter()
-    tuned, error = _tuneloom(tune)
+    tuned, error = run_tuneloom(tune)
     if tuned is None:
         return row | {"tuning_s": time.perf_counter() - started, "status": "failed",
                       "error": f"tune: {error}"}  # fmt: skip
@@ -164,7 +164,7 @@ def run_one(index: int, settings: dict[str, Any], folder: Path) -> dict[str, Any
     evaluate += ["--repeat", str(settings["repeat"])]
     if settings["baseline"]:
         evaluate += ["--baseline", settings["baseline"]]
-    evaluated, error = _tuneloom(evaluate)
+    evaluated, error = run_tuneloom(evaluate)
     if evaluated is None:
         return row | {"status": "failed", "error": f"evaluate: {error}"}
     baselines = evaluated.get("baselines") or {}
@@ -196,19 +196,20 @@ def stage_means(store_path: Path) -> dict[str, float | None]:
     return means
 
 
-def _tuneloom(argv: list[str]) -> tuple[dict[str, Any] | None, str | None]:
+def run_tuneloom(
+    argv: list[str], cwd: str | Path | None = None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """Run ``tuneloom ARGV`` in a fresh process: (its JSON document, None), or (None, the
+    last line it printed to stderr). Exit 1 (e.g. outputs that differ) still has a document."""
+    from tuner.models.measure import last_json_object, last_line
+
     done = subprocess.run(
-        [sys.executable, "-m", "tuneloom", *argv], capture_output=True, text=True
+        [sys.executable, "-m", "tuneloom", *argv], capture_output=True, text=True, cwd=cwd
     )
-    for line in reversed(done.stdout.strip().splitlines()):
-        try:
-            document = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(document, dict) and done.returncode in (0, 1):
-            return document, None
-    lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-    return None, lines[-1] if lines else f"exit {done.returncode}"
+    document = last_json_object(done.stdout)
+    if document is not None and done.returncode in (0, 1):
+        return document, None
+    return None, last_line(done.stderr, f"exit {done.returncode}")
 
 
 def _cell(value: Any) -> Any:

@@ -73,9 +73,8 @@ def run(args: argparse.Namespace) -> int:
     from tuner.models.evaluate import evaluate_model
     from tuner.models.loaders import load_model
 
-    for option in ("repeat",):
-        if getattr(args, option) <= 0:
-            raise UserError(f"--{option} must be a positive integer")
+    if args.repeat <= 0:
+        raise UserError(f"--repeat must be a positive integer, got {args.repeat}")
     if args.threads is not None and args.threads <= 0:
         raise UserError(f"--threads must be a positive integer, got {args.threads}")
     if not args.tolerance > 0:

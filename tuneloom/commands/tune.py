@@ -149,6 +149,7 @@ class _Checked:
     rpc_servers: int
     runs_dir: Path
     cores: tuple[int, ...]
+    model_settings: dict[str, Any]  # load_model keyword arguments
 
 
 def run(args: argparse.Namespace) -> int:
@@ -187,9 +188,10 @@ def run(args: argparse.Namespace) -> int:
     )
     target = target_config(args.target, workers.device_cores)
     search = SearchConfig(population_size=args.population)
-    settings = model_settings(args)
     # Every model is imported and its tasks extracted before anything starts.
-    models = [(source, *model_tasks(source, target, **settings)) for source in args.models]
+    models = [
+        (source, *model_tasks(source, target, **checked.model_settings)) for source in args.models
+    ]
     device_pool = checked.rpc.pool if checked.rpc else LOCAL_POOL
     drivers: dict[str, MetaScheduleDriver] = {}
 
@@ -346,7 +348,7 @@ def _check(args: argparse.Namespace) -> _Checked:
             raise UserError(f"--{option.replace('_', '-')} must be >= 0")
     if not args.models and not args.workload:
         raise UserError("nothing to tune: give a MODEL (e.g. zoo:cnn) or --workload SPEC")
-    model_settings(args)
+    settings = model_settings(args)
     jobs = [(text, parse_job_workloads(text)) for text in args.workload]
     create_policy(args.policy)
     target_config(args.target, 1)
@@ -363,7 +365,7 @@ def _check(args: argparse.Namespace) -> _Checked:
         runs_dir = db.parent / f"{db.stem}-runs"
     if runs_dir.exists() and not runs_dir.is_dir():
         raise UserError(f"--runs-dir {runs_dir} exists and is not a directory")
-    return _Checked(jobs, rpc, rpc_servers, runs_dir, available_cpus())
+    return _Checked(jobs, rpc, rpc_servers, runs_dir, available_cpus(), settings)
 
 
 def _result(

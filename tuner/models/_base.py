@@ -40,10 +40,10 @@ class LoadedModel:
 
     ``source`` re-loads the same model in another process (a zoo name like ``zoo:cnn`` or a
     file path); ``None`` for an in-memory object. ``mod`` is the Relax IRModule straight from
-    the frontend with the weights bound as constants (``params`` holds weights the frontend
-    kept apart, else empty). ``baselines`` lists the names of ``BASELINES`` this model can be
-    run by; ``artifacts`` keeps the framework objects the baselines need in this process
-    (e.g. ``keras_model``, ``tflite_bytes``, ``onnx_bytes``).
+    the frontend with the weights bound as constants (every loader binds them). ``baselines``
+    lists the names of ``BASELINES`` this model can be run by; ``artifacts`` keeps the
+    framework objects the baselines need in this process (e.g. ``keras_model``,
+    ``tflite_bytes``, ``onnx_bytes``).
     """
 
     name: str
@@ -51,6 +51,5 @@ class LoadedModel:
     source: str | None
     inputs: tuple[InputSpec, ...]
     mod: Any
-    params: dict[str, Any] = field(default_factory=dict)
     baselines: tuple[str, ...] = ()
     artifacts: dict[str, Any] = field(default_factory=dict)

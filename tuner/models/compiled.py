@@ -67,11 +67,8 @@ def compile_model(
     the same pipeline, so they differ only in the schedules)."""
     target = target if isinstance(target, Target) else Target(dict(target))
     database = open_database(database_dir) if database_dir else ms.database.MemoryDatabase()
-    mod = model.mod
-    if model.params:
-        mod = relax.transform.BindParams("main", model.params)(mod)
     try:
-        return ms.relax_integration.compile_relax(database, mod, target, params=None)
+        return ms.relax_integration.compile_relax(database, model.mod, target, params=None)
     except Exception as exc:
         lines = [line for line in str(exc).splitlines() if line.strip()]
         raise ModelError(
@@ -97,7 +94,7 @@ def open_database(folder: str | Path) -> Any:
 def save_compiled(
     executable: Any,
     model: LoadedModel,
-    target: Target | Mapping[str, Any],
+    target: Mapping[str, Any],
     folder: str | Path,
     *,
     database_dir: str | Path | None = None,
@@ -106,7 +103,6 @@ def save_compiled(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     executable.export_library(str(folder / LIBRARY))
-    target_json = dict(target) if isinstance(target, Mapping) else _target_dict(target)
     metadata = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -116,7 +112,7 @@ def save_compiled(
         "inputs": [
             {"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in model.inputs
         ],
-        "target": target_json,
+        "target": dict(target),
         "tuned": database_dir is not None,
         "database": str(Path(database_dir).resolve()) if database_dir else None,
         "tvm": tvm.__version__,
@@ -169,8 +165,3 @@ def flatten_outputs(value: Any) -> list[np.ndarray]:
     if isinstance(value, Sequence) or hasattr(value, "__len__"):
         return [array for item in value for array in flatten_outputs(item)]
     raise TypeError(f"unexpected model output {type(value).__name__}")
-
-
-def _target_dict(target: Target) -> dict[str, Any]:
-    exported = target.export()
-    return {k: v for k, v in dict(exported).items() if k in ("kind", "mcpu", "num-cores", "mattr")}

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from tuner.models._base import LoadedModel, ModelError
+from tuner.models.measure import last_json_object, last_line
 
 DEFAULT_TOLERANCE = 1e-3
 MEASURE_TIMEOUT_S = 600.0
@@ -200,26 +201,10 @@ class _Runner:
             )
         except subprocess.TimeoutExpired:
             raise ModelError(model, f"timing {what} took over {MEASURE_TIMEOUT_S:.0f} s") from None
-        report = _last_json(done.stdout)
+        report = last_json_object(done.stdout)
         if done.returncode != 0 or report is None or "median_ms" not in report:
-            why = (report or {}).get("error") or _tail(done.stderr)
+            why = (report or {}).get("error") or last_line(done.stderr, "no output")
             raise ModelError(model, f"timing {what} failed: {why}")
         with np.load(out, allow_pickle=False) as data:
             arrays = [data[f"output_{i}"] for i in range(len(data.files))]
         return float(report["median_ms"]), arrays
-
-
-def _last_json(text: str) -> dict[str, Any] | None:
-    for line in reversed(text.strip().splitlines()):
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
-
-
-def _tail(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"

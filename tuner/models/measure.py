@@ -121,6 +121,25 @@ def _time_baseline(args: argparse.Namespace, inputs: dict[str, np.ndarray]) -> t
     return outputs, timing
 
 
+def last_json_object(text: str) -> dict[str, Any] | None:
+    """The last line of ``text`` that is a JSON object (what a child process printed as its
+    result, after any other output), or None."""
+    for line in reversed(text.strip().splitlines()):
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def last_line(text: str, default: str) -> str:
+    """The last non-blank line of ``text`` (e.g. a child's error message), else ``default``."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else default
+
+
 def _read_inputs(path: str) -> dict[str, np.ndarray]:
     with np.load(Path(path), allow_pickle=False) as data:
         return {name: data[name] for name in data.files}

@@ -55,7 +55,7 @@ def extract_tasks(model: LoadedModel, target: Target | Mapping[str, Any]) -> lis
     """
     target = target if isinstance(target, Target) else Target(dict(target))
     try:
-        prepared = prepare_module(_bound(model), target)
+        prepared = prepare_module(model.mod, target)
         extracted = ms.relax_integration.extract_tasks(prepared, target)
     except Exception as exc:
         raise ModelError(model.name, f"cannot lower to TIR: {_one_line(exc)}") from None
@@ -64,12 +64,6 @@ def extract_tasks(model: LoadedModel, target: Target | Mapping[str, Any]) -> lis
     tasks = [_task(model.name, item, target) for item in extracted]
     tasks.sort(key=lambda t: (-(t.weight * (t.flops or 0.0)), t.name))
     return tasks
-
-
-def _bound(model: LoadedModel) -> tvm.IRModule:
-    if not model.params:
-        return model.mod
-    return relax.transform.BindParams("main", model.params)(model.mod)
 
 
 def _task(model: str, item: Any, target: Target) -> TuningTask:
