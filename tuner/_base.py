@@ -176,7 +176,11 @@ class JobInfo:
 
 @dataclass(frozen=True, slots=True)
 class JobSpec:
-    """What a user submits: workloads (spec strings) or a model, a budget, a priority."""
+    """What a user submits: workloads (spec strings) or a model, a budget, a priority.
+
+    ``warm_start`` names a schedule library folder: each task first measures the library's
+    schedules applied to it, and the search continues from them (``reuse_only``: it stops
+    there, with the untuned workload measured as the fallback)."""
 
     workloads: tuple[str, ...] = ()
     model: str | None = None
@@ -184,6 +188,8 @@ class JobSpec:
     priority: int = 0
     target: str = "llvm"
     name: str | None = None
+    warm_start: str | None = None
+    reuse_only: bool = False
 
 
 class Control(Protocol):

@@ -44,7 +44,7 @@ import threading
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +55,13 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.target import Target
 
 from collectors.events import RecordEvent, TaskEvent
+from collectors.reuse import UNTUNED, ReusedSchedule
 from collectors.sink import EventSink
 from tuner._base import JobDriver, JobSpec, StageKind, StageResult, TunerError
 from tuner.cpus import CpuPlan, available_cpus, pin_thread, plan_cpus
 from tuner.metaschedule_build import BuildOutcome, BuildPool, remove_artifact
+from tuner.metaschedule_library import LibraryEntry, ScheduleLibrary
+from tuner.metaschedule_reuse import ReuseSettings, SourceChoice, choose_sources, plan_reuse
 from tuner.metaschedule_run import EvalConfig, LocalProfiler, RPCProfiler, RunOutcome
 from tuner.rpc import RpcPool
 from tuner.tasks import TuningTask, workload_tasks
@@ -325,6 +328,12 @@ class _Task:
     runs: list[RunOutcome | None] = field(default_factory=list)
     profile_failures: int = 0
     stage_failures: int = 0  # stages in a row that raised
+    # Tuning reuse: library schedules still to measure first, those measured (for the task
+    # event's detail), the batch's (offset -> schedule origin), and why nothing applied.
+    reuse_pending: bool = False
+    reused: list[ReusedSchedule] = field(default_factory=list)
+    batch_reused: dict[int, ReusedSchedule] = field(default_factory=dict)
+    reuse_note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,7 +357,10 @@ class MetaScheduleDriver(JobDriver):
     ``device_pool`` names the pool its profile stages need (``device:llvm`` or
     ``device:rpc:KEY``); ``workers`` provides the build pool and profiler of each resource.
     ``model`` is the ``LoadedModel`` a model job's tasks were extracted from (kept so the
-    model can be compiled with the job's database afterwards).
+    model can be compiled with the job's database afterwards). ``reuse`` starts each task
+    from a schedule library (``ReuseSettings``): its first batch is the library's schedules
+    applied to the task, measured like any other; with ``reuse.only`` (plus the untuned
+    workload as the fallback) it is the task's only batch.
     """
 
     def __init__(
@@ -368,6 +380,7 @@ class MetaScheduleDriver(JobDriver):
         profile_retries: int = 2,
         on_stall: Callable[[str, str], None] | None = None,
         model: Any = None,
+        reuse: ReuseSettings | None = None,
     ) -> None:
         if not isinstance(trials, int) or isinstance(trials, bool) or trials <= 0:
             raise TunerError(f"trials must be a positive integer, got {trials!r}")
@@ -403,12 +416,20 @@ class MetaScheduleDriver(JobDriver):
             num_warmup_samples=self.search.xgb_warmup_samples,
             verbose_eval=0,
         )
+        self.reuse = reuse
+        self.reuse_sources: SourceChoice | None = None
+        self._reuse_entries: list[LibraryEntry] = []
+        if reuse is not None:
+            self._reuse_entries, self.reuse_sources = _reuse_entries(reuse, tasks, self.target)
         self._tasks = []
         for index, task in enumerate(tasks):
             budget = 0 if task.untunable else trials
+            if reuse is not None and reuse.only and not task.untunable:
+                budget = reuse.limit + 1  # until the plan says how many apply
             item = _Task(index, task.name, task, str(tvm_ffi.structural_hash(task.mod)), budget)
             if task.untunable:
                 item.done, item.failed = True, task.untunable
+            item.reuse_pending = reuse is not None and not task.untunable
             self._tasks.append(item)
         self.tasks: tuple[str, ...] = tuple(t.name for t in self._tasks)
         self._by_name = {t.name: t for t in self._tasks}
@@ -485,6 +506,11 @@ class MetaScheduleDriver(JobDriver):
     # --- stages ----------------------------------------------------------------------------------
 
     def _select(self, t: _Task) -> StageResult:
+        if t.reuse_pending:
+            t.reuse_pending = False
+            result = self._select_reused(t)
+            if result is not None:
+                return result
         if t.ctx is None:
             try:
                 self._start_task(t)
@@ -503,6 +529,42 @@ class MetaScheduleDriver(JobDriver):
         t.profile_failures = 0
         t.next_kind = StageKind.BUILD
         return StageResult(ok=True, candidates=len(candidates))
+
+    def _select_reused(self, t: _Task) -> StageResult | None:
+        """The task's first batch from the library (see ``ReuseSettings``); None when nothing
+        applies and the search should select instead."""
+        assert self.reuse is not None
+        plan = plan_reuse(
+            [t.spec], self._reuse_entries, self.target, limit=self.reuse.limit, build=False
+        )[0]
+        t.reuse_note = plan.message
+        sources: list[tuple[Any, ReusedSchedule]] = [
+            (a.schedule, ReusedSchedule(0, a.entry.label, a.method or "", a.refitted))
+            for a in plan.candidates
+        ]
+        if self.reuse.only:
+            from tvm.s_tir import Schedule
+
+            sources.append((Schedule(t.spec.mod), ReusedSchedule(0, "", UNTUNED)))
+            t.budget = t.trials + len(sources)
+        sources = sources[: max(0, t.budget - t.trials)]
+        if not sources:
+            return None
+        if self.reuse.only:
+            t.workload = self.database.commit_workload(t.spec.mod)
+        else:
+            self._start_task(t)  # the cost model learns from the reused batch too
+        args_info = ms.arg_info.ArgInfo.from_prim_func(_prim_func(t.spec.mod))
+        t.candidates = [ms.MeasureCandidate(sch, args_info) for sch, _ in sources]
+        t.batch_reused = {
+            offset: replace(origin, candidate=t.trials + offset)
+            for offset, (_, origin) in enumerate(sources)
+        }
+        t.predicted = [None] * len(t.candidates)
+        t.builds, t.runs = [], []
+        t.profile_failures = 0
+        t.next_kind = StageKind.BUILD
+        return StageResult(ok=True, candidates=len(t.candidates))
 
     def _build(self, t: _Task, resource: str) -> StageResult:
         builder = self.workers.builder(resource)
@@ -569,10 +631,12 @@ class MetaScheduleDriver(JobDriver):
                 )
             )
         errors = []
-        try:
-            t.ctx.notify_runner_results(t.candidates, results)
-        except Exception as exc:
-            errors.append(f"notify: {exc}")
+        searched = not t.batch_reused  # the search proposed this batch (not the library)
+        if searched:
+            try:
+                t.ctx.notify_runner_results(t.candidates, results)
+            except Exception as exc:
+                errors.append(f"notify: {exc}")
         for cand, outcome in zip(t.candidates, outcomes, strict=True):
             run_secs = list(outcome.run_secs) if outcome.run_secs else [FAILED_RUN_SECS]
             self.database.commit_tuning_record(
@@ -581,10 +645,11 @@ class MetaScheduleDriver(JobDriver):
                 )
             )
         ok = [(c, r) for c, r, o in zip(t.candidates, results, outcomes, strict=True) if o.run_secs]
-        try:
-            self.cost_model.update(t.ctx, [c for c, _ in ok], [r for _, r in ok])
-        except Exception as exc:
-            errors.append(f"cost model update: {exc}")
+        if t.ctx is not None:
+            try:
+                self.cost_model.update(t.ctx, [c for c, _ in ok], [r for _, r in ok])
+            except Exception as exc:
+                errors.append(f"cost model update: {exc}")
         first = t.trials
         for offset, (cand, outcome, predicted) in enumerate(
             zip(t.candidates, outcomes, t.predicted, strict=True)
@@ -601,6 +666,10 @@ class MetaScheduleDriver(JobDriver):
         t.candidates, t.predicted, t.builds, t.runs = [], [], [], []
         t.next_kind = StageKind.SELECT
         self._current = None
+        if not searched:
+            t.reused.extend(t.batch_reused.values())
+            t.batch_reused = {}
+            self._emit_task(t)  # now naming the records that came from the library
         if t.trials >= t.budget:
             self._end_task(t, None)
         if errors:
@@ -673,6 +742,9 @@ class MetaScheduleDriver(JobDriver):
         if self.sink is None:
             return
         detail = [f"{DETAIL_DATABASE}{self.db_dir.resolve()}", *t.spec.detail]
+        if t.reuse_note:
+            detail.append(f"reuse_note={t.reuse_note}")
+        detail.extend(r.detail_line() for r in t.reused)
         stopped = stopped or t.spec.untunable
         if stopped:
             detail.append(f"stopped={stopped}")
@@ -709,6 +781,34 @@ class MetaScheduleDriver(JobDriver):
             predicted=predicted,
             origin="metaschedule",
         )
+
+
+def _reuse_entries(
+    reuse: ReuseSettings, tasks: Sequence[TuningTask], target: Target
+) -> tuple[list[LibraryEntry], SourceChoice | None]:
+    """The library entries a reuse job draws from: those of the named sources, or of the
+    sources ``choose_sources`` picks for the job's tasks."""
+    entries = reuse.library.entries()
+    if reuse.sources is not None:
+        known = {e.origin for e in entries}
+        missing = [s for s in reuse.sources if s not in known]
+        if missing:
+            raise TunerError(
+                f"no such source in the library {reuse.library.folder}: {', '.join(missing)} "
+                f"(it holds {', '.join(sorted(known)) or 'nothing'})"
+            )
+        return [e for e in entries if e.origin in set(reuse.sources)], None
+    choice = choose_sources(tasks, entries, target=target, max_sources=reuse.max_sources)
+    names = set(choice.names)
+    return [e for e in entries if e.origin in names], choice
+
+
+def _prim_func(mod: Any) -> Any:
+    """A task module's one PrimFunc."""
+    funcs = list(mod.functions.values())
+    if len(funcs) != 1:
+        raise TunerError(f"a task's module holds {len(funcs)} functions, expected one")
+    return funcs[0]
 
 
 def job_tasks(workloads: Sequence[WorkloadSpec | str | TuningTask]) -> list[TuningTask]:
@@ -794,7 +894,8 @@ def driver_factory(
     ``runs_dir/<job id>``. ``spec.trials`` is the budget of each task; ``spec.target`` is
     ``llvm`` (local pinned device) or ``rpc:KEY`` (profile on the RPC pool with that key).
     A spec with a ``model`` (a zoo name like ``zoo:cnn`` or a model file) is imported and
-    its tasks extracted here, so a bad model fails the submit with a ModelError."""
+    its tasks extracted here, so a bad model fails the submit with a ModelError; one with
+    ``warm_start`` opens that schedule library here (a bad one fails the submit too)."""
 
     def make(job_id: str, spec: JobSpec) -> MetaScheduleDriver:
         device_pool, target = split_job_target(spec.target)
@@ -802,6 +903,11 @@ def driver_factory(
         tasks: Sequence[str | TuningTask] = spec.workloads
         if spec.model:
             model, tasks = model_tasks(spec.model, target_config(target, workers.device_cores))
+        reuse = None
+        if spec.warm_start:
+            reuse = ReuseSettings(ScheduleLibrary(spec.warm_start), only=spec.reuse_only)
+        elif spec.reuse_only:
+            raise TunerError("a reuse-only job needs a library to start from (warm_start)")
         return MetaScheduleDriver(
             job_id,
             tasks,
@@ -817,6 +923,7 @@ def driver_factory(
             profile_retries=profile_retries,
             on_stall=on_stall,
             model=model,
+            reuse=reuse,
         )
 
     return make

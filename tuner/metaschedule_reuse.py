@@ -224,6 +224,62 @@ def rank_sources(
     return scores
 
 
+class SourceChoice(NamedTuple):
+    """The library models a new model draws from (``chosen``, in the order picked), every
+    model's score (``ranked``), and the share of the model's work the chosen ones cover
+    (each task counting with its best similarity among them)."""
+
+    chosen: tuple[SourceScore, ...]
+    ranked: tuple[SourceScore, ...]
+    covered: float
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(s.model for s in self.chosen)
+
+
+def choose_sources(
+    model_tasks: Sequence[Any],
+    library: ScheduleLibrary | Iterable[LibraryEntry],
+    *,
+    target: Any = None,
+    max_sources: int = 3,
+) -> SourceChoice:
+    """Choose the library models to reuse schedules from, with no hand-written pairing:
+    greedily, the model that adds the most covered work (weight x FLOPs x best similarity
+    per task, over what the models already chosen cover), until ``max_sources`` are chosen
+    or no model adds anything. The first pick is ``rank_sources``' best."""
+    if not isinstance(max_sources, int) or max_sources < 1:
+        raise ValueError(f"max_sources must be a positive integer, got {max_sources!r}")
+    items = [_work_item(t) for t in model_tasks]
+    shares = {name: work for name, _, work in (i for i in items if i is not None)}
+    total = sum(shares.values())
+    shares = {name: (work / total if total else 0.0) for name, work in shares.items()}
+    ranked = rank_sources(model_tasks, library, target=target)
+    best: dict[str, float] = dict.fromkeys(shares, 0.0)
+    chosen: list[SourceScore] = []
+    left = list(ranked)
+    while left and len(chosen) < max_sources:
+
+        def gain(source: SourceScore) -> float:
+            return sum(
+                shares[name] * max(0.0, match.similarity - best[name])
+                for name, match in source.matches.items()
+                if match is not None and name in shares
+            )
+
+        pick = max(left, key=lambda s: (gain(s), s.score))  # ties: first in rank order
+        if gain(pick) <= 1e-12:
+            break
+        chosen.append(pick)
+        left.remove(pick)
+        for name, match in pick.matches.items():
+            if match is not None and name in best:
+                best[name] = max(best[name], match.similarity)
+    covered = sum(shares[name] * best[name] for name in shares)
+    return SourceChoice(tuple(chosen), tuple(ranked), covered)
+
+
 def task_info(task: Any) -> WorkloadInfo:
     """A task's ``WorkloadInfo`` (described from ``task.mod`` unless it is one already)."""
     if isinstance(task, WorkloadInfo):
@@ -639,6 +695,30 @@ class TaskReuse:
     @property
     def untuned_only(self) -> bool:
         return not self.candidates
+
+
+@dataclass(frozen=True)
+class ReuseSettings:
+    """How a job starts from a schedule library.
+
+    ``only``: measure the library's schedules for each task, and the untuned workload as the
+    fallback, then stop (``tuneloom reuse``); otherwise they are the first records of the
+    task and the search continues from them (``tuneloom tune --warm-start``). ``limit``:
+    schedules per task at most. ``sources``: the library models to draw from; None chooses
+    them with ``choose_sources`` (at most ``max_sources``).
+    """
+
+    library: ScheduleLibrary
+    only: bool = False
+    limit: int = 4
+    sources: tuple[str, ...] | None = None
+    max_sources: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("limit", "max_sources"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"reuse {name} must be a positive integer, got {value!r}")
 
 
 def plan_reuse(

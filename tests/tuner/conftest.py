@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 from scheduling_helpers import make_sink
 
 from collectors.sink import EventSink
 from tuner.clock import SimClock
+from tuner.metaschedule_library import ScheduleLibrary
+
+# The workloads of the short real tuning job that fills the reuse tests' library.
+REUSE_SPECS = ("matmul:64", "conv2d:1x8x16x16,16x3x3,pad=1", "dense:1x256x128")
 
 
 @pytest.fixture
@@ -19,3 +26,61 @@ def sim_clock() -> SimClock:
 def sim_sink(sim_clock: SimClock) -> EventSink:
     """A sink on ``sim_clock`` writing to a MemoryStore, stamping ``clock: "sim"``."""
     return make_sink(sim_clock)
+
+
+# --- a real schedule library (tuning reuse) ---------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def target() -> dict:
+    from tuner.metaschedule import target_config
+
+    return target_config("llvm", 1)
+
+
+@pytest.fixture(scope="session")
+def tuned(tmp_path_factory: pytest.TempPathFactory, target: dict) -> Iterator[tuple[Path, dict]]:
+    """A real tuning job's database and its task names by workload hash (from its events)."""
+    from collectors.events import TaskEvent
+    from collectors.memory_store import MemoryStore
+    from collectors.sink import EventSink
+    from tuner.clock import WallClock
+    from tuner.metaschedule import SMALL_SEARCH, MetaScheduleDriver, StageWorkers
+    from tuner.metaschedule_run import EvalConfig
+    from tuner.scheduler import Scheduler
+
+    db = tmp_path_factory.mktemp("job") / "db"
+    store = MemoryStore()
+    sink = EventSink(store)
+    with StageWorkers(evaluator=EvalConfig(number=2, repeat=1, min_repeat_ms=5)) as workers:
+        driver = MetaScheduleDriver(
+            "j1", list(REUSE_SPECS), trials=8, workers=workers, db_dir=db, sink=sink, target=target,
+            search=SMALL_SEARCH, batch_size=8,
+        )  # fmt: skip
+        scheduler = Scheduler(workers.resources, "interleaved", clock=WallClock(), sink=sink)
+        scheduler.submit_job(
+            lambda job_id: driver, name="specs", target="llvm", device_pool="device:llvm",
+            tasks=driver.tasks, trials_total=24,
+        )  # fmt: skip
+        scheduler.run()
+    assert driver.trials() == (24, 24)
+    events = [s.event for s in store.read(kinds=("task",))]
+    names = {e.workload_hash: e.task for e in events if isinstance(e, TaskEvent)}
+    yield db, names
+
+
+@pytest.fixture(scope="session")
+def library(tmp_path_factory: pytest.TempPathFactory, tuned: tuple[Path, dict]) -> ScheduleLibrary:
+    db, names = tuned
+    lib = ScheduleLibrary(tmp_path_factory.mktemp("lib") / "library", create=True)
+    assert lib.add_database(db, model="specs", task_names=names).added == 3
+    return lib
+
+
+@pytest.fixture(scope="session")
+def cnn_tasks(target: dict) -> list:
+    pytest.importorskip("onnx", reason="the models extra (onnx) is not installed")
+    from tuner.metaschedule import model_tasks
+    from tuner.models.zoo import build_onnx
+
+    return model_tasks(build_onnx("cnn", image_size=16), target)[1]

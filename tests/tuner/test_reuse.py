@@ -8,7 +8,6 @@ layer, 8 trials each) run once for the module.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,7 +32,6 @@ from tuner.metaschedule_reuse import (
     shape_similarity,
 )
 
-SPECS = ("matmul:64", "conv2d:1x8x16x16,16x3x3,pad=1", "dense:1x256x128")
 WORKLOADS = "database_workload.json"
 RECORDS = "database_tuning_record.json"
 
@@ -252,52 +250,6 @@ def test_a_plan_offers_refitted_and_tuned_tile_sizes_when_they_differ(tmp_path: 
 # --- real schedules -------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def target() -> dict:
-    from tuner.metaschedule import target_config
-
-    return target_config("llvm", 1)
-
-
-@pytest.fixture(scope="module")
-def tuned(tmp_path_factory: pytest.TempPathFactory, target: dict) -> Iterator[tuple[Path, dict]]:
-    """A real tuning job's database and its task names by workload hash (from its events)."""
-    from collectors.events import TaskEvent
-    from collectors.memory_store import MemoryStore
-    from collectors.sink import EventSink
-    from tuner.clock import WallClock
-    from tuner.metaschedule import SMALL_SEARCH, MetaScheduleDriver, StageWorkers
-    from tuner.metaschedule_run import EvalConfig
-    from tuner.scheduler import Scheduler
-
-    db = tmp_path_factory.mktemp("job") / "db"
-    store = MemoryStore()
-    sink = EventSink(store)
-    with StageWorkers(evaluator=EvalConfig(number=2, repeat=1, min_repeat_ms=5)) as workers:
-        driver = MetaScheduleDriver(
-            "j1", list(SPECS), trials=8, workers=workers, db_dir=db, sink=sink, target=target,
-            search=SMALL_SEARCH, batch_size=8,
-        )  # fmt: skip
-        scheduler = Scheduler(workers.resources, "interleaved", clock=WallClock(), sink=sink)
-        scheduler.submit_job(
-            lambda job_id: driver, name="specs", target="llvm", device_pool="device:llvm",
-            tasks=driver.tasks, trials_total=24,
-        )  # fmt: skip
-        scheduler.run()
-    assert driver.trials() == (24, 24)
-    events = [s.event for s in store.read(kinds=("task",))]
-    names = {e.workload_hash: e.task for e in events if isinstance(e, TaskEvent)}
-    yield db, names
-
-
-@pytest.fixture(scope="module")
-def library(tmp_path_factory: pytest.TempPathFactory, tuned: tuple[Path, dict]) -> ScheduleLibrary:
-    db, names = tuned
-    lib = ScheduleLibrary(tmp_path_factory.mktemp("lib") / "library", create=True)
-    assert lib.add_database(db, model="specs", task_names=names).added == 3
-    return lib
-
-
 def by_task(library: ScheduleLibrary, name: str) -> LibraryEntry:
     (found,) = [e for e in library.entries() if e.task == name]
     return found
@@ -352,15 +304,6 @@ def test_on_an_awkward_extent_the_tiles_are_refitted_and_the_result_is_right(
     a, b = (rng.random((200, 200), dtype=np.float32) for _ in range(2))
     out, _ = run_kernel(applied.mod, target, [a, b], (200, 200))
     np.testing.assert_allclose(out, a @ b, rtol=1e-4, atol=1e-4)
-
-
-@pytest.fixture(scope="module")
-def cnn_tasks(target: dict) -> list:
-    pytest.importorskip("onnx", reason="the models extra (onnx) is not installed")
-    from tuner.metaschedule import model_tasks
-    from tuner.models.zoo import build_onnx
-
-    return model_tasks(build_onnx("cnn", image_size=16), target)[1]
 
 
 @pytest.mark.slow

@@ -1,0 +1,242 @@
+"""Where a task's schedules came from: the ``reused=`` lines of a task event's detail.
+
+A job that starts from a schedule library (``tuneloom reuse``, ``tuneloom tune
+--warm-start``) measures library schedules applied to its tasks as ordinary records. Its
+task events then carry one detail line per such record::
+
+    reused={"candidate": 0, "source": "zoo:mobilenet/fused_conv2d_add_relu", "method": "replay"}
+
+``candidate`` is the record's candidate index within the task, ``source`` the library entry
+(``model/task``) and ``method`` how it was applied (``replay`` or ``anchor-transfer``, with
+``refitted`` when tile sizes were fitted to the new shapes; ``untuned`` marks the fallback
+record of a ``tuneloom reuse`` job: the workload without a schedule). Every other record of
+the task was found by the job's own search. The event contract itself is unchanged: this is
+a convention on the free-form ``detail`` field, parsed leniently (a malformed line is
+ignored).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+REUSED_PREFIX = "reused="
+TUNED_HERE = "tuned here"
+UNTUNED = "untuned"  # a reuse job's fallback: the workload as it is, without a schedule
+WARM_START = "warm start"  # a job whose search continued from library schedules
+REUSE_ONLY = "library schedules"  # a ``tuneloom reuse`` job: library schedules, no search
+
+ReuseIndex = dict[tuple[str, str], dict[int, "ReusedSchedule"]]
+
+
+@dataclass(frozen=True, slots=True)
+class ReusedSchedule:
+    """One record of a task whose schedule came from a library entry."""
+
+    candidate: int
+    source: str
+    method: str
+    refitted: bool = False
+
+    @property
+    def from_library(self) -> bool:
+        """True for a library schedule, False for the untuned fallback."""
+        return self.method != UNTUNED
+
+    @property
+    def text(self) -> str:
+        """``reused from SOURCE (METHOD)``, or ``untuned`` for the fallback."""
+        if not self.from_library:
+            return UNTUNED
+        how = f"{self.method}, refitted tiles" if self.refitted else self.method
+        return f"reused from {self.source} ({how})"
+
+    def detail_line(self) -> str:
+        data: dict[str, Any] = {
+            "candidate": self.candidate,
+            "source": self.source,
+            "method": self.method,
+        }
+        if self.refitted:
+            data["refitted"] = True
+        return REUSED_PREFIX + json.dumps(data, separators=(",", ":"))
+
+
+def parse_reused(detail: str | None) -> dict[int, ReusedSchedule]:
+    """The reused schedules a task's detail names, by candidate index (malformed lines are
+    skipped: the detail is free-form text another tool may have written; a candidate named
+    twice keeps its last line)."""
+    found: dict[int, ReusedSchedule] = {}
+    if not isinstance(detail, str) or REUSED_PREFIX not in detail:
+        return found
+    for line in detail.splitlines():
+        line = line.strip()
+        if not line.startswith(REUSED_PREFIX):
+            continue
+        try:
+            data = json.loads(line[len(REUSED_PREFIX) :])
+        except ValueError:
+            continue
+        if not isinstance(data, Mapping):
+            continue
+        candidate, source, method = data.get("candidate"), data.get("source"), data.get("method")
+        if (
+            isinstance(candidate, int)
+            and not isinstance(candidate, bool)
+            and candidate >= 0
+            and isinstance(source, str)
+            and isinstance(method, str)
+            and method
+        ):
+            found[candidate] = ReusedSchedule(
+                candidate, source, method, data.get("refitted") is True
+            )
+    return found
+
+
+def reuse_index(tasks: pd.DataFrame) -> ReuseIndex:
+    """Per (job, task) whose detail names reused schedules, those schedules by candidate.
+
+    ``tasks`` is a tasks frame (``job, task, detail``; the latest task event per task).
+    Parsed once per frame: the dashboard keeps the result with its snapshot."""
+    index: ReuseIndex = {}
+    if tasks is None or len(tasks) == 0:
+        return index
+    for job, task, detail in zip(tasks["job"], tasks["task"], tasks["detail"], strict=True):
+        found = parse_reused(detail)
+        if found:
+            index[(str(job), str(task))] = found
+    return index
+
+
+def _as_index(tasks: pd.DataFrame | Mapping[tuple[str, str], Mapping[int, ReusedSchedule]]):
+    return tasks if isinstance(tasks, Mapping) else reuse_index(tasks)
+
+
+def _reused_keys(index: Mapping[tuple[str, str], Mapping[int, ReusedSchedule]]) -> pd.DataFrame:
+    """One row per reused record the index names: ``job, task, candidate, text, library``."""
+    rows = [
+        (job, task, candidate, schedule.text, schedule.from_library)
+        for (job, task), found in index.items()
+        for candidate, schedule in found.items()
+    ]
+    return pd.DataFrame(rows, columns=["job", "task", "candidate", "text", "library"])
+
+
+def record_origins(
+    records: pd.DataFrame,
+    tasks: pd.DataFrame | Mapping[tuple[str, str], Mapping[int, ReusedSchedule]],
+) -> np.ndarray:
+    """Per record (in ``records``' row order): where its schedule came from (``reused from
+    ...`` or ``untuned``), or None for a record the job's own search found. ``tasks`` is a
+    tasks frame or its ``reuse_index``. Pure and vectorized: records of jobs without reuse
+    cost nothing."""
+    index = _as_index(tasks)
+    out = np.full(len(records), None, dtype=object)
+    if not index or records.empty:
+        return out
+    jobs = {job for job, _ in index}
+    rows = np.flatnonzero(records["job"].isin(jobs).to_numpy())
+    if len(rows) == 0:
+        return out
+    part = records.iloc[rows][["job", "task", "candidate"]].astype({"job": object, "task": object})
+    part = part.assign(candidate=pd.to_numeric(part["candidate"], errors="coerce"))
+    keys = _reused_keys(index)
+    merged = part.merge(keys, on=["job", "task", "candidate"], how="left", sort=False)
+    out[rows] = merged["text"].astype(object).where(merged["text"].notna(), None).to_numpy()
+    return out
+
+
+def best_origins(
+    records: pd.DataFrame,
+    tasks: pd.DataFrame | Mapping[tuple[str, str], Mapping[int, ReusedSchedule]],
+) -> pd.DataFrame:
+    """Per (job, task) with a measured record: the best record's candidate, its mean latency
+    and where its schedule came from (``origin``: ``reused from ...``, ``untuned`` or ``tuned
+    here``), plus ``reused`` (how many of the task's records applied a library schedule,
+    failed ones included, the untuned fallback not) and ``best_reused`` (the best latency
+    among those, NaN when none was valid). On a tie the earlier record holds the best (it
+    reached that latency first). ``tasks`` is a tasks frame or its ``reuse_index``. Pure:
+    frames in, frame out, in order of each task's first record."""
+    columns = ["job", "task", "candidate", "mean_secs", "origin", "reused", "best_reused"]
+    measured = records[records["mean_secs"].notna()]
+    if measured.empty:
+        return pd.DataFrame(columns=columns)
+    if "pos" in measured and not measured["pos"].is_monotonic_increasing:
+        measured = measured.sort_values("pos", kind="stable")
+    index = _as_index(tasks)
+    at = measured.groupby(["job", "task"], sort=False)["mean_secs"].idxmin()
+    best = measured.loc[at.to_numpy(), ["job", "task", "candidate", "mean_secs"]]
+    best = best.reset_index(drop=True)
+    origins = [
+        _origin_text(index.get((job, task), {}), int(candidate))
+        for job, task, candidate in zip(best["job"], best["task"], best["candidate"], strict=True)
+    ]
+    counts = pd.Series(0, index=pd.MultiIndex.from_frame(best[["job", "task"]]), dtype=int)
+    best_reused = pd.Series(np.nan, index=counts.index, dtype=float)
+    keys = _reused_keys(index)
+    keys = keys[keys["library"].astype(bool)]
+    if len(keys):
+        mine = records[records["job"].isin(set(keys["job"]))][
+            ["job", "task", "candidate", "mean_secs"]
+        ]
+        mine = mine.astype({"job": object, "task": object}).assign(
+            candidate=pd.to_numeric(mine["candidate"], errors="coerce")
+        )
+        hit = mine.merge(keys[["job", "task", "candidate"]], on=["job", "task", "candidate"])
+        if len(hit):
+            grouped = hit.groupby(["job", "task"], sort=False)["mean_secs"]
+            counts = counts.add(grouped.size(), fill_value=0).reindex(counts.index)
+            best_reused = grouped.min().reindex(counts.index)
+    return pd.DataFrame(
+        {
+            "job": best["job"].to_numpy(),
+            "task": best["task"].to_numpy(),
+            "candidate": best["candidate"].astype(int).to_numpy(),
+            "mean_secs": best["mean_secs"].astype(float).to_numpy(),
+            "origin": origins,
+            "reused": counts.fillna(0).astype(int).to_numpy(),
+            "best_reused": best_reused.astype(float).to_numpy(),
+        }
+    )[columns]
+
+
+def _origin_text(found: Mapping[int, ReusedSchedule], candidate: int) -> str:
+    schedule = found.get(candidate)
+    return schedule.text if schedule is not None else TUNED_HERE
+
+
+def job_reuse(
+    tasks: pd.DataFrame | Mapping[tuple[str, str], Mapping[int, ReusedSchedule]],
+) -> dict[str, str]:
+    """Per job that started from library schedules, how: ``REUSE_ONLY`` when it measured an
+    untuned fallback (what ``tuneloom reuse`` does), else ``WARM_START``."""
+    index = _as_index(tasks)
+    only = {
+        job for (job, _), found in index.items() if not all(s.from_library for s in found.values())
+    }
+    return {job: REUSE_ONLY if job in only else WARM_START for job, _ in index}
+
+
+def reuse_jobs(tasks: pd.DataFrame) -> set[str]:
+    """The jobs any of whose tasks started from library schedules."""
+    return set(job_reuse(tasks))
+
+
+def reused_records(
+    records: pd.DataFrame,
+    tasks: pd.DataFrame | Mapping[tuple[str, str], Mapping[int, ReusedSchedule]],
+) -> dict[int, str]:
+    """Record position -> where its schedule came from, for the reused (and untuned
+    fallback) records among ``records``; empty when none is."""
+    origins = record_origins(records, tasks)
+    keep = np.flatnonzero(origins != None)  # noqa: E711 - elementwise on an object array
+    if len(keep) == 0:
+        return {}
+    positions = records["pos"].to_numpy()[keep]
+    return {int(p): str(o) for p, o in zip(positions, origins[keep], strict=True)}
