@@ -53,8 +53,8 @@ class ReusedSchedule:
         """``reused from SOURCE (METHOD)``, or ``untuned`` for the fallback."""
         if not self.from_library:
             return UNTUNED
-        how = f"{self.method}, refitted tiles" if self.refitted else self.method
-        return f"reused from {self.source} ({how})"
+        how = ", ".join(([self.method] if self.method else []) + ["refitted tiles"] * self.refitted)
+        return f"reused from {self.source} ({how})" if how else f"reused from {self.source}"
 
     def detail_line(self) -> str:
         data: dict[str, Any] = {
@@ -91,7 +91,6 @@ def parse_reused(detail: str | None) -> dict[int, ReusedSchedule]:
             and candidate >= 0
             and isinstance(source, str)
             and isinstance(method, str)
-            and method
         ):
             found[candidate] = ReusedSchedule(
                 candidate, source, method, data.get("refitted") is True
@@ -128,6 +127,24 @@ def _reused_keys(index: Mapping[tuple[str, str], Mapping[int, ReusedSchedule]]) 
     return pd.DataFrame(rows, columns=["job", "task", "candidate", "text", "library"])
 
 
+def _candidate_rows(records: pd.DataFrame, keys: pd.DataFrame) -> np.ndarray:
+    """Row numbers of the records that may be reused ones: a job with reuse and a candidate
+    index no higher than the highest reused one (library schedules come first: few rows)."""
+    if keys.empty or records.empty:
+        return np.arange(0)
+    candidate = pd.to_numeric(records["candidate"], errors="coerce").to_numpy(dtype=float)
+    near = np.flatnonzero(candidate <= float(keys["candidate"].max()))
+    jobs = records["job"].to_numpy()[near]
+    return near[pd.Series(jobs).isin(set(keys["job"])).to_numpy()]
+
+
+def _keyed(records: pd.DataFrame) -> pd.DataFrame:
+    """``job, task, candidate`` (and ``mean_secs`` when there) ready to merge with the keys."""
+    columns = [c for c in ("job", "task", "candidate", "mean_secs") if c in records]
+    part = records[columns].astype({"job": object, "task": object})
+    return part.assign(candidate=pd.to_numeric(part["candidate"], errors="coerce"))
+
+
 def record_origins(
     records: pd.DataFrame,
     tasks: pd.DataFrame | Mapping[tuple[str, str], Mapping[int, ReusedSchedule]],
@@ -140,13 +157,11 @@ def record_origins(
     out = np.full(len(records), None, dtype=object)
     if not index or records.empty:
         return out
-    jobs = {job for job, _ in index}
-    rows = np.flatnonzero(records["job"].isin(jobs).to_numpy())
+    keys = _reused_keys(index)
+    rows = _candidate_rows(records, keys)
     if len(rows) == 0:
         return out
-    part = records.iloc[rows][["job", "task", "candidate"]].astype({"job": object, "task": object})
-    part = part.assign(candidate=pd.to_numeric(part["candidate"], errors="coerce"))
-    keys = _reused_keys(index)
+    part = _keyed(records.iloc[rows])
     merged = part.merge(keys, on=["job", "task", "candidate"], how="left", sort=False)
     out[rows] = merged["text"].astype(object).where(merged["text"].notna(), None).to_numpy()
     return out
@@ -182,12 +197,7 @@ def best_origins(
     keys = _reused_keys(index)
     keys = keys[keys["library"].astype(bool)]
     if len(keys):
-        mine = records[records["job"].isin(set(keys["job"]))][
-            ["job", "task", "candidate", "mean_secs"]
-        ]
-        mine = mine.astype({"job": object, "task": object}).assign(
-            candidate=pd.to_numeric(mine["candidate"], errors="coerce")
-        )
+        mine = _keyed(records.iloc[_candidate_rows(records, keys)])
         hit = mine.merge(keys[["job", "task", "candidate"]], on=["job", "task", "candidate"])
         if len(hit):
             grouped = hit.groupby(["job", "task"], sort=False)["mean_secs"]

@@ -8,11 +8,11 @@ zoom. Every frame returned here is a snapshot: callers must not modify it.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
-from collectors import _frames
+from collectors import _frames, reuse
 from collectors._base import JOB_COLUMNS, BaseStore
 from collectors.events import Event, RecordEvent, StageEvent
 from dashboard.colors import job_colors
@@ -21,9 +21,12 @@ from dashboard.figures.timeline import with_axis
 READ_CHUNK = 50_000
 
 
-def job_label(job: str, name: str | None, simulated: bool) -> str:
-    """How a job is named on every page; simulated jobs always say so."""
+def job_label(job: str, name: str | None, simulated: bool, reused: str | None = None) -> str:
+    """How a job is named on every page; simulated jobs always say so, and a job that started
+    from library schedules says how (``reused``: ``warm start`` or ``library schedules``)."""
     label = f"{name} ({job})" if isinstance(name, str) and name and name != job else job
+    if reused:
+        label += f" · {reused}"
     if simulated:
         label += " · simulated"
     return label
@@ -42,6 +45,10 @@ class Snapshot:
     labels: dict[str, str]
     t0_wall: float | None
     job_t0: dict[str, float]
+    # Schedules reused from a library, per (job, task) and candidate (parsed once per snapshot
+    # from the tasks' detail), and how each job that reused some started.
+    reused: reuse.ReuseIndex = field(default_factory=dict)
+    reuse_kinds: dict[str, str] = field(default_factory=dict)
 
 
 class StoreView:
@@ -130,11 +137,16 @@ class StoreView:
         if len(tasks):
             kinds = tasks.groupby("job")["op"].agg(lambda ops: set(ops) == {"simulated"})
             simulated |= set(kinds[kinds].index)
+        reused = reuse.reuse_index(tasks)
+        reuse_kinds = reuse.job_reuse(reused)
         labels = {
-            str(r.job): job_label(str(r.job), r.name, r.job in simulated) for r in jobs.itertuples()
+            str(r.job): job_label(
+                str(r.job), r.name, r.job in simulated, reuse_kinds.get(str(r.job))
+            )
+            for r in jobs.itertuples()
         }
         for job in order:
-            labels.setdefault(job, job)
+            labels.setdefault(job, job_label(job, None, False, reuse_kinds.get(job)))
         job_t0 = {
             str(j): float(t)
             for j, t in zip(jobs["job"], jobs["submitted_ts"], strict=True)
@@ -150,6 +162,8 @@ class StoreView:
             labels=labels,
             t0_wall=t0_wall,
             job_t0=job_t0,
+            reused=reused,
+            reuse_kinds=reuse_kinds,
         )
 
 

@@ -23,3 +23,18 @@ def sqlite_store(tmp_path: Path) -> Iterator[SQLiteStore]:
     store = SQLiteStore(tmp_path / "store.db")
     yield store
     store.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def schedule_library_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Commands that add finished jobs to the default schedule library (and the processes
+    tests start) use a temporary one, never the user's."""
+    import os
+
+    previous = os.environ.get("TUNELOOM_LIBRARY")
+    os.environ["TUNELOOM_LIBRARY"] = str(tmp_path_factory.mktemp("library") / "library")
+    yield
+    if previous is None:
+        os.environ.pop("TUNELOOM_LIBRARY", None)
+    else:
+        os.environ["TUNELOOM_LIBRARY"] = previous

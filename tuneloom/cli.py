@@ -17,6 +17,8 @@ COMMANDS: dict[str, str] = {
     "serve": "serve",
     "tune": "tune",
     "evaluate": "evaluate",
+    "reuse": "reuse",
+    "library": "library",
     "simulate": "simulate",
     "import": "import_",
     "export": "export",

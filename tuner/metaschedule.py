@@ -55,7 +55,7 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.target import Target
 
 from collectors.events import RecordEvent, TaskEvent
-from collectors.reuse import UNTUNED, ReusedSchedule
+from collectors.reuse import TUNED_HERE, UNTUNED, ReusedSchedule
 from collectors.sink import EventSink
 from tuner._base import JobDriver, JobSpec, StageKind, StageResult, TunerError
 from tuner.cpus import CpuPlan, available_cpus, pin_thread, plan_cpus
@@ -320,6 +320,7 @@ class _Task:
     done: bool = False
     failed: str | None = None
     best_s: float | None = None
+    best_candidate: int | None = None
     # The batch in flight.
     next_kind: StageKind = StageKind.SELECT
     candidates: list[Any] = field(default_factory=list)
@@ -334,6 +335,7 @@ class _Task:
     reused: list[ReusedSchedule] = field(default_factory=list)
     batch_reused: dict[int, ReusedSchedule] = field(default_factory=dict)
     reuse_note: str | None = None
+    reused_secs: dict[int, float | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +348,33 @@ class TaskSummary:
     done: bool
     error: str | None = None
     weight: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class TaskReuseReport:
+    """A reuse job's task: each library schedule measured with its mean latency (None: it
+    failed), the best latency so far and where that schedule came from, and a note (why
+    nothing applied, or why the task stopped)."""
+
+    name: str
+    measured: tuple[tuple[ReusedSchedule, float | None], ...]
+    best_s: float | None
+    best_origin: str | None
+    note: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        untuned = [secs for r, secs in self.measured if r.method == UNTUNED]
+        return {
+            "reused": [
+                {"source": r.source, "method": r.method, "refitted": r.refitted, "latency_s": s}
+                for r, s in self.measured
+                if r.method != UNTUNED
+            ],
+            **({"untuned_s": untuned[0]} if untuned else {}),
+            "best_s": self.best_s,
+            "best_origin": self.best_origin,
+            **({"note": self.note} if self.note else {}),
+        }
 
 
 class MetaScheduleDriver(JobDriver):
@@ -503,6 +532,29 @@ class MetaScheduleDriver(JobDriver):
             for t in self._tasks
         ]
 
+    def task_names_by_hash(self) -> dict[str, str]:
+        """Task names by workload hash (to name a database's workloads in a library)."""
+        return {t.workload_hash: t.name for t in self._tasks}
+
+    def reuse_tasks(self) -> list[TaskReuseReport]:
+        """Per task of a reuse job: the library schedules measured, with their latencies,
+        and where the best schedule so far came from."""
+        reports = []
+        for t in self._tasks:
+            by_candidate = {r.candidate: r for r in t.reused}
+            best = by_candidate.get(t.best_candidate) if t.best_candidate is not None else None
+            origin = None if t.best_s is None else (best.text if best else TUNED_HERE)
+            reports.append(
+                TaskReuseReport(
+                    t.name,
+                    tuple((r, t.reused_secs.get(r.candidate)) for r in t.reused),
+                    t.best_s,
+                    origin,
+                    t.reuse_note or t.failed,
+                )
+            )
+        return reports
+
     # --- stages ----------------------------------------------------------------------------------
 
     def _select(self, t: _Task) -> StageResult:
@@ -654,9 +706,11 @@ class MetaScheduleDriver(JobDriver):
         for offset, (cand, outcome, predicted) in enumerate(
             zip(t.candidates, outcomes, t.predicted, strict=True)
         ):
-            if outcome.run_secs:
-                mean = float(np.mean(outcome.run_secs))
-                t.best_s = mean if t.best_s is None else min(t.best_s, mean)
+            mean = float(np.mean(outcome.run_secs)) if outcome.run_secs else None
+            if mean is not None and (t.best_s is None or mean < t.best_s):
+                t.best_s, t.best_candidate = mean, first + offset
+            if offset in t.batch_reused:
+                t.reused_secs[first + offset] = mean
             self._emit_record(t, first + offset, cand, outcome, predicted)
         for build in t.builds:
             remove_artifact(build.artifact)
@@ -799,6 +853,8 @@ def _reuse_entries(
             )
         return [e for e in entries if e.origin in set(reuse.sources)], None
     choice = choose_sources(tasks, entries, target=target, max_sources=reuse.max_sources)
+    if not choice.chosen:  # nothing fits: every entry stays, so each task can say why
+        return entries, choice
     names = set(choice.names)
     return [e for e in entries if e.origin in names], choice
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from collectors.reuse import UNTUNED as UNTUNED_TEXT
 from dashboard.colors import ERROR_COLOR, color_of
 from dashboard.figures.style import axis, base_layout
 
@@ -199,12 +200,14 @@ def convergence_figure(
     show_points: bool = True,
     log_y: bool = True,
     max_points: int = 2000,
+    reused: Mapping[int, str] | None = None,
 ) -> tuple[go.Figure, ConvergenceMeta]:
     """Best latency so far per (job, task) vs trials (left) and vs time (right); the figure
     of ``convergence_figure_dict`` as a ``go.Figure``."""
     spec, meta = convergence_figure_dict(
-        best, colors, job_labels, show_points=show_points, log_y=log_y, max_points=max_points
-    )
+        best, colors, job_labels, show_points=show_points, log_y=log_y, max_points=max_points,
+        reused=reused,
+    )  # fmt: skip
     # Thousands of points: plotly.py's per-item validation would cost more than the drawing.
     return go.Figure(data=spec["data"], layout=spec["layout"], _validate=False), meta
 
@@ -217,6 +220,7 @@ def convergence_figure_dict(
     show_points: bool = True,
     log_y: bool = True,
     max_points: int = 2000,
+    reused: Mapping[int, str] | None = None,
 ) -> tuple[dict[str, Any], ConvergenceMeta]:
     """Best latency so far per (job, task) vs trials (left) and vs time (right), as the
     figure's plain ``{"data", "layout"}`` (what the browser receives: a ``go.Figure`` would
@@ -226,7 +230,10 @@ def convergence_figure_dict(
     the best improves: exact for a step line), and only when even those do not fit by their
     bucket extremes; its last step, the series' best, is always drawn. Measurements are faint
     points (per series, each bucket's minimum and maximum are kept), failed candidates red
-    crosses (evenly thinned when too many). Returns the figure and the live-extension meta.
+    crosses (evenly thinned when too many). Records whose schedule came from a library
+    (``reused``: record position -> ``reused from ...`` or ``untuned``) are stars (squares for
+    the untuned fallback) drawn after every other trace, their origin in the hover. Returns
+    the figure and the live-extension meta.
     """
     series = _split_series(best)
     line_cap = _budget(LINE_BUDGET, len(series), max_points, 200)
@@ -298,11 +305,55 @@ def convergence_figure_dict(
             "hovertemplate": "record %{customdata}: failed<extra></extra>",
             **_axes(axes),
         })  # fmt: skip
+    if reused:
+        wanted = np.isin(columns["pos"], np.fromiter(reused, dtype=np.int64))
+        keep = _thin(series, wanted, lambda rows: _evenly(len(rows), error_cap))
+        downsampled |= len(keep) < int(wanted.sum())
+        y = np.where(is_error[keep], _error_y(best, series)[keep], columns["ms"][keep])
+        traces.extend(_reused_traces(
+            keep, columns, y, is_error[keep], reused, best["job"].to_numpy(), colors
+        ))  # fmt: skip
     meta = ConvergenceMeta(series=metas, points=points, errors=errors, downsampled=downsampled)
     y_type = "log" if log_y else "linear"
     ticks = _log_ticks(best["best_ms"], log_y)
     layout = two_panel_layout("best latency so far (ms)", y_type, ticks, uirevision="convergence")
     return {"data": traces, "layout": layout}, meta
+
+
+REUSED_NAME = "schedules from a library"
+REUSED_SYMBOL, UNTUNED_SYMBOL = "star", "square-open"
+
+
+def _reused_traces(
+    keep: np.ndarray,
+    columns: Mapping[str, np.ndarray],
+    y: np.ndarray,
+    failed: np.ndarray,
+    reused: Mapping[int, str],
+    jobs: np.ndarray,
+    colors: Mapping[str, str],
+) -> list[dict[str, Any]]:
+    """The two marker traces (trials, time) of the records reused from a library."""
+    pos = columns["pos"][keep].astype(int).tolist()
+    origins = [reused.get(p, "") for p in pos]
+    text = [f"{o}: failed" if bad else o for o, bad in zip(origins, failed.tolist(), strict=True)]
+    marker = {
+        "symbol": [UNTUNED_SYMBOL if o == UNTUNED_TEXT else REUSED_SYMBOL for o in origins],
+        "size": 11,
+        "color": [color_of(dict(colors), j) for j in jobs[keep]],
+        "line": {"width": 1, "color": "#222"},
+    }
+    traces = []
+    for axes, xcol in (("1", "n"), ("2", "t")):
+        traces.append({
+            "type": "scatter", "mode": "markers", "name": REUSED_NAME,
+            "showlegend": axes == "1" and len(pos) > 0, "legendgroup": "reused",
+            "x": _rounded(columns[xcol][keep], 4), "y": _rounded(y),
+            "marker": marker, "customdata": pos, "text": text,
+            "hovertemplate": "record %{customdata}<br>%{y:.4g} ms<br>%{text}<extra></extra>",
+            **_axes(axes),
+        })  # fmt: skip
+    return traces
 
 
 def _split_series(best: pd.DataFrame) -> list[tuple[str, str, np.ndarray]]:
@@ -442,8 +493,12 @@ def end_to_end_figure(
     *,
     log_y: bool = True,
     max_points: int = 2000,
+    reused: Mapping[int, str] | None = None,
 ) -> go.Figure:
-    """Weighted end-to-end estimate per job vs the job's trials (left) and time (right)."""
+    """Weighted end-to-end estimate per job vs the job's trials (left) and time (right).
+
+    Estimates right after a record reused from a library (``reused``: record position ->
+    origin) are marked with stars, the origin in the hover."""
     traces: list[dict[str, Any]] = []
     for job, df in e2e.groupby("job", sort=False):
         df = df[df["estimate_ms"].notna()]
@@ -461,6 +516,8 @@ def end_to_end_figure(
         traces.append({**common, "x": part["n"].tolist()})
         traces.append({**common, "x": part["t"].round(4).tolist(), "showlegend": False,
                        **_axes("2")})  # fmt: skip
+    if reused:
+        traces.extend(_reused_estimates(e2e, colors, reused, max_points))
     y_type = "log" if log_y else "linear"
     layout = two_panel_layout(
         "estimated end-to-end latency, Σ weight × best (ms)", y_type,
@@ -468,3 +525,48 @@ def end_to_end_figure(
     )  # fmt: skip
     layout["xaxis"]["title"]["text"] = "trials measured by the job"
     return go.Figure(data=traces, layout=layout, _validate=False)
+
+
+def _reused_estimates(
+    e2e: pd.DataFrame, colors: Mapping[str, str], reused: Mapping[int, str], max_points: int
+) -> list[dict[str, Any]]:
+    """Star markers (trials, time) on the estimates that follow a reused record."""
+    marks = e2e[e2e["pos"].isin(list(reused)) & e2e["estimate_ms"].notna()]
+    marks = marks.iloc[_evenly(len(marks), max_points)]
+    if marks.empty:
+        return []
+    pos = marks["pos"].astype(int).tolist()
+    marker = {
+        "symbol": [UNTUNED_SYMBOL if reused[p] == UNTUNED_TEXT else REUSED_SYMBOL for p in pos],
+        "size": 11,
+        "color": [color_of(dict(colors), j) for j in marks["job"]],
+        "line": {"width": 1, "color": "#222"},
+    }
+    common = {
+        "type": "scatter", "mode": "markers", "name": REUSED_NAME, "legendgroup": "reused",
+        "y": marks["estimate_ms"].round(6).tolist(), "customdata": pos, "marker": marker,
+        "text": [reused[p] for p in pos],
+        "hovertemplate": "estimate %{y:.4g} ms after record %{customdata}<br>%{text}"
+                         "<extra></extra>",
+    }  # fmt: skip
+    return [
+        {**common, "x": marks["n"].tolist()},
+        {**common, "x": marks["t"].round(4).tolist(), "showlegend": False, **_axes("2")},
+    ]
+
+
+def time_to_reach(e2e: pd.DataFrame) -> pd.DataFrame:
+    """When each job's estimate first reached the latency every job reached: the highest of
+    the jobs' final (lowest) estimates. Columns ``job, target_ms, n, t``, one row per job with
+    a defined estimate, in order of first appearance. Pure."""
+    columns = ["job", "target_ms", "n", "t"]
+    defined = e2e[e2e["estimate_ms"].notna()]
+    if defined.empty:
+        return pd.DataFrame({c: [] for c in columns})
+    target = float(defined.groupby("job", sort=False)["estimate_ms"].min().max())
+    reached = defined[defined["estimate_ms"] <= target * (1 + 1e-9)]
+    first = reached.groupby("job", sort=False).head(1)
+    return pd.DataFrame({
+        "job": first["job"].to_numpy(), "target_ms": target,
+        "n": first["n"].astype(int).to_numpy(), "t": first["t"].astype(float).to_numpy(),
+    })[columns]  # fmt: skip

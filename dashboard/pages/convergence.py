@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Dash, Input, Output, dash_table, dcc, html, no_update
+from dash import Dash, Input, Output, State, dash_table, dcc, html, no_update
 
+from collectors import reuse
 from dashboard.context import AppContext, Window, read_filter
 from dashboard.data import Snapshot
 from dashboard.figures import convergence as cf
@@ -78,11 +79,13 @@ def convergence_view(
     if records.empty:
         message = "No measured candidates here yet: they appear as jobs run."
         return ConvergenceView(empty_figure(message, height=480), base, "")
+    reused = reused_in(snap, records)
+    base["reused"] = len(reused)
     if per == "job":
         e2e = cf.end_to_end(records, snap.tasks, snap.job_t0)
         e2e = e2e[e2e["pos"].isin(inside["pos"])]
         figure = cf.end_to_end_figure(
-            e2e, snap.colors, snap.labels, log_y=log_y, max_points=MAX_POINTS
+            e2e, snap.colors, snap.labels, log_y=log_y, max_points=MAX_POINTS, reused=reused
         )
         missing = [
             j for j in e2e["job"].unique() if e2e[e2e["job"] == j]["estimate_ms"].isna().all()
@@ -94,12 +97,13 @@ def convergence_view(
         )
         if missing:
             notice += f" Not yet defined for {len(missing)} job(s)."
+        notice += reach_notice(e2e, snap) + reuse_notice(reused)
         return ConvergenceView(figure, base, notice)
     best = cf.best_so_far(records, snap.job_t0)
     shown = best[best["pos"].isin(inside["pos"])] if window else best
     figure, meta = cf.convergence_figure_dict(
         shown, snap.colors, snap.labels, show_points=show_points, log_y=log_y,
-        max_points=MAX_POINTS,
+        max_points=MAX_POINTS, reused=reused,
     )  # fmt: skip
     notice = (
         f"{len(records):,} measured candidates in {len(meta.series)} series, "
@@ -111,15 +115,56 @@ def convergence_view(
             "the records where it improves (exactly), measurements by each bucket's minimum and "
             "maximum, failed candidates evenly thinned."
         )
+    notice += reuse_notice(reused)
     if window is None:
         base.update(mode="patch", **meta.to_json())
     return ConvergenceView(figure, base, notice)
 
 
+def reused_in(snap: Snapshot, records: pd.DataFrame) -> dict[int, str]:
+    """Record position -> origin of the selected records reused from a library (nothing to
+    compute when no job of the snapshot reused any)."""
+    if not snap.reused:
+        return {}
+    return reuse.reused_records(records, snap.reused)
+
+
+def reuse_notice(reused: dict[int, str]) -> str:
+    if not reused:
+        return ""
+    return (
+        f" Stars: {len(reused):,} record(s) whose schedule came from a library (squares: the "
+        "untuned fallback); hover one for its source."
+    )
+
+
+def reach_notice(e2e: pd.DataFrame, snap: Snapshot) -> str:
+    """When a started-from-library job is compared with others: how soon each reached the
+    latency all of them reached."""
+    reach = cf.time_to_reach(e2e)
+    if len(reach) < 2 or not set(reach["job"]) & set(snap.reuse_kinds):
+        return ""
+    parts = [
+        f"{snap.labels.get(job, job)} after {n:,} trials, {t:.1f} s"
+        for job, n, t in zip(reach["job"], reach["n"], reach["t"], strict=True)
+    ]
+    target = latency_text(float(reach["target_ms"].iloc[0]) / 1000.0)
+    return (
+        f" Each job reached {target} (the highest final estimate among them): "
+        + "; ".join(parts)
+        + "."
+    )
+
+
 def task_summary(snap: Snapshot, jobs: list[str], tasks: list[str]) -> pd.DataFrame:
-    """Per (job, task): weight, trials, failures, best latency, GFLOP/s and its record."""
+    """Per (job, task): weight, trials, failures, best latency, GFLOP/s, its record and where
+    its schedule came from (``origin``), with how many library schedules the task measured
+    (``library``) and the best of them (``library_ms``)."""
     records, _ = selected_records(snap, jobs, tasks, None)
-    columns = ["job", "task", "weight", "trials", "failed", "best_ms", "gflops", "best_pos"]
+    columns = [
+        "job", "task", "weight", "trials", "failed", "best_ms", "gflops", "best_pos", "origin",
+        "library", "library_ms",
+    ]  # fmt: skip
     if records.empty:
         return pd.DataFrame(columns=columns)
     ms = records["mean_secs"].astype(float) * 1000
@@ -144,9 +189,23 @@ def task_summary(snap: Snapshot, jobs: list[str], tasks: list[str]) -> pd.DataFr
                 "best_ms": round(best_ms, 5) if best_ms is not None else None,
                 "gflops": round(flops / (best_ms / 1000) / 1e9, 2) if flops and best_ms else None,
                 "best_pos": int(valid.loc[valid["ms"].idxmin(), "pos"]) if len(valid) else None,
+                "origin": reuse.TUNED_HERE if len(valid) else None,
+                "library": 0,
+                "library_ms": None,
+                "_job": job,
             }
         )
-    return pd.DataFrame(rows, columns=columns)
+    table = pd.DataFrame(rows)
+    if snap.reused and len(table):
+        origins = reuse.best_origins(records, snap.reused).set_index(["job", "task"])
+        keys = pd.MultiIndex.from_arrays([table["_job"], table["task"]])
+        found = origins.reindex(keys)
+        has = found["origin"].notna().to_numpy()
+        table.loc[has, "origin"] = found["origin"].to_numpy()[has]
+        table.loc[has, "library"] = found["reused"].to_numpy()[has].astype(int)
+        ms = (found["best_reused"].to_numpy(dtype=float) * 1000).round(5)
+        table["library_ms"] = [None if v != v else float(v) for v in ms]
+    return table.reindex(columns=columns)
 
 
 def layout(ctx: AppContext) -> html.Div:
@@ -199,6 +258,9 @@ def layout(ctx: AppContext) -> html.Div:
                         {"name": "best (ms)", "id": "best_ms", "type": "numeric"},
                         {"name": "GFLOP/s", "id": "gflops", "type": "numeric"},
                         {"name": "best record", "id": "best_pos", "type": "numeric"},
+                        {"name": "best schedule from", "id": "origin"},
+                        {"name": "library schedules", "id": "library", "type": "numeric"},
+                        {"name": "best library (ms)", "id": "library_ms", "type": "numeric"},
                     ],
                     sort_action="native",
                     page_size=15,
@@ -239,6 +301,16 @@ def register(app: Dash, ctx: AppContext) -> None:
         return task_summary(ctx.view.snapshot(), jobs, tasks).to_dict("records")
 
     @app.callback(
+        Output("convergence-refresh", "data"),
+        Input("live-tick", "data"),
+        State("convergence-base", "data"),
+        prevent_initial_call=True,
+    )
+    def redraw_for_reuse(_tick: Any, base: dict[str, Any] | None):
+        wanted = reuse_refresh(ctx.view.snapshot(), base)
+        return wanted if wanted is not None else no_update
+
+    @app.callback(
         Output("selected-record", "data", allow_duplicate=True),
         Input("convergence-graph", "clickData"),
         Input("convergence-summary", "active_cell"),
@@ -267,6 +339,19 @@ def register(app: Dash, ctx: AppContext) -> None:
         Input("convergence-base", "data"),
         prevent_initial_call=True,
     )
+
+
+def reuse_refresh(snap: Snapshot, base: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A redraw request when the figure extended live (``patch`` mode) no longer marks every
+    reused record of its selection (they arrived after it was drawn), else None."""
+    if not base or base.get("kind") != "convergence" or base.get("mode") != "patch":
+        return None
+    drawn = base.get("reused") or 0
+    if not snap.reused and not drawn:
+        return None
+    records, _ = selected_records(snap, base.get("jobs") or [], base.get("tasks") or [], None)
+    now = len(reused_in(snap, records))
+    return {"reused": now, "pos": snap.pos} if now != drawn else None
 
 
 def clicked_position(click: dict[str, Any] | None) -> int | None:

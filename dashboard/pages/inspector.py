@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 from dash import Dash, Input, Output, dcc, html
 
+from collectors import reuse
 from collectors.events import RecordEvent
 from dashboard.codeviews import VIEWS, CodeView
 from dashboard.context import AppContext, read_filter
@@ -71,12 +72,20 @@ def summary(snap: Snapshot, pos: int, record: RecordEvent) -> html.Div:
         ("predicted score", f"{record.predicted:.4g}" if record.predicted is not None else "—"),
         ("error", f"{record.error_class}: {record.error or ''}" if record.error_class else "—"),
         ("origin", record.origin or "—"),
+        ("schedule", schedule_origin(snap, record)),
         ("workload", record.workload_hash or "—"),
     ]
     return html.Dl(
         [item for key, value in facts for item in (html.Dt(key), html.Dd(str(value)))],
         className="tl-facts",
     )
+
+
+def schedule_origin(snap: Snapshot, record: RecordEvent) -> str:
+    """Where the record's schedule came from: a library entry, the untuned fallback, or the
+    job's own search (``tuned here``)."""
+    found = snap.reused.get((record.job, record.task), {}).get(record.candidate)
+    return found.text if found is not None else reuse.TUNED_HERE
 
 
 def code_block(view: CodeView) -> html.Div:

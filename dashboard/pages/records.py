@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from dash import Dash, Input, Output, State, dash_table, html, no_update
 
+from collectors import reuse
 from dashboard import filterquery
 from dashboard.context import AppContext, Window, read_filter
 from dashboard.data import Snapshot
@@ -31,6 +32,7 @@ COLUMNS: list[dict[str, Any]] = [
     {"name": "error", "id": "error"},
     {"name": "predicted score", "id": "predicted", "type": "numeric"},
     {"name": "origin", "id": "origin"},
+    {"name": "schedule", "id": "schedule"},
 ]
 COLUMN_IDS = [c["id"] for c in COLUMNS]
 
@@ -61,8 +63,20 @@ def records_table(snap: Snapshot, jobs: list[str], tasks: list[str], window: Win
             "error": records["error"].map(_short).to_numpy(),
             "predicted": records["predicted"].to_numpy(dtype=float).round(5),
             "origin": records["origin"].to_numpy(),
+            "schedule": schedules(snap, records),
         }
     )
+
+
+def schedules(snap: Snapshot, records: pd.DataFrame) -> np.ndarray:
+    """Per record, where its schedule came from: ``reused from ...``, ``untuned`` or ``tuned
+    here`` (from the snapshot's parsed task details; no parsing per row)."""
+    out = np.full(len(records), reuse.TUNED_HERE, dtype=object)
+    if snap.reused:
+        origins = reuse.record_origins(records, snap.reused)
+        found = origins != None  # noqa: E711 - elementwise on an object array
+        out[found] = origins[found]
+    return out
 
 
 def _short(text: Any) -> Any:

@@ -13,7 +13,9 @@ from collectors.memory_store import MemoryStore
 from collectors.sink import EventSink
 from dashboard.access import Access
 from dashboard.app import create_app
+from dashboard.figures.convergence import REUSED_NAME
 from tests.dashboard.browser import drawn, served
+from tests.dashboard.reuse_history import reuse_history
 from tuner._base import TERMINAL_STATES, JobState, StageKind
 from tuner.clock import WallClock
 from tuner.scheduler import Scheduler
@@ -52,6 +54,7 @@ def submit(sched: Scheduler, sink: EventSink, name: str, *, iterations: int, sec
 
 def test_each_page_loads_on_a_sample_store(sample_store: MemoryStore, page) -> None:
     tab, console = page
+    reuse_history(sample_store)  # a warm-started job and a reuse-only one as well
     stages = len(sample_store.stage_intervals())
     with served(create_app(sample_store)) as running:
         tab.goto(running.url + "/")
@@ -66,8 +69,22 @@ def test_each_page_loads_on_a_sample_store(sample_store: MemoryStore, page) -> N
         ]:
             tab.click(f"a[href='{path}']")
             tab.wait_for_selector(selector)
+            if path == "/convergence":
+                see_reuse_on_the_convergence_page(tab)
         tab.wait_for_selector("#live-status.tl-live-on")
     assert console.errors == []
+
+
+def see_reuse_on_the_convergence_page(tab: Any) -> None:
+    """Reused records are stars on the graph; the summary names each best schedule's origin."""
+    tab.wait_for_function(
+        "document.querySelector('#convergence-graph .js-plotly-plot').data"
+        f".some(t => t.name === '{REUSED_NAME}' && t.customdata.length > 0)"
+    )
+    origin = "#convergence-summary th[data-dash-column='origin'] .column-header--sort"
+    tab.click(origin)  # sorted: "reused from ..." before "tuned here"
+    cell = tab.locator("#convergence-summary td[data-dash-column='origin']").first
+    sync_api.expect(cell).to_contain_text("reused from zoo:")
 
 
 def test_the_timeline_aggregates_and_zooming_in_brings_back_exact_bars(

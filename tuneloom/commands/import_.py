@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from tuneloom.cli import UserError, emit_result
+from tuneloom.commands.library import add_library_option, open_library, summary_json
 
 # Bad lines listed per file in the human output (all are counted; --json lists up to 50).
 SHOWN_BAD_LINES = 5
@@ -20,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "Import tuning logs into a store. Formats are detected from content: a MetaSchedule "
             "database (its directory, or its database_tuning_record.json with the workload "
             "file beside it), AutoTVM or Ansor JSON lines, or tuneloom JSONL. Importing the "
-            "same file again adds nothing."
+            "same file again adds nothing. A MetaSchedule database also joins the schedule "
+            "library (see `tuneloom library`) unless --no-library."
         ),
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="log files or database dirs")
@@ -50,6 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="processes parsing an AutoTVM or Ansor log beside the writer (0: none; default: "
         "one for files of 32 MiB or more while CPUs are idle)",
     )
+    add_library_option(parser, joins="imported MetaSchedule databases")
     parser.add_argument("--json", action="store_true", help="print one JSON summary")
     parser.set_defaults(func=run)
 
@@ -76,14 +79,35 @@ def run(args: argparse.Namespace) -> int:
         ]
     finally:
         store.close()
-    result = {"files": [s.to_dict() for s in summaries]}
-    emit_result(args, result, _human(result["files"]))
+    result: dict[str, Any] = {"files": [s.to_dict() for s in summaries]}
+    databases = [item for item in detected if item.database is not None]
+    if databases and not args.no_library:
+        result["library"] = _add_to_library(args.library, databases)
+    emit_result(args, result, _human(result["files"], result.get("library")))
     if not args.json:
         _warn_bad_lines(result["files"])
     return 0
 
 
-def _human(files: list[dict[str, Any]]) -> str:
+def _add_to_library(folder: str | None, databases: list[Any]) -> dict[str, Any]:
+    """Add imported MetaSchedule databases to the schedule library; a database the library
+    refuses is reported, and the import (already stored) stands."""
+    from tuner.metaschedule_library import LibraryError
+
+    try:
+        library = open_library(folder, create=True)
+    except LibraryError as exc:
+        return {"error": str(exc)}
+    added = []
+    for item in databases:
+        try:
+            added.append(summary_json(library.add_database(item.database.directory)))
+        except LibraryError as exc:
+            added.append({"path": str(item.path), "error": str(exc)})
+    return {"path": str(library.folder), "added": added}
+
+
+def _human(files: list[dict[str, Any]], library: dict[str, Any] | None = None) -> str:
     lines = []
     for f in files:
         jobs = ", ".join(f["jobs"]) or "no job"
@@ -94,6 +118,12 @@ def _human(files: list[dict[str, Any]]) -> str:
         )
         for note in f["notes"]:
             lines.append(f"  note: {note}")
+    if library is not None and "error" in library:
+        lines.append(f"schedule library not updated: {library['error']}")
+    elif library is not None:
+        for added in library["added"]:
+            what = added.get("error") or f"{added['added']} schedule(s) added"
+            lines.append(f"schedule library {library['path']}: {added['path']}: {what}")
     return "\n".join(lines)
 
 

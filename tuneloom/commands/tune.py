@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneloom.cli import UserError, emit_result
+from tuneloom.commands.library import add_library_option, open_library, summary_json
 
 DESCRIPTION = """\
 Tune models and built-in workloads with TVM MetaSchedule on this machine, several jobs at
@@ -64,16 +65,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="where each job's MetaSchedule database goes (default: <db name>-runs beside --db)",
     )
     parser.add_argument(
-        "--rpc",
-        metavar="HOST:PORT:KEY",
-        help="profile on the servers registered under KEY at this TVM RPC tracker",
-    )
-    parser.add_argument(
-        "--target",
-        default="llvm",
-        help='codegen target: llvm (this CPU) or a JSON object like {"kind":"llvm","mcpu":...}',
-    )
-    parser.add_argument(
         "--batch", type=int, default=16, help="candidates per tuning iteration (default 16)"
     )
     parser.add_argument(
@@ -83,6 +74,48 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="evolutionary search population (default 512, MetaSchedule's)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--warm-start",
+        metavar="LIBRARY",
+        help="start every task from the schedules this library holds for it (see `tuneloom "
+        "reuse`); the search continues from them",
+    )
+    add_reuse_options(parser)
+    add_library_option(parser, joins="the finished jobs' databases")
+    add_measure_options(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def add_reuse_options(parser: argparse.ArgumentParser) -> None:
+    """How library schedules are chosen (shared with `reuse`)."""
+    parser.add_argument(
+        "--reuse-limit",
+        type=int,
+        default=4,
+        metavar="N",
+        help="library schedules measured per task at most (default 4)",
+    )
+    parser.add_argument(
+        "--sources",
+        metavar="MODELS",
+        help="comma-separated library models to draw from (default: chosen automatically by "
+        "op-class and shape overlap with the model)",
+    )
+
+
+def add_measure_options(parser: argparse.ArgumentParser) -> None:
+    """Target, device and measurement options (shared with `reuse`)."""
+    parser.add_argument(
+        "--rpc",
+        metavar="HOST:PORT:KEY",
+        help="profile on the servers registered under KEY at this TVM RPC tracker",
+    )
+    parser.add_argument(
+        "--target",
+        default="llvm",
+        help='codegen target: llvm (this CPU) or a JSON object like {"kind":"llvm","mcpu":...}',
+    )
     parser.add_argument(
         "--build-workers",
         type=int,
@@ -103,8 +136,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--cooldown-ms", type=int, default=0, help="pause between repeats in ms (default 0)"
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=run)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -141,7 +172,7 @@ def model_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class _Checked:
+class TuneSettings:
     """Everything ``run`` needs, validated before anything starts."""
 
     jobs: list[tuple[str, list[Any]]]  # (the --workload text, its parsed specs)
@@ -153,7 +184,42 @@ class _Checked:
 
 
 def run(args: argparse.Namespace) -> int:
-    checked = _check(args)  # everything is checked before anything starts
+    checked = check_settings(args)  # everything is checked before anything starts
+    reuse = reuse_settings(args, args.warm_start, only=False) if args.warm_start else None
+    library = None if args.no_library else open_library(args.library, create=True)
+    result = tune_jobs(args, checked, reuse=reuse, library=library)
+    emit_result(args, result, _human(result))
+    states = {job["state"] for job in result["jobs"]}
+    return 0 if states <= {"finished"} else 1
+
+
+def reuse_settings(args: argparse.Namespace, folder: str, *, only: bool) -> Any:
+    """``ReuseSettings`` from --reuse-limit and --sources, for the library at ``folder``."""
+    from tuner.metaschedule_reuse import ReuseSettings
+
+    if args.reuse_limit <= 0:
+        raise UserError(f"--reuse-limit must be a positive integer, got {args.reuse_limit}")
+    sources = None
+    if args.sources:
+        sources = tuple(s.strip() for s in args.sources.split(",") if s.strip())
+    return ReuseSettings(
+        open_library(folder, create=False), only=only, limit=args.reuse_limit, sources=sources
+    )
+
+
+def tune_jobs(
+    args: argparse.Namespace,
+    checked: TuneSettings,
+    *,
+    reuse: Any = None,
+    library: Any = None,
+    db_dir_of: Any = None,
+    compile_models: bool = True,
+) -> dict[str, Any]:
+    """Run one job per model and per --workload under the scheduler (``reuse``: every job
+    starts from a schedule library), compile the finished model jobs, add the finished jobs'
+    databases to ``library``: the result as a JSON-ready dict. ``db_dir_of(job_id)`` places
+    a job's database (default ``RUNS_DIR/<job id>``)."""
     from collectors.sink import EventSink
     from collectors.stores import open_store
     from tuner.clock import WallClock
@@ -170,6 +236,7 @@ def run(args: argparse.Namespace) -> int:
     from tuner.scheduler import Scheduler
     from tuner.workloads import task_names
 
+    db_dir_of = db_dir_of or (lambda job_id: checked.runs_dir / job_id)
     local_devices = 0 if checked.rpc else 1
     cpu_plan = plan_cpus(checked.cores, devices=local_devices)
     workers = StageWorkers(
@@ -208,13 +275,14 @@ def run(args: argparse.Namespace) -> int:
                     model=model,
                     trials=args.trials,
                     workers=workers,
-                    db_dir=checked.runs_dir / job_id,
+                    db_dir=db_dir_of(job_id),
                     sink=sink,
                     device_pool=device_pool,
                     target=target,
                     seed=args.seed,
                     batch_size=args.batch,
                     search=search,
+                    reuse=reuse,
                 )
                 return drivers[job_id]
 
@@ -255,7 +323,7 @@ def run(args: argparse.Namespace) -> int:
             _cancel_all(scheduler)  # the store then says the jobs were cancelled
             raise
         wall_s = time.perf_counter() - started
-        compiled = _compile_models(scheduler, drivers, target)
+        compiled = _compile_models(scheduler, drivers, target) if compile_models else {}
     finally:
         if progress is not None:
             progress.stop()
@@ -263,11 +331,44 @@ def run(args: argparse.Namespace) -> int:
         store.close()
     result = _result(args, scheduler, drivers, wall_s, setup_s, checked.runs_dir, cpu_plan)
     for job in result["jobs"]:
-        if job["id"] in compiled:
-            job.update(compiled[job["id"]])
-    emit_result(args, result, _human(result))
-    states = {job["state"] for job in result["jobs"]}
-    return 0 if states <= {"finished"} else 1
+        job.update(compiled.get(job["id"], {}))
+        driver = drivers[job["id"]]
+        if driver.reuse is not None:
+            job["reuse"] = _reuse_report(driver)
+        if library is not None and job["state"] == "finished":
+            job["library"] = _add_to_library(library, driver, job["name"])
+    if library is not None:
+        result["library"] = str(library.folder)
+    return result
+
+
+def _reuse_report(driver: Any) -> dict[str, Any]:
+    """Which library models a job drew from and, per task, what came of it."""
+    choice = driver.reuse_sources
+    report: dict[str, Any] = {"library": str(driver.reuse.library.folder), "tasks": {}}
+    if choice is not None:
+        report["sources"] = [s.model for s in choice.chosen]
+        report["source_scores"] = {s.model: round(s.score, 4) for s in choice.ranked}
+        report["covered"] = round(choice.covered, 4)
+    else:
+        report["sources"] = list(driver.reuse.sources or ())
+    for task in driver.reuse_tasks():
+        report["tasks"][task.name] = task.as_json()
+    return report
+
+
+def _add_to_library(library: Any, driver: Any, job_name: str) -> dict[str, Any]:
+    """Add a finished job's database to the library (a failure is reported, not raised)."""
+    from tuner.metaschedule_library import LibraryError
+
+    model = driver.model.source if driver.model is not None else None
+    try:
+        summary = library.add_database(
+            driver.db_dir, model=str(model or job_name), task_names=driver.task_names_by_hash()
+        )
+    except LibraryError as exc:
+        return {"error": str(exc)}
+    return summary_json(summary)
 
 
 @contextlib.contextmanager
@@ -326,7 +427,7 @@ def _cancel_all(scheduler: Any) -> None:
                 scheduler.cancel(info.id)
 
 
-def _check(args: argparse.Namespace) -> _Checked:
+def check_settings(args: argparse.Namespace) -> TuneSettings:
     """Validate every input; raises UserError/TunerError before anything is started."""
     from tuner.cpus import available_cpus
     from tuner.metaschedule import target_config
@@ -365,7 +466,7 @@ def _check(args: argparse.Namespace) -> _Checked:
         runs_dir = db.parent / f"{db.stem}-runs"
     if runs_dir.exists() and not runs_dir.is_dir():
         raise UserError(f"--runs-dir {runs_dir} exists and is not a directory")
-    return _Checked(jobs, rpc, rpc_servers, runs_dir, available_cpus(), settings)
+    return TuneSettings(jobs, rpc, rpc_servers, runs_dir, available_cpus(), settings)
 
 
 def _result(
@@ -437,8 +538,20 @@ def _human(tune: dict[str, Any]) -> str:
                 shown = f"best {best * 1e6:.2f} us"
             else:
                 shown = f"not tuned: {task['stopped']}" if "stopped" in task else "no measurement"
+            origin = job.get("reuse", {}).get("tasks", {}).get(task["name"], {})
+            if origin.get("best_origin"):
+                shown += f"  ({origin['best_origin']})"
             lines.append(f"    {task['name']:<44} {task['trials']:>5} trials  {shown}")
+        if "reuse" in job:
+            sources = ", ".join(job["reuse"]["sources"]) or "none that fit"
+            lines.append(f"    started from library schedules of: {sources}")
         lines.append(f"    database: {job['db_dir']}")
+        added = job.get("library")
+        if added is not None:
+            lines.append(
+                f"    library: not added: {added['error']}" if "error" in added
+                else f"    library: {added['added']} schedule(s) added"
+            )  # fmt: skip
         if "compiled" in job:
             lines.append(f"    compiled model: {job['compiled']}")
         if "compile_error" in job:

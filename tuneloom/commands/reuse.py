@@ -1,0 +1,186 @@
+"""`tuneloom reuse`: a model's tasks scheduled with the library's schedules, no search."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from tuneloom.cli import UserError, emit_result
+from tuneloom.commands.library import add_library_option, default_library_path
+from tuneloom.commands.tune import (
+    TuneSettings,
+    add_measure_options,
+    add_model_options,
+    add_reuse_options,
+    check_settings,
+    model_settings,
+    reuse_settings,
+    tune_jobs,
+)
+
+DESCRIPTION = """\
+Schedule MODEL with schedules tuned for other models, without searching. For each of the
+model's tasks, the library's schedules of the same op class (conv2d, depthwise, dense, ...) for
+this target are ranked by shape similarity and applied to the task (trace replay, or
+anchor-trace transfer where the fused operators differ); the library models they come from are
+chosen automatically unless --sources names them. The schedules that apply, and the untuned
+task as the fallback, are built and profiled as one job's stages under the scheduler (stored
+in --store and shown on the dashboard's timeline); the fastest per task goes into the
+MetaSchedule database in --db. The model is then compiled with it and timed against the
+untuned model (--no-evaluate skips that).
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "reuse",
+        help="Schedule a model with the library's schedules of other models (no search).",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model", metavar="MODEL", help="zoo name or model file (as for tune)")
+    add_library_option(parser)
+    parser.add_argument(
+        "--db",
+        required=True,
+        metavar="OUT",
+        help="folder for the MetaSchedule database of the chosen schedules (created)",
+    )
+    parser.add_argument(
+        "--store",
+        metavar="PATH",
+        help="store for the run's events (default: OUT/events.sqlite)",
+    )
+    add_model_options(parser)
+    add_reuse_options(parser)
+    parser.add_argument(
+        "--no-evaluate", action="store_true", help="do not compile and time the model"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads when timing the model (default: the cores tune profiles on)",
+    )
+    add_measure_options(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.db)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--db {out} exists and is not a folder")
+    if out.is_dir() and any(out.glob("database_*.json")):
+        raise UserError(f"--db {out} already holds a MetaSchedule database; choose a new folder")
+    if args.threads is not None and args.threads <= 0:
+        raise UserError(f"--threads must be a positive integer, got {args.threads}")
+    folder = args.library or str(default_library_path())
+    reuse = reuse_settings(args, folder, only=True)
+    if not reuse.library.entries():
+        raise UserError(f"the library {folder} holds no schedule yet; tune a model first")
+    tune_args = _as_tune_args(args, out)
+    checked: TuneSettings = check_settings(tune_args)
+    started = time.perf_counter()
+    tuned = tune_jobs(
+        tune_args, checked, reuse=reuse, db_dir_of=lambda job_id: out, compile_models=False
+    )
+    reuse_s = time.perf_counter() - started
+    (job,) = tuned["jobs"]
+    result: dict[str, Any] = {
+        "model": args.model,
+        "library": folder,
+        "db": str(out),
+        "store": tune_args.db,
+        "state": job["state"],
+        "reuse_s": round(reuse_s, 3),
+        **_target_note(reuse.library, job),
+        "sources": job["reuse"]["sources"],
+        "source_scores": job["reuse"].get("source_scores", {}),
+        "covered": job["reuse"].get("covered"),
+        "tasks": job["reuse"]["tasks"],
+    }
+    if job["state"] == "finished" and not args.no_evaluate:
+        result["evaluate"] = _evaluate(args, tune_args, out)
+    emit_result(args, result, _human(result))
+    return 0 if job["state"] == "finished" else 1
+
+
+def _as_tune_args(args: argparse.Namespace, out: Path) -> argparse.Namespace:
+    """The `tune` settings of a reuse job: the model, no search, the events store."""
+    store = args.store or str(out / "events.sqlite")
+    if not args.store:
+        out.mkdir(parents=True, exist_ok=True)
+    values = dict(vars(args))
+    values.update(
+        models=[args.model], workload=[], db=store, runs_dir=str(out), policy="interleaved",
+        trials=1, batch=16, population=512, seed=0,
+    )  # fmt: skip
+    return argparse.Namespace(**values)
+
+
+def _target_note(library: Any, job: dict[str, Any]) -> dict[str, Any]:
+    """A note when the library holds no schedule for this target at all."""
+    if job["reuse"]["sources"]:
+        return {}
+    held = ", ".join(library.targets()) or "nothing"
+    return {"note": f"no library schedule fits this model and target (the library holds: {held})"}
+
+
+def _evaluate(args: argparse.Namespace, tune_args: argparse.Namespace, out: Path) -> dict:
+    from tuner.cpus import available_cpus, plan_cpus
+    from tuner.metaschedule import target_config
+    from tuner.models.evaluate import evaluate_model
+    from tuner.models.loaders import load_model
+
+    settings = model_settings(args)
+    model = load_model(args.model, **settings)
+    plan = plan_cpus(available_cpus(), devices=1)
+    threads = args.threads or len(plan.devices[0])
+    target = target_config(args.target, threads)
+    started = time.perf_counter()
+    evaluation = evaluate_model(
+        model, target, database_dir=out, baselines=[], threads=threads,
+        load_settings=settings, keep_dir=out / "compiled",
+    )  # fmt: skip
+    timed = evaluation.as_json()
+    untuned, reused = timed.get("tvm_untuned_ms"), timed.get("tvm_tuned_ms")
+    return {
+        "tvm_untuned_ms": untuned,
+        "tvm_reused_ms": reused,
+        "speedup": round(untuned / reused, 4) if untuned and reused else None,
+        "max_abs_error": timed.get("max_abs_error"),
+        "outputs_match": timed.get("outputs_match"),
+        "threads": threads,
+        "evaluate_s": round(time.perf_counter() - started, 3),
+        "compiled": str(out / "compiled" / "tuned"),
+    }
+
+
+def _human(result: dict[str, Any]) -> str:
+    sources = ", ".join(result["sources"]) or "none"
+    lines = [
+        f"reused schedules for {result['model']} from {sources} "
+        f"in {result['reuse_s']:.1f} s ({result['state']})"
+    ]
+    if "note" in result:
+        lines.append(f"  note: {result['note']}")
+    for name, task in result["tasks"].items():
+        best = task["best_s"]
+        shown = f"{best * 1e6:10.2f} us  {task['best_origin']}" if best else "not measured"
+        untuned = task.get("untuned_s")
+        if best and untuned:
+            shown += f"  ({untuned / best:.2f}x over untuned)"
+        lines.append(f"  {name:<48} {shown}")
+        if task.get("note"):
+            lines.append(f"    {task['note']}")
+    evaluation = result.get("evaluate")
+    if evaluation:
+        lines.append(
+            f"  model: untuned {evaluation['tvm_untuned_ms']:.3f} ms, with reused schedules "
+            f"{evaluation['tvm_reused_ms']:.3f} ms ({evaluation['speedup']:.2f}x)"
+        )
+    lines.append(f"  database: {result['db']}   events: {result['store']}")
+    return "\n".join(lines)
