@@ -60,7 +60,7 @@ from collectors.sink import EventSink
 from tuner._base import JobDriver, JobSpec, StageKind, StageResult, TunerError
 from tuner.cpus import CpuPlan, available_cpus, pin_thread, plan_cpus
 from tuner.metaschedule_build import BuildOutcome, BuildPool, remove_artifact
-from tuner.metaschedule_library import LibraryEntry, ScheduleLibrary
+from tuner.metaschedule_library import AddSummary, LibraryEntry, LibraryError, ScheduleLibrary
 from tuner.metaschedule_reuse import ReuseSettings, SourceChoice, choose_sources, plan_reuse
 from tuner.metaschedule_run import EvalConfig, LocalProfiler, RPCProfiler, RunOutcome
 from tuner.rpc import RpcPool
@@ -389,7 +389,10 @@ class MetaScheduleDriver(JobDriver):
     model can be compiled with the job's database afterwards). ``reuse`` starts each task
     from a schedule library (``ReuseSettings``): its first batch is the library's schedules
     applied to the task, measured like any other; with ``reuse.only`` (plus the untuned
-    workload as the fallback) it is the task's only batch.
+    workload as the fallback) it is the task's only batch. ``library``: when the job
+    finishes, its database joins this schedule library under the model's source, else
+    ``name`` (the job's name), else the job id (``library_added`` says what came of it: an
+    ``AddSummary``, or the reason it was refused).
     """
 
     def __init__(
@@ -410,6 +413,8 @@ class MetaScheduleDriver(JobDriver):
         on_stall: Callable[[str, str], None] | None = None,
         model: Any = None,
         reuse: ReuseSettings | None = None,
+        library: ScheduleLibrary | None = None,
+        name: str | None = None,
     ) -> None:
         if not isinstance(trials, int) or isinstance(trials, bool) or trials <= 0:
             raise TunerError(f"trials must be a positive integer, got {trials!r}")
@@ -446,6 +451,9 @@ class MetaScheduleDriver(JobDriver):
             verbose_eval=0,
         )
         self.reuse = reuse
+        self.library = library
+        self.name = name
+        self.library_added: AddSummary | str | None = None
         self.reuse_sources: SourceChoice | None = None
         self._reuse_entries: list[LibraryEntry] = []
         if reuse is not None:
@@ -512,6 +520,7 @@ class MetaScheduleDriver(JobDriver):
         if self._closed:
             return
         self._closed = True
+        finished = not cancelled and all(t.done for t in self._tasks)
         for task in self._tasks:
             for build in task.builds:
                 remove_artifact(build.artifact)
@@ -522,6 +531,20 @@ class MetaScheduleDriver(JobDriver):
                 except Exception as exc:  # the database stays valid either way
                     log.warning("post_tuning of %s failed: %s", task.name, exc)
                 task.ctx = None
+        if finished and self.library is not None and any(t.trials for t in self._tasks):
+            self._join_library(self.library)
+
+    def _join_library(self, library: ScheduleLibrary) -> None:
+        source = self.model.source if self.model is not None else None
+        try:
+            self.library_added = library.add_database(
+                self.db_dir,
+                model=str(source or self.name or self.job_id),
+                task_names=self.task_names_by_hash(),
+            )
+        except LibraryError as exc:
+            self.library_added = str(exc)
+            log.warning("job %s did not join the library: %s", self.job_id, exc)
 
     # --- results -------------------------------------------------------------------------------
 
@@ -945,13 +968,15 @@ def driver_factory(
     search: SearchConfig | None = None,
     profile_retries: int = 2,
     on_stall: Callable[[str, str], None] | None = None,
+    library: ScheduleLibrary | None = None,
 ) -> Callable[[str, JobSpec], MetaScheduleDriver]:
     """A ``Scheduler`` driver factory: a ``JobSpec`` -> a driver whose database lives in
     ``runs_dir/<job id>``. ``spec.trials`` is the budget of each task; ``spec.target`` is
     ``llvm`` (local pinned device) or ``rpc:KEY`` (profile on the RPC pool with that key).
     A spec with a ``model`` (a zoo name like ``zoo:cnn`` or a model file) is imported and
     its tasks extracted here, so a bad model fails the submit with a ModelError; one with
-    ``warm_start`` opens that schedule library here (a bad one fails the submit too)."""
+    ``warm_start`` opens that schedule library here (a bad one fails the submit too).
+    Finished jobs join ``library``."""
 
     def make(job_id: str, spec: JobSpec) -> MetaScheduleDriver:
         device_pool, target = split_job_target(spec.target)
@@ -980,6 +1005,8 @@ def driver_factory(
             on_stall=on_stall,
             model=model,
             reuse=reuse,
+            library=library,
+            name=spec.name,
         )
 
     return make

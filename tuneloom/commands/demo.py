@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from tuneloom.cli import UserError
+from tuneloom.commands.library import add_library_option, open_library
 from tuneloom.commands.serve import add_upload_limit, upload_limit_bytes
 from tuneloom.samples import importable_samples
 
@@ -40,6 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="PATH",
         help="store for the run (default: a new file in a temporary folder)",
     )
+    add_library_option(parser, joins="finished jobs' databases")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
     parser.add_argument(
@@ -71,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--port must be between 0 and 65535, got {args.port}")
     create_policy(args.policy)  # an unknown policy fails before anything starts
     limit = upload_limit_bytes(args.upload_limit)
+    library = None if args.no_library else open_library(args.library, create=True)
 
     db = Path(args.db) if args.db else Path(tempfile.mkdtemp(prefix="tuneloom-demo-")) / "demo.db"
     runs_dir = db.parent / f"{db.stem}-runs"
@@ -88,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
             runs_dir=runs_dir,
             sink=sink,
             on_stall=lambda job, why: scheduler.pause(job, reason=why),
+            library=library,
         ),
     )
     inspector = MetaScheduleInspector(store, database_dirs=[str(runs_dir)])

@@ -267,7 +267,7 @@ def tune_jobs(
     try:
         sink = EventSink(store)
 
-        def driver_for(specs: list[Any], model: Any = None) -> Any:
+        def driver_for(specs: list[Any], name: str, model: Any = None) -> Any:
             def make(job_id: str) -> MetaScheduleDriver:
                 drivers[job_id] = MetaScheduleDriver(
                     job_id,
@@ -283,6 +283,8 @@ def tune_jobs(
                     batch_size=args.batch,
                     search=search,
                     reuse=reuse,
+                    library=library,
+                    name=name,
                 )
                 return drivers[job_id]
 
@@ -292,7 +294,7 @@ def tune_jobs(
         for source, model, tasks in models:
             tunable = sum(1 for task in tasks if task.untunable is None)
             scheduler.submit_job(
-                driver_for(tasks, model),
+                driver_for(tasks, model.name, model),
                 name=model.name,
                 target=json.dumps(target, sort_keys=True),
                 device_pool=device_pool,
@@ -302,7 +304,7 @@ def tune_jobs(
             )
         for text, specs in checked.jobs:
             scheduler.submit_job(
-                driver_for(specs),
+                driver_for(specs, text),
                 name=text,
                 target=json.dumps(target, sort_keys=True),
                 device_pool=device_pool,
@@ -335,8 +337,9 @@ def tune_jobs(
         driver = drivers[job["id"]]
         if driver.reuse is not None:
             job["reuse"] = _reuse_report(driver)
-        if library is not None and job["state"] == "finished":
-            job["library"] = _add_to_library(library, driver, job["name"])
+        if driver.library_added is not None:
+            added = driver.library_added
+            job["library"] = {"error": added} if isinstance(added, str) else summary_json(added)
     if library is not None:
         result["library"] = str(library.folder)
     return result
@@ -355,20 +358,6 @@ def _reuse_report(driver: Any) -> dict[str, Any]:
     for task in driver.reuse_tasks():
         report["tasks"][task.name] = task.as_json()
     return report
-
-
-def _add_to_library(library: Any, driver: Any, job_name: str) -> dict[str, Any]:
-    """Add a finished job's database to the library (a failure is reported, not raised)."""
-    from tuner.metaschedule_library import LibraryError
-
-    model = driver.model.source if driver.model is not None else None
-    try:
-        summary = library.add_database(
-            driver.db_dir, model=str(model or job_name), task_names=driver.task_names_by_hash()
-        )
-    except LibraryError as exc:
-        return {"error": str(exc)}
-    return summary_json(summary)
 
 
 @contextlib.contextmanager
