@@ -52,6 +52,7 @@ def create_app(
     samples: Mapping[str, Path] | None = None,
     uploads_dir: str | Path | None = None,
     upload_limit: int = DEFAULT_LIMIT,
+    library: str | None = None,
 ) -> Dash:
     """A Dash app showing ``store``.
 
@@ -62,7 +63,8 @@ def create_app(
     by default). ``samples`` names logs the Import page offers (name -> file or MetaSchedule
     database folder); it imports only when the store is writable. Uploads (logs to import,
     models to tune) go to ``uploads_dir`` (default ``<db stem>-uploads/`` beside a store
-    file, else a temporary folder), at most ``upload_limit`` bytes each.
+    file, else a temporary folder), at most ``upload_limit`` bytes each. ``library`` is the
+    schedule library folder jobs submitted on the Jobs page may start from (None: none).
     """
     view = StoreView(store)
     uploads = UploadFolder(
@@ -81,6 +83,7 @@ def create_app(
         uploads=uploads,
         samples=dict(samples or {}),
         hub=None if live is None or live is False else live,
+        library=library,
     )
     app = Dash(
         __name__,

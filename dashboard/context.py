@@ -36,6 +36,7 @@ class AppContext:
     uploads: UploadFolder = field(default_factory=UploadFolder)
     samples: Mapping[str, Path] = field(default_factory=dict)
     hub: Any = None  # a collectors.hub.Hub the live push follows; imports publish to it
+    library: str | None = None  # the schedule library submitted jobs may start from
     _revision: Any = field(default_factory=itertools.count)
 
     @property

@@ -36,6 +36,12 @@ MAX_PRIORITY = 1_000_000
 ACTIONS = {"jobs-pause": "pause", "jobs-resume": "resume", "jobs-cancel": "cancel",
            "jobs-set-priority": "reprioritize"}  # fmt: skip
 DONE = {"pause": "Paused", "resume": "Resumed", "cancel": "Cancelled", "reprioritize": "Set"}
+# How a submitted job starts: a cold search, or from the dashboard's schedule library.
+START_CHOICES = {
+    "cold": "a cold search",
+    "warm": "the schedule library, then search (warm start)",
+    "reuse": "library schedules only (no search)",
+}
 # Models built into the tuner (tuner.models.zoo), submitted by name.
 ZOO_MODELS = ("zoo:cnn", "zoo:mobilenet", "zoo:resnet", "zoo:mlp")
 
@@ -106,10 +112,14 @@ def parse_submission(
     priority: Any,
     target: str | None,
     name: str | None,
+    start: str | None = None,
+    library: str | None = None,
 ) -> JobSpec:
     """A JobSpec from the submit form, or FormError naming the field that is wrong.
 
     ``model`` is a zoo name or the path of an uploaded model, as ``resolve_model`` gives it.
+    ``start`` is one of ``START_CHOICES`` (default ``cold``); starting from the schedule
+    library needs the dashboard's ``library``.
     """
     specs = tuple(s.strip() for s in re.split(r"[\n,;]+", workloads or "") if s.strip())
     model = (model or "").strip() or None
@@ -132,9 +142,15 @@ def parse_submission(
     name = (name or "").strip() or None
     if name is not None and len(name) > 100:
         raise FormError("The name must be at most 100 characters.")
+    start = start or "cold"
+    if start not in START_CHOICES:
+        raise FormError(f"Unknown start {start!r} (choices: {', '.join(START_CHOICES)}).")
+    if start != "cold" and library is None:
+        raise FormError("This dashboard has no schedule library to start a job from.")
     return JobSpec(
         workloads=specs, model=model, trials=int(trials), priority=parse_priority(priority),
-        target=target, name=name,
+        target=target, name=name, warm_start=library if start != "cold" else None,
+        reuse_only=start == "reuse",
     )  # fmt: skip
 
 
@@ -219,7 +235,7 @@ def submit_job(
         model, known_as = resolve_model(ctx, zoo, model_upload)
         if known_as and not (form.get("name") or "").strip():
             form["name"] = known_as  # name the job after the file, not the stored path
-        spec = parse_submission(model=model, **form)
+        spec = parse_submission(model=model, library=ctx.library, **form)
         job = ctx.control.submit(spec)
     except Exception as exc:  # FormError or the tuner's own message (bad workload, model)
         message = str(exc) or type(exc).__name__
@@ -305,6 +321,7 @@ def _controls(disabled: bool) -> list[Any]:
 
 
 def _submit_form(ctx: AppContext, disabled: bool) -> list[Any]:
+    no_library = ctx.library is None
     fields = [
         field(
             "Workloads (one spec per line)",
@@ -330,6 +347,19 @@ def _submit_form(ctx: AppContext, disabled: bool) -> list[Any]:
         field("Priority", dcc.Input(id="submit-priority", type="number", value=0, step=1), "form"),
         field("Target", dcc.Input(id="submit-target", type="text", value="llvm"), "form"),
         field("Name", dcc.Input(id="submit-name", type="text", placeholder="optional"), "form"),
+        field(
+            "Start from",
+            dcc.RadioItems(
+                id="submit-start",
+                options=[
+                    {"label": label, "value": value, "disabled": value != "cold" and no_library}
+                    for value, label in START_CHOICES.items()
+                ],
+                value="cold",
+            ),
+            "form",
+            "span",
+        ),
     ]
     model = []
     if not disabled:
@@ -421,13 +451,14 @@ def register(app: Dash, ctx: AppContext) -> None:
         State("submit-priority", "value"),
         State("submit-target", "value"),
         State("submit-name", "value"),
+        State("submit-start", "value"),
         State("token-store", "data"),
         prevent_initial_call=True,
     )
-    def submit(_n: Any, workloads, zoo, upload_id, trials, priority, target, name, token):
+    def submit(_n: Any, workloads, zoo, upload_id, trials, priority, target, name, start, token):
         done, message = submit_job(
             ctx, token, zoo=zoo, model_upload=upload_id, workloads=workloads, trials=trials,
-            priority=priority, target=target, name=name,
+            priority=priority, target=target, name=name, start=start,
         )  # fmt: skip
         return message, _message_class(done), ctx.revision() if done else no_update
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from collectors.events import RecordEvent
 from collectors.memory_store import MemoryStore
 from collectors.sink import EventSink
@@ -202,6 +204,21 @@ def test_submission_form_is_validated_with_clear_messages() -> None:
     spec = jobs.parse_submission("matmul:64, dense:1x8x8", "", 8.0, "3" and 3, "", " n ")
     assert spec.workloads == ("matmul:64", "dense:1x8x8") and spec.target == "llvm"
     assert spec.trials == 8 and spec.name == "n"
+    assert spec.warm_start is None and not spec.reuse_only
+
+
+def test_a_submitted_job_can_start_from_the_dashboards_schedule_library() -> None:
+    form = {"workloads": "matmul:64", "model": None, "trials": 8, "priority": 0,
+            "target": "llvm", "name": None}  # fmt: skip
+    warm = jobs.parse_submission(**form, start="warm", library="/lib")
+    assert warm.warm_start == "/lib" and not warm.reuse_only
+    only = jobs.parse_submission(**form, start="reuse", library="/lib")
+    assert only.warm_start == "/lib" and only.reuse_only
+    assert jobs.parse_submission(**form, start="cold", library="/lib").warm_start is None
+    with pytest.raises(jobs.FormError, match="no schedule library"):
+        jobs.parse_submission(**form, start="warm", library=None)
+    with pytest.raises(jobs.FormError, match="Unknown start 'hot'"):
+        jobs.parse_submission(**form, start="hot", library="/lib")
 
 
 def test_inspector_picks_partners_and_reports_missing_records(ctx: AppContext) -> None:

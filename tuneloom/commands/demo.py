@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             store, scheduler, hub, inspector, host=args.host, port=args.port,
             token=args.token or token_from_env(), title=f"demo ({args.policy})", ready=ready,
             samples=importable_samples(), uploads_dir=db.parent / f"{db.stem}-uploads",
-            upload_limit=limit,
+            upload_limit=limit, library=str(library.folder) if library else None,
         )  # fmt: skip
     except OSError as exc:
         reason = exc.strerror or exc
