@@ -18,6 +18,14 @@ or its search ends:
   ``JSONDatabase`` (failed ones with run_secs [1e10], as MetaSchedule does), the cost model
   update, ``record`` events, and removal of the built libraries.
 
+Reuse (``ReuseSettings``, see ``tuner.metaschedule_reuse``): a job started from a schedule
+library first selects, per task, the library's schedules applied to the task instead of
+searching; they are built, profiled and committed like any batch (the cost model learns from
+them), and the task event's detail then names each such record (``collectors.reuse``). A
+warm-started task's search continues from them (MetaSchedule's evolutionary search seeds its
+population with the database's best records); a reuse-only task also measures its untuned
+workload as the fallback and stops there. A finished job's database can join a library.
+
 Each job has its own ``JSONDatabase`` in ``db_dir`` (``database_workload.json`` and
 ``database_tuning_record.json``, MetaSchedule's own format: ``ms.tir_integration.compile_tir``
 and ``compile_relax`` read it directly) and one ``XGBModel`` shared by its tasks. Every

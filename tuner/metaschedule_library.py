@@ -589,7 +589,9 @@ class ScheduleLibrary:
             best = parsed.best.get(index, {})
             if not best:
                 name = names.get(index, f"workload {index}")
-                skipped.append(f"{name}: no measured record (line {line_no} of the workload file)")
+                skipped.append(
+                    f"{name}: no measured schedule (line {line_no} of the workload file)"
+                )
                 continue
             mod = _decode_workload(parsed.workload_path, line_no, parsed.workloads[index])
             try:
@@ -709,6 +711,8 @@ def _read_database(workload_path: Path, record_path: Path) -> _Database:
         secs = run_secs_of(body[1])
         if secs is None:
             continue  # a failed build or run: MetaSchedule's 1e10 s marker
+        if not body[0][0]:
+            continue  # no instruction: the untuned workload (a reuse job's fallback)
         key = target_key(target)
         counts[index, key] = counts.get((index, key), 0) + 1
         mean = sum(secs) / len(secs)

@@ -259,7 +259,7 @@ def test_a_database_without_measurements_adds_nothing(
         line[1][1] = [1e10]
     (failed / RECORDS).write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     summary = library.add_database(failed)
-    assert summary.added == 0 and "no measured record" in summary.skipped[0]
+    assert summary.added == 0 and "no measured schedule" in summary.skipped[0]
     assert library.entries() == []
 
 

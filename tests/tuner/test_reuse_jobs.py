@@ -96,6 +96,11 @@ def test_a_reuse_job_measures_library_schedules_and_the_untuned_fallback(
     lines = (tmp_path / "db" / "database_tuning_record.json").read_text().splitlines()
     assert len(lines) == summary[matmul].trials + summary[batched].trials
     assert any(json.loads(line)[1][0] == [[], []] for line in lines)  # the empty trace
+    # Joining a library, the job's untuned records are no schedule to offer.
+    other = ScheduleLibrary(tmp_path / "lib", create=True)
+    summary = other.add_database(tmp_path / "db", task_names=driver.task_names_by_hash())
+    assert summary.added == 1 and [e.task for e in other.entries()] == [matmul]
+    assert summary.skipped == (f"{batched}: no measured schedule (line 2 of the workload file)",)
 
 
 def test_a_warm_started_job_measures_library_schedules_first_then_searches(
