@@ -23,6 +23,7 @@ from tuner.metaschedule_reuse import (
     apply_schedule,
     block_name_map,
     build_module,
+    choose_sources,
     plan_reuse,
     rank_candidates,
     rank_sources,
@@ -160,6 +161,29 @@ def test_sources_are_ranked_by_work_weighted_similarity() -> None:
     ]
     assert scores[0].matches["conv"].entry.task == "convnet-conv"
     assert scores[0].matches["fc"] is None
+
+
+def test_sources_are_chosen_greedily_by_the_work_they_add() -> None:
+    tasks = [("conv", CONV, 9.0), ("fc", MM[128], 1.0)]
+    entries = [
+        entry("convnet-conv", CONV, model="convnet"),
+        entry("convnet2-conv", CONV, model="convnet2", trace_digest="other"),
+        entry("mlp-fc", MM[128], model="mlp"),
+        entry("far-fc", MM[512], model="far"),
+    ]
+    choice = choose_sources(tasks, entries, target=TARGET)
+    # convnet covers the conv; a second conv model adds nothing; mlp covers the dense fully,
+    # so the farther dense model adds nothing either.
+    assert choice.names == ("convnet", "mlp")
+    assert choice.covered == pytest.approx(1.0)
+    assert [s.model for s in choice.ranked] == ["convnet", "convnet2", "mlp", "far"]
+    assert choose_sources(tasks, entries, target=TARGET, max_sources=1).names == ("convnet",)
+    # Nothing fits (another CPU): no source is chosen, and nothing is covered.
+    elsewhere = [replace(e, target=dict(e.target, mcpu="cascadelake")) for e in entries]
+    nothing = choose_sources(tasks, elsewhere, target=TARGET)
+    assert nothing.chosen == () and nothing.covered == 0.0 and len(nothing.ranked) == 4
+    with pytest.raises(ValueError, match="max_sources must be a positive integer"):
+        choose_sources(tasks, entries, max_sources=0)
 
 
 def test_block_names_map_anchor_to_anchor_and_neighbours_by_position() -> None:

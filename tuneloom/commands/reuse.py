@@ -27,9 +27,9 @@ this target are ranked by shape similarity and applied to the task (trace replay
 anchor-trace transfer where the fused operators differ); the library models they come from are
 chosen automatically unless --sources names them. The schedules that apply, and the untuned
 task as the fallback, are built and profiled as one job's stages under the scheduler (stored
-in --store and shown on the dashboard's timeline); the fastest per task goes into the
-MetaSchedule database in --db. The model is then compiled with it and timed against the
-untuned model (--no-evaluate skips that).
+in --store and shown on the dashboard's timeline), and committed to the MetaSchedule database
+in --db, so compiling with it takes the fastest per task. The model is then compiled and timed
+against the untuned model in fresh processes (--no-evaluate skips that).
 """
 
 
