@@ -28,7 +28,10 @@ several tasks (e.g. --workload matmul:128,dense:1x512x256). --trials is the budg
 task. Client work (select, build, update) and profiling run on separate
 pinned cores. With --rpc, candidates are profiled on the servers a TVM RPC tracker lists
 under KEY (one device resource per server). Every stage and measured candidate is stored in
-the --db store; each job's MetaSchedule database is written to RUNS_DIR/<job id>/.
+the --db store; each job's MetaSchedule database is written to RUNS_DIR/<job id>/ and, once
+the job finishes, joins the schedule library (--library; see `tuneloom library`). With
+--warm-start LIBRARY, each task first measures the library's schedules applied to it (as
+`tuneloom reuse` does) and the search continues from them.
 """
 
 WORKLOAD_HELP = (
