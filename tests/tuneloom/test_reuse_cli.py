@@ -89,7 +89,7 @@ def test_reuse_schedules_a_new_model_from_the_library_and_times_it(
     out = tmp_path / "reused"
     result = document(
         tuneloom("reuse", str(mlp_file), "--library", str(library), "--db", str(out),
-                 "--reuse-limit", "2", "--json")
+                 "--reuse-limit", "2", "--eval-repeat", "3", "--json")
     )
     assert result["state"] == "finished" and result["sources"]  # chosen automatically
     assert set(result["sources"]) <= {"dense:1x64x32", "matmul:64"}

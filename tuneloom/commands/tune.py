@@ -205,9 +205,9 @@ def reuse_settings(args: argparse.Namespace, folder: str, *, only: bool) -> Any:
     sources = None
     if args.sources:
         sources = tuple(s.strip() for s in args.sources.split(",") if s.strip())
-    return ReuseSettings(
-        open_library(folder, create=False), only=only, limit=args.reuse_limit, sources=sources
-    )
+    library = open_library(folder, create=False)
+    library.entries()  # a damaged index fails here, before any model is imported
+    return ReuseSettings(library, only=only, limit=args.reuse_limit, sources=sources)
 
 
 def tune_jobs(
