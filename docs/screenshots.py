@@ -4,9 +4,11 @@ The pages show a real tuning run: three small jobs tuned with TVM MetaSchedule o
 machine (one client, one local device, the interleaved policy), served with the scheduler
 attached (a fourth job is submitted and paused so the Jobs page shows its controls at work).
 The aggregated timeline is a separate **synthetic** store of 100,000 stages (the one of
-``benchmarks/dashboard_bench.py``).
+``benchmarks/dashboard_bench.py``). The warm-vs-cold convergence view is the shipped sample
+``tune-cnn-warm-vs-cold`` (a real cold and a real warm-started tuning of the zoo CNN).
 
     python docs/screenshots.py            # about two minutes on two cores
+    python docs/screenshots.py --only reuse
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from tuner.scheduler import Scheduler  # noqa: E402
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
         "--disable-background-networking", "--disable-component-update"]  # fmt: skip
+REUSE_SAMPLE = "tune-cnn-warm-vs-cold"
 JOBS = [("matmul:64,dense:4x64x32", "mlp-block"), ("matmul:96", "matmul-96"),
         ("batch_matmul:2x32x32x32", "attention-scores")]  # fmt: skip
 
@@ -78,11 +81,33 @@ def shoot(url: str, out: Path, pages: list[tuple[str, str, str | None, str]]) ->
         browser.close()
 
 
+def shoot_reuse(tmp: Path, out: Path) -> None:
+    """The convergence page per job for the warm-vs-cold sample."""
+    from tuneloom.samples import load_sample
+
+    store = SQLiteStore(tmp / "reuse.db")
+    load_sample(REUSE_SAMPLE, store)
+    running = start(create_app(store, live=False, title=f"{REUSE_SAMPLE} (sample)"))
+    try:
+        shoot(running.url, out, [
+            ("/convergence", "convergence_reuse", "#convergence-per >> text=per job",
+             "#convergence-summary td >> text=reused from"),
+        ])  # fmt: skip
+    finally:
+        running.stop()
+        store.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=32, help="trials per task of each job")
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    parser.add_argument("--only", choices=("reuse",), help="only the warm-vs-cold view")
     args = parser.parse_args()
+    if args.only == "reuse":
+        with tempfile.TemporaryDirectory() as tmp:
+            shoot_reuse(Path(tmp), args.out)
+        return 0
     from tuner.metaschedule_inspect import MetaScheduleInspector
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -110,6 +135,7 @@ def main() -> int:
             workers.close()
             store.close()
 
+        shoot_reuse(Path(tmp), args.out)
         from dashboard_bench import big_store
 
         big, _ = big_store(Path(tmp) / "big.db", 100_000)
