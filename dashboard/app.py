@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ def create_app(
     uploads_dir: str | Path | None = None,
     upload_limit: int = DEFAULT_LIMIT,
     library: str | None = None,
+    on_database_imported: Callable[[Path], str] | None = None,
 ) -> Dash:
     """A Dash app showing ``store``.
 
@@ -65,6 +66,8 @@ def create_app(
     models to tune) go to ``uploads_dir`` (default ``<db stem>-uploads/`` beside a store
     file, else a temporary folder), at most ``upload_limit`` bytes each. ``library`` is the
     schedule library folder jobs submitted on the Jobs page may start from (None: none).
+    ``on_database_imported(folder)`` is called for each MetaSchedule database the Import page
+    imports (e.g. to add it to that library) and returns a note for the page.
     """
     view = StoreView(store)
     uploads = UploadFolder(
@@ -84,6 +87,7 @@ def create_app(
         samples=dict(samples or {}),
         hub=None if live is None or live is False else live,
         library=library,
+        on_database_imported=on_database_imported,
     )
     app = Dash(
         __name__,

@@ -4,7 +4,7 @@ uploads."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,8 @@ class AppContext:
     samples: Mapping[str, Path] = field(default_factory=dict)
     hub: Any = None  # a collectors.hub.Hub the live push follows; imports publish to it
     library: str | None = None  # the schedule library submitted jobs may start from
+    # Called with the folder of each MetaSchedule database imported; returns a note to show.
+    on_database_imported: Callable[[Path], str] | None = None
     _revision: Any = field(default_factory=itertools.count)
 
     @property

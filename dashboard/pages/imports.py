@@ -142,10 +142,18 @@ def unique_targets(paths: Iterable[Path]) -> dict[Path, tuple[Path, ...]]:
 
 
 def _run(ctx: AppContext, paths: Sequence[Path], *, use_tvm: bool) -> list[dict[str, Any]]:
+    """Import ``paths``; each MetaSchedule database among them is then offered to
+    ``ctx.on_database_imported`` (e.g. to join a schedule library), whose note is kept."""
     target = ctx.store if ctx.hub is None else cast(BaseStore, _Publishing(ctx.store, ctx.hub))
     with _IMPORTING:
         summaries = import_paths(paths, target, use_tvm=use_tvm)
-    return [s.to_dict() for s in summaries]
+    files = [s.to_dict() for s in summaries]
+    if ctx.on_database_imported is not None:
+        for path, item in zip(paths, files, strict=True):
+            database = detect(path).database
+            if database is not None and item["valid"]:
+                item["notes"].append(ctx.on_database_imported(database.directory))
+    return files
 
 
 def _described(upload: Upload, detail: dict[str, Any]) -> dict[str, Any]:

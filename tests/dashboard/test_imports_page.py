@@ -106,6 +106,24 @@ def test_a_metaschedule_database_sample_reports_its_workloads() -> None:
     assert rows[0]["best"].endswith(("µs", "ms"))
 
 
+def test_an_imported_metaschedule_database_joins_the_servers_schedule_library(
+    tmp_path: Path,
+) -> None:
+    from tuneloom.commands.library import database_joiner
+    from tuner.metaschedule_library import ScheduleLibrary
+
+    folder = tmp_path / "library"
+    ctx = app_ctx(MemoryStore(), on_database_imported=database_joiner(str(folder)))
+    outcome = imports.import_sample(ctx, "metaschedule-matmul-128", None, use_tvm=False)
+    assert outcome.done, outcome.message
+    assert f"Schedule library {folder}: 1 schedule(s) added." in outcome.files[0]["notes"]
+    assert [e.op_class for e in ScheduleLibrary(folder).entries()] == ["dense"]
+    again = imports.import_sample(ctx, "metaschedule-matmul-128", None, use_tvm=False)
+    assert f"Already in the schedule library {folder}." in again.files[0]["notes"]
+    plain = imports.import_sample(ctx, "tune-4-jobs", None)  # not a database: no library note
+    assert not any("library" in note for note in plain.files[0]["notes"])
+
+
 def test_unknown_samples_and_empty_choices_are_named() -> None:
     ctx = app_ctx(MemoryStore())
     outcome = imports.import_sample(ctx, "nope", None)

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from tuneloom.cli import UserError
-from tuneloom.commands.library import add_library_option, open_library
+from tuneloom.commands.library import add_library_option, database_joiner, open_library
 from tuneloom.commands.serve import add_upload_limit, upload_limit_bytes
 from tuneloom.samples import importable_samples
 
@@ -111,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
             token=args.token or token_from_env(), title=f"demo ({args.policy})", ready=ready,
             samples=importable_samples(), uploads_dir=db.parent / f"{db.stem}-uploads",
             upload_limit=limit, library=str(library.folder) if library else None,
+            on_database_imported=database_joiner(args.library) if library else None,
         )  # fmt: skip
     except OSError as exc:
         reason = exc.strerror or exc

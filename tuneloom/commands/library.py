@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,26 @@ def open_library(folder: str | None, *, create: bool) -> Any:
 
     path = Path(folder) if folder else default_library_path()
     return ScheduleLibrary(path, create=create)
+
+
+def database_joiner(folder: str | None) -> Callable[[Path], str]:
+    """A callback adding a MetaSchedule database folder to the library at ``folder`` (or the
+    default one, created on first use) and saying what came of it in one line; it never
+    raises for a database the library refuses (the import it follows stands)."""
+
+    def join(database: Path) -> str:
+        from tuner.metaschedule_library import LibraryError
+
+        try:
+            library = open_library(folder, create=True)
+            summary = library.add_database(database)
+        except LibraryError as exc:
+            return f"Not added to the schedule library: {exc}"
+        if summary.already_present:
+            return f"Already in the schedule library {library.folder}."
+        return f"Schedule library {library.folder}: {summary.added} schedule(s) added."
+
+    return join
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

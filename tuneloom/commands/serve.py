@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tuneloom.cli import UserError
+from tuneloom.commands.library import add_library_option, database_joiner
 
 DEFAULT_UPLOAD_MIB = 64
 
@@ -53,6 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "always takes imports",
     )
     add_upload_limit(parser)
+    add_library_option(parser, joins="MetaSchedule databases the Import page imports")
     parser.set_defaults(func=run)
 
 
@@ -116,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
             store, None, None, inspector, host=args.host, port=args.port,
             token=args.token or token_from_env(), title=title, live=not args.no_live,
             ready=ready, samples=importable_samples(), upload_limit=limit,
+            on_database_imported=None if args.no_library else database_joiner(args.library),
         )  # fmt: skip
     except OSError as exc:
         raise UserError(
