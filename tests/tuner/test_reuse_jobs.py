@@ -140,3 +140,32 @@ def test_naming_a_source_the_library_lacks_is_an_error(
             "j3", ["matmul:128"], trials=4, workers=workers, db_dir=tmp_path / "db",
             reuse=ReuseSettings(library, only=True, sources=("nowhere",)),
         )  # fmt: skip
+
+
+def test_a_submitted_spec_starts_from_the_library_and_the_finished_job_joins_another(
+    library: ScheduleLibrary, tmp_path: Path
+) -> None:
+    """What the Jobs page does: a JobSpec naming a library, through the driver factory."""
+    from tuner.clock import WallClock
+    from tuner.metaschedule import SMALL_SEARCH, StageWorkers, driver_factory
+    from tuner.metaschedule_run import EvalConfig
+    from tuner.scheduler import Scheduler
+
+    store = MemoryStore()
+    sink = EventSink(store)
+    joined = ScheduleLibrary(tmp_path / "joined", create=True)
+    with StageWorkers(evaluator=EvalConfig(number=2, repeat=1, min_repeat_ms=5)) as workers:
+        factory = driver_factory(workers=workers, runs_dir=tmp_path / "runs", sink=sink,
+                                 search=SMALL_SEARCH, batch_size=4, library=joined)  # fmt: skip
+        scheduler = Scheduler(workers.resources, "interleaved", clock=WallClock(), sink=sink,
+                              driver_factory=factory)  # fmt: skip
+        spec = JobSpec(workloads=("matmul:128",), trials=4, name="mm",
+                       warm_start=str(library.folder), reuse_only=True)  # fmt: skip
+        job = scheduler.submit(spec)
+        scheduler.run()
+    (info,) = scheduler.list()
+    assert info.id == job and info.state == "finished"
+    (task,) = latest_tasks(store).values()
+    assert any(r.method != UNTUNED for r in parse_reused(task.detail).values())
+    (entry,) = joined.entries()
+    assert entry.model == "mm" and entry.task == task.task
