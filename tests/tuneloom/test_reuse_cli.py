@@ -202,3 +202,16 @@ def test_an_imported_metaschedule_database_joins_the_library(tmp_path: Path) -> 
                  "--json")
     )
     assert "library" not in skipped
+
+
+def test_an_unwritable_default_library_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    done = tuneloom("tune", "--workload", "matmul:32", "--trials", "2", *SMALL, "--db",
+                    str(tmp_path / "t.db"), "--json", library=blocked / "library")
+    result = document(done)
+    assert "finished jobs will not join a schedule library" in done.stderr
+    assert result["jobs"][0]["state"] == "finished" and "library" not in result
+    named = tuneloom("tune", "--workload", "matmul:32", "--db", str(tmp_path / "u.db"),
+                     "--library", str(blocked / "library"))
+    assert named.returncode == 2 and "--library" in named.stderr

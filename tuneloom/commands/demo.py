@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from tuneloom.cli import UserError
-from tuneloom.commands.library import add_library_option, database_joiner, open_library
+from tuneloom.commands.library import add_library_option, database_joiner, library_to_join
 from tuneloom.commands.serve import add_upload_limit, upload_limit_bytes
 from tuneloom.samples import importable_samples
 
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--port must be between 0 and 65535, got {args.port}")
     create_policy(args.policy)  # an unknown policy fails before anything starts
     limit = upload_limit_bytes(args.upload_limit)
-    library = None if args.no_library else open_library(args.library, create=True)
+    library = library_to_join(args)
 
     db = Path(args.db) if args.db else Path(tempfile.mkdtemp(prefix="tuneloom-demo-")) / "demo.db"
     runs_dir = db.parent / f"{db.stem}-runs"

@@ -96,7 +96,7 @@ def _add_to_library(folder: str | None, databases: list[Any]) -> dict[str, Any]:
 
     try:
         library = open_library(folder, create=True)
-    except LibraryError as exc:
+    except (LibraryError, OSError) as exc:
         return {"error": str(exc)}
     added = []
     for item in databases:

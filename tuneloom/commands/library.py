@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,23 @@ def open_library(folder: str | None, *, create: bool) -> Any:
     return ScheduleLibrary(path, create=create)
 
 
+def library_to_join(args: argparse.Namespace) -> Any:
+    """The library finished jobs join (--library, else the default), or None with
+    --no-library. A default library that cannot be created (say, a read-only home) is
+    skipped with a warning; a --library that cannot be opened is an error."""
+    from tuner.metaschedule_library import LibraryError
+
+    if args.no_library:
+        return None
+    try:
+        return open_library(args.library, create=True)
+    except (LibraryError, OSError) as exc:
+        if args.library:
+            raise UserError(f"--library {args.library}: {exc}") from None
+        print(f"warning: finished jobs will not join a schedule library: {exc}", file=sys.stderr)
+        return None
+
+
 def database_joiner(folder: str | None) -> Callable[[Path], str]:
     """A callback adding a MetaSchedule database folder to the library at ``folder`` (or the
     default one, created on first use) and saying what came of it in one line; it never
@@ -64,7 +82,7 @@ def database_joiner(folder: str | None) -> Callable[[Path], str]:
         try:
             library = open_library(folder, create=True)
             summary = library.add_database(database)
-        except LibraryError as exc:
+        except (LibraryError, OSError) as exc:
             return f"Not added to the schedule library: {exc}"
         if summary.already_present:
             return f"Already in the schedule library {library.folder}."

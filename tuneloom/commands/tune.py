@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from tuneloom.cli import UserError, emit_result
-from tuneloom.commands.library import add_library_option, open_library, summary_json
+from tuneloom.commands.library import (
+    add_library_option,
+    library_to_join,
+    open_library,
+    summary_json,
+)
 
 DESCRIPTION = """\
 Tune models and built-in workloads with TVM MetaSchedule on this machine, several jobs at
@@ -189,7 +194,7 @@ class TuneSettings:
 def run(args: argparse.Namespace) -> int:
     checked = check_settings(args)  # everything is checked before anything starts
     reuse = reuse_settings(args, args.warm_start, only=False) if args.warm_start else None
-    library = None if args.no_library else open_library(args.library, create=True)
+    library = library_to_join(args)
     result = tune_jobs(args, checked, reuse=reuse, library=library)
     emit_result(args, result, _human(result))
     states = {job["state"] for job in result["jobs"]}
