@@ -189,7 +189,7 @@ def best_origins(
     best = measured.loc[at.to_numpy(), ["job", "task", "candidate", "mean_secs"]]
     best = best.reset_index(drop=True)
     origins = [
-        _origin_text(index.get((job, task), {}), int(candidate))
+        origin_text(index.get((job, task), {}), int(candidate))
         for job, task, candidate in zip(best["job"], best["task"], best["candidate"], strict=True)
     ]
     counts = pd.Series(0, index=pd.MultiIndex.from_frame(best[["job", "task"]]), dtype=int)
@@ -216,7 +216,9 @@ def best_origins(
     )[columns]
 
 
-def _origin_text(found: Mapping[int, ReusedSchedule], candidate: int) -> str:
+def origin_text(found: Mapping[int, ReusedSchedule], candidate: int) -> str:
+    """Where a task's record ``candidate`` came from, given the task's reused schedules by
+    candidate: ``reused from ...``, ``untuned``, or ``tuned here``."""
     schedule = found.get(candidate)
     return schedule.text if schedule is not None else TUNED_HERE
 
@@ -231,11 +233,6 @@ def job_reuse(
         job for (job, _), found in index.items() if not all(s.from_library for s in found.values())
     }
     return {job: REUSE_ONLY if job in only else WARM_START for job, _ in index}
-
-
-def reuse_jobs(tasks: pd.DataFrame) -> set[str]:
-    """The jobs any of whose tasks started from library schedules."""
-    return set(job_reuse(tasks))
 
 
 def reused_records(

@@ -63,13 +63,19 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.target import Target
 
 from collectors.events import RecordEvent, TaskEvent
-from collectors.reuse import TUNED_HERE, UNTUNED, ReusedSchedule
+from collectors.reuse import UNTUNED, ReusedSchedule, origin_text
 from collectors.sink import EventSink
 from tuner._base import JobDriver, JobSpec, StageKind, StageResult, TunerError
 from tuner.cpus import CpuPlan, available_cpus, pin_thread, plan_cpus
 from tuner.metaschedule_build import BuildOutcome, BuildPool, remove_artifact
 from tuner.metaschedule_library import AddSummary, LibraryEntry, LibraryError, ScheduleLibrary
-from tuner.metaschedule_reuse import ReuseSettings, SourceChoice, choose_sources, plan_reuse
+from tuner.metaschedule_reuse import (
+    ReuseSettings,
+    SourceChoice,
+    choose_sources,
+    entries_of_sources,
+    plan_reuse,
+)
 from tuner.metaschedule_run import EvalConfig, LocalProfiler, RPCProfiler, RunOutcome
 from tuner.rpc import RpcPool
 from tuner.tasks import TuningTask, workload_tasks
@@ -573,8 +579,9 @@ class MetaScheduleDriver(JobDriver):
         reports = []
         for t in self._tasks:
             by_candidate = {r.candidate: r for r in t.reused}
-            best = by_candidate.get(t.best_candidate) if t.best_candidate is not None else None
-            origin = None if t.best_s is None else (best.text if best else TUNED_HERE)
+            origin = None
+            if t.best_s is not None and t.best_candidate is not None:
+                origin = origin_text(by_candidate, t.best_candidate)
             reports.append(
                 TaskReuseReport(
                     t.name,
@@ -875,14 +882,8 @@ def _reuse_entries(
     sources ``choose_sources`` picks for the job's tasks."""
     entries = reuse.library.entries()
     if reuse.sources is not None:
-        known = {e.origin for e in entries}
-        missing = [s for s in reuse.sources if s not in known]
-        if missing:
-            raise TunerError(
-                f"no such source in the library {reuse.library.folder}: {', '.join(missing)} "
-                f"(it holds {', '.join(sorted(known)) or 'nothing'})"
-            )
-        return [e for e in entries if e.origin in set(reuse.sources)], None
+        where = f" {reuse.library.folder}"
+        return entries_of_sources(entries, reuse.sources, where), None
     choice = choose_sources(tasks, entries, target=target, max_sources=reuse.max_sources)
     if not choice.chosen:  # nothing fits: every entry stays, so each task can say why
         return entries, choice

@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 
 from tuner.metaschedule_library import (
     LibraryEntry,
+    LibraryError,
     ScheduleLibrary,
     WorkloadInfo,
     describe_workload,
@@ -740,15 +741,24 @@ def plan_reuse(
     """
     entries = library.entries() if isinstance(library, ScheduleLibrary) else list(library)
     if sources is not None:
-        known = {e.origin for e in entries}
-        missing = [s for s in sources if s not in known]
-        if missing:
-            raise ValueError(
-                f"no such source in the library: {', '.join(missing)} "
-                f"(it holds {', '.join(sorted(known)) or 'nothing'})"
-            )
-        entries = [e for e in entries if e.origin in set(sources)]
+        entries = entries_of_sources(entries, sources)
     return [_plan_task(task, entries, target, limit, build) for task in tasks]
+
+
+def entries_of_sources(
+    entries: Sequence[LibraryEntry], sources: Sequence[str], where: str = ""
+) -> list[LibraryEntry]:
+    """The entries of the named library models (``entry.origin``); a name the entries lack
+    raises LibraryError listing the models there are (``where`` names the library)."""
+    known = {e.origin for e in entries}
+    missing = [s for s in sources if s not in known]
+    if missing:
+        raise LibraryError(
+            f"no such source in the library{where}: {', '.join(missing)} "
+            f"(it holds {', '.join(sorted(known)) or 'nothing'})"
+        )
+    wanted = set(sources)
+    return [e for e in entries if e.origin in wanted]
 
 
 def _plan_task(

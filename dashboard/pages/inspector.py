@@ -84,8 +84,7 @@ def summary(snap: Snapshot, pos: int, record: RecordEvent) -> html.Div:
 def schedule_origin(snap: Snapshot, record: RecordEvent) -> str:
     """Where the record's schedule came from: a library entry, the untuned fallback, or the
     job's own search (``tuned here``)."""
-    found = snap.reused.get((record.job, record.task), {}).get(record.candidate)
-    return found.text if found is not None else reuse.TUNED_HERE
+    return reuse.origin_text(snap.reused.get((record.job, record.task), {}), record.candidate)
 
 
 def code_block(view: CodeView) -> html.Div:

@@ -71,13 +71,13 @@ def test_the_model_sample_is_one_model_job_whose_code_the_inspector_shows() -> N
 
 
 def test_the_reuse_sample_holds_a_cold_and_a_warm_started_job_of_one_model() -> None:
-    from collectors.reuse import best_origins, reuse_jobs
+    from collectors.reuse import best_origins, job_reuse
 
     store = MemoryStore()
     load_sample("tune-cnn-warm-vs-cold", store)
     jobs, tasks = store.jobs(), store.tasks()
     assert len(jobs) == 2 and set(jobs.name) == {"cnn"} and set(jobs.state) == {"finished"}
-    (warm,) = reuse_jobs(tasks)
+    (warm,) = job_reuse(tasks)
     origins = best_origins(store.records(), tasks)
     warm_origins = set(origins[origins.job == warm].origin)
     assert any(o.startswith("reused from zoo:resnet/") for o in warm_origins)

@@ -66,8 +66,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def timing_threads(requested: int | None) -> int:
+    """Threads to time a model with: ``requested`` (--threads), else the cores `tune`
+    profiles candidates on, so the kernels run as they were tuned."""
     from tuner.cpus import available_cpus, plan_cpus
+
+    if requested is not None and requested <= 0:
+        raise UserError(f"--threads must be a positive integer, got {requested}")
+    return requested or len(plan_cpus(available_cpus(), devices=1).devices[0])
+
+
+def run(args: argparse.Namespace) -> int:
     from tuner.metaschedule import target_config
     from tuner.models._base import BASELINES
     from tuner.models.evaluate import evaluate_model
@@ -75,13 +84,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.repeat <= 0:
         raise UserError(f"--repeat must be a positive integer, got {args.repeat}")
-    if args.threads is not None and args.threads <= 0:
-        raise UserError(f"--threads must be a positive integer, got {args.threads}")
+    threads = timing_threads(args.threads)
     if not args.tolerance > 0:
         raise UserError(f"--tolerance must be positive, got {args.tolerance}")
     baselines = _baselines(args.baseline, BASELINES)
     settings = model_settings(args)
-    threads = args.threads or len(plan_cpus(available_cpus(), devices=1).devices[0])
     target = target_config(args.target, threads)
     with tempfile.TemporaryDirectory(prefix="tuneloom-best-db-") as scratch:
         database = _database(args.db, Path(scratch)) if args.db else None

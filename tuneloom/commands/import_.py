@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from tuneloom.cli import UserError, emit_result
-from tuneloom.commands.library import add_library_option, open_library, summary_json
+from tuneloom.commands.library import add_library_option, add_to_library, open_library
 
 # Bad lines listed per file in the human output (all are counted; --json lists up to 50).
 SHOWN_BAD_LINES = 5
@@ -98,13 +98,10 @@ def _add_to_library(folder: str | None, databases: list[Any]) -> dict[str, Any]:
         library = open_library(folder, create=True)
     except (LibraryError, OSError) as exc:
         return {"error": str(exc)}
-    added = []
-    for item in databases:
-        try:
-            added.append(summary_json(library.add_database(item.database.directory)))
-        except LibraryError as exc:
-            added.append({"path": str(item.path), "error": str(exc)})
-    return {"path": str(library.folder), "added": added}
+    return {
+        "path": str(library.folder),
+        "added": [add_to_library(library, item.path) for item in databases],
+    }
 
 
 def _human(files: list[dict[str, Any]], library: dict[str, Any] | None = None) -> str:

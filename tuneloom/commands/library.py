@@ -81,14 +81,27 @@ def database_joiner(folder: str | None) -> Callable[[Path], str]:
 
         try:
             library = open_library(folder, create=True)
-            summary = library.add_database(database)
         except (LibraryError, OSError) as exc:
             return f"Not added to the schedule library: {exc}"
-        if summary.already_present:
+        added = add_to_library(library, database)
+        if "error" in added:
+            return f"Not added to the schedule library: {added['error']}"
+        if added["already_present"]:
             return f"Already in the schedule library {library.folder}."
-        return f"Schedule library {library.folder}: {summary.added} schedule(s) added."
+        return f"Schedule library {library.folder}: {added['added']} schedule(s) added."
 
     return join
+
+
+def add_to_library(library: Any, database: str | Path) -> dict[str, Any]:
+    """``library.add_database(database)`` as plain JSON (``summary_json``), or
+    ``{"path", "error"}`` when the library refuses it or cannot be written."""
+    from tuner.metaschedule_library import LibraryError
+
+    try:
+        return summary_json(library.add_database(database))
+    except (LibraryError, OSError) as exc:
+        return {"path": str(database), "error": str(exc)}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

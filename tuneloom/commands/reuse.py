@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneloom.cli import UserError, emit_result
+from tuneloom.commands.evaluate import timing_threads
 from tuneloom.commands.library import add_library_option, default_library_path
 from tuneloom.commands.tune import (
     TuneSettings,
@@ -82,8 +83,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--db {out} exists and is not a folder")
     if out.is_dir() and any(out.glob("database_*.json")):
         raise UserError(f"--db {out} already holds a MetaSchedule database; choose a new folder")
-    if args.threads is not None and args.threads <= 0:
-        raise UserError(f"--threads must be a positive integer, got {args.threads}")
+    threads = timing_threads(args.threads)
     if args.eval_repeat <= 0:
         raise UserError(f"--eval-repeat must be a positive integer, got {args.eval_repeat}")
     folder = args.library or str(default_library_path())
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         "tasks": job["reuse"]["tasks"],
     }
     if job["state"] == "finished" and not args.no_evaluate:
-        result["evaluate"] = _evaluate(args, tune_args, out)
+        result["evaluate"] = _evaluate(args, out, threads)
     result["total_s"] = round(time.perf_counter() - started, 3)  # import and timing included
     emit_result(args, result, _human(result))
     return 0 if job["state"] == "finished" else 1
@@ -138,16 +138,13 @@ def _target_note(library: Any, job: dict[str, Any]) -> dict[str, Any]:
     return {"note": f"no library schedule fits this model and target (the library holds: {held})"}
 
 
-def _evaluate(args: argparse.Namespace, tune_args: argparse.Namespace, out: Path) -> dict:
-    from tuner.cpus import available_cpus, plan_cpus
+def _evaluate(args: argparse.Namespace, out: Path, threads: int) -> dict:
     from tuner.metaschedule import target_config
     from tuner.models.evaluate import evaluate_model
     from tuner.models.loaders import load_model
 
     settings = model_settings(args)
     model = load_model(args.model, **settings)
-    plan = plan_cpus(available_cpus(), devices=1)
-    threads = args.threads or len(plan.devices[0])
     target = target_config(args.target, threads)
     started = time.perf_counter()
     evaluation = evaluate_model(
