@@ -43,7 +43,7 @@ def candidates(workload: str, count: int, seed: int, target: Any) -> list[Any]:
     """``count`` distinct scheduled modules from a seeded MetaSchedule search."""
     from tvm.s_tir import meta_schedule as ms
 
-    from tuner.workloads import workload_module
+    from tuner.metaschedule.workloads import workload_module
 
     ctx = ms.TuneContext(
         workload_module(workload),
@@ -83,7 +83,7 @@ def time_local_builder(builder: Any, mods: list[Any], target: Any) -> tuple[floa
 
 
 def time_pool(pool: Any, mods: list[Any], target: Any) -> tuple[float, int]:
-    from tuner.metaschedule_build import remove_artifact
+    from tuner.metaschedule.build import remove_artifact
 
     started = time.perf_counter()
     results = pool.build(mods, target)
@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     from tvm.target import Target
 
     from tuner.cpus import available_cpus, plan_cpus
-    from tuner.metaschedule import target_config
-    from tuner.metaschedule_build import BuildPool
+    from tuner.metaschedule.build import BuildPool
+    from tuner.metaschedule.targets import target_config
 
     plan = plan_cpus(available_cpus(), devices=1)
     target = Target(target_config("llvm", len(plan.devices[0])))

@@ -80,8 +80,8 @@ def naive_worker(spec: str, work_dir: str, trials: int, seed: int) -> None:
     from tvm.s_tir import meta_schedule as ms
     from tvm.target import Target
 
-    from tuner.metaschedule import target_config
-    from tuner.workloads import parse_workload, workload_module
+    from tuner.metaschedule.targets import target_config
+    from tuner.metaschedule.workloads import parse_workload, workload_module
 
     ms.tune_tir(
         workload_module(parse_workload(spec)),
@@ -149,8 +149,8 @@ def measure_alone(records: list[Any], repeats: int = 5) -> list[float]:
     import tvm
 
     from tuner.cpus import available_cpus, plan_cpus
-    from tuner.metaschedule_build import build_and_export
-    from tuner.metaschedule_run import EvalConfig, LocalProfiler
+    from tuner.metaschedule.build import build_and_export
+    from tuner.metaschedule.run import EvalConfig, LocalProfiler
 
     plan = plan_cpus(available_cpus(), devices=1)
     timing = EvalConfig(number=NUMBER, repeat=REPEAT, min_repeat_ms=MIN_REPEAT_MS)

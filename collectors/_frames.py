@@ -25,6 +25,7 @@ import pandas as pd
 
 from collectors._base import JOB_COLUMNS, RECORD_COLUMNS, STAGE_COLUMNS, TASK_COLUMNS, Stored
 from collectors.events import JobEvent, RecordEvent, StageEvent, TaskEvent
+from collectors.jobs import STATE_AFTER
 
 _I, _NI, _F, _S, _B, _O = "int64", "Int64", "float64", "str", "bool", "object"
 
@@ -40,18 +41,6 @@ JOB_DTYPES: dict[str, str] = dict(
 TASK_DTYPES: dict[str, str] = dict(
     zip(TASK_COLUMNS, (_S, _S, _S, _O, _S, _F, _F, _S, _B, _S), strict=True)
 )
-
-# What each job change does to the job's state; "reprioritized" changes only the priority.
-STATE_AFTER: dict[str, str] = {
-    "submitted": "queued",
-    "started": "running",
-    "resumed": "running",
-    "paused": "paused",
-    "finished": "finished",
-    "failed": "failed",
-    "cancelled": "cancelled",
-}
-
 
 def stage_row(pos: int, e: StageEvent) -> tuple[Any, ...]:
     """One ``STAGE_COLUMNS`` row."""
@@ -130,7 +119,9 @@ def replay_jobs(job_events: Iterable[Stored]) -> list[tuple[Any, ...]]:
             job["submitted_ts"] = e.ts
         if e.change in ("submitted", "reprioritized"):
             job["priority"] = e.priority
-        job["state"] = STATE_AFTER.get(e.change, job["state"])
+        after = STATE_AFTER.get(e.change)
+        if after is not None:
+            job["state"] = after.value
         for name in ("model", "target", "name", "policy", "trials", "tasks"):
             value = getattr(e, name)
             if value is not None:

@@ -24,20 +24,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar, Literal, get_args, get_origin
 
+from collectors.jobs import JOB_CHANGES, StageKind
+
 SCHEMA_VERSION = 1
 
 CLOCKS = ("wall", "sim")
-JOB_CHANGES = (
-    "submitted",
-    "started",
-    "paused",
-    "resumed",
-    "reprioritized",
-    "cancelled",
-    "finished",
-    "failed",
-)
-STAGE_KINDS = ("select", "build", "profile", "update")
+STAGE_KINDS: tuple[str, ...] = tuple(kind.value for kind in StageKind)
 STAGE_STATUSES = ("ok", "error", "cancelled")
 # Why a candidate has no latency: it failed to build, failed or crashed while running,
 # ran past its time limit, or the tool that wrote the log did not say.

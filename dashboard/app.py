@@ -12,6 +12,7 @@ from dash import Dash, html
 from flask_socketio import SocketIO
 
 from collectors._base import BaseStore
+from collectors.jobs import Control
 from dashboard import shell
 from dashboard.access import Access
 from dashboard.codeviews import CodeViews, InspectorBackend
@@ -20,7 +21,6 @@ from dashboard.data import StoreView
 from dashboard.live import HubFeed, LiveBridge, PollingFeed
 from dashboard.pages import convergence, imports, inspector, jobs, records, timeline
 from dashboard.uploads import DEFAULT_LIMIT, UploadFolder, default_folder
-from tuner._base import Control
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 # Served from assets/ but not put in the page: the graph component loads it when it first

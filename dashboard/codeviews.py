@@ -1,7 +1,7 @@
 """The inspector's code views: trace text, scheduled TIR, LLVM IR and assembly of a record.
 
 Code generation needs TVM, which the dashboard never imports: it calls a backend passed to
-``create_app`` (``tuner.metaschedule_inspect.MetaScheduleInspector`` in ``tuneloom serve``).
+``create_app`` (``tuner.metaschedule.inspector.MetaScheduleInspector`` in ``tuneloom serve``).
 ``CodeViews`` fetches records from the store, asks the backend on demand and caches each
 answer by record position, so nothing is generated at import time or twice.
 """

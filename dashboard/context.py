@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from collectors._base import BaseStore
+from collectors.jobs import Control
 from dashboard.access import Access
 from dashboard.codeviews import CodeViews
 from dashboard.data import StoreView
 from dashboard.uploads import UploadFolder
-from tuner._base import Control
 
 BARS_LIMIT = 5_000  # exact Gantt bars up to this many visible stages, occupancy raster above
 RASTER_BINS = 600

@@ -13,11 +13,11 @@ from dash import Dash
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from collectors._base import BaseStore
+from collectors.jobs import Control
 from dashboard.access import Access, is_loopback
 from dashboard.app import create_app, parts
 from dashboard.codeviews import InspectorBackend
 from dashboard.uploads import DEFAULT_LIMIT
-from tuner._base import Control
 
 log = logging.getLogger(__name__)
 

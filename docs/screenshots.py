@@ -24,11 +24,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from collectors.hub import Hub  # noqa: E402
+from collectors.jobs import TERMINAL_STATES, JobSpec  # noqa: E402
 from collectors.sink import EventSink  # noqa: E402
 from collectors.sqlite_store import SQLiteStore  # noqa: E402
 from dashboard.app import create_app  # noqa: E402
 from dashboard.server import start  # noqa: E402
-from tuner._base import TERMINAL_STATES, JobSpec  # noqa: E402
 from tuner.clock import WallClock  # noqa: E402
 from tuner.scheduler import Scheduler  # noqa: E402
 
@@ -42,8 +42,11 @@ JOBS = [("matmul:64,dense:4x64x32", "mlp-block"), ("matmul:96", "matmul-96"),
 
 def real_run(store: SQLiteStore, runs: Path, trials: int):
     """Tune JOBS for real on this machine; returns the scheduler (still serving) and hub."""
-    from tuner.metaschedule import SMALL_SEARCH, StageWorkers, driver_factory
-    from tuner.metaschedule_run import EvalConfig
+    from tuner.engine import driver_factory
+
+    from tuner.metaschedule.run import EvalConfig
+    from tuner.metaschedule.settings import SMALL_SEARCH
+    from tuner.metaschedule.workers import StageWorkers
 
     hub = Hub()
     sink = EventSink(store, hub=hub)
@@ -108,7 +111,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             shoot_reuse(Path(tmp), args.out)
         return 0
-    from tuner.metaschedule_inspect import MetaScheduleInspector
+    from tuner.metaschedule.inspector import MetaScheduleInspector
 
     with tempfile.TemporaryDirectory() as tmp:
         store = SQLiteStore(Path(tmp) / "runs.db")

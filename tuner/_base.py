@@ -3,6 +3,8 @@
 Nothing here imports TVM. A job's tuning work is produced by a ``JobDriver`` (the
 MetaSchedule adapter for real jobs, a sampler for simulated ones) one stage at a time; the
 ``Scheduler`` decides which ready stage runs on which free resource by asking a ``Policy``.
+The job vocabulary the dashboard shares (stage kinds, job states, ``JobSpec``, ``Control``)
+lives in ``collectors.jobs``.
 """
 
 from __future__ import annotations
@@ -10,39 +12,29 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Protocol
+
+from collectors.jobs import JobState, StageKind
 
 
 class TunerError(ValueError):
     """A user mistake in a tuning request (bad spec, policy, target, trials...)."""
 
 
-class StageKind(StrEnum):
-    SELECT = "select"
-    BUILD = "build"
-    PROFILE = "profile"
-    UPDATE = "update"
+def one_line(error: BaseException | str, *, last: bool = False, limit: int = 400) -> str:
+    """An error as one short line of at most ``limit`` characters.
 
+    ``last`` keeps only the message's last line, after the exception's type: TVM's errors end
+    with their message, after a traceback.
+    """
+    if last:
+        lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+        text = (lines[-1] if lines else "").removeprefix("Error message: ")
+        kind = type(error).__name__ if isinstance(error, BaseException) else ""
+        text = f"{kind}: {text}".rstrip(": ") if kind else text
+    else:
+        text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
-STAGE_ORDER: tuple[StageKind, ...] = (
-    StageKind.SELECT,
-    StageKind.BUILD,
-    StageKind.PROFILE,
-    StageKind.UPDATE,
-)
-
-
-class JobState(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    PAUSED = "paused"
-    FINISHED = "finished"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-TERMINAL_STATES = frozenset({JobState.FINISHED, JobState.FAILED, JobState.CANCELLED})
 
 CLIENT_POOL = "client"
 
@@ -137,6 +129,11 @@ class JobDriver(abc.ABC):
     def close(self, cancelled: bool = False) -> None:  # noqa: B027 - optional hook
         """Release what the job holds (tuning contexts, temp files); databases stay valid."""
 
+    def finish_note(self) -> str | None:
+        """A line for the ``finished`` job event beside the trial count (e.g. where the
+        compiled model went), or None."""
+        return None
+
 
 class Policy(abc.ABC):
     """Decides which ready stages run on which free resources. Pure: no I/O, no clock reads.
@@ -160,49 +157,16 @@ class Policy(abc.ABC):
 
 
 @dataclass(frozen=True, slots=True)
-class JobInfo:
-    """A job as ``Control.list`` reports it."""
+class PlannedJob:
+    """A job ready to queue: its driver and what the scheduler says of it in job events.
 
-    id: str
+    ``device_pool`` is the pool its profile stages need; ``target`` the codegen target as
+    stored; ``trials_total`` the budget (default: what ``driver.trials()`` says)."""
+
+    driver: JobDriver
     name: str
-    state: JobState
-    priority: int
-    target: str
+    device_pool: str
     tasks: tuple[str, ...]
-    trials_done: int
-    trials_total: int
-    detail: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class JobSpec:
-    """What a user submits: workloads (spec strings) or a model, a budget, a priority.
-
-    ``warm_start`` names a schedule library folder: each task first measures the library's
-    schedules applied to it, and the search continues from them (``reuse_only``: it stops
-    there, with the untuned workload measured as the fallback)."""
-
-    workloads: tuple[str, ...] = ()
+    target: str = ""
     model: str | None = None
-    trials: int = 64
-    priority: int = 0
-    target: str = "llvm"
-    name: str | None = None
-    warm_start: str | None = None
-    reuse_only: bool = False
-
-
-class Control(Protocol):
-    """Job controls the dashboard and CLI use. Each change emits a ``job`` event."""
-
-    def submit(self, spec: JobSpec) -> str: ...
-
-    def pause(self, job: str, reason: str | None = None) -> None: ...
-
-    def resume(self, job: str) -> None: ...
-
-    def reprioritize(self, job: str, priority: int) -> None: ...
-
-    def cancel(self, job: str) -> None: ...
-
-    def list(self) -> list[JobInfo]: ...
+    trials_total: int | None = None

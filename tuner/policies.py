@@ -14,17 +14,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tuner._base import (
-    TERMINAL_STATES,
-    Assignment,
-    JobState,
-    JobView,
-    Policy,
-    StageKind,
-    StageRequest,
-    TunerError,
-    resource_pool,
-)
+from collectors.jobs import TERMINAL_STATES, JobState, StageKind
+from tuner._base import Assignment, JobView, Policy, StageRequest, TunerError, resource_pool
 
 
 def active_jobs(jobs: Mapping[str, JobView]) -> list[JobView]:

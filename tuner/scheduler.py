@@ -13,7 +13,6 @@ is closed with ``cancelled=True`` after its running stage ends (simulated stages
 
 from __future__ import annotations
 
-import inspect
 import logging
 import secrets
 import threading
@@ -25,17 +24,14 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from collectors.events import JobEvent, StageEvent
+from collectors.jobs import TERMINAL_STATES, Catalog, JobInfo, JobSpec, JobState, StageKind
 from tuner._base import (
     CLIENT_POOL,
-    TERMINAL_STATES,
     Assignment,
     JobDriver,
-    JobInfo,
-    JobSpec,
-    JobState,
     JobView,
+    PlannedJob,
     Policy,
-    StageKind,
     StageRequest,
     StageResult,
     TunerError,
@@ -50,7 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DriverFactory = Callable[[str, JobSpec], JobDriver]
+JobFactory = Callable[[str, JobSpec], PlannedJob]
 
 
 @dataclass
@@ -115,10 +111,10 @@ class Scheduler:
     """Runs jobs' stages on exclusive resources under a policy; implements ``Control``.
 
     ``resources`` name the machines' parts, e.g. ``["client:0", "device:llvm:0"]``. ``sink``
-    receives job and stage events (its clock should match ``clock``). ``driver_factory``
-    builds a driver for ``submit(spec)`` from the new job's id and the spec. Job ids look like
-    ``j3-7f2a``: submission number and ``id_prefix`` (random unless given, and not used by any
-    job already in the sink's store).
+    receives job and stage events (its clock should match ``clock``). ``job_factory`` plans a
+    job for ``submit(spec)`` from the new job's id and the spec (``tuner.engine`` gives the
+    real one). Job ids look like ``j3-7f2a``: submission number and ``id_prefix`` (random
+    unless given, and not used by any job already in the sink's store).
 
     Every public method is thread-safe: changes happen under one lock and wake the loop by
     posting a dispatch pass onto the clock, so the dashboard and the CLI may call the controls
@@ -132,7 +128,7 @@ class Scheduler:
         *,
         clock: Clock,
         sink: EventSink | None = None,
-        driver_factory: DriverFactory | None = None,
+        job_factory: JobFactory | None = None,
         id_prefix: str | None = None,
     ) -> None:
         names = list(resources)
@@ -152,7 +148,7 @@ class Scheduler:
         self.policy = policy
         self.clock = clock
         self.sink = sink
-        self.driver_factory = driver_factory
+        self.job_factory = job_factory
         self.id_prefix = id_prefix if id_prefix is not None else _fresh_prefix(sink)
         self.stats = SchedulerStats()
         self._simulated = clock.kind == "sim"
@@ -217,49 +213,39 @@ class Scheduler:
         )
 
     def submit(self, spec: JobSpec) -> str:
-        """Build a driver with ``driver_factory`` and queue the job (``Control``).
-
-        The factory is called as ``factory(job_id, spec)``, with ``sink=`` the scheduler's sink
-        too when it takes a ``sink`` argument (drivers emit task and record events through it).
-        The driver may name its ``device_pool`` and ``tasks`` as attributes; otherwise the
-        pool is ``device:<target>`` or the only device pool, and the tasks are the workloads.
-        """
-        if self.driver_factory is None:
-            raise TunerError("this scheduler cannot build jobs from a spec (no driver factory)")
+        """Plan the job with ``job_factory`` and queue it (``Control``)."""
+        if self.job_factory is None:
+            raise TunerError("this scheduler cannot build jobs from a spec (no job factory)")
         if not isinstance(spec, JobSpec):
             raise TunerError(f"submit takes a JobSpec, got {type(spec).__name__}")
-        _check_int("trials", spec.trials)
-        if spec.trials <= 0:
-            raise TunerError(f"trials must be > 0, got {spec.trials}")
-        _check_int("priority", spec.priority)
-        # The factory may compile models: call it outside the lock, with a reserved id.
+        # The factory may import models: call it outside the lock, with a reserved id.
         order, job_id = self._reserve_id()
-        if _takes_sink(self.driver_factory):
-            driver = self.driver_factory(job_id, spec, sink=self.sink)  # type: ignore[call-arg]
-        else:
-            driver = self.driver_factory(job_id, spec)
-        if not isinstance(driver, JobDriver):
-            raise TunerError(f"the driver factory returned {type(driver).__name__}")
-        name = spec.name or spec.model or (spec.workloads[0] if spec.workloads else job_id)
+        plan = self.job_factory(job_id, spec)
+        if not isinstance(plan, PlannedJob):
+            raise TunerError(f"the job factory returned {type(plan).__name__}")
         try:
-            device_pool = getattr(driver, "device_pool", None) or self._device_pool_for(spec.target)
-            self._check_pools(name, device_pool)
+            self._check_pools(plan.name, plan.device_pool)
         except TunerError:
-            driver.close(cancelled=True)
+            plan.driver.close(cancelled=True)
             raise
-        tasks = getattr(driver, "tasks", None) or spec.workloads
+        total = plan.trials_total
         return self._register(
             order,
             job_id,
-            driver,
-            name=name,
-            target=spec.target,
-            device_pool=device_pool,
-            tasks=tuple(str(t) for t in tasks),
-            trials_total=driver.trials()[1] or spec.trials,
+            plan.driver,
+            name=plan.name,
+            target=plan.target,
+            device_pool=plan.device_pool,
+            tasks=plan.tasks,
+            trials_total=plan.driver.trials()[1] if total is None else total,
             priority=spec.priority,
-            model=spec.model,
+            model=plan.model,
         )
+
+    def catalog(self) -> Catalog:
+        """The device pools jobs may name (``Control``): ``llvm``, ``rpc:KEY``..."""
+        devices = [p.removeprefix("device:") for p in self._pools if p != CLIENT_POOL]
+        return Catalog(devices=tuple(devices))
 
     def _reserve_id(self) -> tuple[int, str]:
         with self._lock:
@@ -287,15 +273,6 @@ class Scheduler:
             self._emit_job(job, "submitted")
             self._kick()
         return job_id
-
-    def _device_pool_for(self, target: str) -> str:
-        wanted = f"device:{target}"
-        if wanted in self._pools:
-            return wanted
-        devices = [p for p in self._pools if p != CLIENT_POOL]
-        if len(devices) == 1:
-            return devices[0]
-        raise TunerError(f"no device pool for target {target!r}; pools: {', '.join(self._pools)}")
 
     # --- control --------------------------------------------------------------------------
 
@@ -377,6 +354,7 @@ class Scheduler:
                         trials_done=done,
                         trials_total=total,
                         detail=j.detail,
+                        model=j.model,
                     )
                 )
             return out
@@ -725,7 +703,12 @@ class Scheduler:
             self._emit_job(job, "failed", job.detail)
             return
         done, _ = self._trials(job)
-        job.detail = f"{done} trials"
+        notes = [f"{done} trials"]
+        try:
+            note = self._call_driver(job.driver.finish_note)
+        except Exception as exc:
+            note = f"no finish note: {type(exc).__name__}: {exc}"
+        job.detail = "; ".join([*notes, note] if note else notes)
         self._emit_job(job, "finished", job.detail)
 
     def _fail(self, job: _Job, detail: str) -> None:
@@ -820,14 +803,6 @@ class Scheduler:
             error=error,
             candidates=result.candidates if result is not None else None,
         )
-
-
-def _takes_sink(factory: Callable[..., Any]) -> bool:
-    try:
-        params = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == "sink" or p.kind is p.VAR_KEYWORD for p in params)
 
 
 def _fresh_prefix(sink: EventSink | None) -> str:

@@ -24,15 +24,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from collectors.events import RecordEvent, TaskEvent
-from tuner._base import (
-    CLIENT_POOL,
-    STAGE_ORDER,
-    JobDriver,
-    StageKind,
-    StageResult,
-    TunerError,
-    pool_for,
-)
+from collectors.jobs import STAGE_ORDER, StageKind
+from tuner._base import CLIENT_POOL, JobDriver, StageResult, TunerError, pool_for
 from tuner.clock import SimClock
 from tuner.scheduler import Scheduler
 

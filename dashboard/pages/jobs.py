@@ -1,7 +1,8 @@
 """Jobs: state, progress and priority of every job, and the controls that steer them.
 
-New jobs tune workload specs or a model: a zoo model by name, or a model file uploaded into
-the dashboard's managed folder (the browser never names a path on the server).
+New jobs tune workload specs or a model: a zoo model by name (those the tuner's catalog
+offers), or a model file uploaded into the dashboard's managed folder (the browser never
+names a path on the server), on one of the tuner's devices.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pandas as pd
 from dash import Dash, Input, Output, State, dash_table, dcc, html, no_update
 from dash import ctx as callback_ctx
 
+from collectors.jobs import Catalog, JobInfo, JobSpec
 from dashboard.context import AppContext
 from dashboard.data import Snapshot
 from dashboard.pages.common import (
@@ -26,7 +28,6 @@ from dashboard.pages.common import (
     upload_zone,
 )
 from dashboard.uploads import UploadError, format_size
-from tuner._base import JobInfo, JobSpec
 
 NAME = "jobs"
 PATH = "/jobs"
@@ -42,8 +43,6 @@ START_CHOICES = {
     "warm": "the schedule library, then search (warm start)",
     "reuse": "library schedules only (no search)",
 }
-# Models built into the tuner (tuner.models.zoo), submitted by name.
-ZOO_MODELS = ("zoo:cnn", "zoo:mobilenet", "zoo:resnet", "zoo:mlp")
 
 COLUMNS = [
     {"name": "job", "id": "job"},
@@ -114,14 +113,17 @@ def parse_submission(
     name: str | None,
     start: str | None = None,
     library: str | None = None,
+    device: str | None = None,
 ) -> JobSpec:
     """A JobSpec from the submit form, or FormError naming the field that is wrong.
 
-    ``model`` is a zoo name or the path of an uploaded model, as ``resolve_model`` gives it.
-    ``start`` is one of ``START_CHOICES`` (default ``cold``); starting from the schedule
-    library needs the dashboard's ``library``.
+    ``workloads`` holds one spec per line (a line of comma-joined specs is one task each, as
+    ``tuneloom tune --workload`` reads it); ``model`` is a zoo name or the path of an uploaded
+    model, as ``resolve_model`` gives it. ``start`` is one of ``START_CHOICES`` (default
+    ``cold``); starting from the schedule library needs the dashboard's ``library``.
+    ``device`` is one of the tuner's devices (None: its default).
     """
-    specs = tuple(s.strip() for s in re.split(r"[\n,;]+", workloads or "") if s.strip())
+    specs = tuple(s.strip() for s in re.split(r"[\n;]+", workloads or "") if s.strip())
     model = (model or "").strip() or None
     if not specs and model is None:
         raise FormError(
@@ -149,9 +151,19 @@ def parse_submission(
         raise FormError("This dashboard has no schedule library to start a job from.")
     return JobSpec(
         workloads=specs, model=model, trials=int(trials), priority=parse_priority(priority),
-        target=target, name=name, warm_start=library if start != "cold" else None,
-        reuse_only=start == "reuse",
+        target=target, device=device or None, name=name,
+        warm_start=library if start != "cold" else None, reuse_only=start == "reuse",
     )  # fmt: skip
+
+
+def catalog(ctx: AppContext) -> Catalog:
+    """What the attached tuner takes (zoo models, devices); empty without a tuner."""
+    if ctx.control is None:
+        return Catalog()
+    try:
+        return ctx.control.catalog()
+    except Exception:  # the form still works with workload specs and the default device
+        return Catalog()
 
 
 def resolve_model(ctx: AppContext, zoo: Any, upload_id: Any) -> tuple[str | None, str | None]:
@@ -162,8 +174,9 @@ def resolve_model(ctx: AppContext, zoo: Any, upload_id: Any) -> tuple[str | None
     raises FormError.
     """
     zoo = zoo or None
-    if zoo is not None and zoo not in ZOO_MODELS:
-        raise FormError(f"Unknown zoo model {zoo!r} (zoo: {', '.join(ZOO_MODELS)}).")
+    models = catalog(ctx).models
+    if zoo is not None and zoo not in models:
+        raise FormError(f"Unknown zoo model {zoo!r} (zoo: {', '.join(models) or 'none'}).")
     if upload_id:
         if zoo is not None:
             raise FormError("Choose a zoo model or upload a model file, not both.")
@@ -322,6 +335,7 @@ def _controls(disabled: bool) -> list[Any]:
 
 def _submit_form(ctx: AppContext, disabled: bool) -> list[Any]:
     no_library = ctx.library is None
+    offered = catalog(ctx)
     fields = [
         field(
             "Workloads (one spec per line)",
@@ -333,7 +347,7 @@ def _submit_form(ctx: AppContext, disabled: bool) -> list[Any]:
             "Zoo model",
             dcc.Dropdown(
                 id="submit-zoo",
-                options=[{"label": m, "value": m} for m in ZOO_MODELS],
+                options=[{"label": m, "value": m} for m in offered.models],
                 placeholder="optional",
                 disabled=disabled,
             ),
@@ -346,6 +360,17 @@ def _submit_form(ctx: AppContext, disabled: bool) -> list[Any]:
         ),
         field("Priority", dcc.Input(id="submit-priority", type="number", value=0, step=1), "form"),
         field("Target", dcc.Input(id="submit-target", type="text", value="llvm"), "form"),
+        field(
+            "Device",
+            dcc.Dropdown(
+                id="submit-device",
+                options=[{"label": d, "value": d} for d in offered.devices],
+                value=offered.devices[0] if offered.devices else None,
+                clearable=False,
+                disabled=disabled,
+            ),
+            "form",
+        ),
         field("Name", dcc.Input(id="submit-name", type="text", placeholder="optional"), "form"),
         field(
             "Start from",
@@ -450,15 +475,18 @@ def register(app: Dash, ctx: AppContext) -> None:
         State("submit-trials", "value"),
         State("submit-priority", "value"),
         State("submit-target", "value"),
+        State("submit-device", "value"),
         State("submit-name", "value"),
         State("submit-start", "value"),
         State("token-store", "data"),
         prevent_initial_call=True,
     )
-    def submit(_n: Any, workloads, zoo, upload_id, trials, priority, target, name, start, token):
+    def submit(
+        _n: Any, workloads, zoo, upload_id, trials, priority, target, device, name, start, token
+    ):
         done, message = submit_job(
             ctx, token, zoo=zoo, model_upload=upload_id, workloads=workloads, trials=trials,
-            priority=priority, target=target, name=name, start=start,
+            priority=priority, target=target, device=device, name=name, start=start,
         )  # fmt: skip
         return message, _message_class(done), ctx.revision() if done else no_update
 

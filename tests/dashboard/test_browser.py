@@ -9,6 +9,7 @@ import pytest
 
 from collectors.events import JobEvent, RecordEvent, TaskEvent
 from collectors.hub import Hub
+from collectors.jobs import TERMINAL_STATES, JobState, StageKind
 from collectors.memory_store import MemoryStore
 from collectors.sink import EventSink
 from dashboard.access import Access
@@ -16,7 +17,6 @@ from dashboard.app import create_app
 from dashboard.figures.convergence import REUSED_NAME
 from tests.dashboard.browser import drawn, served
 from tests.dashboard.reuse_history import reuse_history
-from tuner._base import TERMINAL_STATES, JobState, StageKind
 from tuner.clock import WallClock
 from tuner.scheduler import Scheduler
 from tuner.simulation import SimulatedDriver, StageTimes
@@ -216,7 +216,7 @@ def tvm_record_store() -> tuple[MemoryStore, int]:
     from tvm.s_tir.schedule import Schedule
 
     from tests.dashboard.tvm_records import plain_json
-    from tuner.workloads import workload_module
+    from tuner.metaschedule.workloads import workload_module
 
     mod = workload_module("matmul:64")
     sch = Schedule(mod)
@@ -237,7 +237,7 @@ def tvm_record_store() -> tuple[MemoryStore, int]:
 
 def test_a_record_opens_in_the_inspector_with_tir_and_assembly(page) -> None:
     pytest.importorskip("tvm")
-    from tuner.metaschedule_inspect import MetaScheduleInspector
+    from tuner.metaschedule.inspector import MetaScheduleInspector
 
     tab, console = page
     store, pos = tvm_record_store()

@@ -110,7 +110,7 @@ def test_an_imported_metaschedule_database_joins_the_servers_schedule_library(
     tmp_path: Path,
 ) -> None:
     from tuneloom.commands.library import database_joiner
-    from tuner.metaschedule_library import ScheduleLibrary
+    from tuner.metaschedule.library import ScheduleLibrary
 
     folder = tmp_path / "library"
     ctx = app_ctx(MemoryStore(), on_database_imported=database_joiner(str(folder)))

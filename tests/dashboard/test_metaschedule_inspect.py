@@ -12,7 +12,7 @@ from collectors.memory_store import MemoryStore
 from collectors.sink import EventSink
 from dashboard.codeviews import CodeViews
 from tests.dashboard.tvm_records import plain_json
-from tuner.metaschedule_inspect import InspectError, MetaScheduleInspector, trace_json
+from tuner.metaschedule.inspector import InspectError, MetaScheduleInspector, trace_json
 
 tvm = pytest.importorskip("tvm")
 pytestmark = pytest.mark.slow
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 def scheduled_trace(spec: str = "matmul:64") -> str:
     from tvm.s_tir.schedule import Schedule
 
-    from tuner.workloads import workload_module
+    from tuner.metaschedule.workloads import workload_module
 
     sch = Schedule(workload_module(spec))
     i, j, _ = sch.get_loops(sch.get_sblock("C"))
@@ -54,7 +54,7 @@ def test_a_metaschedule_trace_replays_to_tir_llvm_ir_and_assembly() -> None:
 def test_workloads_come_from_metaschedule_databases(tmp_path: Path) -> None:
     from tvm.s_tir import meta_schedule as ms
 
-    from tuner.workloads import workload_module
+    from tuner.metaschedule.workloads import workload_module
 
     # A task name that is not a workload spec: only the database knows the workload.
     line = ms.database.Workload(workload_module("matmul:64")).as_json()
@@ -72,7 +72,7 @@ def test_the_jobs_own_database_is_found_through_its_task_event(tmp_path: Path) -
     from tvm.s_tir import meta_schedule as ms
 
     from collectors.events import TaskEvent
-    from tuner.workloads import workload_module
+    from tuner.metaschedule.workloads import workload_module
 
     line = ms.database.Workload(workload_module("matmul:64")).as_json()
     (tmp_path / "database_workload.json").write_text(json.dumps([str(line[0]), str(line[1])]))

@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 from plotly.utils import PlotlyJSONEncoder
 
+from collectors.jobs import JobInfo, JobSpec
 from collectors.memory_store import MemoryStore
 from dashboard.access import Access
 from dashboard.app import create_app, parts
 from dashboard.context import AppContext
 from dashboard.pages import jobs
 from tests.dashboard.browser import served
-from tuner._base import JobInfo, JobSpec, TunerError
+from tuner._base import TunerError
 
 MODEL_BYTES = b"\x08\x07\x12\x04test" + bytes(range(256)) * 4  # opaque to the dashboard
 
@@ -171,9 +172,11 @@ def test_a_dashboard_without_a_tuner_offers_no_model_upload(tmp_path: Path) -> N
 @pytest.mark.slow
 def test_the_real_scheduler_refuses_a_corrupt_model_and_the_page_says_why(tmp_path: Path) -> None:
     pytest.importorskip("tvm")
+    from tuner.engine import driver_factory
+
     from collectors.sink import EventSink
     from tuner.clock import WallClock
-    from tuner.metaschedule import StageWorkers, driver_factory
+    from tuner.metaschedule.workers import StageWorkers
     from tuner.scheduler import Scheduler
 
     store = MemoryStore()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from collectors.events import RecordEvent
+from collectors.jobs import JobState
 from collectors.memory_store import MemoryStore
 from collectors.sink import EventSink
 from dashboard.access import Access
@@ -13,7 +14,6 @@ from dashboard.context import AppContext
 from dashboard.pages import convergence, inspector, jobs, records, timeline
 from dashboard.shell import job_options, task_options, window_from_inputs
 from tests.dashboard.synthetic import synthetic_history
-from tuner._base import JobState
 from tuner.clock import SimClock
 from tuner.scheduler import Scheduler
 from tuner.simulation import DISTRIBUTIONS, SimulatedDriver

@@ -54,7 +54,7 @@ def test_an_unknown_sample_is_one_clear_error(capsys: pytest.CaptureFixture[str]
 
 def test_the_model_sample_is_one_model_job_whose_code_the_inspector_shows() -> None:
     from tuneloom.samples import sample_databases
-    from tuner.metaschedule_inspect import MetaScheduleInspector
+    from tuner.metaschedule.inspector import MetaScheduleInspector
 
     store = MemoryStore()
     load_sample("tune-cnn-model", store)

@@ -10,7 +10,7 @@ from scheduling_helpers import make_sink
 
 from collectors.sink import EventSink
 from tuner.clock import SimClock
-from tuner.metaschedule_library import ScheduleLibrary
+from tuner.metaschedule.library import ScheduleLibrary
 
 # The workloads of the short real tuning job that fills the reuse tests' library.
 REUSE_SPECS = ("matmul:64", "conv2d:1x8x16x16,16x3x3,pad=1", "dense:1x256x128")
@@ -33,7 +33,7 @@ def sim_sink(sim_clock: SimClock) -> EventSink:
 
 @pytest.fixture(scope="session")
 def target() -> dict:
-    from tuner.metaschedule import target_config
+    from tuner.metaschedule.targets import target_config
 
     return target_config("llvm", 1)
 
@@ -45,8 +45,10 @@ def tuned(tmp_path_factory: pytest.TempPathFactory, target: dict) -> Iterator[tu
     from collectors.memory_store import MemoryStore
     from collectors.sink import EventSink
     from tuner.clock import WallClock
-    from tuner.metaschedule import SMALL_SEARCH, MetaScheduleDriver, StageWorkers
-    from tuner.metaschedule_run import EvalConfig
+    from tuner.metaschedule.driver import MetaScheduleDriver
+    from tuner.metaschedule.run import EvalConfig
+    from tuner.metaschedule.settings import SMALL_SEARCH
+    from tuner.metaschedule.workers import StageWorkers
     from tuner.scheduler import Scheduler
 
     db = tmp_path_factory.mktemp("job") / "db"
@@ -80,7 +82,7 @@ def library(tmp_path_factory: pytest.TempPathFactory, tuned: tuple[Path, dict]) 
 @pytest.fixture(scope="session")
 def cnn_tasks(target: dict) -> list:
     pytest.importorskip("onnx", reason="the models extra (onnx) is not installed")
-    from tuner.metaschedule import model_tasks
+    from tuner.models.tasks import model_tasks
     from tuner.models.zoo import build_onnx
 
     return model_tasks(build_onnx("cnn", image_size=16), target)[1]

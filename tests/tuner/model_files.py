@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from tuner.models.baselines import configure_tensorflow_threads
-from tuner.models.loaders import import_tensorflow
+from tuner.models.frameworks import import_tensorflow
 from tuner.models.zoo import build_keras, build_onnx
 
 TEST_THREADS = 2

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from tuner.metaschedule_run import DeviceUnavailable, tracker_servers
+from tuner.metaschedule.run import DeviceUnavailable, tracker_servers
 
 HOST = "127.0.0.1"
 

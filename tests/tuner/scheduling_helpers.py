@@ -8,9 +8,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from collectors.events import JobEvent, StageEvent
+from collectors.jobs import STAGE_ORDER, StageKind
 from collectors.memory_store import MemoryStore
 from collectors.sink import EventSink
-from tuner._base import STAGE_ORDER, JobDriver, StageKind, StageResult
+from tuner._base import JobDriver, StageResult
 from tuner.clock import Clock
 
 # select 3 s, build 1 s, profile 4 s, update 2 s: distinct, small, easy to add up by hand.

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tuner.cpus import CpuPlan, available_cpus, plan_cpus
-from tuner.metaschedule_worker import PinnedWorker
+from tuner.metaschedule.processes import PinnedWorker
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 

@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tuner.metaschedule_library import (
+from tuner.metaschedule.library import (
     MARKER,
     LibraryError,
     ScheduleLibrary,
     describe_workload,
     target_key,
 )
-from tuner.workloads import workload_module
+from tuner.metaschedule.workloads import workload_module
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample_logs" / "metaschedule-matmul-128"
@@ -287,7 +287,8 @@ def test_op_classes_of_model_tasks() -> None:
     pytest.importorskip("onnx", reason="the models extra (onnx) is not installed")
     from onnx import TensorProto, helper, numpy_helper
 
-    from tuner.metaschedule import model_tasks, target_config
+    from tuner.metaschedule.targets import target_config
+    from tuner.models.tasks import model_tasks
 
     rng = np.random.default_rng(0)
 

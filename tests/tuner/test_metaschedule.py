@@ -21,24 +21,21 @@ import psutil
 import pytest
 
 from collectors.events import RecordEvent, StageEvent, TaskEvent
+from collectors.importers.metaschedule import RECORD_FILE as DB_RECORDS
+from collectors.importers.metaschedule import WORKLOAD_FILE as DB_WORKLOAD
+from collectors.jobs import StageKind
 from collectors.memory_store import MemoryStore
 from collectors.sink import EventSink
 from collectors.sqlite_store import SQLiteStore
-from tuner._base import StageKind, TunerError
-from tuner.metaschedule import (
-    DB_RECORDS,
-    DB_WORKLOAD,
-    SMALL_SEARCH,
-    DeviceLost,
-    MetaScheduleDriver,
-    StageWorkers,
-    split_job_target,
-    target_config,
-)
-from tuner.metaschedule_build import BuildPool
-from tuner.metaschedule_run import EvalConfig, LocalProfiler, ProfileBatch
-from tuner.metaschedule_worker import PinnedWorker, WorkerCrashed, WorkerTimeout
-from tuner.workloads import parse_workload, workload_module
+from tuner._base import TunerError
+from tuner.metaschedule.build import BuildPool
+from tuner.metaschedule.driver import DeviceLost, MetaScheduleDriver
+from tuner.metaschedule.processes import PinnedWorker, WorkerCrashed, WorkerTimeout
+from tuner.metaschedule.run import EvalConfig, LocalProfiler, ProfileBatch
+from tuner.metaschedule.settings import SMALL_SEARCH
+from tuner.metaschedule.targets import target_config
+from tuner.metaschedule.workers import StageWorkers
+from tuner.metaschedule.workloads import parse_workload, workload_module
 
 MATMUL_ARGS = [["TENSOR", "float32", [16, 16]]] * 3
 
@@ -231,8 +228,6 @@ def test_targets_fill_in_the_host_cpu_and_device_cores() -> None:
     for bad, why in [("cuda", "unknown target 'cuda'"), ("{nope", "not valid JSON")]:
         with pytest.raises(TunerError, match=why):
             target_config(bad, 1)
-    assert split_job_target("llvm") == ("device:llvm", "llvm")
-    assert split_job_target("rpc:cpu") == ("device:rpc:cpu", "llvm")
 
 
 # --- the driver -----------------------------------------------------------------------------
@@ -548,9 +543,10 @@ def test_close_mid_batch_removes_built_libraries(workers: StageWorkers, tmp_path
 def test_jobs_submitted_as_specs_run_through_the_driver_factory(
     workers: StageWorkers, tmp_path: Path
 ) -> None:
-    from tuner._base import JobSpec
+    from tuner.engine import driver_factory
+
+    from collectors.jobs import JobSpec
     from tuner.clock import WallClock
-    from tuner.metaschedule import driver_factory
     from tuner.scheduler import Scheduler
 
     store, sink = make_sink()

@@ -60,7 +60,7 @@ def tiny_onnx_model() -> LoadedModel:
 
 @pytest.fixture(scope="module")
 def target() -> dict:
-    from tuner.metaschedule import target_config
+    from tuner.metaschedule.targets import target_config
 
     return target_config("llvm", 1)
 
@@ -118,7 +118,9 @@ def test_model_job_tunes_saves_and_runs_in_a_fresh_process(
     model: LoadedModel, tasks: list, target: dict, tmp_path: Path
 ) -> None:
     from tuner.clock import WallClock
-    from tuner.metaschedule import SMALL_SEARCH, MetaScheduleDriver, StageWorkers
+    from tuner.metaschedule.driver import MetaScheduleDriver
+    from tuner.metaschedule.settings import SMALL_SEARCH
+    from tuner.metaschedule.workers import StageWorkers
     from tuner.models.compiled import compile_model, load_compiled, save_compiled
     from tuner.scheduler import Scheduler
 

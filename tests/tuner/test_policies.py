@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tuner._base import (
-    Assignment,
-    JobState,
-    JobView,
-    StageKind,
-    StageRequest,
-    TunerError,
-    pool_for,
-)
+from collectors.jobs import JobState, StageKind
+from tuner._base import Assignment, JobView, StageRequest, TunerError, pool_for
 from tuner.policies import POLICIES, Priority, ShortestRemaining, create_policy
 
 DEVICE = "device:llvm"

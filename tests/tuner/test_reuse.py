@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tuner.metaschedule_library import LibraryEntry, ScheduleLibrary, WorkloadInfo, target_key
-from tuner.metaschedule_reuse import (
+from tuner.metaschedule.library import LibraryEntry, ScheduleLibrary, WorkloadInfo, target_key
+from tuner.metaschedule.reuse import (
     ANCHOR_TRANSFER,
     REPLAY,
     apply_schedule,
@@ -249,9 +249,9 @@ def test_the_trace_tile_decisions_on_the_anchor_loops_are_refitted() -> None:
 def test_a_plan_offers_refitted_and_tuned_tile_sizes_when_they_differ(tmp_path: Path) -> None:
     """The shipped matmul-128 database on a 96^3 matmul: its tile sizes do not divide 96, so
     the plan offers the refitted schedule and the replay's own choice (they differ here)."""
-    from tuner.metaschedule import trace_json_text
-    from tuner.tasks import workload_tasks
-    from tuner.workloads import parse_workload
+    from tuner.metaschedule.tasks import workload_tasks
+    from tuner.metaschedule.traces import trace_json_text
+    from tuner.metaschedule.workloads import parse_workload
 
     sample = Path(__file__).resolve().parents[2] / "sample_logs" / "metaschedule-matmul-128"
     library = ScheduleLibrary(tmp_path / "lib", create=True)
@@ -296,7 +296,7 @@ def run_kernel(mod, target: dict, inputs: list[np.ndarray], out_shape: tuple) ->
 def test_a_matmul_64_schedule_runs_matmul_128_correctly_and_faster(
     library: ScheduleLibrary, target: dict
 ) -> None:
-    from tuner.workloads import workload_module
+    from tuner.metaschedule.workloads import workload_module
 
     source = by_task(library, "matmul:64x64x64")
     assert source.op_class == "dense" and source.model == "specs"
@@ -315,8 +315,8 @@ def test_a_matmul_64_schedule_runs_matmul_128_correctly_and_faster(
 def test_on_an_awkward_extent_the_tiles_are_refitted_and_the_result_is_right(
     library: ScheduleLibrary, target: dict
 ) -> None:
-    from tuner.metaschedule import trace_json_text
-    from tuner.workloads import workload_module
+    from tuner.metaschedule.traces import trace_json_text
+    from tuner.metaschedule.workloads import workload_module
 
     source = by_task(library, "matmul:64x64x64")
     applied = apply_schedule(source, workload_module("matmul:200"), target)
@@ -349,7 +349,7 @@ def test_a_conv_schedule_moves_to_a_fused_conv_by_anchor_transfer(
 def test_schedules_that_do_not_fit_are_dropped_with_the_reason(
     library: ScheduleLibrary, target: dict
 ) -> None:
-    from tuner.workloads import workload_module
+    from tuner.metaschedule.workloads import workload_module
 
     conv = by_task(library, "conv2d:1x8x16x16,16x3x3,stride=1,pad=1")
     unpadded = apply_schedule(conv, workload_module("conv2d:1x8x16x16,16x3x3"), target)
@@ -391,7 +391,7 @@ def test_a_model_plan_reports_sources_per_task_and_falls_back_to_untuned(
 
 def split_database(db: Path, out: Path, keep: str) -> Path:
     """The part of a database whose workloads' op spec starts with ``keep`` (renumbered)."""
-    from tuner.metaschedule_library import describe_workload, load_workload
+    from tuner.metaschedule.library import describe_workload, load_workload
 
     out.mkdir()
     workloads = [json.loads(x) for x in (db / WORKLOADS).read_text().splitlines() if x]
@@ -411,7 +411,7 @@ def split_database(db: Path, out: Path, keep: str) -> Path:
 def test_source_models_are_chosen_by_op_class_and_shape_overlap(
     tuned: tuple[Path, dict], tmp_path: Path, target: dict, cnn_tasks: list
 ) -> None:
-    from tuner.metaschedule import model_tasks
+    from tuner.models.tasks import model_tasks
     from tuner.models.zoo import build_onnx
 
     db, _ = tuned

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from collectors.events import RecordEvent, StageEvent, TaskEvent
+from collectors.jobs import JobSpec
 from collectors.memory_store import MemoryStore
 from collectors.reuse import UNTUNED, parse_reused
 from collectors.sink import EventSink
-from tuner._base import JobSpec, TunerError
-from tuner.metaschedule_library import ScheduleLibrary
-from tuner.metaschedule_reuse import ReuseSettings
+from tuner._base import TunerError
+from tuner.metaschedule.library import ScheduleLibrary
+from tuner.metaschedule.reuse import ReuseSettings
 
 pytestmark = pytest.mark.slow
 
@@ -27,8 +28,10 @@ def run_job(
     workloads: list[str], library: ScheduleLibrary, db: Path, *, only: bool, trials: int = 8
 ) -> tuple[object, MemoryStore]:
     from tuner.clock import WallClock
-    from tuner.metaschedule import SMALL_SEARCH, MetaScheduleDriver, StageWorkers
-    from tuner.metaschedule_run import EvalConfig
+    from tuner.metaschedule.driver import MetaScheduleDriver
+    from tuner.metaschedule.run import EvalConfig
+    from tuner.metaschedule.settings import SMALL_SEARCH
+    from tuner.metaschedule.workers import StageWorkers
     from tuner.scheduler import Scheduler
 
     store = MemoryStore()
@@ -119,8 +122,10 @@ def test_a_warm_started_job_measures_library_schedules_first_then_searches(
 
 
 def test_a_job_spec_with_a_bad_library_fails_at_submit(tmp_path: Path) -> None:
-    from tuner.metaschedule import StageWorkers, driver_factory
-    from tuner.metaschedule_library import LibraryError
+    from tuner.engine import driver_factory
+
+    from tuner.metaschedule.library import LibraryError
+    from tuner.metaschedule.workers import StageWorkers
 
     with StageWorkers() as workers:
         make = driver_factory(workers=workers, runs_dir=tmp_path, sink=None)
@@ -133,7 +138,8 @@ def test_a_job_spec_with_a_bad_library_fails_at_submit(tmp_path: Path) -> None:
 def test_naming_a_source_the_library_lacks_is_an_error(
     library: ScheduleLibrary, tmp_path: Path
 ) -> None:
-    from tuner.metaschedule import MetaScheduleDriver, StageWorkers
+    from tuner.metaschedule.driver import MetaScheduleDriver
+    from tuner.metaschedule.workers import StageWorkers
 
     with StageWorkers() as workers, pytest.raises(TunerError, match=r"no such source .*: nowhere"):
         MetaScheduleDriver(
@@ -146,9 +152,12 @@ def test_a_submitted_spec_starts_from_the_library_and_the_finished_job_joins_ano
     library: ScheduleLibrary, tmp_path: Path
 ) -> None:
     """What the Jobs page does: a JobSpec naming a library, through the driver factory."""
+    from tuner.engine import driver_factory
+
     from tuner.clock import WallClock
-    from tuner.metaschedule import SMALL_SEARCH, StageWorkers, driver_factory
-    from tuner.metaschedule_run import EvalConfig
+    from tuner.metaschedule.run import EvalConfig
+    from tuner.metaschedule.settings import SMALL_SEARCH
+    from tuner.metaschedule.workers import StageWorkers
     from tuner.scheduler import Scheduler
 
     store = MemoryStore()

@@ -17,12 +17,15 @@ import pytest
 from rpc_fixtures import free_port, rpc_cluster
 
 from collectors.events import RecordEvent
+from collectors.jobs import StageKind
 from collectors.memory_store import MemoryStore
 from collectors.sink import EventSink
-from tuner._base import StageKind, TunerError
-from tuner.metaschedule import SMALL_SEARCH, MetaScheduleDriver, StageWorkers
-from tuner.metaschedule_run import EvalConfig
-from tuner.rpc import RpcPool, discover, parse_rpc
+from tuner._base import TunerError
+from tuner.metaschedule.driver import MetaScheduleDriver
+from tuner.metaschedule.rpc import RpcPool, discover, parse_rpc
+from tuner.metaschedule.run import EvalConfig
+from tuner.metaschedule.settings import SMALL_SEARCH
+from tuner.metaschedule.workers import StageWorkers
 
 
 def test_parse_rpc_reads_host_port_key() -> None:

@@ -20,9 +20,10 @@ from scheduling_helpers import (
 )
 
 from collectors.events import JobEvent
+from collectors.jobs import STAGE_ORDER, JobSpec, JobState, StageKind
 from collectors.memory_store import MemoryStore
 from collectors.sink import EventSink
-from tuner._base import STAGE_ORDER, JobSpec, JobState, StageKind, TunerError
+from tuner._base import PlannedJob, TunerError
 from tuner.clock import SimClock, WallClock
 from tuner.policies import POLICIES, Priority, create_policy
 from tuner.scheduler import Scheduler
@@ -415,53 +416,48 @@ def test_bad_submissions_are_refused_and_nothing_is_queued() -> None:
         scheduler.submit_job(driver, **_job_info(name=""))
     with pytest.raises(TunerError, match="priority"):
         scheduler.submit_job(driver, **_job_info(priority=1.5))
-    with pytest.raises(TunerError, match="no driver factory"):
+    with pytest.raises(TunerError, match="no job factory"):
         scheduler.submit(JobSpec(workloads=("matmul:64",)))
     assert scheduler.list() == []
     assert sink.store.last_pos() == 0
 
 
-def test_submit_builds_drivers_with_the_factory() -> None:
+def _planned(driver: ScriptedDriver, spec: JobSpec, pool: str = "device:llvm") -> PlannedJob:
+    return PlannedJob(driver, spec.label, pool, spec.workloads, target="llvm")
+
+
+def test_submit_plans_jobs_with_the_factory() -> None:
     clock = SimClock()
     sink = make_sink(clock)
     built: list[tuple[str, JobSpec]] = []
 
-    def factory(job: str, spec: JobSpec) -> ScriptedDriver:
+    def factory(job: str, spec: JobSpec) -> PlannedJob:
         built.append((job, spec))
-        return ScriptedDriver(job, candidates=spec.trials)
+        pool = f"device:{spec.device}" if spec.device else "device:llvm"
+        return _planned(ScriptedDriver(job, candidates=spec.trials), spec, pool)
 
-    scheduler = Scheduler(RESOURCES, "interleaved", clock=clock, sink=sink, driver_factory=factory)
+    scheduler = Scheduler(RESOURCES, "interleaved", clock=clock, sink=sink, job_factory=factory)
     spec = JobSpec(workloads=("matmul:64",), trials=8, priority=2, name="mm")
     job = scheduler.submit(spec)
     assert built == [(job, spec)]
     info = scheduler.list()[0]
     assert (info.name, info.priority, info.tasks, info.trials_total) == ("mm", 2, ("matmul:64",), 8)
-    with pytest.raises(TunerError, match="no device pool for target 'cuda'"):
+    assert scheduler.catalog().devices == ("llvm",)
+    closed: list[ScriptedDriver] = []
+
+    def refused(job: str, spec: JobSpec) -> PlannedJob:
+        closed.append(ScriptedDriver(job))
+        return _planned(closed[-1], spec, "device:rpc:pi")
+
+    with pytest.raises(TunerError, match="pool 'device:rpc:pi'"):
+        Scheduler(RESOURCES, "interleaved", clock=clock, job_factory=refused).submit(spec)
+    assert closed[0].closed == [True]  # the refused job's driver is released
+    with pytest.raises(TunerError, match="returned ScriptedDriver"):
         Scheduler(
-            ["client:0", "device:llvm:0", "device:rpc:pi:0"],
-            "interleaved",
-            clock=clock,
-            driver_factory=factory,
-        ).submit(JobSpec(workloads=("m",), target="cuda"))
-    with pytest.raises(TunerError, match="trials must be > 0"):
-        scheduler.submit(JobSpec(workloads=("m",), trials=0))
+            RESOURCES, "interleaved", clock=clock, job_factory=lambda job, s: ScriptedDriver(job)
+        ).submit(spec)
     scheduler.run()
     assert changes(sink, job) == ["submitted", "started", "finished"]
-
-
-def test_a_factory_that_takes_a_sink_gets_the_schedulers() -> None:
-    clock = SimClock()
-    sink = make_sink(clock)
-    given: list[EventSink | None] = []
-
-    def factory(job: str, spec: JobSpec, *, sink: EventSink | None) -> ScriptedDriver:
-        given.append(sink)
-        return ScriptedDriver(job)
-
-    Scheduler(RESOURCES, "interleaved", clock=clock, sink=sink, driver_factory=factory).submit(
-        JobSpec(workloads=("m",))
-    )
-    assert given == [sink]
 
 
 def test_an_invalid_policy_decision_is_a_loud_bug() -> None:
@@ -529,11 +525,11 @@ def test_background_loop_takes_controls_from_other_threads() -> None:
     slow = {**TINY, StageKind.PROFILE: 0.05}
     made: dict[str, ScriptedDriver] = {}
 
-    def factory(job: str, spec: JobSpec) -> ScriptedDriver:
+    def factory(job: str, spec: JobSpec) -> PlannedJob:
         made[job] = ScriptedDriver(job, iterations=spec.trials, times=slow, sleep=True)
-        return made[job]
+        return _planned(made[job], spec)
 
-    scheduler = Scheduler(RESOURCES, "interleaved", clock=clock, sink=sink, driver_factory=factory)
+    scheduler = Scheduler(RESOURCES, "interleaved", clock=clock, sink=sink, job_factory=factory)
     scheduler.start_background()
     try:
         with pytest.raises(RuntimeError, match="background"):

@@ -8,9 +8,10 @@ import statistics
 
 import pytest
 
+from collectors.jobs import STAGE_ORDER, StageKind
 from collectors.memory_store import MemoryStore
 from collectors.sink import EventSink
-from tuner._base import STAGE_ORDER, StageKind, TunerError
+from tuner._base import TunerError
 from tuner.simulation import (
     DISTRIBUTIONS,
     THESIS_MEANS,

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tuner._base import TunerError
-from tuner.workloads import (
+from tuner.metaschedule.workloads import (
     GRAMMAR,
     parse_job_workloads,
     parse_workload,

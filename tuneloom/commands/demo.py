@@ -56,58 +56,44 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from collectors.hub import Hub
-    from collectors.sink import EventSink
+    from collectors.jobs import JobSpec
     from collectors.stores import open_store
     from dashboard.access import token_from_env
     from dashboard.server import serve
-    from tuner._base import JobSpec
-    from tuner.clock import WallClock
-    from tuner.metaschedule import StageWorkers, driver_factory
-    from tuner.metaschedule_inspect import MetaScheduleInspector
-    from tuner.policies import create_policy
-    from tuner.scheduler import Scheduler
+    from tuner.engine import Engine, EngineSettings
+    from tuner.metaschedule.inspector import MetaScheduleInspector
 
     if args.trials <= 0:
         raise UserError(f"--trials must be a positive integer, got {args.trials}")
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be between 0 and 65535, got {args.port}")
-    create_policy(args.policy)  # an unknown policy fails before anything starts
     limit = upload_limit_bytes(args.upload_limit)
     library = library_to_join(args)
 
     db = Path(args.db) if args.db else Path(tempfile.mkdtemp(prefix="tuneloom-demo-")) / "demo.db"
     runs_dir = db.parent / f"{db.stem}-runs"
+    settings = EngineSettings(
+        runs_dir=runs_dir,
+        policy=args.policy,
+        library=library.folder if library else None,
+        pause_on_stall=True,
+    )
     store = open_store(str(db))
     hub = Hub()
-    sink = EventSink(store, hub=hub)
-    workers = StageWorkers()
-    scheduler = Scheduler(
-        workers.resources,
-        args.policy,
-        clock=WallClock(),
-        sink=sink,
-        driver_factory=driver_factory(
-            workers=workers,
-            runs_dir=runs_dir,
-            sink=sink,
-            on_stall=lambda job, why: scheduler.pause(job, reason=why),
-            library=library,
-        ),
-    )
+    engine = Engine(settings, store=store, hub=hub)
     inspector = MetaScheduleInspector(store, database_dirs=[str(runs_dir)])
     try:
         if not args.no_jobs:
             for name, workloads, model in DEMO_JOBS:
                 spec = JobSpec(workloads=workloads, model=model, trials=args.trials, name=name)
-                scheduler.submit(spec)
-        workers.start()
-        scheduler.start_background()
+                engine.submit(spec)
+        engine.serve()
 
         def ready(url: str) -> None:
             print(f"tuneloom demo on {url} (policy {args.policy}; events in {db})", flush=True)
 
         serve(
-            store, scheduler, hub, inspector, host=args.host, port=args.port,
+            store, engine, hub, inspector, host=args.host, port=args.port,
             token=args.token or token_from_env(), title=f"demo ({args.policy})", ready=ready,
             samples=importable_samples(), uploads_dir=db.parent / f"{db.stem}-uploads",
             upload_limit=limit, library=str(library.folder) if library else None,
@@ -119,7 +105,6 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("tuneloom demo: stopped", file=sys.stderr)
     finally:
-        scheduler.stop()
-        workers.close()
+        engine.close()
         store.close()
     return 0

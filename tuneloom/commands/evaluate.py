@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneloom.cli import UserError, emit_result
-from tuneloom.commands.tune import add_model_options, model_settings
+from tuneloom.commands.options import add_model_options, model_settings
 
 DESCRIPTION = """\
 Compile MODEL (a zoo name such as zoo:cnn, or a .keras, .tflite or .onnx file or a TensorFlow
@@ -77,7 +77,7 @@ def timing_threads(requested: int | None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tuner.metaschedule import target_config
+    from tuner.metaschedule.targets import target_config
     from tuner.models._base import BASELINES
     from tuner.models.evaluate import evaluate_model
     from tuner.models.loaders import load_model

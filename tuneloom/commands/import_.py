@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
 def _add_to_library(folder: str | None, databases: list[Any]) -> dict[str, Any]:
     """Add imported MetaSchedule databases to the schedule library; a database the library
     refuses is reported, and the import (already stored) stands."""
-    from tuner.metaschedule_library import LibraryError
+    from tuner.metaschedule.library import LibraryError
 
     try:
         library = open_library(folder, create=True)

@@ -48,7 +48,7 @@ def add_library_option(parser: argparse.ArgumentParser, *, joins: str | None = N
 
 def open_library(folder: str | None, *, create: bool) -> Any:
     """The library at ``folder`` (or the default one); ``create`` makes a missing one."""
-    from tuner.metaschedule_library import ScheduleLibrary
+    from tuner.metaschedule.library import ScheduleLibrary
 
     path = Path(folder) if folder else default_library_path()
     return ScheduleLibrary(path, create=create)
@@ -58,7 +58,7 @@ def library_to_join(args: argparse.Namespace) -> Any:
     """The library finished jobs join (--library, else the default), or None with
     --no-library. A default library that cannot be created (say, a read-only home) is
     skipped with a warning; a --library that cannot be opened is an error."""
-    from tuner.metaschedule_library import LibraryError
+    from tuner.metaschedule.library import LibraryError
 
     if args.no_library:
         return None
@@ -77,7 +77,7 @@ def database_joiner(folder: str | None) -> Callable[[Path], str]:
     raises for a database the library refuses (the import it follows stands)."""
 
     def join(database: Path) -> str:
-        from tuner.metaschedule_library import LibraryError
+        from tuner.metaschedule.library import LibraryError
 
         try:
             library = open_library(folder, create=True)
@@ -96,7 +96,7 @@ def database_joiner(folder: str | None) -> Callable[[Path], str]:
 def add_to_library(library: Any, database: str | Path) -> dict[str, Any]:
     """``library.add_database(database)`` as plain JSON (``summary_json``), or
     ``{"path", "error"}`` when the library refuses it or cannot be written."""
-    from tuner.metaschedule_library import LibraryError
+    from tuner.metaschedule.library import LibraryError
 
     try:
         return summary_json(library.add_database(database))
@@ -155,7 +155,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_add(args: argparse.Namespace) -> int:
-    from tuner.metaschedule_library import LibraryError
+    from tuner.metaschedule.library import LibraryError
 
     library = open_library(args.library, create=True)
     added = []

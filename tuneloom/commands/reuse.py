@@ -10,15 +10,14 @@ from typing import Any
 from tuneloom.cli import UserError, emit_result
 from tuneloom.commands.evaluate import timing_threads
 from tuneloom.commands.library import add_library_option, default_library_path
-from tuneloom.commands.tune import (
-    TuneSettings,
+from tuneloom.commands.options import (
     add_measure_options,
     add_model_options,
     add_reuse_options,
-    check_settings,
+    engine_settings,
     model_settings,
-    reuse_settings,
-    tune_jobs,
+    model_spec_fields,
+    reuse_spec_fields,
 )
 
 DESCRIPTION = """\
@@ -78,6 +77,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from collectors.jobs import JobSpec
+    from tuner.engine import Engine
+    from tuner.metaschedule.library import ScheduleLibrary
+
     out = Path(args.db)
     if out.exists() and not out.is_dir():
         raise UserError(f"--db {out} exists and is not a folder")
@@ -87,59 +90,50 @@ def run(args: argparse.Namespace) -> int:
     if args.eval_repeat <= 0:
         raise UserError(f"--eval-repeat must be a positive integer, got {args.eval_repeat}")
     folder = args.library or str(default_library_path())
-    reuse = reuse_settings(args, folder, only=True)
-    if not reuse.library.entries():
+    reuse = reuse_spec_fields(args, folder, only=True)
+    library = ScheduleLibrary(reuse["warm_start"])
+    if not library.entries():
         raise UserError(f"the library {folder} holds no schedule yet; tune a model first")
-    tune_args = _as_tune_args(args, out)
-    checked: TuneSettings = check_settings(tune_args)
+    spec = JobSpec(model=args.model, target=args.target, **model_spec_fields(args), **reuse)
+    settings = engine_settings(args, out, None, compile_models=False)
+    store = args.store or str(out / "events.sqlite")
+    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    tuned = tune_jobs(
-        tune_args, checked, reuse=reuse, db_dir_of=lambda job_id: out, compile_models=False
-    )
-    (job,) = tuned["jobs"]
+    with Engine(settings, store=store) as engine:
+        engine.submit(spec, db_dir=out)
+        report = engine.run()
+    (job,) = report.jobs
+    assert job.reuse is not None
     result: dict[str, Any] = {
         "model": args.model,
         "library": folder,
         "db": str(out),
-        "store": tune_args.db,
-        "state": job["state"],
-        "reuse_s": tuned["wall_s"],  # the job's stages, as `tune` reports its wall_s
-        **_target_note(reuse.library, job),
-        "sources": job["reuse"]["sources"],
-        "source_scores": job["reuse"].get("source_scores", {}),
-        "covered": job["reuse"].get("covered"),
-        "tasks": job["reuse"]["tasks"],
+        "store": store,
+        "state": job.state,
+        "reuse_s": round(report.wall_s, 4),  # the job's stages, as `tune` reports its wall_s
+        **_target_note(library, job.reuse),
+        "sources": job.reuse["sources"],
+        "source_scores": job.reuse.get("source_scores", {}),
+        "covered": job.reuse.get("covered"),
+        "tasks": job.reuse["tasks"],
     }
-    if job["state"] == "finished" and not args.no_evaluate:
+    if job.state == "finished" and not args.no_evaluate:
         result["evaluate"] = _evaluate(args, out, threads)
     result["total_s"] = round(time.perf_counter() - started, 3)  # import and timing included
     emit_result(args, result, _human(result))
-    return 0 if job["state"] == "finished" else 1
+    return 0 if job.state == "finished" else 1
 
 
-def _as_tune_args(args: argparse.Namespace, out: Path) -> argparse.Namespace:
-    """The `tune` settings of a reuse job: the model, no search, the events store."""
-    store = args.store or str(out / "events.sqlite")
-    if not args.store:
-        out.mkdir(parents=True, exist_ok=True)
-    values = dict(vars(args))
-    values.update(
-        models=[args.model], workload=[], db=store, runs_dir=str(out), policy="interleaved",
-        trials=1, batch=16, population=512, seed=0,
-    )  # fmt: skip
-    return argparse.Namespace(**values)
-
-
-def _target_note(library: Any, job: dict[str, Any]) -> dict[str, Any]:
+def _target_note(library: Any, reuse: dict[str, Any]) -> dict[str, Any]:
     """A note when the library holds no schedule for this target at all."""
-    if job["reuse"]["sources"]:
+    if reuse["sources"]:
         return {}
     held = ", ".join(library.targets()) or "nothing"
     return {"note": f"no library schedule fits this model and target (the library holds: {held})"}
 
 
 def _evaluate(args: argparse.Namespace, out: Path, threads: int) -> dict:
-    from tuner.metaschedule import target_config
+    from tuner.metaschedule.targets import target_config
     from tuner.models.evaluate import evaluate_model
     from tuner.models.loaders import load_model
 

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from dashboard.access import token_from_env
     from dashboard.server import serve
     from tuneloom.samples import importable_samples
-    from tuner.metaschedule_inspect import MetaScheduleInspector
+    from tuner.metaschedule.inspector import MetaScheduleInspector
 
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be between 0 and 65535, got {args.port}")

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from tuner._base import TunerError
+from tuner._base import TunerError, one_line
 from tuner.models._base import BASELINES, LoadedModel, ModelError
-from tuner.models.loaders import import_tensorflow, one_line
+from tuner.models.frameworks import import_tensorflow
 
 Baseline = Callable[[Mapping[str, np.ndarray]], list[np.ndarray]]
 # TensorFlow inter-op threads: one, so ``threads`` bounds the cores a baseline uses.

@@ -22,29 +22,26 @@ files load with ``safe_mode=True`` only. TensorFlow is imported only when a rout
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import re
-import sys
 import warnings
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+from tuner._base import one_line
 from tuner.models._base import InputSpec, LoadedModel, ModelError
+from tuner.models.frameworks import import_tensorflow
 from tuner.models.inputs import random_inputs, resolve_inputs
 from tuner.models.zoo import ZOO, build_keras
 
-__all__ = ["import_tensorflow", "load_model", "one_line", "random_inputs"]
+__all__ = ["import_tensorflow", "load_model", "random_inputs"]
 
 ZOO_PREFIX = "zoo:"
 TFLITE_IDENTIFIER = b"TFL3"
 ZIP_MAGIC = b"PK\x03\x04"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-_MAX_MESSAGE = 400
 # TFLite schema TensorType codes -> dtype names.
 _TFLITE_DTYPES = {
     0: "float32",
@@ -62,41 +59,6 @@ _TFLITE_DTYPES = {
 }
 _TFLITE_CUSTOM = 32  # BuiltinOperator.CUSTOM
 
-
-def one_line(exc: BaseException | str) -> str:
-    """An exception's message as one short line (no tracebacks, no newlines)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
-
-
-def import_tensorflow() -> ModuleType:
-    """Import TensorFlow with its C++ logging quietened; ``ModelError`` if it is missing."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        with _stderr_silenced():  # C++ start-up notices ignore TF_CPP_MIN_LOG_LEVEL
-            import tensorflow as tf
-    except ImportError as exc:
-        raise ModelError(
-            "tensorflow",
-            f"TensorFlow is not installed ({one_line(exc)}); pip install tensorflow-cpu",
-        ) from None
-    tf.get_logger().setLevel("ERROR")
-    logging.getLogger("absl").setLevel(logging.ERROR)
-    return tf
-
-
-@contextlib.contextmanager
-def _stderr_silenced() -> Iterator[None]:
-    """File descriptor 2 points at /dev/null inside (native libraries write there directly)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 # ---------------------------------------------------------------- entry point

@@ -21,8 +21,10 @@ from tvm.s_tir import analysis as tir_analysis
 from tvm.s_tir import meta_schedule as ms
 from tvm.target import Target
 
+from tuner._base import one_line
+from tuner.metaschedule.tasks import TuningTask
 from tuner.models._base import LoadedModel, ModelError
-from tuner.tasks import TuningTask
+from tuner.models.loaders import load_model
 
 NO_DECISIONS = "search space too small to tune: its design spaces have no decisions to search"
 
@@ -47,6 +49,15 @@ def prepare_module(mod: tvm.IRModule, target: Target) -> tvm.IRModule:
         return tvm.transform.Sequential(passes)(mod)
 
 
+def model_tasks(
+    source: Any, target: Target | Mapping[str, Any], **load: Any
+) -> tuple[LoadedModel, list[TuningTask]]:
+    """Import a model (``load_model(source, **load)``) and extract its tasks for ``target``:
+    (the loaded model, its tasks)."""
+    model = load_model(source, **load)
+    return model, extract_tasks(model, target)
+
+
 def extract_tasks(model: LoadedModel, target: Target | Mapping[str, Any]) -> list[TuningTask]:
     """The model's tasks for ``target``, heaviest (weight x FLOPs) first.
 
@@ -58,7 +69,7 @@ def extract_tasks(model: LoadedModel, target: Target | Mapping[str, Any]) -> lis
         prepared = prepare_module(model.mod, target)
         extracted = ms.relax_integration.extract_tasks(prepared, target)
     except Exception as exc:
-        raise ModelError(model.name, f"cannot lower to TIR: {_one_line(exc)}") from None
+        raise ModelError(model.name, f"cannot lower to TIR: {one_line(exc, last=True)}") from None
     if not extracted:
         raise ModelError(model.name, "no operator to tune was found after fusion")
     tasks = [_task(model.name, item, target) for item in extracted]
@@ -126,12 +137,8 @@ def _untunable(mod: tvm.IRModule, target: Target, name: str) -> str | None:
         )
         spaces = context.generate_design_space()
     except Exception as exc:
-        return f"no design space: {_one_line(exc)}"
+        return f"no design space: {one_line(exc, last=True)}"
     if all(len(space.trace.decisions) == 0 for space in spaces):
         return NO_DECISIONS
     return None
 
-
-def _one_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[-1] if lines else ''}".rstrip(": ")

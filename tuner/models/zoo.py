@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tuner.models._base import ModelError
+from tuner.models.frameworks import import_tensorflow
 
 if TYPE_CHECKING:
     import keras
@@ -63,8 +64,6 @@ def build_keras(
     The output is ``NUM_CLASSES`` logits.
     """
     _check_name(name, ZOO, "zoo")
-    from tuner.models.loaders import import_tensorflow
-
     import_tensorflow()
     import keras
 

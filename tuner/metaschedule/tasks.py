@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tuner.workloads import WorkloadSpec, task_names, workload_module
+from tuner.metaschedule.workloads import WorkloadSpec, task_names, workload_module
 
 
 @dataclass(frozen=True, eq=False)

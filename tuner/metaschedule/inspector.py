@@ -198,7 +198,7 @@ class MetaScheduleInspector:
             if record.workload_hash in lines:
                 return ms.database.Workload.from_json(lines[record.workload_hash]).mod
         from tuner._base import TunerError
-        from tuner.workloads import workload_module
+        from tuner.metaschedule.workloads import workload_module
 
         for name in (spec, record.task.split("#")[0]):
             if not name:

@@ -35,7 +35,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
-from tuner.metaschedule_library import (
+from tuner._base import one_line
+from tuner.metaschedule.library import (
     LibraryEntry,
     LibraryError,
     ScheduleLibrary,
@@ -398,7 +399,7 @@ def _apply(
     try:
         info = describe_workload(workload_mod)
     except Exception as exc:
-        return Applied(entry, None, reason=f"cannot read the workload: {_one_line(exc)}")
+        return Applied(entry, None, reason=f"cannot read the workload: {one_line(exc, last=True)}")
     if info.op_class != entry.op_class:
         return Applied(
             entry, None, reason=f"op class {entry.op_class} does not fit a {info.op_class} task"
@@ -411,7 +412,7 @@ def _apply(
                 method, entry, workload_mod, tvm_target, blocks, funcs, refit
             )
         except Exception as exc:
-            failures.append(f"{method}: {_one_line(exc)}")
+            failures.append(f"{method}: {one_line(exc, last=True)}")
             continue
         problem = _check(schedule, workload_mod, tvm_target, build)
         if problem is None:
@@ -576,12 +577,12 @@ def _check(schedule: Any, original: Any, target: Any, build: bool) -> str | None
     try:
         analysis.verify_well_formed(mod)
     except Exception as exc:
-        return f"not well formed: {_one_line(exc)}"
+        return f"not well formed: {one_line(exc, last=True)}"
     if build:
         try:
             build_module(mod, target)
         except Exception as exc:
-            return f"does not build: {_one_line(exc)}"
+            return f"does not build: {one_line(exc, last=True)}"
     return None
 
 
@@ -820,9 +821,3 @@ def _structural_hash(mod: Any) -> int:
 
     return int(tvm_ffi.structural_hash(mod))
 
-
-def _one_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    text = lines[-1] if lines else ""
-    text = text.removeprefix("Error message: ")
-    return f"{type(exc).__name__}: {text}".rstrip(": ")

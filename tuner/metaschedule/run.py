@@ -27,9 +27,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from tuner.metaschedule_worker import PinnedWorker, WorkerCrashed, WorkerTimeout, error_message
+from tuner.metaschedule.processes import PinnedWorker, WorkerCrashed, WorkerTimeout, error_message
 
-RUN_IMPORTS = ("tvm", "tuner.metaschedule_run")
+RUN_IMPORTS = ("tvm", "tuner.metaschedule.run")
 
 ArgsInfo = Sequence[Any]  # a candidate's arguments as MetaSchedule's ArgInfo JSON
 

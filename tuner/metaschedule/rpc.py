@@ -57,7 +57,7 @@ def discover(pool: RpcPool, *, timeout_s: float = 5.0) -> list[str]:
 
     Raises TunerError when the tracker cannot be reached or lists no server for the key.
     """
-    from tuner.metaschedule_run import DeviceUnavailable, tracker_servers
+    from tuner.metaschedule.run import DeviceUnavailable, tracker_servers
 
     try:
         servers = tracker_servers(pool.host, pool.port, pool.key, timeout_s=timeout_s)

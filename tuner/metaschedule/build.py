@@ -19,14 +19,14 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, NamedTuple
 
-from tuner.metaschedule_worker import PinnedWorker, WorkerCrashed, WorkerTimeout, error_message
+from tuner.metaschedule.processes import PinnedWorker, WorkerCrashed, WorkerTimeout, error_message
 
 if TYPE_CHECKING:
     from tvm.ir import IRModule
     from tvm.target import Target
 
 # What a build worker imports once when it starts.
-BUILD_IMPORTS = ("tvm", "tvm.s_tir.transform", "tuner.metaschedule_build")
+BUILD_IMPORTS = ("tvm", "tvm.s_tir.transform", "tuner.metaschedule.build")
 
 
 class BuildOutcome(NamedTuple):

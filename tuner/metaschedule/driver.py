@@ -7,8 +7,8 @@ or its search ends:
 - select: ``TuneContext.generate_measure_candidates`` (evolutionary search guided by the
   job's XGBoost cost model), truncated to the trials left; the cost model's predicted score
   is kept for each candidate once the model has been trained.
-- build: the client resource's long-lived build pool (``tuner.metaschedule_build``).
-- profile: the device resource's profiler (``tuner.metaschedule_run``): a pinned local
+- build: the client resource's long-lived build pool (``tuner.metaschedule.build``).
+- profile: the device resource's profiler (``tuner.metaschedule.run``): a pinned local
   worker for ``device:llvm:N``, tracker sessions for ``device:rpc:KEY:N``. When the device
   cannot be reached the stage fails and is retried (on whichever resource of the pool the
   scheduler picks); after ``profile_retries`` retries the job is stalled: ``on_stall`` is
@@ -18,7 +18,7 @@ or its search ends:
   ``JSONDatabase`` (failed ones with run_secs [1e10], as MetaSchedule does), the cost model
   update, ``record`` events, and removal of the built libraries.
 
-Reuse (``ReuseSettings``, see ``tuner.metaschedule_reuse``): a job started from a schedule
+Reuse (``ReuseSettings``, see ``tuner.metaschedule.reuse``): a job started from a schedule
 library first selects, per task, the library's schedules applied to the task instead of
 searching; they are built, profiled and committed like any batch (the cost model learns from
 them), and the task event's detail then names each such record (``collectors.reuse``). A
@@ -29,14 +29,14 @@ workload as the fallback and stops there. A finished job's database can join a l
 Each job has its own ``JSONDatabase`` in ``db_dir`` (``database_workload.json`` and
 ``database_tuning_record.json``, MetaSchedule's own format: ``ms.tir_integration.compile_tir``
 and ``compile_relax`` read it directly) and one ``XGBModel`` shared by its tasks. Every
-TVM tuning import of the project lives in ``tuner/metaschedule*.py``.
+TVM tuning import of the project lives in ``tuner/metaschedule/``.
 
 Events: a ``task`` event per task when the job first asks for a stage (``detail`` lines
 ``metaschedule_database=<dir>`` and ``spec=<spec>``, plus ``stopped=<why>`` in a second
 event if its search ends early), a ``record`` event per measured candidate. A
 record's ``trace`` is the trace in MetaSchedule's JSON form (``[instructions, decisions]``, as
 in ``database_tuning_record.json``): ``Trace.apply_json_to_schedule`` replays it on the
-workload, found in the job's database by ``workload_hash`` (``tuner.metaschedule_inspect``
+workload, found in the job's database by ``workload_hash`` (``tuner.metaschedule.inspector``
 renders it as Python lines, TIR and code).
 
 Runs are reproducible for a seed up to measurement noise: the search's random state and
@@ -46,278 +46,55 @@ iteration.
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 import zlib
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tvm
 import tvm_ffi
 from tvm.s_tir import meta_schedule as ms
 from tvm.target import Target
 
 from collectors.events import RecordEvent, TaskEvent
+from collectors.importers.metaschedule import (
+    DETAIL_DATABASE_PREFIX,
+    FAILED_RUN_SECS,
+    RECORD_FILE,
+    WORKLOAD_FILE,
+)
+from collectors.jobs import StageKind
 from collectors.reuse import UNTUNED, ReusedSchedule, origin_text
 from collectors.sink import EventSink
-from tuner._base import JobDriver, JobSpec, StageKind, StageResult, TunerError
-from tuner.cpus import CpuPlan, available_cpus, pin_thread, plan_cpus
-from tuner.metaschedule_build import BuildOutcome, BuildPool, remove_artifact
-from tuner.metaschedule_library import AddSummary, LibraryEntry, LibraryError, ScheduleLibrary
-from tuner.metaschedule_reuse import (
+from tuner._base import JobDriver, StageResult, TunerError, one_line
+from tuner.cpus import pin_thread
+from tuner.metaschedule.build import BuildOutcome, remove_artifact
+from tuner.metaschedule.library import LibraryEntry
+from tuner.metaschedule.reuse import (
     ReuseSettings,
     SourceChoice,
     choose_sources,
     entries_of_sources,
     plan_reuse,
 )
-from tuner.metaschedule_run import EvalConfig, LocalProfiler, RPCProfiler, RunOutcome
-from tuner.rpc import RpcPool
-from tuner.tasks import TuningTask, workload_tasks
-from tuner.workloads import WorkloadSpec, parse_job_workloads
+from tuner.metaschedule.run import RPCProfiler, RunOutcome
+from tuner.metaschedule.settings import DriverSettings
+from tuner.metaschedule.targets import target_config
+from tuner.metaschedule.tasks import TuningTask, workload_tasks
+from tuner.metaschedule.traces import trace_json_text
+from tuner.metaschedule.workers import StageWorkers
+from tuner.metaschedule.workloads import WorkloadSpec, parse_job_workloads
 
 log = logging.getLogger(__name__)
 
-DB_WORKLOAD = "database_workload.json"
-DB_RECORDS = "database_tuning_record.json"
-# Task event detail line naming the job's database (the convention the best-db export reads).
-DETAIL_DATABASE = "metaschedule_database="
-FAILED_RUN_SECS = 1e10  # what MetaSchedule commits for a candidate without a measurement
 STAGE_ATTEMPTS = 3  # a stage that raises this many times in a row stops its task
-LOCAL_POOL = "device:llvm"
-TARGET_KINDS = ("llvm",)
 
 
 class DeviceLost(RuntimeError):
     """The job's device pool stayed unreachable through every profile retry."""
 
-
-# --- targets ------------------------------------------------------------------------------
-
-
-def host_cpu() -> str:
-    """This machine's CPU name as LLVM knows it (``generic`` if LLVM cannot tell)."""
-    codegen = tvm.target.codegen
-    name = str(codegen.llvm_get_system_cpu())
-    valid = name and codegen.llvm_is_valid_cpu(name, str(codegen.llvm_get_system_triple()))
-    return name if valid else "generic"
-
-
-def target_config(text: str | Mapping[str, Any], num_cores: int) -> dict[str, Any]:
-    """A target dict from ``llvm`` or a JSON object, with ``mcpu`` and ``num-cores`` filled in.
-
-    ``mcpu`` "native" or missing becomes the host CPU; ``num-cores`` defaults to the device's
-    core count so kernels do not oversubscribe a pinned device. Raises TunerError for a kind
-    other than llvm or unreadable JSON.
-    """
-    if isinstance(text, Mapping):
-        config = dict(text)
-    else:
-        spec = (text or "").strip()
-        if spec.startswith("{"):
-            try:
-                config = json.loads(spec)
-            except json.JSONDecodeError as exc:
-                raise TunerError(f"bad target {spec!r}: not valid JSON ({exc.msg})") from None
-            if not isinstance(config, dict):
-                raise TunerError(f"bad target {spec!r}: expected a JSON object")
-        else:
-            config = {"kind": spec}
-    kind = config.get("kind")
-    if kind not in TARGET_KINDS:
-        raise TunerError(
-            f"unknown target {kind!r}: supported kinds are {', '.join(TARGET_KINDS)} "
-            '(a name, or a JSON object like {"kind": "llvm", "mcpu": "skylake"})'
-        )
-    if config.get("mcpu") in (None, "", "native"):
-        config["mcpu"] = host_cpu()
-    config.setdefault("num-cores", num_cores)
-    if not isinstance(config["num-cores"], int) or config["num-cores"] < 1:
-        raise TunerError(
-            f"target num-cores must be a positive integer, got {config['num-cores']!r}"
-        )
-    try:
-        Target(config)
-    except Exception as exc:
-        raise TunerError(f"bad target {config}: {str(exc).splitlines()[-1]}") from None
-    return config
-
-
-def split_job_target(target: str) -> tuple[str, str]:
-    """A JobSpec target -> (device pool, codegen target): ``llvm`` profiles on the local
-    pinned device (``device:llvm``); ``rpc:KEY`` builds for llvm and profiles on the RPC pool
-    ``device:rpc:KEY``."""
-    if target.startswith("rpc:") and target[4:]:
-        return f"device:{target}", "llvm"
-    return LOCAL_POOL, target
-
-
-# --- workers shared by every job -------------------------------------------------------------
-
-
-class StageWorkers:
-    """The long-lived build and profile workers, one set per resource, shared by all jobs.
-
-    ``client:N`` -> a build pool pinned to the plan's client cores; ``device:llvm:N`` -> a
-    profiler pinned to the plan's device N cores; ``device:rpc:KEY:N`` -> an RPC profiler for
-    the pool with that key. Workers start on first use (or all at once with ``start``).
-    """
-
-    def __init__(
-        self,
-        *,
-        clients: int = 1,
-        local_devices: int = 1,
-        rpc_pools: Mapping[RpcPool, int] | None = None,
-        plan: CpuPlan | None = None,
-        build_timeout_s: float = 30.0,
-        run_timeout_s: float = 10.0,
-        evaluator: EvalConfig | None = None,
-        build_workers: int | None = None,
-    ) -> None:
-        if clients < 1:
-            raise TunerError(f"need at least one client resource, got {clients}")
-        self.plan = plan or plan_cpus(available_cpus(), devices=local_devices)
-        if len(self.plan.devices) < local_devices:
-            raise TunerError(
-                f"the CPU plan has {len(self.plan.devices)} devices, need {local_devices}"
-            )
-        self.build_timeout_s = build_timeout_s
-        self.run_timeout_s = run_timeout_s
-        self.evaluator = evaluator or EvalConfig()
-        self.build_workers = build_workers
-        self.rpc_pools = dict(rpc_pools or {})
-        names = [f"client:{i}" for i in range(clients)]
-        names += [f"{LOCAL_POOL}:{i}" for i in range(local_devices)]
-        for pool, servers in self.rpc_pools.items():
-            names += pool.resources(servers)
-        self.resources: tuple[str, ...] = tuple(names)
-        self._builders: dict[str, BuildPool] = {}
-        self._profilers: dict[str, LocalProfiler | RPCProfiler] = {}
-        self._lock = threading.Lock()
-
-    @property
-    def device_cores(self) -> int:
-        """Cores of one local device: the ``num-cores`` kernels are built for unless the
-        target says otherwise (without local devices, the client's core count; give RPC
-        servers on other machines their own ``num-cores`` in the target)."""
-        return len(self.plan.devices[0]) if self.plan.devices else len(self.plan.client)
-
-    def device_pools(self) -> list[str]:
-        pools = [LOCAL_POOL] if any(r.startswith(LOCAL_POOL + ":") for r in self.resources) else []
-        return pools + [pool.pool for pool in self.rpc_pools]
-
-    def builder(self, resource: str) -> BuildPool:
-        with self._lock:
-            pool = self._builders.get(resource)
-            if pool is None:
-                if resource not in self.resources or not resource.startswith("client:"):
-                    raise TunerError(f"no client resource {resource!r} here")
-                pool = BuildPool(
-                    self.plan.client, workers=self.build_workers, timeout_s=self.build_timeout_s
-                )
-                self._builders[resource] = pool
-            return pool
-
-    def profiler(self, resource: str) -> LocalProfiler | RPCProfiler:
-        with self._lock:
-            profiler = self._profilers.get(resource)
-            if profiler is None:
-                profiler = self._new_profiler(resource)
-                self._profilers[resource] = profiler
-            return profiler
-
-    def start(self) -> None:
-        """Start every worker now, while this process imports MetaSchedule's tensor
-        intrinsics (what the first TuneContext would import), so that the first stages do
-        not pay for start-up."""
-        starters = [self.builder(r).start for r in self.resources if r.startswith("client:")]
-        starters += [
-            self.profiler(r).start for r in self.resources if r.startswith(LOCAL_POOL + ":")
-        ]
-        with ThreadPoolExecutor(max(1, len(starters))) as pool:
-            futures = [pool.submit(start) for start in starters]
-            import tvm.s_tir.tensor_intrin  # noqa: F401
-
-            for future in futures:
-                future.result()
-
-    def close(self) -> None:
-        """Stop every worker process."""
-        with self._lock:
-            builders, self._builders = self._builders, {}
-            profilers, self._profilers = self._profilers, {}
-        for builder in builders.values():
-            builder.close()
-        for profiler in profilers.values():
-            profiler.close()
-
-    def __enter__(self) -> StageWorkers:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _new_profiler(self, resource: str) -> LocalProfiler | RPCProfiler:
-        if resource not in self.resources:
-            raise TunerError(f"no device resource {resource!r} here")
-        if resource.startswith(LOCAL_POOL + ":"):
-            index = int(resource.rpartition(":")[2])
-            return LocalProfiler(
-                self.plan.devices[index],
-                evaluator=self.evaluator,
-                timeout_s=self.run_timeout_s,
-                name=resource,
-            )
-        for pool in self.rpc_pools:
-            if resource.startswith(pool.pool + ":"):
-                return RPCProfiler(
-                    pool.host,
-                    pool.port,
-                    pool.key,
-                    evaluator=self.evaluator,
-                    timeout_s=self.run_timeout_s,
-                    name=resource,
-                )
-        raise TunerError(f"no device resource {resource!r} here")
-
-
-# --- the driver ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SearchConfig:
-    """Evolutionary search and cost model settings (MetaSchedule's defaults, except the
-    XGBoost warm-up, which is lowered so small jobs get predictions)."""
-
-    population_size: int = 512
-    init_measured_ratio: float = 0.2
-    init_min_unmeasured: int = 50
-    genetic_num_iters: int = 4
-    genetic_mutate_prob: float = 0.85
-    max_fail_count: int = 5
-    eps_greedy: float = 0.05
-    xgb_warmup_samples: int = 32
-
-    def strategy(self) -> ms.search_strategy.EvolutionarySearch:
-        return ms.search_strategy.EvolutionarySearch(
-            population_size=self.population_size,
-            init_measured_ratio=self.init_measured_ratio,
-            init_min_unmeasured=self.init_min_unmeasured,
-            genetic_num_iters=self.genetic_num_iters,
-            genetic_mutate_prob=self.genetic_mutate_prob,
-            max_fail_count=self.max_fail_count,
-            eps_greedy=self.eps_greedy,
-        )
-
-
-# A test and demo sized search: ~0.4 s per select of 8 candidates on one core.
-SMALL_SEARCH = SearchConfig(population_size=64, init_min_unmeasured=16)
 
 
 @dataclass(eq=False)
@@ -391,83 +168,81 @@ class TaskReuseReport:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class FinalStage:
+    """Work a job does once its tasks are done, as one more client stage (a ``build`` of
+    ``task``): compiling the tuned model, adding the database to a schedule library. It runs
+    like any other stage, so it never shares a core with a profile and shows on the timeline.
+    ``run`` returns a line for the ``finished`` job event (or None) and may raise."""
+
+    task: str
+    run: Callable[[], str | None]
+
+
 class MetaScheduleDriver(JobDriver):
     """One job's MetaSchedule tuning, one stage at a time (see the module docstring).
 
     ``workloads`` are workload specs (strings or parsed) or ``TuningTask``s (e.g. a model's
     extracted tasks); a task marked untunable is reported as such and not searched.
-    ``trials`` is the budget of each task; ``batch_size`` the candidates per iteration.
-    ``device_pool`` names the pool its profile stages need (``device:llvm`` or
-    ``device:rpc:KEY``); ``workers`` provides the build pool and profiler of each resource.
-    ``model`` is the ``LoadedModel`` a model job's tasks were extracted from (kept so the
-    model can be compiled with the job's database afterwards). ``reuse`` starts each task
-    from a schedule library (``ReuseSettings``): its first batch is the library's schedules
-    applied to the task, measured like any other; with ``reuse.only`` (plus the untuned
-    workload as the fallback) it is the task's only batch. ``library``: when the job
-    finishes, its database joins this schedule library under the model's source, else
-    ``name`` (the job's name), else the job id (``library_added`` says what came of it: an
-    ``AddSummary``, or the reason it was refused).
+    ``settings`` say the budget of each task, the batch, the search, the target and the
+    device pool its profile stages need; ``workers`` provides the build pool and profiler of
+    each resource. With ``settings.reuse`` each task starts from a schedule library
+    (``ReuseSettings``): its first batch is the library's schedules applied to the task,
+    measured like any other; with ``reuse.only`` (plus the untuned workload as the fallback)
+    it is the task's only batch. ``on_stall(job, reason)`` is called when the device pool
+    stays unreachable (without it, the stage raises and the job fails). ``final`` is run as
+    the job's last stage once its tasks are done (``FinalStage``).
     """
 
     def __init__(
         self,
         job_id: str,
         workloads: Sequence[WorkloadSpec | str | TuningTask],
+        settings: DriverSettings,
         *,
-        trials: int,
         workers: StageWorkers,
         db_dir: str | Path,
         sink: EventSink | None = None,
-        device_pool: str = LOCAL_POOL,
-        target: str | Mapping[str, Any] = "llvm",
-        seed: int = 0,
-        batch_size: int = 16,
-        search: SearchConfig | None = None,
-        profile_retries: int = 2,
         on_stall: Callable[[str, str], None] | None = None,
-        model: Any = None,
-        reuse: ReuseSettings | None = None,
-        library: ScheduleLibrary | None = None,
-        name: str | None = None,
+        final: FinalStage | None = None,
     ) -> None:
-        if not isinstance(trials, int) or isinstance(trials, bool) or trials <= 0:
-            raise TunerError(f"trials must be a positive integer, got {trials!r}")
-        if not isinstance(batch_size, int) or batch_size <= 0:
-            raise TunerError(f"batch size must be a positive integer, got {batch_size!r}")
         tasks = job_tasks(workloads)
         if not tasks:
             raise TunerError("a job needs at least one workload")
+        if final is not None and final.task in {task.name for task in tasks}:
+            raise TunerError(f"the final stage's task {final.task!r} is also a task of the job")
+        device_pool = settings.device_pool
         if device_pool not in workers.device_pools():
             raise TunerError(
                 f"no device pool {device_pool!r} here (pools: {', '.join(workers.device_pools())})"
             )
         self.job_id = job_id
-        self.model = model  # the LoadedModel the tasks come from, if any
+        self.settings = settings
         self.device_pool = device_pool
         self.workers = workers
         self.sink = sink
-        self.seed = seed
-        self.batch_size = batch_size
-        self.search = search or SearchConfig()
-        self.profile_retries = profile_retries
+        self.seed = settings.seed
+        self.batch_size = settings.batch_size
+        self.search = settings.search
+        self.profile_retries = settings.profile_retries
         self.on_stall = on_stall
-        self.target = Target(target_config(target, workers.device_cores))
+        self.final = final
+        self._final_note: str | None = None  # set once the final stage ran
+        self.target = Target(target_config(settings.target, workers.device_cores))
         self.db_dir = Path(db_dir)
         self.db_dir.mkdir(parents=True, exist_ok=True)
         self.database = ms.database.JSONDatabase(
-            path_workload=str(self.db_dir / DB_WORKLOAD),
-            path_tuning_record=str(self.db_dir / DB_RECORDS),
+            path_workload=str(self.db_dir / WORKLOAD_FILE),
+            path_tuning_record=str(self.db_dir / RECORD_FILE),
         )
         client_cores = len(workers.plan.client)
         self.cost_model = ms.cost_model.XGBModel(
-            config=ms.cost_model.xgb_model.XGBConfig(seed=seed, nthread=client_cores),
+            config=ms.cost_model.xgb_model.XGBConfig(seed=self.seed, nthread=client_cores),
             num_warmup_samples=self.search.xgb_warmup_samples,
             verbose_eval=0,
         )
-        self.reuse = reuse
-        self.library = library
-        self.name = name
-        self.library_added: AddSummary | str | None = None
+        reuse = self.reuse = settings.reuse
+        trials = settings.trials
         self.reuse_sources: SourceChoice | None = None
         self._reuse_entries: list[LibraryEntry] = []
         if reuse is not None:
@@ -500,11 +275,15 @@ class MetaScheduleDriver(JobDriver):
         if task is None:
             task = self._pick_next()
             if task is None:
+                if self.final is not None and self._final_note is None:
+                    return (self.final.task, 0, StageKind.BUILD)
                 return None
             self._current = task
         return (task.name, task.iteration, task.next_kind)
 
     def run(self, task: str, iteration: int, kind: StageKind, resource: str) -> StageResult:
+        if self.final is not None and task == self.final.task and self._current is None:
+            return self._run_final()
         t = self._by_name.get(task)
         if t is None or t is not self._current or t.iteration != iteration or t.next_kind != kind:
             return StageResult(ok=False, error=f"unexpected stage {kind} of {task}#{iteration}")
@@ -530,11 +309,25 @@ class MetaScheduleDriver(JobDriver):
     def trials(self) -> tuple[int, int]:
         return (sum(t.trials for t in self._tasks), sum(t.budget for t in self._tasks))
 
+    def finish_note(self) -> str | None:
+        return self._final_note or None
+
+    def _run_final(self) -> StageResult:
+        """The job's last stage, once every task is done (see ``FinalStage``)."""
+        assert self.final is not None
+        pin_thread(self.workers.plan.client)
+        try:
+            self._final_note = self.final.run() or ""
+        except Exception as exc:
+            self._final_note = f"{self.final.task} failed: {one_line(exc, last=True)}"
+            log.warning("job %s: %s", self.job_id, self._final_note)
+            return StageResult(ok=False, error=self._final_note)
+        return StageResult(ok=True)
+
     def close(self, cancelled: bool = False) -> None:
         if self._closed:
             return
         self._closed = True
-        finished = not cancelled and all(t.done for t in self._tasks)
         for task in self._tasks:
             for build in task.builds:
                 remove_artifact(build.artifact)
@@ -545,20 +338,6 @@ class MetaScheduleDriver(JobDriver):
                 except Exception as exc:  # the database stays valid either way
                     log.warning("post_tuning of %s failed: %s", task.name, exc)
                 task.ctx = None
-        if finished and self.library is not None and any(t.trials for t in self._tasks):
-            self._join_library(self.library)
-
-    def _join_library(self, library: ScheduleLibrary) -> None:
-        source = self.model.source if self.model is not None else None
-        try:
-            self.library_added = library.add_database(
-                self.db_dir,
-                model=str(source or self.name or self.job_id),
-                task_names=self.task_names_by_hash(),
-            )
-        except LibraryError as exc:
-            self.library_added = str(exc)
-            log.warning("job %s did not join the library: %s", self.job_id, exc)
 
     # --- results -------------------------------------------------------------------------------
 
@@ -833,7 +612,7 @@ class MetaScheduleDriver(JobDriver):
     def _emit_task(self, t: _Task, stopped: str | None = None) -> None:
         if self.sink is None:
             return
-        detail = [f"{DETAIL_DATABASE}{self.db_dir.resolve()}", *t.spec.detail]
+        detail = [f"{DETAIL_DATABASE_PREFIX}{self.db_dir.resolve()}", *t.spec.detail]
         if t.reuse_note:
             detail.append(f"reuse_note={t.reuse_note}")
         detail.extend(r.detail_line() for r in t.reused)
@@ -923,99 +702,6 @@ def job_tasks(workloads: Sequence[WorkloadSpec | str | TuningTask]) -> list[Tuni
     return tasks
 
 
-def model_tasks(
-    source: Any, target: Mapping[str, Any], **load: Any
-) -> tuple[Any, list[TuningTask]]:
-    """Import a model (``tuner.models.loaders.load_model`` with ``load`` settings) and
-    extract its tasks for ``target``: (the LoadedModel, its tasks)."""
-    from tuner.models.loaders import load_model
-    from tuner.models.tasks import extract_tasks
-
-    model = load_model(source, **load)
-    return model, extract_tasks(model, Target(dict(target)))
-
-
-# --- traces ---------------------------------------------------------------------------------
-
-
-def trace_json_text(trace: Any) -> str:
-    """A trace as compact MetaSchedule JSON (``[instructions, decisions]``, the form of
-    ``database_tuning_record.json``; ``Trace.apply_json_to_schedule`` replays it)."""
-    return json.dumps(_plain(trace.as_json(remove_postproc=False)), separators=(",", ":"))
-
-
-def _plain(value: Any) -> Any:
-    """TVM containers and scalars -> plain JSON values."""
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, (bool, int, float)) or value is None:
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, Sequence) or hasattr(value, "__iter__"):
-        return [_plain(v) for v in value]
-    if hasattr(value, "value"):
-        return value.value
-    return str(value)
-
-
 def _mix(*parts: Any) -> int:
     """A stable 32-bit seed from the parts."""
     return zlib.crc32(":".join(map(str, parts)).encode())
-
-
-# --- wiring ---------------------------------------------------------------------------------
-
-
-def driver_factory(
-    *,
-    workers: StageWorkers,
-    runs_dir: str | Path,
-    sink: EventSink | None,
-    seed: int = 0,
-    batch_size: int = 16,
-    search: SearchConfig | None = None,
-    profile_retries: int = 2,
-    on_stall: Callable[[str, str], None] | None = None,
-    library: ScheduleLibrary | None = None,
-) -> Callable[[str, JobSpec], MetaScheduleDriver]:
-    """A ``Scheduler`` driver factory: a ``JobSpec`` -> a driver whose database lives in
-    ``runs_dir/<job id>``. ``spec.trials`` is the budget of each task; ``spec.target`` is
-    ``llvm`` (local pinned device) or ``rpc:KEY`` (profile on the RPC pool with that key).
-    A spec with a ``model`` (a zoo name like ``zoo:cnn`` or a model file) is imported and
-    its tasks extracted here, so a bad model fails the submit with a ModelError; one with
-    ``warm_start`` opens that schedule library here (a bad one fails the submit too).
-    Finished jobs join ``library``."""
-
-    def make(job_id: str, spec: JobSpec) -> MetaScheduleDriver:
-        device_pool, target = split_job_target(spec.target)
-        model = None
-        tasks: Sequence[str | TuningTask] = spec.workloads
-        if spec.model:
-            model, tasks = model_tasks(spec.model, target_config(target, workers.device_cores))
-        reuse = None
-        if spec.warm_start:
-            reuse = ReuseSettings(ScheduleLibrary(spec.warm_start), only=spec.reuse_only)
-        elif spec.reuse_only:
-            raise TunerError("a reuse-only job needs a library to start from (warm_start)")
-        return MetaScheduleDriver(
-            job_id,
-            tasks,
-            trials=spec.trials,
-            workers=workers,
-            db_dir=Path(runs_dir) / job_id,
-            sink=sink,
-            device_pool=device_pool,
-            target=target,
-            seed=seed,
-            batch_size=batch_size,
-            search=search,
-            profile_retries=profile_retries,
-            on_stall=on_stall,
-            model=model,
-            reuse=reuse,
-            library=library,
-            name=spec.name,
-        )
-
-    return make

@@ -1,0 +1,170 @@
+"""Option groups the tuning commands share, and their conversion into the engine's settings
+and the fields of a ``JobSpec``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from tuneloom.cli import UserError
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Options that say how to import a model (tune, reuse, evaluate)."""
+    parser.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="NAME:DIMS",
+        help="fix a model input's shape, e.g. x:1x3x32x32 (for dynamic dimensions; repeatable)",
+    )
+    parser.add_argument(
+        "--model-batch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="batch size for models whose batch dimension is dynamic (default 1)",
+    )
+
+
+def model_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """``load_model`` keyword arguments (and ``JobSpec`` fields of the same names) from
+    --input-shape and --model-batch."""
+    from tuner.models.inputs import parse_input_shape
+
+    shapes = dict(parse_input_shape(text) for text in args.input_shape)
+    if args.model_batch is not None and args.model_batch <= 0:
+        raise UserError(f"--model-batch must be a positive integer, got {args.model_batch}")
+    settings: dict[str, Any] = {}
+    if shapes:
+        settings["input_shapes"] = shapes
+    if args.model_batch is not None:
+        settings["batch_size"] = args.model_batch
+    return settings
+
+
+def model_spec_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``JobSpec`` fields of a model job from --input-shape and --model-batch."""
+    settings = model_settings(args)
+    return {
+        "input_shapes": settings.get("input_shapes", {}),
+        "model_batch": settings.get("batch_size"),
+    }
+
+
+def add_reuse_options(parser: argparse.ArgumentParser) -> None:
+    """How library schedules are chosen (tune --warm-start, reuse)."""
+    parser.add_argument(
+        "--reuse-limit",
+        type=int,
+        default=4,
+        metavar="N",
+        help="library schedules measured per task at most (default 4)",
+    )
+    parser.add_argument(
+        "--sources",
+        metavar="MODELS",
+        help="comma-separated library models to draw from (default: chosen automatically by "
+        "op-class and shape overlap with the model)",
+    )
+
+
+def reuse_spec_fields(args: argparse.Namespace, folder: str, *, only: bool) -> dict[str, Any]:
+    """The ``JobSpec`` fields of a job starting from the library at ``folder``; the library
+    is checked here (a damaged index fails before any model is imported)."""
+    from tuneloom.commands.library import open_library
+
+    if args.reuse_limit <= 0:
+        raise UserError(f"--reuse-limit must be a positive integer, got {args.reuse_limit}")
+    sources = None
+    if args.sources:
+        sources = tuple(s.strip() for s in args.sources.split(",") if s.strip())
+    library = open_library(folder, create=False)
+    library.entries()
+    return {
+        "warm_start": str(library.folder),
+        "reuse_only": only,
+        "reuse_limit": args.reuse_limit,
+        "reuse_sources": sources,
+    }
+
+
+def add_measure_options(parser: argparse.ArgumentParser) -> None:
+    """Target, device and measurement options (tune, reuse)."""
+    parser.add_argument(
+        "--rpc",
+        metavar="HOST:PORT:KEY",
+        help="profile on the servers registered under KEY at this TVM RPC tracker",
+    )
+    parser.add_argument(
+        "--target",
+        default="llvm",
+        help='codegen target: llvm (this CPU) or a JSON object like {"kind":"llvm","mcpu":...}',
+    )
+    parser.add_argument(
+        "--build-workers",
+        type=int,
+        default=None,
+        help="build processes per client resource (default: one per client core)",
+    )
+    parser.add_argument(
+        "--build-timeout", type=float, default=30.0, help="seconds per build (default 30)"
+    )
+    parser.add_argument(
+        "--run-timeout", type=float, default=10.0, help="seconds per measurement (default 10)"
+    )
+    parser.add_argument("--number", type=int, default=3, help="runs per timing repeat (default 3)")
+    parser.add_argument("--repeat", type=int, default=1, help="timing repeats (default 1)")
+    parser.add_argument(
+        "--min-repeat-ms", type=int, default=40, help="minimum ms per repeat (default 40)"
+    )
+    parser.add_argument(
+        "--cooldown-ms", type=int, default=0, help="pause between repeats in ms (default 0)"
+    )
+
+
+def engine_settings(
+    args: argparse.Namespace, runs_dir: Path, library: Any, **overrides: Any
+) -> Any:
+    """``EngineSettings`` from the measurement options (--policy where the command has it);
+    every value is checked before anything starts."""
+    from tuner.engine import EngineSettings
+    from tuner.metaschedule.run import EvalConfig
+    from tuner.metaschedule.targets import target_config
+
+    check_positive(args, "number", "repeat", "build_workers")
+    for option in ("build_timeout", "run_timeout"):
+        if not getattr(args, option) > 0:
+            flag, value = option.replace("_", "-"), getattr(args, option)
+            raise UserError(f"--{flag} must be positive, got {value}")
+    for option in ("min_repeat_ms", "cooldown_ms"):
+        if getattr(args, option) < 0:
+            raise UserError(f"--{option.replace('_', '-')} must be >= 0")
+    target_config(args.target, 1)  # a bad target fails before anything starts
+    measure = EvalConfig(
+        number=args.number,
+        repeat=args.repeat,
+        min_repeat_ms=args.min_repeat_ms,
+        cooldown_ms=args.cooldown_ms,
+    )
+    return EngineSettings(
+        runs_dir=runs_dir,
+        policy=getattr(args, "policy", "interleaved"),
+        rpc=args.rpc,
+        build_workers=args.build_workers,
+        build_timeout_s=args.build_timeout,
+        run_timeout_s=args.run_timeout,
+        measure=measure,
+        library=library.folder if library is not None else None,
+        **overrides,
+    )
+
+
+def check_positive(args: argparse.Namespace, *options: str) -> None:
+    """UserError naming the first of ``options`` given as zero or less."""
+    for option in options:
+        value = getattr(args, option)
+        if value is not None and value <= 0:
+            flag = option.replace("_", "-")
+            raise UserError(f"--{flag} must be a positive integer, got {value}")

@@ -1,0 +1,587 @@
+"""The one way to run tuning jobs on this machine, and tuneloom's Python API.
+
+An ``Engine`` owns everything a run needs: the CPU plan (client cores apart from the device
+cores), the long-lived build and profile workers, the scheduler under a policy, and the store
+the events go to. Jobs come in as ``JobSpec``s (``collectors.jobs``), whichever way they are
+submitted: the ``tune`` command, the dashboard's Jobs page (the engine implements
+``Control``), ``reuse``, the demo or a notebook. Each becomes a MetaSchedule job planned here
+from one ``DriverSettings`` record; a model job's last stage compiles the tuned model into
+``RUNS_DIR/<job id>/compiled/`` and every finished job joins the schedule library, as one more
+client stage of the job (``FinalStage``), so both happen however the job was submitted.
+
+A notebook user's whole flow::
+
+    from collectors.jobs import JobSpec
+    from tuner.engine import Engine, EngineSettings
+    from tuner.models.compiled import load_compiled
+    from tuner.models.loaders import load_model, random_inputs
+
+    with Engine(EngineSettings(runs_dir="runs"), store="runs.db") as engine:
+        job = engine.submit(JobSpec(model="zoo:cnn", trials=16))
+        report = engine.run()                       # until every job is done
+    compiled = load_compiled(report.job(job).compiled)
+    outputs = compiled.run(random_inputs(load_model("zoo:cnn")))
+
+``report.as_json()`` is what ``tuneloom tune --json`` prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from collectors._base import BaseStore
+from collectors.hub import Hub
+from collectors.jobs import TERMINAL_STATES, Catalog, JobInfo, JobSpec
+from collectors.sink import EventSink
+from collectors.stores import open_store
+from tuner._base import PlannedJob, TunerError
+from tuner.clock import WallClock
+from tuner.cpus import CpuPlan, available_cpus, plan_cpus
+from tuner.metaschedule.driver import FinalStage, MetaScheduleDriver
+from tuner.metaschedule.library import AddSummary, LibraryError, ScheduleLibrary
+from tuner.metaschedule.reuse import ReuseSettings
+from tuner.metaschedule.rpc import discover, parse_rpc
+from tuner.metaschedule.run import EvalConfig
+from tuner.metaschedule.settings import LOCAL_POOL, DriverSettings, SearchConfig
+from tuner.metaschedule.targets import target_config
+from tuner.metaschedule.workers import StageWorkers
+from tuner.models.compiled import compile_model, save_compiled
+from tuner.models.tasks import model_tasks
+from tuner.models.zoo import ZOO
+from tuner.policies import create_policy
+from tuner.scheduler import Scheduler
+
+DEVICE_PREFIX = "device:"
+COMPILE_TASK = "model"  # the final stage's task of a model job: compiling the model
+LIBRARY_TASK = "library"  # the final stage's task of a job that only joins the library
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """What the machine gives every job: where databases go, the policy, the devices, how
+    candidates are built and timed, and what happens when a job finishes.
+
+    ``runs_dir`` holds each job's MetaSchedule database (``RUNS_DIR/<job id>``). ``rpc``
+    (``HOST:PORT:KEY``) profiles on the servers a TVM RPC tracker lists under KEY, one device
+    resource per server, instead of the local pinned device. ``cores`` are the CPUs to plan
+    (default: all this process may use). ``search`` is the evolutionary search a job gets
+    (``JobSpec.population`` overrides its population). ``library`` is the schedule library
+    finished jobs join (None: none). ``compile_models``: a finished model job's last stage
+    compiles it. ``pause_on_stall``: a job whose device pool stays unreachable is paused (a
+    long-running service) instead of failed (a one-shot run).
+    """
+
+    runs_dir: str | Path
+    policy: str = "interleaved"
+    rpc: str | None = None
+    cores: tuple[int, ...] | None = None
+    build_workers: int | None = None
+    build_timeout_s: float = 30.0
+    run_timeout_s: float = 10.0
+    measure: EvalConfig = field(default_factory=EvalConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    library: str | Path | None = None
+    compile_models: bool = True
+    pause_on_stall: bool = False
+    profile_retries: int = 2
+
+    def __post_init__(self) -> None:
+        create_policy(self.policy)  # an unknown policy fails before anything starts
+        if self.build_workers is not None and self.build_workers <= 0:
+            raise TunerError(f"build workers must be positive, got {self.build_workers}")
+        for name in ("build_timeout_s", "run_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise TunerError(f"{name} must be positive, got {getattr(self, name)}")
+        runs = Path(self.runs_dir)
+        if runs.exists() and not runs.is_dir():
+            raise TunerError(f"runs folder {runs} exists and is not a directory")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskReport:
+    """A task's outcome: trials measured, best latency, weight in its model, why it stopped."""
+
+    name: str
+    trials: int
+    best_latency_s: float | None
+    weight: float = 1.0
+    stopped: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "trials": self.trials,
+            "best_latency_s": self.best_latency_s,
+            **({"weight": self.weight} if self.weight != 1.0 else {}),
+            **({"stopped": self.stopped} if self.stopped else {}),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class JobReport:
+    """A job's outcome: its state, tasks and database, and what its final stage did
+    (``compiled``: the compiled model's folder, or ``compile_error``; ``library``: what
+    joining the library added, or the reason it was refused). ``reuse`` says which library
+    models a warm-started job drew from and, per task, what came of it."""
+
+    id: str
+    name: str
+    state: str
+    detail: str | None
+    model: str | None
+    tasks: tuple[TaskReport, ...]
+    db_dir: str
+    compiled: str | None = None
+    compile_s: float | None = None
+    compile_error: str | None = None
+    library: dict[str, Any] | None = None
+    reuse: dict[str, Any] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "state": self.state,
+            "detail": self.detail,
+            **({"model": self.model} if self.model else {}),
+            "tasks": [task.as_json() for task in self.tasks],
+            "db_dir": self.db_dir,
+        }
+        if self.compiled is not None:
+            out["compiled"] = self.compiled
+            out["compile_s"] = self.compile_s
+        if self.compile_error is not None:
+            out["compile_error"] = self.compile_error
+        if self.library is not None:
+            out["library"] = self.library
+        if self.reuse is not None:
+            out["reuse"] = self.reuse
+        return out
+
+
+@dataclass(frozen=True)
+class EngineReport:
+    """A run's outcome: every job, each resource's busy and idle time, the scheduler's
+    overhead, and the set-up time (workers started) before the first stage."""
+
+    wall_s: float
+    setup_s: float
+    policy: str
+    cpus: str
+    jobs: tuple[JobReport, ...]
+    resources: Mapping[str, Mapping[str, float]]
+    scheduler: Mapping[str, float]
+    library: str | None = None
+
+    def job(self, job_id: str) -> JobReport:
+        for job in self.jobs:
+            if job.id == job_id:
+                return job
+        raise TunerError(f"unknown job {job_id!r} (jobs: {', '.join(j.id for j in self.jobs)})")
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "wall_s": round(self.wall_s, 4),
+            "setup_s": round(self.setup_s, 4),
+            "policy": self.policy,
+            "cpus": self.cpus,
+            "jobs": [job.as_json() for job in self.jobs],
+            "resources": {name: dict(times) for name, times in self.resources.items()},
+            "scheduler": dict(self.scheduler),
+            **({"library": self.library} if self.library else {}),
+        }
+
+
+@dataclass(eq=False)
+class _EngineJob:
+    """What the engine keeps of a job besides its driver."""
+
+    spec: JobSpec
+    driver: MetaScheduleDriver
+    model: Any  # the LoadedModel of a model job
+    target: dict[str, Any]
+    compiled: str | None = None
+    compile_s: float | None = None
+    compile_error: str | None = None
+    library: dict[str, Any] | None = None
+
+
+class Engine:
+    """Tuning jobs on this machine under one scheduler; implements ``Control``.
+
+    ``store`` is a ``BaseStore`` or the path of one to open (and close with the engine);
+    ``hub`` fans the events out live (the dashboard's push). Workers start with the first
+    ``run`` or ``serve`` (``start`` starts them earlier). Use it as a context manager, or
+    ``close`` it: that stops the scheduler and the worker processes.
+    """
+
+    def __init__(
+        self,
+        settings: EngineSettings,
+        *,
+        store: BaseStore | str | Path | None = None,
+        hub: Hub | None = None,
+    ) -> None:
+        self.settings = settings
+        self.runs_dir = Path(settings.runs_dir)
+        rpc = parse_rpc(settings.rpc) if settings.rpc else None
+        servers = len(discover(rpc)) if rpc else 0
+        local_devices = 0 if rpc else 1
+        self.plan: CpuPlan = plan_cpus(settings.cores or available_cpus(), devices=local_devices)
+        self.workers = StageWorkers(
+            local_devices=local_devices,
+            rpc_pools={rpc: servers} if rpc else None,
+            plan=self.plan,
+            build_timeout_s=settings.build_timeout_s,
+            run_timeout_s=settings.run_timeout_s,
+            build_workers=settings.build_workers,
+            evaluator=settings.measure,
+        )
+        self.default_device = rpc.pool if rpc else LOCAL_POOL
+        self.library = _open_library(settings.library)
+        self._own_store = not isinstance(store, BaseStore)
+        if store is None:
+            store = ":memory:"
+        self.store: BaseStore = open_store(str(store)) if self._own_store else store  # type: ignore[arg-type]
+        self.sink = EventSink(self.store, hub=hub)
+        self.scheduler = Scheduler(
+            self.workers.resources,
+            settings.policy,
+            clock=WallClock(),
+            sink=self.sink,
+            job_factory=self._plan_job,
+        )
+        self._jobs: dict[str, _EngineJob] = {}
+        self._submitting = threading.local()
+        self._started = False
+        self._setup_s = 0.0
+        self._wall_s = 0.0
+        self._closed = False
+
+    # --- Control ------------------------------------------------------------------------------
+
+    def submit(self, spec: JobSpec, *, db_dir: str | Path | None = None) -> str:
+        """Plan and queue a job (a model is imported and its tasks extracted now, so a bad
+        model fails here); returns its id. ``db_dir`` places its database elsewhere than
+        ``RUNS_DIR/<job id>``."""
+        if not isinstance(spec, JobSpec):
+            raise TunerError(f"submit takes a JobSpec, got {type(spec).__name__}")
+        # The scheduler calls the job factory on this thread, with the new job's id.
+        self._submitting.db_dir = Path(db_dir) if db_dir is not None else None
+        try:
+            return self.scheduler.submit(spec)
+        finally:
+            self._submitting.db_dir = None
+
+    def pause(self, job: str, reason: str | None = None) -> None:
+        self.scheduler.pause(job, reason)
+
+    def resume(self, job: str) -> None:
+        self.scheduler.resume(job)
+
+    def reprioritize(self, job: str, priority: int) -> None:
+        self.scheduler.reprioritize(job, priority)
+
+    def cancel(self, job: str) -> None:
+        self.scheduler.cancel(job)
+
+    def list(self) -> list[JobInfo]:
+        return self.scheduler.list()
+
+    def catalog(self) -> Catalog:
+        """The zoo models and the device pools a ``JobSpec`` may name (default first)."""
+        devices = [self.default_device] + [
+            p for p in self.workers.device_pools() if p != self.default_device
+        ]
+        return Catalog(
+            models=tuple(f"zoo:{name}" for name in ZOO),
+            devices=tuple(p.removeprefix(DEVICE_PREFIX) for p in devices),
+        )
+
+    # --- running ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every worker process now (the first stages then pay no start-up)."""
+        if not self._started:
+            started = time.perf_counter()
+            self.workers.start()
+            self._setup_s = time.perf_counter() - started
+            self._started = True
+
+    def run(self) -> EngineReport:
+        """Run until every submitted job is finished, failed or cancelled; the report.
+
+        SIGTERM (on the main thread) and Ctrl-C cancel the jobs still running, so the store
+        says so, and re-raise ``KeyboardInterrupt``."""
+        self.start()
+        started = time.perf_counter()
+        try:
+            with _terminate_as_interrupt():
+                self.scheduler.run()
+        except KeyboardInterrupt:
+            self._cancel_all()
+            raise
+        finally:
+            self._wall_s += time.perf_counter() - started
+        return self.report()
+
+    def serve(self) -> None:
+        """Start the workers and serve jobs on a background thread until ``close``."""
+        self.start()
+        self.scheduler.start_background()
+
+    def close(self) -> None:
+        """Stop the scheduler and every worker process; close a store the engine opened."""
+        if self._closed:
+            return
+        self._closed = True
+        self.scheduler.stop()
+        self.workers.close()
+        if self._own_store:
+            self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def report(self) -> EngineReport:
+        """Every job's outcome so far, with the resources' busy and idle time."""
+        wall_s = self._wall_s
+        busy = self.scheduler.busy_time()
+        resources = {
+            name: {
+                "busy_s": round(busy[name], 4),
+                "idle_s": round(max(0.0, wall_s - busy[name]), 4),
+            }
+            for name in self.scheduler.resources
+        }
+        stats = self.scheduler.stats
+        return EngineReport(
+            wall_s=wall_s,
+            setup_s=self._setup_s,
+            policy=self.settings.policy,
+            cpus=self.plan.describe(),
+            jobs=tuple(self._job_report(info) for info in self.scheduler.list()),
+            resources=resources,
+            scheduler={
+                "dispatches": stats.dispatches,
+                "per_dispatch_ms": round(stats.per_dispatch_s * 1e3, 4),
+                "share_of_wall": stats.decision_s / wall_s if wall_s > 0 else 0.0,
+            },
+            library=str(self.library.folder) if self.library is not None else None,
+        )
+
+    # --- planning a job -----------------------------------------------------------------------
+
+    def _plan_job(self, job_id: str, spec: JobSpec) -> PlannedJob:
+        """The scheduler's job factory: a ``JobSpec`` -> a MetaSchedule job."""
+        target = target_config(spec.target, self.workers.device_cores)
+        device_pool = self._device_pool(spec.device)
+        model = None
+        tasks: Sequence[Any] = spec.workloads
+        if spec.model:
+            load: dict[str, Any] = {}
+            if spec.input_shapes:
+                load["input_shapes"] = dict(spec.input_shapes)
+            if spec.model_batch is not None:
+                load["batch_size"] = spec.model_batch
+            model, tasks = model_tasks(spec.model, target, **load)
+        reuse = None
+        if spec.warm_start:
+            reuse = ReuseSettings(
+                _reuse_library(spec.warm_start),
+                only=spec.reuse_only,
+                limit=spec.reuse_limit,
+                sources=spec.reuse_sources,
+            )
+        search = self.settings.search
+        if spec.population is not None:
+            search = replace(search, population_size=spec.population)
+        settings = DriverSettings(
+            trials=spec.trials,
+            batch_size=spec.batch,
+            search=search,
+            seed=spec.seed,
+            target=target,
+            device_pool=device_pool,
+            profile_retries=self.settings.profile_retries,
+            reuse=reuse,
+        )
+        db_dir = getattr(self._submitting, "db_dir", None) or self.runs_dir / job_id
+        driver = MetaScheduleDriver(
+            job_id,
+            tasks,
+            settings,
+            workers=self.workers,
+            db_dir=db_dir,
+            sink=self.sink,
+            on_stall=self._stalled if self.settings.pause_on_stall else None,
+            final=self._final_stage(job_id, model is not None),
+        )
+        self._jobs[job_id] = _EngineJob(spec, driver, model, target)
+        return PlannedJob(
+            driver=driver,
+            name=spec.name or (model.name if model is not None else ",".join(spec.workloads)),
+            device_pool=device_pool,
+            tasks=driver.tasks,
+            target=json.dumps(target, sort_keys=True),
+            model=spec.model,
+        )
+
+    def _device_pool(self, device: str | None) -> str:
+        if device is None:
+            return self.default_device
+        pool = DEVICE_PREFIX + device.removeprefix(DEVICE_PREFIX)
+        pools = self.workers.device_pools()
+        if pool not in pools:
+            named = ", ".join(p.removeprefix(DEVICE_PREFIX) for p in pools)
+            raise TunerError(f"no device {device!r} here (devices: {named})")
+        return pool
+
+    def _final_stage(self, job_id: str, is_model: bool) -> FinalStage | None:
+        compiles = is_model and self.settings.compile_models
+        if not compiles and self.library is None:
+            return None
+        task = COMPILE_TASK if compiles else LIBRARY_TASK
+        return FinalStage(task, lambda: self._finish(job_id, compiles))
+
+    def _finish(self, job_id: str, compiles: bool) -> str | None:
+        """A finished job's last stage: compile the model, join the library."""
+        job = self._jobs[job_id]
+        notes = []
+        if compiles:
+            notes.append(self._compile(job))
+        if self.library is not None and job.driver.trials()[0] > 0:
+            notes.append(self._join_library(job_id, job))
+        return "; ".join(notes) or None
+
+    def _compile(self, job: _EngineJob) -> str:
+        db_dir = job.driver.db_dir
+        started = time.perf_counter()
+        try:
+            executable = compile_model(job.model, job.target, db_dir)
+            folder = save_compiled(
+                executable, job.model, job.target, db_dir / "compiled", database_dir=db_dir
+            )
+        except TunerError as exc:
+            job.compile_error = str(exc)
+            return f"not compiled: {exc}"
+        job.compiled = str(folder)
+        job.compile_s = round(time.perf_counter() - started, 3)
+        return f"compiled model in {folder}"
+
+    def _join_library(self, job_id: str, job: _EngineJob) -> str:
+        assert self.library is not None
+        source = job.model.source if job.model is not None else None
+        try:
+            added = self.library.add_database(
+                job.driver.db_dir,
+                model=str(source or job.spec.label),
+                task_names=job.driver.task_names_by_hash(),
+            )
+        except (LibraryError, OSError) as exc:
+            job.library = {"error": str(exc)}
+            return f"not added to the library: {exc}"
+        job.library = add_summary_json(added)
+        return f"{added.added} schedule(s) added to the library"
+
+    def _stalled(self, job_id: str, reason: str) -> None:
+        self.scheduler.pause(job_id, reason=reason)
+
+    def _cancel_all(self) -> None:
+        for info in self.scheduler.list():
+            if info.state not in TERMINAL_STATES:
+                with contextlib.suppress(TunerError):
+                    self.scheduler.cancel(info.id)
+
+    def _job_report(self, info: JobInfo) -> JobReport:
+        job = self._jobs[info.id]
+        driver = job.driver
+        return JobReport(
+            id=info.id,
+            name=info.name,
+            state=str(info.state),
+            detail=info.detail,
+            model=(job.model.source or job.model.name) if job.model is not None else None,
+            tasks=tuple(
+                TaskReport(t.name, t.trials, t.best_latency_s, t.weight, t.error)
+                for t in driver.summary()
+            ),
+            db_dir=str(driver.db_dir),
+            compiled=job.compiled,
+            compile_s=job.compile_s,
+            compile_error=job.compile_error,
+            library=job.library,
+            reuse=_reuse_report(driver) if driver.reuse is not None else None,
+        )
+
+
+def add_summary_json(summary: AddSummary) -> dict[str, Any]:
+    """What adding a database to a library did, as plain JSON."""
+    return {
+        "source": summary.source,
+        "path": summary.path,
+        "added": summary.added,
+        "already_present": summary.already_present,
+        "skipped": list(summary.skipped),
+    }
+
+
+def _reuse_report(driver: MetaScheduleDriver) -> dict[str, Any]:
+    """Which library models a job drew from and, per task, what came of it."""
+    reuse = driver.reuse
+    assert reuse is not None
+    choice = driver.reuse_sources
+    report: dict[str, Any] = {"library": str(reuse.library.folder), "tasks": {}}
+    if choice is not None:
+        report["sources"] = [s.model for s in choice.chosen]
+        report["source_scores"] = {s.model: round(s.score, 4) for s in choice.ranked}
+        report["covered"] = round(choice.covered, 4)
+    else:
+        report["sources"] = list(reuse.sources or ())
+    for task in driver.reuse_tasks():
+        report["tasks"][task.name] = task.as_json()
+    return report
+
+
+def _open_library(folder: str | Path | None) -> ScheduleLibrary | None:
+    if folder is None:
+        return None
+    try:
+        return ScheduleLibrary(folder, create=True)
+    except (LibraryError, OSError) as exc:
+        raise TunerError(f"schedule library {folder}: {exc}") from None
+
+
+def _reuse_library(folder: str) -> ScheduleLibrary:
+    """The library a job starts from; a damaged index fails the submit here."""
+    library = ScheduleLibrary(folder)
+    library.entries()
+    return library
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a run like Ctrl-C: jobs marked cancelled, worker processes stopped."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

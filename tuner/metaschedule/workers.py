@@ -1,0 +1,142 @@
+"""The long-lived build and profile workers every job's stages run on, one set per resource."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+from tuner._base import TunerError
+from tuner.cpus import CpuPlan, available_cpus, plan_cpus
+from tuner.metaschedule.build import BuildPool
+from tuner.metaschedule.rpc import RpcPool
+from tuner.metaschedule.run import EvalConfig, LocalProfiler, RPCProfiler
+from tuner.metaschedule.settings import LOCAL_POOL
+
+
+class StageWorkers:
+    """The long-lived build and profile workers, one set per resource, shared by all jobs.
+
+    ``client:N`` -> a build pool pinned to the plan's client cores; ``device:llvm:N`` -> a
+    profiler pinned to the plan's device N cores; ``device:rpc:KEY:N`` -> an RPC profiler for
+    the pool with that key. Workers start on first use (or all at once with ``start``).
+    """
+
+    def __init__(
+        self,
+        *,
+        clients: int = 1,
+        local_devices: int = 1,
+        rpc_pools: Mapping[RpcPool, int] | None = None,
+        plan: CpuPlan | None = None,
+        build_timeout_s: float = 30.0,
+        run_timeout_s: float = 10.0,
+        evaluator: EvalConfig | None = None,
+        build_workers: int | None = None,
+    ) -> None:
+        if clients < 1:
+            raise TunerError(f"need at least one client resource, got {clients}")
+        self.plan = plan or plan_cpus(available_cpus(), devices=local_devices)
+        if len(self.plan.devices) < local_devices:
+            raise TunerError(
+                f"the CPU plan has {len(self.plan.devices)} devices, need {local_devices}"
+            )
+        self.build_timeout_s = build_timeout_s
+        self.run_timeout_s = run_timeout_s
+        self.evaluator = evaluator or EvalConfig()
+        self.build_workers = build_workers
+        self.rpc_pools = dict(rpc_pools or {})
+        names = [f"client:{i}" for i in range(clients)]
+        names += [f"{LOCAL_POOL}:{i}" for i in range(local_devices)]
+        for pool, servers in self.rpc_pools.items():
+            names += pool.resources(servers)
+        self.resources: tuple[str, ...] = tuple(names)
+        self._builders: dict[str, BuildPool] = {}
+        self._profilers: dict[str, LocalProfiler | RPCProfiler] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def device_cores(self) -> int:
+        """Cores of one local device: the ``num-cores`` kernels are built for unless the
+        target says otherwise (without local devices, the client's core count; give RPC
+        servers on other machines their own ``num-cores`` in the target)."""
+        return len(self.plan.devices[0]) if self.plan.devices else len(self.plan.client)
+
+    def device_pools(self) -> list[str]:
+        pools = [LOCAL_POOL] if any(r.startswith(LOCAL_POOL + ":") for r in self.resources) else []
+        return pools + [pool.pool for pool in self.rpc_pools]
+
+    def builder(self, resource: str) -> BuildPool:
+        with self._lock:
+            pool = self._builders.get(resource)
+            if pool is None:
+                if resource not in self.resources or not resource.startswith("client:"):
+                    raise TunerError(f"no client resource {resource!r} here")
+                pool = BuildPool(
+                    self.plan.client, workers=self.build_workers, timeout_s=self.build_timeout_s
+                )
+                self._builders[resource] = pool
+            return pool
+
+    def profiler(self, resource: str) -> LocalProfiler | RPCProfiler:
+        with self._lock:
+            profiler = self._profilers.get(resource)
+            if profiler is None:
+                profiler = self._new_profiler(resource)
+                self._profilers[resource] = profiler
+            return profiler
+
+    def start(self) -> None:
+        """Start every worker now, while this process imports MetaSchedule's tensor
+        intrinsics (what the first TuneContext would import), so that the first stages do
+        not pay for start-up."""
+        starters = [self.builder(r).start for r in self.resources if r.startswith("client:")]
+        starters += [
+            self.profiler(r).start for r in self.resources if r.startswith(LOCAL_POOL + ":")
+        ]
+        with ThreadPoolExecutor(max(1, len(starters))) as pool:
+            futures = [pool.submit(start) for start in starters]
+            import tvm.s_tir.tensor_intrin  # noqa: F401
+
+            for future in futures:
+                future.result()
+
+    def close(self) -> None:
+        """Stop every worker process."""
+        with self._lock:
+            builders, self._builders = self._builders, {}
+            profilers, self._profilers = self._profilers, {}
+        for builder in builders.values():
+            builder.close()
+        for profiler in profilers.values():
+            profiler.close()
+
+    def __enter__(self) -> StageWorkers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _new_profiler(self, resource: str) -> LocalProfiler | RPCProfiler:
+        if resource not in self.resources:
+            raise TunerError(f"no device resource {resource!r} here")
+        if resource.startswith(LOCAL_POOL + ":"):
+            index = int(resource.rpartition(":")[2])
+            return LocalProfiler(
+                self.plan.devices[index],
+                evaluator=self.evaluator,
+                timeout_s=self.run_timeout_s,
+                name=resource,
+            )
+        for pool in self.rpc_pools:
+            if resource.startswith(pool.pool + ":"):
+                return RPCProfiler(
+                    pool.host,
+                    pool.port,
+                    pool.key,
+                    evaluator=self.evaluator,
+                    timeout_s=self.run_timeout_s,
+                    name=resource,
+                )
+        raise TunerError(f"no device resource {resource!r} here")
+
