@@ -25,12 +25,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from collectors.hub import Hub  # noqa: E402
 from collectors.jobs import TERMINAL_STATES, JobSpec  # noqa: E402
-from collectors.sink import EventSink  # noqa: E402
 from collectors.sqlite_store import SQLiteStore  # noqa: E402
 from dashboard.app import create_app  # noqa: E402
 from dashboard.server import start  # noqa: E402
-from tuner.clock import WallClock  # noqa: E402
-from tuner.scheduler import Scheduler  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -41,28 +38,25 @@ JOBS = [("matmul:64,dense:4x64x32", "mlp-block"), ("matmul:96", "matmul-96"),
 
 
 def real_run(store: SQLiteStore, runs: Path, trials: int):
-    """Tune JOBS for real on this machine; returns the scheduler (still serving) and hub."""
-    from tuner.engine import driver_factory
-
+    """Tune JOBS for real on this machine; returns the engine (still serving) and hub."""
+    from tuner.engine import Engine, EngineSettings
     from tuner.metaschedule.run import EvalConfig
     from tuner.metaschedule.settings import SMALL_SEARCH
-    from tuner.metaschedule.workers import StageWorkers
 
     hub = Hub()
-    sink = EventSink(store, hub=hub)
-    workers = StageWorkers(evaluator=EvalConfig(number=3, repeat=1, min_repeat_ms=10))
-    factory = driver_factory(workers=workers, runs_dir=runs, sink=sink, batch_size=8,
-                             search=SMALL_SEARCH, seed=1)  # fmt: skip
-    sched = Scheduler(["client:0", "device:llvm:0"], "interleaved", clock=WallClock(),
-                      sink=sink, driver_factory=factory)  # fmt: skip
-    sched.start_background()
+    settings = EngineSettings(runs_dir=runs, search=SMALL_SEARCH,
+                              measure=EvalConfig(number=3, repeat=1, min_repeat_ms=10))  # fmt: skip
+    engine = Engine(settings, store=store, hub=hub)
+    engine.serve()
     for index, (workloads, name) in enumerate(JOBS):
-        sched.submit(JobSpec(workloads=(workloads,), trials=trials, name=name, priority=index))
-    while not all(info.state in TERMINAL_STATES for info in sched.list()):
+        spec = JobSpec(workloads=(workloads,), trials=trials, batch=8, seed=1, name=name,
+                       priority=index)  # fmt: skip
+        engine.submit(spec)
+    while not all(info.state in TERMINAL_STATES for info in engine.list()):
         time.sleep(0.5)
-    waiting = sched.submit(JobSpec(workloads=("matmul:128",), trials=trials, name="queued-next"))
-    sched.pause(waiting)
-    return sched, hub, workers
+    waiting = engine.submit(JobSpec(workloads=("matmul:128",), trials=trials, name="queued-next"))
+    engine.pause(waiting)
+    return engine, hub
 
 
 def shoot(url: str, out: Path, pages: list[tuple[str, str, str | None, str]]) -> None:
@@ -116,9 +110,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         store = SQLiteStore(Path(tmp) / "runs.db")
         started = time.time()
-        sched, hub, workers = real_run(store, Path(tmp) / "runs", args.trials)
+        engine, hub = real_run(store, Path(tmp) / "runs", args.trials)
         print(f"tuned {len(JOBS)} jobs in {time.time() - started:.0f} s")
-        app = create_app(store, sched, live=hub, inspector=MetaScheduleInspector(store),
+        app = create_app(store, engine, live=hub, inspector=MetaScheduleInspector(store),
                          title="runs.db (real run)")  # fmt: skip
         running = start(app)
         try:
@@ -134,8 +128,7 @@ def main() -> int:
             ])  # fmt: skip
         finally:
             running.stop()
-            sched.stop()
-            workers.close()
+            engine.close()
             store.close()
 
         shoot_reuse(Path(tmp), args.out)

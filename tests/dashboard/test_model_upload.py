@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from plotly.utils import PlotlyJSONEncoder
 
-from collectors.jobs import JobInfo, JobSpec
+from collectors.jobs import Catalog, JobInfo, JobSpec
 from collectors.memory_store import MemoryStore
 from dashboard.access import Access
 from dashboard.app import create_app, parts
@@ -20,6 +20,7 @@ from dashboard.pages import jobs
 from tests.dashboard.browser import served
 from tuner._base import TunerError
 
+ZOO = ("zoo:cnn", "zoo:mobilenet", "zoo:mlp")  # what the fake tuner offers
 MODEL_BYTES = b"\x08\x07\x12\x04test" + bytes(range(256)) * 4  # opaque to the dashboard
 
 
@@ -46,6 +47,9 @@ class FakeControl:
 
     def list(self) -> list[JobInfo]:
         return []
+
+    def catalog(self) -> Catalog:
+        return Catalog(models=ZOO, devices=("llvm", "rpc:pi"))
 
 
 def layout_text(component: Any) -> str:
@@ -164,39 +168,25 @@ def test_a_dashboard_without_a_tuner_offers_no_model_upload(tmp_path: Path) -> N
     live = ctx_with(FakeControl(), tmp_path, upload_limit=4096)
     text = layout_text(jobs.layout(live))
     assert '"max_size": 4096' in text and ".onnx,.tflite,.keras" in text
-    assert all(name in text for name in jobs.ZOO_MODELS)
+    assert all(name in text for name in ZOO) and '"rpc:pi"' in text
     assert 'submit-model"' not in text  # no free-text model path any more
     assert stored_files(tmp_path) == []
 
 
 @pytest.mark.slow
-def test_the_real_scheduler_refuses_a_corrupt_model_and_the_page_says_why(tmp_path: Path) -> None:
-    pytest.importorskip("tvm")
-    from tuner.engine import driver_factory
-
-    from collectors.sink import EventSink
-    from tuner.clock import WallClock
-    from tuner.metaschedule.workers import StageWorkers
-    from tuner.scheduler import Scheduler
+def test_the_real_engine_refuses_a_corrupt_model_and_the_page_says_why(tmp_path: Path) -> None:
+    from tuner.engine import Engine, EngineSettings
 
     store = MemoryStore()
-    sink = EventSink(store)
-    workers = StageWorkers()
-    sched = Scheduler(
-        workers.resources, "interleaved", clock=WallClock(), sink=sink,
-        driver_factory=driver_factory(workers=workers, runs_dir=tmp_path / "runs", sink=sink),
-    )  # fmt: skip
-    try:
-        app = create_app(store, sched, live=False, uploads_dir=tmp_path / "up")
+    with Engine(EngineSettings(runs_dir=tmp_path / "runs"), store=store) as engine:
+        app = create_app(store, engine, live=False, uploads_dir=tmp_path / "up")
         ctx = parts(app).context
         upload_id, _ = jobs.upload_model(ctx, data_url(b"not a model"), "corrupt.onnx", None)
         done, message = jobs.submit_job(ctx, None, model_upload=upload_id, **form(trials=2))
-    finally:
-        sched.stop()
-        workers.close()
+        assert engine.list() == []
     assert not done and "corrupt.onnx" in message
     assert str(tmp_path) not in message  # the user's file name, not the server's path
-    assert sched.list() == [] and store.jobs().empty
+    assert store.jobs().empty
 
 
 # --- in the browser ---------------------------------------------------------------------

@@ -14,6 +14,7 @@ from dashboard.context import AppContext
 from dashboard.pages import convergence, inspector, jobs, records, timeline
 from dashboard.shell import job_options, task_options, window_from_inputs
 from tests.dashboard.synthetic import synthetic_history
+from tuner._base import PlannedJob
 from tuner.clock import SimClock
 from tuner.scheduler import Scheduler
 from tuner.simulation import DISTRIBUTIONS, SimulatedDriver
@@ -120,13 +121,14 @@ def test_records_table_computes_gflops_from_task_flops(synthetic) -> None:
 
 
 def _scheduler(store: MemoryStore) -> Scheduler:
-    def factory(job_id: str, spec) -> SimulatedDriver:
-        return SimulatedDriver(job_id, tasks=list(spec.workloads), iterations=2,
-                               times=DISTRIBUTIONS["thesis"], seed=1)  # fmt: skip
+    def factory(job_id: str, spec) -> PlannedJob:
+        driver = SimulatedDriver(job_id, tasks=list(spec.workloads), iterations=2,
+                                 times=DISTRIBUTIONS["thesis"], seed=1)  # fmt: skip
+        return PlannedJob(driver, spec.label, "device:sim", spec.workloads, target="sim")
 
     return Scheduler(
         ["client:0", "device:sim:0"], "interleaved", clock=SimClock(),
-        sink=EventSink(store, clock="sim"), driver_factory=factory,
+        sink=EventSink(store, clock="sim"), job_factory=factory,
     )  # fmt: skip
 
 
@@ -201,8 +203,10 @@ def test_submission_form_is_validated_with_clear_messages() -> None:
     assert "number of trials" in error(trials=None)
     assert "priority must be a whole number" in error(priority=0.5)
     assert "one word" in error(target="llvm -mcpu=x")
-    spec = jobs.parse_submission("matmul:64, dense:1x8x8", "", 8.0, "3" and 3, "", " n ")
+    spec = jobs.parse_submission("matmul:64\n dense:1x8x8;", "", 8.0, "3" and 3, "", " n ")
     assert spec.workloads == ("matmul:64", "dense:1x8x8") and spec.target == "llvm"
+    conv = jobs.parse_submission("conv2d:1x3x8x8,4x3x3,pad=1, matmul:8", "", 2, 0, "", None)
+    assert conv.workloads == ("conv2d:1x3x8x8,4x3x3,pad=1, matmul:8",)  # as tune reads it
     assert spec.trials == 8 and spec.name == "n"
     assert spec.warm_start is None and not spec.reuse_only
 

@@ -47,7 +47,7 @@ def tuned(tmp_path_factory: pytest.TempPathFactory, target: dict) -> Iterator[tu
     from tuner.clock import WallClock
     from tuner.metaschedule.driver import MetaScheduleDriver
     from tuner.metaschedule.run import EvalConfig
-    from tuner.metaschedule.settings import SMALL_SEARCH
+    from tuner.metaschedule.settings import SMALL_SEARCH, DriverSettings
     from tuner.metaschedule.workers import StageWorkers
     from tuner.scheduler import Scheduler
 
@@ -56,9 +56,13 @@ def tuned(tmp_path_factory: pytest.TempPathFactory, target: dict) -> Iterator[tu
     sink = EventSink(store)
     with StageWorkers(evaluator=EvalConfig(number=2, repeat=1, min_repeat_ms=5)) as workers:
         driver = MetaScheduleDriver(
-            "j1", list(REUSE_SPECS), trials=8, workers=workers, db_dir=db, sink=sink, target=target,
-            search=SMALL_SEARCH, batch_size=8,
-        )  # fmt: skip
+            "j1",
+            list(REUSE_SPECS),
+            DriverSettings(trials=8, batch_size=8, search=SMALL_SEARCH, target=target),
+            workers=workers,
+            db_dir=db,
+            sink=sink,
+        )
         scheduler = Scheduler(workers.resources, "interleaved", clock=WallClock(), sink=sink)
         scheduler.submit_job(
             lambda job_id: driver, name="specs", target="llvm", device_pool="device:llvm",

@@ -32,7 +32,7 @@ from tuner.metaschedule.build import BuildPool
 from tuner.metaschedule.driver import DeviceLost, MetaScheduleDriver
 from tuner.metaschedule.processes import PinnedWorker, WorkerCrashed, WorkerTimeout
 from tuner.metaschedule.run import EvalConfig, LocalProfiler, ProfileBatch
-from tuner.metaschedule.settings import SMALL_SEARCH
+from tuner.metaschedule.settings import SMALL_SEARCH, DriverSettings
 from tuner.metaschedule.targets import target_config
 from tuner.metaschedule.workers import StageWorkers
 from tuner.metaschedule.workloads import parse_workload, workload_module
@@ -241,13 +241,12 @@ def test_driver_tunes_tasks_round_robin_and_its_database_compiles(
     driver = MetaScheduleDriver(
         "j1-test",
         ["matmul:64,dense:4x64x32"],
-        trials=16,
+        DriverSettings(
+            trials=16, batch_size=8, search=replace(SMALL_SEARCH, xgb_warmup_samples=8), seed=3
+        ),
         workers=workers,
         db_dir=tmp_path / "j1",
         sink=sink,
-        batch_size=8,
-        search=replace(SMALL_SEARCH, xgb_warmup_samples=8),
-        seed=3,
     )
     assert driver.tasks == ("matmul:64x64x64", "dense:4x64x32")
     assert driver.trials() == (0, 32)
@@ -375,12 +374,10 @@ def test_failed_candidates_become_records_and_the_job_goes_on(
     driver = MetaScheduleDriver(
         "j-faulty",
         ["matmul:32"],
-        trials=16,
-        workers=faulty,  # type: ignore[arg-type]
+        DriverSettings(trials=16, batch_size=8, search=SMALL_SEARCH),
+        workers=faulty,
         db_dir=tmp_path / "db",
         sink=sink,
-        batch_size=8,
-        search=SMALL_SEARCH,
     )
     log = drive(driver, faulty)  # type: ignore[arg-type]
     driver.close()
@@ -408,12 +405,9 @@ def test_same_seed_gives_the_same_candidates(workers: StageWorkers, tmp_path: Pa
         driver = MetaScheduleDriver(
             name,
             ["matmul:32"],
-            trials=8,
+            DriverSettings(trials=8, batch_size=8, search=SMALL_SEARCH, seed=seed),
             workers=workers,
             db_dir=tmp_path / name,
-            batch_size=8,
-            search=SMALL_SEARCH,
-            seed=seed,
         )
         task, iteration, kind = driver.next_stage()
         assert driver.run(task, iteration, kind, "client:0").ok
@@ -434,12 +428,9 @@ def test_unreachable_device_is_retried_then_stalls_the_job(
     driver = MetaScheduleDriver(
         "j-stall",
         ["matmul:32"],
-        trials=8,
-        workers=faulty,  # type: ignore[arg-type]
+        DriverSettings(trials=8, batch_size=8, search=SMALL_SEARCH, profile_retries=2),
+        workers=faulty,
         db_dir=tmp_path / "db",
-        batch_size=8,
-        search=SMALL_SEARCH,
-        profile_retries=2,
         on_stall=lambda job, reason: stalls.append((job, reason)),
     )
     log = drive(driver, faulty)  # type: ignore[arg-type]
@@ -461,12 +452,9 @@ def test_unreachable_device_is_retried_then_stalls_the_job(
     driver = MetaScheduleDriver(
         "j-lost",
         ["matmul:32"],
-        trials=8,
-        workers=failing,  # type: ignore[arg-type]
+        DriverSettings(trials=8, batch_size=8, search=SMALL_SEARCH, profile_retries=1),
+        workers=failing,
         db_dir=tmp_path / "db2",
-        batch_size=8,
-        search=SMALL_SEARCH,
-        profile_retries=1,
     )
     with pytest.raises(DeviceLost, match="unavailable after 2 attempts"):
         drive(driver, failing)  # type: ignore[arg-type]
@@ -483,12 +471,10 @@ def test_a_stage_that_raises_is_retried_then_stops_its_task(
         driver = MetaScheduleDriver(
             name,
             ["matmul:32,dense:2x32x16"],
-            trials=8,
-            workers=faulty,  # type: ignore[arg-type]
+            DriverSettings(trials=8, batch_size=8, search=SMALL_SEARCH),
+            workers=faulty,
             db_dir=tmp_path / name,
             sink=sink,
-            batch_size=8,
-            search=SMALL_SEARCH,
         )
         log = drive(driver, faulty)  # type: ignore[arg-type]
         driver.close()
@@ -523,11 +509,9 @@ def test_close_mid_batch_removes_built_libraries(workers: StageWorkers, tmp_path
     driver = MetaScheduleDriver(
         "j-cancel",
         ["matmul:32"],
-        trials=16,
+        DriverSettings(trials=16, batch_size=4, search=SMALL_SEARCH),
         workers=workers,
         db_dir=tmp_path / "db",
-        batch_size=4,
-        search=SMALL_SEARCH,
     )
     for _ in range(2):  # select, build
         task, iteration, kind = driver.next_stage()
@@ -540,48 +524,20 @@ def test_close_mid_batch_removes_built_libraries(workers: StageWorkers, tmp_path
 
 
 @pytest.mark.slow
-def test_jobs_submitted_as_specs_run_through_the_driver_factory(
-    workers: StageWorkers, tmp_path: Path
-) -> None:
-    from tuner.engine import driver_factory
-
-    from collectors.jobs import JobSpec
-    from tuner.clock import WallClock
-    from tuner.scheduler import Scheduler
-
-    store, sink = make_sink()
-    factory = driver_factory(
-        workers=workers, runs_dir=tmp_path / "runs", sink=sink, batch_size=8, search=SMALL_SEARCH
-    )
-    scheduler = Scheduler(
-        workers.resources, "interleaved", clock=WallClock(), sink=sink, driver_factory=factory
-    )
-    job = scheduler.submit(JobSpec(workloads=("matmul:16", "dense:2x16x8"), trials=8))
-    with pytest.raises(TunerError, match=r"model resnet\.onnx: file not found"):
-        scheduler.submit(JobSpec(model="resnet.onnx", trials=8))
-    with pytest.raises(TunerError, match="no device pool 'device:rpc:gpu'"):
-        scheduler.submit(JobSpec(workloads=("matmul:16",), trials=8, target="rpc:gpu"))
-    scheduler.run()
-    (info,) = [i for i in scheduler.list() if i.id == job]
-    assert str(info.state) == "finished"
-    assert info.tasks == ("matmul:16x16x16", "dense:2x16x8")
-    assert (info.trials_done, info.trials_total) == (16, 16)
-    assert (tmp_path / "runs" / job / DB_RECORDS).is_file()
-    assert len(events(store, RecordEvent)) == 16
-
-
 def test_bad_driver_inputs_raise_before_anything_runs(
     workers: StageWorkers, tmp_path: Path
 ) -> None:
     common = {"workers": workers, "db_dir": tmp_path / "db"}
     with pytest.raises(TunerError, match="trials must be a positive integer"):
-        MetaScheduleDriver("j", ["matmul:8"], trials=0, **common)
+        MetaScheduleDriver("j", ["matmul:8"], DriverSettings(trials=0), **common)
     with pytest.raises(TunerError, match="unknown operator"):
-        MetaScheduleDriver("j", ["nope:8"], trials=4, **common)
+        MetaScheduleDriver("j", ["nope:8"], DriverSettings(trials=4), **common)
     with pytest.raises(TunerError, match="no device pool 'device:rpc:x'"):
-        MetaScheduleDriver("j", ["matmul:8"], trials=4, device_pool="device:rpc:x", **common)
+        MetaScheduleDriver(
+            "j", ["matmul:8"], DriverSettings(trials=4, device_pool="device:rpc:x"), **common
+        )
     with pytest.raises(TunerError, match="unknown target"):
-        MetaScheduleDriver("j", ["matmul:8"], trials=4, target="opencl", **common)
+        MetaScheduleDriver("j", ["matmul:8"], DriverSettings(trials=4, target="opencl"), **common)
 
 
 # --- under the scheduler ------------------------------------------------------------------------
@@ -604,12 +560,10 @@ def test_two_jobs_interleave_under_the_scheduler_into_sqlite(
             drivers[job_id] = MetaScheduleDriver(
                 job_id,
                 [spec],
-                trials=16,
+                DriverSettings(trials=16, batch_size=8, search=SMALL_SEARCH),
                 workers=workers,
                 db_dir=tmp_path / "runs" / job_id,
                 sink=sink,
-                batch_size=8,
-                search=SMALL_SEARCH,
             )
             return drivers[job_id]
 

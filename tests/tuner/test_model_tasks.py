@@ -119,7 +119,7 @@ def test_model_job_tunes_saves_and_runs_in_a_fresh_process(
 ) -> None:
     from tuner.clock import WallClock
     from tuner.metaschedule.driver import MetaScheduleDriver
-    from tuner.metaschedule.settings import SMALL_SEARCH
+    from tuner.metaschedule.settings import SMALL_SEARCH, DriverSettings
     from tuner.metaschedule.workers import StageWorkers
     from tuner.models.compiled import compile_model, load_compiled, save_compiled
     from tuner.scheduler import Scheduler
@@ -128,9 +128,13 @@ def test_model_job_tunes_saves_and_runs_in_a_fresh_process(
     sink = EventSink(store)
     with StageWorkers() as workers:
         driver = MetaScheduleDriver(
-            "j1", tasks, trials=4, workers=workers, db_dir=tmp_path / "db", sink=sink,
-            target=target, search=SMALL_SEARCH, batch_size=4, model=model,
-        )  # fmt: skip
+            "j1",
+            tasks,
+            DriverSettings(trials=4, batch_size=4, search=SMALL_SEARCH, target=target),
+            workers=workers,
+            db_dir=tmp_path / "db",
+            sink=sink,
+        )
         assert driver.trials() == (0, 8)  # two tunable tasks x 4; the reshape has no budget
         scheduler = Scheduler(workers.resources, "interleaved", clock=WallClock(), sink=sink)
         scheduler.submit_job(

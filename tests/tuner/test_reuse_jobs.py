@@ -30,7 +30,7 @@ def run_job(
     from tuner.clock import WallClock
     from tuner.metaschedule.driver import MetaScheduleDriver
     from tuner.metaschedule.run import EvalConfig
-    from tuner.metaschedule.settings import SMALL_SEARCH
+    from tuner.metaschedule.settings import SMALL_SEARCH, DriverSettings
     from tuner.metaschedule.workers import StageWorkers
     from tuner.scheduler import Scheduler
 
@@ -38,10 +38,19 @@ def run_job(
     sink = EventSink(store)
     with StageWorkers(evaluator=EvalConfig(number=2, repeat=1, min_repeat_ms=5)) as workers:
         driver = MetaScheduleDriver(
-            "j2", workloads, trials=trials, workers=workers, db_dir=db, sink=sink,
-            target="llvm", search=SMALL_SEARCH, batch_size=4,
-            reuse=ReuseSettings(library, only=only, limit=2),
-        )  # fmt: skip
+            "j2",
+            workloads,
+            DriverSettings(
+                trials=trials,
+                batch_size=4,
+                search=SMALL_SEARCH,
+                target="llvm",
+                reuse=ReuseSettings(library, only=only, limit=2),
+            ),
+            workers=workers,
+            db_dir=db,
+            sink=sink,
+        )
         scheduler = Scheduler(workers.resources, "interleaved", clock=WallClock(), sink=sink)
         scheduler.submit_job(
             lambda job_id: driver, name="reuse", target="llvm", device_pool="device:llvm",
@@ -122,58 +131,59 @@ def test_a_warm_started_job_measures_library_schedules_first_then_searches(
 
 
 def test_a_job_spec_with_a_bad_library_fails_at_submit(tmp_path: Path) -> None:
-    from tuner.engine import driver_factory
-
+    from collectors.jobs import JobSpecError
+    from tuner.engine import Engine, EngineSettings
     from tuner.metaschedule.library import LibraryError
-    from tuner.metaschedule.workers import StageWorkers
 
-    with StageWorkers() as workers:
-        make = driver_factory(workers=workers, runs_dir=tmp_path, sink=None)
+    with Engine(EngineSettings(runs_dir=tmp_path / "runs")) as engine:
         with pytest.raises(LibraryError, match="not a schedule library"):
-            make("j1", JobSpec(workloads=("matmul:64",), warm_start=str(tmp_path / "nope")))
-        with pytest.raises(TunerError, match="needs a library"):
-            make("j2", JobSpec(workloads=("matmul:64",), reuse_only=True))
+            engine.submit(JobSpec(workloads=("matmul:64",), warm_start=str(tmp_path / "nope")))
+        assert engine.list() == []
+    with pytest.raises(JobSpecError, match="needs a library"):
+        JobSpec(workloads=("matmul:64",), reuse_only=True)
 
 
 def test_naming_a_source_the_library_lacks_is_an_error(
     library: ScheduleLibrary, tmp_path: Path
 ) -> None:
     from tuner.metaschedule.driver import MetaScheduleDriver
+    from tuner.metaschedule.settings import DriverSettings
     from tuner.metaschedule.workers import StageWorkers
 
     with StageWorkers() as workers, pytest.raises(TunerError, match=r"no such source .*: nowhere"):
         MetaScheduleDriver(
-            "j3", ["matmul:128"], trials=4, workers=workers, db_dir=tmp_path / "db",
-            reuse=ReuseSettings(library, only=True, sources=("nowhere",)),
-        )  # fmt: skip
+            "j3",
+            ["matmul:128"],
+            DriverSettings(trials=4, reuse=ReuseSettings(library, only=True, sources=("nowhere",))),
+            workers=workers,
+            db_dir=tmp_path / "db",
+        )
 
 
 def test_a_submitted_spec_starts_from_the_library_and_the_finished_job_joins_another(
     library: ScheduleLibrary, tmp_path: Path
 ) -> None:
-    """What the Jobs page does: a JobSpec naming a library, through the driver factory."""
-    from tuner.engine import driver_factory
-
-    from tuner.clock import WallClock
+    """What the Jobs page does: a JobSpec naming a library, through the engine."""
+    from tuner.engine import Engine, EngineSettings
     from tuner.metaschedule.run import EvalConfig
     from tuner.metaschedule.settings import SMALL_SEARCH
-    from tuner.metaschedule.workers import StageWorkers
-    from tuner.scheduler import Scheduler
 
     store = MemoryStore()
-    sink = EventSink(store)
     joined = ScheduleLibrary(tmp_path / "joined", create=True)
-    with StageWorkers(evaluator=EvalConfig(number=2, repeat=1, min_repeat_ms=5)) as workers:
-        factory = driver_factory(workers=workers, runs_dir=tmp_path / "runs", sink=sink,
-                                 search=SMALL_SEARCH, batch_size=4, library=joined)  # fmt: skip
-        scheduler = Scheduler(workers.resources, "interleaved", clock=WallClock(), sink=sink,
-                              driver_factory=factory)  # fmt: skip
-        spec = JobSpec(workloads=("matmul:128",), trials=4, name="mm",
+    settings = EngineSettings(
+        runs_dir=tmp_path / "runs",
+        measure=EvalConfig(number=2, repeat=1, min_repeat_ms=5),
+        search=SMALL_SEARCH,
+        library=joined.folder,
+    )
+    with Engine(settings, store=store) as engine:
+        spec = JobSpec(workloads=("matmul:128",), trials=4, batch=4, name="mm",
                        warm_start=str(library.folder), reuse_only=True)  # fmt: skip
-        job = scheduler.submit(spec)
-        scheduler.run()
-    (info,) = scheduler.list()
+        job = engine.submit(spec)
+        report = engine.run()
+    (info,) = report.jobs
     assert info.id == job and info.state == "finished"
+    assert info.library is not None and info.library["added"] == 1
     (task,) = latest_tasks(store).values()
     assert any(r.method != UNTUNED for r in parse_reused(task.detail).values())
     (entry,) = joined.entries()

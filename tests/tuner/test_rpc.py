@@ -24,7 +24,7 @@ from tuner._base import TunerError
 from tuner.metaschedule.driver import MetaScheduleDriver
 from tuner.metaschedule.rpc import RpcPool, discover, parse_rpc
 from tuner.metaschedule.run import EvalConfig
-from tuner.metaschedule.settings import SMALL_SEARCH
+from tuner.metaschedule.settings import SMALL_SEARCH, DriverSettings
 from tuner.metaschedule.workers import StageWorkers
 
 
@@ -81,11 +81,10 @@ def rpc_driver(workers: StageWorkers, tmp_path: Path, sink: EventSink, **kwargs:
     return MetaScheduleDriver(
         "j-rpc",
         ["matmul:32"],
+        DriverSettings(search=SMALL_SEARCH, device_pool="device:rpc:tltest"),
         workers=workers,
         db_dir=tmp_path / "db",
         sink=sink,
-        device_pool="device:rpc:tltest",
-        search=SMALL_SEARCH,
         **kwargs,
     )
 

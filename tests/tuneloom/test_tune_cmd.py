@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rpc_fixtures import free_port, rpc_cluster
 
 from collectors.jsonl import export_jsonl
 from collectors.sqlite_store import SQLiteStore
+from tests.tuner.rpc_fixtures import free_port, rpc_cluster
 from tuneloom.cli import build_parser, main
 
 SMALL = ["--batch", "8", "--population", "64", "--number", "2", "--min-repeat-ms", "5"]
@@ -157,9 +157,8 @@ def test_tune_profiles_on_an_rpc_pool(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_progress_bar_shows_trials_of_the_total(monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 
-    from scheduling_helpers import ScriptedDriver
-
-    from tuneloom.commands.tune import _Progress
+    from tests.tuner.scheduling_helpers import ScriptedDriver
+    from tuneloom.progress import TrialsProgress
     from tuner.clock import SimClock
     from tuner.scheduler import Scheduler
 
@@ -179,12 +178,10 @@ def test_progress_bar_shows_trials_of_the_total(monkeypatch: pytest.MonkeyPatch)
     assert 0 < done < 16 and all(str(j.state) == "running" for j in jobs)
     stream = io.StringIO()
     monkeypatch.setattr("sys.stderr", stream)
-    progress = _Progress(scheduler, period_s=0.01)
-    progress.start()
-    deadline = time.monotonic() + 10
-    while "trials" not in stream.getvalue() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    progress.stop()
+    with TrialsProgress(scheduler.list, "tune", period_s=0.01):
+        deadline = time.monotonic() + 10
+        while "trials" not in stream.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
     shown = stream.getvalue()
     assert f"] {done}/16 trials  2 running" in shown
     assert shown.endswith("\r\033[K")  # the line is cleared at the end

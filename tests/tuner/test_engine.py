@@ -1,0 +1,133 @@
+"""The engine: every way of starting a job goes through it, with real TVM.
+
+A spec's workloads or model become one job; a model job's last stage compiles it into
+``RUNS_DIR/<job>/compiled`` and every finished job joins the library, whichever way the job
+was submitted. Bad specs are refused at submit with the reason, and other jobs go on.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from collectors.events import JobEvent, StageEvent, TaskEvent
+from collectors.jobs import JobSpec, JobSpecError, JobState
+from collectors.memory_store import MemoryStore
+from collectors.sqlite_store import SQLiteStore
+from tuner._base import TunerError
+from tuner.engine import COMPILE_TASK, Engine, EngineSettings
+from tuner.metaschedule.library import ScheduleLibrary
+from tuner.metaschedule.run import EvalConfig
+from tuner.metaschedule.settings import SMALL_SEARCH
+from tuner.models._base import ModelError
+from tuner.models.compiled import load_compiled
+
+QUICK = EvalConfig(number=2, repeat=1, min_repeat_ms=5)
+
+
+def settings(tmp_path: Path, **changes: object) -> EngineSettings:
+    return EngineSettings(runs_dir=tmp_path / "runs", measure=QUICK, search=SMALL_SEARCH,
+                          **changes)  # type: ignore[arg-type]  # fmt: skip
+
+
+def test_specs_are_checked_before_a_job_is_planned(tmp_path: Path) -> None:
+    for spec, why in [
+        ({}, "a model or at least one workload"),
+        ({"workloads": ("matmul:8",), "trials": 0}, "trials must be a positive integer"),
+        ({"workloads": "matmul:8"}, "workloads must be a list"),
+        ({"model": "zoo:cnn", "input_shapes": {"x": (1, 0)}}, "positive dimensions"),
+        ({"workloads": ("matmul:8",), "reuse_sources": ()}, "reuse_sources"),
+    ]:
+        with pytest.raises(JobSpecError, match=why):
+            JobSpec(**spec)  # type: ignore[arg-type]
+    with Engine(settings(tmp_path)) as engine:
+        for spec, why in [
+            (JobSpec(workloads=("nope:8",)), "unknown operator 'nope'"),
+            (JobSpec(workloads=("matmul:8",), target="cuda"), "unknown target 'cuda'"),
+            (JobSpec(workloads=("matmul:8",), device="rpc:gpu"), "no device 'rpc:gpu'"),
+            (JobSpec(model=str(tmp_path / "resnet.onnx")), r"resnet\.onnx: file not found"),
+        ]:
+            with pytest.raises(TunerError, match=why):
+                engine.submit(spec)
+        assert engine.list() == []
+        catalog = engine.catalog()
+    assert catalog.devices == ("llvm",)
+    assert {"zoo:cnn", "zoo:mlp"} <= set(catalog.models)
+
+
+def test_a_spec_round_trips_through_json() -> None:
+    spec = JobSpec(
+        model="zoo:cnn", trials=8, target={"kind": "llvm", "mcpu": "generic"}, device="rpc:pi",
+        input_shapes={"x": (1, 3, 8, 8)}, model_batch=2, warm_start="/lib",
+        reuse_sources=("zoo:resnet",),
+    )  # fmt: skip
+    assert JobSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(JobSpecError, match="unknown job spec field 'trails'"):
+        JobSpec.from_dict({"model": "zoo:cnn", "trails": 3})
+
+
+@pytest.mark.slow
+def test_workload_jobs_run_and_report_and_join_the_library(tmp_path: Path) -> None:
+    store = MemoryStore()
+    library = tmp_path / "library"
+    with Engine(settings(tmp_path, library=library), store=store) as engine:
+        job = engine.submit(JobSpec(workloads=("matmul:16", "dense:2x16x8"), trials=8, batch=8))
+        report = engine.run()
+    (done,) = report.jobs
+    assert done.id == job and done.state == "finished"
+    assert [t.name for t in done.tasks] == ["matmul:16x16x16", "dense:2x16x8"]
+    assert [t.trials for t in done.tasks] == [8, 8]
+    assert all(t.best_latency_s and t.best_latency_s > 0 for t in done.tasks)
+    assert done.library is not None and done.library["added"] == 2
+    assert len(ScheduleLibrary(library).entries()) == 2
+    assert done.compiled is None  # workloads, not a model: nothing to compile
+    finals = [s.event for s in store.read(kinds=("stage",), job=job)]
+    assert finals[-1].task == "library" and finals[-1].stage == "build"
+    assert report.as_json()["jobs"][0]["library"]["added"] == 2
+    (finished,) = [s.event for s in store.read(kinds=("job",)) if s.event.change == "finished"]
+    assert finished.detail == "16 trials; 2 schedule(s) added to the library"
+
+
+@pytest.mark.slow
+def test_a_model_job_beside_a_kernel_job_ends_compiled_and_a_bad_model_is_refused(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "run.db")
+    with Engine(settings(tmp_path), store=store) as engine:
+        kernel = engine.submit(JobSpec(workloads=("matmul:32",), trials=8, batch=4, name="k"))
+        engine.serve()
+        (tmp_path / "corrupt.onnx").write_bytes(b"\x0a\x05junk!" * 10)
+        with pytest.raises(ModelError, match=r"corrupt\.onnx"):
+            engine.submit(JobSpec(model=str(tmp_path / "corrupt.onnx"), trials=4))
+        model = engine.submit(JobSpec(model="zoo:mlp", trials=4, batch=4))
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            states = {info.id: info.state for info in engine.list()}
+            if all(state == JobState.FINISHED for state in states.values()):
+                break
+            time.sleep(0.5)
+        report = engine.report()
+    assert states == {kernel: JobState.FINISHED, model: JobState.FINISHED}
+    infos = {job.id: job for job in report.jobs}
+    tuned = [t for t in infos[model].tasks if not t.stopped]
+    assert tuned and all(t.trials == 4 for t in tuned)
+    compiled = infos[model].compiled
+    assert compiled == str(tmp_path / "runs" / model / "compiled")
+    assert load_compiled(compiled).metadata["tuned"]
+    assert infos[kernel].compiled is None
+    tasks = [s.event for s in store.read(kinds=("task",), job=model)]
+    assert tasks and all(isinstance(t, TaskEvent) and "model=mlp" in t.detail for t in tasks)
+    stages = [s.event for s in store.read(kinds=("stage",), job=model)]
+    last = stages[-1]
+    assert isinstance(last, StageEvent) and (last.task, last.stage) == (COMPILE_TASK, "build")
+    assert last.resource.startswith("client:")  # never on the profiling core
+    changes = [s.event for s in store.read(kinds=("job",), job=model)]
+    assert isinstance(changes[-1], JobEvent) and changes[-1].change == "finished"
+    assert f"compiled model in {compiled}" in changes[-1].detail
+    jobs = {s.event.job for s in store.read(kinds=("job",))}
+    assert jobs == {kernel, model}  # the refused model left no job behind
+    records = store.records()
+    assert len(records[records["job"] == kernel]) == 8
+    store.close()
