@@ -20,7 +20,7 @@ from dashboard.pages import jobs
 from tests.dashboard.browser import served
 from tuner._base import TunerError
 
-ZOO = ("zoo:cnn", "zoo:mobilenet", "zoo:mlp")  # what the fake tuner offers
+ZOO = ("zoo:cnn", "zoo:mobilenet", "zoo:resnet", "zoo:mlp")  # what the fake tuner offers
 MODEL_BYTES = b"\x08\x07\x12\x04test" + bytes(range(256)) * 4  # opaque to the dashboard
 
 

@@ -77,15 +77,15 @@ def rpc_workers(cluster: Any, evaluator: EvalConfig) -> StageWorkers:
     )
 
 
-def rpc_driver(workers: StageWorkers, tmp_path: Path, sink: EventSink, **kwargs: Any) -> Any:
+def rpc_driver(workers: StageWorkers, tmp_path: Path, sink: EventSink, **settings: Any) -> Any:
+    """A driver of one matmul task profiling on the pool; ``settings`` of ``DriverSettings``."""
     return MetaScheduleDriver(
         "j-rpc",
         ["matmul:32"],
-        DriverSettings(search=SMALL_SEARCH, device_pool="device:rpc:tltest"),
+        DriverSettings(search=SMALL_SEARCH, device_pool="device:rpc:tltest", **settings),
         workers=workers,
         db_dir=tmp_path / "db",
         sink=sink,
-        **kwargs,
     )
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,12 +115,17 @@ def run(args: argparse.Namespace) -> int:
     specs += [JobSpec(workloads=(text,), **common) for text in args.workload]
     db, runs_dir = store_paths(args.db, args.runs_dir)
     settings = engine_settings(args, runs_dir, library_to_join(args))
-    with Engine(settings, store=db) as engine:
-        with _nothing_left_on_failure(engine, db, runs_dir):
-            for spec in specs:  # every model is imported before anything runs
-                engine.submit(spec)
-        with TrialsProgress(engine.list, "tune", enabled=sys.stderr.isatty()):
-            report = engine.run()
+    new_store = db != ":memory:" and not Path(db).exists()
+    new_runs = not runs_dir.exists()
+    engine = Engine(settings, store=db)
+    try:
+        for spec in specs:  # every model is imported before anything runs
+            engine.submit(spec)
+    except BaseException:
+        _discard(engine, Path(db) if new_store else None, runs_dir, new_runs)
+        raise
+    with engine, TrialsProgress(engine.list, "tune", enabled=sys.stderr.isatty()):
+        report = engine.run()
     result = {**report.as_json(), "db": args.db, "runs_dir": str(runs_dir)}
     emit_result(args, result, _human(result))
     return 0 if all(job.state == "finished" for job in report.jobs) else 1
@@ -144,29 +147,20 @@ def store_paths(db_text: str, runs_dir: str | None) -> tuple[str, Path]:
     return db_text, runs
 
 
-@contextlib.contextmanager
-def _nothing_left_on_failure(engine: Any, db: str, runs_dir: Path) -> Iterator[None]:
-    """A submission that fails (a bad model) leaves no new store or runs folder behind, and
-    the jobs submitted before it cancelled in a store that was already there."""
-    paths = [Path(db), Path(f"{db}-wal"), Path(f"{db}-shm")]
-    new_store = db != ":memory:" and not Path(db).exists()
-    new_runs = not runs_dir.exists()
-    try:
-        yield
-    except BaseException:
-        jobs = engine.list()
-        for job in jobs:
-            engine.cancel(job.id)
-        engine.close()
-        if new_store:
-            for path in paths:
-                path.unlink(missing_ok=True)
-        if new_runs:
-            shutil.rmtree(runs_dir, ignore_errors=True)
-        else:
-            for job in jobs:
-                shutil.rmtree(runs_dir / job.id, ignore_errors=True)
-        raise
+def _discard(engine: Any, new_store: Path | None, runs_dir: Path, new_runs: bool) -> None:
+    """After a submission failed (a bad model): cancel what was submitted, stop the engine,
+    and leave no store or runs folder this run created (an existing store says cancelled)."""
+    jobs = engine.list()
+    for job in jobs:
+        engine.cancel(job.id)
+    engine.close()
+    if new_store is not None:
+        for path in (new_store, Path(f"{new_store}-wal"), Path(f"{new_store}-shm")):
+            path.unlink(missing_ok=True)
+    if new_runs:
+        shutil.rmtree(runs_dir, ignore_errors=True)
+    for job in jobs:
+        shutil.rmtree(runs_dir / job.id, ignore_errors=True)
 
 
 def _human(tune: dict[str, Any]) -> str:
