@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from collectors.events import (
     Event,
@@ -27,6 +27,7 @@ from collectors.events import (
     TaskEvent,
     trusted_constructor,
 )
+from collectors.importers import parallel
 from collectors.importers._common import (
     BadLine,
     ImportContext,
@@ -36,25 +37,13 @@ from collectors.importers._common import (
     is_text,
     iter_json_lines,
     measure_error,
-    parse_json,
 )
+from collectors.importers._lines import LineFormat, Measurement
 from collectors.importers.timeline import Batch, BatchTimeline, imported_resource
 
 _record = trusted_constructor(RecordEvent)
 _stage = trusted_constructor(StageEvent)
 _isfinite = math.isfinite
-
-
-class Measurement(NamedTuple):
-    """One measured candidate as read from a log line."""
-
-    key: str  # the workload key: measurements of one workload share it
-    target: str | None
-    costs: Any  # checked here: a list of finite numbers when ``error_no`` is 0
-    error_no: int
-    all_cost: float | None
-    ts: float
-    trace: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,46 +60,12 @@ class WorkloadInfo:
     detail: str | None = None
 
 
-@dataclass(frozen=True)
-class LineFormat:
-    """How a format reads one log line into a ``Measurement``.
-
-    ``fast(text)``, when given, is tried first on the raw text and returns None for lines it
-    leaves to the general path: ``parse_json``, ``looks_like(decoded)`` (else the line is
-    bad with ``not_this_format``), then ``measurement(decoded)``. Every function is a
-    module-level one, so that worker processes can use the format too.
-    """
-
-    name: str  # the format's name (its module in collectors.importers)
-    looks_like: Callable[[object], bool]
-    measurement: Callable[[Any], Measurement]
-    not_this_format: str
-    fast: Callable[[str], Measurement | None] | None = None
-
-    def measure(self, text: str) -> Measurement:
-        """The measurement of one line; raises BadLine saying why it has none."""
-        try:
-            item = None if self.fast is None else self.fast(text)
-            if item is None:
-                obj = parse_json(text)
-                if not self.looks_like(obj):
-                    raise BadLine(self.not_this_format)
-                item = self.measurement(obj)
-        except BadLine:
-            raise
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            raise BadLine(f"unexpected structure ({type(exc).__name__}: {exc})"[:200]) from None
-        return item
-
-
 def json_line_measurements(
     ctx: ImportContext, lines: LineFormat
 ) -> Iterator[tuple[int, tuple[Any, ...]]]:
     """(line number, measurement) of a JSON-lines log; a line that is not one is counted as
     bad, not fatal. A big file is parsed by worker processes when ``ctx.workers`` allows
     (``parallel``): the same results, their fields as a plain tuple."""
-    from collectors.importers import parallel  # a worker imports this module, not the other way
-
     workers = parallel.worker_count(ctx.path, ctx.workers)
     if workers:
         yield from parallel.measurements(ctx, lines.name, workers)

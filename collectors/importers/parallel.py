@@ -2,7 +2,7 @@
 
 Parsing a line (JSON decoding, building its measurement) is independent of every other line;
 what follows (names, timeline, events, the store) is not. So for a file of at least
-``PARALLEL_MIN_BYTES``, worker processes (``python -m collectors.importers.parallel``) parse
+``PARALLEL_MIN_BYTES``, worker processes (``WORKER_COMMAND``, which runs ``serve``) parse
 consecutive chunks of whole lines (cut after a newline) and the importing process consumes
 their results in file order. Line numbers, bad lines and measurements are exactly those of
 the one-process reading (``iter_json_lines`` and ``LineFormat.measure``): a worker reads its
@@ -32,7 +32,7 @@ from typing import Any
 from collectors._frames import gc_paused
 from collectors.importers import _common
 from collectors.importers._common import BadLine, ImportContext
-from collectors.importers._measured import LineFormat
+from collectors.importers._lines import LineFormat
 
 PARALLEL_MIN_BYTES = 32 * 2**20  # smaller files are parsed faster than workers start
 CHUNK_BYTES = 4 * 2**20  # bytes of lines per request to a worker
@@ -41,7 +41,8 @@ _IN_FLIGHT = 2  # requests queued per worker
 _SKIP = 2**16  # bytes read at a time while looking for the end of a line
 _LENGTH = struct.Struct("<Q")
 _REPO_ROOT = Path(__file__).resolve().parents[2]
-WORKER_COMMAND = [sys.executable, "-m", "collectors.importers.parallel"]
+# Not ``-m``: importing the package already imports this module (through ``_measured``).
+WORKER_COMMAND = [sys.executable, "-c", "from collectors.importers.parallel import serve; serve()"]
 
 # One parsed chunk: (lines read, [(line offset, measurement fields or None, bad reason)]).
 Chunk = tuple[int, list[tuple[int, tuple[Any, ...] | None, str | None]]]
@@ -222,7 +223,8 @@ class _Worker:
         _common.stop_worker(proc)
 
 
-def _serve() -> None:
+def serve() -> None:
+    """A worker: answers the requests on stdin, in order, until it closes."""
     out = sys.stdout.buffer
     for raw in sys.stdin.buffer:
         try:
@@ -234,7 +236,3 @@ def _serve() -> None:
             body = marshal.dumps(None)
         out.write(_LENGTH.pack(len(body)) + body)
         out.flush()
-
-
-if __name__ == "__main__":
-    _serve()

@@ -192,26 +192,6 @@ def two_panel_layout(y_title: str, y_type: str, y_ticks: dict[str, Any], **extra
     return layout
 
 
-def convergence_figure(
-    best: pd.DataFrame,
-    colors: Mapping[str, str],
-    job_labels: Mapping[str, str],
-    *,
-    show_points: bool = True,
-    log_y: bool = True,
-    max_points: int = 2000,
-    reused: Mapping[int, str] | None = None,
-) -> tuple[go.Figure, ConvergenceMeta]:
-    """Best latency so far per (job, task) vs trials (left) and vs time (right); the figure
-    of ``convergence_figure_dict`` as a ``go.Figure``."""
-    spec, meta = convergence_figure_dict(
-        best, colors, job_labels, show_points=show_points, log_y=log_y, max_points=max_points,
-        reused=reused,
-    )  # fmt: skip
-    # Thousands of points: plotly.py's per-item validation would cost more than the drawing.
-    return go.Figure(data=spec["data"], layout=spec["layout"], _validate=False), meta
-
-
 def convergence_figure_dict(
     best: pd.DataFrame,
     colors: Mapping[str, str],

@@ -18,12 +18,11 @@ from dashboard.figures import convergence as cf
 from dashboard.pages.convergence import convergence_view
 
 
-def _lines(figure: Any) -> dict[tuple[str, str], dict[str, Any]]:
+def _lines(figure: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     """The left-panel best-so-far line of each (job, task) series."""
-    data = figure["data"] if isinstance(figure, dict) else [t.to_plotly_json() for t in figure.data]
     return {
         tuple(t["legendgroup"].split(cf.SERIES_SEP)): t
-        for t in data
+        for t in figure["data"]
         if t.get("mode") == "lines" and t.get("xaxis") in (None, "x")
     }
 
@@ -40,7 +39,7 @@ def _rounded(values: np.ndarray) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in cf._rounded(values)], dtype=float)
 
 
-def _check_series(records: pd.DataFrame, figure: Any, *, exact: bool) -> int:
+def _check_series(records: pd.DataFrame, figure: dict[str, Any], *, exact: bool) -> int:
     """Assert each series' minimum is drawn and points at its record; with ``exact``, that
     the drawn line equals the running best at every trial. Returns the series checked."""
     lines = _lines(figure)
@@ -114,7 +113,7 @@ def test_downsampled_lines_keep_the_running_minimum(
     records = records.sort_values("pos").reset_index(drop=True)
     records["mean_secs"] = records["mean_secs"].astype(float)
     best = cf.best_so_far(records, {})
-    figure, meta = cf.convergence_figure(
+    figure, meta = cf.convergence_figure_dict(
         best, {"j": "#123456"}, {}, show_points=show_points, max_points=max_points
     )
     for (job, task), part in records.groupby(["job", "task"], sort=False):
@@ -128,7 +127,7 @@ def test_downsampled_lines_keep_the_running_minimum(
         assert _check_series(part, figure, exact=exact) == 1
     if show_points:
         (left, _) = meta.points
-        drawn = set(figure.data[left].customdata)
+        drawn = set(figure["data"][left]["customdata"])
         for _, part in records.groupby("task"):
             valid = part[part["mean_secs"].notna()]
             if len(valid):

@@ -71,18 +71,19 @@ def test_convergence_figure_has_two_lines_per_series_and_a_meta_for_live_extensi
         ("a", "t1", 2.0, 0.003),
     ])  # fmt: skip
     best = cf.best_so_far(df, {"a": 0.0, "b": 0.0})
-    fig, meta = cf.convergence_figure(best, job_colors(["a", "b"]), {}, show_points=True)
+    spec, meta = cf.convergence_figure_dict(best, job_colors(["a", "b"]), {}, show_points=True)
+    data = spec["data"]
     # 2 series x (left, right) + points (left, right) + errors (left, right)
-    assert len(fig.data) == 8
+    assert len(data) == 8
     a = meta.series[cf.series_key("a", "t1")]
     assert (a.left, a.right, a.n, a.best, a.best_pos) == (0, 1, 3, 3.0, 4)
     assert meta.points == (4, 5) and meta.errors == (6, 7)
-    assert list(fig.data[a.left].y) == [4.0, 4.0, 3.0]
-    assert [list(c) for c in fig.data[a.left].customdata] == [[1, 1], [1, 2], [4, 4]]
-    assert list(fig.data[6].customdata) == [2]  # the failed candidate
-    assert list(fig.data[4].customdata) == [1, 3, 4]  # valid measurements
-    assert fig.layout.yaxis.type == "log"
-    assert "(ms)" in fig.layout.yaxis.title.text
+    assert list(data[a.left]["y"]) == [4.0, 4.0, 3.0]
+    assert [list(c) for c in data[a.left]["customdata"]] == [[1, 1], [1, 2], [4, 4]]
+    assert list(data[6]["customdata"]) == [2]  # the failed candidate
+    assert list(data[4]["customdata"]) == [1, 3, 4]  # valid measurements
+    assert spec["layout"]["yaxis"]["type"] == "log"
+    assert "(ms)" in spec["layout"]["yaxis"]["title"]["text"]
     json_meta = meta.to_json()
     assert json_meta["series"][cf.series_key("b", "t1")]["best"] == 2.0
 
@@ -91,9 +92,10 @@ def test_convergence_series_longer_than_the_limit_are_downsampled() -> None:
     n = 5000
     secs = np.linspace(0.01, 0.001, n)
     df = records([("a", "t", float(i), float(s)) for i, s in enumerate(secs)])
-    fig, meta = cf.convergence_figure(cf.best_so_far(df, {}), {"a": "#000"}, {}, max_points=100)
-    assert len(fig.data[0].x) <= 102
-    assert fig.data[0].y[-1] == pytest.approx(1.0)  # the final best survives
+    best = cf.best_so_far(df, {})
+    spec, meta = cf.convergence_figure_dict(best, {"a": "#000"}, {}, max_points=100)
+    assert len(spec["data"][0]["x"]) <= 102
+    assert spec["data"][0]["y"][-1] == pytest.approx(1.0)  # the final best survives
     assert meta.series[cf.series_key("a", "t")].n == n
 
 

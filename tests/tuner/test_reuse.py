@@ -8,6 +8,7 @@ layer, 8 trials each) run once for the module.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -212,21 +213,69 @@ def test_tile_sizes_are_refitted_to_new_extents_keeping_their_structure() -> Non
     assert refit_tiles([4, 4], 1) is None
 
 
+def _refit_exists(factors: list[int], extent: int, max_innermost: int) -> bool:
+    """Whether ``extent`` has tiles of the structure of ``factors``: they already fit, or it
+    splits into one size above 1 per tuned size above 1, the innermost within
+    ``max_innermost`` (when positive and the innermost is tiled). Brute force."""
+    if math.prod(factors) == extent:
+        return True
+    parts = sum(f > 1 for f in factors)
+    cap = max_innermost if factors[-1] > 1 else 0
+
+    def splits(n: int, parts: int, cap: int) -> bool:
+        if parts == 0:
+            return n == 1
+        divisors = [d for d in range(2, n + 1) if n % d == 0 and not 0 < cap < d]
+        return any(splits(n // d, parts - 1, 0) for d in divisors)
+
+    return parts > 0 and splits(extent, parts, cap)
+
+
+def _assert_refit(tiles: list[int] | None, factors: list[int], extent: int, cap: int) -> None:
+    """``tiles`` tile ``extent`` with the unit loops of ``factors``, innermost within ``cap``."""
+    assert tiles is not None
+    assert len(tiles) == len(factors)
+    assert math.prod(tiles) == extent
+    assert [t == 1 for t in tiles] == [f == 1 for f in factors]
+    if cap and tiles != factors:
+        assert tiles[-1] <= cap
+
+
 @given(
     st.lists(st.integers(1, 32), min_size=1, max_size=4),
     st.integers(1, 5000),
     st.sampled_from([0, 8, 64]),
 )
-def test_refitted_tiles_multiply_to_the_extent_with_the_same_unit_loops(
+def test_tiles_are_refitted_exactly_when_tiles_of_the_same_structure_exist(
     factors: list[int], extent: int, max_innermost: int
 ) -> None:
     tiles = refit_tiles(factors, extent, max_innermost)
-    if tiles is None:
-        return
-    assert int(np.prod(tiles)) == extent
-    assert [t == 1 for t in tiles] == [f == 1 for f in factors] or tiles == factors
-    if max_innermost and tiles != factors:
-        assert tiles[-1] <= max_innermost
+    if _refit_exists(factors, extent, max_innermost):
+        _assert_refit(tiles, factors, extent, max_innermost)
+    else:
+        assert tiles is None
+
+
+@st.composite
+def _refittable(draw: st.DrawFn) -> tuple[list[int], int, int]:
+    """Tuned sizes, an extent up to 16**4 that new sizes of their structure tile, a maximum
+    innermost size those new sizes respect."""
+    n = draw(st.integers(1, 4))
+    unit = draw(st.lists(st.booleans(), min_size=n, max_size=n).filter(lambda u: not all(u)))
+    max_innermost = draw(st.sampled_from([0, 2, 8, 64]))
+    tuned = [1 if u else draw(st.integers(2, 32)) for u in unit]
+    new = [1 if u else draw(st.integers(2, 16)) for u in unit]
+    if max_innermost and new[-1] > 1:
+        new[-1] = draw(st.integers(2, max_innermost))
+    return tuned, math.prod(new), max_innermost
+
+
+@given(_refittable())
+def test_a_refit_is_found_whenever_new_tiles_of_the_same_structure_exist(
+    case: tuple[list[int], int, int],
+) -> None:
+    factors, extent, max_innermost = case
+    _assert_refit(refit_tiles(factors, extent, max_innermost), factors, extent, max_innermost)
 
 
 def test_the_trace_tile_decisions_on_the_anchor_loops_are_refitted() -> None:
