@@ -44,8 +44,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from collectors.importers._common import LogFormatError
-from collectors.importers.metaschedule import (
+from collectors.importers import LogFormatError
+from collectors.importers.ms_database import (
     RECORD_FILE,
     WORKLOAD_FILE,
     database_paths,
