@@ -43,7 +43,6 @@ JOBS = [("matmul:64,dense:4x64x32", "mlp-block"), ("matmul:96", "matmul-96"),
 def real_run(store: SQLiteStore, runs: Path, trials: int):
     """Tune JOBS for real on this machine; returns the scheduler (still serving) and hub."""
     from tuner.engine import driver_factory
-
     from tuner.metaschedule.run import EvalConfig
     from tuner.metaschedule.settings import SMALL_SEARCH
     from tuner.metaschedule.workers import StageWorkers

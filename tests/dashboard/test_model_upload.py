@@ -172,10 +172,9 @@ def test_a_dashboard_without_a_tuner_offers_no_model_upload(tmp_path: Path) -> N
 @pytest.mark.slow
 def test_the_real_scheduler_refuses_a_corrupt_model_and_the_page_says_why(tmp_path: Path) -> None:
     pytest.importorskip("tvm")
-    from tuner.engine import driver_factory
-
     from collectors.sink import EventSink
     from tuner.clock import WallClock
+    from tuner.engine import driver_factory
     from tuner.metaschedule.workers import StageWorkers
     from tuner.scheduler import Scheduler
 

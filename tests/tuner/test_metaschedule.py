@@ -543,10 +543,9 @@ def test_close_mid_batch_removes_built_libraries(workers: StageWorkers, tmp_path
 def test_jobs_submitted_as_specs_run_through_the_driver_factory(
     workers: StageWorkers, tmp_path: Path
 ) -> None:
-    from tuner.engine import driver_factory
-
     from collectors.jobs import JobSpec
     from tuner.clock import WallClock
+    from tuner.engine import driver_factory
     from tuner.scheduler import Scheduler
 
     store, sink = make_sink()

@@ -10,13 +10,12 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="the models extra (tensorflow) is not installed")
 
-from tuner.engine import driver_factory
-
 from collectors.events import JobEvent, TaskEvent
 from collectors.jobs import JobSpec, JobState
 from collectors.sink import EventSink
 from collectors.sqlite_store import SQLiteStore
 from tuner.clock import WallClock
+from tuner.engine import driver_factory
 from tuner.metaschedule.settings import SMALL_SEARCH
 from tuner.metaschedule.workers import StageWorkers
 from tuner.models._base import ModelError

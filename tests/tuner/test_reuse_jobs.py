@@ -123,7 +123,6 @@ def test_a_warm_started_job_measures_library_schedules_first_then_searches(
 
 def test_a_job_spec_with_a_bad_library_fails_at_submit(tmp_path: Path) -> None:
     from tuner.engine import driver_factory
-
     from tuner.metaschedule.library import LibraryError
     from tuner.metaschedule.workers import StageWorkers
 
@@ -152,9 +151,8 @@ def test_a_submitted_spec_starts_from_the_library_and_the_finished_job_joins_ano
     library: ScheduleLibrary, tmp_path: Path
 ) -> None:
     """What the Jobs page does: a JobSpec naming a library, through the driver factory."""
-    from tuner.engine import driver_factory
-
     from tuner.clock import WallClock
+    from tuner.engine import driver_factory
     from tuner.metaschedule.run import EvalConfig
     from tuner.metaschedule.settings import SMALL_SEARCH
     from tuner.metaschedule.workers import StageWorkers
