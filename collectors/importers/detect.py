@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from collectors.importers import ansor, autotvm, metaschedule, tuneloom_jsonl
+from collectors.importers import ansor, autotvm, ms_database, tuneloom_jsonl
 from collectors.importers._common import (
     FORMATS,
     BadLine,
@@ -31,7 +31,7 @@ class Detected:
 
     path: Path
     format: str
-    database: metaschedule.DatabasePaths | None = None
+    database: ms_database.DatabasePaths | None = None
 
     @property
     def files(self) -> tuple[Path, ...]:
@@ -49,7 +49,7 @@ def classify(obj: object) -> str | None:
         return "autotvm"
     if ansor.looks_like(obj):
         return "ansor"
-    if metaschedule.looks_like_record(obj) or metaschedule.looks_like_workload(obj):
+    if ms_database.looks_like_record(obj) or ms_database.looks_like_workload(obj):
         return "metaschedule"
     return None
 
@@ -68,14 +68,14 @@ def detect(path: str | Path, fmt: str | None = None) -> Detected:
     if path.is_dir():
         if fmt not in (None, "metaschedule"):
             raise LogFormatError(f"{path}: a directory can only be a MetaSchedule database")
-        if not (path / metaschedule.RECORD_FILE).is_file():
+        if not (path / ms_database.RECORD_FILE).is_file():
             raise LogFormatError(
-                f"{path}: directory holds no MetaSchedule database (no {metaschedule.RECORD_FILE})"
+                f"{path}: directory holds no MetaSchedule database (no {ms_database.RECORD_FILE})"
             )
-        return Detected(path, "metaschedule", metaschedule.database_paths(path))
+        return Detected(path, "metaschedule", ms_database.database_paths(path))
     found = fmt or _probe(path)
     if found == "metaschedule":
-        return Detected(path, found, metaschedule.database_paths(path))
+        return Detected(path, found, ms_database.database_paths(path))
     return Detected(path, found)
 
 

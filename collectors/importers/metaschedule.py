@@ -2,7 +2,7 @@
 
 A database is two JSON-lines files side by side: ``database_workload.json`` with
 ``[structural hash, base64 IRModule]`` per line and ``database_tuning_record.json`` with
-``[workload index, [trace, run_secs, target, args_info]]`` per line. The format has no
+``[workload index, [trace, run_secs, target, args_info]]`` per line (``ms_database``). It has no
 timestamps: records keep their file order and every event's ``ts`` is the record file's
 modification time (the job's detail says so). No timeline is reconstructed.
 
@@ -28,7 +28,6 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +42,7 @@ from collectors.events import (
 from collectors.importers._common import (
     BadLine,
     ImportContext,
-    LogFormatError,
     UniqueNames,
-    as_float_list,
     display_path,
     is_text,
     iter_json_lines,
@@ -53,96 +50,22 @@ from collectors.importers._common import (
     scan_json,
     shape_text,
 )
-from collectors.importers.ms_trace import (
-    args_info_shapes,
-    target_text,
-    trace_text,
-    workload_names,
+from collectors.importers.ms_database import (
+    DatabasePaths,
+    database_detail,
+    looks_like_record,
+    looks_like_workload,
+    run_secs_of,
 )
+from collectors.importers.ms_targets import target_text
+from collectors.importers.ms_trace import args_info_shapes, trace_text, workload_names
 from collectors.importers.ms_tvm import TvmDecoder
 
-WORKLOAD_FILE = "database_workload.json"
-RECORD_FILE = "database_tuning_record.json"
-# MetaSchedule commits this run time (seconds) for a candidate that failed to build or run.
-FAILED_RUN_SECS = 1e10
-# Run times at or above this are the failure marker, not a measurement.
-_FAILED_AT = 1e9
-DETAIL_DATABASE_PREFIX = "metaschedule_database="
 _WORKLOAD_START = re.compile(rb'^\[\s*"\d+"\s*,\s*"')
 FAILED_ERROR = "no run time (MetaSchedule stores 1e10 s for a failed build or run)"
 ORIGIN = "metaschedule"  # the origin of every imported record: its trace is MetaSchedule JSON
 
 _record = trusted_constructor(RecordEvent)
-
-
-@dataclass(frozen=True)
-class DatabasePaths:
-    """The two files of one MetaSchedule JSON database."""
-
-    workload: Path
-    record: Path
-
-    @property
-    def directory(self) -> Path:
-        return self.record.parent
-
-
-def looks_like_record(obj: Any) -> bool:
-    """True for a decoded tuning-record line ``[int, [trace, run_secs, ...]]``."""
-    return (
-        isinstance(obj, list)
-        and len(obj) == 2
-        and type(obj[0]) is int
-        and isinstance(obj[1], list)
-        and len(obj[1]) >= 2
-        and isinstance(obj[1][0], list)
-    )
-
-
-def looks_like_workload(obj: Any) -> bool:
-    """True for a decoded workload line ``[structural hash, base64]``."""
-    return (
-        isinstance(obj, list)
-        and len(obj) == 2
-        and isinstance(obj[0], str)
-        and obj[0].isdigit()
-        and isinstance(obj[1], str)
-    )
-
-
-def database_paths(path: Path) -> DatabasePaths:
-    """Resolve a database given as its directory, its record file or its workload file.
-
-    A record file named ``<x>tuning_record<y>`` pairs with ``<x>workload<y>`` beside it, else
-    with ``database_workload.json``. Raises LogFormatError naming what is missing.
-    """
-    path = Path(path)
-    if path.is_dir():
-        record, workload = path / RECORD_FILE, path / WORKLOAD_FILE
-    elif "workload" in path.name and "tuning_record" not in path.name:
-        workload = path
-        record = path.with_name(path.name.replace("workload", "tuning_record"))
-    else:
-        record = path
-        paired = path.with_name(path.name.replace("tuning_record", "workload"))
-        workload = paired if paired != path and paired.is_file() else path.with_name(WORKLOAD_FILE)
-    for needed, role in ((record, "tuning record file"), (workload, "workload file")):
-        if not needed.is_file():
-            raise LogFormatError(f"{path}: MetaSchedule database has no {role} (expected {needed})")
-    return DatabasePaths(workload=workload, record=record)
-
-
-def database_detail(directory: Path) -> str:
-    """The job-detail line naming a MetaSchedule database directory (read by best-db export)."""
-    return f"{DETAIL_DATABASE_PREFIX}{Path(directory).resolve()}"
-
-
-def run_secs_of(value: Any) -> tuple[float, ...] | None:
-    """Measured run times, or None for MetaSchedule's failure marker or a missing value."""
-    secs = as_float_list(value)
-    if secs is None or sum(secs) / len(secs) >= _FAILED_AT:
-        return None
-    return tuple(secs)
 
 
 class _Workloads:

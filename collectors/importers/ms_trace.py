@@ -1,4 +1,5 @@
-"""Readable text for MetaSchedule's JSON forms without TVM: traces, targets, workload names.
+"""Readable text for MetaSchedule's JSON forms without TVM: traces and workload names
+(targets: ``ms_targets``).
 
 A trace is ``[instructions, decisions]``; an instruction is ``[kind, inputs, attrs, outputs]``
 and a decision ``[instruction index, value]``. Each instruction becomes one line in the style
@@ -50,25 +51,6 @@ def trace_text(trace: Any) -> str:
         outs = ", ".join(str(o) for o in outputs or [])
         lines.append(f"{outs} = {call}" if outs else call)
     return "\n".join(lines)
-
-
-def target_text(target: Any) -> str | None:
-    """``{"kind": "llvm", "num-cores": 2, ...}`` -> ``llvm -num-cores=2 ...``; None if absent."""
-    if isinstance(target, str):
-        return target
-    if not isinstance(target, dict) or not isinstance(target.get("kind"), str):
-        return None
-    parts = [target["kind"]]
-    for key in sorted(target):
-        value = target[key]
-        if key in ("kind", "tag") or value in ("", None, [], {}):
-            continue
-        if isinstance(value, list):
-            value = ",".join(str(v) for v in value)
-        elif isinstance(value, dict):
-            value = json.dumps(value, separators=(",", ":"))
-        parts.append(f"-{key}={value}")
-    return " ".join(parts)
 
 
 def args_info_shapes(args_info: Any) -> tuple[tuple[tuple[int, ...], ...], str | None]:

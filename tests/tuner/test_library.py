@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -261,6 +263,68 @@ def test_a_database_without_measurements_adds_nothing(
     summary = library.add_database(failed)
     assert summary.added == 0 and "no measured schedule" in summary.skipped[0]
     assert library.entries() == []
+
+
+def test_one_database_tuned_for_two_targets_gives_an_entry_per_target(
+    library: ScheduleLibrary, tmp_path: Path
+) -> None:
+    """Each target's best tuned record is offered; a failed (1e10 s) record never is, nor is
+    the untuned fallback record (a trace with no instruction), however fast it ran."""
+    db = copy_db(tmp_path / "two")
+    rows = read_lines(db / RECORDS)
+    here = rows[0][1][2]
+    there = dict(here, mcpu="cascadelake")
+    fastest = min(valid_means(db / RECORDS), key=lambda m: m[0])[0]
+    lake = [json.loads(json.dumps(row)) for row in rows[:6]]
+    for row, secs in zip(lake, ([8e-5], [1e10], [6e-5, 8e-5], [1e10], [9e-5], [1e10]), strict=True):
+        row[1][1], row[1][2] = secs, there
+    untuned = []  # the reuse fallback of each target: no schedule, faster than any
+    for target in (here, there):
+        row = json.loads(json.dumps(rows[0]))
+        row[1][0], row[1][1], row[1][2] = [[], []], [fastest / 10], target
+        untuned.append(row)
+    failed = json.loads(json.dumps(rows[1]))
+    failed[1][1], failed[1][2] = [1e10], dict(here, mcpu="znver4")  # only failures there
+    lines = [*rows, untuned[0], *lake[:3], untuned[1], *lake[3:], failed]
+    (db / RECORDS).write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+
+    summary = library.add_database(db, model="two")
+    assert summary.added == 2
+    assert sorted(library.targets()) == sorted([target_key(here), target_key(there)])
+    (zen,) = library.entries(target=here)
+    (cascade,) = library.entries(target=there)
+    assert library.entries(target=dict(here, mcpu="znver4")) == []
+    measured = valid_means(SAMPLE / RECORDS)
+    best_mean, best_body = min(measured, key=lambda m: m[0])
+    assert (zen.latency_s, zen.trials) == (pytest.approx(best_mean), len(measured))
+    assert zen.trace == best_body[0]
+    assert (cascade.latency_s, cascade.trials) == (pytest.approx(7e-5), 3)
+    assert cascade.trace == rows[2][1][0] and cascade.target["mcpu"] == "cascadelake"
+    assert all(entry.trace[0] for entry in library.entries())  # no untuned schedule offered
+    # The extract holds the workload once and one best record per target.
+    extract = read_lines(Path(zen.database) / RECORDS)
+    assert sorted((r[0], r[1][2]["mcpu"], r[1][1]) for r in extract) == sorted(
+        [(0, here["mcpu"], best_body[1]), (0, "cascadelake", [6e-5, 8e-5])]
+    )
+    assert len(read_lines(Path(zen.database) / WORKLOADS)) == 1
+
+
+def test_reading_a_library_imports_no_tvm(library: ScheduleLibrary) -> None:
+    library.add_database(SAMPLE, model="mm")
+    code = (
+        "import sys\n"
+        "import tuner.metaschedule.library.index\n"
+        "assert 'tvm' not in sys.modules, 'the index imported tvm'\n"
+        "from tuner.metaschedule.library import ScheduleLibrary\n"
+        f"library = ScheduleLibrary({str(library.folder)!r})\n"
+        "print(len(library.entries()), len(library.sources()), library.targets())\n"
+        "assert 'tvm' not in sys.modules, 'reading the library imported tvm'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("1 1 [")
 
 
 # --- op classes from the TIR ----------------------------------------------------------------------

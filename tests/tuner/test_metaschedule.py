@@ -21,8 +21,8 @@ import psutil
 import pytest
 
 from collectors.events import RecordEvent, StageEvent, TaskEvent
-from collectors.importers.metaschedule import RECORD_FILE as DB_RECORDS
-from collectors.importers.metaschedule import WORKLOAD_FILE as DB_WORKLOAD
+from collectors.importers.ms_database import RECORD_FILE as DB_RECORDS
+from collectors.importers.ms_database import WORKLOAD_FILE as DB_WORKLOAD
 from collectors.jobs import StageKind
 from collectors.memory_store import MemoryStore
 from collectors.sink import EventSink

@@ -24,7 +24,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--jsonl", metavar="OUT", help="write every event as JSON lines")
     parser.add_argument("--chrome-trace", metavar="OUT", help="write stages as a Chrome trace")
     parser.add_argument(
-        "--best-db", metavar="DIR", help="write a MetaSchedule database of best records"
+        "--best-db",
+        metavar="DIR",
+        help="write a MetaSchedule database of the best record per workload and target",
     )
     parser.add_argument(
         "--from-db",
@@ -134,7 +136,9 @@ def _human(result: dict[str, Any]) -> str:
         r = result["best_db"]
         lines.append(
             f"{r['path']}: MetaSchedule database with the best of {r['valid_records']} valid "
-            f"records for {r['workloads_written']} of {r['workloads_seen']} workloads "
+            f"records for {r['workloads_written']} of {r['workloads_seen']} workloads: "
+            f"{r['records_written']} record(s), one per workload and target, for "
+            f"{len(r['targets'])} target(s) "
             f"(from {len(r['sources'])} database(s), {r['bad_lines']} bad lines)"
         )
     return "\n".join(lines)

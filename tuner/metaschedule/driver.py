@@ -59,7 +59,7 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.target import Target
 
 from collectors.events import RecordEvent, TaskEvent
-from collectors.importers.metaschedule import (
+from collectors.importers.ms_database import (
     DETAIL_DATABASE_PREFIX,
     FAILED_RUN_SECS,
     RECORD_FILE,

@@ -1,4 +1,5 @@
-"""Best-record MetaSchedule database: one best valid record per workload, loadable by TVM."""
+"""Best-record MetaSchedule database: one best valid record per workload and target, loadable
+by TVM."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tvm.s_tir import meta_schedule as ms
 
 from collectors.events import TaskEvent
 from collectors.exporters import databases_in_store, export_best_db
@@ -39,8 +41,9 @@ def test_keeps_only_the_best_record_per_workload(tmp_path: Path) -> None:
     assert (tmp_path / "best" / RECORD).read_text().splitlines()[0] in source_lines
     assert summary.to_dict() | {"path": "", "sources": []} == {
         "path": "", "sources": [], "records_read": 6, "valid_records": 5,
-        "workloads_seen": 2, "workloads_written": 2, "bad_lines": 0, "bad_line_details": [],
-        "missing_sources": [],
+        "workloads_seen": 2, "workloads_written": 2, "records_written": 2,
+        "targets": ["llvm -mtriple=x86_64-conda-linux-gnu"], "bad_lines": 0,
+        "bad_line_details": [], "missing_sources": [],
     }  # fmt: skip
 
 
@@ -71,6 +74,32 @@ def test_failure_marker_never_wins(tmp_path: Path) -> None:
     assert (summary.workloads_seen, summary.workloads_written) == (2, 1)
     assert [r[1][1] for r in _rows(tmp_path / "best" / RECORD)] == [[MATMUL_BEST]]
     assert len(_rows(tmp_path / "best" / WORKLOAD)) == 1
+
+
+def test_keeps_the_best_record_of_each_target(tmp_path: Path) -> None:
+    db = _copy_db(tmp_path, "db")
+    rows = _rows(db / RECORD)
+    elsewhere = []
+    for row, secs in zip(rows, ([3e-6], [1e10], [1e10], [4e-6], [1e10], [5e-6]), strict=True):
+        other = json.loads(json.dumps(row))
+        other[1][1], other[1][2]["mcpu"] = secs, "cascadelake"
+        elsewhere.append(other)
+    (db / RECORD).write_text("".join(json.dumps(r) + "\n" for r in [*rows, *elsewhere]))
+    summary = export_best_db([db], tmp_path / "best")
+    written = [(r[0], r[1][2].get("mcpu"), r[1][1]) for r in _rows(tmp_path / "best" / RECORD)]
+    # matmul (index 0): 3e-6 beats 5e-6 on cascadelake; scale's only valid record there: 4e-6
+    assert written == [
+        (0, None, [MATMUL_BEST]),
+        (0, "cascadelake", [3e-6]),
+        (1, None, [SCALE_BEST]),
+        (1, "cascadelake", [4e-6]),
+    ]
+    assert (summary.workloads_written, summary.records_written) == (2, 4)
+    assert summary.targets == [
+        "llvm -mcpu=cascadelake -mtriple=x86_64-conda-linux-gnu",
+        "llvm -mtriple=x86_64-conda-linux-gnu",
+    ]
+    assert (summary.records_read, summary.valid_records) == (12, 8)
 
 
 def test_bad_lines_are_counted(tmp_path: Path) -> None:
@@ -121,8 +150,6 @@ def test_store_names_the_databases_its_tuning_tasks_wrote(tmp_path: Path) -> Non
 
 
 def test_tvm_loads_the_written_database(tmp_path: Path) -> None:
-    pytest.importorskip("tvm")
-    from tvm.s_tir import meta_schedule as ms
 
     export_best_db([MS_DB], tmp_path / "best")
     db = ms.database.JSONDatabase(

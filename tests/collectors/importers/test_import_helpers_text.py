@@ -9,7 +9,8 @@ import struct
 import pytest
 
 from collectors.importers._common import job_id, measure_error
-from collectors.importers.ms_trace import target_text, trace_text, workload_names
+from collectors.importers.ms_targets import target_text
+from collectors.importers.ms_trace import trace_text, workload_names
 from collectors.importers.op_info import autotvm_flops
 from collectors.importers.timeline import BatchTimeline
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from collectors.importers import LogFormatError, detect, metaschedule, readable_trace
-from collectors.importers.metaschedule import FAILED_ERROR, database_paths, run_secs_of
+from collectors.importers.metaschedule import FAILED_ERROR
+from collectors.importers.ms_database import database_paths, run_secs_of
 from collectors.importers.ms_tvm import TvmDecoder
 from tests.collectors.importers.importer_helpers import (
     MS_DB,
@@ -74,7 +75,6 @@ def test_job_says_there_are_no_timestamps() -> None:
 
 
 def test_tvm_decodes_script_flops_and_trace() -> None:
-    pytest.importorskip("tvm")
     events, ctx = read_events(MS_DB, use_tvm=True)
     assert ctx.notes == []
     matmul, scale = tasks(events)
@@ -147,7 +147,6 @@ def test_run_secs_of(value: object, expected: object) -> None:
 
 
 def test_a_record_that_would_crash_tvm_is_imported_as_written(tmp_path: Path) -> None:
-    pytest.importorskip("tvm")
     shutil.copytree(MS_DB, tmp_path / "db")
     record_file = tmp_path / "db" / "database_tuning_record.json"
     lines = record_file.read_text().splitlines()
