@@ -46,7 +46,7 @@ from tuner._base import PlannedJob, TunerError
 from tuner.clock import WallClock
 from tuner.cpus import CpuPlan, available_cpus, plan_cpus
 from tuner.metaschedule.driver import FinalStage, MetaScheduleDriver
-from tuner.metaschedule.library import AddSummary, LibraryError, ScheduleLibrary
+from tuner.metaschedule.library import LibraryError, ScheduleLibrary
 from tuner.metaschedule.reuse import ReuseSettings
 from tuner.metaschedule.rpc import discover, parse_rpc
 from tuner.metaschedule.run import EvalConfig
@@ -492,7 +492,7 @@ class Engine:
         except (LibraryError, OSError) as exc:
             job.library = {"error": str(exc)}
             return f"not added to the library: {exc}"
-        job.library = add_summary_json(added)
+        job.library = added.as_json()
         return f"{added.added} schedule(s) added to the library"
 
     def _stalled(self, job_id: str, reason: str) -> None:
@@ -524,17 +524,6 @@ class Engine:
             library=job.library,
             reuse=_reuse_report(driver) if driver.reuse is not None else None,
         )
-
-
-def add_summary_json(summary: AddSummary) -> dict[str, Any]:
-    """What adding a database to a library did, as plain JSON."""
-    return {
-        "source": summary.source,
-        "path": summary.path,
-        "added": summary.added,
-        "already_present": summary.already_present,
-        "skipped": list(summary.skipped),
-    }
 
 
 def _reuse_report(driver: MetaScheduleDriver) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 TVM can crash the whole process (segmentation fault, floating-point exception) on a database
 line that is valid JSON but not a valid IRModule. So decoding runs in a worker process
-(``python -m collectors.importers.ms_tvm``) that speaks JSON lines over its stdin/stdout;
+(``WORKER_COMMAND``, which runs ``serve``) that speaks JSON lines over its stdin/stdout;
 ``TvmDecoder`` in the importer's process restarts it after a crash and reports the workload it
 could not decode, which keeps its plain description.
 
@@ -26,6 +26,9 @@ from typing import Any
 from collectors.importers._common import stop_worker
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Not ``-m``: importing the package already imports this module (through the importer), so
+# running it as ``__main__`` would load a second copy.
+WORKER_COMMAND = [sys.executable, "-c", "from collectors.importers.ms_tvm import serve; serve()"]
 
 
 class DecoderCrashed(RuntimeError):
@@ -46,7 +49,7 @@ class TvmDecoder:
         max_restarts: int = 3,
         command: list[str] | None = None,
     ) -> None:
-        self.command = command or [sys.executable, "-m", "collectors.importers.ms_tvm"]
+        self.command = command or WORKER_COMMAND
         self.timeout_s = timeout_s
         self.max_restarts = max_restarts
         self.notes: list[str] = []
@@ -158,7 +161,8 @@ class TvmDecoder:
 # --- the worker ------------------------------------------------------------------------
 
 
-def _serve() -> None:
+def serve() -> None:
+    """The worker: answers decoding requests on stdin until it closes."""
     # Answers go to the original stdout; anything TVM prints goes to stderr instead.
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
@@ -199,6 +203,3 @@ def _describe(workload: Any, estimate_tir_flops: Any) -> dict[str, Any]:
         flops = None
     return {"script": script, "flops": flops}
 
-
-if __name__ == "__main__":
-    _serve()

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from collectors.events import JobEvent, RecordEvent, TaskEvent
 from collectors.hub import Hub
@@ -22,7 +23,6 @@ from tuner.scheduler import Scheduler
 from tuner.simulation import SimulatedDriver, StageTimes
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-sync_api = pytest.importorskip("playwright.sync_api")
 
 
 def fast_times(seconds: float) -> StageTimes:
@@ -84,7 +84,7 @@ def see_reuse_on_the_convergence_page(tab: Any) -> None:
     origin = "#convergence-summary th[data-dash-column='origin'] .column-header--sort"
     tab.click(origin)  # sorted: "reused from ..." before "tuned here"
     cell = tab.locator("#convergence-summary td[data-dash-column='origin']").first
-    sync_api.expect(cell).to_contain_text("reused from zoo:")
+    expect(cell).to_contain_text("reused from zoo:")
 
 
 def test_the_timeline_aggregates_and_zooming_in_brings_back_exact_bars(
@@ -93,19 +93,19 @@ def test_the_timeline_aggregates_and_zooming_in_brings_back_exact_bars(
     tab, console = page
     with served(create_app(sample_store, bars_limit=40)) as running:
         tab.goto(running.url + "/")
-        sync_api.expect(tab.locator("#timeline-notice")).to_contain_text("Aggregated view")
+        expect(tab.locator("#timeline-notice")).to_contain_text("Aggregated view")
         tab.wait_for_selector("#timeline-graph .heatmaplayer")
         # What a drag across the chart does: a relayout of the x range.
         tab.evaluate(
             "() => window.Plotly.relayout(document.querySelector("
             "'#timeline-graph .js-plotly-plot'), {'xaxis.range[0]': 0, 'xaxis.range[1]': 4})"
         )
-        sync_api.expect(tab.locator("#timeline-notice")).to_contain_text("each drawn exactly")
-        sync_api.expect(tab.locator("#filter-to")).to_have_value("4")
+        expect(tab.locator("#timeline-notice")).to_contain_text("each drawn exactly")
+        expect(tab.locator("#filter-to")).to_have_value("4")
         bars = tab.evaluate("window.tuneloomLive.drawn('timeline-graph', ['stages']).length")
         assert 0 < bars <= 40
         tab.click("#filter-reset")
-        sync_api.expect(tab.locator("#timeline-notice")).to_contain_text("Aggregated view")
+        expect(tab.locator("#timeline-notice")).to_contain_text("Aggregated view")
     assert console.errors == []
 
 
@@ -166,7 +166,7 @@ def test_pause_and_reprioritize_from_the_page_change_the_job_in_the_tuner(page) 
             tab.wait_for_selector(f"#jobs-message:has-text('priority of {job} to 5')")
             assert sched.list()[0].priority == 5
             row = tab.locator("#jobs-table tr", has_text=job)
-            sync_api.expect(row).to_contain_text("paused")
+            expect(row).to_contain_text("paused")
             tab.click("#jobs-resume")
             tab.wait_for_selector(f"#jobs-message:has-text('Resumed {job}.')")
             assert sched.list()[0].state == JobState.RUNNING
@@ -236,7 +236,6 @@ def tvm_record_store() -> tuple[MemoryStore, int]:
 
 
 def test_a_record_opens_in_the_inspector_with_tir_and_assembly(page) -> None:
-    pytest.importorskip("tvm")
     from tuner.metaschedule.inspector import MetaScheduleInspector
 
     tab, console = page
@@ -247,13 +246,13 @@ def test_a_record_opens_in_the_inspector_with_tir_and_assembly(page) -> None:
         tab.locator("#records-table td", has_text=str(pos)).first.click()
         tab.click("#records-selection a:has-text('open in the inspector')")
         tab.wait_for_selector(f"#inspector-summary dd:has-text('{pos}')")
-        sync_api.expect(tab.locator("#inspector-content .tl-code")).to_contain_text("sch.split")
+        expect(tab.locator("#inspector-content .tl-code")).to_contain_text("sch.split")
         tab.locator("#inspector-tab").get_by_text("Scheduled TIR", exact=True).click()
-        sync_api.expect(tab.locator("#inspector-content .tl-code")).to_contain_text(
+        expect(tab.locator("#inspector-content .tl-code")).to_contain_text(
             "T.prim_func", timeout=120_000
         )
         tab.locator("#inspector-tab").get_by_text("Assembly", exact=True).click()
-        sync_api.expect(tab.locator("#inspector-content .tl-code")).to_contain_text(
+        expect(tab.locator("#inspector-content .tl-code")).to_contain_text(
             ".text", timeout=120_000
         )
     assert console.errors == []

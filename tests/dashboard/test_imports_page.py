@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 from plotly.utils import PlotlyJSONEncoder
 
 from collectors.hub import Hub
@@ -261,9 +262,6 @@ def test_the_summary_view_names_format_counts_and_bad_lines(tmp_path: Path) -> N
 
 # --- in the browser ---------------------------------------------------------------------
 
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
 def drop(tab: Any, selector: str, name: str, raw: bytes) -> None:
     """Drop a file on a drop zone, as dragging it from the desktop does."""
     tab.evaluate(
@@ -298,21 +296,21 @@ def test_choosing_a_sample_shows_its_summary_and_the_records_page_lists_it(page)
         tab.get_by_role("option", name="tune-4-jobs").click()
         tab.click("#import-sample-button")
         message = tab.locator("#import-message")
-        sync_api.expect(message).to_have_text(
+        expect(message).to_have_text(
             f"Imported tune-4-jobs: {expected.events:,} new events of {expected.events:,}."
         )
         summary = tab.locator(".import-file")
-        sync_api.expect(summary).to_contain_text("tune-4-jobs: tuneloom")
-        sync_api.expect(summary).to_contain_text(f"{expected.records:,} ({expected.valid:,} valid)")
+        expect(summary).to_contain_text("tune-4-jobs: tuneloom")
+        expect(summary).to_contain_text(f"{expected.records:,} ({expected.valid:,} valid)")
         tab.click("a[href='/records']")
-        sync_api.expect(tab.locator("#records-message")).to_contain_text(
+        expect(tab.locator("#records-message")).to_contain_text(
             f"{expected.records:,} of {expected.records:,} records match."
         )
         tab.click("a[href='/import']")
         tab.click("#import-sample")
         tab.get_by_role("option", name="tune-4-jobs").click()
         tab.click("#import-sample-button")
-        sync_api.expect(message).to_contain_text("already in this store")
+        expect(message).to_contain_text("already in this store")
     assert store.last_pos() == expected.events
     assert console.errors == []
 
@@ -327,31 +325,31 @@ def test_uploads_import_a_log_and_refuse_oversized_and_garbage_files(page, tmp_p
         tab.goto(running.url + "/import")
         message = tab.locator("#import-message")
         upload(tab, "#import-upload", "dense.log", AUTOTVM_LOG)
-        sync_api.expect(message).to_contain_text("Imported dense.log: ")
+        expect(message).to_contain_text("Imported dense.log: ")
         summary = tab.locator(".import-file")
-        sync_api.expect(summary).to_contain_text("dense.log: autotvm")
-        sync_api.expect(summary).to_contain_text("line 3: not valid JSON")
-        sync_api.expect(summary).to_contain_text("3 (2 valid)")
+        expect(summary).to_contain_text("dense.log: autotvm")
+        expect(summary).to_contain_text("line 3: not valid JSON")
+        expect(summary).to_contain_text("3 (2 valid)")
         before = store.last_pos()
         # Over the limit: the browser turns it away and says why; nothing reaches the store.
         upload(tab, "#import-upload", "big.log", b"x" * 4096)
-        sync_api.expect(message).to_have_text("big.log is 4 KiB; uploads are limited to 2 KiB.")
+        expect(message).to_have_text("big.log is 4 KiB; uploads are limited to 2 KiB.")
         upload(tab, "#import-upload", "model.onnx", b"x")
-        sync_api.expect(message).to_contain_text("model.onnx: only .json, .jsonl, .log or .txt")
+        expect(message).to_contain_text("model.onnx: only .json, .jsonl, .log or .txt")
         drop(tab, "#import-upload", "dropped.log", b"y" * 3000)
-        sync_api.expect(message).to_have_text(
+        expect(message).to_have_text(
             "dropped.log is 2.9 KiB; uploads are limited to 2 KiB."
         )
         # Garbage within the limit reaches the server, which cannot read it.
         upload(tab, "#import-upload", "noise.txt", b"\x00\x01\x02 not a log \xff\n" * 8)
-        sync_api.expect(message).to_contain_text("noise.txt: unknown log format")
-        sync_api.expect(tab.locator(".import-file")).to_have_count(0)
+        expect(message).to_contain_text("noise.txt: unknown log format")
+        expect(tab.locator(".import-file")).to_have_count(0)
         assert store.last_pos() == before
         # A file dropped within the limit is imported like a chosen one.
         drop(tab, "#import-upload", "again.log", b"# another run\n" + AUTOTVM_LOG)
-        sync_api.expect(message).to_contain_text("Imported again.log: ")
+        expect(message).to_contain_text("Imported again.log: ")
         tab.click("a[href='/records']")
-        sync_api.expect(tab.locator("#records-message")).to_contain_text("6 of 6 records match.")
+        expect(tab.locator("#records-message")).to_contain_text("6 of 6 records match.")
     names = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
     assert names == ["again.log", "dense.log"]
     assert console.errors == []
@@ -367,15 +365,15 @@ def test_imports_need_the_token_off_loopback(page) -> None:
         tab.goto(running.url + "/import")
         message = tab.locator("#import-message")
         tab.click("#import-sample-button")
-        sync_api.expect(message).to_have_text("Imports need the access token: enter it above.")
+        expect(message).to_have_text("Imports need the access token: enter it above.")
         upload(tab, "#import-upload", "dense.log", AUTOTVM_LOG)
-        sync_api.expect(message).to_contain_text("need the access token")
+        expect(message).to_contain_text("need the access token")
         assert store.last_pos() == 0
         tab.fill("#import-token-input", "s3cret-token")
         tab.click("#import-token-apply")
-        sync_api.expect(tab.locator("#import-token-status")).to_have_text("Token accepted.")
+        expect(tab.locator("#import-token-status")).to_have_text("Token accepted.")
         upload(tab, "#import-upload", "dense.log", AUTOTVM_LOG)
-        sync_api.expect(message).to_contain_text("Imported dense.log")
+        expect(message).to_contain_text("Imported dense.log")
     assert len(store.records()) == 3
     assert console.errors == []
 
@@ -390,7 +388,7 @@ def test_a_read_only_store_says_so_on_the_page(page, tmp_path: Path) -> None:
     try:
         with served(create_app(store, samples=SAMPLES)) as running:
             tab.goto(running.url + "/import")
-            sync_api.expect(tab.locator("#import-readonly")).to_contain_text("read-only")
+            expect(tab.locator("#import-readonly")).to_contain_text("read-only")
             assert tab.locator("#import-upload").count() == 0
             assert tab.locator("#import-sample-button").count() == 0
     finally:

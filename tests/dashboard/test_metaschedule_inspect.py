@@ -14,7 +14,6 @@ from dashboard.codeviews import CodeViews
 from tests.dashboard.tvm_records import plain_json
 from tuner.metaschedule.inspector import InspectError, MetaScheduleInspector, trace_json
 
-tvm = pytest.importorskip("tvm")
 pytestmark = pytest.mark.slow
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 from plotly.utils import PlotlyJSONEncoder
 
 from collectors.jobs import Catalog, JobInfo, JobSpec
@@ -191,9 +192,6 @@ def test_the_real_engine_refuses_a_corrupt_model_and_the_page_says_why(tmp_path:
 
 # --- in the browser ---------------------------------------------------------------------
 
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
 def choose_file(tab: Any, name: str, raw: bytes) -> None:
     tab.set_input_files(
         "#submit-model-upload input[type=file]",
@@ -211,23 +209,23 @@ def test_a_model_uploaded_on_the_jobs_page_reaches_the_control(page, tmp_path: P
         tab.goto(running.url + "/jobs")
         status = tab.locator("#submit-model-status")
         choose_file(tab, "huge.onnx", b"x" * 8192)
-        sync_api.expect(status).to_have_text("huge.onnx is 8 KiB; uploads are limited to 4 KiB.")
+        expect(status).to_have_text("huge.onnx is 8 KiB; uploads are limited to 4 KiB.")
         choose_file(tab, "tiny.onnx", MODEL_BYTES)
-        sync_api.expect(status).to_have_text("Uploaded tiny.onnx (1 KiB).")
+        expect(status).to_have_text("Uploaded tiny.onnx (1 KiB).")
         tab.fill("#submit-trials", "4")
         tab.click("#submit-job")
-        sync_api.expect(tab.locator("#submit-message")).to_have_text("Submitted j1.")
+        expect(tab.locator("#submit-message")).to_have_text("Submitted j1.")
         (spec,) = control.specs
         assert Path(spec.model).parent.parent.parent == tmp_path
         assert Path(spec.model).read_bytes() == MODEL_BYTES and spec.trials == 4
         assert spec.name == "tiny.onnx"  # named after the file when no name is given
         # Removing the upload and choosing a zoo model instead.
         tab.click("#submit-model-clear")
-        sync_api.expect(status).to_have_text("")
+        expect(status).to_have_text("")
         tab.click("#submit-zoo")
         tab.get_by_role("option", name="zoo:mlp").click()
         tab.click("#submit-job")
-        sync_api.expect(tab.locator("#submit-message")).to_have_text("Submitted j2.")
+        expect(tab.locator("#submit-message")).to_have_text("Submitted j2.")
         assert control.specs[1].model == "zoo:mlp"
     assert console.errors == []
 
@@ -240,12 +238,12 @@ def test_a_bad_models_error_is_shown_on_the_page(page, tmp_path: Path) -> None:
     with served(create_app(MemoryStore(), control, uploads_dir=tmp_path)) as running:
         tab.goto(running.url + "/jobs")
         choose_file(tab, "broken.onnx", b"garbage")
-        sync_api.expect(tab.locator("#submit-model-status")).to_contain_text("Uploaded broken")
+        expect(tab.locator("#submit-model-status")).to_contain_text("Uploaded broken")
         tab.click("#submit-job")
-        sync_api.expect(tab.locator("#submit-message")).to_have_text(
+        expect(tab.locator("#submit-message")).to_have_text(
             "model broken.onnx: corrupt or truncated ONNX file"
         )
-        sync_api.expect(tab.locator("#submit-message")).to_have_class("tl-message tl-error")
+        expect(tab.locator("#submit-message")).to_have_class("tl-message tl-error")
     assert control.specs == []
     assert console.errors == []
 
@@ -260,14 +258,14 @@ def test_model_uploads_need_the_token_off_loopback(page, tmp_path: Path) -> None
         tab.goto(run.url + "/jobs")
         status = tab.locator("#submit-model-status")
         choose_file(tab, "m.onnx", MODEL_BYTES)
-        sync_api.expect(status).to_have_text("Job controls need the access token: enter it above.")
+        expect(status).to_have_text("Job controls need the access token: enter it above.")
         assert stored_files(tmp_path) == []
         tab.fill("#token-input", "s3cret-token")
         tab.click("#token-apply")
-        sync_api.expect(tab.locator("#token-status")).to_have_text("Token accepted.")
+        expect(tab.locator("#token-status")).to_have_text("Token accepted.")
         choose_file(tab, "m.onnx", MODEL_BYTES)
-        sync_api.expect(status).to_have_text("Uploaded m.onnx (1 KiB).")
+        expect(status).to_have_text("Uploaded m.onnx (1 KiB).")
         tab.click("#submit-job")
-        sync_api.expect(tab.locator("#submit-message")).to_have_text("Submitted j1.")
+        expect(tab.locator("#submit-message")).to_have_text("Submitted j1.")
     assert len(stored_files(tmp_path)) == 1 and len(control.specs) == 1
     assert console.errors == []

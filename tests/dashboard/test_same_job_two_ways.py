@@ -53,7 +53,7 @@ def stored_fields(events: list[JobEvent]) -> list[tuple[Any, ...]]:
 def submit_from_the_jobs_page(tab: Any, url: str) -> str:
     tab.goto(url + "/jobs")
     tab.click("#submit-zoo")
-    tab.click(f".dash-dropdown-option[role=option]:has-text('{MODEL}')")
+    tab.get_by_role("option", name=MODEL).click()
     tab.wait_for_selector(f"#submit-zoo-value >> text={MODEL}")
     tab.fill("#submit-trials", str(TRIALS))
     tab.click("#submit-job")

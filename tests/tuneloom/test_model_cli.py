@@ -11,8 +11,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("tensorflow", reason="the models extra (tensorflow) is not installed")
-
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--trials", "4", "--batch", "4", "--population", "32"]
 

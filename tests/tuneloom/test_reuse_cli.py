@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("onnx", reason="the models extra (onnx) is not installed")
-
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]

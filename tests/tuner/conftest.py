@@ -85,7 +85,6 @@ def library(tmp_path_factory: pytest.TempPathFactory, tuned: tuple[Path, dict]) 
 
 @pytest.fixture(scope="session")
 def cnn_tasks(target: dict) -> list:
-    pytest.importorskip("onnx", reason="the models extra (onnx) is not installed")
     from tuner.models.tasks import model_tasks
     from tuner.models.zoo import build_onnx
 

@@ -348,7 +348,6 @@ def test_op_class_of_builtin_workloads(spec: str, op_class: str, loops: str) -> 
 def test_op_classes_of_model_tasks() -> None:
     """A tiny ONNX model: depthwise (groups == channels), grouped and 1x1 convs, pools, a
     global mean, a dense layer and a reshape, each classified from its fused TIR."""
-    pytest.importorskip("onnx", reason="the models extra (onnx) is not installed")
     from onnx import TensorProto, helper, numpy_helper
 
     from tuner.metaschedule.targets import target_config

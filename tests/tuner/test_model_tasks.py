@@ -10,16 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
-onnx = pytest.importorskip("onnx", reason="the models extra (onnx) is not installed")
-
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
-from collectors.events import TaskEvent  # noqa: E402
-from collectors.memory_store import MemoryStore  # noqa: E402
-from collectors.sink import EventSink  # noqa: E402
-from tuner.models._base import InputSpec, LoadedModel, ModelError  # noqa: E402
-from tuner.models.tasks import NO_DECISIONS, extract_tasks, fused_ops  # noqa: E402
+from collectors.events import TaskEvent
+from collectors.memory_store import MemoryStore
+from collectors.sink import EventSink
+from tuner.models._base import InputSpec, LoadedModel, ModelError
+from tuner.models.tasks import NO_DECISIONS, extract_tasks, fused_ops
 
 ROOT = Path(__file__).resolve().parents[2]
 

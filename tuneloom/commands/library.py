@@ -94,12 +94,12 @@ def database_joiner(folder: str | None) -> Callable[[Path], str]:
 
 
 def add_to_library(library: Any, database: str | Path) -> dict[str, Any]:
-    """``library.add_database(database)`` as plain JSON (``summary_json``), or
+    """``library.add_database(database)`` as plain JSON (``AddSummary.as_json``), or
     ``{"path", "error"}`` when the library refuses it or cannot be written."""
     from tuner.metaschedule.library import LibraryError
 
     try:
-        return summary_json(library.add_database(database))
+        return library.add_database(database).as_json()
     except (LibraryError, OSError) as exc:
         return {"path": str(database), "error": str(exc)}
 
@@ -164,21 +164,10 @@ def run_add(args: argparse.Namespace) -> int:
             summary = library.add_database(db, model=args.model)
         except LibraryError as exc:
             raise UserError(str(exc)) from None
-        added.append(summary_json(summary))
+        added.append(summary.as_json())
     result = {"library": str(library.folder), "added": added}
     emit_result(args, result, "\n".join(_human_add(a) for a in added))
     return 0
-
-
-def summary_json(summary: Any) -> dict[str, Any]:
-    """An ``AddSummary`` as plain JSON."""
-    return {
-        "source": summary.source,
-        "path": summary.path,
-        "added": summary.added,
-        "already_present": summary.already_present,
-        "skipped": list(summary.skipped),
-    }
 
 
 def _count(values: Any) -> dict[str, int]:

@@ -228,6 +228,15 @@ class AddSummary:
     skipped: tuple[str, ...] = ()
     already_present: bool = False
 
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "path": self.path,
+            "added": self.added,
+            "already_present": self.already_present,
+            "skipped": list(self.skipped),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class SourceInfo:
