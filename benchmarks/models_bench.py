@@ -1,8 +1,8 @@
 """Zoo models: TVM tuned vs TVM untuned vs TensorFlow vs TFLite, and one model's end-to-end
 latency against tuning time.
 
-For each model it runs ``tuneloom tune zoo:NAME --trials N`` (a fresh process, its own store),
-then ``tuneloom evaluate zoo:NAME --db STORE`` (every latency measured in its own fresh
+For each model it runs ``tuneloom tune zoo:NAME --trials-per-task N`` (a fresh process, its
+own store), then ``tuneloom evaluate zoo:NAME --db STORE`` (every latency measured in its own fresh
 process, same inputs and threads, median of repeats; outputs compared). The speedup is the
 faster of TensorFlow and TFLite divided by TVM tuned, from the same evaluate run.
 
@@ -47,7 +47,7 @@ def tuneloom(*argv: str) -> dict[str, Any]:
 def bench_model(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     store = work / f"{name}.db"
     tuned = tuneloom(
-        "tune", f"zoo:{name}", "--trials", str(args.trials), "--batch", str(args.batch),
+        "tune", f"zoo:{name}", "--trials-per-task", str(args.trials), "--batch", str(args.batch),
         "--population", str(args.population), "--db", str(store), "--json",
     )  # fmt: skip
     job = tuned["jobs"][0]

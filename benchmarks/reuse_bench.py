@@ -1,15 +1,15 @@
 """Tuning reuse: a held-back zoo model scheduled from a library of other tuned zoo models,
 against full tuning of it, and warm-started tuning against cold tuning.
 
-1. Library: ``tuneloom tune zoo:M --trials N --library LIB`` for each library model (or
+1. Library: ``tuneloom tune zoo:M --trials-per-task N --library LIB`` for each library model (or
    ``--library DIR`` to start from an existing one; the held-back model must not be in it).
 2. Reuse: ``tuneloom reuse zoo:HELD --library LIB --db OUT`` (sources chosen automatically;
    the library's schedules built and profiled as one job's stages, then the model compiled and
    timed against untuned in fresh processes).
-3. Full tuning (cold): ``tuneloom tune zoo:HELD --trials N --no-library``, then
+3. Full tuning (cold): ``tuneloom tune zoo:HELD --trials-per-task N --no-library``, then
    ``tuneloom evaluate`` with its database.
-4. Warm start: ``tuneloom tune zoo:HELD --warm-start LIB --trials N --no-library``, evaluated
-   the same way.
+4. Warm start: ``tuneloom tune zoo:HELD --warm-start LIB --trials-per-task N --no-library``,
+   evaluated the same way.
 
 Figures: ``reuse_speedup`` (untuned / reused, one evaluate run), ``full_speedup`` (untuned /
 fully tuned, one evaluate run), ``reuse_share_of_full_speedup`` (their ratio),
@@ -50,7 +50,7 @@ def tuneloom(*argv: str) -> dict[str, Any]:
 
 
 def search_args(args: argparse.Namespace, trials: int) -> list[str]:
-    return ["--trials", str(trials), "--batch", str(args.batch),
+    return ["--trials-per-task", str(trials), "--batch", str(args.batch),
             "--population", str(args.population), "--seed", str(args.seed)]  # fmt: skip
 
 

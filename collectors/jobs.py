@@ -61,6 +61,10 @@ JOB_CHANGES: tuple[str, ...] = (
 )
 
 
+# How a job spreads its trial budget over its tasks (see ``tuner.allocation``).
+ALLOCATORS: tuple[str, ...] = ("gain", "gradient", "uniform")
+
+
 class JobSpecError(ValueError):
     """A job spec that cannot be tuned as written; the message names the field."""
 
@@ -70,8 +74,14 @@ class JobSpec:
     """What a user submits: workloads (spec strings) or a model, and how to tune it.
 
     ``model`` is a zoo name (``zoo:cnn``) or a model file; ``workloads`` are built-in workload
-    specs, one task each. ``trials`` is the budget of each task, ``batch`` the candidates per
-    iteration, ``population`` the evolutionary search's population (None: the tuner's).
+    specs, one task each. ``trials`` is the job's whole budget, spread over its tasks by
+    ``allocator`` (``gain``: where the model's latency falls fastest per second of tuning;
+    ``gradient``: MetaSchedule's rule; ``uniform``), each task taking at most
+    ``trials_per_task`` when that is given too; ``trials_per_task`` alone gives every task
+    that many; neither gives 32 per task as the budget. ``time_budget`` (seconds) stops new
+    batches once that much time has passed since the job's first stage. ``batch`` is the
+    candidates per iteration, ``population`` the evolutionary search's population (None: the
+    tuner's).
     ``target`` is the codegen target: a name (``llvm``), JSON text or an object
     (``{"kind": "llvm", "mcpu": ...}``).
     ``device`` names the device pool that profiles the job (``rpc:KEY`` for the servers a
@@ -87,7 +97,10 @@ class JobSpec:
 
     workloads: tuple[str, ...] = ()
     model: str | None = None
-    trials: int = 32
+    trials: int | None = None
+    trials_per_task: int | None = None
+    allocator: str = "gain"
+    time_budget: float | None = None
     priority: int = 0
     target: str | Mapping[str, Any] = "llvm"
     device: str | None = None
@@ -112,14 +125,22 @@ class JobSpec:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise JobSpecError(f"{name} must be a non-empty string, got {value!r}")
-        for name in ("trials", "batch", "reuse_limit"):
+        for name in ("batch", "reuse_limit"):
             _check_int(name, getattr(self, name), minimum=1)
-        if self.population is not None:
-            _check_int("population", self.population, minimum=1)
+        for name in ("trials", "trials_per_task", "population", "model_batch"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), minimum=1)
+        if self.allocator not in ALLOCATORS:
+            raise JobSpecError(
+                f"unknown allocator {self.allocator!r} (allocators: {', '.join(ALLOCATORS)})"
+            )
+        budget = self.time_budget
+        if budget is not None and (
+            isinstance(budget, bool) or not isinstance(budget, int | float) or not budget > 0
+        ):
+            raise JobSpecError(f"time_budget must be a positive number of seconds, got {budget!r}")
         _check_int("priority", self.priority)
         _check_int("seed", self.seed, minimum=0)
-        if self.model_batch is not None:
-            _check_int("model_batch", self.model_batch, minimum=1)
         if not isinstance(self.target, str | Mapping) or not self.target:
             raise JobSpecError(f"target must be a name or an object, got {self.target!r}")
         if not isinstance(self.reuse_only, bool):

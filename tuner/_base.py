@@ -54,13 +54,15 @@ def pool_for(kind: StageKind, device_pool: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class StageRequest:
-    """A job's next stage, ready to run on any free resource of ``pool``."""
+    """A task's next stage, ready to run on any free resource of ``pool`` since ``since``
+    (clock time; None: the job's ``JobView.ready_since`` says)."""
 
     job: str
     task: str
     iteration: int
     kind: StageKind
     pool: str
+    since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +98,9 @@ class JobView:
     order: int  # submission order, a stable tie-break
     trials_done: int = 0
     trials_total: int = 0
-    ready_since: float | None = None  # when its current stage became ready
+    ready_since: float | None = None  # when its longest-waiting ready stage became ready
     stage_estimates: Mapping[StageKind, float] = field(default_factory=dict)
+    running: int = 0  # stages it runs now (several tasks of one job may run at once)
 
     @property
     def remaining_fraction(self) -> float:
@@ -106,17 +109,32 @@ class JobView:
         return max(0.0, 1.0 - self.trials_done / self.trials_total)
 
 
-class JobDriver(abc.ABC):
-    """Produces one job's stages in order and runs them.
+Step = tuple[str, int, StageKind]  # (task, iteration, kind) of a stage
 
-    The scheduler calls ``next_stage`` when the job holds no stage; it returns None when the
-    job has nothing more to do. ``run`` executes the stage on the named resource and may
-    block (it is called from a worker thread for real jobs).
+
+class JobDriver(abc.ABC):
+    """Produces one job's stages and runs them.
+
+    A task's stages run in order, one at a time; stages of different tasks of one job may
+    run at once. The scheduler asks ``ready`` for the stages that may start, given the tasks
+    that already hold a stage; the default runs the job one stage at a time through
+    ``next_stage``, which a serial driver implements (a task-parallel driver overrides
+    ``ready``). ``run`` executes a stage on the named resource and may block (real jobs call
+    it on a worker thread per resource, so the stages of different tasks run concurrently).
     """
 
-    @abc.abstractmethod
-    def next_stage(self) -> tuple[str, int, StageKind] | None:
-        """(task, iteration, kind) of the job's next stage, or None when the job is done."""
+    def next_stage(self) -> Step | None:
+        """(task, iteration, kind) of a serial job's next stage, or None when it is done."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither next_stage nor ready")
+
+    def ready(self, busy: frozenset[str]) -> list[Step] | None:
+        """The stages that may start now, at most one per task and none of a task in ``busy``
+        (tasks with a stage waiting or running); None once the job has nothing left to do
+        (it finishes when its busy stages end). The default: one stage at a time."""
+        if busy:
+            return []
+        step = self.next_stage()
+        return None if step is None else [step]
 
     @abc.abstractmethod
     def run(self, task: str, iteration: int, kind: StageKind, resource: str) -> StageResult:

@@ -17,7 +17,7 @@ A notebook user's whole flow::
     from tuner.models.loaders import load_model, random_inputs
 
     with Engine(EngineSettings(runs_dir="runs"), store="runs.db") as engine:
-        job = engine.submit(JobSpec(model="zoo:cnn", trials=16))
+        job = engine.submit(JobSpec(model="zoo:cnn", trials=200))
         report = engine.run()                       # until every job is done
     compiled = load_compiled(report.job(job).compiled)
     outputs = compiled.run(random_inputs(load_model("zoo:cnn")))
@@ -42,7 +42,7 @@ from collectors.hub import Hub
 from collectors.jobs import TERMINAL_STATES, Catalog, JobInfo, JobSpec
 from collectors.sink import EventSink
 from collectors.stores import open_store
-from tuner._base import PlannedJob, TunerError
+from tuner._base import CLIENT_POOL, PlannedJob, TunerError, resource_pool
 from tuner.clock import WallClock
 from tuner.cpus import CpuPlan, available_cpus, plan_cpus
 from tuner.metaschedule.driver import FinalStage, MetaScheduleDriver
@@ -409,6 +409,10 @@ class Engine:
             search = replace(search, population_size=spec.population)
         settings = DriverSettings(
             trials=spec.trials,
+            trials_per_task=spec.trials_per_task,
+            allocator=spec.allocator,
+            time_budget_s=spec.time_budget,
+            parallel_tasks=self._parallel_tasks(device_pool),
             batch_size=spec.batch,
             search=search,
             seed=spec.seed,
@@ -437,6 +441,12 @@ class Engine:
             target=json.dumps(target, sort_keys=True),
             model=spec.model,
         )
+
+    def _parallel_tasks(self, device_pool: str) -> int:
+        """Tasks of one job that search at once: as many as it has resources to keep busy
+        (the client resources and its pool's devices)."""
+        pools = [resource_pool(r) for r in self.workers.resources]
+        return pools.count(CLIENT_POOL) + pools.count(device_pool)
 
     def _device_pool(self, device: str | None) -> str:
         if device is None:

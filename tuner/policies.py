@@ -2,9 +2,10 @@
 
 ``Interleaved`` is the reference: every free resource takes the stage of its pool that has
 waited longest (round-robin across jobs, since a job that just ran a stage joins the back of
-the queue). The others refine it by changing the queue order (``Priority``,
-``ShortestRemaining``) or by restricting which stages may run (``Sequential``,
-``Synchronous``). Look policies up by name with ``create_policy``.
+the queue; a job whose tasks run side by side gets one stage per round, so a job with twenty
+ready tasks does not crowd out a job with one). The others refine it by changing the queue
+order (``Priority``, ``ShortestRemaining``) or by restricting which stages may run
+(``Sequential``, ``Synchronous``). Look policies up by name with ``create_policy``.
 """
 
 from __future__ import annotations
@@ -29,15 +30,18 @@ def active_jobs(jobs: Mapping[str, JobView]) -> list[JobView]:
 class Interleaved(Policy):
     """Round-robin: each free resource takes the longest-waiting ready stage of its pool.
 
-    Ties (stages ready at the same instant) go to the job submitted first. Subclasses change
-    the queue order by overriding ``key``; a smaller key runs first.
+    Ties (stages ready at the same instant) go to the job submitted first. With
+    ``per_job_rounds`` the queue is taken in rounds, one stage of each job per round, so jobs
+    share the resources whatever number of tasks each has ready. Subclasses change the queue
+    order by overriding ``key``; a smaller key runs first.
     """
 
     name = "interleaved"
+    per_job_rounds = True
 
     def key(self, stage: StageRequest, job: JobView, now: float) -> tuple[float, ...]:
         """Queue position of a ready stage: when it became ready, then submission order."""
-        return (_ready_since(job, now), job.order)
+        return (_ready_since(stage, job, now), job.order)
 
     def assign(
         self,
@@ -50,6 +54,8 @@ class Interleaved(Policy):
         for resource in free:
             free_by_pool.setdefault(resource_pool(resource), []).append(resource)
         queue = sorted(ready, key=lambda s: self.key(s, jobs[s.job], now))
+        if self.per_job_rounds:
+            queue = _in_rounds(queue)
         out: list[Assignment] = []
         for stage in queue:
             resources = free_by_pool.get(stage.pool)
@@ -134,12 +140,13 @@ class Priority(Interleaved):
     """
 
     name = "priority"
+    per_job_rounds = False  # the higher priority takes every resource it can use
 
     def __init__(self, aging: float = 1 / 120) -> None:
         self.aging = _non_negative("priority", "aging", aging)
 
     def key(self, stage: StageRequest, job: JobView, now: float) -> tuple[float, ...]:
-        since = _ready_since(job, now)
+        since = _ready_since(stage, job, now)
         effective = job.priority + self.aging * max(0.0, now - since)
         return (-effective, since, job.order)
 
@@ -156,6 +163,7 @@ class ShortestRemaining(Interleaved):
     """
 
     name = "shortest-remaining"
+    per_job_rounds = False  # the shortest job takes every resource it can use
 
     def __init__(self, aging: float = 0.05, feed_device: bool = True) -> None:
         self.aging = _non_negative("shortest-remaining", "aging", aging)
@@ -164,7 +172,7 @@ class ShortestRemaining(Interleaved):
         self.feed_device = feed_device
 
     def key(self, stage: StageRequest, job: JobView, now: float) -> tuple[float, ...]:
-        since = _ready_since(job, now)
+        since = _ready_since(stage, job, now)
         remaining = max(0, job.trials_total - job.trials_done)
         per_trial = sum(job.stage_estimates.values()) or 1.0
         work = remaining * per_trial - self.aging * max(0.0, now - since)
@@ -202,8 +210,23 @@ def _feeds_device(stage: StageRequest) -> int:
     return 0 if stage.kind == StageKind.BUILD else 1
 
 
-def _ready_since(job: JobView, now: float) -> float:
+def _ready_since(stage: StageRequest, job: JobView, now: float) -> float:
+    """When the stage became ready (its own time, else its job's, else now)."""
+    if stage.since is not None:
+        return stage.since
     return now if job.ready_since is None else job.ready_since
+
+
+def _in_rounds(queue: Sequence[StageRequest]) -> list[StageRequest]:
+    """The queue reordered into rounds: each job's first stage, then each job's second...
+    (stable within a round)."""
+    taken: dict[str, int] = {}
+    ranked = []
+    for position, stage in enumerate(queue):
+        rank = taken.get(stage.job, 0)
+        taken[stage.job] = rank + 1
+        ranked.append((rank, position, stage))
+    return [stage for _, _, stage in sorted(ranked, key=lambda r: (r[0], r[1]))]
 
 
 def _non_negative(policy: str, arg: str, value: Any) -> float:

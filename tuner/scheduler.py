@@ -1,14 +1,16 @@
 """The scheduler: runs the stages of many jobs on named resources as a policy decides.
 
-Each dispatch pass (a callback on the clock's loop) asks every runnable job without a stage
-for its next one, hands the ready stages, the free resources and read-only job views to the
-policy, and starts what it assigns. With a ``SimClock`` the driver runs inline and its
+Each dispatch pass (a callback on the clock's loop) asks every runnable job whose stages
+changed for the stages it may start (``JobDriver.ready``: one per task at most, so the tasks
+of one job run side by side), hands the ready stages, the free resources and read-only job
+views to the policy, and starts what it assigns. With a ``SimClock`` the driver runs inline and its
 ``StageResult.duration`` decides when the stage ends; with a ``WallClock`` it runs on a worker
 thread per resource and its completion is posted back to the loop. The same code serves both.
 
-Guarantees: a job's stages run in order, one at a time; an exclusive resource never holds two
-stages; a paused job holds no resource once its running stage ends; a cancelled job's driver
-is closed with ``cancelled=True`` after its running stage ends (simulated stages are abandoned).
+Guarantees: a task's stages run in order, one at a time (a serial driver's job runs one stage
+at a time); an exclusive resource never holds two stages; a paused job holds no resource once
+its running stages end; a cancelled job's driver is closed with ``cancelled=True`` after its
+running stages end (simulated stages are abandoned).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -99,9 +101,10 @@ class _Job:
     submitted_at: float
     state: JobState = JobState.QUEUED
     started: bool = False
-    pending: StageRequest | None = None
-    ready_since: float | None = None
-    running: _Stage | None = None
+    pending: dict[str, StageRequest] = field(default_factory=dict)  # by task
+    running: dict[str, _Stage] = field(default_factory=dict)  # by task
+    stale: bool = True  # its driver may have new stages (ask it on the next pass)
+    closed: bool = False
     ended_at: float | None = None
     detail: str | None = None
     estimates: dict[StageKind, tuple[int, float]] = field(default_factory=dict)
@@ -289,8 +292,7 @@ class Scheduler:
                 raise TunerError(f"job {job} is already paused")
             j.state = JobState.PAUSED
             notes = [reason] if reason else []
-            if j.running is not None:
-                notes.append(f"its running {j.running.request.kind} stage finishes first")
+            notes += _finishes_first(j)
             self._emit_job(j, "paused", "; ".join(notes) or None)
 
     def resume(self, job: str) -> None:
@@ -300,8 +302,9 @@ class Scheduler:
             if j.state != JobState.PAUSED:
                 raise TunerError(f"job {job} is {j.state}, not paused; only paused jobs resume")
             j.state = JobState.RUNNING if j.started else JobState.QUEUED
-            if j.pending is not None:
-                j.ready_since = self.clock.now()
+            now = self.clock.now()
+            j.pending = {task: replace(req, since=now) for task, req in j.pending.items()}
+            j.stale = True
             self._emit_job(j, "resumed")
             self._kick()
 
@@ -323,18 +326,18 @@ class Scheduler:
             if j.state in TERMINAL_STATES:
                 raise TunerError(f"job {job} is already {j.state}")
             j.state = JobState.CANCELLED
-            j.pending = None
+            j.pending = {}
             j.ended_at = self.clock.now()
-            stage = j.running
-            detail = None
-            if stage is not None and self._simulated:
-                detail = f"abandoned its running {stage.request.kind} stage"
-                self._abandon(j, stage)
-            elif stage is not None:
-                detail = f"its running {stage.request.kind} stage finishes first"
-            self._emit_job(j, "cancelled", detail)
-            if j.running is None:
-                self._close(j, cancelled=True)
+            notes = []
+            if j.running and self._simulated:
+                kinds = ", ".join(str(s.request.kind) for s in j.running.values())
+                notes.append(f"abandoned its running {kinds} stage{_plural(j.running)}")
+                for stage in list(j.running.values()):
+                    self._abandon(j, stage)
+            else:
+                notes += _finishes_first(j)
+            self._emit_job(j, "cancelled", "; ".join(notes) or None)
+            self._close_when_idle(j)
             self._kick()
 
     def list(self) -> list[JobInfo]:
@@ -424,7 +427,7 @@ class Scheduler:
 
     def _all_done(self) -> bool:
         return self._in_flight == 0 and all(
-            j.state in TERMINAL_STATES and j.running is None for j in self._jobs.values()
+            j.state in TERMINAL_STATES and not j.running for j in self._jobs.values()
         )
 
     # --- dispatching -------------------------------------------------------------------------
@@ -442,42 +445,49 @@ class Scheduler:
             self._driver_s = 0.0
             now = self.clock.now()
             for job in list(self._jobs.values()):
-                runnable = job.state in (JobState.QUEUED, JobState.RUNNING)
-                if runnable and job.running is None and job.pending is None:
-                    self._fetch_next(job, now)
+                if job.stale and job.state in (JobState.QUEUED, JobState.RUNNING):
+                    self._fetch_ready(job, now)
             ready = [
-                j.pending
+                request
                 for j in self._jobs.values()
-                if j.pending is not None and j.state in (JobState.QUEUED, JobState.RUNNING)
+                if j.pending and j.state in (JobState.QUEUED, JobState.RUNNING)
+                for request in j.pending.values()
             ]
             if self.policy.exclusive:
                 free = [r for r in self.resources if not self._holders[r]]
             else:
                 free = list(self.resources)
             if ready and free:
-                ready.sort(key=lambda s: (self._jobs[s.job].ready_since, self._jobs[s.job].order))
+                ready.sort(key=lambda s: (s.since, self._jobs[s.job].order))
                 views = self._views()
                 assignments = self.policy.assign(ready, free, views, now)
                 self._check(assignments, ready, free)
                 for assignment in assignments:
-                    self._start(self._jobs[assignment.stage.job], assignment.resource, now)
+                    self._start(self._jobs[assignment.stage.job], assignment, now)
             self.stats.passes += 1
             self.stats.decision_s += time.perf_counter() - started - self._driver_s
 
-    def _fetch_next(self, job: _Job, now: float) -> None:
+    def _fetch_ready(self, job: _Job, now: float) -> None:
+        """Ask the driver for the stages its idle tasks may start; finish a job with none."""
+        job.stale = False
+        busy = frozenset(job.pending) | frozenset(job.running)
         try:
-            step = self._call_driver(job.driver.next_stage)
-            if step is not None:
-                task, iteration, kind = step
+            steps = self._call_driver(job.driver.ready, busy)
+            requests = []
+            for task, iteration, kind in steps or ():
                 kind = StageKind(kind)
+                if task in busy or any(r.task == task for r in requests):
+                    raise RuntimeError(f"a second stage of task {task!r} at once")
+                pool = pool_for(kind, job.device_pool)
+                requests.append(StageRequest(job.id, task, iteration, kind, pool, since=now))
         except Exception as exc:
-            self._fail(job, f"next_stage raised {type(exc).__name__}: {exc}")
+            self._fail(job, f"planning its next stages raised {type(exc).__name__}: {exc}")
             return
-        if step is None:
+        if steps is None and not busy:
             self._finish(job)
             return
-        job.pending = StageRequest(job.id, task, iteration, kind, pool_for(kind, job.device_pool))
-        job.ready_since = now
+        for request in requests:
+            job.pending[request.task] = request
 
     def _views(self) -> dict[str, JobView]:
         views = {}
@@ -493,8 +503,9 @@ class Scheduler:
                 order=j.order,
                 trials_done=done,
                 trials_total=total,
-                ready_since=j.ready_since if j.pending is not None else None,
+                ready_since=min((r.since for r in j.pending.values()), default=None),
                 stage_estimates=self._stage_estimates(j),
+                running=len(j.running),
             )
         return views
 
@@ -504,14 +515,14 @@ class Scheduler:
         """Refuse a policy decision that would break an invariant (a bug in the policy)."""
         ready_set = set(ready)
         free_set = set(free)
-        jobs_seen: set[str] = set()
+        tasks_seen: set[tuple[str, str]] = set()
         resources_seen: set[str] = set()
         for a in assignments:
             problem = None
             if a.stage not in ready_set:
                 problem = "a stage that is not ready"
-            elif a.stage.job in jobs_seen:
-                problem = "two stages of one job"
+            elif (a.stage.job, a.stage.task) in tasks_seen:
+                problem = "two stages of one task"
             elif a.resource not in free_set:
                 problem = f"busy or unknown resource {a.resource!r}"
             elif resource_pool(a.resource) != a.stage.pool:
@@ -520,14 +531,12 @@ class Scheduler:
                 problem = f"two stages to exclusive resource {a.resource!r}"
             if problem:
                 raise RuntimeError(f"policy {self.policy.name!r} assigned {problem}: {a}")
-            jobs_seen.add(a.stage.job)
+            tasks_seen.add((a.stage.job, a.stage.task))
             resources_seen.add(a.resource)
 
-    def _start(self, job: _Job, resource: str, now: float) -> None:
-        request = job.pending
-        assert request is not None
-        job.pending = None
-        job.ready_since = None
+    def _start(self, job: _Job, assignment: Assignment, now: float) -> None:
+        request, resource = assignment.stage, assignment.resource
+        del job.pending[request.task]
         if not job.started:
             job.started = True
             job.state = JobState.RUNNING
@@ -535,7 +544,7 @@ class Scheduler:
         stage = _Stage(request, resource, start=now)
         self.stats.dispatches += 1
         if not self._simulated:
-            job.running = stage
+            job.running[request.task] = stage
             self._hold(stage, now)
             self._in_flight += 1
             self._executor(resource).submit(self._work, job, stage)
@@ -552,7 +561,7 @@ class Scheduler:
         stage.duration = duration
         stage.work = duration
         stage.since = now
-        job.running = stage
+        job.running[request.task] = stage
         self._hold(stage, now)
 
     def _work(self, job: _Job, stage: _Stage) -> None:
@@ -607,11 +616,12 @@ class Scheduler:
     ) -> None:
         """A stage ended: free its resource, record it, and move its job on."""
         stage.over = True
-        if job.running is stage:
-            job.running = None
+        req = stage.request
+        if job.running.get(req.task) is stage:
+            del job.running[req.task]
             self._release(stage, end if held_until is None else held_until)
         self.stats.completions += 1
-        req = stage.request
+        job.stale = True
         if error is not None:
             status, message = "error", f"{type(error).__name__}: {error}"
         elif result is not None and not result.ok:
@@ -619,13 +629,10 @@ class Scheduler:
         else:
             status, message = "ok", None
         self._emit_stage(stage, end, status, message, result)
-        if error is not None:
-            if job.state not in TERMINAL_STATES:
-                self._fail(job, f"{req.kind} stage of {req.task} raised {message}")
-            elif job.state == JobState.CANCELLED:
-                self._close(job, cancelled=True)
-        elif job.state == JobState.CANCELLED:
-            self._close(job, cancelled=True)
+        if error is not None and job.state not in TERMINAL_STATES:
+            self._fail(job, f"{req.kind} stage of {req.task} raised {message}")
+        elif job.state in TERMINAL_STATES:
+            self._close_when_idle(job)
         elif status == "ok":
             took = stage.duration if self._simulated else end - stage.start
             self._learn(job, req.kind, took)
@@ -635,7 +642,7 @@ class Scheduler:
         """Drop a simulated stage of a cancelled job now (it never completes)."""
         now = self.clock.now()
         stage.over = True
-        job.running = None
+        del job.running[stage.request.task]
         self._release(stage, now)
         self.stats.completions += 1
         self._emit_stage(stage, now, "cancelled", None, stage.result)
@@ -713,14 +720,19 @@ class Scheduler:
 
     def _fail(self, job: _Job, detail: str) -> None:
         job.state = JobState.FAILED
-        job.pending = None
+        job.pending = {}
         job.ended_at = self.clock.now()
         job.detail = detail
         self._emit_job(job, "failed", detail)
-        if job.running is None:
-            self._close(job, cancelled=False)
+        self._close_when_idle(job)
+
+    def _close_when_idle(self, job: _Job) -> None:
+        """Close a failed or cancelled job's driver once none of its stages runs."""
+        if not job.running and not job.closed:
+            self._close(job, cancelled=job.state == JobState.CANCELLED)
 
     def _close(self, job: _Job, *, cancelled: bool) -> str | None:
+        job.closed = True
         try:
             self._call_driver(job.driver.close, cancelled=cancelled)
         except Exception as exc:
@@ -773,7 +785,7 @@ class Scheduler:
             target=job.target,
             name=job.name,
             policy=self.policy.name,
-            trials=job.trials_total,
+            trials=self._trials(job)[1],
             tasks=job.tasks,
             detail=detail,
         )
@@ -818,6 +830,22 @@ def _fresh_prefix(sink: EventSink | None) -> str:
         if prefix not in taken:
             return prefix
     return secrets.token_hex(4)
+
+
+def _finishes_first(job: _Job) -> list[str]:
+    """A note for a control that waits for the job's running stages to end."""
+    if not job.running:
+        return []
+    kinds = ", ".join(str(s.request.kind) for s in job.running.values())
+    return [f"its running {kinds} stage{_plural(job.running)} finish{_verb_s(job.running)} first"]
+
+
+def _plural(items: Any) -> str:
+    return "s" if len(items) > 1 else ""
+
+
+def _verb_s(items: Any) -> str:
+    return "" if len(items) > 1 else "es"
 
 
 def _check_int(what: str, value: Any) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SMALL = ["--trials", "4", "--batch", "4", "--population", "32"]
+SMALL = ["--trials-per-task", "4", "--batch", "4", "--population", "32"]
 
 
 def tuneloom(*argv: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:

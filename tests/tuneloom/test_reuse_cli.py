@@ -60,7 +60,7 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     library = work / "library"
     result = document(
         tuneloom("tune", "--workload", "dense:1x64x32", "--workload", "matmul:64",
-                 "--trials", "8", *SMALL, "--db", str(work / "t.sqlite"), "--json",
+                 "--trials-per-task", "8", *SMALL, "--db", str(work / "t.sqlite"), "--json",
                  library=library)
     )
     assert result["library"] == str(library)
@@ -120,8 +120,8 @@ def test_tune_with_warm_start_measures_library_schedules_first(
     library: Path, mlp_file: Path, tmp_path: Path
 ) -> None:
     result = document(
-        tuneloom("tune", str(mlp_file), "--warm-start", str(library), "--trials", "6", *SMALL,
-                 "--db", str(tmp_path / "w.sqlite"), "--no-library", "--json")
+        tuneloom("tune", str(mlp_file), "--warm-start", str(library), "--trials-per-task", "6",
+                 *SMALL, "--db", str(tmp_path / "w.sqlite"), "--no-library", "--json")
     )
     (job,) = result["jobs"]
     assert job["state"] == "finished" and "library" not in job

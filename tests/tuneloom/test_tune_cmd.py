@@ -92,7 +92,8 @@ def test_two_jobs_tune_and_the_store_holds_every_stage_and_record(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = tmp_path / "run.db"
-    args = ["--workload", "matmul:32", "--workload", "dense:4x32x16,matmul:16", "--trials", "8"]
+    args = ["--workload", "matmul:32", "--workload", "dense:4x32x16,matmul:16"]
+    args += ["--trials-per-task", "8"]
     code, out, _ = tune([*args, *SMALL, "--db", str(db), "--json"], capsys)
     assert code == 0
     result = json.loads(out)

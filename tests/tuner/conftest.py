@@ -58,7 +58,7 @@ def tuned(tmp_path_factory: pytest.TempPathFactory, target: dict) -> Iterator[tu
         driver = MetaScheduleDriver(
             "j1",
             list(REUSE_SPECS),
-            DriverSettings(trials=8, batch_size=8, search=SMALL_SEARCH, target=target),
+            DriverSettings(trials_per_task=8, batch_size=8, search=SMALL_SEARCH, target=target),
             workers=workers,
             db_dir=db,
             sink=sink,

@@ -130,3 +130,38 @@ def starts(sink: EventSink, names: Mapping[str, str]) -> list[tuple[float, str, 
     return [
         (e.start, names[e.job], ABBREV[StageKind(e.stage)], e.resource) for e in stage_events(sink)
     ]
+
+
+class TaskParallelDriver(ScriptedDriver):
+    """A scripted job whose tasks run side by side: each task walks its own iterations of
+    select, build, profile, update; ``ready`` offers the next stage of every task not busy,
+    at most ``parallel`` tasks in the middle of an iteration at once."""
+
+    def __init__(self, label: str, *, parallel: int = 8, **kwargs: Any) -> None:
+        super().__init__(label, **kwargs)
+        self.parallel = parallel
+        self.todo: dict[str, list[tuple[str, int, StageKind]]] = {}
+        for step in self.steps:
+            self.todo.setdefault(step[0], []).append(step)
+
+    def ready(self, busy: frozenset[str]) -> list[tuple[str, int, StageKind]] | None:
+        mid = {task for task, steps in self.todo.items() if steps and steps[0][2] != "select"}
+        slots = self.parallel - len(mid | busy)
+        out = []
+        for task, steps in self.todo.items():
+            if not steps or task in busy:
+                continue
+            if steps[0][2] == StageKind.SELECT:
+                if slots <= 0:
+                    continue
+                slots -= 1
+            out.append(steps[0])
+        if out or busy or any(self.todo.values()):
+            return out
+        return None
+
+    def run(self, task: str, iteration: int, kind: StageKind, resource: str) -> StageResult:
+        expected = self.todo[task][0]
+        assert expected == (task, iteration, kind), f"ran {(task, iteration, kind)}, not {expected}"
+        self.todo[task].pop(0)
+        return super().run(task, iteration, kind, resource)

@@ -7,6 +7,7 @@ was submitted. Bad specs are refused at submit with the reason, and other jobs g
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -73,7 +74,9 @@ def test_workload_jobs_run_and_report_and_join_the_library(tmp_path: Path) -> No
     store = MemoryStore()
     library = tmp_path / "library"
     with Engine(settings(tmp_path, library=library), store=store) as engine:
-        job = engine.submit(JobSpec(workloads=("matmul:16", "dense:2x16x8"), trials=8, batch=8))
+        job = engine.submit(
+            JobSpec(workloads=("matmul:16", "dense:2x16x8"), trials_per_task=8, batch=8)
+        )
         report = engine.run()
     (done,) = report.jobs
     assert done.id == job and done.state == "finished"
@@ -101,7 +104,7 @@ def test_a_model_job_beside_a_kernel_job_ends_compiled_and_a_bad_model_is_refuse
         (tmp_path / "corrupt.onnx").write_bytes(b"\x0a\x05junk!" * 10)
         with pytest.raises(ModelError, match=r"corrupt\.onnx"):
             engine.submit(JobSpec(model=str(tmp_path / "corrupt.onnx"), trials=4))
-        model = engine.submit(JobSpec(model="zoo:mlp", trials=4, batch=4))
+        model = engine.submit(JobSpec(model="zoo:mlp", trials_per_task=4, batch=4))
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             states = {info.id: info.state for info in engine.list()}
@@ -131,3 +134,43 @@ def test_a_model_job_beside_a_kernel_job_ends_compiled_and_a_bad_model_is_refuse
     records = store.records()
     assert len(records[records["job"] == kernel]) == 8
     store.close()
+
+
+@pytest.mark.slow
+def test_a_lone_jobs_tasks_run_side_by_side_within_its_whole_budget(tmp_path: Path) -> None:
+    store = MemoryStore()
+    spec = JobSpec(workloads=("matmul:64,dense:4x64x32",), trials=24, batch=8)
+    with Engine(settings(tmp_path), store=store) as engine:
+        job = engine.submit(spec)
+        report = engine.run()
+    (done,) = report.jobs
+    assert done.state == "finished" and sum(t.trials for t in done.tasks) == 24
+    assert all(t.trials >= 8 for t in done.tasks)  # every task gets a batch first
+    stages = [s.event for s in store.read(kinds=("stage",), job=job)]
+    profiles = [e for e in stages if e.stage == "profile"]
+    client = [e for e in stages if e.resource.startswith("client:")]
+    # Some task's profile ran while another task of the same job used the client.
+    assert any(
+        p.task != c.task and p.start < c.end and c.start < p.end for p in profiles for c in client
+    )
+    for resource in {e.resource for e in stages}:
+        held = sorted((e.start, e.end) for e in stages if e.resource == resource)
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(held))
+
+
+@pytest.mark.slow
+def test_a_time_budget_stops_new_batches_and_says_so(tmp_path: Path) -> None:
+    store = MemoryStore()
+    spec = JobSpec(workloads=("matmul:64",), trials=10_000, batch=4, time_budget=4.0)
+    with Engine(settings(tmp_path), store=store) as engine:
+        job = engine.submit(spec)
+        started = time.monotonic()
+        report = engine.run()
+        took = time.monotonic() - started
+    (done,) = report.jobs
+    trials = done.tasks[0].trials
+    assert done.state == "finished" and 0 < trials < 10_000
+    assert took < 4.0 + 30  # the batches under way finish; none starts after the budget
+    assert done.detail == f"{trials} trials; time budget of 4s spent"
+    (info,) = [s.event for s in store.read(kinds=("job",), job=job) if s.event.change == "finished"]
+    assert info.trials == 10_000 and info.detail == done.detail  # asked, and why it stopped

@@ -242,7 +242,10 @@ def test_driver_tunes_tasks_round_robin_and_its_database_compiles(
         "j1-test",
         ["matmul:64,dense:4x64x32"],
         DriverSettings(
-            trials=16, batch_size=8, search=replace(SMALL_SEARCH, xgb_warmup_samples=8), seed=3
+            trials_per_task=16,
+            batch_size=8,
+            search=replace(SMALL_SEARCH, xgb_warmup_samples=8),
+            seed=3,
         ),
         workers=workers,
         db_dir=tmp_path / "j1",
@@ -374,7 +377,7 @@ def test_failed_candidates_become_records_and_the_job_goes_on(
     driver = MetaScheduleDriver(
         "j-faulty",
         ["matmul:32"],
-        DriverSettings(trials=16, batch_size=8, search=SMALL_SEARCH),
+        DriverSettings(trials_per_task=16, batch_size=8, search=SMALL_SEARCH),
         workers=faulty,
         db_dir=tmp_path / "db",
         sink=sink,
@@ -405,13 +408,13 @@ def test_same_seed_gives_the_same_candidates(workers: StageWorkers, tmp_path: Pa
         driver = MetaScheduleDriver(
             name,
             ["matmul:32"],
-            DriverSettings(trials=8, batch_size=8, search=SMALL_SEARCH, seed=seed),
+            DriverSettings(trials_per_task=8, batch_size=8, search=SMALL_SEARCH, seed=seed),
             workers=workers,
             db_dir=tmp_path / name,
         )
         task, iteration, kind = driver.next_stage()
         assert driver.run(task, iteration, kind, "client:0").ok
-        traces = [str(c.sch.trace) for c in driver._current.candidates]
+        traces = [str(c.sch.trace) for c in driver._by_name[task].candidates]
         driver.close()
         return traces
 
@@ -428,7 +431,7 @@ def test_unreachable_device_is_retried_then_stalls_the_job(
     driver = MetaScheduleDriver(
         "j-stall",
         ["matmul:32"],
-        DriverSettings(trials=8, batch_size=8, search=SMALL_SEARCH, profile_retries=2),
+        DriverSettings(trials_per_task=8, batch_size=8, search=SMALL_SEARCH, profile_retries=2),
         workers=faulty,
         db_dir=tmp_path / "db",
         on_stall=lambda job, reason: stalls.append((job, reason)),
@@ -452,7 +455,7 @@ def test_unreachable_device_is_retried_then_stalls_the_job(
     driver = MetaScheduleDriver(
         "j-lost",
         ["matmul:32"],
-        DriverSettings(trials=8, batch_size=8, search=SMALL_SEARCH, profile_retries=1),
+        DriverSettings(trials_per_task=8, batch_size=8, search=SMALL_SEARCH, profile_retries=1),
         workers=failing,
         db_dir=tmp_path / "db2",
     )
@@ -471,7 +474,7 @@ def test_a_stage_that_raises_is_retried_then_stops_its_task(
         driver = MetaScheduleDriver(
             name,
             ["matmul:32,dense:2x32x16"],
-            DriverSettings(trials=8, batch_size=8, search=SMALL_SEARCH),
+            DriverSettings(trials_per_task=8, batch_size=8, search=SMALL_SEARCH),
             workers=faulty,
             db_dir=tmp_path / name,
             sink=sink,
@@ -509,14 +512,14 @@ def test_close_mid_batch_removes_built_libraries(workers: StageWorkers, tmp_path
     driver = MetaScheduleDriver(
         "j-cancel",
         ["matmul:32"],
-        DriverSettings(trials=16, batch_size=4, search=SMALL_SEARCH),
+        DriverSettings(trials_per_task=16, batch_size=4, search=SMALL_SEARCH),
         workers=workers,
         db_dir=tmp_path / "db",
     )
     for _ in range(2):  # select, build
         task, iteration, kind = driver.next_stage()
         assert driver.run(task, iteration, kind, "client:0").ok
-    artifacts = [b.artifact for b in driver._current.builds]
+    artifacts = [b.artifact for b in driver._by_name[task].builds]
     assert artifacts and all(os.path.isfile(a) for a in artifacts)
     driver.close(cancelled=True)
     assert not any(os.path.exists(a) for a in artifacts)
@@ -528,16 +531,27 @@ def test_bad_driver_inputs_raise_before_anything_runs(
     workers: StageWorkers, tmp_path: Path
 ) -> None:
     common = {"workers": workers, "db_dir": tmp_path / "db"}
-    with pytest.raises(TunerError, match="trials must be a positive integer"):
-        MetaScheduleDriver("j", ["matmul:8"], DriverSettings(trials=0), **common)
+    with pytest.raises(TunerError, match="trials per task must be a positive integer, got 0"):
+        MetaScheduleDriver("j", ["matmul:8"], DriverSettings(trials_per_task=0), **common)
+    with pytest.raises(TunerError, match="trials must be a positive integer, got -2"):
+        DriverSettings(trials=-2)
+    with pytest.raises(TunerError, match="unknown allocator 'best'"):
+        DriverSettings(trials=8, allocator="best")
+    with pytest.raises(TunerError, match="time budget must be a positive number"):
+        DriverSettings(trials=8, time_budget_s=0)
     with pytest.raises(TunerError, match="unknown operator"):
-        MetaScheduleDriver("j", ["nope:8"], DriverSettings(trials=4), **common)
+        MetaScheduleDriver("j", ["nope:8"], DriverSettings(trials_per_task=4), **common)
     with pytest.raises(TunerError, match="no device pool 'device:rpc:x'"):
         MetaScheduleDriver(
-            "j", ["matmul:8"], DriverSettings(trials=4, device_pool="device:rpc:x"), **common
+            "j",
+            ["matmul:8"],
+            DriverSettings(trials_per_task=4, device_pool="device:rpc:x"),
+            **common,
         )
     with pytest.raises(TunerError, match="unknown target"):
-        MetaScheduleDriver("j", ["matmul:8"], DriverSettings(trials=4, target="opencl"), **common)
+        MetaScheduleDriver(
+            "j", ["matmul:8"], DriverSettings(trials_per_task=4, target="opencl"), **common
+        )
 
 
 # --- under the scheduler ------------------------------------------------------------------------
@@ -560,7 +574,7 @@ def test_two_jobs_interleave_under_the_scheduler_into_sqlite(
             drivers[job_id] = MetaScheduleDriver(
                 job_id,
                 [spec],
-                DriverSettings(trials=16, batch_size=8, search=SMALL_SEARCH),
+                DriverSettings(trials_per_task=16, batch_size=8, search=SMALL_SEARCH),
                 workers=workers,
                 db_dir=tmp_path / "runs" / job_id,
                 sink=sink,

@@ -127,7 +127,7 @@ def test_model_job_tunes_saves_and_runs_in_a_fresh_process(
         driver = MetaScheduleDriver(
             "j1",
             tasks,
-            DriverSettings(trials=4, batch_size=4, search=SMALL_SEARCH, target=target),
+            DriverSettings(trials_per_task=4, batch_size=4, search=SMALL_SEARCH, target=target),
             workers=workers,
             db_dir=tmp_path / "db",
             sink=sink,

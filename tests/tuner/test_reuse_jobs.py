@@ -41,7 +41,7 @@ def run_job(
             "j2",
             workloads,
             DriverSettings(
-                trials=trials,
+                trials_per_task=trials,
                 batch_size=4,
                 search=SMALL_SEARCH,
                 target="llvm",
@@ -154,7 +154,9 @@ def test_naming_a_source_the_library_lacks_is_an_error(
         MetaScheduleDriver(
             "j3",
             ["matmul:128"],
-            DriverSettings(trials=4, reuse=ReuseSettings(library, only=True, sources=("nowhere",))),
+            DriverSettings(
+                trials_per_task=4, reuse=ReuseSettings(library, only=True, sources=("nowhere",))
+            ),
             workers=workers,
             db_dir=tmp_path / "db",
         )

@@ -11,7 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scheduling_helpers import (
+    ABBREV,
     ScriptedDriver,
+    TaskParallelDriver,
     changes,
     job_events,
     make_sink,
@@ -164,6 +166,68 @@ def test_multiple_devices_and_tasks_run_in_parallel() -> None:
 
 
 # --- events, stats, busy time -------------------------------------------------------------
+
+
+def parallel_job(
+    policy: str, tasks: list[str], *, resources: list[str] = RESOURCES, iterations: int = 1
+) -> tuple[Scheduler, EventSink, dict[str, str]]:
+    """One job whose tasks run side by side (TaskParallelDriver), on a SimClock."""
+    clock = SimClock()
+    sink = make_sink(clock)
+    scheduler = Scheduler(resources, policy, clock=clock, sink=sink, id_prefix="test")
+    driver = TaskParallelDriver("J", tasks=tasks, iterations=iterations)
+    job = scheduler.submit_job(driver, **_job_info(tasks=tasks))
+    return scheduler, sink, {job: "J"}
+
+
+def task_starts(sink: EventSink) -> list[tuple[float, str, str, str]]:
+    return [(e.start, e.task, ABBREV[StageKind(e.stage)], e.resource) for e in stage_events(sink)]
+
+
+def test_one_job_overlaps_its_own_client_and_device_work_across_tasks() -> None:
+    scheduler, sink, _ = parallel_job("interleaved", ["t1", "t2"])
+    scheduler.run()
+    # While t1 profiles on the device, t2 builds on the client.
+    assert task_starts(sink) == [
+        (0, "t1", "S", C), (3, "t2", "S", C), (6, "t1", "B", C), (7, "t1", "P", D),
+        (7, "t2", "B", C), (8, "t1", "U", D and C) if False else (11, "t1", "U", C),
+        (11, "t2", "P", D), (15, "t2", "U", C),
+    ] if False else task_starts(sink)
+    assert task_starts(sink) == [
+        (0, "t1", "S", C), (3, "t2", "S", C), (6, "t1", "B", C), (7, "t2", "B", C),
+        (7, "t1", "P", D), (11, "t1", "U", C), (11, "t2", "P", D), (15, "t2", "U", C),
+    ]  # fmt: skip
+    assert scheduler.clock.now() == 17  # one task after the other: 20
+    _assert_exclusive(stage_events(sink))
+
+
+def test_feed_device_lets_a_lone_jobs_profiles_start_sooner() -> None:
+    scheduler, sink, _ = parallel_job("feed-device", ["t1", "t2"])
+    scheduler.run()
+    assert task_starts(sink) == [
+        (0, "t1", "S", C), (3, "t1", "B", C), (4, "t2", "S", C), (4, "t1", "P", D),
+        (7, "t2", "B", C), (8, "t1", "U", C), (8, "t2", "P", D), (12, "t2", "U", C),
+    ]  # fmt: skip
+    assert scheduler.clock.now() == 14
+
+
+def test_a_job_with_many_ready_tasks_does_not_crowd_out_a_job_with_one() -> None:
+    clock = SimClock()
+    sink = make_sink(clock)
+    resources = ["client:0", "client:1", "device:llvm:0"]
+    scheduler = Scheduler(resources, "interleaved", clock=clock, sink=sink, id_prefix="test")
+    wide = TaskParallelDriver("W", tasks=[f"w{i}" for i in range(6)], parallel=6)
+    narrow = ScriptedDriver("N")
+    w = scheduler.submit_job(wide, **_job_info(name="W"))
+    n = scheduler.submit_job(narrow, **_job_info(name="N"))
+    scheduler.run(until=0.0)
+    first = [(e[1], e[4], e[5]) for e in wide.log + narrow.log if e[0] == "start"]
+    # Both clients start at once: one stage of each job, not two of the wide one.
+    assert sorted(first) == [
+        ("N", StageKind.SELECT, "client:1"), ("W", StageKind.SELECT, "client:0"),
+    ]  # fmt: skip
+    scheduler.run()
+    assert {i.id: i.state for i in scheduler.list()} == {w: JobState.FINISHED, n: JobState.FINISHED}
 
 
 def test_job_and_stage_events_describe_the_run() -> None:
@@ -468,7 +532,7 @@ def test_an_invalid_policy_decision_is_a_loud_bug() -> None:
             return [create_policy("interleaved").assign(ready, free, jobs, now)[0]] * 2
 
     scheduler, _, _, _ = scripted(Greedy(), {"A": {}, "B": {}})
-    with pytest.raises(RuntimeError, match="policy 'greedy' assigned two stages of one job"):
+    with pytest.raises(RuntimeError, match="policy 'greedy' assigned two stages of one task"):
         scheduler.run()
 
 
@@ -614,6 +678,7 @@ actions = st.lists(
     policy=st.sampled_from(sorted(POLICIES)),
     clients=st.integers(1, 2),
     devices=st.integers(1, 2),
+    parallel=st.integers(1, 3),
 )
 def test_invariants_hold_under_random_jobs_and_controls(
     mix: list[tuple[int, int, dict[StageKind, float], int]],
@@ -621,7 +686,9 @@ def test_invariants_hold_under_random_jobs_and_controls(
     policy: str,
     clients: int,
     devices: int,
+    parallel: int,
 ) -> None:
+    """``parallel`` > 1: each job's tasks run side by side (that many at once at most)."""
     clock = SimClock()
     store = MemoryStore()
     sink = EventSink(store, now=clock.now, clock="sim")
@@ -631,9 +698,12 @@ def test_invariants_hold_under_random_jobs_and_controls(
     log: list[tuple[Any, ...]] = []
     drivers: dict[str, ScriptedDriver] = {}
     for tasks, iterations, times, priority in mix:
-        driver = ScriptedDriver(
-            "", tasks=[f"t{i}" for i in range(tasks)], iterations=iterations, times=times, log=log
-        )
+        names = [f"t{i}" for i in range(tasks)]
+        kwargs: dict[str, Any] = dict(tasks=names, iterations=iterations, times=times, log=log)
+        if parallel > 1:
+            driver: ScriptedDriver = TaskParallelDriver("", parallel=parallel, **kwargs)
+        else:
+            driver = ScriptedDriver("", **kwargs)
         job = scheduler.submit_job(driver, **_job_info(priority=priority))
         driver.label = job
         drivers[job] = driver
@@ -663,11 +733,15 @@ def test_invariants_hold_under_random_jobs_and_controls(
     states = {i.id: i.state for i in scheduler.list()}
     for job, driver in drivers.items():
         mine = [e for e in events if e.job == job]
-        # A job's stages run in order, one at a time, exactly as its driver planned them.
-        assert [(e.task, e.iteration, e.stage) for e in mine] == [
-            (t, i, k.value) for t, i, k in driver.steps[: len(mine)]
-        ]
-        assert all(a.end <= b.start for a, b in itertools.pairwise(mine))
+        # A task's stages run in order, one at a time, exactly as its driver planned them;
+        # a serial job's stages too.
+        for task in {e.task for e in mine} if parallel > 1 else [None]:
+            held = [e for e in mine if task is None or e.task == task]
+            planned = [s for s in driver.steps if task is None or s[0] == task]
+            assert [(e.task, e.iteration, e.stage) for e in held] == [
+                (t, i, k.value) for t, i, k in planned[: len(held)]
+            ]
+            assert all(a.end <= b.start for a, b in itertools.pairwise(held))
         # Every job that was not cancelled finished its whole plan.
         if states[job] != JobState.CANCELLED:
             assert states[job] == JobState.FINISHED
@@ -675,7 +749,9 @@ def test_invariants_hold_under_random_jobs_and_controls(
             assert driver.closed == [False]
         else:
             assert driver.closed == [True]
-            assert all(e.status != "cancelled" for e in mine[:-1])
+            for task in {e.task for e in mine}:  # abandoned: only each task's last stage
+                held = [e for e in mine if e.task == task or parallel == 1]
+                assert all(e.status != "cancelled" for e in held[:-1])
         terminal = [c for c in changes(sink, job) if c in ("finished", "cancelled", "failed")]
         assert len(terminal) == 1 and changes(sink, job)[0] == "submitted"
     if create_policy(policy).exclusive:

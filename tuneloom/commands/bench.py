@@ -146,7 +146,7 @@ def run_one(index: int, settings: dict[str, Any], folder: Path) -> dict[str, Any
     row: dict[str, Any] = {"run": index, **{k: settings[k] for k in SWEPT}}
     store = folder / "tune.db"
     tune = [
-        "tune", settings["model"], "--trials", str(settings["trials"]),
+        "tune", settings["model"], "--trials-per-task", str(settings["trials"]),
         "--policy", settings["policy"], "--batch", str(settings["batch"]),
         "--population", str(settings["population"]), "--db", str(store), "--json",
     ]  # fmt: skip

@@ -35,7 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--policy", default="interleaved", help="scheduling policy")
-    parser.add_argument("--trials", type=int, default=48, help="trials per task (default 48)")
+    parser.add_argument(
+        "--trials-per-task", type=int, default=48, help="trials of each task (default 48)"
+    )
     parser.add_argument(
         "--db",
         metavar="PATH",
@@ -63,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from tuner.engine import Engine, EngineSettings
     from tuner.metaschedule.inspector import MetaScheduleInspector
 
-    if args.trials <= 0:
-        raise UserError(f"--trials must be a positive integer, got {args.trials}")
+    if args.trials_per_task <= 0:
+        raise UserError(f"--trials-per-task must be a positive integer, got {args.trials_per_task}")
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be between 0 and 65535, got {args.port}")
     limit = upload_limit_bytes(args.upload_limit)
@@ -85,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if not args.no_jobs:
             for name, workloads, model in DEMO_JOBS:
-                spec = JobSpec(workloads=workloads, model=model, trials=args.trials, name=name)
+                spec = JobSpec(workloads=workloads, model=model, name=name,
+                               trials_per_task=args.trials_per_task)  # fmt: skip
                 engine.submit(spec)
         engine.serve()
 

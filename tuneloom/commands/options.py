@@ -4,10 +4,77 @@ and the fields of a ``JobSpec``."""
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any
 
+from collectors.jobs import ALLOCATORS
 from tuneloom.cli import UserError
+
+
+def add_budget_options(parser: argparse.ArgumentParser, *, what: str = "each job") -> None:
+    """How much each job tunes, and how its budget is spread over its tasks."""
+    parser.add_argument(
+        "--trials",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"trials for {what} in all, spread over its tasks by --allocator "
+        "(default: 32 per task)",
+    )
+    parser.add_argument(
+        "--trials-per-task",
+        type=int,
+        default=None,
+        metavar="N",
+        help="trials for every task alike (with --trials: the most one task may take)",
+    )
+    parser.add_argument(
+        "--allocator",
+        choices=ALLOCATORS,
+        default="gain",
+        help="how a job's trials go to its tasks: gain (where the model's estimated latency "
+        "falls fastest per second of tuning; tasks that stopped improving and hold little of "
+        "it stop early), gradient (MetaSchedule's rule) or uniform (default gain)",
+    )
+    parser.add_argument(
+        "--time-budget",
+        type=duration,
+        default=None,
+        metavar="DURATION",
+        help="stop starting new batches after this long (e.g. 90s, 10m, 1h30m; a model job "
+        "is then compiled with what it found)",
+    )
+
+
+def budget_spec_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``JobSpec`` budget fields from --trials, --trials-per-task, --allocator and
+    --time-budget."""
+    check_positive(args, "trials", "trials_per_task")
+    return {
+        "trials": args.trials,
+        "trials_per_task": args.trials_per_task,
+        "allocator": args.allocator,
+        "time_budget": args.time_budget,
+    }
+
+
+def duration(text: str) -> float:
+    """``90``, ``90s``, ``10m``, ``1h30m`` -> seconds (argparse type: a bad value is an
+    error naming the option)."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if not match or not any(match.groups()):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration (e.g. 90, 90s, 10m, 1h30m)"
+        )
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the duration must be positive")
+    return total
+
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

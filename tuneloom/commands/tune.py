@@ -11,9 +11,11 @@ from typing import Any
 from tuneloom.cli import UserError, emit_result
 from tuneloom.commands.library import add_library_option, library_to_join
 from tuneloom.commands.options import (
+    add_budget_options,
     add_measure_options,
     add_model_options,
     add_reuse_options,
+    budget_spec_fields,
     check_positive,
     engine_settings,
     model_spec_fields,
@@ -28,14 +30,16 @@ zoo:resnet, zoo:mlp, or a .keras, .tflite or .onnx file or a TensorFlow SavedMod
 one job whose tasks are the model's fused operators; its last stage compiles the model with
 the job's database into RUNS_DIR/<job id>/compiled/ (time it with `tuneloom evaluate`). Each
 --workload flag is one job too; a flag holding several comma-joined specs is one job of
-several tasks (e.g. --workload matmul:128,dense:1x512x256). --trials is the budget of each
-task. Client work (select, build, update) and profiling run on separate
-pinned cores. With --rpc, candidates are profiled on the servers a TVM RPC tracker lists
-under KEY (one device resource per server). Every stage and measured candidate is stored in
-the --db store; each job's MetaSchedule database is written to RUNS_DIR/<job id>/ and, once
-the job finishes, joins the schedule library (--library; see `tuneloom library`). With
---warm-start LIBRARY, each task first measures the library's schedules applied to it (as
-`tuneloom reuse` does) and the search continues from them.
+several tasks (e.g. --workload matmul:128,dense:1x512x256). --trials is each job's whole
+budget, spread over its tasks by --allocator (--trials-per-task gives every task the same);
+the tasks of one job search side by side, so a lone job keeps both the client and the device
+busy. Client work (select, build, update) and profiling run on separate pinned cores. With
+--rpc, candidates are profiled on the servers a TVM RPC tracker lists under KEY (one device
+resource per server). Every stage and measured candidate is stored in the --db store; each
+job's MetaSchedule database is written to RUNS_DIR/<job id>/ and, once the job finishes,
+joins the schedule library (--library; see `tuneloom library`). With --warm-start LIBRARY,
+each task first measures the library's schedules applied to it (as `tuneloom reuse` does)
+and the search continues from them.
 """
 
 WORKLOAD_HELP = (
@@ -59,7 +63,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--workload", action="append", default=[], metavar="SPEC", help=WORKLOAD_HELP
     )
     add_model_options(parser)
-    parser.add_argument("--trials", type=int, default=32, help="trials per task (default 32)")
+    add_budget_options(parser)
     parser.add_argument(
         "--policy", default="interleaved", help="scheduling policy (default interleaved)"
     )
@@ -99,14 +103,14 @@ def run(args: argparse.Namespace) -> int:
     from tuner.engine import Engine
     from tuner.metaschedule.workloads import parse_job_workloads
 
-    check_positive(args, "trials", "batch", "population")
+    check_positive(args, "batch", "population")
     if not args.models and not args.workload:
         raise UserError("nothing to tune: give a MODEL (e.g. zoo:cnn) or --workload SPEC")
     for text in args.workload:
         parse_job_workloads(text)  # a bad spec fails before anything starts
     common: dict[str, Any] = dict(
-        trials=args.trials, batch=args.batch, population=args.population, seed=args.seed,
-        target=args.target,
+        batch=args.batch, population=args.population, seed=args.seed, target=args.target,
+        **budget_spec_fields(args),
     )  # fmt: skip
     if args.warm_start:
         common |= reuse_spec_fields(args, args.warm_start, only=False)

@@ -47,6 +47,9 @@ iteration.
 from __future__ import annotations
 
 import logging
+import math
+import threading
+import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -68,7 +71,8 @@ from collectors.importers.ms_database import (
 from collectors.jobs import StageKind
 from collectors.reuse import UNTUNED, ReusedSchedule, origin_text
 from collectors.sink import EventSink
-from tuner._base import JobDriver, StageResult, TunerError, one_line
+from tuner._base import JobDriver, StageResult, Step, TunerError, one_line
+from tuner.allocation import TaskProgress, choose_task, stop_reason
 from tuner.cpus import pin_thread
 from tuner.metaschedule.build import BuildOutcome, remove_artifact
 from tuner.metaschedule.library import LibraryEntry
@@ -112,6 +116,9 @@ class _Task:
     failed: str | None = None
     best_s: float | None = None
     best_candidate: int | None = None
+    history: list[float] = field(default_factory=list)  # best after each batch (inf: none)
+    batch_trials: list[int] = field(default_factory=list)
+    seconds: float = 0.0  # time its stages took
     # The batch in flight.
     next_kind: StageKind = StageKind.SELECT
     candidates: list[Any] = field(default_factory=list)
@@ -242,14 +249,18 @@ class MetaScheduleDriver(JobDriver):
             verbose_eval=0,
         )
         reuse = self.reuse = settings.reuse
-        trials = settings.trials
+        self.allocator = settings.allocator
+        tunable = sum(1 for task in tasks if not task.untunable)
+        self.total_budget, cap = settings.budgets(tunable)
+        if settings.trials is None and settings.trials_per_task is not None:
+            self.allocator = "uniform"  # the same trials for every task, as asked
         self.reuse_sources: SourceChoice | None = None
         self._reuse_entries: list[LibraryEntry] = []
         if reuse is not None:
             self._reuse_entries, self.reuse_sources = _reuse_entries(reuse, tasks, self.target)
         self._tasks = []
         for index, task in enumerate(tasks):
-            budget = 0 if task.untunable else trials
+            budget = 0 if task.untunable else cap
             if reuse is not None and reuse.only and not task.untunable:
                 budget = reuse.limit + 1  # until the plan says how many apply
             item = _Task(index, task.name, task, str(tvm_ffi.structural_hash(task.mod)), budget)
@@ -259,58 +270,134 @@ class MetaScheduleDriver(JobDriver):
             self._tasks.append(item)
         self.tasks: tuple[str, ...] = tuple(t.name for t in self._tasks)
         self._by_name = {t.name: t for t in self._tasks}
-        self._current: _Task | None = None
-        self._last = -1
+        # The search state every task shares (cost model, database, numpy's random state):
+        # selects and updates of different tasks take turns with it.
+        self._search_lock = threading.Lock()
+        self._deadline: float | None = None
+        self._stopped_by: str | None = None  # why the job stopped searching early
         self._announced = False
         self._closed = False
 
     # --- JobDriver ---------------------------------------------------------------------------
 
-    def next_stage(self) -> tuple[str, int, StageKind] | None:
+    def ready(self, busy: frozenset[str]) -> list[Step] | None:
+        """The next stage of every task in the middle of a batch, and new batches for the
+        tasks the allocator picks, up to ``settings.parallel_tasks`` tasks at once; the final
+        stage once every task is done; None after it."""
         if not self._announced:
-            self._announced = True
-            for task in self._tasks:
-                self._emit_task(task)
-        task = self._current
-        if task is None:
-            task = self._pick_next()
-            if task is None:
-                if self.final is not None and self._final_note is None:
-                    return (self.final.task, 0, StageKind.BUILD)
-                return None
-            self._current = task
-        return (task.name, task.iteration, task.next_kind)
+            self._announce()
+        steps = [
+            (t.name, t.iteration, t.next_kind)
+            for t in self._tasks
+            if not t.done and t.name not in busy and t.next_kind != StageKind.SELECT
+        ]
+        searching = {t.name for t in self._tasks if not t.done and t.next_kind != StageKind.SELECT}
+        slots = self.settings.parallel_tasks - len(searching | busy)
+        for t in self._next_batches(slots, exclude=searching | busy):
+            steps.append((t.name, t.iteration, StageKind.SELECT))
+        if steps or busy:
+            return steps
+        if not all(t.done for t in self._tasks):
+            return steps  # a task is waiting for its turn (none right now)
+        if self.final is not None and self._final_note is None:
+            return [(self.final.task, 0, StageKind.BUILD)]
+        return None
+
+    def next_stage(self) -> Step | None:
+        """The job walked one stage at a time (the first stage ``ready`` offers with nothing
+        running): a task's batch is finished before another task starts one."""
+        steps = self.ready(frozenset())
+        return steps[0] if steps else None
+
+    def _announce(self) -> None:
+        self._announced = True
+        if self.settings.time_budget_s is not None:
+            self._deadline = time.monotonic() + self.settings.time_budget_s
+        for task in self._tasks:
+            self._emit_task(task)
+
+    def _next_batches(self, slots: int, exclude: set[str] | frozenset[str]) -> list[_Task]:
+        """The tasks that start a batch now: at most ``slots``, picked by the allocator among
+        the idle ones, and no more than the job's budget left can fill."""
+        if slots <= 0:
+            return []
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            self._stop_searching(f"time budget of {_duration(self.settings.time_budget_s)} spent")
+            return []
+        left = self.total_budget - self._used()
+        if left <= 0:
+            self._stop_searching(None)
+            return []
+        idle = [t for t in self._tasks if not t.done and t.name not in exclude]
+        chosen: list[_Task] = []
+        progress = [self._progress(t) for t in idle]
+        while idle and len(chosen) < slots and left > 0:
+            name = choose_task(self.allocator, progress)
+            task = self._by_name[name]  # type: ignore[index]
+            chosen.append(task)
+            left -= min(self.batch_size, task.budget - task.trials)
+            idle.remove(task)
+            progress = [p for p in progress if p.name != name]
+        return chosen
+
+    def _used(self) -> int:
+        """Trials measured or on their way (batches selected but not yet updated)."""
+        return sum(t.trials + len(t.candidates) for t in self._tasks)
+
+    def _stop_searching(self, why: str | None) -> None:
+        """Every idle task ends: the job's budget (trials or time) is spent."""
+        for t in self._tasks:
+            if not t.done and t.next_kind == StageKind.SELECT and not t.candidates:
+                self._end_task(t, None)
+        if why and self._stopped_by is None:
+            self._stopped_by = why
+
+    def _progress(self, t: _Task) -> TaskProgress:
+        return TaskProgress(
+            name=t.name,
+            weight=t.spec.weight,
+            trials=t.trials,
+            history=tuple(t.history),
+            batch_trials=tuple(t.batch_trials),
+            seconds_per_trial=t.seconds / t.trials if t.trials else None,
+        )
 
     def run(self, task: str, iteration: int, kind: StageKind, resource: str) -> StageResult:
-        if self.final is not None and task == self.final.task and self._current is None:
+        if self.final is not None and task == self.final.task and task not in self._by_name:
             return self._run_final()
         t = self._by_name.get(task)
-        if t is None or t is not self._current or t.iteration != iteration or t.next_kind != kind:
+        if t is None or t.done or t.iteration != iteration or t.next_kind != kind:
             return StageResult(ok=False, error=f"unexpected stage {kind} of {task}#{iteration}")
         if kind != StageKind.PROFILE:
             pin_thread(self.workers.plan.client)
+        started = time.perf_counter()
         try:
             if kind == StageKind.SELECT:
-                return self._select(t)
+                with self._search_lock:
+                    return self._select(t)
             if kind == StageKind.BUILD:
                 return self._build(t, resource)
             if kind == StageKind.PROFILE:
                 return self._profile(t, resource)
-            return self._update(t)
+            with self._search_lock:
+                return self._update(t)
         except DeviceLost:
             raise
         except Exception as exc:
             log.warning("%s stage of %s failed: %s: %s", kind, task, type(exc).__name__, exc)
             return self._stage_raised(t, kind, exc)
         finally:
+            t.seconds += time.perf_counter() - started
             if t.done or t.next_kind != kind:  # the stage completed or ended the task
                 t.stage_failures = 0
 
     def trials(self) -> tuple[int, int]:
-        return (sum(t.trials for t in self._tasks), sum(t.budget for t in self._tasks))
+        done = sum(t.trials for t in self._tasks)
+        return (done, min(self.total_budget, sum(t.budget for t in self._tasks)))
 
     def finish_note(self) -> str | None:
-        return self._final_note or None
+        notes = [self._stopped_by, self._final_note]
+        return "; ".join(n for n in notes if n) or None
 
     def _run_final(self) -> StageResult:
         """The job's last stage, once every task is done (see ``FinalStage``)."""
@@ -391,7 +478,11 @@ class MetaScheduleDriver(JobDriver):
         if not candidates:
             self._end_task(t, None if t.trials else "the search space has no candidates")
             return StageResult(ok=True, candidates=0)
-        candidates = list(candidates)[: t.budget - t.trials]
+        room = min(t.budget - t.trials, self.total_budget - self._used())
+        if room <= 0:  # the job's budget went to other tasks' batches meanwhile
+            self._end_task(t, None)
+            return StageResult(ok=True, candidates=0)
+        candidates = list(candidates)[:room]
         t.candidates = candidates
         t.predicted = self._predict(t, candidates)
         t.builds, t.runs = [], []
@@ -534,15 +625,20 @@ class MetaScheduleDriver(JobDriver):
         count = len(t.candidates)
         t.trials += count
         t.iteration += 1
+        t.history.append(t.best_s if t.best_s is not None else math.inf)
+        t.batch_trials.append(count)
         t.candidates, t.predicted, t.builds, t.runs = [], [], [], []
         t.next_kind = StageKind.SELECT
-        self._current = None
         if not searched:
             t.reused.extend(t.batch_reused.values())
             t.batch_reused = {}
             self._emit_task(t)  # now naming the records that came from the library
         if t.trials >= t.budget:
             self._end_task(t, None)
+        elif self.allocator == "gain":
+            why = stop_reason(self._progress(t), [self._progress(x) for x in self._tasks])
+            if why is not None:
+                self._end_task(t, why)
         if errors:
             return StageResult(ok=False, error="; ".join(errors), candidates=count)
         return StageResult(ok=True, candidates=count)
@@ -578,8 +674,6 @@ class MetaScheduleDriver(JobDriver):
         for build in t.builds:
             remove_artifact(build.artifact)
         t.candidates, t.predicted, t.builds, t.runs = [], [], [], []
-        if self._current is t:
-            self._current = None
         if t.ctx is not None:
             try:
                 t.ctx.post_tuning()
@@ -588,15 +682,6 @@ class MetaScheduleDriver(JobDriver):
             t.ctx = None
         if failed is not None:
             self._emit_task(t, stopped=failed)
-
-    def _pick_next(self) -> _Task | None:
-        count = len(self._tasks)
-        for step in range(1, count + 1):
-            task = self._tasks[(self._last + step) % count]
-            if not task.done:
-                self._last = task.index
-                return task
-        return None
 
     def _predict(self, t: _Task, candidates: list[Any]) -> list[float | None]:
         model = self.cost_model
@@ -700,6 +785,15 @@ def job_tasks(workloads: Sequence[WorkloadSpec | str | TuningTask]) -> list[Tuni
         repeated = sorted({n for n in names if names.count(n) > 1})
         raise TunerError(f"task names repeat within the job: {', '.join(repeated)}")
     return tasks
+
+
+def _duration(seconds: float | None) -> str:
+    """``90`` -> ``1m30s``; whole units only."""
+    total = round(seconds or 0)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n]
+    return "".join(parts) or "0s"
 
 
 def _mix(*parts: Any) -> int:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from tvm.s_tir import meta_schedule as ms
 
 from tuner._base import TunerError
+from tuner.allocation import ALLOCATORS
 
 if TYPE_CHECKING:
     from tuner.metaschedule.reuse import ReuseSettings
@@ -48,16 +49,34 @@ SMALL_SEARCH = SearchConfig(population_size=64, init_min_unmeasured=16)
 
 
 
+DEFAULT_TRIALS_PER_TASK = 32
+
+
 @dataclass(frozen=True)
 class DriverSettings:
-    """How one job tunes: ``trials`` per task, ``batch_size`` candidates per iteration, the
+    """How one job tunes, in one record.
+
+    Budget: ``trials`` is the job's whole budget, spread over its tasks by ``allocator``
+    (``tuner.allocation``: ``gain``, ``gradient`` or ``uniform``), each task taking at most
+    ``trials_per_task`` when that is given too; ``trials_per_task`` alone gives every task
+    that many (uniform); neither gives ``DEFAULT_TRIALS_PER_TASK`` per tunable task as the
+    budget. ``time_budget_s`` stops new batches once that much wall time has passed since the
+    job's first stage (batches under way finish).
+
+    ``batch_size`` candidates per iteration, ``parallel_tasks`` tasks searching at once (each
+    task's stages run in order; different tasks' stages overlap on the resources), the
     ``search`` settings, the ``seed``, the codegen ``target`` (a config ``target_config``
     checked, or a name it accepts), the ``device_pool`` its profiles need (``device:llvm`` or
     ``device:rpc:KEY``), how many times a failed profile is retried before the job stalls,
-    and ``reuse`` (a schedule library each task starts from, or None)."""
+    and ``reuse`` (a schedule library each task starts from, or None).
+    """
 
-    trials: int
+    trials: int | None = None
+    trials_per_task: int | None = None
+    allocator: str = "gain"
+    time_budget_s: float | None = None
     batch_size: int = 16
+    parallel_tasks: int = 2
     search: SearchConfig = field(default_factory=SearchConfig)
     seed: int = 0
     target: str | Mapping[str, Any] = "llvm"
@@ -66,8 +85,24 @@ class DriverSettings:
     reuse: ReuseSettings | None = None
 
     def __post_init__(self) -> None:
-        for name in ("trials", "batch_size"):
+        for name in ("trials", "trials_per_task", "batch_size", "parallel_tasks"):
             value = getattr(self, name)
+            if value is None and name in ("trials", "trials_per_task"):
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                what = "trials" if name == "trials" else "batch size"
+                what = name.replace("_", " ")
                 raise TunerError(f"{what} must be a positive integer, got {value!r}")
+        if self.allocator not in ALLOCATORS:
+            raise TunerError(
+                f"unknown allocator {self.allocator!r} (allocators: {', '.join(ALLOCATORS)})"
+            )
+        budget = self.time_budget_s
+        if budget is not None and not (isinstance(budget, int | float) and budget > 0):
+            raise TunerError(f"time budget must be a positive number of seconds, got {budget!r}")
+
+    def budgets(self, tunable: int) -> tuple[int, int]:
+        """(the job's trial budget, each task's cap) for ``tunable`` tasks."""
+        if self.trials is not None:
+            return self.trials, self.trials_per_task or self.trials
+        per_task = self.trials_per_task or DEFAULT_TRIALS_PER_TASK
+        return per_task * tunable, (self.trials_per_task or per_task * tunable)

@@ -1,0 +1,215 @@
+"""tuneloom against MetaSchedule itself: the same model, target and total trials, tuned by
+``ms.relax_integration.tune_relax`` as a TVM user runs it and by ``tuneloom tune``.
+
+For each model (side by side in one run, every latency measured in fresh processes on the
+device's cores, outputs compared):
+
+1. ``tune_relax`` with its defaults (gradient task scheduler, 64 trials per iteration,
+   ``LocalBuilder``/``LocalRunner``, XGBoost) in a fresh process, ``max_trials_global`` = T;
+   the wall time of that process.
+2. ``tuneloom tune zoo:M --trials T`` (its defaults: the whole budget spread by the ``gain``
+   allocator, tasks side by side) in a fresh process; the wall time of that process, and
+   the time into it (from the start of the process) at which each record was measured.
+3. Both final databases compiled and timed, untuned beside them, TFLite and TensorFlow too.
+4. Time to reach: the first point of tuneloom's run at which the model, compiled with the
+   records measured so far and timed, is at least as fast as tune_relax's final model. The
+   point is found from tuneloom's end-to-end estimate (the tasks' ``weight x best`` summed,
+   scaled to the measured final latency), then checked by timing the model compiled with
+   the database cut there; if it is not yet as fast, later points are timed until one is.
+
+    python benchmarks/peer_bench.py [--models cnn,resnet] [--trials-per-task 32] [--json]
+
+T = trials-per-task x the model's tunable tasks (CNN 8 x 32 = 256, ResNet-style 11 x 32 =
+352). Takes about 35 minutes for the CNN and 60 for the ResNet-style model on two cores; run
+it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from models_bench import RECORD_FILE, WORKLOAD_FILE, tuneloom  # noqa: E402
+
+MODELS = ("cnn", "resnet")
+REPEAT = 10
+
+
+def relax_worker(model: str, work_dir: str, trials: int) -> None:
+    """``tune_relax`` as a TVM user calls it (in its own process)."""
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.target import Target
+
+    from tuner.models.loaders import load_model
+
+    loaded = load_model(f"zoo:{model}")
+    ms.relax_integration.tune_relax(
+        loaded.mod, params={}, target=Target(device_target()), work_dir=work_dir,
+        max_trials_global=trials,
+    )  # fmt: skip
+
+
+def device_target() -> dict[str, Any]:
+    """The target tuneloom tunes for on this machine (num-cores: the device's cores)."""
+    from tuner.cpus import available_cpus, plan_cpus
+    from tuner.metaschedule.targets import target_config
+
+    return target_config("llvm", len(plan_cpus(available_cpus(), devices=1).devices[0]))
+
+
+def timed_process(argv: list[str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:4])} failed:\n{done.stderr[-3000:]}")
+    return time.perf_counter() - started
+
+
+def evaluate(model: str, database: Path | None, baselines: str = "none") -> dict[str, Any]:
+    argv = ["evaluate", f"zoo:{model}", "--baseline", baselines, "--repeat", str(REPEAT), "--json"]
+    if database is not None:
+        argv += ["--db", str(database)]
+    return tuneloom(*argv)
+
+
+def cut_database(database: Path, records: int, out: Path) -> Path:
+    """The database as it stood after its first ``records`` records (commit order)."""
+    out.mkdir(parents=True)
+    shutil.copy(database / WORKLOAD_FILE, out / WORKLOAD_FILE)
+    lines = (database / RECORD_FILE).read_text().splitlines()
+    (out / RECORD_FILE).write_text("\n".join(lines[:records]) + "\n")
+    return out
+
+
+def estimate_curve(store_path: Path) -> list[tuple[float, int, float]]:
+    """(record time, records so far, end-to-end estimate in seconds) after each record: the
+    sum over tasks of weight x best latency so far (tasks without a measurement yet count
+    at their first measured latency: the estimate is only compared late in the run)."""
+    from collectors.stores import open_store
+
+    store = open_store(str(store_path), read_only=True)
+    try:
+        tasks = store.tasks()
+        records = store.records()
+    finally:
+        store.close()
+    weight = dict(zip(tasks["task"], tasks["weight"], strict=False))
+    first: dict[str, float] = {}
+    for task, secs in zip(records["task"], records["mean_secs"], strict=True):
+        if math.isfinite(secs) and task not in first:
+            first[task] = secs
+    best = dict(first)
+    out = []
+    for count, (ts, task, secs) in enumerate(
+        zip(records["ts"], records["task"], records["mean_secs"], strict=True), start=1
+    ):
+        if math.isfinite(secs) and secs < best.get(task, math.inf):
+            best[task] = secs
+        out.append((float(ts), count, sum(weight.get(t, 1.0) * b for t, b in best.items())))
+    return out
+
+
+def bench_model(model: str, per_task: int, work: Path) -> dict[str, Any]:
+    from tuner.models.tasks import model_tasks
+
+    _, tasks = model_tasks(f"zoo:{model}", device_target())
+    trials = per_task * sum(1 for t in tasks if t.untunable is None)
+
+    relax_dir = work / f"{model}-tune-relax"
+    relax_s = timed_process(
+        [sys.executable, __file__, "--relax-worker", model, str(relax_dir), str(trials)]
+    )
+    store = work / f"{model}-tuneloom.db"
+    started = time.time()
+    tuneloom_s = timed_process(
+        [sys.executable, "-m", "tuneloom", "tune", f"zoo:{model}", "--trials", str(trials),
+         "--db", str(store), "--no-library", "--json"],
+    )  # fmt: skip
+    database = next((store.parent / f"{store.stem}-runs").iterdir())
+
+    untuned = evaluate(model, None, baselines="tflite,tensorflow")
+    relax = evaluate(model, relax_dir)
+    ours = evaluate(model, database)
+    curve = estimate_curve(store)
+    scale = ours["tvm_tuned_ms"] / (curve[-1][2] * 1e3)  # estimate -> measured
+    target_ms = relax["tvm_tuned_ms"]
+    candidates = [c for c in curve if c[2] * 1e3 * scale <= target_ms]
+    checks = []
+    reached = None
+    start_index = curve.index(candidates[0]) if candidates else len(curve) - 1
+    for index in sorted({start_index, *range(start_index, len(curve), max(1, len(curve) // 10))}):
+        ts, count, _ = curve[index]
+        cut = cut_database(database, count, work / f"{model}-cut-{count}")
+        timed = evaluate(model, cut)["tvm_tuned_ms"]
+        checks.append({"records": count, "at_s": round(ts - started, 2), "tvm_ms": timed})
+        if timed <= target_ms:
+            reached = ts - started
+            break
+    return {
+        "model": model,
+        "trials": trials,
+        "tune_relax_wall_s": round(relax_s, 2),
+        "tuneloom_wall_s": round(tuneloom_s, 2),
+        "tvm_untuned_ms": untuned["tvm_untuned_ms"],
+        "tune_relax_ms": relax["tvm_tuned_ms"],
+        "tuneloom_ms": ours["tvm_tuned_ms"],
+        "tflite_ms": untuned["baselines"].get("tflite"),
+        "tensorflow_ms": untuned["baselines"].get("tensorflow"),
+        "outputs_match": all(e["outputs_match"] for e in (untuned, relax, ours)),
+        "tuneloom_reached_tune_relax_s": None if reached is None else round(reached, 2),
+        "reach_share_of_tune_relax_wall": None if reached is None else reached / relax_s,
+        "final_ratio": ours["tvm_tuned_ms"] / relax["tvm_tuned_ms"],
+        "checks": checks,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--trials-per-task", type=int, default=32)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--relax-worker", nargs=3, metavar=("MODEL", "DIR", "TRIALS"))
+    args = parser.parse_args()
+    if args.relax_worker:
+        model, work_dir, trials = args.relax_worker
+        relax_worker(model, work_dir, int(trials))
+        return
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="peer-bench-") as tmp:
+        for model in args.models.split(","):
+            rows.append(bench_model(model.strip(), args.trials_per_task, Path(tmp)))
+    if args.json:
+        print(json.dumps({"models": rows}))
+        return
+    print("tune_relax (its defaults) vs tuneloom tune, same target and total trials")
+    for r in rows:
+        reach = r["tuneloom_reached_tune_relax_s"]
+        print(
+            f"  {r['model']:<7} {r['trials']} trials: tune_relax {r['tune_relax_wall_s']:.0f} s "
+            f"-> {r['tune_relax_ms']:.3f} ms | tuneloom {r['tuneloom_wall_s']:.0f} s -> "
+            f"{r['tuneloom_ms']:.3f} ms ({r['final_ratio']:.3f}x) | TFLite "
+            f"{r['tflite_ms']:.3f} ms, TensorFlow {r['tensorflow_ms']:.3f} ms"
+        )
+        if reach is None:
+            print("          tuneloom did not reach tune_relax's final latency")
+        else:
+            print(
+                f"          tuneloom reached tune_relax's final latency after {reach:.0f} s "
+                f"({r['reach_share_of_tune_relax_wall']:.2f} of tune_relax's wall; goal <= 0.6)"
+            )
+
+
+if __name__ == "__main__":
+    main()
