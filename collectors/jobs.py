@@ -9,6 +9,7 @@ imports the tuner or the dashboard. ``JobSpec`` round-trips through plain JSON
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
@@ -79,7 +80,9 @@ class JobSpec:
     ``gradient``: MetaSchedule's rule; ``uniform``), each task taking at most
     ``trials_per_task`` when that is given too; ``trials_per_task`` alone gives every task
     that many; neither gives 32 per task as the budget. ``time_budget`` (seconds) stops new
-    batches once that much time has passed since the job's first stage. ``batch`` is the
+    batches once that much time has passed since the job's first stage; ``target_latency``
+    (milliseconds, model jobs) once the model, compiled with what the job found and timed
+    afresh, runs that fast. ``batch`` is the
     candidates per iteration, ``population`` the evolutionary search's population (None: the
     tuner's).
     ``target`` is the codegen target: a name (``llvm``), JSON text or an object
@@ -101,6 +104,7 @@ class JobSpec:
     trials_per_task: int | None = None
     allocator: str = "gain"
     time_budget: float | None = None
+    target_latency: float | None = None
     priority: int = 0
     target: str | Mapping[str, Any] = "llvm"
     device: str | None = None
@@ -134,11 +138,13 @@ class JobSpec:
             raise JobSpecError(
                 f"unknown allocator {self.allocator!r} (allocators: {', '.join(ALLOCATORS)})"
             )
-        budget = self.time_budget
-        if budget is not None and (
-            isinstance(budget, bool) or not isinstance(budget, int | float) or not budget > 0
-        ):
-            raise JobSpecError(f"time_budget must be a positive number of seconds, got {budget!r}")
+        for name, unit in (("time_budget", "seconds"), ("target_latency", "milliseconds")):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
+                or not math.isfinite(value)
+            ):
+                raise JobSpecError(f"{name} must be a positive number of {unit}, got {value!r}")
         _check_int("priority", self.priority)
         _check_int("seed", self.seed, minimum=0)
         if not isinstance(self.target, str | Mapping) or not self.target:

@@ -36,6 +36,15 @@ def one_line(error: BaseException | str, *, last: bool = False, limit: int = 400
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def duration_text(seconds: float | None) -> str:
+    """``90`` -> ``1m30s``; whole units only."""
+    total = round(seconds or 0)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n]
+    return "".join(parts) or "0s"
+
+
 CLIENT_POOL = "client"
 
 
@@ -179,7 +188,8 @@ class PlannedJob:
     """A job ready to queue: its driver and what the scheduler says of it in job events.
 
     ``device_pool`` is the pool its profile stages need; ``target`` the codegen target as
-    stored; ``trials_total`` the budget (default: what ``driver.trials()`` says)."""
+    stored; ``trials_total`` the budget (default: what ``driver.trials()`` says); ``detail``
+    goes into the ``submitted`` job event."""
 
     driver: JobDriver
     name: str
@@ -188,3 +198,4 @@ class PlannedJob:
     target: str = ""
     model: str | None = None
     trials_total: int | None = None
+    detail: str | None = None  # what the job was asked (its budget, stop rules)

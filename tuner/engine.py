@@ -42,10 +42,10 @@ from collectors.hub import Hub
 from collectors.jobs import TERMINAL_STATES, Catalog, JobInfo, JobSpec
 from collectors.sink import EventSink
 from collectors.stores import open_store
-from tuner._base import CLIENT_POOL, PlannedJob, TunerError, resource_pool
+from tuner._base import CLIENT_POOL, PlannedJob, TunerError, duration_text, resource_pool
 from tuner.clock import WallClock
 from tuner.cpus import CpuPlan, available_cpus, plan_cpus
-from tuner.metaschedule.driver import FinalStage, MetaScheduleDriver
+from tuner.metaschedule.driver import FinalStage, LatencyCheck, MetaScheduleDriver
 from tuner.metaschedule.library import LibraryError, ScheduleLibrary
 from tuner.metaschedule.reuse import ReuseSettings
 from tuner.metaschedule.rpc import discover, parse_rpc
@@ -54,6 +54,7 @@ from tuner.metaschedule.settings import LOCAL_POOL, DriverSettings, SearchConfig
 from tuner.metaschedule.targets import target_config
 from tuner.metaschedule.workers import StageWorkers
 from tuner.models.compiled import compile_model, save_compiled
+from tuner.models.evaluate import time_saved_model
 from tuner.models.tasks import model_tasks
 from tuner.models.zoo import ZOO
 from tuner.policies import create_policy
@@ -76,7 +77,10 @@ class EngineSettings:
     (``JobSpec.population`` overrides its population). ``library`` is the schedule library
     finished jobs join (None: none). ``compile_models``: a finished model job's last stage
     compiles it. ``pause_on_stall``: a job whose device pool stays unreachable is paused (a
-    long-running service) instead of failed (a one-shot run).
+    long-running service) instead of failed (a one-shot run). ``lend_idle_devices``: a local
+    device's cores take client stages (select, build, update) while no profile is expected
+    before such a stage would end, or at most ``lend_wait_s`` later (``math.inf``: whenever
+    no profile waits); profiles never share them.
     """
 
     runs_dir: str | Path
@@ -92,6 +96,8 @@ class EngineSettings:
     compile_models: bool = True
     pause_on_stall: bool = False
     profile_retries: int = 2
+    lend_idle_devices: bool = False
+    lend_wait_s: float = 0.0
 
     def __post_init__(self) -> None:
         create_policy(self.policy)  # an unknown policy fails before anything starts
@@ -258,6 +264,8 @@ class Engine:
             clock=WallClock(),
             sink=self.sink,
             job_factory=self._plan_job,
+            lendable=self._lendable() if settings.lend_idle_devices else (),
+            lend_wait_s=settings.lend_wait_s,
         )
         self._jobs: dict[str, _EngineJob] = {}
         self._submitting = threading.local()
@@ -431,6 +439,7 @@ class Engine:
             sink=self.sink,
             on_stall=self._stalled if self.settings.pause_on_stall else None,
             final=self._final_stage(job_id, model is not None),
+            check=self._latency_check(spec, model, target, device_pool),
         )
         self._jobs[job_id] = _EngineJob(spec, driver, model, target)
         return PlannedJob(
@@ -440,13 +449,18 @@ class Engine:
             tasks=driver.tasks,
             target=json.dumps(target, sort_keys=True),
             model=spec.model,
+            detail=_asked(spec, driver),
         )
+
+    def _lendable(self) -> list[str]:
+        """The local device resources (an RPC server's cores are on another machine)."""
+        return [r for r in self.workers.resources if resource_pool(r) == LOCAL_POOL]
 
     def _parallel_tasks(self, device_pool: str) -> int:
         """Tasks of one job that search at once: as many as it has resources to keep busy
-        (the client resources and its pool's devices)."""
+        (the client resources, its pool's devices, and the devices lent to client work)."""
         pools = [resource_pool(r) for r in self.workers.resources]
-        return pools.count(CLIENT_POOL) + pools.count(device_pool)
+        return pools.count(CLIENT_POOL) + pools.count(device_pool) + len(self.scheduler.lendable)
 
     def _device_pool(self, device: str | None) -> str:
         if device is None:
@@ -457,6 +471,27 @@ class Engine:
             named = ", ".join(p.removeprefix(DEVICE_PREFIX) for p in pools)
             raise TunerError(f"no device {device!r} here (devices: {named})")
         return pool
+
+    def _latency_check(
+        self, spec: JobSpec, model: Any, target: dict[str, Any], device_pool: str
+    ) -> LatencyCheck | None:
+        """A model job's latency target as a ``LatencyCheck``: compile on a client core,
+        time in a fresh process on the device's cores."""
+        if spec.target_latency is None:
+            return None
+        if model is None:
+            raise TunerError("a target latency needs a model job (workloads have no model)")
+        if device_pool != LOCAL_POOL:
+            raise TunerError("a target latency needs the local device (the model is timed here)")
+
+        def compile_with(database: Path) -> Path:
+            executable = compile_model(model, target, database)
+            return save_compiled(executable, model, target, database / "compiled")
+
+        def measure(folder: Path, cores: Sequence[int]) -> float:
+            return time_saved_model(folder, model, threads=len(cores), cores=cores) / 1e3
+
+        return LatencyCheck(spec.target_latency / 1e3, compile_with, measure)
 
     def _final_stage(self, job_id: str, is_model: bool) -> FinalStage | None:
         compiles = is_model and self.settings.compile_models
@@ -534,6 +569,20 @@ class Engine:
             library=job.library,
             reuse=_reuse_report(driver) if driver.reuse is not None else None,
         )
+
+
+def _asked(spec: JobSpec, driver: MetaScheduleDriver) -> str:
+    """What the job was asked, for its ``submitted`` event: budget, allocator, stop rules."""
+    parts = [f"budget {driver.total_budget} trials"]
+    if spec.trials_per_task is not None:
+        parts[0] += f" (at most {spec.trials_per_task} per task)"
+    if len(driver.tasks) > 1:
+        parts.append(f"spread by {driver.allocator}")
+    if spec.time_budget is not None:
+        parts.append(f"time budget {duration_text(spec.time_budget)}")
+    if spec.target_latency is not None:
+        parts.append(f"target latency {spec.target_latency:g} ms")
+    return "; ".join(parts)
 
 
 def _reuse_report(driver: MetaScheduleDriver) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from collectors.jobs import TERMINAL_STATES, JobState, StageKind
@@ -203,6 +203,37 @@ def create_policy(name: str, **kwargs: Any) -> Policy:
         takes = ", ".join(accepted) if accepted else "no arguments"
         raise TunerError(f"policy {name!r}: unknown argument {unknown[0]!r} (it takes {takes})")
     return cls(**kwargs)
+
+
+def lend_idle_devices(
+    spare: Sequence[str],
+    waiting: Sequence[StageRequest],
+    estimate: Callable[[StageRequest], float | None],
+    next_profile: Mapping[str, float],
+    now: float,
+    wait_s: float = 0.0,
+) -> list[Assignment]:
+    """Client stages to run on idle device resources (pure; the scheduler applies it after
+    the policy). ``spare`` are free local device resources the policy left idle; ``waiting``
+    the client stages it left waiting, in queue order; ``estimate(stage)`` a stage's expected
+    seconds (None: unknown); ``next_profile[pool]`` when a profile of that device pool is
+    expected to become ready at the earliest (``now``: one waits already; missing: none is
+    coming). A device is lent to a stage only when the stage is expected to end before the
+    next profile needs the device, or at most ``wait_s`` later: no profile ever shares a core
+    with it, and a profile waits at most about ``wait_s`` for one (``inf``: the device is a
+    second client whenever no profile waits, for runs where client work is the bottleneck)."""
+    out: list[Assignment] = []
+    queue = list(waiting)
+    for resource in spare:
+        pool = resource_pool(resource)
+        deadline = next_profile.get(pool, math.inf)
+        for stage in queue:
+            seconds = estimate(stage)
+            if seconds is not None and now + seconds <= deadline + wait_s:
+                out.append(Assignment(stage, resource))
+                queue.remove(stage)
+                break
+    return out
 
 
 def _feeds_device(stage: StageRequest) -> int:

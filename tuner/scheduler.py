@@ -16,6 +16,7 @@ running stages end (simulated stages are abandoned).
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import threading
 import time
@@ -41,7 +42,7 @@ from tuner._base import (
     resource_pool,
 )
 from tuner.clock import Clock
-from tuner.policies import create_policy
+from tuner.policies import create_policy, lend_idle_devices
 
 if TYPE_CHECKING:
     from collectors.sink import EventSink
@@ -117,7 +118,9 @@ class Scheduler:
     receives job and stage events (its clock should match ``clock``). ``job_factory`` plans a
     job for ``submit(spec)`` from the new job's id and the spec (``tuner.engine`` gives the
     real one). Job ids look like ``j3-7f2a``: submission number and ``id_prefix`` (random
-    unless given, and not used by any job already in the sink's store).
+    unless given, and not used by any job already in the sink's store). ``lendable`` device
+    resources may run client stages while idle, when no profile is expected before such a
+    stage would end, or at most ``lend_wait_s`` later (``policies.lend_idle_devices``).
 
     Every public method is thread-safe: changes happen under one lock and wake the loop by
     posting a dispatch pass onto the clock, so the dashboard and the CLI may call the controls
@@ -133,6 +136,8 @@ class Scheduler:
         sink: EventSink | None = None,
         job_factory: JobFactory | None = None,
         id_prefix: str | None = None,
+        lendable: Sequence[str] = (),
+        lend_wait_s: float = 0.0,
     ) -> None:
         names = list(resources)
         if not names:
@@ -152,6 +157,11 @@ class Scheduler:
         self.clock = clock
         self.sink = sink
         self.job_factory = job_factory
+        unknown = sorted(set(lendable) - set(names))
+        if unknown:
+            raise TunerError(f"cannot lend {unknown[0]!r}: it is not one of the resources")
+        self.lendable = frozenset(lendable)
+        self.lend_wait_s = lend_wait_s
         self.id_prefix = id_prefix if id_prefix is not None else _fresh_prefix(sink)
         self.stats = SchedulerStats()
         self._simulated = clock.kind == "sim"
@@ -243,6 +253,7 @@ class Scheduler:
             trials_total=plan.driver.trials()[1] if total is None else total,
             priority=spec.priority,
             model=plan.model,
+            submitted=plan.detail,
         )
 
     def catalog(self) -> Catalog:
@@ -263,17 +274,20 @@ class Scheduler:
                     f"only {', '.join(self.resources)}"
                 )
 
-    def _register(self, order: int, job_id: str, driver: JobDriver, **info: Any) -> str:
+    def _register(
+        self, order: int, job_id: str, driver: JobDriver, submitted: str | None = None, **info: Any
+    ) -> str:
         with self._lock:
             job = _Job(
                 id=job_id,
                 driver=driver,
                 order=order,
                 submitted_at=self.clock.now(),
+                detail=submitted,  # what it was asked, until it ends
                 **info,
             )
             self._jobs[job_id] = job
-            self._emit_job(job, "submitted")
+            self._emit_job(job, "submitted", submitted)
             self._kick()
         return job_id
 
@@ -462,10 +476,55 @@ class Scheduler:
                 views = self._views()
                 assignments = self.policy.assign(ready, free, views, now)
                 self._check(assignments, ready, free)
+                assignments += self._lend(ready, free, assignments, now)
                 for assignment in assignments:
                     self._start(self._jobs[assignment.stage.job], assignment, now)
             self.stats.passes += 1
             self.stats.decision_s += time.perf_counter() - started - self._driver_s
+
+    def _lend(
+        self,
+        ready: list[StageRequest],
+        free: list[str],
+        assigned: list[Assignment],
+        now: float,
+    ) -> list[Assignment]:
+        """Idle lendable devices for client stages the policy left waiting, when no profile
+        is expected before the stage would end (``lend_idle_devices``)."""
+        if not self.lendable or not self.policy.exclusive:
+            return []
+        taken = {a.resource for a in assigned}
+        spare = [r for r in free if r in self.lendable and r not in taken]
+        started = {a.stage for a in assigned}
+        waiting = [s for s in ready if s.pool == CLIENT_POOL and s not in started]
+        if not spare or not waiting:
+            return []
+        next_profile: dict[str, float] = {}
+
+        def expect(pool: str, when: float) -> None:
+            next_profile[pool] = min(next_profile.get(pool, math.inf), when)
+
+        def build_ends(job: _Job, since: float) -> float:
+            seconds = self._stage_estimates(job).get(StageKind.BUILD)
+            return now if seconds is None else max(now, since + seconds)
+
+        for stage in ready:
+            if stage.pool != CLIENT_POOL and stage not in started:
+                expect(stage.pool, now)  # a profile waits already
+        for holders in self._holders.values():
+            for held in holders:
+                if held.request.kind == StageKind.BUILD:
+                    job = self._jobs[held.request.job]
+                    expect(job.device_pool, build_ends(job, held.start))
+        for a in assigned:
+            if a.stage.kind == StageKind.BUILD:
+                job = self._jobs[a.stage.job]
+                expect(job.device_pool, build_ends(job, now))
+
+        def estimate(stage: StageRequest) -> float | None:
+            return self._stage_estimates(self._jobs[stage.job]).get(stage.kind)
+
+        return lend_idle_devices(spare, waiting, estimate, next_profile, now, self.lend_wait_s)
 
     def _fetch_ready(self, job: _Job, now: float) -> None:
         """Ask the driver for the stages its idle tasks may start; finish a job with none."""

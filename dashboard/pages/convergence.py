@@ -156,14 +156,26 @@ def reach_notice(e2e: pd.DataFrame, snap: Snapshot) -> str:
     )
 
 
+def stopped_reason(detail: Any) -> str | None:
+    """The ``stopped=`` line of a task event's detail (why it stopped early), or None."""
+    if not isinstance(detail, str):
+        return None
+    for line in detail.splitlines():
+        if line.startswith("stopped="):
+            return line.removeprefix("stopped=")
+    return None
+
+
 def task_summary(snap: Snapshot, jobs: list[str], tasks: list[str]) -> pd.DataFrame:
     """Per (job, task): weight, trials, failures, best latency, GFLOP/s, its record and where
     its schedule came from (``origin``), with how many library schedules the task measured
-    (``library``) and the best of them (``library_ms``)."""
+    (``library``) and the best of them (``library_ms``), and why the task stopped before its
+    budget (``stopped``: the ``stopped=`` line of its task event, e.g. stopped early by the
+    allocator, or its search failed)."""
     records, _ = selected_records(snap, jobs, tasks, None)
     columns = [
         "job", "task", "weight", "trials", "failed", "best_ms", "gflops", "best_pos", "origin",
-        "library", "library_ms",
+        "library", "library_ms", "stopped",
     ]  # fmt: skip
     if records.empty:
         return pd.DataFrame(columns=columns)
@@ -173,11 +185,12 @@ def task_summary(snap: Snapshot, jobs: list[str], tasks: list[str]) -> pd.DataFr
     info = snap.tasks.set_index(["job", "task"]) if len(snap.tasks) else None
     for (job, task), df in frame.groupby(["job", "task"], sort=False):
         valid = df[df["ms"].notna()]
-        weight, flops = 1.0, None
+        weight, flops, stopped = 1.0, None, None
         if info is not None and (job, task) in info.index:
             weight = float(info.loc[(job, task), "weight"])
             value = info.loc[(job, task), "flops"]
             flops = float(value) if pd.notna(value) else None
+            stopped = stopped_reason(info.loc[(job, task), "detail"])
         best_ms = float(valid["ms"].min()) if len(valid) else None
         rows.append(
             {
@@ -192,6 +205,7 @@ def task_summary(snap: Snapshot, jobs: list[str], tasks: list[str]) -> pd.DataFr
                 "origin": reuse.TUNED_HERE if len(valid) else None,
                 "library": 0,
                 "library_ms": None,
+                "stopped": stopped,
                 "_job": job,
             }
         )
@@ -261,6 +275,7 @@ def layout(ctx: AppContext) -> html.Div:
                         {"name": "best schedule from", "id": "origin"},
                         {"name": "library schedules", "id": "library", "type": "numeric"},
                         {"name": "best library (ms)", "id": "library_ms", "type": "numeric"},
+                        {"name": "stopped", "id": "stopped"},
                     ],
                     sort_action="native",
                     page_size=15,

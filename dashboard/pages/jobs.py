@@ -132,11 +132,13 @@ def parse_submission(
         )
     if any(len(s) > 200 for s in specs):
         raise FormError("A workload spec is longer than 200 characters.")
-    if trials is None or trials == "":
-        raise FormError("Give the number of trials (measured candidates) for the job.")
-    if isinstance(trials, bool) or not isinstance(trials, (int, float)) or trials != int(trials):
+    if trials == "":
+        trials = None  # the tuner's default budget (32 per task)
+    if trials is not None and (
+        isinstance(trials, bool) or not isinstance(trials, (int, float)) or trials != int(trials)
+    ):
         raise FormError(f"Trials must be a whole number, got {trials!r}.")
-    if not 1 <= trials <= MAX_TRIALS:
+    if trials is not None and not 1 <= trials <= MAX_TRIALS:
         raise FormError(f"Trials must be between 1 and {MAX_TRIALS:,}, got {int(trials)}.")
     target = (target or "").strip() or "llvm"
     if len(target) > 200 or any(ch.isspace() for ch in target):
@@ -150,7 +152,8 @@ def parse_submission(
     if start != "cold" and library is None:
         raise FormError("This dashboard has no schedule library to start a job from.")
     return JobSpec(
-        workloads=specs, model=model, trials=int(trials), priority=parse_priority(priority),
+        workloads=specs, model=model, trials=None if trials is None else int(trials),
+        priority=parse_priority(priority),
         target=target, device=device or None, name=name,
         warm_start=library if start != "cold" else None, reuse_only=start == "reuse",
     )  # fmt: skip
@@ -354,8 +357,8 @@ def _submit_form(ctx: AppContext, disabled: bool) -> list[Any]:
             "form",
         ),
         field(
-            "Trials",
-            dcc.Input(id="submit-trials", type="number", value=32, min=1, step=1),
+            "Trials (the whole job; empty: 32 per task)",
+            dcc.Input(id="submit-trials", type="number", min=1, step=1, placeholder="32 per task"),
             "form",
         ),
         field("Priority", dcc.Input(id="submit-priority", type="number", value=0, step=1), "form"),

@@ -19,6 +19,7 @@ from collectors.memory_store import MemoryStore
 from collectors.sqlite_store import SQLiteStore
 from tuner._base import TunerError
 from tuner.engine import COMPILE_TASK, Engine, EngineSettings
+from tuner.metaschedule.driver import CHECK_TASK
 from tuner.metaschedule.library import ScheduleLibrary
 from tuner.metaschedule.run import EvalConfig
 from tuner.metaschedule.settings import SMALL_SEARCH
@@ -174,3 +175,31 @@ def test_a_time_budget_stops_new_batches_and_says_so(tmp_path: Path) -> None:
     assert done.detail == f"{trials} trials; time budget of 4s spent"
     (info,) = [s.event for s in store.read(kinds=("job",), job=job) if s.event.change == "finished"]
     assert info.trials == 10_000 and info.detail == done.detail  # asked, and why it stopped
+
+
+@pytest.mark.slow
+def test_a_target_latency_stops_a_model_job_once_its_compiled_model_meets_it(
+    tmp_path: Path,
+) -> None:
+    store = MemoryStore()
+    lax = JobSpec(model="zoo:mlp", trials=400, batch=4, target_latency=1000.0)
+    strict = JobSpec(model="zoo:mlp", trials=12, batch=4, target_latency=1e-6, name="strict")
+    with Engine(settings(tmp_path), store=store) as engine:
+        met = engine.submit(lax)
+        unmet = engine.submit(strict)
+        report = engine.run()
+    jobs = {job.id: job for job in report.jobs}
+    assert {job.state for job in jobs.values()} == {"finished"}
+    # Met at the first check, once every task had a batch: far fewer trials than asked.
+    measured = sum(t.trials for t in jobs[met].tasks)
+    assert 0 < measured < 400
+    assert "target latency met: " in jobs[met].detail and "(target 1000 ms)" in jobs[met].detail
+    checks = [s.event for s in store.read(kinds=("stage",), job=met) if s.event.task == CHECK_TASK]
+    assert [(e.stage, e.resource.split(":")[0]) for e in checks] == [
+        ("build", "client"), ("profile", "device"),
+    ]  # fmt: skip
+    # Never met: the whole budget is spent and the job says so.
+    assert sum(t.trials for t in jobs[unmet].tasks) == 12
+    assert "target latency 1e-06 ms not met (never measured)" in jobs[unmet].detail
+    submitted = next(s.event for s in store.read(kinds=("job",), job=unmet))
+    assert submitted.detail == "budget 12 trials; spread by gain; target latency 1e-06 ms"

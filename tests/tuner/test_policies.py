@@ -195,3 +195,26 @@ def test_create_policy_rejects_unknown_and_bad_arguments() -> None:
     with pytest.raises(TunerError, match="aging must be"):
         create_policy("shortest-remaining", aging=float("nan"))
     assert create_policy("priority", aging=0.5).aging == 0.5
+
+
+def test_an_idle_device_is_lent_only_to_a_stage_that_ends_before_the_next_profile() -> None:
+    from tuner.policies import lend_idle_devices
+
+    select = stage("a", StageKind.SELECT)
+    update = stage("b", StageKind.UPDATE)
+    seconds = {select: 3.0, update: 1.0}
+    spare = ["device:llvm:0"]
+
+    def lent(waiting: list, next_profile: dict, known: dict = seconds) -> list:
+        out = lend_idle_devices(spare, waiting, known.get, next_profile, 10.0)
+        return [(a.stage.job, a.resource) for a in out]
+
+    # No profile coming: the first stage in the queue takes the device.
+    assert lent([select, update], {}) == [("a", "device:llvm:0")]
+    # A profile expected in 2 s: the 3 s select would make it wait; the 1 s update fits.
+    assert lent([select, update], {"device:llvm": 12.0}) == [("b", "device:llvm:0")]
+    # A profile waiting already, or a stage of unknown length: nothing is lent.
+    assert lent([select, update], {"device:llvm": 10.0}) == []
+    assert lent([select], {}, known={}) == []
+    # Another pool's profile does not hold this device back.
+    assert lent([select], {"device:rpc:pi": 10.0}) == [("a", "device:llvm:0")]

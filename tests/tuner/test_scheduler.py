@@ -679,6 +679,7 @@ actions = st.lists(
     clients=st.integers(1, 2),
     devices=st.integers(1, 2),
     parallel=st.integers(1, 3),
+    lend=st.booleans(),
 )
 def test_invariants_hold_under_random_jobs_and_controls(
     mix: list[tuple[int, int, dict[StageKind, float], int]],
@@ -687,14 +688,17 @@ def test_invariants_hold_under_random_jobs_and_controls(
     clients: int,
     devices: int,
     parallel: int,
+    lend: bool,
 ) -> None:
-    """``parallel`` > 1: each job's tasks run side by side (that many at once at most)."""
+    """``parallel`` > 1: each job's tasks run side by side (that many at once at most);
+    ``lend``: idle devices take client stages."""
     clock = SimClock()
     store = MemoryStore()
     sink = EventSink(store, now=clock.now, clock="sim")
     resources = [f"client:{i}" for i in range(clients)]
     resources += [f"device:llvm:{i}" for i in range(devices)]
-    scheduler = Scheduler(resources, policy, clock=clock, sink=sink)
+    lendable = [r for r in resources if r.startswith("device:")] if lend else []
+    scheduler = Scheduler(resources, policy, clock=clock, sink=sink, lendable=lendable)
     log: list[tuple[Any, ...]] = []
     drivers: dict[str, ScriptedDriver] = {}
     for tasks, iterations, times, priority in mix:
@@ -755,7 +759,10 @@ def test_invariants_hold_under_random_jobs_and_controls(
         terminal = [c for c in changes(sink, job) if c in ("finished", "cancelled", "failed")]
         assert len(terminal) == 1 and changes(sink, job)[0] == "submitted"
     if create_policy(policy).exclusive:
-        _assert_exclusive(events)
+        _assert_exclusive(events)  # lent or not, a profile never shares its device
+    assert all(e.resource.startswith("device:") for e in events if e.stage == "profile")
+    if not lend:
+        assert all(e.resource.startswith("client:") for e in events if e.stage != "profile")
     # No stage starts while its job is paused or after it is cancelled.
     paused: set[str] = set()
     cancelled: set[str] = set()
@@ -774,3 +781,29 @@ def test_invariants_hold_under_random_jobs_and_controls(
         if create_policy(policy).exclusive:
             assert busy[resource] == pytest.approx(sum(e.end - e.start for e in held))
     assert all(isinstance(e, JobEvent) for e in job_events(sink))
+
+
+def test_lending_the_idle_device_to_client_stages_never_overlaps_a_profile() -> None:
+    def run(lend: bool) -> tuple[float, list[Any]]:
+        clock = SimClock()
+        sink = make_sink(clock)
+        lendable = [D] if lend else []
+        scheduler = Scheduler(RESOURCES, "interleaved", clock=clock, sink=sink, lendable=lendable)
+        for label in "ABC":
+            scheduler.submit_job(ScriptedDriver(label, iterations=3), **_job_info(name=label))
+        scheduler.run()
+        return clock.now(), stage_events(sink)
+
+    plain_end, plain = run(False)
+    lent_end, lent = run(True)
+    _assert_exclusive(lent)  # a profile never shares the device with a lent stage
+    on_device = [e.stage for e in lent if e.resource == D]
+    assert "profile" in on_device and set(on_device) - {"profile"}  # client stages lent
+    assert all(e.resource == D for e in lent if e.stage == "profile")
+    assert lent_end < plain_end  # the client was the bottleneck
+    assert {e.stage for e in plain if e.resource == D} == {"profile"}
+
+
+def test_only_resources_of_the_scheduler_can_be_lent() -> None:
+    with pytest.raises(TunerError, match="cannot lend 'device:llvm:9'"):
+        Scheduler(RESOURCES, "interleaved", clock=SimClock(), lendable=["device:llvm:9"])

@@ -4,6 +4,7 @@ and the fields of a ``JobSpec``."""
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -45,17 +46,27 @@ def add_budget_options(parser: argparse.ArgumentParser, *, what: str = "each job
         help="stop starting new batches after this long (e.g. 90s, 10m, 1h30m; a model job "
         "is then compiled with what it found)",
     )
+    parser.add_argument(
+        "--target-latency",
+        type=float,
+        default=None,
+        metavar="MS",
+        help="model jobs: stop once the model, compiled with what the job found and timed "
+        "afresh on the device, runs in this many milliseconds (checked whenever the tasks' "
+        "estimate says it may)",
+    )
 
 
 def budget_spec_fields(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``JobSpec`` budget fields from --trials, --trials-per-task, --allocator and
-    --time-budget."""
-    check_positive(args, "trials", "trials_per_task")
+    """The ``JobSpec`` budget fields from --trials, --trials-per-task, --allocator,
+    --time-budget and --target-latency."""
+    check_positive(args, "trials", "trials_per_task", "target_latency")
     return {
         "trials": args.trials,
         "trials_per_task": args.trials_per_task,
         "allocator": args.allocator,
         "time_budget": args.time_budget,
+        "target_latency": args.target_latency,
     }
 
 
@@ -72,6 +83,11 @@ def duration(text: str) -> float:
     if total <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: the duration must be positive")
     return total
+
+
+def lend_wait(text: str) -> float:
+    """``--lend`` WAIT: a duration, or ``any`` (no limit)."""
+    return math.inf if text.strip().lower() == "any" else duration(text)
 
 
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
@@ -189,6 +205,17 @@ def add_measure_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cooldown-ms", type=int, default=0, help="pause between repeats in ms (default 0)"
     )
+    parser.add_argument(
+        "--lend",
+        nargs="?",
+        type=lend_wait,
+        const=0.0,
+        default=None,
+        metavar="WAIT",
+        help="let the device's cores take client stages (select, build, update) while they "
+        "are idle and no profile is expected before such a stage would end, or at most WAIT "
+        "later (a duration, or 'any': whenever no profile waits); profiles never share them",
+    )
 
 
 def engine_settings(
@@ -224,6 +251,8 @@ def engine_settings(
         run_timeout_s=args.run_timeout,
         measure=measure,
         library=library.folder if library is not None else None,
+        lend_idle_devices=args.lend is not None,
+        lend_wait_s=args.lend or 0.0,
         **overrides,
     )
 
@@ -232,6 +261,7 @@ def check_positive(args: argparse.Namespace, *options: str) -> None:
     """UserError naming the first of ``options`` given as zero or less."""
     for option in options:
         value = getattr(args, option)
-        if value is not None and value <= 0:
+        if value is not None and not value > 0:
             flag = option.replace("_", "-")
-            raise UserError(f"--{flag} must be a positive integer, got {value}")
+            kind = "integer" if isinstance(value, int) else "number"
+            raise UserError(f"--{flag} must be a positive {kind}, got {value}")

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import threading
 import time
 import zlib
@@ -71,7 +72,7 @@ from collectors.importers.ms_database import (
 from collectors.jobs import StageKind
 from collectors.reuse import UNTUNED, ReusedSchedule, origin_text
 from collectors.sink import EventSink
-from tuner._base import JobDriver, StageResult, Step, TunerError, one_line
+from tuner._base import JobDriver, StageResult, Step, TunerError, duration_text, one_line
 from tuner.allocation import TaskProgress, choose_task, stop_reason
 from tuner.cpus import pin_thread
 from tuner.metaschedule.build import BuildOutcome, remove_artifact
@@ -186,6 +187,24 @@ class FinalStage:
     run: Callable[[], str | None]
 
 
+@dataclass(frozen=True, slots=True)
+class LatencyCheck:
+    """A model job's stop rule: tune until the model, compiled with the job's database and
+    timed afresh, runs in ``target_s`` or less. ``compile(database)`` compiles the model with
+    a copy of the job's database (a folder) and returns the saved model's folder;
+    ``measure(folder, cores)`` times it in a fresh process pinned to ``cores`` (the device's)
+    and returns seconds per run. A check is a ``build`` of ``CHECK_TASK`` on a client, then a
+    ``profile`` of it on the device, like any candidate."""
+
+    target_s: float
+    compile: Callable[[Path], Path]
+    measure: Callable[[Path, Sequence[int]], float]
+
+
+CHECK_TASK = "model check"
+CHECK_GAIN = 0.98  # the next check waits for the estimate to fall this far below the last
+
+
 class MetaScheduleDriver(JobDriver):
     """One job's MetaSchedule tuning, one stage at a time (see the module docstring).
 
@@ -198,7 +217,8 @@ class MetaScheduleDriver(JobDriver):
     measured like any other; with ``reuse.only`` (plus the untuned workload as the fallback)
     it is the task's only batch. ``on_stall(job, reason)`` is called when the device pool
     stays unreachable (without it, the stage raises and the job fails). ``final`` is run as
-    the job's last stage once its tasks are done (``FinalStage``).
+    the job's last stage once its tasks are done (``FinalStage``); ``check`` stops the job
+    once its compiled model meets a latency target (``LatencyCheck``).
     """
 
     def __init__(
@@ -212,12 +232,16 @@ class MetaScheduleDriver(JobDriver):
         sink: EventSink | None = None,
         on_stall: Callable[[str, str], None] | None = None,
         final: FinalStage | None = None,
+        check: LatencyCheck | None = None,
     ) -> None:
         tasks = job_tasks(workloads)
         if not tasks:
             raise TunerError("a job needs at least one workload")
-        if final is not None and final.task in {task.name for task in tasks}:
+        names = {task.name for task in tasks}
+        if final is not None and final.task in names:
             raise TunerError(f"the final stage's task {final.task!r} is also a task of the job")
+        if check is not None and CHECK_TASK in names:
+            raise TunerError(f"a task of the job is named {CHECK_TASK!r}")
         device_pool = settings.device_pool
         if device_pool not in workers.device_pools():
             raise TunerError(
@@ -235,6 +259,13 @@ class MetaScheduleDriver(JobDriver):
         self.on_stall = on_stall
         self.final = final
         self._final_note: str | None = None  # set once the final stage ran
+        self.check = check
+        self._check_next: StageKind | None = None  # the running check's next stage
+        self._check_index = 0
+        self._check_folder: Path | None = None
+        self._check_estimate = 0.0  # the estimate when the running check started
+        self.checks: list[tuple[float, float]] = []  # (estimate, measured) seconds
+        self.met = False  # the compiled model met the latency target
         self.target = Target(target_config(settings.target, workers.device_cores))
         self.db_dir = Path(db_dir)
         self.db_dir.mkdir(parents=True, exist_ok=True)
@@ -292,6 +323,12 @@ class MetaScheduleDriver(JobDriver):
             if not t.done and t.name not in busy and t.next_kind != StageKind.SELECT
         ]
         searching = {t.name for t in self._tasks if not t.done and t.next_kind != StageKind.SELECT}
+        if self._check_next is None and self._check_due():
+            self._check_next = StageKind.BUILD
+        if self._check_next is not None:
+            searching.add(CHECK_TASK)
+            if CHECK_TASK not in busy:
+                steps.append((CHECK_TASK, self._check_index, self._check_next))
         slots = self.settings.parallel_tasks - len(searching | busy)
         for t in self._next_batches(slots, exclude=searching | busy):
             steps.append((t.name, t.iteration, StageKind.SELECT))
@@ -322,7 +359,8 @@ class MetaScheduleDriver(JobDriver):
         if slots <= 0:
             return []
         if self._deadline is not None and time.monotonic() >= self._deadline:
-            self._stop_searching(f"time budget of {_duration(self.settings.time_budget_s)} spent")
+            spent = duration_text(self.settings.time_budget_s)
+            self._stop_searching(f"time budget of {spent} spent")
             return []
         left = self.total_budget - self._used()
         if left <= 0:
@@ -364,12 +402,14 @@ class MetaScheduleDriver(JobDriver):
 
     def run(self, task: str, iteration: int, kind: StageKind, resource: str) -> StageResult:
         if self.final is not None and task == self.final.task and task not in self._by_name:
-            return self._run_final()
+            return self._run_final(resource)
+        if task == CHECK_TASK and self.check is not None:
+            return self._run_check(kind, resource)
         t = self._by_name.get(task)
         if t is None or t.done or t.iteration != iteration or t.next_kind != kind:
             return StageResult(ok=False, error=f"unexpected stage {kind} of {task}#{iteration}")
-        if kind != StageKind.PROFILE:
-            pin_thread(self.workers.plan.client)
+        if kind != StageKind.PROFILE:  # on a client, or on a device lent to client work
+            pin_thread(self.workers.cores(resource))
         started = time.perf_counter()
         try:
             if kind == StageKind.SELECT:
@@ -396,13 +436,94 @@ class MetaScheduleDriver(JobDriver):
         return (done, min(self.total_budget, sum(t.budget for t in self._tasks)))
 
     def finish_note(self) -> str | None:
-        notes = [self._stopped_by, self._final_note]
+        notes = [self._stopped_by, self._check_note(), self._final_note]
         return "; ".join(n for n in notes if n) or None
 
-    def _run_final(self) -> StageResult:
+    # --- the latency target ---------------------------------------------------------------------
+
+    def estimate_s(self) -> float | None:
+        """The model's end-to-end estimate: each tuned task's best latency times its calls
+        per run, summed (None while a task that can be tuned has no measurement yet)."""
+        total = 0.0
+        for t in self._tasks:
+            if t.spec.untunable is not None or (t.done and t.best_s is None):
+                continue
+            if t.best_s is None:
+                return None
+            total += t.spec.weight * t.best_s
+        return total
+
+    def _check_due(self) -> bool:
+        """Time to compile and time the model: the first time once every task has a
+        measurement (at once for a warm start: the library's schedules may already do), then
+        whenever the estimate, scaled by the last check's measured/estimated ratio, says the
+        target is met and the estimate fell ``CHECK_GAIN`` below the last check's."""
+        if self.check is None or self._stopped_by is not None:
+            return False
+        estimate = self.estimate_s()
+        if estimate is None or estimate <= 0:
+            return False
+        if not self.checks:
+            return self.reuse is not None or estimate <= self.check.target_s
+        last_estimate, last_measured = self.checks[-1]
+        if not math.isfinite(last_measured):
+            return False  # the last check failed: no more checks
+        predicted = estimate * last_measured / last_estimate
+        return predicted <= self.check.target_s and estimate <= last_estimate * CHECK_GAIN
+
+    def _run_check(self, kind: StageKind, resource: str) -> StageResult:
+        """Compile the model with a snapshot of the database (build), or time it (profile)."""
+        assert self.check is not None
+        folder = self.db_dir / "checks" / str(self._check_index)
+        try:
+            if kind == StageKind.BUILD and self._check_next == StageKind.BUILD:
+                pin_thread(self.workers.cores(resource))
+                with self._search_lock:  # a consistent copy: no update appends meanwhile
+                    self._check_estimate = self.estimate_s() or 0.0
+                    folder.mkdir(parents=True, exist_ok=True)
+                    for name in (WORKLOAD_FILE, RECORD_FILE):
+                        shutil.copyfile(self.db_dir / name, folder / name)
+                self._check_folder = self.check.compile(folder)
+                self._check_next = StageKind.PROFILE
+                return StageResult(ok=True)
+            if kind == StageKind.PROFILE and self._check_next == StageKind.PROFILE:
+                assert self._check_folder is not None
+                measured = self.check.measure(self._check_folder, self.workers.cores(resource))
+                self._checked(measured)
+                return StageResult(ok=True, candidates=1)
+        except Exception as exc:
+            self._checked(math.inf)
+            return StageResult(ok=False, error=f"model check failed: {one_line(exc, last=True)}")
+        finally:
+            if self._check_next is None:
+                shutil.rmtree(folder, ignore_errors=True)
+        return StageResult(ok=False, error=f"unexpected stage {kind} of {CHECK_TASK}")
+
+    def _checked(self, measured: float) -> None:
+        assert self.check is not None
+        self.checks.append((self._check_estimate, measured))
+        self._check_next, self._check_folder = None, None
+        self._check_index += 1
+        if measured <= self.check.target_s:
+            self.met = True
+            reused = sum(len(t.reused) for t in self._tasks)
+            by = " by the library's schedules" if reused and reused >= self._used() else ""
+            self._stop_searching(
+                f"target latency met{by}: {_ms(measured)} measured "
+                f"(target {_ms(self.check.target_s)})"
+            )
+
+    def _check_note(self) -> str | None:
+        if self.check is None or self.met:
+            return None
+        measured = [m for _, m in self.checks if math.isfinite(m)]
+        best = f"best measured {_ms(min(measured))}" if measured else "never measured"
+        return f"target latency {_ms(self.check.target_s)} not met ({best})"
+
+    def _run_final(self, resource: str) -> StageResult:
         """The job's last stage, once every task is done (see ``FinalStage``)."""
         assert self.final is not None
-        pin_thread(self.workers.plan.client)
+        pin_thread(self.workers.cores(resource))
         try:
             self._final_note = self.final.run() or ""
         except Exception as exc:
@@ -787,13 +908,8 @@ def job_tasks(workloads: Sequence[WorkloadSpec | str | TuningTask]) -> list[Tuni
     return tasks
 
 
-def _duration(seconds: float | None) -> str:
-    """``90`` -> ``1m30s``; whole units only."""
-    total = round(seconds or 0)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n]
-    return "".join(parts) or "0s"
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.4g} ms"
 
 
 def _mix(*parts: Any) -> int:

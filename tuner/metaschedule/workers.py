@@ -62,18 +62,31 @@ class StageWorkers:
         servers on other machines their own ``num-cores`` in the target)."""
         return len(self.plan.devices[0]) if self.plan.devices else len(self.plan.client)
 
+    def cores(self, resource: str) -> tuple[int, ...]:
+        """The CPUs a local resource's work runs on (a client's, or a local device's)."""
+        if resource.startswith("client:"):
+            return self.plan.client
+        if resource.startswith(LOCAL_POOL + ":"):
+            return self.plan.devices[int(resource.rpartition(":")[2])]
+        raise TunerError(f"{resource!r} is not a local resource: its cores are not here")
+
     def device_pools(self) -> list[str]:
         pools = [LOCAL_POOL] if any(r.startswith(LOCAL_POOL + ":") for r in self.resources) else []
         return pools + [pool.pool for pool in self.rpc_pools]
 
     def builder(self, resource: str) -> BuildPool:
+        """The build pool of a client resource, or of a local device lent to client work
+        (pinned to that device's cores)."""
         with self._lock:
             pool = self._builders.get(resource)
             if pool is None:
-                if resource not in self.resources or not resource.startswith("client:"):
-                    raise TunerError(f"no client resource {resource!r} here")
+                if resource not in self.resources or resource.startswith("device:rpc:"):
+                    raise TunerError(f"no client or local device resource {resource!r} here")
+                client = resource.startswith("client:")
                 pool = BuildPool(
-                    self.plan.client, workers=self.build_workers, timeout_s=self.build_timeout_s
+                    self.cores(resource),
+                    workers=self.build_workers if client else None,
+                    timeout_s=self.build_timeout_s,
                 )
                 self._builders[resource] = pool
             return pool

@@ -144,6 +144,28 @@ def evaluate_model(
     )
 
 
+def time_saved_model(
+    folder: str | Path,
+    model: LoadedModel,
+    *,
+    threads: int,
+    cores: Sequence[int] | None = None,
+    repeat: int = 5,
+    min_repeat_ms: float = 40.0,
+    seed: int = 0,
+) -> float:
+    """Median milliseconds per run of a saved compiled model, timed in a fresh process (pinned
+    to ``cores`` when given, e.g. a device's, so that nothing else shares them)."""
+    from tuner.models.loaders import random_inputs
+
+    with tempfile.TemporaryDirectory(prefix="tuneloom-time-") as scratch:
+        inputs_path = Path(scratch) / "inputs.npz"
+        np.savez(inputs_path, **random_inputs(model, seed=seed))
+        runner = _Runner(inputs_path, Path(scratch), threads, repeat, min_repeat_ms, cores)
+        ms, _ = runner.measure(model.name, "the compiled model", ["tvm", str(folder)])
+    return ms
+
+
 def compare_outputs(outputs: Mapping[str, list[np.ndarray]]) -> tuple[dict[str, float], float]:
     """Largest absolute difference of each TVM variant against every other result, and the
     largest output magnitude (the scale the tolerance is relative to).
@@ -183,6 +205,7 @@ class _Runner:
     threads: int
     repeat: int
     min_repeat_ms: float
+    cores: Sequence[int] | None = None
 
     def measure(self, model: str, what: str, command: list[str]) -> tuple[float, list[np.ndarray]]:
         out = self.scratch / f"out-{len(list(self.scratch.glob('out-*')))}.npz"
@@ -192,6 +215,8 @@ class _Runner:
             "--threads", str(self.threads), "--repeat", str(self.repeat),
             "--min-repeat-ms", str(self.min_repeat_ms),
         ]  # fmt: skip
+        if self.cores:
+            argv += ["--cores", ",".join(map(str, self.cores))]
         env = dict(os.environ, TVM_NUM_THREADS=str(self.threads), TF_CPP_MIN_LOG_LEVEL="2")
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)

@@ -4,7 +4,8 @@
 measurement shares a process with tuning, with another framework's threads, or with a
 previous measurement's caches::
 
-    python -m tuner.models.measure tvm DIR --inputs in.npz --outputs out.npz --threads 2
+    python -m tuner.models.measure tvm DIR --inputs in.npz --outputs out.npz --threads 2 \
+        [--cores 1]
     python -m tuner.models.measure baseline NAME --model SOURCE --inputs in.npz ...
 
 It writes the model's outputs to ``--outputs`` (``.npz``, ``output_0``, ``output_1``...) and
@@ -46,7 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--threads", type=int, required=True)
         p.add_argument("--repeat", type=int, default=10)
         p.add_argument("--min-repeat-ms", type=float, default=100.0)
+        p.add_argument("--cores", help="CPU ids to run on, e.g. 1 or 2,3 (default: any)")
     args = parser.parse_args(argv)
+    if args.cores:  # before any runtime starts its threads, which inherit the affinity
+        os.sched_setaffinity(0, [int(c) for c in args.cores.split(",")])
     os.environ["TVM_NUM_THREADS"] = str(args.threads)
     inputs = _read_inputs(args.inputs)
     try:
