@@ -1,13 +1,15 @@
 """The MetaSchedule adapter: a job's tuning as select/build/profile/update stages.
 
-``MetaScheduleDriver`` (one per job) walks select -> build -> profile -> update for one task
-iteration at a time, round-robin over the job's tasks, until each task has its trial budget
-or its search ends:
+``MetaScheduleDriver`` (one per job) walks each task through select -> build -> profile ->
+update batches until the job's budget is spent (``tuner.allocation`` picks the task that gets
+each next batch), each task stops at its cap, its search ends, or a stop rule fires (a time
+budget, a latency target met):
 
 - select: ``TuneContext.generate_measure_candidates`` (evolutionary search guided by the
   job's XGBoost cost model), truncated to the trials left; the cost model's predicted score
   is kept for each candidate once the model has been trained.
-- build: the client resource's long-lived build pool (``tuner.metaschedule.build``).
+- build: the long-lived build pool of the client resource, or of a device lent to client work
+  (``tuner.metaschedule.build``).
 - profile: the device resource's profiler (``tuner.metaschedule.run``): a pinned local
   worker for ``device:llvm:N``, tracker sessions for ``device:rpc:KEY:N``. When the device
   cannot be reached the stage fails and is retried (on whichever resource of the pool the
@@ -39,20 +41,26 @@ in ``database_tuning_record.json``): ``Trace.apply_json_to_schedule`` replays it
 workload, found in the job's database by ``workload_hash`` (``tuner.metaschedule.inspector``
 renders it as Python lines, TIR and code).
 
-Runs are reproducible for a seed up to measurement noise: the search's random state and
-numpy's (which MetaSchedule's untrained cost model draws from) are seeded per task and
-iteration.
+A job's tasks search side by side (``ready`` offers a new batch to as many idle tasks as
+``settings.parallel_tasks`` allows, chosen by the allocator); selects of different tasks run
+at once, updates one at a time (``_SearchLock``).
+
+Runs are reproducible for a seed up to measurement noise when one task searches at a time:
+the search's random state and numpy's (which MetaSchedule's untrained cost model draws from)
+are seeded per task and iteration, but numpy's is one per process, so concurrent selects draw
+from it in whatever order they run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import shutil
 import threading
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -301,9 +309,9 @@ class MetaScheduleDriver(JobDriver):
             self._tasks.append(item)
         self.tasks: tuple[str, ...] = tuple(t.name for t in self._tasks)
         self._by_name = {t.name: t for t in self._tasks}
-        # The search state every task shares (cost model, database, numpy's random state):
-        # selects and updates of different tasks take turns with it.
-        self._search_lock = threading.Lock()
+        # The search state every task shares (cost model, database): selects of different
+        # tasks read it side by side, updates write it alone.
+        self._search = _SearchLock()
         self._deadline: float | None = None
         self._stopped_by: str | None = None  # why the job stopped searching early
         self._announced = False
@@ -413,13 +421,14 @@ class MetaScheduleDriver(JobDriver):
         started = time.perf_counter()
         try:
             if kind == StageKind.SELECT:
-                with self._search_lock:
+                writes = t.ctx is None or t.reuse_pending  # the task's workload is committed
+                with self._search.exclusive() if writes else self._search.shared():
                     return self._select(t)
             if kind == StageKind.BUILD:
                 return self._build(t, resource)
             if kind == StageKind.PROFILE:
                 return self._profile(t, resource)
-            with self._search_lock:
+            with self._search.exclusive():
                 return self._update(t)
         except DeviceLost:
             raise
@@ -478,7 +487,7 @@ class MetaScheduleDriver(JobDriver):
         try:
             if kind == StageKind.BUILD and self._check_next == StageKind.BUILD:
                 pin_thread(self.workers.cores(resource))
-                with self._search_lock:  # a consistent copy: no update appends meanwhile
+                with self._search.shared():  # a consistent copy: no update appends meanwhile
                     self._check_estimate = self.estimate_s() or 0.0
                     folder.mkdir(parents=True, exist_ok=True)
                     for name in (WORKLOAD_FILE, RECORD_FILE):
@@ -906,6 +915,41 @@ def job_tasks(workloads: Sequence[WorkloadSpec | str | TuningTask]) -> list[Tuni
         repeated = sorted({n for n in names if names.count(n) > 1})
         raise TunerError(f"task names repeat within the job: {', '.join(repeated)}")
     return tasks
+
+
+class _SearchLock:
+    """A readers-writer lock over a job's search state: selects share it (they read the cost
+    model and the database), updates and a task's first select (which commits its workload)
+    hold it alone."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writing = False
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writing)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writing and self._readers == 0)
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
 
 
 def _ms(seconds: float) -> str:
