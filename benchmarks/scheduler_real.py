@@ -3,7 +3,8 @@
 Runs on this machine with the llvm target, everything measured (nothing simulated):
 
 1. Wall time of four small jobs under ``interleaved`` and under ``sequential`` (``tuneloom
-   tune``, same workloads, trials and seeds), and their ratio.
+   tune``, same workloads, trials and seeds), and their ratio; and ``interleaved`` with the
+   idle device lent to client stages (``--lend any``).
 2. Fidelity: each job's best candidate is re-measured alone (nothing else running, the same
    pinned device worker and timing settings the tuner uses) and compared with the latency
    recorded while tuning under ``interleaved``, and under a naive run (the four jobs' full
@@ -46,10 +47,10 @@ BATCH = 16
 NUMBER, REPEAT, MIN_REPEAT_MS = 3, 3, 100
 
 
-def tune(policy: str, workdir: Path, trials: int, seed: int) -> dict[str, Any]:
+def tune(policy: str, workdir: Path, trials: int, seed: int, *extra: str) -> dict[str, Any]:
     """One ``tuneloom tune`` run in a fresh process; returns its JSON result."""
-    db = workdir / f"{policy}.db"
-    cmd = [sys.executable, "-m", "tuneloom", "tune", "--policy", policy, "--db", str(db)]
+    db = workdir / f"{policy}{'-'.join(('', *extra)).replace(' ', '')}.db"
+    cmd = [sys.executable, "-m", "tuneloom", "tune", "--policy", policy, "--db", str(db), *extra]
     for spec in WORKLOADS:
         cmd += ["--workload", spec]
     cmd += ["--trials", str(trials), "--batch", str(BATCH), "--seed", str(seed), "--json"]
@@ -194,6 +195,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="scheduler-real-") as tmp:
         work = Path(tmp)
         runs = {p: tune(p, work, args.trials, args.seed) for p in ("interleaved", "sequential")}
+        lent = tune("interleaved", work, args.trials, args.seed, "--lend", "any")
         naive_dirs, naive_wall = run_tune_tir(list(WORKLOADS), work, args.trials, args.seed, True)
         alone_dirs, alone_wall = run_tune_tir(list(WORKLOADS), work, args.trials, args.seed, False)
 
@@ -234,6 +236,9 @@ def main() -> None:
         "interleaved_wall_s": inter["wall_s"],
         "sequential_wall_s": seq["wall_s"],
         "interleaved_over_sequential": inter["wall_s"] / seq["wall_s"],
+        "interleaved_lending_wall_s": lent["wall_s"],
+        "lending_over_sequential": lent["wall_s"] / seq["wall_s"],
+        "resources_interleaved_lending": lent["resources"],
         "naive_parallel_wall_s": naive_wall,
         "tune_tir_alone_wall_s": alone_wall,
         "fidelity_interleaved_max_deviation": max(j["interleaved_deviation"] for j in per_job),
@@ -256,6 +261,10 @@ def main() -> None:
         f"  wall interleaved {inter['wall_s']:.1f} s, sequential {seq['wall_s']:.1f} s, "
         f"ratio {result['interleaved_over_sequential']:.3f} (goal <= 0.65); "
         f"naive parallel tune_tir {naive_wall:.1f} s"
+    )
+    print(
+        f"  interleaved with the device lent to client stages (--lend any) {lent['wall_s']:.1f} s,"
+        f" ratio to sequential {result['lending_over_sequential']:.3f}"
     )
     for job in per_job:
         print(

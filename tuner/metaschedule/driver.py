@@ -366,6 +366,9 @@ class MetaScheduleDriver(JobDriver):
         the idle ones, and no more than the job's budget left can fill."""
         if slots <= 0:
             return []
+        if self._stopped_by is not None:  # a stop rule fired: batches under way only finish
+            self._stop_searching(None)
+            return []
         if self._deadline is not None and time.monotonic() >= self._deadline:
             spent = duration_text(self.settings.time_budget_s)
             self._stop_searching(f"time budget of {spent} spent")
