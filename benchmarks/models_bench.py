@@ -1,18 +1,20 @@
 """Zoo models: TVM tuned vs TVM untuned vs TensorFlow vs TFLite, and one model's end-to-end
 latency against tuning time.
 
-For each model it runs ``tuneloom tune zoo:NAME --trials-per-task N`` (a fresh process, its
-own store), then ``tuneloom evaluate zoo:NAME --db STORE`` (every latency measured in its own fresh
-process, same inputs and threads, median of repeats; outputs compared). The speedup is the
+For each model it runs ``tuneloom tune zoo:NAME --trials T --allocator A`` (a fresh process,
+its own store; T = N trials per tunable task, spread by the allocator), then ``tuneloom
+evaluate zoo:NAME --db STORE`` (every latency measured in its own fresh process, same inputs
+and threads, median of repeats; outputs compared). The speedup is the
 faster of TensorFlow and TFLite divided by TVM tuned, from the same evaluate run.
 
 For ``--curve MODEL`` it then rebuilds that model's database as it stood at several points of
 its tuning (the first k records, in commit order, with the tuning time at which the k-th was
 measured, from the run's store) and times the model compiled with each, giving the
-end-to-end latency-vs-tuning-time curve.
+end-to-end latency-vs-tuning-time curve. ``--allocators gain,uniform`` tunes each model once
+per allocator (same total trials, side by side in one run) to compare where the budget went.
 
     python benchmarks/models_bench.py --trials 32 [--models cnn,mobilenet,resnet,mlp]
-        [--curve cnn --points 6] [--json]
+        [--allocators gain,uniform] [--curve cnn --points 6] [--json]
 """
 
 from __future__ import annotations
@@ -44,11 +46,19 @@ def tuneloom(*argv: str) -> dict[str, Any]:
     return document
 
 
-def bench_model(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    store = work / f"{name}.db"
+def bench_model(
+    name: str, args: argparse.Namespace, work: Path, allocator: str = "gain"
+) -> dict[str, Any]:
+    from tuner.metaschedule.targets import target_config
+    from tuner.models.tasks import model_tasks
+
+    _, tasks = model_tasks(f"zoo:{name}", target_config("llvm", 1))
+    budget = args.trials * sum(1 for t in tasks if t.untunable is None)
+    store = work / f"{name}-{allocator}.db"
     tuned = tuneloom(
-        "tune", f"zoo:{name}", "--trials-per-task", str(args.trials), "--batch", str(args.batch),
-        "--population", str(args.population), "--db", str(store), "--json",
+        "tune", f"zoo:{name}", "--trials", str(budget), "--allocator", allocator,
+        "--batch", str(args.batch), "--population", str(args.population), "--db", str(store),
+        "--no-library", "--json",
     )  # fmt: skip
     job = tuned["jobs"][0]
     evaluated = tuneloom(
@@ -58,6 +68,8 @@ def bench_model(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
     framework_ms = min(baselines.values()) if baselines else None
     return {
         "model": name,
+        "allocator": allocator,
+        "trials_per_task": {t["name"]: t["trials"] for t in job["tasks"]},
         "tasks": len(job["tasks"]),
         "tuned_tasks": sum(1 for t in job["tasks"] if t["trials"]),
         "trials_measured": sum(t["trials"] for t in job["tasks"]),
@@ -118,7 +130,10 @@ def curve(row: dict[str, Any], points: int, repeat: int, work: Path) -> list[dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(ZOO))
-    parser.add_argument("--trials", type=int, default=32, help="trials per task")
+    parser.add_argument(
+        "--trials", type=int, default=32, help="budget: this many trials per tunable task"
+    )
+    parser.add_argument("--allocators", default="gain", help="comma-separated, e.g. gain,uniform")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--population", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=20)
@@ -129,7 +144,8 @@ def main() -> None:
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     with tempfile.TemporaryDirectory(prefix="tuneloom-models-bench-") as scratch:
         work = Path(scratch)
-        rows = [bench_model(name, args, work) for name in names]
+        allocators = [a.strip() for a in args.allocators.split(",") if a.strip()]
+        rows = [bench_model(name, args, work, a) for name in names for a in allocators]
         curves = {}
         if args.curve:
             row = next((r for r in rows if r["model"] == args.curve), None)
@@ -153,14 +169,15 @@ def main() -> None:
         return
     print(f"budget: {args.trials} trials per task, batch {args.batch}; {result['machine']}")
     header = (
-        f"{'model':<10} {'tasks':>5} {'tune s':>7} {'untuned':>9} {'tuned':>8} "
+        f"{'model':<10} {'alloc':<8} {'tasks':>5} {'tune s':>7} {'untuned':>9} {'tuned':>8} "
         f"{'TF':>8} {'TFLite':>8} {'vs faster fw':>12} {'err':>8}"
     )
     print(header)
     for r in rows:
         speedup = r["speedup_over_faster_framework"]
         print(
-            f"{r['model']:<10} {r['tuned_tasks']:>2}/{r['tasks']:<2} {r['tuning_s']:>7.1f} "
+            f"{r['model']:<10} {r['allocator']:<8} {r['tuned_tasks']:>2}/{r['tasks']:<2} "
+            f"{r['tuning_s']:>7.1f} "
             f"{r['tvm_untuned_ms']:>9.3f} {r['tvm_tuned_ms']:>8.3f} "
             f"{_ms(r['tensorflow_ms'])} {_ms(r['tflite_ms'])} "
             f"{(f'{speedup:.2f}x' if speedup else '-'):>12} {r['max_abs_error']:>8.1e}"

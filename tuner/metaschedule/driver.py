@@ -214,7 +214,7 @@ CHECK_GAIN = 0.98  # the next check waits for the estimate to fall this far belo
 
 
 class MetaScheduleDriver(JobDriver):
-    """One job's MetaSchedule tuning, one stage at a time (see the module docstring).
+    """One job's MetaSchedule tuning as stages of its tasks (see the module docstring).
 
     ``workloads`` are workload specs (strings or parsed) or ``TuningTask``s (e.g. a model's
     extracted tasks); a task marked untunable is reported as such and not searched.
