@@ -27,6 +27,7 @@ import json
 import multiprocessing as mp
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,12 +38,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scheduler_real import MIN_REPEAT_MS, NUMBER, REPEAT, best_record, naive_worker  # noqa: E402
+from scheduler_real import MIN_REPEAT_MS, NUMBER, REPEAT, best_record  # noqa: E402
 
 WORKLOADS = ("matmul:192", "conv2d:1x32x14x14,64x3x3,pad=1")
 CONDITIONS = ("idle", "spin", "cache", "stream", "build")
 SEARCH_TRIALS = 16
 SETTLE_S = 0.5
+SCHEDULER_REAL = Path(__file__).resolve().parent / "scheduler_real.py"
 
 
 def _spin() -> None:
@@ -109,7 +111,8 @@ def tuned_artifacts(work: Path) -> list[tuple[str, str, list]]:
     out = []
     for i, spec in enumerate(WORKLOADS):
         db_dir = work / f"search-{i}"
-        naive_worker(spec, str(db_dir), SEARCH_TRIALS, 0)
+        search = [sys.executable, str(SCHEDULER_REAL), "--naive-worker", spec, str(db_dir)]
+        subprocess.run([*search, str(SEARCH_TRIALS), "0"], check=True, capture_output=True)
         record, _ = best_record(db_dir)
         sch = tvm.s_tir.Schedule(record.workload.mod)
         record.trace.apply_to_schedule(sch, remove_postproc=False)
