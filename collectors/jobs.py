@@ -141,7 +141,9 @@ class JobSpec:
         for name, unit in (("time_budget", "seconds"), ("target_latency", "milliseconds")):
             value = getattr(self, name)
             if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not value > 0
                 or not math.isfinite(value)
             ):
                 raise JobSpecError(f"{name} must be a positive number of {unit}, got {value!r}")

@@ -54,9 +54,7 @@ def test_evaluate_compares_tuned_untuned_and_frameworks(
     tuned_mlp: tuple[Path, dict[str, Any]],
 ) -> None:
     db, _ = tuned_mlp
-    result = document(
-        tuneloom("evaluate", "zoo:mlp", "--db", str(db), "--repeat", "3", "--json")
-    )
+    result = document(tuneloom("evaluate", "zoo:mlp", "--db", str(db), "--repeat", "3", "--json"))
     assert result["tvm_untuned_ms"] > 0 and result["tvm_tuned_ms"] > 0
     assert set(result["baselines"]) == {"tensorflow", "tflite"}
     assert all(ms > 0 for ms in result["baselines"].values())

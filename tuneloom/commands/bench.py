@@ -65,9 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     sweep.add_argument("--grid", required=True, metavar="FILE", help="grid file (TOML or JSON)")
     sweep.add_argument("--out", required=True, metavar="DIR", help="folder for the runs")
-    sweep.add_argument(
-        "--csv", metavar="FILE", help="the results table (default: DIR/sweep.csv)"
-    )
+    sweep.add_argument("--csv", metavar="FILE", help="the results table (default: DIR/sweep.csv)")
     sweep.add_argument("--json", action="store_true", help="print one JSON object")
     sweep.set_defaults(func=run_sweep)
 

@@ -75,9 +75,7 @@ def duration(text: str) -> float:
     error naming the option)."""
     match = _DURATION.fullmatch(text.strip().lower())
     if not match or not any(match.groups()):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a duration (e.g. 90, 90s, 10m, 1h30m)"
-        )
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 90, 90s, 10m, 1h30m)")
     hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
     total = hours * 3600 + minutes * 60 + seconds
     if total <= 0:

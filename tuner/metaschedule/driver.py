@@ -109,7 +109,6 @@ class DeviceLost(RuntimeError):
     """The job's device pool stayed unreachable through every profile retry."""
 
 
-
 @dataclass(eq=False)
 class _Task:
     index: int

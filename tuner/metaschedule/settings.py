@@ -48,7 +48,6 @@ class SearchConfig:
 SMALL_SEARCH = SearchConfig(population_size=64, init_min_unmeasured=16)
 
 
-
 DEFAULT_TRIALS_PER_TASK = 32
 
 

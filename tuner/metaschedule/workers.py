@@ -152,4 +152,3 @@ class StageWorkers:
                     name=resource,
                 )
         raise TunerError(f"no device resource {resource!r} here")
-

@@ -67,9 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def time_calls(
-    call: Callable[[], Any], *, repeat: int, min_repeat_ms: float
-) -> dict[str, Any]:
+def time_calls(call: Callable[[], Any], *, repeat: int, min_repeat_ms: float) -> dict[str, Any]:
     """Median per-call milliseconds of ``call`` over ``repeat`` repeats of ``number`` calls,
     ``number`` doubled until one repeat lasts ``min_repeat_ms`` (after a few warm-up calls)."""
     for _ in range(WARMUP_CALLS):
