@@ -59,20 +59,9 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("library")
     library = work / "library"
     result = document(
-        tuneloom(
-            "tune",
-            "--workload",
-            "dense:1x64x32",
-            "--workload",
-            "matmul:64",
-            "--trials-per-task",
-            "8",
-            *SMALL,
-            "--db",
-            str(work / "t.sqlite"),
-            "--json",
-            library=library,
-        )
+        tuneloom("tune", "--workload", "dense:1x64x32", "--workload", "matmul:64",
+                 "--trials-per-task", "8", *SMALL, "--db", str(work / "t.sqlite"), "--json",
+                 library=library)
     )
     assert result["library"] == str(library)
     assert [job["library"]["added"] for job in result["jobs"]] == [1, 1]
@@ -85,9 +74,8 @@ def test_finished_jobs_join_the_library_and_list_shows_them(library: Path) -> No
     assert listed["op_classes"] == {"dense": 2}
     assert all(e["latency_s"] > 0 and e["trials"] >= 1 for e in listed["entries"])
     again = document(
-        tuneloom(
-            "library", "add", listed["sources"][0]["path"], "--library", str(library), "--json"
-        )
+        tuneloom("library", "add", listed["sources"][0]["path"], "--library", str(library),
+                 "--json")
     )
     assert again["added"][0]["already_present"] and again["added"][0]["added"] == 0
 
@@ -98,19 +86,8 @@ def test_reuse_schedules_a_new_model_from_the_library_and_times_it(
     before = folder_digest(library)
     out = tmp_path / "reused"
     result = document(
-        tuneloom(
-            "reuse",
-            str(mlp_file),
-            "--library",
-            str(library),
-            "--db",
-            str(out),
-            "--reuse-limit",
-            "2",
-            "--eval-repeat",
-            "3",
-            "--json",
-        )
+        tuneloom("reuse", str(mlp_file), "--library", str(library), "--db", str(out),
+                 "--reuse-limit", "2", "--eval-repeat", "3", "--json")
     )
     assert result["state"] == "finished" and result["sources"]  # chosen automatically
     assert set(result["sources"]) <= {"dense:1x64x32", "matmul:64"}
@@ -143,19 +120,8 @@ def test_tune_with_warm_start_measures_library_schedules_first(
     library: Path, mlp_file: Path, tmp_path: Path
 ) -> None:
     result = document(
-        tuneloom(
-            "tune",
-            str(mlp_file),
-            "--warm-start",
-            str(library),
-            "--trials-per-task",
-            "6",
-            *SMALL,
-            "--db",
-            str(tmp_path / "w.sqlite"),
-            "--no-library",
-            "--json",
-        )
+        tuneloom("tune", str(mlp_file), "--warm-start", str(library), "--trials-per-task", "6",
+                 *SMALL, "--db", str(tmp_path / "w.sqlite"), "--no-library", "--json")
     )
     (job,) = result["jobs"]
     assert job["state"] == "finished" and "library" not in job
@@ -180,16 +146,8 @@ def test_a_library_for_another_target_falls_back_to_untuned_and_says_why(
         line["target"]["mcpu"] = "cascadelake"
     index.write_text("".join(json.dumps(line) + "\n" for line in lines))
     result = document(
-        tuneloom(
-            "reuse",
-            str(mlp_file),
-            "--library",
-            str(other),
-            "--db",
-            str(tmp_path / "o"),
-            "--no-evaluate",
-            "--json",
-        )
+        tuneloom("reuse", str(mlp_file), "--library", str(other), "--db", str(tmp_path / "o"),
+                 "--no-evaluate", "--json")
     )
     assert result["sources"] == []
     assert "the library holds: llvm -mcpu=cascadelake" in result["note"]
@@ -214,7 +172,8 @@ def test_bad_libraries_are_named_and_left_as_they_were(
     for argv in (
         ("reuse", str(mlp_file), "--library", str(damaged), "--db", str(tmp_path / "b")),
         ("tune", str(mlp_file), "--warm-start", str(damaged), "--db", str(tmp_path / "c.db")),
-        ("library", "add", str(next((library / "databases").iterdir())), "--library", str(damaged)),
+        ("library", "add", str(next((library / "databases").iterdir())), "--library",
+         str(damaged)),
     ):
         done = tuneloom(*argv)
         assert done.returncode == 2, argv
@@ -229,24 +188,16 @@ def test_an_imported_metaschedule_database_joins_the_library(tmp_path: Path) -> 
     database = ROOT / "sample_logs" / "metaschedule-cnn-model"
     library = tmp_path / "library"
     result = document(
-        tuneloom(
-            "import",
-            str(database),
-            "--db",
-            str(tmp_path / "s.sqlite"),
-            "--library",
-            str(library),
-            "--json",
-        )
+        tuneloom("import", str(database), "--db", str(tmp_path / "s.sqlite"), "--library",
+                 str(library), "--json")
     )
     (added,) = result["library"]["added"]
     assert added["added"] > 0 and result["library"]["path"] == str(library)
     listed = document(tuneloom("library", "list", "--library", str(library), "--json"))
     assert {"conv2d", "dense"} <= set(listed["op_classes"])
     skipped = document(
-        tuneloom(
-            "import", str(database), "--db", str(tmp_path / "t.sqlite"), "--no-library", "--json"
-        )
+        tuneloom("import", str(database), "--db", str(tmp_path / "t.sqlite"), "--no-library",
+                 "--json")
     )
     assert "library" not in skipped
 
@@ -254,28 +205,11 @@ def test_an_imported_metaschedule_database_joins_the_library(tmp_path: Path) -> 
 def test_an_unwritable_default_library_is_skipped_with_a_warning(tmp_path: Path) -> None:
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
-    done = tuneloom(
-        "tune",
-        "--workload",
-        "matmul:32",
-        "--trials",
-        "2",
-        *SMALL,
-        "--db",
-        str(tmp_path / "t.db"),
-        "--json",
-        library=blocked / "library",
-    )
+    done = tuneloom("tune", "--workload", "matmul:32", "--trials", "2", *SMALL, "--db",
+                    str(tmp_path / "t.db"), "--json", library=blocked / "library")
     result = document(done)
     assert "finished jobs will not join a schedule library" in done.stderr
     assert result["jobs"][0]["state"] == "finished" and "library" not in result
-    named = tuneloom(
-        "tune",
-        "--workload",
-        "matmul:32",
-        "--db",
-        str(tmp_path / "u.db"),
-        "--library",
-        str(blocked / "library"),
-    )
+    named = tuneloom("tune", "--workload", "matmul:32", "--db", str(tmp_path / "u.db"),
+                     "--library", str(blocked / "library"))
     assert named.returncode == 2 and "--library" in named.stderr
