@@ -82,9 +82,8 @@ class JobSpec:
     that many; neither gives 32 per task as the budget. ``time_budget`` (seconds) stops new
     batches once that much time has passed since the job's first stage; ``target_latency``
     (milliseconds, model jobs) once the model, compiled with what the job found and timed
-    afresh, runs that fast. ``batch`` is the
-    candidates per iteration, ``population`` the evolutionary search's population (None: the
-    tuner's).
+    afresh, runs that fast. ``batch`` is the candidates per iteration, ``population`` the
+    evolutionary search's population (None: the tuner's).
     ``target`` is the codegen target: a name (``llvm``), JSON text or an object
     (``{"kind": "llvm", "mcpu": ...}``).
     ``device`` names the device pool that profiles the job (``rpc:KEY`` for the servers a
