@@ -84,6 +84,7 @@ from tuner._base import JobDriver, StageResult, Step, TunerError, duration_text,
 from tuner.allocation import TaskProgress, choose_task, stop_reason
 from tuner.cpus import pin_thread
 from tuner.metaschedule.build import BuildOutcome, remove_artifact
+from tuner.metaschedule.intrinsics import load_tensor_intrinsics
 from tuner.metaschedule.library import LibraryEntry
 from tuner.metaschedule.reuse import (
     ReuseSettings,
@@ -274,6 +275,7 @@ class MetaScheduleDriver(JobDriver):
         self.checks: list[tuple[float, float]] = []  # (estimate, measured) seconds
         self.met = False  # the compiled model met the latency target
         self.target = Target(target_config(settings.target, workers.device_cores))
+        load_tensor_intrinsics(self.target)  # before any TuneContext or trace replay
         self.db_dir = Path(db_dir)
         self.db_dir.mkdir(parents=True, exist_ok=True)
         self.database = ms.database.JSONDatabase(

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from tuner._base import TunerError
 from tuner.cpus import CpuPlan, available_cpus, plan_cpus
 from tuner.metaschedule.build import BuildPool
+from tuner.metaschedule.intrinsics import load_tensor_intrinsics
 from tuner.metaschedule.rpc import RpcPool
 from tuner.metaschedule.run import EvalConfig, LocalProfiler, RPCProfiler
 from tuner.metaschedule.settings import LOCAL_POOL
@@ -100,17 +101,18 @@ class StageWorkers:
             return profiler
 
     def start(self) -> None:
-        """Start every worker now, while this process imports MetaSchedule's tensor
-        intrinsics (what the first TuneContext would import), so that the first stages do
-        not pay for start-up."""
+        """Start every worker now, while this process loads the host's tensor intrinsics
+        (what the first TuneContext needs), so that the first stages do not pay for
+        start-up."""
+        from tvm.target import Target
+
         starters = [self.builder(r).start for r in self.resources if r.startswith("client:")]
         starters += [
             self.profiler(r).start for r in self.resources if r.startswith(LOCAL_POOL + ":")
         ]
         with ThreadPoolExecutor(max(1, len(starters))) as pool:
             futures = [pool.submit(start) for start in starters]
-            import tvm.s_tir.tensor_intrin  # noqa: F401
-
+            load_tensor_intrinsics(Target("llvm"))  # local devices are this host's CPU
             for future in futures:
                 future.result()
 

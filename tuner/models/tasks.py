@@ -22,6 +22,7 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.target import Target
 
 from tuner._base import one_line
+from tuner.metaschedule.intrinsics import load_tensor_intrinsics
 from tuner.metaschedule.tasks import TuningTask
 from tuner.models._base import LoadedModel, ModelError
 from tuner.models.loaders import load_model
@@ -131,6 +132,7 @@ def fused_ops(task_name: str) -> str:
 
 
 def _untunable(mod: tvm.IRModule, target: Target, name: str) -> str | None:
+    load_tensor_intrinsics(target)
     try:
         context = ms.TuneContext(
             mod, target=target, space_generator="post-order-apply", task_name=name
@@ -141,4 +143,3 @@ def _untunable(mod: tvm.IRModule, target: Target, name: str) -> str | None:
     if all(len(space.trace.decisions) == 0 for space in spaces):
         return NO_DECISIONS
     return None
-
