@@ -32,7 +32,6 @@ MODULES_BY_ARCH: dict[str, tuple[str, ...]] = {
 _ARCH_BY_MACHINE = {"amd64": "x86_64", "x86": "i686", "arm64": "aarch64"}
 
 _lock = threading.Lock()
-_loaded: set[str] = set()  # submodules imported through the partial package
 _partial = False  # the package was registered without its __init__
 
 
@@ -46,10 +45,9 @@ def load_tensor_intrinsics(target: Any) -> tuple[str, ...]:
             return ("*",)
         _register_package()
         for name in modules:
-            if name not in _loaded:
-                importlib.import_module(f"{PACKAGE}.{name}")
-                _loaded.add(name)
-        return tuple(sorted(_loaded))
+            importlib.import_module(f"{PACKAGE}.{name}")
+        prefix = PACKAGE + "."
+        return tuple(sorted(m.removeprefix(prefix) for m in sys.modules if m.startswith(prefix)))
 
 
 def modules_for(kind: str, triple: str) -> tuple[str, ...] | None:
