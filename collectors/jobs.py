@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol
 
 
@@ -68,6 +69,14 @@ ALLOCATORS: tuple[str, ...] = ("gain", "gradient", "uniform")
 
 class JobSpecError(ValueError):
     """A job spec that cannot be tuned as written; the message names the field."""
+
+
+class UnknownJobError(ValueError):
+    """A control named a job the tuner does not know (an API answers 404)."""
+
+
+class NoArtifactError(ValueError):
+    """A job has no artifact to fetch (yet): not a model job, or not finished."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +225,31 @@ class JobInfo:
     detail: str | None = None
     model: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The job as plain JSON values (what ``from_dict`` reads back)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["state"] = str(self.state)
+        out["tasks"] = list(self.tasks)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobInfo:
+        """A job from a decoded JSON object (``to_dict``'s form)."""
+        values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        values["state"] = JobState(values["state"])
+        values["tasks"] = tuple(values.get("tasks", ()))
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class JobArtifact:
+    """What a finished job leaves to fetch: its MetaSchedule database folder and, for a
+    model job, the compiled model's folder (``tuner.models.compiled`` layout)."""
+
+    job: str
+    database: Path
+    compiled: Path | None = None
+
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
@@ -228,7 +262,9 @@ class Catalog:
 
 class Control(Protocol):
     """Job controls the dashboard and the clients use. Each change emits a ``job`` event;
-    a refused change raises ValueError naming why (unknown job, illegal transition...)."""
+    a refused change raises ValueError naming why (``UnknownJobError`` for a job the tuner
+    does not know; an illegal transition...). ``artifact`` names a finished job's files
+    (``NoArtifactError`` when it has none yet); a tuner that keeps none may leave it out."""
 
     def submit(self, spec: JobSpec) -> str: ...
 
@@ -243,6 +279,8 @@ class Control(Protocol):
     def list(self) -> list[JobInfo]: ...
 
     def catalog(self) -> Catalog: ...
+
+    def artifact(self, job: str) -> JobArtifact: ...
 
 
 def _all(values: Any, kind: type) -> bool:

@@ -13,11 +13,15 @@ import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from collectors.jobs import JobState, StageKind
+from collectors.jobs import JobState, StageKind, UnknownJobError
 
 
 class TunerError(ValueError):
     """A user mistake in a tuning request (bad spec, policy, target, trials...)."""
+
+
+class UnknownJob(TunerError, UnknownJobError):
+    """A control named a job this tuner does not know."""
 
 
 def one_line(error: BaseException | str, *, last: bool = False, limit: int = 400) -> str:

@@ -38,6 +38,7 @@ from tuner._base import (
     StageRequest,
     StageResult,
     TunerError,
+    UnknownJob,
     pool_for,
     resource_pool,
 )
@@ -827,7 +828,7 @@ class Scheduler:
         found = self._jobs.get(job)
         if found is None:
             known = ", ".join(list(self._jobs)[:10]) or "none"
-            raise TunerError(f"unknown job {job!r} (jobs: {known})")
+            raise UnknownJob(f"unknown job {job!r} (jobs: {known})")
         return found
 
     # --- events -----------------------------------------------------------------------------
