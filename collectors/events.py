@@ -5,7 +5,8 @@ Every event carries the envelope ``v`` (schema version), ``source`` (who produce
 ``clock`` ("wall" or "sim"), ``kind`` and ``job``. ``(source, seq)`` identifies an event, so
 replaying a stream into a store is idempotent. Four kinds exist:
 
-- ``job``: a job's state changed (submitted, started, paused, ...).
+- ``job``: a job's state changed (submitted, started, paused, ...); a ``submitted`` event
+  may carry the job's spec (``JobEvent.spec``), from which a restarted server resumes it.
 - ``task``: a tuning task was registered (op kind, shapes, weight, flops).
 - ``stage``: a select/build/profile/update stage ran on a resource from start to end.
 - ``record``: one measured candidate (trace text, run times or error, predicted score).
@@ -45,6 +46,9 @@ class Event:
     """Envelope shared by every kind. Use a concrete subclass."""
 
     kind: ClassVar[str] = ""
+    # Fields added to v1 later: written only when set, so readers that predate them still
+    # read every event that does not use them.
+    extensions: ClassVar[tuple[str, ...]] = ()
     v: int = SCHEMA_VERSION
     source: str
     seq: int
@@ -61,6 +65,9 @@ class Event:
         out: dict[str, Any] = {"v": self.v, "kind": self.kind}
         for name, value in zip(spec.out_names, spec.get_out(self), strict=True):
             out[name] = _jsonable(value)
+        for name in self.extensions:
+            if out[name] is None:
+                del out[name]
         return out
 
     def to_json(self) -> str:
@@ -68,15 +75,25 @@ class Event:
         spec = _spec(type(self))
         out: dict[str, Any] = {"v": self.v, "kind": self.kind}
         out.update(zip(spec.out_names, spec.get_out(self), strict=True))
+        for name in self.extensions:
+            if out[name] is None:
+                del out[name]
         # The encoder writes tuples as JSON arrays, exactly as to_dict's lists.
         return _ENCODE(out)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobEvent(Event):
-    """A job changed state. ``detail`` holds a reason (why it failed, who paused it)."""
+    """A job changed state. ``detail`` holds a reason (why it failed, who paused it).
+
+    ``spec`` (an extension of v1, optional) is the submitted ``JobSpec`` as JSON text
+    (``JobSpec.to_dict``), on ``submitted`` events of jobs a tuner can plan again: what a
+    restarted server resumes an unfinished job from. It is written only when set: readers
+    that predate it read every other event, and reject only a ``submitted`` event that
+    carries a spec."""
 
     kind: ClassVar[str] = "job"
+    extensions: ClassVar[tuple[str, ...]] = ("spec",)
     change: str
     priority: int = 0
     model: str | None = None
@@ -86,6 +103,7 @@ class JobEvent(Event):
     trials: int | None = None
     tasks: tuple[str, ...] | None = None
     detail: str | None = None
+    spec: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -329,3 +329,12 @@ def test_mean_of_does_not_overflow_where_the_sum_would() -> None:
     assert mean_of((1.5e308, 1.5e308)) == 1.5e308
     record = from_dict({**FULL["record"], "run_secs": [1.7e308, 1.7e308], "error_class": None})
     assert record.mean_secs == 1.7e308
+
+
+def test_the_job_spec_extension_is_written_only_when_set() -> None:
+    plain = JobEvent(source="s", seq=0, ts=1.0, job="j1", change="started")
+    assert "spec" not in plain.to_dict() and '"spec"' not in plain.to_json()
+    spec = '{"workloads":["matmul:8"]}'
+    submitted = JobEvent(source="s", seq=1, ts=1.0, job="j1", change="submitted", spec=spec)
+    assert from_json(submitted.to_json()) == submitted
+    assert submitted.to_dict()["spec"] == spec
