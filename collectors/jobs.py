@@ -94,7 +94,8 @@ class JobSpec:
     afresh, runs that fast. ``batch`` is the candidates per iteration, ``population`` the
     evolutionary search's population (None: the tuner's).
     ``target`` is the codegen target: a name (``llvm``), JSON text or an object
-    (``{"kind": "llvm", "mcpu": ...}``).
+    (``{"kind": "llvm", "mcpu": ...}``); None: the tuner's default (``llvm`` unless it was
+    started with another).
     ``device`` names the device pool that profiles the job (``rpc:KEY`` for the servers a
     TVM RPC tracker lists under KEY; None: the tuner's default device). ``input_shapes``
     fix a model's dynamic input dimensions (``{"x": (1, 3, 224, 224)}``), ``model_batch``
@@ -114,7 +115,7 @@ class JobSpec:
     time_budget: float | None = None
     target_latency: float | None = None
     priority: int = 0
-    target: str | Mapping[str, Any] = "llvm"
+    target: str | Mapping[str, Any] | None = None
     device: str | None = None
     name: str | None = None
     batch: int = 16
@@ -157,7 +158,9 @@ class JobSpec:
                 raise JobSpecError(f"{name} must be a positive number of {unit}, got {value!r}")
         _check_int("priority", self.priority)
         _check_int("seed", self.seed, minimum=0)
-        if not isinstance(self.target, str | Mapping) or not self.target:
+        if self.target is not None and (
+            not isinstance(self.target, str | Mapping) or not self.target
+        ):
             raise JobSpecError(f"target must be a name or an object, got {self.target!r}")
         if not isinstance(self.reuse_only, bool):
             raise JobSpecError(f"reuse_only must be true or false, got {self.reuse_only!r}")

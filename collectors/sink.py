@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from collectors._base import BaseStore, Stored
+from collectors._base import BaseStore, Stored, StoreError
 from collectors.events import Event
 
 E = TypeVar("E", bound=Event)
@@ -20,11 +21,17 @@ class Publisher(Protocol):
     def publish(self, stored: list[Stored]) -> None: ...
 
 
+class StoreWriteError(StoreError):
+    """The store refused a write (disk full, read-only file...)."""
+
+
 class EventSink:
     """Stamps ``source``, ``seq``, ``ts`` and ``clock`` on events and writes them through.
 
     Thread-safe: stages on different resources emit from different threads.
-    ``now`` is the clock the producer runs on (wall time, or a simulated clock).
+    ``now`` is the clock the producer runs on (wall time, or a simulated clock). A write the
+    store refuses raises ``StoreWriteError`` and leaves the reason in ``broken``, so a
+    producer can stop starting work it could not record.
     """
 
     def __init__(
@@ -43,14 +50,19 @@ class EventSink:
         self.clock = clock
         self._seq = store.max_seq(self.source) + 1
         self._lock = threading.Lock()
+        self.broken: str | None = None
 
     def emit(self, cls: type[E], **fields: Any) -> E:
         """Build, store and publish one event of kind ``cls``; returns it."""
         with self._lock:
             fields.setdefault("ts", self.now())
             event = cls(source=self.source, seq=self._seq, clock=self.clock, **fields)
+            try:
+                stored = self.store.append([event])
+            except (OSError, StoreError, sqlite3.Error) as exc:
+                self.broken = f"the store cannot be written: {type(exc).__name__}: {exc}"
+                raise StoreWriteError(self.broken) from exc
             self._seq += 1
-            stored = self.store.append([event])
         if self.hub is not None and stored:
             self.hub.publish(stored)
         return event

@@ -38,15 +38,33 @@ from pathlib import Path
 from typing import Any
 
 from collectors._base import BaseStore
+from collectors.events import JobEvent
 from collectors.hub import Hub
-from collectors.jobs import TERMINAL_STATES, Catalog, JobInfo, JobSpec
+from collectors.jobs import (
+    TERMINAL_STATES,
+    Catalog,
+    JobArtifact,
+    JobInfo,
+    JobSpec,
+    JobState,
+    NoArtifactError,
+)
 from collectors.sink import EventSink
 from collectors.stores import open_store
-from tuner._base import CLIENT_POOL, PlannedJob, TunerError, duration_text, resource_pool
+from tuner._base import (
+    CLIENT_POOL,
+    PlannedJob,
+    TunerError,
+    UnknownJob,
+    duration_text,
+    one_line,
+    resource_pool,
+)
 from tuner.clock import WallClock
 from tuner.cpus import CpuPlan, available_cpus, plan_cpus
 from tuner.metaschedule.driver import FinalStage, LatencyCheck, MetaScheduleDriver
 from tuner.metaschedule.library import LibraryError, ScheduleLibrary
+from tuner.metaschedule.resume import ResumeState
 from tuner.metaschedule.reuse import ReuseSettings
 from tuner.metaschedule.rpc import discover, parse_rpc
 from tuner.metaschedule.run import EvalConfig
@@ -58,6 +76,7 @@ from tuner.models.evaluate import time_saved_model
 from tuner.models.tasks import model_tasks
 from tuner.models.zoo import ZOO
 from tuner.policies import create_policy
+from tuner.recovery import StoredJob, stored_jobs
 from tuner.scheduler import Scheduler
 
 DEVICE_PREFIX = "device:"
@@ -80,7 +99,8 @@ class EngineSettings:
     long-running service) instead of failed (a one-shot run). ``lend_idle_devices``: a local
     device's cores take client stages (select, build, update) while no profile is expected
     before such a stage would end, or at most ``lend_wait_s`` later (``math.inf``: whenever
-    no profile waits); profiles never share them.
+    no profile waits); profiles never share them. ``target`` is the codegen target of jobs
+    whose spec names none.
     """
 
     runs_dir: str | Path
@@ -98,6 +118,7 @@ class EngineSettings:
     profile_retries: int = 2
     lend_idle_devices: bool = False
     lend_wait_s: float = 0.0
+    target: str | Mapping[str, Any] = "llvm"
 
     def __post_init__(self) -> None:
         create_policy(self.policy)  # an unknown policy fails before anything starts
@@ -268,6 +289,8 @@ class Engine:
             lend_wait_s=settings.lend_wait_s,
         )
         self._jobs: dict[str, _EngineJob] = {}
+        self._past: dict[str, StoredJob] = {}  # jobs a previous process ended (or lost)
+        self._preparing: dict[str, StoredJob] = {}  # unfinished ones being planned again
         self._submitting = threading.local()
         self._started = False
         self._setup_s = 0.0
@@ -290,19 +313,112 @@ class Engine:
             self._submitting.db_dir = None
 
     def pause(self, job: str, reason: str | None = None) -> None:
+        self._refuse_past(job)
         self.scheduler.pause(job, reason)
 
     def resume(self, job: str) -> None:
+        self._refuse_past(job)
         self.scheduler.resume(job)
 
     def reprioritize(self, job: str, priority: int) -> None:
+        self._refuse_past(job)
         self.scheduler.reprioritize(job, priority)
 
     def cancel(self, job: str) -> None:
+        self._refuse_past(job)
         self.scheduler.cancel(job)
 
     def list(self) -> list[JobInfo]:
-        return self.scheduler.list()
+        """Every job: those of earlier runs on this store first (a job being planned again
+        after a restart shows as preparing), then this run's."""
+        live = self.scheduler.list()
+        here = {info.id for info in live}
+        preparing = [
+            replace(job.info(), detail="preparing: planning it again after a restart")
+            for job in list(self._preparing.values())
+            if job.id not in here
+        ]
+        past = [job.info() for job in list(self._past.values())]
+        return past + preparing + live
+
+    def artifact(self, job: str) -> JobArtifact:
+        """A finished job's database folder and, for a model job, its compiled model."""
+        live = self._jobs.get(job)
+        if live is not None:
+            info = next((i for i in self.scheduler.list() if i.id == job), None)
+            state = info.state if info is not None else JobState.QUEUED
+            db_dir: Path | None = live.driver.db_dir
+        elif job in self._past:
+            state, db_dir = self._past[job].state, self._past[job].db_dir
+            db_dir = db_dir or self.runs_dir / job
+        else:
+            known = ", ".join(i.id for i in self.list()[:10]) or "none"
+            raise UnknownJob(f"unknown job {job!r} (jobs: {known})")
+        if state != JobState.FINISHED:
+            raise NoArtifactError(f"job {job} is {state}; only a finished job has an artifact")
+        if db_dir is None or not db_dir.is_dir():
+            raise NoArtifactError(f"job {job}'s database folder {db_dir} is gone")
+        compiled = db_dir / "compiled"
+        return JobArtifact(job, db_dir, compiled if compiled.is_dir() else None)
+
+    def _refuse_past(self, job: str) -> None:
+        past = self._past.get(job)
+        if past is not None:
+            raise TunerError(f"job {job} is {past.state}; it cannot change any more")
+        if job in self._preparing:
+            raise TunerError(f"job {job} is being prepared after a restart; try again shortly")
+
+    # --- after a restart -------------------------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """Take back every job the store says a previous process left unfinished (see
+        ``tuner.recovery``): running jobs resume from their databases, paused ones stay
+        paused, queued ones wait; a job that cannot be planned again fails with the reason.
+        Jobs that had ended are listed and their artifacts served. Returns a line per job
+        taken back or failed."""
+        lines = []
+        jobs = stored_jobs(self.store)
+        for job in jobs:
+            (self._past if job.finished else self._preparing)[job.id] = job
+        for job in jobs:
+            if job.finished:
+                continue
+            try:
+                self._restore(job)
+            except Exception as exc:  # the job fails with the reason; the others go on
+                reason = job.spec_error or f"cannot resume after restart: {one_line(exc)}"
+                if job.spec is None and job.spec_error is None:
+                    reason = "its process stopped; it has no stored spec to resume from"
+                job.state, job.detail = JobState.FAILED, reason
+                self._past[job.id] = job
+                del self._preparing[job.id]
+                self.sink.emit(
+                    JobEvent, job=job.id, change="failed", priority=job.priority,
+                    name=job.name, model=job.model, target=job.target, detail=reason,
+                )  # fmt: skip
+                lines.append(f"{job.id} failed: {reason}")
+                continue
+            lines.append(f"{job.id} ({job.name}) {job.state}: back from its database")
+        return lines
+
+    def _restore(self, job: StoredJob) -> None:
+        if job.spec is None:
+            raise TunerError(job.spec_error or "no spec stored")
+        resume = ResumeState(
+            stored_records=dict(job.stored_records),
+            stopped=dict(job.stopped),
+            started_at=job.started_at,
+        )
+        self._submitting.db_dir = job.db_dir
+        self._submitting.resume = resume
+        try:
+            self.scheduler.restore(
+                job.id, job.spec, state=job.state, priority=job.priority, started=job.started
+            )
+            del self._preparing[job.id]
+        finally:
+            self._submitting.db_dir = None
+            self._submitting.resume = None
 
     def catalog(self) -> Catalog:
         """The zoo models and the device pools a ``JobSpec`` may name (default first)."""
@@ -393,7 +509,7 @@ class Engine:
 
     def _plan_job(self, job_id: str, spec: JobSpec) -> PlannedJob:
         """The scheduler's job factory: a ``JobSpec`` -> a MetaSchedule job."""
-        target = target_config(spec.target, self.workers.device_cores)
+        target = target_config(spec.target or self.settings.target, self.workers.device_cores)
         device_pool = self._device_pool(spec.device)
         model = None
         tasks: Sequence[Any] = spec.workloads
@@ -440,6 +556,7 @@ class Engine:
             on_stall=self._stalled if self.settings.pause_on_stall else None,
             final=self._final_stage(job_id, model is not None),
             check=self._latency_check(spec, model, target, device_pool),
+            resume=getattr(self._submitting, "resume", None),
         )
         self._jobs[job_id] = _EngineJob(spec, driver, model, target)
         return PlannedJob(

@@ -15,12 +15,14 @@ running stages end (simulated stages are abandoned).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import math
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from collectors.events import JobEvent, StageEvent
 from collectors.jobs import TERMINAL_STATES, Catalog, JobInfo, JobSpec, JobState, StageKind
+from collectors.sink import StoreWriteError
 from tuner._base import (
     CLIENT_POOL,
     Assignment,
@@ -109,6 +112,7 @@ class _Job:
     closed: bool = False
     ended_at: float | None = None
     detail: str | None = None
+    spec: str | None = None  # the submitted JobSpec as JSON text (for a restart)
     estimates: dict[StageKind, tuple[int, float]] = field(default_factory=dict)
 
 
@@ -232,6 +236,7 @@ class Scheduler:
             raise TunerError("this scheduler cannot build jobs from a spec (no job factory)")
         if not isinstance(spec, JobSpec):
             raise TunerError(f"submit takes a JobSpec, got {type(spec).__name__}")
+        self._check_recordable()
         # The factory may import models: call it outside the lock, with a reserved id.
         order, job_id = self._reserve_id()
         plan = self.job_factory(job_id, spec)
@@ -255,7 +260,66 @@ class Scheduler:
             priority=spec.priority,
             model=plan.model,
             submitted=plan.detail,
+            spec=json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":")),
         )
+
+    def restore(
+        self,
+        job_id: str,
+        spec: JobSpec,
+        *,
+        state: JobState,
+        priority: int,
+        started: bool,
+    ) -> str:
+        """Take back a job a previous scheduler left unfinished (a restarted server), under
+        its old id and in its old state: a running job resumes (its ``resumed`` event says
+        so), a paused one stays paused, a queued one waits its turn. The job factory plans
+        it again; its driver picks up from what the job had stored."""
+        if self.job_factory is None:
+            raise TunerError("this scheduler cannot build jobs from a spec (no job factory)")
+        if state in TERMINAL_STATES:
+            raise TunerError(f"job {job_id} is {state}; only unfinished jobs are restored")
+        with self._lock:
+            if job_id in self._jobs:
+                raise TunerError(f"job {job_id} is already here")
+            self._count += 1
+            order = self._count
+        plan = self.job_factory(job_id, spec)
+        if not isinstance(plan, PlannedJob):
+            raise TunerError(f"the job factory returned {type(plan).__name__}")
+        try:
+            self._check_pools(plan.name, plan.device_pool)
+        except TunerError:
+            plan.driver.close(cancelled=True)
+            raise
+        total = plan.trials_total
+        with self._lock:
+            job = _Job(
+                id=job_id,
+                driver=plan.driver,
+                order=order,
+                submitted_at=self.clock.now(),
+                name=plan.name,
+                target=plan.target,
+                device_pool=plan.device_pool,
+                tasks=plan.tasks,
+                trials_total=plan.driver.trials()[1] if total is None else total,
+                priority=priority,
+                model=plan.model,
+                state=state if state == JobState.PAUSED else JobState.QUEUED,
+                started=started,
+                detail=plan.detail,
+                spec=json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":")),
+            )
+            self._jobs[job_id] = job
+            if state == JobState.RUNNING:
+                job.state = JobState.RUNNING
+                self._emit_job(job, "resumed", "resumed after restart")
+            elif state == JobState.PAUSED:
+                self._emit_job(job, "paused", "still paused after restart")
+            self._kick()
+        return job_id
 
     def catalog(self) -> Catalog:
         """The device pools jobs may name (``Control``): ``llvm``, ``rpc:KEY``..."""
@@ -276,7 +340,13 @@ class Scheduler:
                 )
 
     def _register(
-        self, order: int, job_id: str, driver: JobDriver, submitted: str | None = None, **info: Any
+        self,
+        order: int,
+        job_id: str,
+        driver: JobDriver,
+        submitted: str | None = None,
+        spec: str | None = None,
+        **info: Any,
     ) -> str:
         with self._lock:
             job = _Job(
@@ -285,6 +355,7 @@ class Scheduler:
                 order=order,
                 submitted_at=self.clock.now(),
                 detail=submitted,  # what it was asked, until it ends
+                spec=spec,
                 **info,
             )
             self._jobs[job_id] = job
@@ -300,6 +371,7 @@ class Scheduler:
         ``reason`` (who paused it, or why) goes into the job event's detail.
         """
         with self._lock:
+            self._check_recordable()
             j = self._get(job)
             if j.state in TERMINAL_STATES:
                 raise TunerError(f"job {job} is {j.state}; only queued or running jobs pause")
@@ -313,6 +385,7 @@ class Scheduler:
     def resume(self, job: str) -> None:
         """Let a paused job run stages again (it rejoins the back of the queue)."""
         with self._lock:
+            self._check_recordable()
             j = self._get(job)
             if j.state != JobState.PAUSED:
                 raise TunerError(f"job {job} is {j.state}, not paused; only paused jobs resume")
@@ -327,6 +400,7 @@ class Scheduler:
         """Change a job's priority (policies that use it decide with the new value)."""
         _check_int("priority", priority)
         with self._lock:
+            self._check_recordable()
             j = self._get(job)
             if j.state in TERMINAL_STATES:
                 raise TunerError(f"job {job} is {j.state}; its priority cannot change")
@@ -337,6 +411,7 @@ class Scheduler:
     def cancel(self, job: str) -> None:
         """Stop a job for good; its driver is closed with ``cancelled=True``."""
         with self._lock:
+            self._check_recordable()
             j = self._get(job)
             if j.state in TERMINAL_STATES:
                 raise TunerError(f"job {job} is already {j.state}")
@@ -381,6 +456,11 @@ class Scheduler:
         """(submitted, ended or None) clock times of every job."""
         with self._lock:
             return {j.id: (j.submitted_at, j.ended_at) for j in self._jobs.values()}
+
+    def stages_running(self) -> bool:
+        """Whether a stage holds a resource now."""
+        with self._lock:
+            return any(self._holders.values())
 
     def busy_time(self) -> dict[str, float]:
         """Seconds each resource has been held by at least one stage so far."""
@@ -459,6 +539,9 @@ class Scheduler:
             started = time.perf_counter()
             self._driver_s = 0.0
             now = self.clock.now()
+            if self.halted is not None:  # nothing starts that could not be recorded
+                self.stats.passes += 1
+                return
             for job in list(self._jobs.values()):
                 if job.stale and job.state in (JobState.QUEUED, JobState.RUNNING):
                     self._fetch_ready(job, now)
@@ -833,9 +916,23 @@ class Scheduler:
 
     # --- events -----------------------------------------------------------------------------
 
+    @property
+    def halted(self) -> str | None:
+        """Why no stage starts any more (the store refused a write), or None."""
+        return self.sink.broken if self.sink is not None else None
+
+    def _check_recordable(self) -> None:
+        if self.halted is not None:
+            raise TunerError(f"{self.halted}; no job changes until it can be written again")
+
     def _emit_job(self, job: _Job, change: str, detail: str | None = None) -> None:
         if self.sink is None:
             return
+        with _store_refusal_logged():
+            self._emit_job_event(job, change, detail)
+
+    def _emit_job_event(self, job: _Job, change: str, detail: str | None) -> None:
+        assert self.sink is not None
         self.sink.emit(
             JobEvent,
             job=job.id,
@@ -848,6 +945,7 @@ class Scheduler:
             trials=self._trials(job)[1],
             tasks=job.tasks,
             detail=detail,
+            spec=job.spec if change == "submitted" else None,
         )
 
     def _emit_stage(
@@ -861,6 +959,19 @@ class Scheduler:
         if self.sink is None:
             return
         req = stage.request
+        with _store_refusal_logged():
+            self._emit_stage_event(stage, req, end, status, error, result)
+
+    def _emit_stage_event(
+        self,
+        stage: _Stage,
+        req: StageRequest,
+        end: float,
+        status: str,
+        error: str | None,
+        result: StageResult | None,
+    ) -> None:
+        assert self.sink is not None
         self.sink.emit(
             StageEvent,
             ts=end,
@@ -875,6 +986,16 @@ class Scheduler:
             error=error,
             candidates=result.candidates if result is not None else None,
         )
+
+
+@contextlib.contextmanager
+def _store_refusal_logged() -> Iterator[None]:
+    """A store that refused a write halts the scheduler (``Scheduler.halted``); the event
+    is logged instead, and the loop goes on."""
+    try:
+        yield
+    except StoreWriteError as exc:
+        log.error("%s", exc)
 
 
 def _fresh_prefix(sink: EventSink | None) -> str:

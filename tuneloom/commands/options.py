@@ -251,6 +251,7 @@ def engine_settings(
         library=library.folder if library is not None else None,
         lend_idle_devices=args.lend is not None,
         lend_wait_s=args.lend or 0.0,
+        target=args.target,
         **overrides,
     )
 

@@ -79,13 +79,20 @@ from collectors.importers.ms_database import (
 )
 from collectors.jobs import StageKind
 from collectors.reuse import UNTUNED, ReusedSchedule, origin_text
-from collectors.sink import EventSink
+from collectors.sink import EventSink, StoreWriteError
 from tuner._base import JobDriver, StageResult, Step, TunerError, duration_text, one_line
 from tuner.allocation import TaskProgress, choose_task, stop_reason
 from tuner.cpus import pin_thread
 from tuner.metaschedule.build import BuildOutcome, remove_artifact
 from tuner.metaschedule.intrinsics import load_tensor_intrinsics
 from tuner.metaschedule.library import LibraryEntry
+from tuner.metaschedule.resume import (
+    DatabaseRecord,
+    ResumeState,
+    records_by_workload,
+    repair_database,
+    sync_file,
+)
 from tuner.metaschedule.reuse import (
     ReuseSettings,
     SourceChoice,
@@ -104,6 +111,8 @@ from tuner.metaschedule.workloads import WorkloadSpec, parse_job_workloads
 log = logging.getLogger(__name__)
 
 STAGE_ATTEMPTS = 3  # a stage that raises this many times in a row stops its task
+# A record recovered from the database after a restart: its error text was in the store only.
+RECOVERED_ERROR = "failed (recovered from the job's database after a restart)"
 
 
 class DeviceLost(RuntimeError):
@@ -143,6 +152,11 @@ class _Task:
     batch_reused: dict[int, ReusedSchedule] = field(default_factory=dict)
     reuse_note: str | None = None
     reused_secs: dict[int, float | None] = field(default_factory=dict)
+    # After a restart: the schedules measured before it (structural hashes, never measured
+    # again) and whether the cost model still has to learn from the database's records.
+    measured: set[int] = field(default_factory=set)
+    relearn: bool = False
+    timed_trials: int = 0  # trials whose stages this process timed (``seconds``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +255,7 @@ class MetaScheduleDriver(JobDriver):
         on_stall: Callable[[str, str], None] | None = None,
         final: FinalStage | None = None,
         check: LatencyCheck | None = None,
+        resume: ResumeState | None = None,
     ) -> None:
         tasks = job_tasks(workloads)
         if not tasks:
@@ -278,6 +293,7 @@ class MetaScheduleDriver(JobDriver):
         load_tensor_intrinsics(self.target)  # before any TuneContext or trace replay
         self.db_dir = Path(db_dir)
         self.db_dir.mkdir(parents=True, exist_ok=True)
+        self.repairs = repair_database(self.db_dir) if resume is not None else []
         self.database = ms.database.JSONDatabase(
             path_workload=str(self.db_dir / WORKLOAD_FILE),
             path_tuning_record=str(self.db_dir / RECORD_FILE),
@@ -317,6 +333,10 @@ class MetaScheduleDriver(JobDriver):
         self._stopped_by: str | None = None  # why the job stopped searching early
         self._announced = False
         self._closed = False
+        self.resume = resume
+        self._backfill: list[tuple[_Task, int, DatabaseRecord]] = []
+        if resume is not None:
+            self._pick_up(resume)
 
     # --- JobDriver ---------------------------------------------------------------------------
 
@@ -358,9 +378,47 @@ class MetaScheduleDriver(JobDriver):
     def _announce(self) -> None:
         self._announced = True
         if self.settings.time_budget_s is not None:
-            self._deadline = time.monotonic() + self.settings.time_budget_s
+            started = self.resume.started_at if self.resume is not None else None
+            spent = max(0.0, time.time() - started) if started is not None else 0.0
+            self._deadline = time.monotonic() + self.settings.time_budget_s - spent
         for task in self._tasks:
-            self._emit_task(task)
+            self._emit_task(task, stopped=task.failed if task.done else None)
+        for task, candidate, record in self._backfill:
+            self._emit_recovered(task, candidate, record)
+        self._backfill = []
+
+    def _pick_up(self, resume: ResumeState) -> None:
+        """Continue from what the job's database holds (see ``tuner.metaschedule.resume``):
+        each task's trials, best and history from its records; tasks that had stopped stay
+        stopped; the records the store lacks are emitted once the task events are."""
+        by_workload = records_by_workload(self.db_dir)
+        for t in self._tasks:
+            records = by_workload.get(t.workload_hash, [])
+            stored = resume.stopped.get(t.name)
+            if records:
+                t.reuse_pending = False
+                t.relearn = True
+                for offset, record in enumerate(records):
+                    mean = float(np.mean(record.run_secs)) if record.run_secs else None
+                    if mean is not None and (t.best_s is None or mean < t.best_s):
+                        t.best_s, t.best_candidate = mean, offset
+                    if (offset + 1) % self.batch_size == 0 or offset + 1 == len(records):
+                        t.history.append(t.best_s if t.best_s is not None else math.inf)
+                        t.batch_trials.append(offset % self.batch_size + 1)
+                t.trials, t.iteration = len(records), len(t.history)
+                already = resume.stored_records.get(t.name, 0)
+                if already > len(records):
+                    log.warning(
+                        "job %s task %s: the store holds %d records, its database only %d",
+                        self.job_id, t.name, already, len(records),
+                    )  # fmt: skip
+                self._backfill += [(t, i, records[i]) for i in range(already, len(records))]
+            if t.done:
+                continue
+            if stored is not None:
+                t.done, t.failed = True, stored
+            elif t.trials >= t.budget:
+                t.done = True
 
     def _next_batches(self, slots: int, exclude: set[str] | frozenset[str]) -> list[_Task]:
         """The tasks that start a batch now: at most ``slots``, picked by the allocator among
@@ -409,7 +467,7 @@ class MetaScheduleDriver(JobDriver):
             trials=t.trials,
             history=tuple(t.history),
             batch_trials=tuple(t.batch_trials),
-            seconds_per_trial=t.seconds / t.trials if t.trials else None,
+            seconds_per_trial=t.seconds / t.timed_trials if t.timed_trials else None,
         )
 
     def run(self, task: str, iteration: int, kind: StageKind, resource: str) -> StageResult:
@@ -609,6 +667,10 @@ class MetaScheduleDriver(JobDriver):
                 return StageResult(ok=False, error=t.failed, candidates=0)
         np.random.seed(_mix(self.seed, t.name, t.iteration, "np"))
         candidates = t.ctx.generate_measure_candidates()
+        if candidates and t.measured:  # measured before a restart: never again
+            candidates = [
+                c for c in candidates if tvm_ffi.structural_hash(c.sch.mod) not in t.measured
+            ]
         if not candidates:
             self._end_task(t, None if t.trials else "the search space has no candidates")
             return StageResult(ok=True, candidates=0)
@@ -738,6 +800,7 @@ class MetaScheduleDriver(JobDriver):
                     cand.sch.trace, t.workload, run_secs, self.target, cand.args_info
                 )
             )
+        sync_file(self.db_dir / RECORD_FILE)  # on disk before the store hears of them
         ok = [(c, r) for c, r, o in zip(t.candidates, results, outcomes, strict=True) if o.run_secs]
         if t.ctx is not None:
             try:
@@ -758,6 +821,7 @@ class MetaScheduleDriver(JobDriver):
             remove_artifact(build.artifact)
         count = len(t.candidates)
         t.trials += count
+        t.timed_trials += count
         t.iteration += 1
         t.history.append(t.best_s if t.best_s is not None else math.inf)
         t.batch_trials.append(count)
@@ -800,6 +864,26 @@ class MetaScheduleDriver(JobDriver):
         )
         t.ctx = ctx
         t.workload = self.database.commit_workload(t.spec.mod)
+        if t.relearn:
+            t.relearn = False
+            self._relearn(t)
+
+    def _relearn(self, t: _Task) -> None:
+        """After a restart: the cost model learns from the task's records in the database
+        (MetaSchedule's search already starts from their best), and what they measured is
+        never proposed again."""
+        candidates, results = [], []
+        for record in self.database.get_all_tuning_records():
+            if str(tvm_ffi.structural_hash(record.workload.mod)) != t.workload_hash:
+                continue
+            candidate = record.as_measure_candidate()
+            t.measured.add(tvm_ffi.structural_hash(candidate.sch.mod))
+            secs = [float(x) for x in record.run_secs or ()]
+            if secs and float(np.mean(secs)) < FAILED_RUN_SECS / 10:
+                candidates.append(candidate)
+                results.append(ms.runner.RunnerResult(secs, None))
+        if candidates:
+            self.cost_model.update(t.ctx, candidates, results)
 
     def _end_task(self, t: _Task, failed: str | None) -> None:
         t.done = True
@@ -838,39 +922,70 @@ class MetaScheduleDriver(JobDriver):
         stopped = stopped or t.spec.untunable
         if stopped:
             detail.append(f"stopped={stopped}")
-        self.sink.emit(
-            TaskEvent,
-            job=self.job_id,
-            task=t.name,
-            op=t.spec.op,
-            shapes=t.spec.shapes,
-            dtype=t.spec.dtype,
-            weight=t.spec.weight,
-            flops=t.spec.flops,
-            workload_hash=t.workload_hash,
-            tunable=t.spec.untunable is None and (t.failed is None or t.trials > 0),
-            detail="\n".join(detail),
-        )
+        with _kept_in_database():
+            self.sink.emit(
+                TaskEvent,
+                job=self.job_id,
+                task=t.name,
+                op=t.spec.op,
+                shapes=t.spec.shapes,
+                dtype=t.spec.dtype,
+                weight=t.spec.weight,
+                flops=t.spec.flops,
+                workload_hash=t.workload_hash,
+                tunable=t.spec.untunable is None and (t.failed is None or t.trials > 0),
+                detail="\n".join(detail),
+            )
+
+    def _emit_recovered(self, t: _Task, candidate: int, record: DatabaseRecord) -> None:
+        """A record the database holds and the store missed (the process stopped between)."""
+        if self.sink is None:
+            return
+        with _kept_in_database():
+            self.sink.emit(
+                RecordEvent,
+                job=self.job_id,
+                task=t.name,
+                candidate=candidate,
+                iteration=candidate // self.batch_size,
+                workload_hash=t.workload_hash,
+                trace=record.trace_text,
+                run_secs=record.run_secs,
+                error=None if record.run_secs else RECOVERED_ERROR,
+                error_class=None if record.run_secs else "other",
+                origin="metaschedule",
+            )
 
     def _emit_record(
         self, t: _Task, candidate: int, cand: Any, outcome: RunOutcome, predicted: float | None
     ) -> None:
         if self.sink is None:
             return
-        self.sink.emit(
-            RecordEvent,
-            job=self.job_id,
-            task=t.name,
-            candidate=candidate,
-            iteration=t.iteration,
-            workload_hash=t.workload_hash,
-            trace=trace_json_text(cand.sch.trace),
-            run_secs=outcome.run_secs,
-            error=outcome.error,
-            error_class=outcome.error_class,
-            predicted=predicted,
-            origin="metaschedule",
-        )
+        with _kept_in_database():
+            self.sink.emit(
+                RecordEvent,
+                job=self.job_id,
+                task=t.name,
+                candidate=candidate,
+                iteration=t.iteration,
+                workload_hash=t.workload_hash,
+                trace=trace_json_text(cand.sch.trace),
+                run_secs=outcome.run_secs,
+                error=outcome.error,
+                error_class=outcome.error_class,
+                predicted=predicted,
+                origin="metaschedule",
+            )
+
+
+@contextlib.contextmanager
+def _kept_in_database() -> Iterator[None]:
+    """A store that refuses a write loses nothing: the database holds the records, and a
+    restart puts them in the store (``tuner.metaschedule.resume``); the scheduler halts."""
+    try:
+        yield
+    except StoreWriteError as exc:
+        log.error("%s", exc)
 
 
 def _reuse_entries(
