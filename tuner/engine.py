@@ -291,6 +291,7 @@ class Engine:
         self._jobs: dict[str, _EngineJob] = {}
         self._past: dict[str, StoredJob] = {}  # jobs a previous process ended (or lost)
         self._preparing: dict[str, StoredJob] = {}  # unfinished ones being planned again
+        self._planning: dict[str, JobSpec] = {}  # submitted, their models still importing
         self._submitting = threading.local()
         self._started = False
         self._setup_s = 0.0
@@ -338,6 +339,11 @@ class Engine:
             for job in list(self._preparing.values())
             if job.id not in here
         ]
+        preparing += [
+            _planning_info(job_id, spec)
+            for job_id, spec in list(self._planning.items())
+            if job_id not in here
+        ]
         past = [job.info() for job in list(self._past.values())]
         return past + preparing + live
 
@@ -365,8 +371,8 @@ class Engine:
         past = self._past.get(job)
         if past is not None:
             raise TunerError(f"job {job} is {past.state}; it cannot change any more")
-        if job in self._preparing:
-            raise TunerError(f"job {job} is being prepared after a restart; try again shortly")
+        if job in self._preparing or job in self._planning:
+            raise TunerError(f"job {job} is still being prepared; try again shortly")
 
     # --- after a restart -------------------------------------------------------------------------
 
@@ -508,7 +514,15 @@ class Engine:
     # --- planning a job -----------------------------------------------------------------------
 
     def _plan_job(self, job_id: str, spec: JobSpec) -> PlannedJob:
-        """The scheduler's job factory: a ``JobSpec`` -> a MetaSchedule job."""
+        """The scheduler's job factory: a ``JobSpec`` -> a MetaSchedule job (listed as
+        preparing meanwhile: importing a model takes a while)."""
+        self._planning[job_id] = spec
+        try:
+            return self._plan(job_id, spec)
+        finally:
+            del self._planning[job_id]
+
+    def _plan(self, job_id: str, spec: JobSpec) -> PlannedJob:
         target = target_config(spec.target or self.settings.target, self.workers.device_cores)
         device_pool = self._device_pool(spec.device)
         model = None
@@ -686,6 +700,22 @@ class Engine:
             library=job.library,
             reuse=_reuse_report(driver) if driver.reuse is not None else None,
         )
+
+
+def _planning_info(job_id: str, spec: JobSpec) -> JobInfo:
+    what = "importing the model" if spec.model else "planning its tasks"
+    return JobInfo(
+        id=job_id,
+        name=spec.label,
+        state=JobState.QUEUED,
+        priority=spec.priority,
+        target="",
+        tasks=(),
+        trials_done=0,
+        trials_total=spec.trials or 0,
+        detail=f"preparing: {what}",
+        model=spec.model,
+    )
 
 
 def _asked(spec: JobSpec, driver: MetaScheduleDriver) -> str:

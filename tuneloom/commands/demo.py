@@ -1,16 +1,15 @@
-"""`tuneloom demo`: the embedded tuner on a few small real jobs, with the dashboard on it."""
+"""`tuneloom demo`: the tuning service on a temporary store, with a few small real jobs."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 from tuneloom.cli import UserError
-from tuneloom.commands.library import add_library_option, database_joiner, library_to_join
+from tuneloom.commands.library import add_library_option, library_to_join
 from tuneloom.commands.serve import add_upload_limit, upload_limit_bytes
-from tuneloom.samples import importable_samples
+from tuneloom.commands.server import ServiceOptions, check_address, run_service
 
 # Small real jobs that finish in minutes on two cores: a mix of ops, so the timeline shows
 # the client and the device taking turns between jobs.
@@ -26,12 +25,14 @@ DEMO_JOBS: tuple[tuple[str, tuple[str, ...], str | None], ...] = (
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "demo",
-        help="Start the embedded tuner with a few small real jobs and the dashboard.",
+        help="Start the tuning service with a few small real jobs and the dashboard.",
         description=(
-            "Tune a few small real workloads with TVM on this machine under a scheduling "
-            "policy and serve the dashboard on them, live. Submit, pause, resume, "
-            "reprioritize and cancel jobs from the Jobs page. Compare policies by running "
-            "it again with another --policy (e.g. sequential)."
+            "Run the tuning service (as `tuneloom server` does) on a temporary store with a "
+            "few small real jobs, tuned with TVM on this machine under a scheduling policy, "
+            "and the dashboard on them, live. Submit, pause, resume, reprioritize and cancel "
+            "jobs from the Jobs page or with the client commands (`tuneloom jobs`...). "
+            "Compare policies by running it again with another --policy (e.g. sequential). "
+            "With --db naming an existing store, its unfinished jobs resume instead."
         ),
     )
     parser.add_argument("--policy", default="interleaved", help="scheduling policy")
@@ -57,57 +58,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from collectors.hub import Hub
     from collectors.jobs import JobSpec
-    from collectors.stores import open_store
-    from dashboard.access import token_from_env
-    from dashboard.server import serve
-    from tuner.engine import Engine, EngineSettings
-    from tuner.metaschedule.inspector import MetaScheduleInspector
+    from tuner.engine import EngineSettings
 
     if args.trials_per_task <= 0:
         raise UserError(f"--trials-per-task must be a positive integer, got {args.trials_per_task}")
-    if not 0 <= args.port <= 65535:
-        raise UserError(f"--port must be between 0 and 65535, got {args.port}")
+    check_address(args.host, args.port)
     limit = upload_limit_bytes(args.upload_limit)
     library = library_to_join(args)
-
     db = Path(args.db) if args.db else Path(tempfile.mkdtemp(prefix="tuneloom-demo-")) / "demo.db"
-    runs_dir = db.parent / f"{db.stem}-runs"
     settings = EngineSettings(
-        runs_dir=runs_dir,
+        runs_dir=db.parent / f"{db.stem}-runs",
         policy=args.policy,
         library=library.folder if library else None,
         pause_on_stall=True,
     )
-    store = open_store(str(db))
-    hub = Hub()
-    engine = Engine(settings, store=store, hub=hub)
-    inspector = MetaScheduleInspector(store, database_dirs=[str(runs_dir)])
-    try:
-        if not args.no_jobs:
-            for name, workloads, model in DEMO_JOBS:
-                spec = JobSpec(workloads=workloads, model=model, name=name,
-                               trials_per_task=args.trials_per_task)  # fmt: skip
-                engine.submit(spec)
-        engine.serve()
-
-        def ready(url: str) -> None:
-            print(f"tuneloom demo on {url} (policy {args.policy}; events in {db})", flush=True)
-
-        serve(
-            store, engine, hub, inspector, host=args.host, port=args.port,
-            token=args.token or token_from_env(), title=f"demo ({args.policy})", ready=ready,
-            samples=importable_samples(), uploads_dir=db.parent / f"{db.stem}-uploads",
-            upload_limit=limit, library=str(library.folder) if library else None,
-            on_database_imported=database_joiner(args.library) if library else None,
-        )  # fmt: skip
-    except OSError as exc:
-        reason = exc.strerror or exc
-        raise UserError(f"cannot listen on {args.host}:{args.port} ({reason})") from None
-    except KeyboardInterrupt:
-        print("tuneloom demo: stopped", file=sys.stderr)
-    finally:
-        engine.close()
-        store.close()
-    return 0
+    fresh = not db.exists()
+    jobs = [] if args.no_jobs or not fresh else [
+        JobSpec(workloads=workloads, model=model, name=name, trials_per_task=args.trials_per_task)
+        for name, workloads, model in DEMO_JOBS
+    ]  # fmt: skip
+    options = ServiceOptions(
+        host=args.host, port=args.port, token=args.token, upload_limit=limit,
+        library=library, library_arg=args.library, name="demo",
+        title=f"demo ({args.policy})",
+    )  # fmt: skip
+    return run_service(str(db), settings, options, submit=jobs)
