@@ -14,7 +14,7 @@ import pandas as pd
 from dash import Dash, Input, Output, State, dash_table, dcc, html, no_update
 from dash import ctx as callback_ctx
 
-from collectors.jobs import Catalog, JobInfo, JobSpec
+from collectors.jobs import JobInfo, JobSpec
 from dashboard.context import AppContext
 from dashboard.data import Snapshot
 from dashboard.pages.common import (
@@ -27,13 +27,18 @@ from dashboard.pages.common import (
     token_card,
     upload_zone,
 )
+from dashboard.submissions import (
+    FormError,
+    catalog,
+    check_trials,
+    check_zoo,
+    parse_priority,
+)
 from dashboard.uploads import UploadError, format_size
 
 NAME = "jobs"
 PATH = "/jobs"
 TITLE = "Jobs"
-MAX_TRIALS = 1_000_000
-MAX_PRIORITY = 1_000_000
 ACTIONS = {"jobs-pause": "pause", "jobs-resume": "resume", "jobs-cancel": "cancel",
            "jobs-set-priority": "reprioritize"}  # fmt: skip
 DONE = {"pause": "Paused", "resume": "Resumed", "cancel": "Cancelled", "reprioritize": "Set"}
@@ -55,10 +60,6 @@ COLUMNS = [
     {"name": "policy", "id": "policy"},
     {"name": "detail", "id": "detail"},
 ]
-
-
-class FormError(ValueError):
-    """A form field holds something the tuner cannot take; the message says which."""
 
 
 def jobs_rows(snap: Snapshot, infos: list[JobInfo] | None) -> list[dict[str, Any]]:
@@ -93,17 +94,6 @@ def _text(value: Any) -> str:
     return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
 
 
-def parse_priority(value: Any) -> int:
-    """A priority from the form: a whole number within +-1,000,000."""
-    if value is None or value == "":
-        raise FormError("Give a priority (a whole number; higher runs first).")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-        raise FormError(f"The priority must be a whole number, got {value!r}.")
-    if abs(value) > MAX_PRIORITY:
-        raise FormError(f"The priority must be between -{MAX_PRIORITY:,} and {MAX_PRIORITY:,}.")
-    return int(value)
-
-
 def parse_submission(
     workloads: str | None,
     model: str | None,
@@ -132,14 +122,8 @@ def parse_submission(
         )
     if any(len(s) > 200 for s in specs):
         raise FormError("A workload spec is longer than 200 characters.")
-    if trials == "":
-        trials = None  # the tuner's default budget (32 per task)
-    if trials is not None and (
-        isinstance(trials, bool) or not isinstance(trials, (int, float)) or trials != int(trials)
-    ):
-        raise FormError(f"Trials must be a whole number, got {trials!r}.")
-    if trials is not None and not 1 <= trials <= MAX_TRIALS:
-        raise FormError(f"Trials must be between 1 and {MAX_TRIALS:,}, got {int(trials)}.")
+    # Empty: the tuner's default budget (32 per task).
+    trials = check_trials(None if trials == "" else trials)
     target = (target or "").strip() or "llvm"
     if len(target) > 200 or any(ch.isspace() for ch in target):
         raise FormError("The target must be one word such as llvm (no spaces).")
@@ -152,21 +136,11 @@ def parse_submission(
     if start != "cold" and library is None:
         raise FormError("This dashboard has no schedule library to start a job from.")
     return JobSpec(
-        workloads=specs, model=model, trials=None if trials is None else int(trials),
+        workloads=specs, model=model, trials=trials,
         priority=parse_priority(priority),
         target=target, device=device or None, name=name,
         warm_start=library if start != "cold" else None, reuse_only=start == "reuse",
     )  # fmt: skip
-
-
-def catalog(ctx: AppContext) -> Catalog:
-    """What the attached tuner takes (zoo models, devices); empty without a tuner."""
-    if ctx.control is None:
-        return Catalog()
-    try:
-        return ctx.control.catalog()
-    except Exception:  # the form still works with workload specs and the default device
-        return Catalog()
 
 
 def resolve_model(ctx: AppContext, zoo: Any, upload_id: Any) -> tuple[str | None, str | None]:
@@ -177,9 +151,8 @@ def resolve_model(ctx: AppContext, zoo: Any, upload_id: Any) -> tuple[str | None
     raises FormError.
     """
     zoo = zoo or None
-    models = catalog(ctx).models
-    if zoo is not None and zoo not in models:
-        raise FormError(f"Unknown zoo model {zoo!r} (zoo: {', '.join(models) or 'none'}).")
+    if zoo is not None:
+        check_zoo(ctx, zoo)
     if upload_id:
         if zoo is not None:
             raise FormError("Choose a zoo model or upload a model file, not both.")
