@@ -8,13 +8,16 @@ names a path on the server), on one of the tuner's devices.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 from dash import Dash, Input, Output, State, dash_table, dcc, html, no_update
 from dash import ctx as callback_ctx
 
-from collectors.jobs import JobInfo, JobSpec
+from collectors.jobs import JobInfo, JobSpec, JobState
+from dashboard.api import PREFIX as API_PREFIX
 from dashboard.context import AppContext
 from dashboard.data import Snapshot
 from dashboard.pages.common import (
@@ -59,11 +62,15 @@ COLUMNS = [
     {"name": "model", "id": "model"},
     {"name": "policy", "id": "policy"},
     {"name": "detail", "id": "detail"},
+    {"name": "files", "id": "files", "presentation": "markdown"},
 ]
 
 
-def jobs_rows(snap: Snapshot, infos: list[JobInfo] | None) -> list[dict[str, Any]]:
-    """One row per job with its state, progress (trials done of the budget) and priority."""
+def jobs_rows(
+    snap: Snapshot, infos: list[JobInfo] | None, artifacts: Collection[str] = ()
+) -> list[dict[str, Any]]:
+    """One row per job with its state, progress (trials done of the budget) and priority;
+    the jobs in ``artifacts`` get a link to download their files."""
     live = {info.id: info for info in infos or []}
     measured = snap.records.groupby("job").size() if len(snap.records) else pd.Series(dtype=int)
     rows = []
@@ -85,9 +92,30 @@ def jobs_rows(snap: Snapshot, infos: list[JobInfo] | None) -> list[dict[str, Any
                 "model": _text(job.model),
                 "policy": _text(job.policy),
                 "detail": _text(info.detail if info and info.detail else job.detail),
+                "files": f"[download]({artifact_url(job.job)})" if job.job in artifacts else "",
             }
         )
     return rows
+
+
+def artifact_url(job: str) -> str:
+    """Where the API sends a job's files (``.tar.gz``)."""
+    return f"{API_PREFIX}/jobs/{quote(job, safe='')}/artifact"
+
+
+def with_artifacts(ctx: AppContext, infos: list[JobInfo] | None) -> set[str]:
+    """The finished jobs whose files the tuner can hand out."""
+    get = getattr(ctx.control, "artifact", None)
+    found = set()
+    for info in infos or []:
+        if get is None or info.state != JobState.FINISHED:
+            continue
+        try:
+            get(info.id)
+        except Exception:  # not a job with files (NoArtifactError) or the tuner failed
+            continue
+        found.add(info.id)
+    return found
 
 
 def _text(value: Any) -> str:
@@ -279,6 +307,7 @@ def _jobs_table() -> dash_table.DataTable:
         columns=COLUMNS,
         row_selectable="single",
         selected_row_ids=[],
+        markdown_options={"link_target": "_self"},
         **TABLE_STYLE,
         style_data_conditional=[
             {"if": {"filter_query": '{state} = "paused"'}, "color": "#996500"},
@@ -417,7 +446,7 @@ def register(app: Dash, ctx: AppContext) -> None:
                 infos = ctx.control.list()
             except Exception:  # the store still tells the story
                 infos = None
-        return jobs_rows(ctx.view.snapshot(), infos)
+        return jobs_rows(ctx.view.snapshot(), infos, with_artifacts(ctx, infos))
 
     @app.callback(
         Output("jobs-message", "children"),

@@ -1,5 +1,5 @@
 """The JSON API under /api/v1 (Flask test client): every endpoint, its errors, the token rule,
-model uploads and job archives."""
+model uploads and job archives; and the Jobs page's download link."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 
 from collectors.events import JobEvent, RecordEvent
-from collectors.jobs import JobInfo
+from collectors.jobs import JobInfo, JobSpec
 from collectors.sqlite_store import SQLiteStore
 from dashboard import api
 from dashboard.access import Access
-from dashboard.app import create_app
+from dashboard.app import create_app, parts
+from dashboard.pages import jobs as jobs_page
 from tests.dashboard.fake_tuner import FakeTuner, ListOnlyTuner
 
 ONNX = b"\x08\x08\x12\x08tuneloom" + bytes(range(256))  # starts as an ONNX file does
@@ -451,3 +452,22 @@ def test_artifacts_of_unfinished_unknown_or_fileless_jobs_are_refused(
     assert error(fileless.get(f"/api/v1/jobs/{job}/artifact"), 404) == (
         "this tuner keeps no job files to fetch"
     )
+
+
+def test_the_jobs_page_links_finished_jobs_to_their_files(
+    store: SQLiteStore, tuner: FakeTuner, tmp_path: Path
+) -> None:
+    app = create_app(store, tuner, live=False, uploads_dir=tmp_path / "up")
+    ctx = parts(app).context
+    for spec in ({"workloads": ("m",)}, {"model": "zoo:cnn"}):
+        job = tuner.submit(JobSpec(**spec))
+        store.append([JobEvent(source="t", seq=len(tuner.specs), ts=1.0, job=job,
+                               change="submitted")])  # fmt: skip
+    tuner.finish("j2")
+    infos = tuner.list()
+    assert jobs_page.with_artifacts(ctx, infos) == {"j2"}
+    rows = jobs_page.jobs_rows(ctx.view.snapshot(), infos, {"j2"})
+    assert [row["files"] for row in rows] == ["", "[download](/api/v1/jobs/j2/artifact)"]
+    fileless = parts(create_app(store, ListOnlyTuner(tuner), live=False)).context
+    assert jobs_page.with_artifacts(fileless, infos) == set()
+    assert app.server.test_client().get("/api/v1/jobs/j2/artifact").status_code == 200
