@@ -33,6 +33,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from collectors._base import BaseStore
 from collectors.jobs import (
+    Control,
     JobArtifact,
     JobInfo,
     JobSpec,
@@ -52,6 +53,7 @@ PREFIX = "/api/v1"
 TOKEN_HEADER = "X-Tuneloom-Token"
 READ_ONLY = "this dashboard runs no tuner (read-only); start `tuneloom server --db PATH`"
 LIBRARY = "library"  # warm_start value naming the server's own schedule library
+MAX_REASON = 500  # characters of a pause reason
 _CHUNK = 1 << 20
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -143,10 +145,11 @@ def blueprint(ctx: AppContext, status: Callable[[], Mapping[str, Any]] | None = 
         raise ApiError(404, f"no job {job!r}")
 
     def changes(view: Callable[..., Any]) -> Callable[..., Any]:
-        """Guard a view that changes something: same-site, a tuner attached, access."""
+        """Guard a view that changes something (same site, a tuner attached, access) and
+        hand it the control."""
 
         @functools.wraps(view)
-        def guarded(*args: Any, **kwargs: Any) -> Any:
+        def guarded(**kwargs: Any) -> Any:
             if _cross_site():
                 raise ApiError(403, "requests from another site's page may not change jobs")
             if ctx.control is None:
@@ -154,7 +157,7 @@ def blueprint(ctx: AppContext, status: Callable[[], Mapping[str, Any]] | None = 
             token = request_token()
             if not ctx.access.allows(token):
                 raise ApiError(403, refusal(ctx.access, token))
-            return view(*args, **kwargs)
+            return view(ctx.control, **kwargs)
 
         return guarded
 
@@ -189,8 +192,7 @@ def blueprint(ctx: AppContext, status: Callable[[], Mapping[str, Any]] | None = 
 
     @api.post("/jobs")
     @changes
-    def submit() -> tuple[Response, int]:
-        assert ctx.control is not None
+    def submit(control: Control) -> tuple[Response, int]:
         if request.mimetype == "multipart/form-data":
             data = _spec_field()
             model_file = request.files.get("model")
@@ -206,16 +208,14 @@ def blueprint(ctx: AppContext, status: Callable[[], Mapping[str, Any]] | None = 
             item = upload.files[0]
             data = {**data, "model": str(item.path), "name": data.get("name") or item.name}
         try:
-            spec = server_spec(ctx, data, uploaded=upload is not None)
-            job = ctx.control.submit(spec)
-        except (ApiError, ValueError) as exc:
+            job = control.submit(server_spec(ctx, data, uploaded=upload is not None))
+        except ValueError as exc:  # the tuner refuses it: a bad workload, an unreadable model
+            message = _line(exc)
             if upload is not None:
                 ctx.uploads.discard(upload)
-            if isinstance(exc, ApiError):
-                raise
-            message = _line(exc)
-            raise ApiError(400, upload.describe(message) if upload else message) from None
-        except Exception:
+                message = upload.describe(message)
+            raise ApiError(400, message) from None
+        except BaseException:
             if upload is not None:
                 ctx.uploads.discard(upload)
             raise
@@ -225,25 +225,27 @@ def blueprint(ctx: AppContext, status: Callable[[], Mapping[str, Any]] | None = 
 
     @api.post("/jobs/<job>/pause")
     @changes
-    def pause(job: str) -> Response:
+    def pause(control: Control, job: str) -> Response:
         reason = _json_body(required=False).get("reason")
         if reason is not None and not isinstance(reason, str):
             raise ApiError(400, f"reason must be a string, got {reason!r}")
-        return act(job, lambda: ctx.control.pause(job, reason=reason or None))  # type: ignore[union-attr]
+        if reason is not None and len(reason) > MAX_REASON:
+            raise ApiError(400, f"reason must be at most {MAX_REASON} characters")
+        return act(job, lambda: control.pause(job, reason=reason or None))
 
     @api.post("/jobs/<job>/resume")
     @changes
-    def resume(job: str) -> Response:
-        return act(job, lambda: ctx.control.resume(job))  # type: ignore[union-attr]
+    def resume(control: Control, job: str) -> Response:
+        return act(job, lambda: control.resume(job))
 
     @api.post("/jobs/<job>/cancel")
     @changes
-    def cancel(job: str) -> Response:
-        return act(job, lambda: ctx.control.cancel(job))  # type: ignore[union-attr]
+    def cancel(control: Control, job: str) -> Response:
+        return act(job, lambda: control.cancel(job))
 
     @api.post("/jobs/<job>/priority")
     @changes
-    def priority(job: str) -> Response:
+    def priority(control: Control, job: str) -> Response:
         body = _json_body(required=True)
         if "priority" not in body:
             raise ApiError(400, 'give the new priority as {"priority": N}')
@@ -251,7 +253,7 @@ def blueprint(ctx: AppContext, status: Callable[[], Mapping[str, Any]] | None = 
             value = parse_priority(body["priority"])
         except FormError as exc:
             raise ApiError(400, _line(exc)) from None
-        return act(job, lambda: ctx.control.reprioritize(job, value))  # type: ignore[union-attr]
+        return act(job, lambda: control.reprioritize(job, value))
 
     @api.get("/jobs/<job>/artifact")
     def artifact(job: str) -> Response:
