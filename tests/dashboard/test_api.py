@@ -1,5 +1,5 @@
 """The JSON API under /api/v1 (Flask test client): every endpoint, its errors, the token rule,
-model uploads and job archives; and the Jobs page's download link."""
+model uploads and job archives; and the Jobs page's download link (also in the browser)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from collectors.events import JobEvent, RecordEvent
 from collectors.jobs import JobInfo, JobSpec
@@ -20,6 +21,7 @@ from dashboard import api
 from dashboard.access import Access
 from dashboard.app import create_app, parts
 from dashboard.pages import jobs as jobs_page
+from tests.dashboard.browser import served
 from tests.dashboard.fake_tuner import FakeTuner, ListOnlyTuner
 
 ONNX = b"\x08\x08\x12\x08tuneloom" + bytes(range(256))  # starts as an ONNX file does
@@ -477,3 +479,26 @@ def test_the_jobs_page_links_finished_jobs_to_their_files(
     fileless = parts(create_app(store, ListOnlyTuner(tuner), live=False)).context
     assert jobs_page.with_artifacts(fileless, infos) == set()
     assert app.server.test_client().get("/api/v1/jobs/j2/artifact").status_code == 200
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_download_link_on_the_jobs_page_fetches_the_archive(
+    page: Any, store: SQLiteStore, tuner: FakeTuner, tmp_path: Path
+) -> None:
+    tab, console = page
+    job = tuner.submit(JobSpec(model="zoo:cnn"))
+    store.append([JobEvent(source="t", seq=1, ts=1.0, job=job, change="submitted")])
+    tuner.finish(job)
+    app = create_app(store, tuner, uploads_dir=tmp_path / "up")
+    with served(app) as running:
+        tab.goto(running.url + "/jobs")
+        link = tab.locator("#jobs-table a", has_text="download")
+        expect(link).to_have_attribute("href", f"/api/v1/jobs/{job}/artifact")
+        with tab.expect_download() as info:
+            link.click()
+        download = info.value
+        assert download.suggested_filename == f"{job}.tar.gz"
+        with tarfile.open(download.path(), mode="r:gz") as tar:
+            assert "compiled/model.so" in tar.getnames()
+    assert console.errors == []
