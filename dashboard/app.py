@@ -1,4 +1,5 @@
-"""The dashboard app factory: ``create_app(store, control=None, live=None, inspector=None)``."""
+"""The dashboard app factory: ``create_app(store, control=None, live=None, inspector=None)``,
+with the JSON API under ``/api/v1/``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from flask_socketio import SocketIO
 
 from collectors._base import BaseStore
 from collectors.jobs import Control
-from dashboard import shell
+from dashboard import api, shell
 from dashboard.access import Access
 from dashboard.codeviews import CodeViews, InspectorBackend
 from dashboard.context import BARS_LIMIT, AppContext
@@ -54,6 +55,7 @@ def create_app(
     upload_limit: int = DEFAULT_LIMIT,
     library: str | None = None,
     on_database_imported: Callable[[Path], str] | None = None,
+    status: Callable[[], Mapping[str, Any]] | None = None,
 ) -> Dash:
     """A Dash app showing ``store``.
 
@@ -68,6 +70,8 @@ def create_app(
     schedule library folder jobs submitted on the Jobs page may start from (None: none).
     ``on_database_imported(folder)`` is called for each MetaSchedule database the Import page
     imports (e.g. to add it to that library) and returns a note for the page.
+    The JSON API (``dashboard.api``) is served under ``/api/v1/``; ``status()`` adds to what
+    its ``/health`` says (e.g. ``{"accepting": False, "reason": ...}``).
     """
     view = StoreView(store)
     uploads = UploadFolder(
@@ -107,6 +111,7 @@ def create_app(
     shell.register(app, ctx, PAGES)
     for page in PAGES:
         page.register(app, ctx)
+    app.server.register_blueprint(api.blueprint(ctx, status))
     socketio = bridge = None
     if live is not False:
         socketio = SocketIO(app.server, async_mode="threading", logger=False, engineio_logger=False)

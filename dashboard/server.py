@@ -74,21 +74,23 @@ def serve(
     upload_limit: int = DEFAULT_LIMIT,
     library: str | None = None,
     on_database_imported: Any = None,
+    status: Any = None,
 ) -> None:
     """Serve the dashboard on ``host:port`` until interrupted.
 
     ``hub`` pushes live events; without one the store is tailed (``live=False``: no live
     push). Bound to a non-loopback ``host``, job controls and imports need ``token``;
     without one they are refused. ``samples``, ``uploads_dir``, ``upload_limit``,
-    ``library`` and ``on_database_imported`` go to ``create_app``. ``ready(url)`` is called
-    once the server listens. Raises OSError when the address cannot be bound.
+    ``library``, ``on_database_imported`` and ``status`` (what the API's ``/health`` adds)
+    go to ``create_app``. ``ready(url)`` is called once the server listens. Raises OSError
+    when the address cannot be bound.
     """
     access = Access(host=host, token=token)
     feed = hub if live else False
     app = create_app(
         store, control, feed, inspector, access=access, title=title, samples=samples,
         uploads_dir=uploads_dir, upload_limit=upload_limit, library=library,
-        on_database_imported=on_database_imported,
+        on_database_imported=on_database_imported, status=status,
     )  # fmt: skip
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     parts(app).context.view.snapshot()

@@ -4,7 +4,8 @@ Nothing the browser says decides where a file goes. Each upload gets a fresh fol
 random hex id (``<root>/<kind>/<id>/``); inside it a file keeps a cleaned copy of its name
 (letters, digits, ``_`` and ``-`` plus an allowed extension), so importers that pair files by
 name (a MetaSchedule database) and job names read as the user's file. Uploads are checked for
-an allowed extension, emptiness, undecodable data and a size limit on the decoded bytes.
+an allowed extension, emptiness, undecodable data and a size limit on the decoded bytes;
+models also for a pickle or content that is not the model format its extension names.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+from dashboard.modelfiles import model_problem
 
 DEFAULT_LIMIT = 64 * 1024 * 1024  # bytes, decoded, per upload (all its files together)
 MAX_FILES = 20  # files in one upload
@@ -176,28 +179,44 @@ class UploadFolder:
         ``contents``/``filenames`` are what ``dcc.Upload`` gives: a string each, or lists.
         Everything is checked before anything is written; raises UploadError.
         """
-        allowed = EXTENSIONS.get(kind)
-        if allowed is None:
-            raise ValueError(f"unknown upload kind {kind!r} (kinds: {', '.join(EXTENSIONS)})")
+        allowed = _allowed(kind)
         items = _pairs(contents, filenames)
-        if not items:
-            raise UploadError("No file was uploaded.")
-        if len(items) > MAX_FILES:
-            raise UploadError(f"{len(items)} files at once; upload at most {MAX_FILES}.")
-        names = _unique([safe_name(name, allowed) for _, name in items])
-        decoded = [decode(data, display_name(given), self.limit) for data, given in items]
-        total = sum(map(len, decoded))
+        _check_count(len(items))
+        for _, name in items:
+            safe_name(name, allowed)  # a wrong extension is refused before decoding
+        return self.store(
+            kind, [(given, decode(data, display_name(given), self.limit)) for data, given in items]
+        )
+
+    def store(self, kind: str, files: Sequence[tuple[object, bytes]]) -> Upload:
+        """Store one upload of ``kind`` from (file name as given, bytes) pairs: names,
+        emptiness, the size limit and, for models, the content (``modelfiles``) are all
+        checked before anything is written; raises UploadError."""
+        allowed = _allowed(kind)
+        _check_count(len(files))
+        names = _unique([safe_name(given, allowed) for given, _ in files])
+        for given, raw in files:
+            if not raw:
+                raise UploadError(f"{display_name(given)} is empty.")
+            if len(raw) > self.limit:
+                raise UploadError(too_large(display_name(given), len(raw), self.limit))
+        total = sum(len(raw) for _, raw in files)
         if total > self.limit:
             raise UploadError(
-                f"These {len(items)} files are {format_size(total)} together; uploads are "
+                f"These {len(files)} files are {format_size(total)} together; uploads are "
                 f"limited to {self.limit_text}."
             )
+        if kind == "models":
+            for given, raw in files:
+                problem = model_problem(display_name(given), raw)
+                if problem is not None:
+                    raise UploadError(problem)
         upload_id = uuid.uuid4().hex
         stored = []
         try:
             folder = self.root() / kind / upload_id
             folder.mkdir(parents=True)
-            for (_, given), name, raw in zip(items, names, decoded, strict=True):
+            for (given, raw), name in zip(files, names, strict=True):
                 path = folder / name
                 with open(path, "xb") as stream:
                     stream.write(raw)
@@ -248,6 +267,20 @@ class UploadFolder:
     def __repr__(self) -> str:
         where = "temporary" if self._root is None else str(self._root)
         return f"UploadFolder({where}, limit={self.limit_text})"
+
+
+def _allowed(kind: str) -> tuple[str, ...]:
+    allowed = EXTENSIONS.get(kind)
+    if allowed is None:
+        raise ValueError(f"unknown upload kind {kind!r} (kinds: {', '.join(EXTENSIONS)})")
+    return allowed
+
+
+def _check_count(count: int) -> None:
+    if not count:
+        raise UploadError("No file was uploaded.")
+    if count > MAX_FILES:
+        raise UploadError(f"{count} files at once; upload at most {MAX_FILES}.")
 
 
 def _pairs(contents: object, filenames: object) -> list[tuple[object, object]]:

@@ -23,6 +23,14 @@ COMMANDS: dict[str, str] = {
     "import": "import_",
     "export": "export",
     "bench": "bench",
+    "submit": "submit",
+    "jobs": "jobs",
+    "wait": "wait",
+    "pause": "pause",
+    "resume": "resume",
+    "cancel": "cancel",
+    "priority": "priority",
+    "fetch": "fetch",
 }
 
 
@@ -34,9 +42,13 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     """Errors that mean bad input, not a bug: reported without a traceback."""
     from collectors._base import StoreError
     from collectors.events import EventError
+    from tuneloom.client import ClientError
     from tuner._base import TunerError
 
-    return (UserError, StoreError, EventError, TunerError, FileNotFoundError, IsADirectoryError)
+    return (
+        UserError, StoreError, EventError, TunerError, ClientError, FileNotFoundError,
+        IsADirectoryError,
+    )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

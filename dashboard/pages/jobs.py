@@ -8,13 +8,16 @@ names a path on the server), on one of the tuner's devices.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 from dash import Dash, Input, Output, State, dash_table, dcc, html, no_update
 from dash import ctx as callback_ctx
 
-from collectors.jobs import Catalog, JobInfo, JobSpec
+from collectors.jobs import JobInfo, JobSpec, JobState
+from dashboard.api import PREFIX as API_PREFIX
 from dashboard.context import AppContext
 from dashboard.data import Snapshot
 from dashboard.pages.common import (
@@ -27,13 +30,18 @@ from dashboard.pages.common import (
     token_card,
     upload_zone,
 )
+from dashboard.submissions import (
+    FormError,
+    catalog,
+    check_trials,
+    check_zoo,
+    parse_priority,
+)
 from dashboard.uploads import UploadError, format_size
 
 NAME = "jobs"
 PATH = "/jobs"
 TITLE = "Jobs"
-MAX_TRIALS = 1_000_000
-MAX_PRIORITY = 1_000_000
 ACTIONS = {"jobs-pause": "pause", "jobs-resume": "resume", "jobs-cancel": "cancel",
            "jobs-set-priority": "reprioritize"}  # fmt: skip
 DONE = {"pause": "Paused", "resume": "Resumed", "cancel": "Cancelled", "reprioritize": "Set"}
@@ -54,15 +62,15 @@ COLUMNS = [
     {"name": "model", "id": "model"},
     {"name": "policy", "id": "policy"},
     {"name": "detail", "id": "detail"},
+    {"name": "files", "id": "files", "presentation": "markdown"},
 ]
 
 
-class FormError(ValueError):
-    """A form field holds something the tuner cannot take; the message says which."""
-
-
-def jobs_rows(snap: Snapshot, infos: list[JobInfo] | None) -> list[dict[str, Any]]:
-    """One row per job with its state, progress (trials done of the budget) and priority."""
+def jobs_rows(
+    snap: Snapshot, infos: list[JobInfo] | None, artifacts: Collection[str] = ()
+) -> list[dict[str, Any]]:
+    """One row per job with its state, progress (trials done of the budget) and priority;
+    the jobs in ``artifacts`` get a link to download their files."""
     live = {info.id: info for info in infos or []}
     measured = snap.records.groupby("job").size() if len(snap.records) else pd.Series(dtype=int)
     rows = []
@@ -84,24 +92,34 @@ def jobs_rows(snap: Snapshot, infos: list[JobInfo] | None) -> list[dict[str, Any
                 "model": _text(job.model),
                 "policy": _text(job.policy),
                 "detail": _text(info.detail if info and info.detail else job.detail),
+                "files": f"[download]({artifact_url(job.job)})" if job.job in artifacts else "",
             }
         )
     return rows
 
 
+def artifact_url(job: str) -> str:
+    """Where the API sends a job's files (``.tar.gz``)."""
+    return f"{API_PREFIX}/jobs/{quote(job, safe='')}/artifact"
+
+
+def with_artifacts(ctx: AppContext, infos: list[JobInfo] | None) -> set[str]:
+    """The finished jobs whose files the tuner can hand out."""
+    get = getattr(ctx.control, "artifact", None)
+    found = set()
+    for info in infos or []:
+        if get is None or info.state != JobState.FINISHED:
+            continue
+        try:
+            get(info.id)
+        except Exception:  # not a job with files (NoArtifactError) or the tuner failed
+            continue
+        found.add(info.id)
+    return found
+
+
 def _text(value: Any) -> str:
     return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
-
-
-def parse_priority(value: Any) -> int:
-    """A priority from the form: a whole number within +-1,000,000."""
-    if value is None or value == "":
-        raise FormError("Give a priority (a whole number; higher runs first).")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-        raise FormError(f"The priority must be a whole number, got {value!r}.")
-    if abs(value) > MAX_PRIORITY:
-        raise FormError(f"The priority must be between -{MAX_PRIORITY:,} and {MAX_PRIORITY:,}.")
-    return int(value)
 
 
 def parse_submission(
@@ -132,14 +150,8 @@ def parse_submission(
         )
     if any(len(s) > 200 for s in specs):
         raise FormError("A workload spec is longer than 200 characters.")
-    if trials == "":
-        trials = None  # the tuner's default budget (32 per task)
-    if trials is not None and (
-        isinstance(trials, bool) or not isinstance(trials, (int, float)) or trials != int(trials)
-    ):
-        raise FormError(f"Trials must be a whole number, got {trials!r}.")
-    if trials is not None and not 1 <= trials <= MAX_TRIALS:
-        raise FormError(f"Trials must be between 1 and {MAX_TRIALS:,}, got {int(trials)}.")
+    # Empty: the tuner's default budget (32 per task).
+    trials = check_trials(None if trials == "" else trials)
     target = (target or "").strip() or "llvm"
     if len(target) > 200 or any(ch.isspace() for ch in target):
         raise FormError("The target must be one word such as llvm (no spaces).")
@@ -152,21 +164,11 @@ def parse_submission(
     if start != "cold" and library is None:
         raise FormError("This dashboard has no schedule library to start a job from.")
     return JobSpec(
-        workloads=specs, model=model, trials=None if trials is None else int(trials),
+        workloads=specs, model=model, trials=trials,
         priority=parse_priority(priority),
         target=target, device=device or None, name=name,
         warm_start=library if start != "cold" else None, reuse_only=start == "reuse",
     )  # fmt: skip
-
-
-def catalog(ctx: AppContext) -> Catalog:
-    """What the attached tuner takes (zoo models, devices); empty without a tuner."""
-    if ctx.control is None:
-        return Catalog()
-    try:
-        return ctx.control.catalog()
-    except Exception:  # the form still works with workload specs and the default device
-        return Catalog()
 
 
 def resolve_model(ctx: AppContext, zoo: Any, upload_id: Any) -> tuple[str | None, str | None]:
@@ -177,9 +179,8 @@ def resolve_model(ctx: AppContext, zoo: Any, upload_id: Any) -> tuple[str | None
     raises FormError.
     """
     zoo = zoo or None
-    models = catalog(ctx).models
-    if zoo is not None and zoo not in models:
-        raise FormError(f"Unknown zoo model {zoo!r} (zoo: {', '.join(models) or 'none'}).")
+    if zoo is not None:
+        check_zoo(ctx, zoo)
     if upload_id:
         if zoo is not None:
             raise FormError("Choose a zoo model or upload a model file, not both.")
@@ -306,6 +307,7 @@ def _jobs_table() -> dash_table.DataTable:
         columns=COLUMNS,
         row_selectable="single",
         selected_row_ids=[],
+        markdown_options={"link_target": "_self"},
         **TABLE_STYLE,
         style_data_conditional=[
             {"if": {"filter_query": '{state} = "paused"'}, "color": "#996500"},
@@ -444,7 +446,7 @@ def register(app: Dash, ctx: AppContext) -> None:
                 infos = ctx.control.list()
             except Exception:  # the store still tells the story
                 infos = None
-        return jobs_rows(ctx.view.snapshot(), infos)
+        return jobs_rows(ctx.view.snapshot(), infos, with_artifacts(ctx, infos))
 
     @app.callback(
         Output("jobs-message", "children"),

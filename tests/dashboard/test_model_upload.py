@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from tuner._base import TunerError
 
 ZOO = ("zoo:cnn", "zoo:mobilenet", "zoo:resnet", "zoo:mlp")  # what the fake tuner offers
 MODEL_BYTES = b"\x08\x07\x12\x04test" + bytes(range(256)) * 4  # opaque to the dashboard
+# Starts as an ONNX file does (so the upload is kept) but is no model: the tuner refuses it.
+CORRUPT_ONNX = b"\x08\x07" + b"not a model"
 
 
 class FakeControl:
@@ -105,7 +108,7 @@ def test_a_zoo_model_is_submitted_by_name(tmp_path: Path) -> None:
 def test_bad_model_choices_are_refused_before_the_tuner_sees_them(tmp_path: Path) -> None:
     control = FakeControl()
     ctx = ctx_with(control, tmp_path)
-    upload_id, _ = jobs.upload_model(ctx, data_url(MODEL_BYTES), "net.tflite", None)
+    upload_id, _ = jobs.upload_model(ctx, data_url(MODEL_BYTES), "net.onnx", None)
     cases = [
         ({"zoo": "zoo:cnn", "model_upload": upload_id}, "not both"),
         ({"zoo": "zoo:gpt"}, "Unknown zoo model 'zoo:gpt'"),
@@ -123,7 +126,7 @@ def test_bad_model_choices_are_refused_before_the_tuner_sees_them(tmp_path: Path
 def test_the_tuners_verdict_on_a_model_is_shown_with_the_files_own_name(tmp_path: Path) -> None:
     control = FakeControl(model_error="not a valid ONNX model")
     ctx = ctx_with(control, tmp_path)
-    upload_id, _ = jobs.upload_model(ctx, data_url(b"garbage"), "broken.onnx", None)
+    upload_id, _ = jobs.upload_model(ctx, data_url(CORRUPT_ONNX), "broken.onnx", None)
     done, message = jobs.submit_job(ctx, None, model_upload=upload_id, **form())
     assert (done, message) == (False, "model broken.onnx: not a valid ONNX model")
     done, message = jobs.submit_job(ctx, None, zoo="zoo:resnet", **form())
@@ -138,6 +141,13 @@ def test_model_uploads_are_checked_and_nothing_bad_is_kept(tmp_path: Path) -> No
         ),
         "big.keras is 2 KiB; uploads are limited to 1 KiB.": (data_url(b"x" * 2048), "big.keras"),
         "empty.onnx is empty.": (data_url(b""), "empty.onnx"),
+        "junk.onnx is not an ONNX model (an ONNX file starts with its IR version).": (
+            data_url(b"garbage"), "junk.onnx"
+        ),
+        "m.tflite is a Python pickle; pickles are never loaded here (unpickling can run any "
+        "code): export the model as ONNX, TFLite or Keras.": (
+            data_url(pickle.dumps([1, 2])), "m.tflite"
+        ),
     }  # fmt: skip
     for expected, (contents, name) in cases.items():
         assert jobs.upload_model(ctx, contents, name, None) == (None, expected)
@@ -182,7 +192,7 @@ def test_the_real_engine_refuses_a_corrupt_model_and_the_page_says_why(tmp_path:
     with Engine(EngineSettings(runs_dir=tmp_path / "runs"), store=store) as engine:
         app = create_app(store, engine, live=False, uploads_dir=tmp_path / "up")
         ctx = parts(app).context
-        upload_id, _ = jobs.upload_model(ctx, data_url(b"not a model"), "corrupt.onnx", None)
+        upload_id, _ = jobs.upload_model(ctx, data_url(CORRUPT_ONNX), "corrupt.onnx", None)
         done, message = jobs.submit_job(ctx, None, model_upload=upload_id, **form(trials=2))
         assert engine.list() == []
     assert not done and "corrupt.onnx" in message
@@ -191,6 +201,7 @@ def test_the_real_engine_refuses_a_corrupt_model_and_the_page_says_why(tmp_path:
 
 
 # --- in the browser ---------------------------------------------------------------------
+
 
 def choose_file(tab: Any, name: str, raw: bytes) -> None:
     tab.set_input_files(
@@ -237,7 +248,7 @@ def test_a_bad_models_error_is_shown_on_the_page(page, tmp_path: Path) -> None:
     control = FakeControl(model_error="corrupt or truncated ONNX file")
     with served(create_app(MemoryStore(), control, uploads_dir=tmp_path)) as running:
         tab.goto(running.url + "/jobs")
-        choose_file(tab, "broken.onnx", b"garbage")
+        choose_file(tab, "broken.onnx", CORRUPT_ONNX)
         expect(tab.locator("#submit-model-status")).to_contain_text("Uploaded broken")
         tab.click("#submit-job")
         expect(tab.locator("#submit-message")).to_have_text(

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import io
+import pickle
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,8 @@ from dashboard.uploads import (
     default_folder,
     format_size,
 )
+
+TFLITE_HEAD = b"\x1c\x00\x00\x00TFL3\x14\x00"  # a FlatBuffer with TFLite's identifier
 
 
 def data_url(raw: bytes, mime: str = "application/octet-stream") -> str:
@@ -149,7 +154,7 @@ def test_several_files_share_one_folder_with_distinct_names(tmp_path: Path) -> N
 
 def test_finding_an_upload_takes_only_a_well_formed_existing_id(tmp_path: Path) -> None:
     folder = UploadFolder(tmp_path)
-    saved = folder.save("models", data_url(b"m"), "m.tflite")
+    saved = folder.save("models", data_url(TFLITE_HEAD), "m.tflite")
     assert folder.find("models", saved.id).files[0].path == saved.files[0].path
     for bad in ["../models", "0" * 32, saved.id.upper(), None, 7, saved.id + "/.."]:
         with pytest.raises(UploadError, match="no longer there"):
@@ -195,3 +200,43 @@ def test_a_folder_that_cannot_be_written_gives_a_clear_message(tmp_path: Path) -
     with pytest.raises(UploadError, match=r"could not be stored on the server \("):
         folder.save("logs", data_url(b"x"), "x.log")
     assert blocker.read_text() == "a file where the folder should be"
+
+
+def keras_bytes(*members: str) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name in members:
+            archive.writestr(name, "{}")
+    return out.getvalue()
+
+
+def test_model_uploads_must_look_like_their_format_and_never_be_pickles(tmp_path: Path) -> None:
+    folder = UploadFolder(tmp_path)
+    pickled = pickle.dumps({"weights": [1, 2, 3]})
+    refused = {
+        "net.onnx": (pickled, "net.onnx is a Python pickle; pickles are never loaded"),
+        "net.keras": (pickled, "net.keras is a Python pickle"),
+        "m.onnx": (b"hello world", "m.onnx is not an ONNX model"),
+        "m.tflite": (b"\x08\x07onnx-ish", "m.tflite is not a TFLite model"),
+        "m.keras": (b"PK not really", "m.keras is not a Keras model"),
+        "z.keras": (keras_bytes("metadata.json"), "z.keras is not a Keras model"),
+        "t.keras": (
+            keras_bytes("config.json", "archive/data.pkl"),
+            r"t.keras holds a Python pickle \(archive/data.pkl\)",
+        ),
+    }
+    for name, (raw, reason) in refused.items():
+        with pytest.raises(UploadError, match=reason):
+            folder.save("models", data_url(raw), name)
+    assert files_under(tmp_path) == []
+    kept = [
+        folder.save("models", data_url(raw), name).files[0].path.name
+        for name, raw in [
+            ("a.onnx", b"\x08\x08\x12\x08tuneloom"),
+            ("b.tflite", TFLITE_HEAD),
+            ("c.keras", keras_bytes("metadata.json", "config.json", "model.weights.h5")),
+        ]
+    ]
+    assert kept == ["a.onnx", "b.tflite", "c.keras"]
+    # Logs are not models: their content is the importers' business.
+    assert folder.save("logs", data_url(pickled), "odd.log").size == len(pickled)

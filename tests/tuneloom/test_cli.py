@@ -11,7 +11,10 @@ import pytest
 from tuneloom import cli
 from tuneloom.cli import UserError, main
 
-SUBCOMMANDS = ("demo", "serve", "tune", "evaluate", "simulate", "import", "export", "bench")
+SUBCOMMANDS = (
+    "demo", "serve", "tune", "evaluate", "simulate", "import", "export", "bench", "submit",
+    "jobs", "wait", "pause", "resume", "cancel", "priority", "fetch",
+)  # fmt: skip
 
 
 def test_help_lists_every_subcommand() -> None:
