@@ -15,6 +15,7 @@ from tuneloom import __version__
 COMMANDS: dict[str, str] = {
     "demo": "demo",
     "serve": "serve",
+    "server": "server",
     "tune": "tune",
     "evaluate": "evaluate",
     "reuse": "reuse",

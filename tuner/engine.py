@@ -80,6 +80,7 @@ from tuner.recovery import StoredJob, stored_jobs
 from tuner.scheduler import Scheduler
 
 DEVICE_PREFIX = "device:"
+PREPARE_WAIT_S = 120.0  # a control on a job still being planned waits this long for it
 COMPILE_TASK = "model"  # the final stage's task of a model job: compiling the model
 LIBRARY_TASK = "library"  # the final stage's task of a job that only joins the library
 
@@ -292,6 +293,8 @@ class Engine:
         self._past: dict[str, StoredJob] = {}  # jobs a previous process ended (or lost)
         self._preparing: dict[str, StoredJob] = {}  # unfinished ones being planned again
         self._planning: dict[str, JobSpec] = {}  # submitted, their models still importing
+        self._journal_read = False
+        self._prepared = threading.Condition()  # notified as jobs leave the two above
         self._submitting = threading.local()
         self._started = False
         self._setup_s = 0.0
@@ -368,13 +371,31 @@ class Engine:
         return JobArtifact(job, db_dir, compiled if compiled.is_dir() else None)
 
     def _refuse_past(self, job: str) -> None:
+        """A control on a job of an earlier run is refused; one on a job still being
+        prepared waits until it is planned (at most ``PREPARE_WAIT_S``)."""
+        with self._prepared:
+            ready = self._prepared.wait_for(
+                lambda: job not in self._preparing and job not in self._planning,
+                timeout=PREPARE_WAIT_S,
+            )
+        if not ready:
+            raise TunerError(f"job {job} is still being prepared; try again shortly")
         past = self._past.get(job)
         if past is not None:
             raise TunerError(f"job {job} is {past.state}; it cannot change any more")
-        if job in self._preparing or job in self._planning:
-            raise TunerError(f"job {job} is still being prepared; try again shortly")
 
     # --- after a restart -------------------------------------------------------------------------
+
+    def read_journal(self) -> None:
+        """List the jobs of earlier runs on this store (fast: no job is planned yet); the
+        unfinished ones show as preparing until ``recover`` takes them back."""
+        if self._journal_read:
+            return
+        self._journal_read = True
+        ours = f"-{self.scheduler.id_prefix}"  # submitted to this engine meanwhile
+        for job in stored_jobs(self.store):
+            if not job.id.endswith(ours):
+                (self._past if job.finished else self._preparing)[job.id] = job
 
     def recover(self) -> list[str]:
         """Take back every job the store says a previous process left unfinished (see
@@ -382,13 +403,9 @@ class Engine:
         paused, queued ones wait; a job that cannot be planned again fails with the reason.
         Jobs that had ended are listed and their artifacts served. Returns a line per job
         taken back or failed."""
+        self.read_journal()
         lines = []
-        jobs = stored_jobs(self.store)
-        for job in jobs:
-            (self._past if job.finished else self._preparing)[job.id] = job
-        for job in jobs:
-            if job.finished:
-                continue
+        for job in list(self._preparing.values()):
             try:
                 self._restore(job)
             except Exception as exc:  # the job fails with the reason; the others go on
@@ -397,7 +414,7 @@ class Engine:
                     reason = "its process stopped; it has no stored spec to resume from"
                 job.state, job.detail = JobState.FAILED, reason
                 self._past[job.id] = job
-                del self._preparing[job.id]
+                self._prepared_one(self._preparing, job.id)
                 self.sink.emit(
                     JobEvent, job=job.id, change="failed", priority=job.priority,
                     name=job.name, model=job.model, target=job.target, detail=reason,
@@ -421,7 +438,7 @@ class Engine:
             self.scheduler.restore(
                 job.id, job.spec, state=job.state, priority=job.priority, started=job.started
             )
-            del self._preparing[job.id]
+            self._prepared_one(self._preparing, job.id)
         finally:
             self._submitting.db_dir = None
             self._submitting.resume = None
@@ -520,7 +537,12 @@ class Engine:
         try:
             return self._plan(job_id, spec)
         finally:
-            del self._planning[job_id]
+            self._prepared_one(self._planning, job_id)
+
+    def _prepared_one(self, table: dict[str, Any], job_id: str) -> None:
+        with self._prepared:
+            del table[job_id]
+            self._prepared.notify_all()
 
     def _plan(self, job_id: str, spec: JobSpec) -> PlannedJob:
         target = target_config(spec.target or self.settings.target, self.workers.device_cores)

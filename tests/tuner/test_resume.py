@@ -90,8 +90,9 @@ def test_an_interrupted_job_resumes_from_its_database_and_nothing_is_lost_or_dou
     assert len(keys) == len(set(keys)) == 24, "a record stored twice"
     assert sorted(c for t, c in keys if t == dense) == list(range(12))
     # matmul's 3 records came from the database, unchanged, and were not measured again.
-    for (task, candidate), secs in measured_before.items():
-        assert next(e for e in records if (e.task, e.candidate) == (task, candidate)).run_secs == secs
+    by_key = {(e.task, e.candidate): e.run_secs for e in records}
+    for key, secs in measured_before.items():
+        assert by_key[key] == secs
     by_hash = records_by_workload(db_dir)
     assert sorted(len(v) for v in by_hash.values()) == [12, 12], "database and store disagree"
     for records_of_task in by_hash.values():

@@ -127,12 +127,14 @@ def run_service(db: str, settings: Any, options: ServiceOptions, submit: Sequenc
     lock = StoreLock(db).acquire()
     log_file = options.log_file or path.parent / f"{path.stem}-server.log"
     server_log = ServerLog(log_file).start()
-    logging.basicConfig(level=logging.INFO, handlers=[server_log.handler()], force=True)
+    logging.basicConfig(level=logging.WARNING, handlers=[server_log.handler()], force=True)
+    log.setLevel(logging.INFO)
     token = options.token or token_from_env()
     try:
         store = open_store(db)
         hub = Hub()
         engine = Engine(settings, store=store, hub=hub)
+        engine.read_journal()  # every earlier job listed from the first request on
         runs = [str(settings.runs_dir)]
         inspector = MetaScheduleInspector(store, database_dirs=runs)
         service = _Service(engine, submit)

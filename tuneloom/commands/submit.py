@@ -56,8 +56,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "server's own schedule library (or that library's folder on the server)",
     )
     parser.add_argument(
-        "--target", default="llvm", help="codegen target: llvm or a JSON object (default llvm)"
+        "--target",
+        default=None,
+        help="codegen target: llvm or a JSON object (default: the server's --target)",
     )
+    parser.add_argument(
+        "--batch", type=int, default=16, help="candidates per tuning iteration (default 16)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
         "--device", metavar="POOL", help="the server's device pool to profile on, e.g. rpc:KEY"
     )
@@ -81,6 +87,8 @@ def job_spec(args: argparse.Namespace) -> tuple[JobSpec, Path | None]:
         "priority": args.priority,
         "name": args.name,
         "target": args.target,
+        "batch": args.batch,
+        "seed": args.seed,
         "device": args.device,
         "warm_start": args.warm_start,
         **budget_spec_fields(args),
