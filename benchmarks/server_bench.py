@@ -1,13 +1,13 @@
 """The tuning service's figures: crash resume and control latency, measured on a real
 `tuneloom server` (real TVM jobs, real SQLite store, real HTTP API) on 127.0.0.1.
 
-Crash resume: small jobs (2 tasks each, --trials-per-task each) are submitted to a server
-that is then killed with SIGKILL at random moments and restarted each time, until the jobs
-finish. Printed: kills survived, records lost (stored before a kill, missing or changed
-after), records stored twice, trials per job against what it asked, whether each job's
-MetaSchedule database agrees with the store, the time from a restart until the API
-answers, and until the first stage starts again (the earliest stage event that begins
-after the restart).
+Crash resume: small jobs (2 tasks each, --trials-per-task each, 8 candidates a batch) are
+submitted to a server that is then killed with SIGKILL at random moments (0-8 s after the
+run stored new records since the last kill) and restarted each time, until the jobs finish.
+Printed: kills survived, records lost (stored before a kill, missing or changed after),
+records stored twice, trials per job against what it asked, whether each job's MetaSchedule
+database agrees with the store, the time from a restart until the API answers, and until
+the first stage starts again (the earliest stage event that begins after the restart).
 
 Control latency: with --control-jobs jobs running, pauses, resumes and priority changes
 through the API; per request, the time until the scheduler acted (its job event's
@@ -20,12 +20,8 @@ timestamp) and the round trip.
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,10 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tuneloom.client import ServerClient, ServerUnavailable  # noqa: E402
-
 from collectors.jobs import JobSpec  # noqa: E402
 from collectors.sqlite_store import SQLiteStore  # noqa: E402
+from tests.tuneloom.server_process import ServerProcess  # noqa: E402
+from tuneloom.client import ServerClient  # noqa: E402
 from tuner.metaschedule.resume import records_by_workload  # noqa: E402
 
 CRASH_JOBS = (
@@ -45,54 +41,6 @@ CRASH_JOBS = (
     "matmul:48x64x32,dense:1x128x64",
     "dense:1x96x64,matmul:32",
 )
-
-
-class Server:
-    """A `tuneloom server` subprocess on a free loopback port."""
-
-    def __init__(self, db: Path, port: int) -> None:
-        self.db, self.port = db, port
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> float:
-        """Start it; returns the seconds until its API answered."""
-        started = time.time()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tuneloom", "server", "--db", str(self.db),
-             "--port", str(self.port), "--no-library"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True,
-        )  # fmt: skip
-        client = ServerClient(self.url, timeout=2)
-        while True:
-            try:
-                client.health()
-                return time.time() - started
-            except ServerUnavailable:
-                if self.proc.poll() is not None:
-                    raise RuntimeError("the server exited at start") from None
-                time.sleep(0.05)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def stored_records(db: Path) -> dict[tuple[str, str, int], float | None]:
@@ -126,19 +74,24 @@ def first_stage_after(db: Path, since: float, timeout: float = 120.0) -> float |
 def crash_resume(folder: Path, kills: int, trials: int, seed: int) -> None:
     rng = random.Random(seed)
     db = folder / "crash.db"
-    server = Server(db, free_port())
+    server = ServerProcess(db)
     server.start()
     client = ServerClient(server.url, timeout=60)
     jobs = [
-        client.submit(JobSpec(workloads=(w,), trials_per_task=trials, name=f"crash {i}"))
+        client.submit(
+            JobSpec(workloads=(w,), trials_per_task=trials, batch=8, name=f"crash {i}")
+        )
         for i, w in enumerate(CRASH_JOBS)
     ]
     seen: dict[tuple[str, str, int], float | None] = {}
     answers, firsts, survived = [], [], 0
     try:
         for _ in range(kills):
-            time.sleep(rng.uniform(2.0, 12.0))
-            if all(j.state == "finished" for j in client.jobs()):
+            # Kill at a random moment after the run made progress since the last kill.
+            while len(stored_records(db)) <= len(seen) and not _all_ended(client):
+                time.sleep(0.2)
+            time.sleep(rng.uniform(0.0, 8.0))
+            if _all_ended(client):
                 break
             server.kill()
             survived += 1
@@ -148,7 +101,7 @@ def crash_resume(folder: Path, kills: int, trials: int, seed: int) -> None:
             first = first_stage_after(db, restarted)
             if first is not None:
                 firsts.append(first)
-        while not all(j.state in ("finished", "failed", "cancelled") for j in client.jobs()):
+        while not _all_ended(client):
             time.sleep(1.0)
         final_jobs = client.jobs()
     finally:
@@ -182,10 +135,14 @@ def crash_resume(folder: Path, kills: int, trials: int, seed: int) -> None:
               f"max {max(firsts):.2f} s (goal < 5 s)")  # fmt: skip
 
 
+def _all_ended(client: ServerClient) -> bool:
+    return all(j.state in ("finished", "failed", "cancelled") for j in client.jobs())
+
+
 def control_latency(folder: Path, jobs: int, requests: int, seed: int) -> None:
     rng = random.Random(seed)
     db = folder / "control.db"
-    server = Server(db, free_port())
+    server = ServerProcess(db)
     server.start()
     client = ServerClient(server.url, timeout=60)
     try:

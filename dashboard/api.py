@@ -124,10 +124,12 @@ def stored_jobs(store: BaseStore, job: str | None = None) -> list[JobInfo]:
 def write_archive(artifact: JobArtifact, stream: IO[bytes]) -> None:
     """A gzipped tar of ``compiled/`` (when the job has a compiled model) and ``database/``;
     only folders and regular files go in (links and devices are left out)."""
+    compiled = Path(artifact.compiled) if artifact.compiled is not None else None
     with tarfile.open(fileobj=stream, mode="w:gz") as tar:
-        if artifact.compiled is not None:
-            _add_tree(tar, Path(artifact.compiled), "compiled")
-        _add_tree(tar, Path(artifact.database), "database")
+        if compiled is not None:
+            _add_tree(tar, compiled, "compiled")
+        # A compiled model kept inside the database folder goes in once, as compiled/.
+        _add_tree(tar, Path(artifact.database), "database", skip=compiled)
 
 
 def blueprint(ctx: AppContext, status: Callable[[], Mapping[str, Any]] | None = None) -> Blueprint:
@@ -399,7 +401,7 @@ def _cross_site() -> bool:
     return origin is not None and urlsplit(origin).netloc.lower() != request.host.lower()
 
 
-def _add_tree(tar: tarfile.TarFile, root: Path, name: str) -> None:
+def _add_tree(tar: tarfile.TarFile, root: Path, name: str, skip: Path | None = None) -> None:
     if root.is_symlink() or not (root.is_dir() or root.is_file()):
         return
     if root.is_file():
@@ -407,8 +409,8 @@ def _add_tree(tar: tarfile.TarFile, root: Path, name: str) -> None:
         return
     tar.add(root, arcname=name, recursive=False)
     for folder, dirs, files in os.walk(root):
-        dirs.sort()
         here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if skip is None or here / d != skip)
         for entry in [*dirs, *sorted(files)]:
             path = here / entry
             if path.is_symlink() or not (path.is_dir() or path.is_file()):

@@ -77,9 +77,11 @@ from tuner.models.tasks import model_tasks
 from tuner.models.zoo import ZOO
 from tuner.policies import create_policy
 from tuner.recovery import StoredJob, stored_jobs
-from tuner.scheduler import Scheduler
+from tuner.scheduler import STILL_PAUSED, Scheduler
 
 DEVICE_PREFIX = "device:"
+WAITING_FOR_POOL = "waiting for device pool"  # how such a pause reason starts
+POOL_POLL_S = 2.0  # how often a pool that jobs wait for is checked
 PREPARE_WAIT_S = 120.0  # a control on a job still being planned waits this long for it
 COMPILE_TASK = "model"  # the final stage's task of a model job: compiling the model
 LIBRARY_TASK = "library"  # the final stage's task of a job that only joins the library
@@ -274,6 +276,10 @@ class Engine:
             evaluator=settings.measure,
         )
         self.default_device = rpc.pool if rpc else LOCAL_POOL
+        self._rpc, self._rpc_servers = rpc, servers
+        self._lock = threading.Lock()
+        self._waiting: set[str] = set()  # jobs paused until their RPC pool is back
+        self._watch: threading.Thread | None = None
         self.library = _open_library(settings.library)
         self._own_store = not isinstance(store, BaseStore)
         if store is None:
@@ -435,10 +441,14 @@ class Engine:
         self._submitting.db_dir = job.db_dir
         self._submitting.resume = resume
         try:
+            paused_for = _pause_reason(job.detail) if job.state == JobState.PAUSED else None
             self.scheduler.restore(
-                job.id, job.spec, state=job.state, priority=job.priority, started=job.started
-            )
+                job.id, job.spec, state=job.state, priority=job.priority, started=job.started,
+                paused_for=paused_for,
+            )  # fmt: skip
             self._prepared_one(self._preparing, job.id)
+            if paused_for is not None and paused_for.startswith(WAITING_FOR_POOL):
+                self._wait_for_pool(job.id)
         finally:
             self._submitting.db_dir = None
             self._submitting.resume = None
@@ -694,7 +704,53 @@ class Engine:
         return f"{added.added} schedule(s) added to the library"
 
     def _stalled(self, job_id: str, reason: str) -> None:
-        self.scheduler.pause(job_id, reason=reason)
+        """A job's device pool stayed unreachable: the job waits for it, paused with the
+        reason, and an RPC pool is watched so the job resumes once a server is back."""
+        pool = self._jobs[job_id].driver.device_pool
+        waiting = reason
+        if self._rpc is not None and pool == self.default_device:
+            listed = _servers_listed(self._rpc)
+            waiting = (
+                f"{WAITING_FOR_POOL} {pool.removeprefix(DEVICE_PREFIX)}: "
+                f"{listed} of {self._rpc_servers} servers ({reason})"
+            )
+            self._wait_for_pool(job_id)
+        self.scheduler.pause(job_id, reason=waiting)
+
+    def _wait_for_pool(self, job_id: str) -> None:
+        with self._lock:
+            self._waiting.add(job_id)
+            if self._watch is None:
+                self._watch = threading.Thread(
+                    target=self._watch_pool, name="tuneloom-pool-watch", daemon=True
+                )
+                self._watch.start()
+
+    def _watch_pool(self) -> None:
+        """Resume the jobs waiting for the RPC pool once its tracker lists a server again
+        (checked every ``POOL_POLL_S``); a job paused or cancelled meanwhile stays so."""
+        assert self._rpc is not None
+        while not self._closed:
+            time.sleep(POOL_POLL_S)
+            with self._lock:
+                if not self._waiting:
+                    self._watch = None
+                    return
+            if _servers_listed(self._rpc) == 0:
+                continue
+            with self._lock:
+                waiting, self._waiting = self._waiting, set()
+            states = {info.id: info for info in self.scheduler.list()}
+            for job_id in waiting:
+                info = states.get(job_id)
+                if (
+                    info is not None
+                    and info.state == JobState.PAUSED
+                    and info.detail
+                    and (info.detail.startswith("waiting for device pool"))
+                ):
+                    with contextlib.suppress(TunerError):
+                        self.scheduler.resume(job_id)
 
     def _cancel_all(self) -> None:
         for info in self.scheduler.list():
@@ -722,6 +778,24 @@ class Engine:
             library=job.library,
             reuse=_reuse_report(driver) if driver.reuse is not None else None,
         )
+
+
+def _pause_reason(detail: str | None) -> str | None:
+    """Why a job was paused, from its latest job event's detail (a restart's ``still
+    paused after restart: WHY`` keeps the first reason)."""
+    if not detail:
+        return None
+    if detail.startswith(STILL_PAUSED):
+        return detail.removeprefix(STILL_PAUSED).removeprefix(": ") or None
+    return detail
+
+
+def _servers_listed(rpc: Any) -> int:
+    """Servers the tracker lists under the pool's key now (0 when it cannot be reached)."""
+    try:
+        return len(discover(rpc, timeout_s=2.0))
+    except TunerError:
+        return 0
 
 
 def _planning_info(job_id: str, spec: JobSpec) -> JobInfo:

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JobFactory = Callable[[str, JobSpec], PlannedJob]
+STILL_PAUSED = "still paused after restart"  # a restored paused job's event says so
 
 
 @dataclass
@@ -113,6 +114,7 @@ class _Job:
     ended_at: float | None = None
     detail: str | None = None
     spec: str | None = None  # the submitted JobSpec as JSON text (for a restart)
+    asked: str | None = None  # its detail while a pause reason is shown instead
     estimates: dict[StageKind, tuple[int, float]] = field(default_factory=dict)
 
 
@@ -232,36 +234,17 @@ class Scheduler:
 
     def submit(self, spec: JobSpec) -> str:
         """Plan the job with ``job_factory`` and queue it (``Control``)."""
-        if self.job_factory is None:
-            raise TunerError("this scheduler cannot build jobs from a spec (no job factory)")
         if not isinstance(spec, JobSpec):
             raise TunerError(f"submit takes a JobSpec, got {type(spec).__name__}")
         self._check_recordable()
         # The factory may import models: call it outside the lock, with a reserved id.
         order, job_id = self._reserve_id()
-        plan = self.job_factory(job_id, spec)
-        if not isinstance(plan, PlannedJob):
-            raise TunerError(f"the job factory returned {type(plan).__name__}")
-        try:
-            self._check_pools(plan.name, plan.device_pool)
-        except TunerError:
-            plan.driver.close(cancelled=True)
-            raise
-        total = plan.trials_total
-        return self._register(
-            order,
-            job_id,
-            plan.driver,
-            name=plan.name,
-            target=plan.target,
-            device_pool=plan.device_pool,
-            tasks=plan.tasks,
-            trials_total=plan.driver.trials()[1] if total is None else total,
-            priority=spec.priority,
-            model=plan.model,
-            submitted=plan.detail,
-            spec=json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":")),
-        )
+        job = self._planned(order, job_id, spec, priority=spec.priority)
+        with self._lock:
+            self._jobs[job_id] = job
+            self._emit_job(job, "submitted", job.detail)
+            self._kick()
+        return job_id
 
     def restore(
         self,
@@ -271,13 +254,12 @@ class Scheduler:
         state: JobState,
         priority: int,
         started: bool,
+        paused_for: str | None = None,
     ) -> str:
         """Take back a job a previous scheduler left unfinished (a restarted server), under
         its old id and in its old state: a running job resumes (its ``resumed`` event says
-        so), a paused one stays paused, a queued one waits its turn. The job factory plans
-        it again; its driver picks up from what the job had stored."""
-        if self.job_factory is None:
-            raise TunerError("this scheduler cannot build jobs from a spec (no job factory)")
+        so), a paused one stays paused (``paused_for``: why it was), a queued one waits its
+        turn. The job factory plans it again; its driver picks up from what it had stored."""
         if state in TERMINAL_STATES:
             raise TunerError(f"job {job_id} is {state}; only unfinished jobs are restored")
         with self._lock:
@@ -285,6 +267,27 @@ class Scheduler:
                 raise TunerError(f"job {job_id} is already here")
             self._count += 1
             order = self._count
+        job = self._planned(order, job_id, spec, priority=priority)
+        job.started = started
+        with self._lock:
+            self._jobs[job_id] = job
+            if state == JobState.RUNNING:
+                job.state = JobState.RUNNING
+                self._emit_job(job, "resumed", "resumed after restart")
+            elif state == JobState.PAUSED:
+                job.state = JobState.PAUSED
+                if paused_for:
+                    job.asked, job.detail = job.detail, paused_for
+                why = f": {paused_for}" if paused_for else ""
+                self._emit_job(job, "paused", f"{STILL_PAUSED}{why}")
+            self._kick()
+        return job_id
+
+    def _planned(self, order: int, job_id: str, spec: JobSpec, *, priority: int) -> _Job:
+        """A job planned from its spec by the job factory (outside the lock: it may import
+        a model), not registered yet."""
+        if self.job_factory is None:
+            raise TunerError("this scheduler cannot build jobs from a spec (no job factory)")
         plan = self.job_factory(job_id, spec)
         if not isinstance(plan, PlannedJob):
             raise TunerError(f"the job factory returned {type(plan).__name__}")
@@ -294,32 +297,21 @@ class Scheduler:
             plan.driver.close(cancelled=True)
             raise
         total = plan.trials_total
-        with self._lock:
-            job = _Job(
-                id=job_id,
-                driver=plan.driver,
-                order=order,
-                submitted_at=self.clock.now(),
-                name=plan.name,
-                target=plan.target,
-                device_pool=plan.device_pool,
-                tasks=plan.tasks,
-                trials_total=plan.driver.trials()[1] if total is None else total,
-                priority=priority,
-                model=plan.model,
-                state=state if state == JobState.PAUSED else JobState.QUEUED,
-                started=started,
-                detail=plan.detail,
-                spec=json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":")),
-            )
-            self._jobs[job_id] = job
-            if state == JobState.RUNNING:
-                job.state = JobState.RUNNING
-                self._emit_job(job, "resumed", "resumed after restart")
-            elif state == JobState.PAUSED:
-                self._emit_job(job, "paused", "still paused after restart")
-            self._kick()
-        return job_id
+        return _Job(
+            id=job_id,
+            driver=plan.driver,
+            order=order,
+            submitted_at=self.clock.now(),
+            name=plan.name,
+            target=plan.target,
+            device_pool=plan.device_pool,
+            tasks=plan.tasks,
+            trials_total=plan.driver.trials()[1] if total is None else total,
+            priority=priority,
+            model=plan.model,
+            detail=plan.detail,  # what it was asked, until it ends
+            spec=json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":")),
+        )
 
     def catalog(self) -> Catalog:
         """The device pools jobs may name (``Control``): ``llvm``, ``rpc:KEY``..."""
@@ -345,7 +337,6 @@ class Scheduler:
         job_id: str,
         driver: JobDriver,
         submitted: str | None = None,
-        spec: str | None = None,
         **info: Any,
     ) -> str:
         with self._lock:
@@ -355,7 +346,6 @@ class Scheduler:
                 order=order,
                 submitted_at=self.clock.now(),
                 detail=submitted,  # what it was asked, until it ends
-                spec=spec,
                 **info,
             )
             self._jobs[job_id] = job
@@ -380,6 +370,8 @@ class Scheduler:
             j.state = JobState.PAUSED
             notes = [reason] if reason else []
             notes += _finishes_first(j)
+            if reason:
+                j.asked, j.detail = j.detail, reason  # listed while it stays paused
             self._emit_job(j, "paused", "; ".join(notes) or None)
 
     def resume(self, job: str) -> None:
@@ -390,6 +382,8 @@ class Scheduler:
             if j.state != JobState.PAUSED:
                 raise TunerError(f"job {job} is {j.state}, not paused; only paused jobs resume")
             j.state = JobState.RUNNING if j.started else JobState.QUEUED
+            if j.asked is not None:
+                j.detail, j.asked = j.asked, None
             now = self.clock.now()
             j.pending = {task: replace(req, since=now) for task, req in j.pending.items()}
             j.stale = True

@@ -12,7 +12,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,66 +21,20 @@ from pathlib import Path
 import pytest
 
 from collectors.sqlite_store import SQLiteStore
+from tests.tuneloom.server_process import ROOT, ServerProcess, free_port
 from tuneloom.cli import main
 from tuneloom.client import ServerClient, ServerUnavailable
+from tuneloom.server_log import line_kind
 from tuner.metaschedule.resume import records_by_workload
 
-ROOT = Path(__file__).resolve().parents[2]
 WORKLOADS = ("matmul:16,dense:1x16x16", "matmul:24x16x8,dense:1x32x16")
 TRIALS = 16  # per task
-
-
-class ServerProcess:
-    """``tuneloom server`` in a subprocess of its own session; stopped by PID."""
-
-    def __init__(self, db: Path) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.db = db
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> float:
-        started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tuneloom", "server", "--db", str(self.db),
-             "--port", str(self.port), "--no-library", "--number", "2", "--min-repeat-ms", "5"],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True,
-        )  # fmt: skip
-        client = ServerClient(self.url, timeout=5)
-        while True:
-            try:
-                client.health()
-                return time.monotonic() - started
-            except ServerUnavailable:
-                if self.proc.poll() is not None:
-                    output = self.proc.stdout.read() if self.proc.stdout else ""
-                    raise AssertionError(f"the server exited at start:\n{output}") from None
-                assert time.monotonic() - started < 60, "the server did not answer in 60 s"
-                time.sleep(0.05)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
 
 
 @pytest.fixture
 def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerProcess]:
     monkeypatch.delenv("TUNELOOM_TOKEN", raising=False)
-    running = ServerProcess(tmp_path / "jobs.db")
+    running = ServerProcess(tmp_path / "jobs.db", "--number", "2", "--min-repeat-ms", "5")
     monkeypatch.setenv("TUNELOOM_SERVER", running.url)
     try:
         yield running
@@ -119,14 +72,19 @@ def test_jobs_survive_kill_9_at_random_moments_with_nothing_lost_or_doubled(
         ids.append(json.loads(out)["id"])
     rng = random.Random(7)
     before: dict[tuple[str, str, int], float] = {}
-    for _ in range(3):
-        time.sleep(rng.uniform(1.0, 6.0))
+    for _ in range(3):  # each kill at a random moment after new records were stored
+        deadline = time.monotonic() + 120
+        while len(stored(server.db)) <= len(before):
+            assert time.monotonic() < deadline, "no progress since the last restart"
+            time.sleep(0.1)
+        time.sleep(rng.uniform(0.0, 3.0))
         server.kill()
         now = stored(server.db)
         for key, secs in before.items():  # nothing stored before an earlier kill went away
             assert key in now and (now[key] == secs or secs != secs), f"{key} lost or changed"
         before = now
         server.start()
+    assert before, "no record was stored before a kill"
     code, out = cli(capsys, "wait", *ids, "--timeout", "600")
     assert code == 0, out
     final = stored(server.db)
@@ -196,9 +154,7 @@ def test_the_client_commands_steer_a_real_server_and_fetch_what_it_tuned(
 def test_a_client_without_a_server_says_so_in_one_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     monkeypatch.setenv("TUNELOOM_SERVER", f"http://127.0.0.1:{port}")
     assert main(["jobs"]) == 2
     err = capsys.readouterr().err.strip()
@@ -218,3 +174,48 @@ def test_a_second_server_on_the_same_store_is_refused(server: ServerProcess) -> 
     assert second.returncode == 2
     assert f"in use by another tuneloom tuner (pid {server.proc.pid})" in second.stderr  # type: ignore[union-attr]
 
+
+
+@pytest.mark.slow
+def test_the_demo_answers_at_once_and_its_terminal_stays_clean(tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    port = free_port()
+    started = time.monotonic()
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "tuneloom", "demo", "--db", str(db), "--port", str(port),
+         "--no-library", "--trials-per-task", "8"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True,
+    )  # fmt: skip
+    client = ServerClient(f"http://127.0.0.1:{port}", timeout=5)
+    try:
+        while True:
+            try:
+                client.health()
+                break
+            except ServerUnavailable:
+                assert demo.poll() is None, "the demo exited"
+                assert time.monotonic() - started < 30, "the demo did not answer in 30 s"
+                time.sleep(0.05)
+        names = set()
+        deadline = time.monotonic() + 120
+        while len(names) < 4 or any(j.detail and j.detail.startswith("preparing")
+                                    for j in client.jobs()):  # fmt: skip
+            names = {job.name for job in client.jobs()}
+            assert time.monotonic() < deadline, names
+            time.sleep(0.2)
+        assert "cnn (zoo model)" in names
+        time.sleep(5)  # some tuning, with whatever TVM prints
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        output, _ = demo.communicate(timeout=60)
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert lines[0].startswith(f"tuneloom demo on http://127.0.0.1:{port}/")
+    assert "Unknown schedule rule" not in output and "Warning" not in output, output
+    assert lines[-1].startswith("tuneloom demo: stopped")
+    logged = [
+        line_kind(line)
+        for line in (tmp_path / "demo-server.log").read_text().splitlines()
+        if line.strip() and not line.startswith(("(", "---"))  # repeat counts, start marks
+    ]
+    assert len(logged) == len(set(logged)), "a kind of line logged twice"

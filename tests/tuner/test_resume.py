@@ -81,6 +81,7 @@ def test_an_interrupted_job_resumes_from_its_database_and_nothing_is_lost_or_dou
         assert lines_back and "running" in lines_back[0]
         (info,) = engine.list()
         assert info.state == JobState.RUNNING and info.trials_done == 21  # 12 + 9 recovered
+        assert len(_records(killed)) == 21  # the store caught up with the databases at once
         engine.run()
         (info,) = engine.list()
     assert info.state == JobState.FINISHED and info.trials_done == 24

@@ -195,3 +195,40 @@ def test_with_every_server_gone_the_stage_fails_cleanly_and_is_retried(
         driver.close()
     records = [s.event for s in store.read(kinds=[RecordEvent.kind])]
     assert len(records) == 4 and all(r.run_secs for r in records)
+
+
+@pytest.mark.slow
+def test_a_job_waits_for_its_pool_says_so_and_goes_on_when_a_server_is_back(
+    cluster: Any, tmp_path: Path
+) -> None:
+    from collectors.jobs import JobSpec, JobState
+    from tuner.engine import Engine, EngineSettings
+
+    settings = EngineSettings(
+        runs_dir=tmp_path / "runs", rpc=cluster.address, pause_on_stall=True,
+        profile_retries=1, measure=EvalConfig(number=2, min_repeat_ms=5), search=SMALL_SEARCH,
+        compile_models=False,
+    )  # fmt: skip
+    with Engine(settings, store=MemoryStore()) as engine:
+        for server in list(cluster.servers):
+            cluster.kill_server(server)
+        deadline = time.monotonic() + 30
+        while cluster.listed() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        job = engine.submit(JobSpec(workloads=("matmul:16",), trials=8, batch=4))
+        engine.serve()
+
+        def info() -> Any:
+            return next(i for i in engine.list() if i.id == job)
+
+        deadline = time.monotonic() + 120
+        while info().state != JobState.PAUSED:
+            assert time.monotonic() < deadline, info()
+            time.sleep(0.1)
+        assert info().detail.startswith("waiting for device pool rpc:tltest: 0 of 2 servers")
+        cluster.add_server()
+        deadline = time.monotonic() + 180
+        while info().state != JobState.FINISHED:
+            assert time.monotonic() < deadline and info().state != JobState.FAILED, info()
+            time.sleep(0.2)
+        assert info().trials_done == 8

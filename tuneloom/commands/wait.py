@@ -8,6 +8,7 @@ import time
 
 from collectors.jobs import TERMINAL_STATES, JobInfo, JobState
 from tuneloom.cli import emit_result
+from tuneloom.client import ServerUnavailable
 from tuneloom.commands.options import duration
 from tuneloom.commands.remote import add_server_options, client, trials_text
 from tuneloom.progress import TrialsProgress
@@ -20,8 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "wait",
         help="Wait until jobs on a tuneloom server have ended.",
         description="Wait until every JOB has finished, failed or been cancelled, with a "
-        "progress bar on a terminal. Exits 0 when all finished, 1 when one failed or was "
-        f"cancelled (saying which and why), {TIMED_OUT} when --timeout runs out first.",
+        "progress bar on a terminal; a server that restarts meanwhile is waited for. Exits 0 "
+        "when all finished, 1 when one failed or was cancelled (saying which and why), "
+        f"{TIMED_OUT} when --timeout runs out first.",
     )
     parser.add_argument("jobs", nargs="+", metavar="JOB", help="the jobs' ids")
     parser.add_argument(
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     ids = list(dict.fromkeys(args.jobs))
     latest = [server.job(job) for job in ids]  # an unknown job fails here (404)
     started = time.monotonic()
-    timed_out = False
+    timed_out = away = False
     quiet = args.json or not sys.stderr.isatty()
     with TrialsProgress(lambda: latest, "wait", enabled=not quiet):
         while not all(info.state in TERMINAL_STATES for info in latest):
@@ -59,7 +61,15 @@ def run(args: argparse.Namespace) -> int:
             if args.timeout is not None:
                 pause = min(pause, args.timeout - waited)
             time.sleep(pause)
-            latest = _now(server.jobs(), ids, latest)
+            try:
+                latest = _now(server.jobs(), ids, latest)
+            except ServerUnavailable:  # a restarting server: its jobs come back with it
+                if not away:
+                    print("tuneloom wait: the server went away; waiting for it to come back",
+                          file=sys.stderr)  # fmt: skip
+                away = True
+                continue
+            away = False
     emit_result(args, [info.to_dict() for info in latest], "\n".join(map(_line, latest)))
     if timed_out:
         running = ", ".join(

@@ -334,7 +334,6 @@ class MetaScheduleDriver(JobDriver):
         self._announced = False
         self._closed = False
         self.resume = resume
-        self._backfill: list[tuple[_Task, int, DatabaseRecord]] = []
         if resume is not None:
             self._pick_up(resume)
 
@@ -383,14 +382,11 @@ class MetaScheduleDriver(JobDriver):
             self._deadline = time.monotonic() + self.settings.time_budget_s - spent
         for task in self._tasks:
             self._emit_task(task, stopped=task.failed if task.done else None)
-        for task, candidate, record in self._backfill:
-            self._emit_recovered(task, candidate, record)
-        self._backfill = []
 
     def _pick_up(self, resume: ResumeState) -> None:
         """Continue from what the job's database holds (see ``tuner.metaschedule.resume``):
         each task's trials, best and history from its records; tasks that had stopped stay
-        stopped; the records the store lacks are emitted once the task events are."""
+        stopped; the records the store lacks are emitted now, so both agree at once."""
         by_workload = records_by_workload(self.db_dir)
         for t in self._tasks:
             records = by_workload.get(t.workload_hash, [])
@@ -412,7 +408,8 @@ class MetaScheduleDriver(JobDriver):
                         "job %s task %s: the store holds %d records, its database only %d",
                         self.job_id, t.name, already, len(records),
                     )  # fmt: skip
-                self._backfill += [(t, i, records[i]) for i in range(already, len(records))]
+                for candidate in range(already, len(records)):  # the store catches up now
+                    self._emit_recovered(t, candidate, records[candidate])
             if t.done:
                 continue
             if stored is not None:
@@ -939,25 +936,30 @@ class MetaScheduleDriver(JobDriver):
 
     def _emit_recovered(self, t: _Task, candidate: int, record: DatabaseRecord) -> None:
         """A record the database holds and the store missed (the process stopped between)."""
-        if self.sink is None:
-            return
-        with _kept_in_database():
-            self.sink.emit(
-                RecordEvent,
-                job=self.job_id,
-                task=t.name,
-                candidate=candidate,
-                iteration=candidate // self.batch_size,
-                workload_hash=t.workload_hash,
-                trace=record.trace_text,
-                run_secs=record.run_secs,
-                error=None if record.run_secs else RECOVERED_ERROR,
-                error_class=None if record.run_secs else "other",
-                origin="metaschedule",
-            )
+        failed = record.run_secs is None
+        self._emit_record_event(
+            t, candidate, candidate // self.batch_size, record.trace_text, record.run_secs,
+            RECOVERED_ERROR if failed else None, "other" if failed else None, None,
+        )  # fmt: skip
 
     def _emit_record(
         self, t: _Task, candidate: int, cand: Any, outcome: RunOutcome, predicted: float | None
+    ) -> None:
+        self._emit_record_event(
+            t, candidate, t.iteration, trace_json_text(cand.sch.trace), outcome.run_secs,
+            outcome.error, outcome.error_class, predicted,
+        )  # fmt: skip
+
+    def _emit_record_event(
+        self,
+        t: _Task,
+        candidate: int,
+        iteration: int,
+        trace: str,
+        run_secs: Any,
+        error: str | None,
+        error_class: str | None,
+        predicted: float | None,
     ) -> None:
         if self.sink is None:
             return
@@ -967,12 +969,12 @@ class MetaScheduleDriver(JobDriver):
                 job=self.job_id,
                 task=t.name,
                 candidate=candidate,
-                iteration=t.iteration,
+                iteration=iteration,
                 workload_hash=t.workload_hash,
-                trace=trace_json_text(cand.sch.trace),
-                run_secs=outcome.run_secs,
-                error=outcome.error,
-                error_class=outcome.error_class,
+                trace=trace,
+                run_secs=run_secs,
+                error=error,
+                error_class=error_class,
                 predicted=predicted,
                 origin="metaschedule",
             )
