@@ -44,7 +44,6 @@ class ServerLog:
         self._file: TextIO | None = None
         self._lock = threading.Lock()
         self.terminal: TextIO = sys.stderr
-        self._python_stderr: TextIO = sys.stderr
 
     def handler(self) -> logging.Handler:
         """A logging handler writing records to the file, each kind once."""
@@ -69,7 +68,6 @@ class ServerLog:
         os.dup2(write_fd, 2)
         os.close(write_fd)
         self.terminal = os.fdopen(os.dup(self._saved_fd), "w", buffering=1)
-        self._python_stderr = sys.stderr
         sys.stderr = self.terminal
         self._thread = threading.Thread(
             target=self._pump, args=(read_fd,), name="tuneloom-server-log", daemon=True
@@ -78,14 +76,16 @@ class ServerLog:
         return self
 
     def close(self) -> None:
-        """Put descriptor 2 back and write how often each kind repeated."""
+        """Write how often each kind repeated. Descriptor 2 then appends to the log file
+        itself (threads still finishing a stage may print); ``sys.stderr`` stays on the
+        terminal."""
         if self._saved_fd is None:
             return
-        os.dup2(self._saved_fd, 2)  # closes the pipe's last writer in this process
+        log_fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        os.dup2(log_fd, 2)  # closes the pipe's last writer in this process
+        os.close(log_fd)
         os.close(self._saved_fd)
         self._saved_fd = None
-        sys.stderr = self._python_stderr
-        self.terminal.close()
         if self._thread is not None:
             self._thread.join(timeout=2)
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
@@ -151,22 +152,22 @@ def run_service(db: str, settings: Any, options: ServiceOptions, submit: Sequenc
         library = options.library
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
-            serve(
-                store, engine, hub, inspector, host=options.host, port=options.port,
-                token=token, title=options.title or f"{options.name} {db}", ready=ready,
-                uploads_dir=path.parent / f"{path.stem}-uploads",
-                upload_limit=options.upload_limit, samples=importable_samples(),
-                library=str(library.folder) if library else None,
-                on_database_imported=database_joiner(options.library_arg) if library else None,
-                status=service.status,
-            )  # fmt: skip
-        except OSError as exc:
-            reason = exc.strerror or exc
-            raise UserError(f"cannot listen on {options.host}:{options.port} ({reason})") from None
-        except KeyboardInterrupt:
+            with contextlib.suppress(KeyboardInterrupt):  # werkzeug mostly swallows it itself
+                serve(
+                    store, engine, hub, inspector, host=options.host, port=options.port,
+                    token=token, title=options.title or f"{options.name} {db}", ready=ready,
+                    uploads_dir=path.parent / f"{path.stem}-uploads",
+                    upload_limit=options.upload_limit, samples=importable_samples(),
+                    library=str(library.folder) if library else None,
+                    on_database_imported=database_joiner(options.library_arg) if library else None,
+                    status=service.status,
+                )  # fmt: skip
             left = service.unfinished()
             tail = f"; {left} unfinished job(s) resume at the next start" if left else ""
             print(f"tuneloom {options.name}: stopped{tail}", file=sys.stderr)
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise UserError(f"cannot listen on {options.host}:{options.port} ({reason})") from None
         finally:
             signal.signal(signal.SIGTERM, previous)
             engine.close()
