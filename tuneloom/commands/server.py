@@ -193,9 +193,12 @@ class _Service:
         self._thread.start()
 
     def status(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"phase": self.phase, "accepting": self.error is None}
-        if self.error is not None:
-            out["reason"] = self.error
+        """What ``/api/v1/health`` adds: the start-up phase, and whether stages start (not
+        when the tuner failed to start or the store refuses writes: ``reason`` says why)."""
+        reason = self.error or self.engine.scheduler.halted
+        out: dict[str, Any] = {"phase": self.phase, "accepting": reason is None}
+        if reason is not None:
+            out["reason"] = reason
         return out
 
     def unfinished(self) -> int:
