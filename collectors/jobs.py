@@ -10,6 +10,7 @@ imports the tuner or the dashboard. ``JobSpec`` round-trips through plain JSON
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
@@ -65,6 +66,21 @@ JOB_CHANGES: tuple[str, ...] = (
 
 # How a job spreads its trial budget over its tasks (see ``tuner.allocation``).
 ALLOCATORS: tuple[str, ...] = ("gain", "gradient", "uniform")
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``10m``, ``1h30m`` -> seconds (a time budget); JobSpecError for
+    anything else or a duration that is not positive."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if not match or not any(match.groups()):
+        raise JobSpecError(f"{text!r} is not a duration (e.g. 90, 90s, 10m, 1h30m)")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise JobSpecError(f"{text!r}: the duration must be positive")
+    return total
 
 
 class JobSpecError(ValueError):

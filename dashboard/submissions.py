@@ -1,11 +1,11 @@
 """What a new job or a job control may carry, checked alike on the Jobs page and in the HTTP
-API: priorities, trial budgets, zoo model names (from the tuner's catalog)."""
+API: priorities, trial budgets, stop rules, zoo model names (from the tuner's catalog)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from collectors.jobs import Catalog
+from collectors.jobs import ALLOCATORS, Catalog, JobSpecError, parse_duration
 from dashboard.context import AppContext
 
 MAX_TRIALS = 1_000_000
@@ -25,6 +25,33 @@ def parse_priority(value: Any) -> int:
     if abs(value) > MAX_PRIORITY:
         raise FormError(f"The priority must be between -{MAX_PRIORITY:,} and {MAX_PRIORITY:,}.")
     return int(value)
+
+
+def check_allocator(value: Any) -> str:
+    """How the budget spreads over a job's tasks (empty: ``gain``)."""
+    allocator = (value or "gain") if isinstance(value, str | type(None)) else value
+    if allocator not in ALLOCATORS:
+        raise FormError(f"Unknown allocator {allocator!r} (choices: {', '.join(ALLOCATORS)}).")
+    return allocator
+
+
+def check_time_budget(value: Any) -> float | None:
+    """A time budget such as ``90s``, ``10m`` or ``1h30m`` (empty: none)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        return parse_duration(str(value))
+    except JobSpecError as exc:
+        raise FormError(f"Time budget: {exc}.") from None
+
+
+def check_target_latency(value: Any) -> float | None:
+    """A target latency in milliseconds, a positive number (empty: none)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e9:
+        raise FormError(f"The target latency must be a positive number of ms, got {value!r}.")
+    return float(value)
 
 
 def check_trials(trials: Any) -> int | None:

@@ -16,7 +16,7 @@ import pandas as pd
 from dash import Dash, Input, Output, State, dash_table, dcc, html, no_update
 from dash import ctx as callback_ctx
 
-from collectors.jobs import JobInfo, JobSpec, JobState
+from collectors.jobs import ALLOCATORS, JobInfo, JobSpec, JobState
 from dashboard.api import PREFIX as API_PREFIX
 from dashboard.context import AppContext
 from dashboard.data import Snapshot
@@ -33,12 +33,20 @@ from dashboard.pages.common import (
 from dashboard.submissions import (
     FormError,
     catalog,
+    check_allocator,
+    check_target_latency,
+    check_time_budget,
     check_trials,
     check_zoo,
     parse_priority,
 )
 from dashboard.uploads import UploadError, format_size
 
+ALLOCATOR_LABELS = {
+    "gain": "gain: where latency falls fastest per second",
+    "gradient": "gradient: MetaSchedule's rule",
+    "uniform": "uniform: the same for every task",
+}
 NAME = "jobs"
 PATH = "/jobs"
 TITLE = "Jobs"
@@ -132,6 +140,9 @@ def parse_submission(
     start: str | None = None,
     library: str | None = None,
     device: str | None = None,
+    allocator: str | None = None,
+    time_budget: Any = None,
+    target_latency: Any = None,
 ) -> JobSpec:
     """A JobSpec from the submit form, or FormError naming the field that is wrong.
 
@@ -139,7 +150,9 @@ def parse_submission(
     ``tuneloom tune --workload`` reads it); ``model`` is a zoo name or the path of an uploaded
     model, as ``resolve_model`` gives it. ``start`` is one of ``START_CHOICES`` (default
     ``cold``); starting from the schedule library needs the dashboard's ``library``.
-    ``device`` is one of the tuner's devices (None: its default).
+    ``device`` is one of the tuner's devices (None: its default). ``allocator`` spreads the
+    trials over the job's tasks; ``time_budget`` (``90s``, ``10m``...) and ``target_latency``
+    (ms, a model job) stop it early.
     """
     specs = tuple(s.strip() for s in re.split(r"[\n;]+", workloads or "") if s.strip())
     model = (model or "").strip() or None
@@ -163,9 +176,13 @@ def parse_submission(
         raise FormError(f"Unknown start {start!r} (choices: {', '.join(START_CHOICES)}).")
     if start != "cold" and library is None:
         raise FormError("This dashboard has no schedule library to start a job from.")
+    latency = check_target_latency(target_latency)
+    if latency is not None and model is None:
+        raise FormError("A target latency needs a model (workloads have no model to time).")
     return JobSpec(
         workloads=specs, model=model, trials=trials,
-        priority=parse_priority(priority),
+        allocator=check_allocator(allocator), time_budget=check_time_budget(time_budget),
+        target_latency=latency, priority=parse_priority(priority),
         target=target, device=device or None, name=name,
         warm_start=library if start != "cold" else None, reuse_only=start == "reuse",
     )  # fmt: skip
@@ -363,6 +380,27 @@ def _submit_form(ctx: AppContext, disabled: bool) -> list[Any]:
             dcc.Input(id="submit-trials", type="number", min=1, step=1, placeholder="32 per task"),
             "form",
         ),
+        field(
+            "Spread trials by",
+            dcc.Dropdown(
+                id="submit-allocator",
+                options=[{"label": ALLOCATOR_LABELS[a], "value": a} for a in ALLOCATORS],
+                value="gain",
+                clearable=False,
+                disabled=disabled,
+            ),
+            "form",
+        ),
+        field(
+            "Time budget (e.g. 10m; empty: none)",
+            dcc.Input(id="submit-time-budget", type="text", placeholder="none"),
+            "form",
+        ),
+        field(
+            "Target latency, ms (a model job; empty: none)",
+            dcc.Input(id="submit-target-latency", type="number", min=0, placeholder="none"),
+            "form",
+        ),
         field("Priority", dcc.Input(id="submit-priority", type="number", value=0, step=1), "form"),
         field("Target", dcc.Input(id="submit-target", type="text", value="llvm"), "form"),
         field(
@@ -483,15 +521,20 @@ def register(app: Dash, ctx: AppContext) -> None:
         State("submit-device", "value"),
         State("submit-name", "value"),
         State("submit-start", "value"),
+        State("submit-allocator", "value"),
+        State("submit-time-budget", "value"),
+        State("submit-target-latency", "value"),
         State("token-store", "data"),
         prevent_initial_call=True,
     )
     def submit(
-        _n: Any, workloads, zoo, upload_id, trials, priority, target, device, name, start, token
-    ):
+        _n: Any, workloads, zoo, upload_id, trials, priority, target, device, name, start,
+        allocator, time_budget, target_latency, token,
+    ):  # fmt: skip
         done, message = submit_job(
             ctx, token, zoo=zoo, model_upload=upload_id, workloads=workloads, trials=trials,
             priority=priority, target=target, device=device, name=name, start=start,
+            allocator=allocator, time_budget=time_budget, target_latency=target_latency,
         )  # fmt: skip
         return message, _message_class(done), ctx.revision() if done else no_update
 

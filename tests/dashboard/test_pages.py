@@ -244,6 +244,26 @@ def test_a_submitted_job_can_start_from_the_dashboards_schedule_library() -> Non
         jobs.parse_submission(**form, start="hot", library="/lib")
 
 
+def test_a_submitted_job_carries_its_allocator_and_stop_rules() -> None:
+    form = {"workloads": "", "model": "zoo:cnn", "trials": 64, "priority": 0,
+            "target": "llvm", "name": None}  # fmt: skip
+    spec = jobs.parse_submission(
+        **form, allocator="gradient", time_budget="1h30m", target_latency=0.25
+    )
+    assert (spec.allocator, spec.time_budget, spec.target_latency) == ("gradient", 5400.0, 0.25)
+    plain = jobs.parse_submission(**form, allocator=None, time_budget=" ", target_latency="")
+    assert (plain.allocator, plain.time_budget, plain.target_latency) == ("gain", None, None)
+    for overrides, why in [
+        ({"allocator": "fastest"}, "Unknown allocator 'fastest'"),
+        ({"time_budget": "soon"}, "Time budget: 'soon' is not a duration"),
+        ({"time_budget": "0m"}, "the duration must be positive"),
+        ({"target_latency": -1}, "positive number of ms"),
+        ({"workloads": "matmul:8", "model": None, "target_latency": 1}, "needs a model"),
+    ]:
+        with pytest.raises(jobs.FormError, match=why):
+            jobs.parse_submission(**(form | overrides))
+
+
 def test_inspector_picks_partners_and_reports_missing_records(ctx: AppContext) -> None:
     snap = ctx.view.snapshot()
     pos = inspector.default_record(snap, [], [])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -73,22 +72,17 @@ def budget_spec_fields(args: argparse.Namespace) -> dict[str, Any]:
 def duration(text: str) -> float:
     """``90``, ``90s``, ``10m``, ``1h30m`` -> seconds (argparse type: a bad value is an
     error naming the option)."""
-    match = _DURATION.fullmatch(text.strip().lower())
-    if not match or not any(match.groups()):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 90, 90s, 10m, 1h30m)")
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    total = hours * 3600 + minutes * 60 + seconds
-    if total <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: the duration must be positive")
-    return total
+    from collectors.jobs import JobSpecError, parse_duration
+
+    try:
+        return parse_duration(text)
+    except JobSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def lend_wait(text: str) -> float:
     """``--lend`` WAIT: a duration, or ``any`` (no limit)."""
     return math.inf if text.strip().lower() == "any" else duration(text)
-
-
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
