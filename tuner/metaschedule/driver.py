@@ -870,8 +870,12 @@ class MetaScheduleDriver(JobDriver):
         (MetaSchedule's search already starts from their best), and what they measured is
         never proposed again."""
         candidates, results = [], []
+        hashes: dict[Any, str] = {}  # per workload object: records share a few
         for record in self.database.get_all_tuning_records():
-            if str(tvm_ffi.structural_hash(record.workload.mod)) != t.workload_hash:
+            workload = record.workload
+            if workload not in hashes:
+                hashes[workload] = str(tvm_ffi.structural_hash(workload.mod))
+            if hashes[workload] != t.workload_hash:
                 continue
             candidate = record.as_measure_candidate()
             t.measured.add(tvm_ffi.structural_hash(candidate.sch.mod))
