@@ -201,3 +201,16 @@ def test_bad_order_is_named() -> None:
     graph = skip_connection()
     with pytest.raises(ValueError, match="node n1 runs at step 0, before n0"):
         plan_tcm(graph, (1, 0, 2, 3), 25)
+
+
+def test_greedy_plan_returned_when_the_solver_finds_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tuner.memory.tcm as tcm
+
+    graph = random_dag(5, 26, sizes=(1, 20))
+    monkeypatch.setattr(tcm, "_solve_keeps", lambda model, time_limit_s: (None, False))
+    result = plan_tcm(graph, graph.tvm_order, 41, time_limit_s=2)
+    assert result.ilp.dram_bytes == result.greedy.dram_bytes == 74
+    assert not result.ilp.optimal
+    assert result.ilp.method.endswith("(the integer program found no plan within 2 s)")

@@ -39,7 +39,8 @@ class OrderResult:
 
     ``exact``: ``peak_bytes`` is the least peak of any order. ``method``: how it was found.
     ``lower_bound_bytes``: a lower bound on the least peak (``bounds``, raised by the exact
-    search's levels when it ran). ``states``: sets of scheduled nodes expanded."""
+    search's levels when it ran; the peak itself when exact). ``states``: sets of scheduled
+    nodes expanded by all the searches."""
 
     order: tuple[int, ...]
     peak_bytes: int
@@ -76,7 +77,8 @@ def min_peak_order(
 ) -> OrderResult:
     """The order of ``graph``'s nodes with the least peak memory: exact for graphs of up to
     ``exact_limit`` nodes solved within ``time_limit_s``, else the best heuristic order
-    found in that time; never worse than TVM's order.
+    found in that time (exact too, at any size, when it meets the lower bound or a beam
+    never had to cut a level); never worse than TVM's order.
 
     Greedy orders first, then beam searches of widening width (a tenth of the time when the
     exact search follows, all of it when not) set the budget of the exact search."""
