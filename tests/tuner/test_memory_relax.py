@@ -4,7 +4,10 @@ reordering it, the memory TVM's planner then allocates, and `tuneloom memory`.""
 from __future__ import annotations
 
 import itertools
+import json
 import math
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -276,3 +279,121 @@ def test_format_bytes() -> None:
     assert [format_bytes(s) for s in (512, 1536, 64 * 1024**2, 3 * 1024**3)] == [
         "512 B", "1.5 KiB", "64.0 MiB", "3.0 GiB",
     ]  # fmt: skip
+
+
+# ---------------------------------------------------------------- the command
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--tcm", "0"], "--tcm: '0': the size must be positive"),
+        (["--tcm=-4K"], "--tcm: '-4K': the size must be positive"),
+        (["--limit", "lots"], "--limit: 'lots' is not a size"),
+        (["--limit", "5XB"], "--limit: '5XB' is not a size"),
+    ],
+)
+def test_memory_command_bad_sizes(
+    argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tuneloom.cli import main
+
+    assert main(["memory", "zoo:cnn", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("tuneloom memory: error: "), err
+    assert fragment in err
+
+
+def write_fan_out_onnx(path: Path) -> Path:
+    """The fan-out as an ONNX file (nodes breadth first)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    shapes = {"wa": (64, 64), "w1": (64, BIG), "w2": (64, BIG), "v1": (BIG, 8), "v2": (BIG, 8)}
+    inits = [
+        numpy_helper.from_array(rng.standard_normal(s).astype("float32"), n)
+        for n, s in shapes.items()
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "wa"], ["a"]),
+        helper.make_node("MatMul", ["a", "w1"], ["b1"]),
+        helper.make_node("MatMul", ["a", "w2"], ["b2"]),
+        helper.make_node("MatMul", ["b1", "v1"], ["c1"]),
+        helper.make_node("MatMul", ["b2", "v2"], ["c2"]),
+        helper.make_node("Add", ["c1", "c2"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "fan_out",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+@pytest.fixture
+def stub_algorithms(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The order and TCM solvers replaced by this file's brute force and fixed figures."""
+    from tuneloom.commands import memory
+
+    def best_order(graph: MemoryGraph) -> SimpleNamespace:
+        order, peak = brute_force_order(graph)
+        return SimpleNamespace(
+            order=order,
+            peak_bytes=peak,
+            tvm_order_peak_bytes=modelled_peak(graph, graph.tvm_order),
+            exact=True,
+            method="brute-force",
+            lower_bound_bytes=peak,
+        )
+
+    def tcm_plan(graph: MemoryGraph, order: Any, tcm_bytes: int) -> SimpleNamespace:
+        return SimpleNamespace(
+            ilp=SimpleNamespace(dram_bytes=1000),
+            greedy=SimpleNamespace(dram_bytes=1500),
+            compulsory_dram_bytes=800,
+        )
+
+    monkeypatch.setattr(memory, "best_order", best_order)
+    monkeypatch.setattr(memory, "tcm_plan", tcm_plan)
+
+
+def test_memory_command_json(
+    tmp_path: Path, stub_algorithms: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tuneloom.cli import main
+
+    path = write_fan_out_onnx(tmp_path / "fan_out.onnx")
+    argv = ["memory", str(path), "--tcm", "8K", "--limit", "20K", "--json"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["nodes"] == 5 and result["exact"] is True
+    assert len(set(result["order"])) == 5
+    assert result["tvm_order_peak_bytes"] > result["optimal_peak_bytes"]
+    measured = result["measured"]
+    assert measured["tvm_order_bytes"] > measured["optimal_order_bytes"]
+    assert result["outputs_match"] is True
+    assert result["weight_bytes"] == 4 * (64 * 64 + 2 * 64 * BIG + 2 * BIG * 8)
+    assert result["tcm"] == {
+        "tcm_bytes": 8192, "ilp_dram_bytes": 1000, "greedy_dram_bytes": 1500,
+        "compulsory_dram_bytes": 800,
+    }  # fmt: skip
+    assert result["limit"] == {
+        "limit_bytes": 20480, "fits_tvm_order": False, "fits_optimal_order": True,
+    }  # fmt: skip
+
+
+def test_memory_command_human(
+    tmp_path: Path, stub_algorithms: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tuneloom.cli import main
+
+    path = write_fan_out_onnx(tmp_path / "fan_out.onnx")
+    assert main(["memory", str(path), "--limit", "20K"]) == 0
+    out = capsys.readouterr().out
+    assert "5 kernels" in out and "planned by TVM (measured)" in out
+    assert "outputs unchanged by the new order: yes" in out
+    assert "TVM's order does not fit (32.3 KiB), the best order fits (16.3 KiB)" in out
