@@ -154,14 +154,14 @@ class RandWireSpec:
     gives each stage's (channels, stride)."""
 
     graph: str = "ws"
-    nodes: int = 8
+    nodes: int = 10
     stages: tuple[tuple[int, int], ...] = ((16, 1), (32, 2))
     wiring_seed: int = 0
 
 
 RANDWIRE = {
-    "randwire": RandWireSpec("ws", 8, ((16, 1), (32, 2)), wiring_seed=0),
-    "randwire-b": RandWireSpec("er", 6, ((16, 1), (24, 2), (32, 2)), wiring_seed=1),
+    "randwire": RandWireSpec("ws", 10, ((16, 1), (32, 2)), wiring_seed=0),
+    "randwire-b": RandWireSpec("er", 8, ((16, 1), (24, 2), (32, 2)), wiring_seed=1),
 }
 
 
