@@ -128,14 +128,10 @@ def tcm_json(plan: Any, tcm_bytes: int) -> dict[str, int]:
     """The DRAM traffic of a ``TcmResult`` (its ILP and greedy plans carry ``dram_bytes``)."""
     return {
         "tcm_bytes": tcm_bytes,
-        "ilp_dram_bytes": _dram_bytes(plan.ilp),
-        "greedy_dram_bytes": _dram_bytes(plan.greedy),
+        "ilp_dram_bytes": int(plan.ilp.dram_bytes),
+        "greedy_dram_bytes": int(plan.greedy.dram_bytes),
         "compulsory_dram_bytes": int(plan.compulsory_dram_bytes),
     }
-
-
-def _dram_bytes(plan: Any) -> int:
-    return int(plan if isinstance(plan, int) else plan.dram_bytes)
 
 
 def human_summary(result: dict[str, Any]) -> str:
