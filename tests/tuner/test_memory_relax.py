@@ -351,6 +351,8 @@ def stub_algorithms(monkeypatch: pytest.MonkeyPatch) -> None:
         )
 
     def tcm_plan(graph: MemoryGraph, order: Any, tcm_bytes: int) -> SimpleNamespace:
+        if tcm_bytes < 100:
+            raise ValueError(f"a TCM of {tcm_bytes} bytes is too small")
         return SimpleNamespace(
             ilp=SimpleNamespace(dram_bytes=1000),
             greedy=SimpleNamespace(dram_bytes=1500),
@@ -397,3 +399,14 @@ def test_memory_command_human(
     assert "5 kernels" in out and "planned by TVM (measured)" in out
     assert "outputs unchanged by the new order: yes" in out
     assert "TVM's order does not fit (32.3 KiB), the best order fits (16.3 KiB)" in out
+
+
+def test_memory_command_unusable_tcm_is_one_line(
+    tmp_path: Path, stub_algorithms: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tuneloom.cli import main
+
+    path = write_fan_out_onnx(tmp_path / "fan_out.onnx")
+    assert main(["memory", str(path), "--tcm", "64"]) == 2
+    err = capsys.readouterr().err
+    assert err == "tuneloom memory: error: --tcm: a TCM of 64 bytes is too small\n"

@@ -100,7 +100,11 @@ def memory_report(
         "notes": list(graph.notes),
     }
     if tcm_bytes is not None:
-        result["tcm"] = tcm_json(tcm_plan(graph, best.order, tcm_bytes), tcm_bytes)
+        try:
+            plan = tcm_plan(graph, best.order, tcm_bytes)
+        except ValueError as exc:  # a TCM no plan fits in, or one every tensor fits in
+            raise UserError(f"--tcm: {exc}") from None
+        result["tcm"] = tcm_json(plan, tcm_bytes)
     if limit_bytes is not None:
         result["limit"] = {
             "limit_bytes": limit_bytes,
