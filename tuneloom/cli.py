@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "reuse": "reuse",
     "library": "library",
     "simulate": "simulate",
+    "memory": "memory",
     "import": "import_",
     "export": "export",
     "bench": "bench",

@@ -12,8 +12,8 @@ from tuneloom import cli
 from tuneloom.cli import UserError, main
 
 SUBCOMMANDS = (
-    "demo", "serve", "server", "tune", "evaluate", "simulate", "import", "export", "bench",
-    "submit", "jobs", "wait", "pause", "resume", "cancel", "priority", "fetch",
+    "demo", "serve", "server", "tune", "evaluate", "simulate", "memory", "import", "export",
+    "bench", "submit", "jobs", "wait", "pause", "resume", "cancel", "priority", "fetch",
 )  # fmt: skip
 
 

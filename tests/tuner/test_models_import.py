@@ -35,14 +35,18 @@ from tuner.models._base import InputSpec, ModelError
 from tuner.models.baselines import open_baseline
 from tuner.models.inputs import parse_input_shape
 from tuner.models.loaders import load_model, random_inputs
+from tuner.models.wiring import GRAPHS, random_wiring, watts_strogatz
 from tuner.models.zoo import (
     DEFAULT_IMAGE_SIZE,
     MLP_FEATURES,
     NUM_CLASSES,
+    RANDWIRE,
     ZOO,
+    RandWireSpec,
     build_keras,
     build_nn_mlp,
     build_onnx,
+    build_randwire,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -111,6 +115,23 @@ def test_zoo_models_have_the_promised_layers() -> None:
     assert {"DepthwiseConv2D", "Conv2D", "BatchNormalization", "ReLU"} <= kinds("mobilenet")
     assert {"Add", "BatchNormalization"} <= kinds("resnet")
     assert kinds("mlp") == {"InputLayer", "Dense"}
+    assert {"SeparableConv2D", "Add", "ReLU"} <= kinds("randwire") & kinds("randwire-b")
+    assert {"Concatenate", "MaxPooling2D", "Conv2D"} <= kinds("inception")
+
+
+def test_random_wiring_is_a_seeded_dag() -> None:
+    for graph in GRAPHS:
+        wiring = random_wiring(graph, 12, np.random.default_rng(3))
+        assert wiring == random_wiring(graph, 12, np.random.default_rng(3))
+        assert wiring != random_wiring(graph, 12, np.random.default_rng(4))
+        assert all(0 <= a < b < 12 for a, b in wiring.edges)
+        assert wiring.sources and wiring.sinks
+    ws = watts_strogatz(12, 4, 0.75, np.random.default_rng(0))
+    assert len(ws.edges) == 12 * 4 // 2  # rewiring moves links, never drops them
+    assert watts_strogatz(12, 4, 0.0, np.random.default_rng(0)).predecessors(11) == (0, 1, 9, 10)
+    assert (RANDWIRE["randwire"].wiring_seed, RANDWIRE["randwire-b"].wiring_seed) == (0, 1)
+    other = build_randwire(RandWireSpec("ws", 5, ((8, 1),), wiring_seed=7), image_size=8)
+    assert {"SeparableConv2D"} <= {type(layer).__name__ for layer in other.layers}
 
 
 def test_zoo_weights_are_the_same_in_another_process(tmp_path: Path) -> None:

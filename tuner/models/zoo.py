@@ -1,6 +1,8 @@
 """A small model zoo built in code, with deterministic weights (nothing is downloaded).
 
-- ``build_keras(name)``: Keras models for ``ZOO`` (NHWC images, or features for the MLP).
+- ``build_keras(name)``: Keras models for ``ZOO`` (NHWC images, or features for the MLP),
+  among them irregular ones for memory planning: ``randwire`` and ``randwire-b`` (randomly
+  wired networks, ``build_randwire``) and ``inception`` (multi-branch modules).
 - ``build_onnx(name)``: ONNX models written with ``onnx.helper``, optionally in the messy forms
   real exports take (symbolic batch, initializers also listed as graph inputs).
 - ``build_nn_mlp()``: a ``tvm.relax.frontend.nn`` MLP and the input shapes to export it with.
@@ -11,20 +13,26 @@ another process with the same arguments computes exactly the same function.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tuner.models._base import ModelError
 from tuner.models.frameworks import import_tensorflow
+from tuner.models.wiring import random_wiring
 
 if TYPE_CHECKING:
     import keras
     import onnx
 
-ZOO = ("cnn", "mobilenet", "resnet", "mlp")
+ZOO = ("cnn", "mobilenet", "resnet", "mlp", "randwire", "randwire-b", "inception")
 # Default (height, width) per image model; the MLP takes MLP_FEATURES features.
-DEFAULT_IMAGE_SIZE = {"cnn": 64, "mobilenet": 96, "resnet": 64}
+DEFAULT_IMAGE_SIZE = {
+    "cnn": 64, "mobilenet": 96, "resnet": 64, "randwire": 32, "randwire-b": 32, "inception": 32,
+}  # fmt: skip
 MLP_FEATURES = 256
 NUM_CLASSES = 10
 ONNX_MODELS = ("cnn", "mlp")
@@ -76,12 +84,23 @@ def build_keras(
     else:
         h, w = _image_hw(name, image_size)
         inp = keras.Input((h, w, 3), batch_size=batch, name="image")
-        body = {"cnn": _cnn_body, "mobilenet": _mobilenet_body, "resnet": _resnet_body}[name]
-        x = body(layers, inp)
+        x = _image_body(name)(layers, inp)
         out = layers.Dense(NUM_CLASSES, name="logits")(x)
     model = keras.Model(inp, out, name=f"zoo_{name}")
     _set_deterministic_weights(model, seed)
     return model
+
+
+def _image_body(name: str) -> Callable[[Any, Any], Any]:
+    if name in RANDWIRE:
+        return partial(_randwire_body, spec=RANDWIRE[name])
+    bodies = {
+        "cnn": _cnn_body,
+        "mobilenet": _mobilenet_body,
+        "resnet": _resnet_body,
+        "inception": _inception_body,
+    }
+    return bodies[name]
 
 
 def _cnn_body(layers: Any, x: Any) -> Any:
@@ -127,6 +146,105 @@ def _resnet_body(layers: Any, x: Any) -> Any:
     return layers.GlobalAveragePooling2D(name="gap")(x)
 
 
+# ---------------------------------------------------------------- irregular image models
+@dataclass(frozen=True)
+class RandWireSpec:
+    """A randomly wired network: one random DAG of ``nodes`` nodes per stage (``graph``:
+    ``ws`` Watts-Strogatz or ``er`` Erdos-Renyi, drawn from ``wiring_seed``); ``stages``
+    gives each stage's (channels, stride)."""
+
+    graph: str = "ws"
+    nodes: int = 10
+    stages: tuple[tuple[int, int], ...] = ((16, 1), (32, 2))
+    wiring_seed: int = 0
+
+
+RANDWIRE = {
+    "randwire": RandWireSpec("ws", 10, ((16, 1), (32, 2)), wiring_seed=0),
+    "randwire-b": RandWireSpec("er", 8, ((16, 1), (24, 2), (32, 2)), wiring_seed=1),
+}
+
+
+def build_randwire(
+    spec: RandWireSpec = RandWireSpec(),
+    *,
+    batch: int | None = None,
+    image_size: int | tuple[int, int] = 32,
+    seed: int = 0,
+) -> keras.Model:
+    """A randomly wired network (as ``zoo:randwire``, with any wiring): a stride-2 stem
+    convolution, then per stage a random DAG whose nodes each sum their inputs, apply ReLU,
+    a 3x3 separable convolution and batch norm (the stage's first nodes read the stage input
+    with the stage's stride; its last nodes are summed into its output), then global
+    average pooling and ``NUM_CLASSES`` logits. Weights come from ``seed``."""
+    import_tensorflow()
+    import keras
+
+    h, w = _image_hw("randwire", image_size)
+    inp = keras.Input((h, w, 3), batch_size=batch, name="image")
+    x = _randwire_body(keras.layers, inp, spec=spec)
+    out = keras.layers.Dense(NUM_CLASSES, name="logits")(x)
+    model = keras.Model(inp, out, name=f"randwire_{spec.graph}{spec.nodes}_s{spec.wiring_seed}")
+    _set_deterministic_weights(model, seed)
+    return model
+
+
+def _randwire_body(layers: Any, x: Any, *, spec: RandWireSpec) -> Any:
+    rng = np.random.default_rng(spec.wiring_seed)
+    x = _conv_bn(layers, x, spec.stages[0][0], 3, 2, "stem", None)
+    for s, (ch, stride) in enumerate(spec.stages):
+        wiring = random_wiring(spec.graph, spec.nodes, rng)
+        outs: dict[int, Any] = {}
+        for node in range(wiring.nodes):
+            preds = wiring.predecessors(node)
+            tag = f"s{s}n{node}"
+            inputs = [outs[p] for p in preds] if preds else [x]
+            y = inputs[0] if len(inputs) == 1 else layers.Add(name=f"{tag}_sum")(inputs)
+            y = layers.ReLU(name=f"{tag}_relu")(y)
+            y = layers.SeparableConv2D(
+                ch, 3, strides=1 if preds else stride, padding="same", use_bias=False,
+                name=f"{tag}_sep",
+            )(y)  # fmt: skip
+            outs[node] = layers.BatchNormalization(name=f"{tag}_bn")(y)
+        sinks = [outs[n] for n in wiring.sinks]
+        x = sinks[0] if len(sinks) == 1 else layers.Add(name=f"s{s}_out")(sinks)
+    x = layers.ReLU(name="head_relu")(x)
+    return layers.GlobalAveragePooling2D(name="gap")(x)
+
+
+# (1x1 channels, (3x3 reduce, 3x3), (5x5 reduce, 5x5 as two 3x3), pool projection) per module.
+INCEPTION_MODULES = (
+    (8, (8, 12), (4, 8), 8),
+    (12, (12, 16), (4, 8), 8),
+    (16, (12, 24), (6, 12), 12),
+)
+
+
+def _inception_body(layers: Any, x: Any) -> Any:
+    x = _conv_bn(layers, x, 16, 3, 1, "stem", "relu")
+    x = layers.MaxPooling2D(2, name="stem_pool")(x)
+    for i, channels in enumerate(INCEPTION_MODULES):
+        if i == len(INCEPTION_MODULES) - 1:
+            x = layers.MaxPooling2D(2, name=f"m{i}_pool")(x)
+        x = _inception_module(layers, x, channels, f"m{i}")
+    return layers.GlobalAveragePooling2D(name="gap")(x)
+
+
+def _inception_module(layers: Any, x: Any, channels: tuple[Any, ...], tag: str) -> Any:
+    """Four branches concatenated: 1x1; 1x1 then 3x3; 1x1 then two 3x3 (a 5x5's field);
+    3x3 max pool then a 1x1 projection."""
+    c1, (r3, c3), (r5, c5), proj = channels
+    b1 = _conv_bn(layers, x, c1, 1, 1, f"{tag}_b1", "relu")
+    b2 = _conv_bn(layers, x, r3, 1, 1, f"{tag}_b2r", "relu")
+    b2 = _conv_bn(layers, b2, c3, 3, 1, f"{tag}_b2", "relu")
+    b3 = _conv_bn(layers, x, r5, 1, 1, f"{tag}_b3r", "relu")
+    b3 = _conv_bn(layers, b3, c5, 3, 1, f"{tag}_b3a", "relu")
+    b3 = _conv_bn(layers, b3, c5, 3, 1, f"{tag}_b3b", "relu")
+    b4 = layers.MaxPooling2D(3, strides=1, padding="same", name=f"{tag}_b4pool")(x)
+    b4 = _conv_bn(layers, b4, proj, 1, 1, f"{tag}_b4", "relu")
+    return layers.Concatenate(name=f"{tag}_concat")([b1, b2, b3, b4])
+
+
 def _fan_in(shape: tuple[int, ...], depthwise: bool) -> int:
     if depthwise:  # (kh, kw, in, multiplier): each output sees one channel
         return int(np.prod(shape[:2]))
@@ -144,7 +262,7 @@ def _set_deterministic_weights(model: Any, seed: int) -> None:
     for var in model.weights:
         shape = tuple(int(d) for d in var.shape)
         kind = var.path.rsplit("/", 1)[-1]
-        if kind in ("kernel", "depthwise_kernel"):
+        if kind in ("kernel", "depthwise_kernel", "pointwise_kernel"):
             std = np.sqrt(2.0 / max(1, _fan_in(shape, kind == "depthwise_kernel")))
             value = rng.standard_normal(shape) * std
         elif kind in ("gamma", "moving_variance"):

@@ -1,0 +1,237 @@
+"""Graph-level memory planning, measured side by side in one run.
+
+1. Models: every zoo model and ``--randwire-seeds`` more randomly wired networks. For each, the
+   peak activation memory of TVM's order and of the least-peak order (``min_peak_order``),
+   modelled (the graph's liveness, model inputs included) and measured (the storage the
+   compiled VM allocates per call after TVM's ``StaticPlanBlockMemory``, ``planned_memory``),
+   whether the order is proven optimal, the solve time, and that both orders compute the same
+   outputs. Then the DRAM traffic with a TCM of 1/4 and 1/8 of TVM's modelled peak for the new
+   order: ILP plan vs greedy plan vs the compulsory traffic (``plan_tcm``); those fractions
+   are often below what one kernel reads and writes (no plan fits then: the row says so), so
+   the smallest TCM that fits every step is planned too.
+2. Scaling: solve time vs graph size on ``random_dag(n, seed)`` graphs, exact (the default
+   search) and heuristic only (``exact_limit=0``), with the heuristic's peak over the exact one.
+
+    python benchmarks/memory_bench.py [--json] [--models cnn,randwire] [--randwire-seeds 2,3]
+        [--sizes 10,20,30,40,60,80] [--seeds 3] [--time-limit 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tuner.memory.apply import outputs_match, planned_memory, reorder_module  # noqa: E402
+from tuner.memory.relax_graph import fused_module, memory_graph  # noqa: E402
+from tuner.memory.sizes import format_bytes  # noqa: E402
+from tuner.metaschedule.targets import target_config  # noqa: E402
+from tuner.models.loaders import load_model  # noqa: E402
+from tuner.models.zoo import RANDWIRE, ZOO, RandWireSpec, build_randwire  # noqa: E402
+
+TCM_FRACTIONS = (4, 8)  # TCM = TVM's modelled peak / fraction
+
+
+def model_row(name: str, model: Any, target: dict[str, Any], time_limit_s: float) -> dict[str, Any]:
+    """Modelled and measured peaks of TVM's order and the best order, and the TCM traffic."""
+    from tuner.memory.order import min_peak_order
+
+    fused = fused_module(model, target)
+    graph = memory_graph(fused, target, name=name)
+    best = min_peak_order(graph, time_limit_s=time_limit_s)
+    reordered = reorder_module(fused, best.order)
+    tvm_planned, best_planned = planned_memory(fused, target), planned_memory(reordered, target)
+    row: dict[str, Any] = {
+        "model": name,
+        "nodes": len(graph.nodes),
+        "weight_bytes": graph.weight_bytes,
+        "modelled_tvm_bytes": best.tvm_order_peak_bytes,
+        "modelled_best_bytes": best.peak_bytes,
+        "modelled_ratio": best.peak_bytes / best.tvm_order_peak_bytes,
+        "measured_tvm_bytes": tvm_planned.total_bytes,
+        "measured_best_bytes": best_planned.total_bytes,
+        "measured_ratio": best_planned.total_bytes / tvm_planned.total_bytes,
+        "exact": best.exact,
+        "lower_bound_bytes": best.lower_bound_bytes,
+        "method": best.method,
+        "solve_s": best.solve_s,
+        "outputs_match": outputs_match(model, fused, reordered, target=target),
+        "tcm": [
+            *(
+                tcm_row(graph, best.order, best.tvm_order_peak_bytes // f, f"1/{f}")
+                for f in TCM_FRACTIONS
+            ),
+            tcm_row(graph, best.order, largest_step_bytes(graph), "one step"),
+        ],
+    }
+    return row
+
+
+def largest_step_bytes(graph: Any) -> int:
+    """The most bytes one node reads and writes: the smallest TCM any plan can run in."""
+    return max(
+        sum(graph.tensors[t].bytes for t in {*node.inputs, *node.outputs}) for node in graph.nodes
+    )
+
+
+def tcm_row(graph: Any, order: Any, tcm_bytes: int, size: str) -> dict[str, Any]:
+    """DRAM traffic of the ILP and greedy TCM plans against the compulsory traffic, for a
+    TCM of ``tcm_bytes`` (``size`` says how it was chosen)."""
+    from tuner.memory.tcm import plan_tcm
+
+    row: dict[str, Any] = {"size": size, "tcm_bytes": tcm_bytes}
+    try:
+        plan = plan_tcm(graph, order, tcm_bytes)
+    except ValueError as exc:  # e.g. one node's own tensors do not fit in the TCM
+        return {**row, "skipped": str(exc)}
+    ilp, greedy, compulsory = (
+        plan.ilp.dram_bytes,
+        plan.greedy.dram_bytes,
+        plan.compulsory_dram_bytes,
+    )
+    row.update(
+        ilp_dram_bytes=ilp,
+        greedy_dram_bytes=greedy,
+        compulsory_dram_bytes=compulsory,
+        ilp_over_compulsory=_ratio(ilp, compulsory),
+        greedy_over_ilp=_ratio(greedy, ilp),
+    )
+    return row
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def scaling_rows(sizes: list[int], seeds: int, time_limit_s: float) -> list[dict[str, Any]]:
+    """Per graph size: median solve time exact and heuristic, how many were proven optimal,
+    and the heuristic's peak over the exact search's."""
+    from tuner.memory.order import min_peak_order
+    from tuner.memory.synthetic import random_dag
+
+    rows = []
+    for n in sizes:
+        exact_s, heuristic_s, ratios, proven = [], [], [], 0
+        for seed in range(seeds):
+            graph = random_dag(n, seed)
+            exact = min_peak_order(graph, time_limit_s=time_limit_s)
+            heuristic = min_peak_order(graph, time_limit_s=time_limit_s, exact_limit=0)
+            exact_s.append(exact.solve_s)
+            heuristic_s.append(heuristic.solve_s)
+            ratios.append(heuristic.peak_bytes / exact.peak_bytes if exact.peak_bytes else 1.0)
+            proven += exact.exact
+        rows.append({
+            "nodes": n,
+            "graphs": seeds,
+            "exact_solve_s": statistics.median(exact_s),
+            "exact_max_solve_s": max(exact_s),
+            "proven_optimal": proven,
+            "heuristic_solve_s": statistics.median(heuristic_s),
+            "heuristic_over_exact_peak": max(ratios),
+        })  # fmt: skip
+    return rows
+
+
+def models_to_run(names: list[str], randwire_seeds: list[int]) -> list[tuple[str, Any]]:
+    """(label, loaded model) for the zoo names and the extra randomly wired networks (the
+    wiring of ``zoo:randwire`` drawn from other seeds)."""
+    models = [(name, load_model(f"zoo:{name}")) for name in names]
+    base = RANDWIRE["randwire"]
+    for seed in randwire_seeds:
+        spec = RandWireSpec(base.graph, base.nodes, base.stages, wiring_seed=seed)
+        label = f"randwire-seed{seed}"
+        models.append((label, load_model(build_randwire(spec), name=label)))
+    return models
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(ZOO), help="zoo names (default: all)")
+    parser.add_argument("--randwire-seeds", default="2,3", help="extra randomly wired nets")
+    parser.add_argument("--sizes", default="10,20,30,40,60,80", help="random DAG sizes")
+    parser.add_argument("--seeds", type=int, default=3, help="random DAGs per size")
+    parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per solve")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    target = target_config("llvm", 1)
+    names = [n for n in args.models.split(",") if n]
+    seeds = [int(s) for s in args.randwire_seeds.split(",") if s]
+    started = time.perf_counter()
+    rows = [
+        model_row(label, model, target, args.time_limit)
+        for label, model in models_to_run(names, seeds)
+    ]
+    sizes = [int(n) for n in args.sizes.split(",") if n]
+    result = {
+        "target": target,
+        "models": rows,
+        "scaling": scaling_rows(sizes, args.seeds, args.time_limit),
+        "wall_s": time.perf_counter() - started,
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_result(result)
+    return 0 if all(r["outputs_match"] for r in rows) else 1
+
+
+def print_result(result: dict[str, Any]) -> None:
+    fmt = format_bytes
+    print("peak activation memory: TVM's order -> best order (ratio), modelled and measured")
+    header = (
+        f"{'model':<18}{'nodes':>6}{'modelled':>30}{'measured (TVM plan)':>32}"
+        f"{'exact':>7}{'solve s':>9}  outputs"
+    )
+    print(header)
+    for r in result["models"]:
+        modelled = (
+            f"{fmt(r['modelled_tvm_bytes'])} -> {fmt(r['modelled_best_bytes'])} "
+            f"({r['modelled_ratio']:.2f})"
+        )
+        measured = (
+            f"{fmt(r['measured_tvm_bytes'])} -> {fmt(r['measured_best_bytes'])} "
+            f"({r['measured_ratio']:.2f})"
+        )
+        same = "same" if r["outputs_match"] else "DIFFER"
+        print(
+            f"{r['model']:<18}{r['nodes']:>6}{modelled:>30}{measured:>32}"
+            f"{'yes' if r['exact'] else 'no':>7}{r['solve_s']:>9.2f}  {same}"
+        )
+    print(
+        "\nDRAM traffic of the best order with a TCM of TVM's modelled peak / 4 and / 8, and of "
+        "the most one step reads and writes"
+    )
+    print(f"{'model':<18}{'TCM':>22}{'ILP':>12}{'greedy':>12}{'compulsory':>12}{'greedy/ILP':>12}")
+    for r in result["models"]:
+        for t in r["tcm"]:
+            label = f"{fmt(t['tcm_bytes'])} ({t['size']})"
+            if "skipped" in t:
+                print(f"{r['model']:<18}{label:>22}  skipped: {t['skipped']}")
+                continue
+            ratio = t["greedy_over_ilp"]
+            print(
+                f"{r['model']:<18}{label:>22}{fmt(t['ilp_dram_bytes']):>12}"
+                f"{fmt(t['greedy_dram_bytes']):>12}{fmt(t['compulsory_dram_bytes']):>12}"
+                f"{'-' if ratio is None else f'{ratio:.2f}':>12}"
+            )
+    print("\nsolve time vs graph size (random_dag; medians; heuristic = exact_limit=0)")
+    columns = ("nodes", 6), ("exact s", 10), ("max s", 10), ("proven", 8), ("heuristic s", 13)
+    print("".join(f"{name:>{width}}" for name, width in columns) + f"{'heur/exact':>12}")
+    for s in result["scaling"]:
+        print(
+            f"{s['nodes']:>6}{s['exact_solve_s']:>10.3f}{s['exact_max_solve_s']:>10.3f}"
+            f"{s['proven_optimal']:>5}/{s['graphs']:<2}{s['heuristic_solve_s']:>13.3f}"
+            f"{s['heuristic_over_exact_peak']:>12.3f}"
+        )
+    print(f"\nwall {result['wall_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

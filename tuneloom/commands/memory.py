@@ -1,0 +1,186 @@
+"""`tuneloom memory`: the operator order with the least peak memory, checked against TVM."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from tuneloom.cli import UserError, emit_result
+from tuneloom.commands.options import add_model_options, model_settings
+
+DESCRIPTION = """\
+Read MODEL's dataflow graph after fusion (one node per fused kernel, the bytes of every tensor
+between them), find the order of its kernels with the least peak memory, run the model in that
+order and measure what TVM's own memory planner (StaticPlanBlockMemory) then allocates, beside
+TVM's order. The outputs of both orders are compared on the same random inputs (exit 1 if they
+differ). Peak memory is activation memory: weights are reported apart; the modelled peak counts
+the model inputs, the measured figure is the storage the compiled VM allocates per call (inputs
+are passed in). --tcm SIZE plans a fast on-chip memory of that size for the new order (ILP and
+greedy DRAM traffic, and the traffic no plan can avoid); --limit SIZE says whether each order's
+measured memory fits under SIZE. Sizes take bytes or units: 65536, 64K, 1.5MiB, 2MB.
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "memory",
+        help="Reorder a model's kernels for the least peak memory; measure it with TVM.",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model", metavar="MODEL", help="zoo name or model file")
+    parser.add_argument("--tcm", metavar="SIZE", help="plan a fast memory (TCM) of SIZE")
+    parser.add_argument("--limit", metavar="SIZE", help="say whether each order fits in SIZE")
+    parser.add_argument(
+        "--target", default="llvm", help="codegen target: llvm or a JSON object (as for tune)"
+    )
+    add_model_options(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def size_option(text: str | None, flag: str) -> int | None:
+    """The bytes of a SIZE option (None when not given); UserError naming ``flag``."""
+    from tuner.memory.sizes import parse_size
+
+    if text is None:
+        return None
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise UserError(f"{flag}: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    tcm_bytes = size_option(args.tcm, "--tcm")
+    limit_bytes = size_option(args.limit, "--limit")
+    settings = model_settings(args)
+
+    from tuner.metaschedule.targets import target_config
+    from tuner.models.loaders import load_model
+
+    target = target_config(args.target, 1)
+    model = load_model(args.model, **settings)
+    result = memory_report(model, target, tcm_bytes=tcm_bytes, limit_bytes=limit_bytes)
+    emit_result(args, result, human_summary(result))
+    return 0 if result["outputs_match"] else 1
+
+
+def memory_report(
+    model: Any, target: dict[str, Any], *, tcm_bytes: int | None, limit_bytes: int | None
+) -> dict[str, Any]:
+    """Everything the command prints, as one JSON-ready dict."""
+    from tuner.memory.apply import outputs_match, planned_memory, reorder_module
+    from tuner.memory.relax_graph import fused_module, memory_graph
+
+    fused = fused_module(model, target)
+    graph = memory_graph(fused, target, name=model.name)
+    best = best_order(graph)
+    reordered = reorder_module(fused, best.order)
+    tvm_planned = planned_memory(fused, target)
+    best_planned = planned_memory(reordered, target)
+    result: dict[str, Any] = {
+        "model": model.name,
+        "target": target,
+        "nodes": len(graph.nodes),
+        "weight_bytes": graph.weight_bytes,
+        "tvm_order_peak_bytes": best.tvm_order_peak_bytes,
+        "optimal_peak_bytes": best.peak_bytes,
+        "lower_bound_bytes": best.lower_bound_bytes,
+        "exact": best.exact,
+        "method": best.method,
+        "order": [graph.nodes[i].name for i in best.order],
+        "measured": {
+            "tvm_order_bytes": tvm_planned.total_bytes,
+            "optimal_order_bytes": best_planned.total_bytes,
+            "tvm_order_storages": list(tvm_planned.storage_sizes),
+            "optimal_order_storages": list(best_planned.storage_sizes),
+        },
+        "outputs_match": outputs_match(model, fused, reordered, target=target),
+        "notes": list(graph.notes),
+    }
+    if tcm_bytes is not None:
+        try:
+            plan = tcm_plan(graph, best.order, tcm_bytes)
+        except ValueError as exc:  # a TCM no plan fits in, or one every tensor fits in
+            raise UserError(f"--tcm: {exc}") from None
+        result["tcm"] = tcm_json(plan, tcm_bytes)
+    if limit_bytes is not None:
+        result["limit"] = {
+            "limit_bytes": limit_bytes,
+            "fits_tvm_order": tvm_planned.total_bytes <= limit_bytes,
+            "fits_optimal_order": best_planned.total_bytes <= limit_bytes,
+        }
+    return result
+
+
+def best_order(graph: Any) -> Any:
+    """``min_peak_order(graph)``: the order with the least modelled peak."""
+    from tuner.memory.order import min_peak_order
+
+    return min_peak_order(graph)
+
+
+def tcm_plan(graph: Any, order: Any, tcm_bytes: int) -> Any:
+    """``plan_tcm(graph, order, tcm_bytes)``: the DRAM traffic with a TCM of that size."""
+    from tuner.memory.tcm import plan_tcm
+
+    return plan_tcm(graph, order, tcm_bytes)
+
+
+def tcm_json(plan: Any, tcm_bytes: int) -> dict[str, int]:
+    """The DRAM traffic of a ``TcmResult`` (its ILP and greedy plans carry ``dram_bytes``)."""
+    return {
+        "tcm_bytes": tcm_bytes,
+        "ilp_dram_bytes": int(plan.ilp.dram_bytes),
+        "greedy_dram_bytes": int(plan.greedy.dram_bytes),
+        "compulsory_dram_bytes": int(plan.compulsory_dram_bytes),
+    }
+
+
+def human_summary(result: dict[str, Any]) -> str:
+    """A few lines: modelled and measured peaks side by side, outputs, TCM, limit."""
+    from tuner.memory.sizes import format_bytes as fmt
+
+    measured = result["measured"]
+    bound = fmt(result["lower_bound_bytes"])
+    how = "exact" if result["exact"] else f"heuristic, lower bound {bound}"
+    lines = [
+        f"{result['model']}: {result['nodes']} kernels, weights {fmt(result['weight_bytes'])} "
+        "(not counted below)",
+        f"{'peak activation memory':<28}{'TVM order':>12}{'best order':>12}{'change':>9}",
+        _row("modelled", result["tvm_order_peak_bytes"], result["optimal_peak_bytes"])
+        + f"  ({how}, {result['method']})",
+        _row(
+            "planned by TVM (measured)",
+            measured["tvm_order_bytes"],
+            measured["optimal_order_bytes"],
+        ),
+        "outputs unchanged by the new order: " + ("yes" if result["outputs_match"] else "NO"),
+    ]
+    if "tcm" in result:
+        tcm = result["tcm"]
+        lines.append(
+            f"TCM {fmt(tcm['tcm_bytes'])}: DRAM traffic ILP {fmt(tcm['ilp_dram_bytes'])}, "
+            f"greedy {fmt(tcm['greedy_dram_bytes'])}, compulsory "
+            f"{fmt(tcm['compulsory_dram_bytes'])}"
+        )
+    if "limit" in result:
+        limit = result["limit"]
+
+        def verdict(fits: bool, size: int) -> str:
+            return f"{'fits' if fits else 'does not fit'} ({fmt(size)})"
+
+        lines.append(
+            f"limit {fmt(limit['limit_bytes'])}: TVM's order "
+            f"{verdict(limit['fits_tvm_order'], measured['tvm_order_bytes'])}, the best order "
+            f"{verdict(limit['fits_optimal_order'], measured['optimal_order_bytes'])}"
+        )
+    return "\n".join(lines)
+
+
+def _row(label: str, tvm: int, best: int) -> str:
+    from tuner.memory.sizes import format_bytes as fmt
+
+    change = f"{(best - tvm) / tvm:+.1%}" if tvm else "-"
+    return f"  {label:<26}{fmt(tvm):>12}{fmt(best):>12}{change:>9}"
