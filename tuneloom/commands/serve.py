@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from collectors.stores import open_store
     from dashboard.access import token_from_env
     from dashboard.server import serve
+    from tuneloom.commands.server import stop_on_ctrl_c
     from tuneloom.samples import importable_samples
     from tuner.metaschedule.inspector import MetaScheduleInspector
 
@@ -112,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
 
     def ready(url: str) -> None:
         print(f"tuneloom dashboard on {url} (Ctrl+C to stop)", flush=True)
+
+    stop_on_ctrl_c()
 
     try:
         serve(

@@ -151,6 +151,7 @@ def run_service(db: str, settings: Any, options: ServiceOptions, submit: Sequenc
 
         library = options.library
         previous = signal.signal(signal.SIGTERM, _interrupt)
+        interrupt = stop_on_ctrl_c()
         try:
             with contextlib.suppress(KeyboardInterrupt):  # werkzeug mostly swallows it itself
                 serve(
@@ -170,6 +171,7 @@ def run_service(db: str, settings: Any, options: ServiceOptions, submit: Sequenc
             raise UserError(f"cannot listen on {options.host}:{options.port} ({reason})") from None
         finally:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, interrupt)
             engine.close()
             store.close()
     finally:
@@ -228,3 +230,9 @@ def _terminal(state: Any) -> bool:
 
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
+
+
+def stop_on_ctrl_c() -> Any:
+    """Ctrl+C (SIGINT) stops a server even when it was started with SIGINT ignored (as a
+    shell without job control starts background commands); returns the previous handler."""
+    return signal.signal(signal.SIGINT, signal.default_int_handler)
