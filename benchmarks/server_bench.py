@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from collectors.jobs import JobSpec  # noqa: E402
+from collectors.jobs import TERMINAL_STATES, JobSpec  # noqa: E402
 from collectors.sqlite_store import SQLiteStore  # noqa: E402
 from tests.tuneloom.server_process import ServerProcess  # noqa: E402
 from tuneloom.client import ServerClient  # noqa: E402
@@ -78,9 +78,7 @@ def crash_resume(folder: Path, kills: int, trials: int, seed: int) -> None:
     server.start()
     client = ServerClient(server.url, timeout=60)
     jobs = [
-        client.submit(
-            JobSpec(workloads=(w,), trials_per_task=trials, batch=8, name=f"crash {i}")
-        )
+        client.submit(JobSpec(workloads=(w,), trials_per_task=trials, batch=8, name=f"crash {i}"))
         for i, w in enumerate(CRASH_JOBS)
     ]
     seen: dict[tuple[str, str, int], float | None] = {}
@@ -136,7 +134,7 @@ def crash_resume(folder: Path, kills: int, trials: int, seed: int) -> None:
 
 
 def _all_ended(client: ServerClient) -> bool:
-    return all(j.state in ("finished", "failed", "cancelled") for j in client.jobs())
+    return all(j.state in TERMINAL_STATES for j in client.jobs())
 
 
 def control_latency(folder: Path, jobs: int, requests: int, seed: int) -> None:

@@ -96,9 +96,7 @@ def _apply_job_event(job: StoredJob, event: JobEvent) -> None:
         job.state = after
     if event.change in ("submitted", "reprioritized"):
         job.priority = event.priority
-    if event.change == "started" and job.started_at is None:
-        job.started_at = event.ts
-    if event.change == "resumed" and job.started_at is None:
+    if event.change in ("started", "resumed") and job.started_at is None:
         job.started_at = event.ts
     for name in ("name", "model", "target"):
         value = getattr(event, name)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from dashboard.access import Access
 from dashboard.app import create_app
 from dashboard.server import RunningDashboard, start
 from tests.dashboard.fake_tuner import FakeTuner
+from tests.tuneloom.server_process import free_port
 from tuneloom.cli import main
 from tuneloom.client import ArchiveError, ServerClient, ServerError
 
@@ -378,12 +378,6 @@ def test_fetch_refuses_an_archive_with_an_unsafe_member_and_writes_nothing(
 
 
 # --- no server, or not ours ---------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_no_server_is_one_line_naming_the_url_and_how_to_start_one(

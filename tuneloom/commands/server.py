@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from collectors.jobs import TERMINAL_STATES
 from tuneloom.cli import UserError
 from tuneloom.commands.library import add_library_option, database_joiner, library_to_join
 from tuneloom.commands.options import add_measure_options, engine_settings
@@ -204,7 +205,7 @@ class _Service:
         return out
 
     def unfinished(self) -> int:
-        return sum(1 for job in self.engine.list() if not _terminal(job.state))
+        return sum(1 for job in self.engine.list() if job.state not in TERMINAL_STATES)
 
     def _start(self) -> None:
         try:
@@ -222,10 +223,6 @@ class _Service:
             self.error = f"the tuner did not start: {type(exc).__name__}: {exc}"
             self.phase = "stopped"
             log.exception("the tuner did not start")
-
-
-def _terminal(state: Any) -> bool:
-    return str(state) in ("finished", "failed", "cancelled")
 
 
 def _interrupt(signum: int, frame: Any) -> None:
