@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from collectors.events import Event
+from collectors.events import Event, GraphEvent, ProfileEvent
 
 
 class StoreError(RuntimeError):
@@ -102,6 +102,15 @@ class BaseStore(abc.ABC):
     @abc.abstractmethod
     def tasks(self, *, job: str | Sequence[str] | None = None) -> pd.DataFrame:
         """Registered tasks (``TASK_COLUMNS``); the latest task event per (job, task)."""
+
+    def profiles(self, job: str) -> list[ProfileEvent]:
+        """The job's per-kernel profiles, oldest first (any variant)."""
+        return [s.event for s in self.read(kinds=["profile"], job=job)]  # type: ignore[misc]
+
+    def graph(self, job: str) -> GraphEvent | None:
+        """The newest model graph stored for the job, or None."""
+        found = self.read(kinds=["graph"], job=job)
+        return found[-1].event if found else None  # type: ignore[return-value]
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources; the default does nothing."""

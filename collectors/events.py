@@ -11,6 +11,17 @@ replaying a stream into a store is idempotent. Four kinds exist:
 - ``stage``: a select/build/profile/update stage ran on a resource from start to end.
 - ``record``: one measured candidate (trace text, run times or error, predicted score).
 
+Two kinds were added to v1 later (see "Extending v1" below):
+
+- ``profile``: the per-kernel profile of a compiled model (each fused kernel's time per
+  call and calls, beside the end-to-end latency), measured in a fresh process.
+- ``graph``: a model's graph after fusion (one node per fused kernel call, data-flow edges,
+  the source layers each node came from), as ``collectors.modelgraph.ModelGraph`` JSON.
+
+Extending v1: a new field is optional and written only when set (``Event.extensions``); a
+new kind is stored and read by the stores like job events, and readers select the kinds
+they know (``BaseStore.read(kinds=...)``), so a reader that predates a kind never sees it.
+
 Events are immutable; any state (a job's progress, a task's best latency) is a replay of them.
 """
 
@@ -162,6 +173,47 @@ class RecordEvent(Event):
         return mean_of(self.run_secs)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProfileEvent(Event):
+    """Per-kernel profile of one compiled model, run in a fresh process.
+
+    ``variant`` says which build was profiled: ``untuned`` (no schedules), ``tuned`` (the
+    job's database) or another label (``library``, ``check``...). ``kernels``, ``tasks``,
+    ``calls`` and ``kernel_secs`` are parallel: the fused kernel's name (its PrimFunc), the
+    tuning task it belongs to (``""`` for none: a VM builtin or an untuned helper), how
+    many times one run of the model calls it, and its mean seconds per call.
+    ``end_to_end_secs`` is the model's latency timed without the profiler; the gap between
+    it and the kernels' sum is the VM's own work (and the profiler's cost, when negative).
+    """
+
+    kind: ClassVar[str] = "profile"
+    model: str
+    variant: str
+    end_to_end_secs: float
+    kernels: tuple[str, ...]
+    tasks: tuple[str, ...]
+    calls: tuple[int, ...]
+    kernel_secs: tuple[float, ...]
+    target: str | None = None
+    threads: int | None = None
+    detail: str | None = None
+
+    @property
+    def kernel_sum_secs(self) -> float:
+        """Seconds of one model run spent in the profiled kernels (time per call x calls)."""
+        return math.fsum(s * c for s, c in zip(self.kernel_secs, self.calls, strict=True))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GraphEvent(Event):
+    """A model's graph after fusion: ``graph`` is ``collectors.modelgraph.ModelGraph``
+    JSON text (nodes are fused kernel calls, with the source layers they came from)."""
+
+    kind: ClassVar[str] = "graph"
+    model: str
+    graph: str
+
+
 def mean_of(values: tuple[float, ...]) -> float:
     """``fsum(values) / len(values)``, also when the sum alone would exceed the float range."""
     try:
@@ -172,7 +224,8 @@ def mean_of(values: tuple[float, ...]) -> float:
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.kind: cls for cls in (JobEvent, TaskEvent, StageEvent, RecordEvent)
+    cls.kind: cls
+    for cls in (JobEvent, TaskEvent, StageEvent, RecordEvent, ProfileEvent, GraphEvent)
 }
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -424,6 +477,22 @@ def _validate(event: Event) -> None:
     if kind == "stage" and event.end < event.start:  # type: ignore[attr-defined]
         end, start = event.end, event.start  # type: ignore[attr-defined]
         raise EventError(f"stage.end: ends before it starts ({end} < {start})")
+    if kind == "profile":
+        _validate_profile(event)  # type: ignore[arg-type]
+
+
+def _validate_profile(event: ProfileEvent) -> None:
+    count = len(event.kernels)
+    for name in ("tasks", "calls", "kernel_secs"):
+        if len(getattr(event, name)) != count:
+            got = len(getattr(event, name))
+            raise EventError(f"profile.{name}: {got} items for {count} kernels")
+    if event.end_to_end_secs < 0:
+        raise EventError("profile.end_to_end_secs: must not be negative")
+    if any(s < 0 for s in event.kernel_secs):
+        raise EventError("profile.kernel_secs: times must not be negative")
+    if any(c < 0 for c in event.calls):
+        raise EventError("profile.calls: counts must not be negative")
 
 
 def _validate_fields(event: Event, spec: _Spec) -> None:

@@ -54,7 +54,9 @@ from collectors._sqlite_schema import (
 )
 from collectors.events import (
     Event,
+    GraphEvent,
     JobEvent,
+    ProfileEvent,
     RecordEvent,
     StageEvent,
     TaskEvent,
@@ -123,7 +125,13 @@ _NAMED_FIELDS = {
     ),
     JobEvent: attrgetter("source", "job"),
     TaskEvent: attrgetter("source", "job", "task"),
+    ProfileEvent: attrgetter("source", "job"),
+    GraphEvent: attrgetter("source", "job"),
 }
+# Kinds kept as JSON text in ``job_task_events``: job and task events and the kinds added
+# to v1 later. ``read`` selects only these by name, so a kind this build does not know is
+# never decoded.
+_JSON_KINDS = ("job", "task", "profile", "graph")
 
 
 class SQLiteStore(BaseStore):
@@ -233,16 +241,16 @@ class SQLiteStore(BaseStore):
                     codes[column] = code
             arms, params = [], []
             for arm, kinds_here in (("stage", ("stage",)), ("record", ("record",)),
-                                    ("job_task", ("job", "task"))):  # fmt: skip
+                                    ("job_task", _JSON_KINDS)):  # fmt: skip
                 chosen = [k for k in kinds_here if wanted is None or k in wanted]
                 if not chosen:
                     continue
                 prefix = _READ_NAME_COLUMNS[arm]
                 where = [f"{_READ_POS[arm]} > ?"]
                 params.append(after)
-                if arm == "job_task" and len(chosen) == 1:
-                    where.append("kind = ?")
-                    params.append(chosen[0])
+                if arm == "job_task":
+                    where.append(f"kind IN ({', '.join('?' * len(chosen))})")
+                    params.extend(chosen)
                 for column, code in codes.items():
                     where.append(f"{prefix}{column} = ?")
                     params.append(code)
