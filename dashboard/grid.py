@@ -67,6 +67,7 @@ def _base(
             "tooltipShowDelay": 300,
             "enableCellTextSelection": True,
             "suppressCellFocus": True,
+            "suppressColumnVirtualisation": True,
             **options,
         },
         className="tl-grid",
@@ -95,7 +96,7 @@ def server_grid(
             "cacheBlockSize": BLOCK_SIZE,
             "maxBlocksInCache": 10,
             "maxConcurrentDatasourceRequests": 1,
-            "rowSelection": {"mode": "singleRow", "checkboxes": False},
+            "rowSelection": _selection(checkboxes=False),
         },
         rowModelType="infinite",
         getRowId=f"params.data.{row_id} + ''",
@@ -124,10 +125,15 @@ def client_grid(
         "domLayout": "autoHeight",
     }
     if selectable:
-        options["rowSelection"] = {"mode": "singleRow", "checkboxes": checkboxes}
+        options["rowSelection"] = _selection(checkboxes=checkboxes)
     if row_id is not None:
         props["getRowId"] = row_id if "params" in row_id else f"params.data.{row_id} + ''"
     return _base(id_, columns, options, **props)
+
+
+def _selection(*, checkboxes: bool) -> dict[str, Any]:
+    """One row at a time, chosen by a click anywhere on it (or its check box)."""
+    return {"mode": "singleRow", "checkboxes": checkboxes, "enableClickSelection": True}
 
 
 @dataclass(frozen=True)
@@ -172,11 +178,14 @@ def plain_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def refresh_js(grid_id: str, how: str) -> str:
     """A clientside callback asking the server grid ``grid_id`` (when shown) for its rows
     again: ``refresh`` keeps the page, ``purge`` starts over from the first one."""
-    method = {"refresh": "refreshInfiniteCache", "purge": "purgeInfiniteCache"}[how]
+    calls = {
+        "refresh": "api.refreshInfiniteCache();",
+        "purge": "api.paginationGoToFirstPage(); api.purgeInfiniteCache();",
+    }[how]
     return (
         "function () { let api = null;"
         f" try {{ api = window.dash_ag_grid.getApi('{grid_id}'); }} catch (e) {{ return; }}"
-        f" if (api && !api.isDestroyed()) api.{method}(); }}"
+        f" if (api && !api.isDestroyed()) {{ {calls} }} }}"
     )
 
 
