@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 from playwright.sync_api import expect
 
+from collectors.events import RecordEvent
 from collectors.memory_store import MemoryStore
+from collectors.sink import EventSink
 from dashboard import grid
 from dashboard.app import create_app, parts
 from dashboard.pages import convergence, records
@@ -149,6 +151,30 @@ def test_records_grid_follows_the_job_filter(sample_store: MemoryStore, page) ->
         # Another selection starts again from its first page.
         wait_cells(tab, "records-table", "pos", texts(mine["pos"][:25]))
         expect(summary_text(tab, "records-table")).to_contain_text(f"1 to 25 of {len(mine)}")
+    assert console.errors == []
+
+
+def test_records_grid_takes_in_records_that_arrive_while_it_is_open(
+    sample_store: MemoryStore, page
+) -> None:
+    tab, console = page
+    app = create_app(sample_store)  # follows the store by polling it
+    snap = parts(app).context.view.snapshot()
+    before = len(snap.records)
+    job, task = str(snap.records["job"].iloc[0]), str(snap.records["task"].iloc[0])
+    with served(app) as running:
+        tab.goto(running.url + "/records")
+        expect(tab.locator("#records-message")).to_have_text(
+            f"{before:,} of {before:,} records match."
+        )
+        sink = EventSink(sample_store, source="late")
+        for candidate in range(3):
+            sink.emit(RecordEvent, job=job, task=task, candidate=candidate, run_secs=(1e-3,))
+        after = before + 3
+        expect(tab.locator("#records-message")).to_have_text(
+            f"{after:,} of {after:,} records match."
+        )
+        expect(summary_text(tab, "records-table")).to_contain_text(f"of {after}")
     assert console.errors == []
 
 

@@ -133,6 +133,17 @@ def test_records_table_filters_sorts_and_pages(ctx: AppContext) -> None:
     assert failed["latency_ms"].isna().all()
 
 
+def test_a_selected_grid_row_names_its_record_or_job() -> None:
+    from dashboard import grid
+
+    assert grid.selected_position([{"pos": 12, "task": "t"}], "pos") == 12
+    assert grid.selected_position([{"best_pos": None}], "best_pos") is None  # no valid record
+    assert grid.selected_position([{"best_pos": float("nan")}], "best_pos") is None
+    assert grid.selected_position([], "pos") is None and grid.selected_position(None, "pos") is None
+    assert jobs.selected_job([{"id": "j1-abc", "state": "running"}]) == "j1-abc"
+    assert jobs.selected_job([]) is None and jobs.selected_job(None) is None
+
+
 def test_records_table_computes_gflops_from_task_flops(synthetic) -> None:
     store, _ = synthetic
     snap = parts(create_app(store, live=False)).context.view.snapshot()
