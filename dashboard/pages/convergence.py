@@ -8,19 +8,34 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Dash, Input, Output, State, dash_table, dcc, html, no_update
+from dash import Dash, Input, Output, State, dcc, html, no_update
 
 from collectors import reuse
+from dashboard import grid
 from dashboard.context import AppContext, Window, read_filter
 from dashboard.data import Snapshot
 from dashboard.figures import convergence as cf
 from dashboard.figures.style import empty_figure, latency_text
-from dashboard.pages.common import GRAPH_CONFIG, TABLE_STYLE, card, filter_base, page_head
+from dashboard.pages.common import GRAPH_CONFIG, card, filter_base, page_head
 
 NAME = "convergence"
 PATH = "/convergence"
 TITLE = "Convergence"
 MAX_POINTS = 2_000
+SUMMARY_COLUMNS = [
+    grid.column("job", "job", minWidth=grid.WIDE),
+    grid.column("task", "task", minWidth=grid.WIDE, tooltipField="task"),
+    grid.column("weight", "weight", numeric=True),
+    grid.column("trials", "trials", numeric=True),
+    grid.column("failed", "failed", numeric=True),
+    grid.column("best_ms", "best (ms)", numeric=True),
+    grid.column("gflops", "GFLOP/s", numeric=True),
+    grid.column("best_pos", "best record", numeric=True),
+    grid.column("origin", "best schedule from", tooltipField="origin"),
+    grid.column("library", "library schedules", numeric=True),
+    grid.column("library_ms", "best library (ms)", numeric=True),
+    grid.column("stopped", "stopped", tooltipField="stopped"),
+]
 
 
 @dataclass(frozen=True)
@@ -261,25 +276,12 @@ def layout(ctx: AppContext) -> html.Div:
             dcc.Store(id="convergence-base"),
             dcc.Store(id="convergence-refresh"),
             card(
-                dash_table.DataTable(
-                    id="convergence-summary",
-                    columns=[
-                        {"name": "job", "id": "job"},
-                        {"name": "task", "id": "task"},
-                        {"name": "weight", "id": "weight", "type": "numeric"},
-                        {"name": "trials", "id": "trials", "type": "numeric"},
-                        {"name": "failed", "id": "failed", "type": "numeric"},
-                        {"name": "best (ms)", "id": "best_ms", "type": "numeric"},
-                        {"name": "GFLOP/s", "id": "gflops", "type": "numeric"},
-                        {"name": "best record", "id": "best_pos", "type": "numeric"},
-                        {"name": "best schedule from", "id": "origin"},
-                        {"name": "library schedules", "id": "library", "type": "numeric"},
-                        {"name": "best library (ms)", "id": "library_ms", "type": "numeric"},
-                        {"name": "stopped", "id": "stopped"},
-                    ],
-                    sort_action="native",
+                grid.client_grid(
+                    "convergence-summary",
+                    SUMMARY_COLUMNS,
                     page_size=15,
-                    **TABLE_STYLE,
+                    row_id="params.data.job + '/' + params.data.task",
+                    selectable=True,
                 ),
                 title="Best per task (click a row to select its best record)",
             ),
@@ -307,13 +309,13 @@ def register(app: Dash, ctx: AppContext) -> None:
         return view.figure, view.base, view.notice
 
     @app.callback(
-        Output("convergence-summary", "data"),
+        Output("convergence-summary", "rowData"),
         Input("filter-store", "data"),
         Input("live-tick", "data"),
     )
     def summary(filt: dict[str, Any] | None, _tick: Any):
         jobs, tasks, _ = read_filter(filt)
-        return task_summary(ctx.view.snapshot(), jobs, tasks).to_dict("records")
+        return grid.plain_rows(task_summary(ctx.view.snapshot(), jobs, tasks))
 
     @app.callback(
         Output("convergence-refresh", "data"),
@@ -328,18 +330,16 @@ def register(app: Dash, ctx: AppContext) -> None:
     @app.callback(
         Output("selected-record", "data", allow_duplicate=True),
         Input("convergence-graph", "clickData"),
-        Input("convergence-summary", "active_cell"),
-        Input("convergence-summary", "derived_viewport_data"),
+        Input("convergence-summary", "selectedRows"),
         prevent_initial_call=True,
     )
-    def select(click: dict[str, Any] | None, cell: dict[str, Any] | None, rows: Any):
+    def select(click: dict[str, Any] | None, rows: Any):
         from dash import ctx as cb
 
         if cb.triggered_id == "convergence-graph":
             pos = clicked_position(click)
-        elif cb.triggered_id == "convergence-summary" and cell and rows:
-            row = cell.get("row")
-            pos = rows[row].get("best_pos") if row is not None and row < len(rows) else None
+        elif cb.triggered_id == "convergence-summary":
+            pos = grid.selected_position(rows, "best_pos")
         else:
             pos = None
         return {"pos": int(pos)} if pos is not None else no_update

@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from dash import Dash, Input, Output, State, dash_table, dcc, html, no_update
+from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash import ctx as callback_ctx
 
 from collectors._base import BaseStore, Stored, StoreError
 from collectors.events import Event
 from collectors.importers import LogFormatError, detect, import_paths
+from dashboard import grid
 from dashboard.context import AppContext
 from dashboard.pages.common import (
-    TABLE_STYLE,
     card,
     field,
     page_head,
@@ -45,6 +45,13 @@ READ_ONLY = (
     "This store is open read-only, so nothing can be imported into it. To add logs to it, "
     "serve it with tuneloom serve --db FILE --allow-import."
 )
+
+WORKLOAD_COLUMNS = [
+    grid.column("workload", "workload", tooltipField="workload", minWidth=240),
+    grid.column("records", "records", numeric=True),
+    grid.column("valid", "valid", numeric=True),
+    grid.column("best", "best mean cost", sortable=False),
+]
 
 # One import at a time: they share the store and two cores.
 _IMPORTING = threading.Lock()
@@ -233,19 +240,7 @@ def file_summary(item: dict[str, Any]) -> html.Div:
         body.append(html.Div(note, className="tl-notice tl-warn"))
     rows = workload_rows(item)
     if rows:
-        body.append(
-            dash_table.DataTable(
-                columns=[
-                    {"name": "workload", "id": "workload"},
-                    {"name": "records", "id": "records", "type": "numeric"},
-                    {"name": "valid", "id": "valid", "type": "numeric"},
-                    {"name": "best mean cost", "id": "best"},
-                ],
-                data=rows,
-                page_size=15,
-                **TABLE_STYLE,
-            )
-        )
+        body.append(grid.client_grid(None, WORKLOAD_COLUMNS, page_size=15, rowData=rows))
     return card(*body, title=f"{item['name']}: {item['format']}", className="import-file")
 
 

@@ -13,15 +13,15 @@ from typing import Any
 from urllib.parse import quote
 
 import pandas as pd
-from dash import Dash, Input, Output, State, dash_table, dcc, html, no_update
+from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash import ctx as callback_ctx
 
 from collectors.jobs import ALLOCATORS, JobInfo, JobSpec, JobState
+from dashboard import grid
 from dashboard.api import PREFIX as API_PREFIX
 from dashboard.context import AppContext
 from dashboard.data import Snapshot
 from dashboard.pages.common import (
-    TABLE_STYLE,
     card,
     field,
     page_head,
@@ -61,17 +61,30 @@ START_CHOICES = {
 }
 
 COLUMNS = [
-    {"name": "job", "id": "job"},
-    {"name": "name", "id": "label"},
-    {"name": "state", "id": "state"},
-    {"name": "progress", "id": "progress"},
-    {"name": "priority", "id": "priority", "type": "numeric"},
-    {"name": "target", "id": "target"},
-    {"name": "model", "id": "model"},
-    {"name": "policy", "id": "policy"},
-    {"name": "detail", "id": "detail"},
-    {"name": "files", "id": "files", "presentation": "markdown"},
+    grid.column("job", "job"),
+    grid.column("label", "name", minWidth=grid.WIDE, tooltipField="label"),
+    grid.column("state", "state", maxWidth=130),
+    grid.column("progress", "progress", minWidth=grid.WIDE),
+    grid.column("priority", "priority", numeric=True, maxWidth=120),
+    grid.column("target", "target"),
+    grid.column("model", "model", tooltipField="model"),
+    grid.column("policy", "policy"),
+    grid.column("detail", "detail", tooltipField="detail"),
+    grid.column(
+        "files",
+        "files",
+        cellRenderer="markdown",
+        sortable=False,
+        filter=False,
+        maxWidth=120,
+    ),
 ]
+# Row classes by state (styled in assets/tuneloom.css).
+STATE_CLASSES = {
+    "tl-row-paused": "params.data.state === 'paused'",
+    "tl-row-failed": "params.data.state === 'failed'",
+    "tl-row-running": "params.data.state === 'running'",
+}
 
 
 def jobs_rows(
@@ -318,20 +331,11 @@ def layout(ctx: AppContext) -> html.Div:
     )
 
 
-def _jobs_table() -> dash_table.DataTable:
-    return dash_table.DataTable(
-        id="jobs-table",
-        columns=COLUMNS,
-        row_selectable="single",
-        selected_row_ids=[],
-        markdown_options={"link_target": "_self"},
-        **TABLE_STYLE,
-        style_data_conditional=[
-            {"if": {"filter_query": '{state} = "paused"'}, "color": "#996500"},
-            {"if": {"filter_query": '{state} = "failed"'}, "color": "#b02a37"},
-            {"if": {"filter_query": '{state} = "running"'}, "fontWeight": 600},
-        ],
-    )
+def _jobs_table() -> Any:
+    return grid.client_grid(
+        "jobs-table", COLUMNS, page_size=25, row_id="id", selectable=True, checkboxes=True,
+        rowClassRules=STATE_CLASSES,
+    )  # fmt: skip
 
 
 def _button(label: str, id_: str, disabled: bool, kind: str = "") -> html.Button:
@@ -472,7 +476,7 @@ def _submit_form(ctx: AppContext, disabled: bool) -> list[Any]:
 
 def register(app: Dash, ctx: AppContext) -> None:
     @app.callback(
-        Output("jobs-table", "data"),
+        Output("jobs-table", "rowData"),
         Input("live-tick", "data"),
         Input("jobs-changed", "data"),
         Input("url", "pathname"),
@@ -494,16 +498,16 @@ def register(app: Dash, ctx: AppContext) -> None:
         Input("jobs-resume", "n_clicks"),
         Input("jobs-cancel", "n_clicks"),
         Input("jobs-set-priority", "n_clicks"),
-        State("jobs-table", "selected_row_ids"),
+        State("jobs-table", "selectedRows"),
         State("jobs-priority", "value"),
         State("token-store", "data"),
         prevent_initial_call=True,
     )
-    def act(_p: Any, _r: Any, _c: Any, _s: Any, selected: list[str] | None, priority, token):
+    def act(_p: Any, _r: Any, _c: Any, _s: Any, selected: Any, priority, token):
         action = ACTIONS.get(str(callback_ctx.triggered_id))
         if action is None:
             return no_update, no_update, no_update
-        job = selected[0] if selected else None
+        job = selected_job(selected)
         done, message = control_action(ctx, action, job, priority, token)
         return message, _message_class(done), ctx.revision()
 
@@ -566,6 +570,14 @@ def register(app: Dash, ctx: AppContext) -> None:
     register_upload_guard(app, "submit-model-upload")
     if ctx.access.needs_token:
         register_token_card(app, ctx.access, "")
+
+
+def selected_job(rows: Any) -> str | None:
+    """The id of the job selected in the table (its ``selectedRows``), if any."""
+    if isinstance(rows, list) and rows and isinstance(rows[0], dict):
+        job = rows[0].get("id")
+        return str(job) if job else None
+    return None
 
 
 def _message_class(done: bool) -> str:

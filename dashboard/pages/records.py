@@ -1,4 +1,5 @@
-"""Records: every measured candidate in a paginated, sortable, filterable table."""
+"""Records: every measured candidate in a paged, sortable, filterable table whose rows the
+server sends a block at a time (the store may hold a million)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from dash import Dash, Input, Output, State, dash_table, html, no_update
+from dash import Dash, Input, Output, State, html, no_update
 
 from collectors import reuse
-from dashboard import filterquery
+from dashboard import grid
 from dashboard.context import AppContext, Window, read_filter
 from dashboard.data import Snapshot
-from dashboard.pages.common import TABLE_STYLE, card, page_head
+from dashboard.pages.common import card, page_head
 from dashboard.pages.convergence import selected_records, selection_line
 
 NAME = "records"
@@ -20,21 +21,22 @@ PATH = "/records"
 TITLE = "Records"
 PAGE_SIZE = 25
 
+ERROR_STYLE = {"color": "#b02a37"}
 COLUMNS: list[dict[str, Any]] = [
-    {"name": "record", "id": "pos", "type": "numeric"},
-    {"name": "job", "id": "job"},
-    {"name": "task", "id": "task"},
-    {"name": "iteration", "id": "iteration", "type": "numeric"},
-    {"name": "candidate", "id": "candidate", "type": "numeric"},
-    {"name": "latency (ms)", "id": "latency_ms", "type": "numeric"},
-    {"name": "GFLOP/s", "id": "gflops", "type": "numeric"},
-    {"name": "error class", "id": "error_class"},
-    {"name": "error", "id": "error"},
-    {"name": "predicted score", "id": "predicted", "type": "numeric"},
-    {"name": "origin", "id": "origin"},
-    {"name": "schedule", "id": "schedule"},
+    grid.column("pos", "record", numeric=True, maxWidth=110),
+    grid.column("job", "job", minWidth=grid.WIDE),
+    grid.column("task", "task", minWidth=grid.WIDE, tooltipField="task"),
+    grid.column("iteration", "iteration", numeric=True, maxWidth=120),
+    grid.column("candidate", "candidate", numeric=True, maxWidth=120),
+    grid.column("latency_ms", "latency (ms)", numeric=True),
+    grid.column("gflops", "GFLOP/s", numeric=True),
+    grid.column("error_class", "error class", cellStyle=ERROR_STYLE),
+    grid.column("error", "error", cellStyle=ERROR_STYLE, tooltipField="error"),
+    grid.column("predicted", "predicted score", numeric=True),
+    grid.column("origin", "origin"),
+    grid.column("schedule", "schedule", tooltipField="schedule"),
 ]
-COLUMN_IDS = [c["id"] for c in COLUMNS]
+COLUMN_IDS = [c["field"] for c in COLUMNS]
 
 
 def records_table(snap: Snapshot, jobs: list[str], tasks: list[str], window: Window | None):
@@ -85,24 +87,9 @@ def _short(text: Any) -> Any:
     return text
 
 
-def table_page(
-    table: pd.DataFrame,
-    *,
-    page_current: int | None,
-    page_size: int,
-    sort_by: list[dict[str, str]] | None,
-    filter_query: str | None,
-) -> tuple[list[dict[str, Any]], int, int, str]:
-    """(rows of the page, page count, matching rows, error message) after filter and sort."""
-    message = ""
-    try:
-        table = filterquery.apply(table, filterquery.parse(filter_query, COLUMN_IDS))
-    except filterquery.FilterError as exc:
-        message = f"Table filter ignored: {exc}."
-    table = filterquery.sort(table, sort_by)
-    rows, pages = filterquery.page(table, page_current, page_size)
-    clean = rows.astype(object).where(rows.notna(), None)
-    return clean.to_dict("records"), pages, len(table), message
+def table_page(table: pd.DataFrame, request: dict[str, Any] | None) -> grid.Block:
+    """The block of rows the grid's request asks for, after its filter and sort."""
+    return grid.block(table, request)
 
 
 def layout(ctx: AppContext) -> html.Div:
@@ -111,30 +98,12 @@ def layout(ctx: AppContext) -> html.Div:
             page_head(
                 "Records",
                 "Every measured candidate. Sort by a column header; filter with the row under "
-                "the headers, e.g. > 1.5 under latency or contains matmul under task. Click a "
-                "row to select it for the inspector.",
+                "the headers (the menu beside each box picks the comparison, e.g. greater than "
+                "under latency or contains under task). Click a row to select it for the "
+                "inspector.",
             ),
             html.Div(id="records-message", className="tl-notice"),
-            card(
-                dash_table.DataTable(
-                    id="records-table",
-                    columns=COLUMNS,
-                    page_action="custom",
-                    page_current=0,
-                    page_size=PAGE_SIZE,
-                    sort_action="custom",
-                    sort_mode="single",
-                    sort_by=[],
-                    filter_action="custom",
-                    filter_query="",
-                    filter_options={"placeholder_text": "filter"},
-                    **TABLE_STYLE,
-                    style_data_conditional=[
-                        {"if": {"column_id": ["error_class", "error"]}, "color": "#b02a37"},
-                    ],
-                    tooltip_delay=300,
-                )
-            ),
+            card(grid.server_grid("records-table", COLUMNS, page_size=PAGE_SIZE, row_id="pos")),
             html.Div(id="records-selection", className="tl-selection"),
         ]
     )
@@ -142,36 +111,35 @@ def layout(ctx: AppContext) -> html.Div:
 
 def register(app: Dash, ctx: AppContext) -> None:
     @app.callback(
-        Output("records-table", "data"),
-        Output("records-table", "page_count"),
+        Output("records-table", "getRowsResponse"),
         Output("records-message", "children"),
-        Input("filter-store", "data"),
-        Input("records-table", "page_current"),
-        Input("records-table", "page_size"),
-        Input("records-table", "sort_by"),
-        Input("records-table", "filter_query"),
-        Input("live-tick", "data"),
+        Input("records-table", "getRowsRequest"),
+        State("filter-store", "data"),
+        prevent_initial_call=True,
     )
-    def fill(filt, page_current, page_size, sort_by, filter_query, _tick):
+    def fill(request: dict[str, Any] | None, filt: dict[str, Any] | None):
+        if not request:
+            return no_update, no_update
         jobs, tasks, window = read_filter(filt)
         table = records_table(ctx.view.snapshot(), jobs, tasks, window)
-        rows, pages, matching, message = table_page(
-            table, page_current=page_current, page_size=page_size or PAGE_SIZE,
-            sort_by=sort_by, filter_query=filter_query,
-        )  # fmt: skip
-        summary = f"{matching:,} of {len(table):,} records match."
-        return rows, pages, f"{summary} {message}".strip()
+        found = table_page(table, request)
+        summary = f"{found.matching:,} of {len(table):,} records match."
+        return found.response(), f"{summary} {found.message}".strip()
+
+    # New records or another job filter: ask the server for the rows shown again.
+    app.clientside_callback(grid.refresh_js("records-table", "refresh"), Input("live-tick", "data"))
+    app.clientside_callback(
+        grid.refresh_js("records-table", "purge"), Input("filter-store", "data")
+    )
 
     @app.callback(
         Output("selected-record", "data", allow_duplicate=True),
-        Input("records-table", "active_cell"),
-        State("records-table", "data"),
+        Input("records-table", "selectedRows"),
         prevent_initial_call=True,
     )
-    def select(cell: dict[str, Any] | None, rows: list[dict[str, Any]] | None):
-        if not cell or not rows or cell.get("row") is None or cell["row"] >= len(rows):
-            return no_update
-        return {"pos": int(rows[cell["row"]]["pos"])}
+    def select(rows: list[dict[str, Any]] | None):
+        pos = grid.selected_position(rows, "pos")
+        return {"pos": pos} if pos is not None else no_update
 
     @app.callback(Output("records-selection", "children"), Input("selected-record", "data"))
     def show_selection(selected: dict[str, Any] | None):

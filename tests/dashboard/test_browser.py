@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -64,8 +65,8 @@ def test_each_page_loads_on_a_sample_store(sample_store: MemoryStore, page) -> N
         for path, selector in [
             ("/convergence", "#convergence-graph .scatterlayer .trace"),
             ("/inspector", "#inspector-summary dl"),
-            ("/records", "#records-table td"),
-            ("/jobs", "#jobs-table td"),
+            ("/records", "#records-table .ag-row .ag-cell"),
+            ("/jobs", "#jobs-table .ag-row .ag-cell"),
         ]:
             tab.click(f"a[href='{path}']")
             tab.wait_for_selector(selector)
@@ -81,9 +82,9 @@ def see_reuse_on_the_convergence_page(tab: Any) -> None:
         "document.querySelector('#convergence-graph .js-plotly-plot').data"
         f".some(t => t.name === '{REUSED_NAME}' && t.customdata.length > 0)"
     )
-    origin = "#convergence-summary th[data-dash-column='origin'] .column-header--sort"
+    origin = "#convergence-summary .ag-header-cell[col-id='origin'] .ag-header-cell-label"
     tab.click(origin)  # sorted: "reused from ..." before "tuned here"
-    cell = tab.locator("#convergence-summary td[data-dash-column='origin']").first
+    cell = tab.locator("#convergence-summary .ag-row[row-index='0'] .ag-cell[col-id='origin']")
     expect(cell).to_contain_text("reused from zoo:")
 
 
@@ -145,8 +146,9 @@ def _long_job(store: MemoryStore, hub: Hub) -> tuple[Scheduler, str]:
 
 
 def _select_job(tab: Any, job: str) -> None:
-    row = tab.locator("#jobs-table tr", has_text=job)
-    row.locator("input[type=radio]").check()
+    row = tab.locator("#jobs-table .ag-row", has_text=job)
+    row.locator("input[type=checkbox]").check()
+    expect(row).to_have_class(re.compile("ag-row-selected"))
 
 
 def test_pause_and_reprioritize_from_the_page_change_the_job_in_the_tuner(page) -> None:
@@ -156,7 +158,7 @@ def test_pause_and_reprioritize_from_the_page_change_the_job_in_the_tuner(page) 
     try:
         with served(create_app(store, sched, live=hub)) as running:
             tab.goto(running.url + "/jobs")
-            tab.wait_for_selector(f"#jobs-table td:has-text('{job}')")
+            tab.wait_for_selector(f"#jobs-table .ag-cell:has-text('{job}')")
             _select_job(tab, job)
             tab.click("#jobs-pause")
             tab.wait_for_selector(f"#jobs-message:has-text('Paused {job}.')")
@@ -165,7 +167,7 @@ def test_pause_and_reprioritize_from_the_page_change_the_job_in_the_tuner(page) 
             tab.click("#jobs-set-priority")
             tab.wait_for_selector(f"#jobs-message:has-text('priority of {job} to 5')")
             assert sched.list()[0].priority == 5
-            row = tab.locator("#jobs-table tr", has_text=job)
+            row = tab.locator("#jobs-table .ag-row", has_text=job)
             expect(row).to_contain_text("paused")
             tab.click("#jobs-resume")
             tab.wait_for_selector(f"#jobs-message:has-text('Resumed {job}.')")
@@ -185,7 +187,7 @@ def test_controls_are_refused_without_the_token_off_loopback(page) -> None:
     try:
         with served(create_app(store, sched, live=hub, access=access)) as running:
             tab.goto(running.url + "/jobs")
-            tab.wait_for_selector(f"#jobs-table td:has-text('{job}')")
+            tab.wait_for_selector(f"#jobs-table .ag-cell:has-text('{job}')")
             _select_job(tab, job)
             tab.click("#jobs-pause")
             tab.wait_for_selector("#jobs-message:has-text('need the access token')")
@@ -243,7 +245,7 @@ def test_a_record_opens_in_the_inspector_with_tir_and_assembly(page) -> None:
     app = create_app(store, inspector=MetaScheduleInspector(store))
     with served(app) as running:
         tab.goto(running.url + "/records")
-        tab.locator("#records-table td", has_text=str(pos)).first.click()
+        tab.locator("#records-table .ag-cell[col-id='pos']", has_text=str(pos)).first.click()
         tab.click("#records-selection a:has-text('open in the inspector')")
         tab.wait_for_selector(f"#inspector-summary dd:has-text('{pos}')")
         expect(tab.locator("#inspector-content .tl-code")).to_contain_text("sch.split")
@@ -252,7 +254,5 @@ def test_a_record_opens_in_the_inspector_with_tir_and_assembly(page) -> None:
             "T.prim_func", timeout=120_000
         )
         tab.locator("#inspector-tab").get_by_text("Assembly", exact=True).click()
-        expect(tab.locator("#inspector-content .tl-code")).to_contain_text(
-            ".text", timeout=120_000
-        )
+        expect(tab.locator("#inspector-content .tl-code")).to_contain_text(".text", timeout=120_000)
     assert console.errors == []

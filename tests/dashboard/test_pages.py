@@ -111,21 +111,37 @@ def test_records_table_filters_sorts_and_pages(ctx: AppContext) -> None:
     snap = ctx.view.snapshot()
     table = records.records_table(snap, [], [], None)
     assert len(table) == len(snap.records)
-    rows, pages, matching, message = records.table_page(
-        table, page_current=0, page_size=10, sort_by=[{"column_id": "latency_ms",
-        "direction": "asc"}], filter_query="{latency_ms} > 0",
-    )  # fmt: skip
-    assert message == "" and len(rows) == 10
-    latencies = [r["latency_ms"] for r in rows]
+    positive = {"filterType": "number", "type": "greaterThan", "filter": 0}
+    first = records.table_page(table, {
+        "startRow": 0, "endRow": 10, "sortModel": [{"colId": "latency_ms", "sort": "asc"}],
+        "filterModel": {"latency_ms": positive},
+    })  # fmt: skip
+    assert first.message == "" and len(first.rows) == 10
+    latencies = [r["latency_ms"] for r in first.rows]
     assert latencies == sorted(latencies)
-    assert matching == int(table["latency_ms"].notna().sum())
-    assert pages == -(-matching // 10)
-    _, _, _, message = records.table_page(
-        table, page_current=0, page_size=10, sort_by=[], filter_query="{bogus} > 1"
-    )
-    assert "unknown column 'bogus'" in message
+    assert first.matching == int(table["latency_ms"].notna().sum())
+    assert first.response() == {"rowData": first.rows, "rowCount": first.matching}
+    second = records.table_page(table, {
+        "startRow": 10, "endRow": 20, "sortModel": [{"colId": "latency_ms", "sort": "asc"}],
+        "filterModel": {"latency_ms": positive},
+    })  # fmt: skip
+    assert [r["latency_ms"] for r in second.rows] == sorted(table["latency_ms"].dropna())[10:20]
+    bogus = records.table_page(table, {"startRow": 0, "endRow": 10, "filterModel": {
+        "bogus": {"filterType": "number", "type": "greaterThan", "filter": 1}}})  # fmt: skip
+    assert "unknown column 'bogus'" in bogus.message and bogus.matching == len(table)
     failed = table[table["error_class"].notna()]
     assert failed["latency_ms"].isna().all()
+
+
+def test_a_selected_grid_row_names_its_record_or_job() -> None:
+    from dashboard import grid
+
+    assert grid.selected_position([{"pos": 12, "task": "t"}], "pos") == 12
+    assert grid.selected_position([{"best_pos": None}], "best_pos") is None  # no valid record
+    assert grid.selected_position([{"best_pos": float("nan")}], "best_pos") is None
+    assert grid.selected_position([], "pos") is None and grid.selected_position(None, "pos") is None
+    assert jobs.selected_job([{"id": "j1-abc", "state": "running"}]) == "j1-abc"
+    assert jobs.selected_job([]) is None and jobs.selected_job(None) is None
 
 
 def test_records_table_computes_gflops_from_task_flops(synthetic) -> None:

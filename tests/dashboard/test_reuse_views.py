@@ -226,12 +226,12 @@ def test_the_records_table_has_a_filterable_schedule_column(app_ctx: AppContext)
     snap = app_ctx.view.snapshot()
     table = records.records_table(snap, [], [], None)
     assert (table["schedule"] == TUNED_HERE).sum() == 5 + 4 + 2 + 3
-    rows, _, matching, message = records.table_page(
-        table, page_current=0, page_size=25, sort_by=[],
-        filter_query="{schedule} contains resnet",
-    )  # fmt: skip
-    assert message == "" and matching == 2
-    assert {r["schedule"] for r in rows} == {DENSE}
+    found = records.table_page(table, {
+        "startRow": 0, "endRow": 25,
+        "filterModel": {"schedule": {"filterType": "text", "type": "contains", "filter": "resnet"}},
+    })  # fmt: skip
+    assert found.message == "" and found.matching == 2
+    assert {r["schedule"] for r in found.rows} == {DENSE}
     untuned = table[table["schedule"] == UNTUNED]
     assert untuned["pos"].tolist() == [positions(app_ctx.view.store, "job-3", t, 1)
                                        for t in ("conv", "dense")]  # fmt: skip

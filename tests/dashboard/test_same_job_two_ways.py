@@ -88,7 +88,7 @@ def test_a_model_job_from_the_jobs_page_and_from_tune_ends_the_same(tmp_path: Pa
                 assert time.monotonic() < deadline, "the submitted job did not finish"
                 time.sleep(0.5)
             tab.reload()  # the table shows what the engine says now
-            tab.wait_for_selector(f"#jobs-table tr:has-text('{job}') >> text=finished")
+            tab.wait_for_selector(f"#jobs-table .ag-row:has-text('{job}') >> text=finished")
         report = engine.report()
     store.close()
     assert console.errors == []

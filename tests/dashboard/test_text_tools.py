@@ -70,6 +70,75 @@ def test_bad_filter_queries_name_the_problem(query: str, message: str) -> None:
         filterquery.parse(query, list(TABLE.columns))
 
 
+def text(type_: str, value: str | None = None) -> dict:
+    return {"filterType": "text", "type": type_, "filter": value}
+
+
+def number(type_: str, value: float | None = None, to: float | None = None) -> dict:
+    return {"filterType": "number", "type": type_, "filter": value, "filterTo": to}
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ({"latency_ms": number("greaterThan", 1)}, [0, 2]),
+        ({"latency_ms": number("lessThanOrEqual", 1.5), "task": text("contains", "mat")}, [0]),
+        ({"task": text("contains", "MATMUL")}, [0, 2]),
+        ({"task": text("notContains", "matmul")}, [1, 3]),
+        ({"task": text("equals", "dense:1x8x8")}, [1]),
+        ({"task": text("startsWith", "matmul:1")}, [2]),
+        ({"task": text("endsWith", "x8")}, [1]),
+        ({"error_class": text("blank")}, [0, 1, 2]),
+        ({"error_class": text("notBlank")}, [3]),
+        ({"latency_ms": number("notEqual", 0.2)}, [0, 2, 3]),
+        ({"latency_ms": number("inRange", 0.1, 1.5)}, [0, 1]),
+        (
+            {"latency_ms": {"filterType": "number", "operator": "OR", "conditions": [
+                number("lessThan", 1), number("greaterThan", 2)]}},
+            [1, 2],
+        ),
+        (
+            {"task": {"filterType": "text", "operator": "AND", "conditions": [
+                text("contains", "matmul"), text("notContains", "128")]}},
+            [0],
+        ),
+        ({}, [0, 1, 2, 3]),
+    ],
+)  # fmt: skip
+def test_grid_filter_models_select_rows(model: dict, expected: list[int]) -> None:
+    clauses = filterquery.from_grid_model(model, list(TABLE.columns))
+    assert list(filterquery.apply(TABLE, clauses).index) == expected
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ({"nope": text("contains", "a")}, "unknown column 'nope'"),
+        ({"task": text("greaterThan", "a")}, "unknown text filter 'greaterThan'"),
+        ({"latency_ms": number("contains", 1)}, "unknown number filter 'contains'"),
+        ({"latency_ms": number("equals", None)}, "needs a number, got None"),
+        ({"task": {"filterType": "set", "values": ["a"]}}, "unknown filter kind 'set'"),
+    ],
+)
+def test_bad_grid_filters_name_the_problem(model: dict, message: str) -> None:
+    with pytest.raises(filterquery.FilterError, match=message):
+        filterquery.from_grid_model(model, list(TABLE.columns))
+
+
+def test_grid_sort_models_become_sort_keys() -> None:
+    model = [{"colId": "latency_ms", "sort": "desc"}, {"colId": "task", "sort": None}]
+    assert filterquery.from_sort_model(model) == [{"column_id": "latency_ms", "direction": "desc"}]
+    assert filterquery.from_sort_model(None) == []
+
+
+def test_rows_between_never_hands_out_more_than_the_limit() -> None:
+    frame = pd.DataFrame({"x": range(100)})
+    assert filterquery.rows_between(frame, 10, 20, 50)["x"].tolist() == list(range(10, 20))
+    assert len(filterquery.rows_between(frame, 0, 10**9, 50)) == 50
+    assert filterquery.rows_between(frame, 95, 200, 50)["x"].tolist() == list(range(95, 100))
+    assert filterquery.rows_between(frame, -5, None, 3)["x"].tolist() == [0, 1, 2]
+
+
 def test_sort_and_page() -> None:
     ordered = filterquery.sort(TABLE, [{"column_id": "latency_ms", "direction": "desc"}])
     assert list(ordered.index) == [2, 0, 1, 3]  # missing last

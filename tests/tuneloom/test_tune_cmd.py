@@ -4,7 +4,6 @@ per-job best latencies and per-resource busy/idle time, and store every stage an
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -157,36 +156,3 @@ def test_tune_profiles_on_an_rpc_pool(tmp_path: Path, capsys: pytest.CaptureFixt
         "device:rpc:tlcli:0",
         "device:rpc:tlcli:1",
     }
-
-
-def test_progress_bar_shows_trials_of_the_total(monkeypatch: pytest.MonkeyPatch) -> None:
-    import io
-
-    from tests.tuner.scheduling_helpers import ScriptedDriver
-    from tuneloom.progress import TrialsProgress
-    from tuner.clock import SimClock
-    from tuner.scheduler import Scheduler
-
-    scheduler = Scheduler(["client:0", "device:llvm:0"], "interleaved", clock=SimClock())
-    for label in ("a", "b"):
-        scheduler.submit_job(
-            ScriptedDriver(label, iterations=2, candidates=4),
-            name=label,
-            target="llvm",
-            device_pool="device:llvm",
-            tasks=["t"],
-            trials_total=8,
-        )
-    scheduler.run(until=12.0)  # some candidates are measured, both jobs run
-    jobs = scheduler.list()
-    done = sum(j.trials_done for j in jobs)
-    assert 0 < done < 16 and all(str(j.state) == "running" for j in jobs)
-    stream = io.StringIO()
-    monkeypatch.setattr("sys.stderr", stream)
-    with TrialsProgress(scheduler.list, "tune", period_s=0.01):
-        deadline = time.monotonic() + 10
-        while "trials" not in stream.getvalue() and time.monotonic() < deadline:
-            time.sleep(0.01)
-    shown = stream.getvalue()
-    assert f"] {done}/16 trials  2 running" in shown
-    assert shown.endswith("\r\033[K")  # the line is cleared at the end

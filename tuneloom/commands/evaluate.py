@@ -9,6 +9,7 @@ from typing import Any
 
 from tuneloom.cli import UserError, emit_result
 from tuneloom.commands.options import add_model_options, model_settings
+from tuneloom.progress import StepsProgress, terminal
 
 DESCRIPTION = """\
 Compile MODEL (a zoo name such as zoo:cnn, or a .keras, .tflite or .onnx file or a TensorFlow
@@ -52,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--min-repeat-ms", type=float, default=100.0, help="minimum ms per repeat (default 100)"
     )
     parser.add_argument(
-        "--target", default="llvm", help='codegen target: llvm or a JSON object (as for tune)'
+        "--target", default="llvm", help="codegen target: llvm or a JSON object (as for tune)"
     )
     parser.add_argument("--keep", metavar="DIR", help="keep the compiled models in DIR")
     parser.add_argument(
@@ -90,9 +91,14 @@ def run(args: argparse.Namespace) -> int:
     baselines = _baselines(args.baseline, BASELINES)
     settings = model_settings(args)
     target = target_config(args.target, threads)
-    with tempfile.TemporaryDirectory(prefix="tuneloom-best-db-") as scratch:
+    progress = StepsProgress("evaluate", None, console=terminal(args.json))
+    with tempfile.TemporaryDirectory(prefix="tuneloom-best-db-") as scratch, progress:
+        if args.db:
+            progress.doing(f"reading the tuned schedules of {args.db}")
         database = _database(args.db, Path(scratch)) if args.db else None
+        progress.doing(f"loading {args.model}")
         model = load_model(args.model, **settings)
+        progress.doing(f"compiling and timing {args.model} ({_variants(database, baselines)})")
         evaluation = evaluate_model(
             model,
             target,
@@ -111,6 +117,13 @@ def run(args: argparse.Namespace) -> int:
         result["db"] = args.db
     emit_result(args, result, _human(result))
     return 0 if evaluation.outputs_match else 1
+
+
+def _variants(database: Path | None, baselines: list[str] | None) -> str:
+    """What evaluate_model times, in words: ``untuned, tuned, onnxruntime``."""
+    names = ["untuned"] + (["tuned"] if database else [])
+    names += ["baselines"] if baselines is None else baselines
+    return ", ".join(names)
 
 
 def _baselines(text: str | None, known: tuple[str, ...]) -> list[str] | None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from tuneloom.cli import UserError, emit_result
 from tuneloom.commands.library import add_library_option, add_to_library, open_library
+from tuneloom.progress import StepsProgress, terminal
 
 # Bad lines listed per file in the human output (all are counted; --json lists up to 50).
 SHOWN_BAD_LINES = 5
@@ -70,13 +72,24 @@ def run(args: argparse.Namespace) -> int:
     except LogFormatError as exc:
         raise UserError(str(exc)) from None
     store = open_store(args.db)
+    progress = StepsProgress("import", len(detected), console=terminal(args.json), unit="files")
+    summaries = []
     try:
-        summaries = [
-            import_file(
-                item, store, use_tvm=not args.no_tvm, gap_s=args.gap, workers=args.workers
-            )
-            for item in detected
-        ]
+        with progress:
+            counted = _Counting(store, progress)
+            for item in detected:
+                counted.path = Path(item.path).name
+                progress.doing(counted.path)
+                summaries.append(
+                    import_file(
+                        item,
+                        counted,
+                        use_tvm=not args.no_tvm,
+                        gap_s=args.gap,
+                        workers=args.workers,
+                    )
+                )
+                progress.advance()
     finally:
         store.close()
     result: dict[str, Any] = {"files": [s.to_dict() for s in summaries]}
@@ -87,6 +100,22 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:
         _warn_bad_lines(result["files"])
     return 0
+
+
+class _Counting:
+    """The store, counting the events it stores on the progress line as they are written."""
+
+    def __init__(self, store: Any, progress: StepsProgress) -> None:
+        self.store = store
+        self.progress = progress
+        self.path = ""
+        self.events = 0
+
+    def append(self, events: Any) -> Any:
+        stored = self.store.append(events)
+        self.events += len(stored)
+        self.progress.doing(f"{self.path}: {self.events:,} new events stored")
+        return stored
 
 
 def _add_to_library(folder: str | None, databases: list[Any]) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from tuneloom.commands.options import (
     model_spec_fields,
     reuse_spec_fields,
 )
-from tuneloom.progress import TrialsProgress
+from tuneloom.progress import TrialsProgress, terminal
 
 DESCRIPTION = """\
 Tune models and built-in workloads with TVM MetaSchedule on this machine, several jobs at
@@ -128,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         _discard(engine, Path(db) if new_store else None, runs_dir, new_runs)
         raise
-    with engine, TrialsProgress(engine.list, "tune", enabled=sys.stderr.isatty()):
+    with engine, TrialsProgress(engine.list, "tune", console=terminal(args.json)):
         report = engine.run()
     result = {**report.as_json(), "db": args.db, "runs_dir": str(runs_dir)}
     emit_result(args, result, _human(result))

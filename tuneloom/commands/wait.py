@@ -11,7 +11,7 @@ from tuneloom.cli import emit_result
 from tuneloom.client import ServerUnavailable
 from tuneloom.commands.options import duration
 from tuneloom.commands.remote import add_server_options, client, trials_text
-from tuneloom.progress import TrialsProgress
+from tuneloom.progress import TrialsProgress, terminal
 
 TIMED_OUT = 3
 
@@ -50,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
     latest = [server.job(job) for job in ids]  # an unknown job fails here (404)
     started = time.monotonic()
     timed_out = away = False
-    quiet = args.json or not sys.stderr.isatty()
-    with TrialsProgress(lambda: latest, "wait", enabled=not quiet):
+    with TrialsProgress(lambda: latest, "wait", console=terminal(args.json)):
         while not all(info.state in TERMINAL_STATES for info in latest):
             waited = time.monotonic() - started
             if args.timeout is not None and waited >= args.timeout:
