@@ -238,14 +238,6 @@ def sort(frame: pd.DataFrame, sort_by: Sequence[Mapping[str, str]] | None) -> pd
     return frame.sort_values(keys, ascending=ascending, kind="stable", na_position="last")
 
 
-def page(frame: pd.DataFrame, current: int | None, size: int) -> tuple[pd.DataFrame, int]:
-    """Rows of page ``current`` (0-based) and the page count (at least 1)."""
-    size = max(int(size), 1)
-    count = max(math.ceil(len(frame) / size), 1)
-    current = min(max(int(current or 0), 0), count - 1)
-    return frame.iloc[current * size : (current + 1) * size], count
-
-
 def rows_between(frame: pd.DataFrame, start: Any, end: Any, limit: int) -> pd.DataFrame:
     """Rows ``start`` to ``end`` (exclusive) of ``frame``, at most ``limit`` of them."""
     first = max(int(start or 0), 0)

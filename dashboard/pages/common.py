@@ -43,21 +43,6 @@ def filter_base(jobs: list[str], tasks: list[str], window: Any) -> dict[str, Any
     }
 
 
-FONT = "Inter, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
-TABLE_STYLE: dict[str, Any] = {
-    "style_as_list_view": True,
-    "style_table": {"overflowX": "auto"},
-    "style_cell": {
-        "fontFamily": FONT,
-        "fontSize": 13,
-        "padding": "5px 8px",
-        "textAlign": "left",
-        "maxWidth": 360,
-        "overflow": "hidden",
-        "textOverflow": "ellipsis",
-    },
-    "style_header": {"fontWeight": 600, "backgroundColor": "#f8f9fa"},
-}
 
 
 def token_card(prefix: str, title: str) -> html.Div:
