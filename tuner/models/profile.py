@@ -1,0 +1,299 @@
+"""Per-kernel profile of a compiled model: each fused kernel's time per call and calls per run,
+beside the end-to-end latency, measured in a fresh process.
+
+TVM 0.27's Relax VM has no ``profile()``; its instrument hook (``vm.set_instrument``) is
+called before and after every packed call the VM makes: fused kernels (PrimFuncs) and VM
+builtins (``vm.builtin.alloc_tensor``...). The time between the two calls (the device
+synchronised at both) is the call's time. The end-to-end latency is timed first, without the
+hook, with the VM's ``time_evaluator`` (as ``tuner.models.measure`` does), so the gap
+between it and the kernels' sum is known: the VM's own work between calls (argument
+passing, the interpreter loop) and, where the sum exceeds it, the hook's own cost.
+
+``profile_saved_model`` runs this module as a child process, pinned to given cores (a
+device's) with a given thread count::
+
+    python -m tuner.models.profile DIR --inputs in.npz --threads 1 [--cores 1] [--runs 20]
+
+The child prints one JSON object: ``end_to_end_ms`` (median over repeats), ``runs`` (model
+runs under the hook, after one warm-up run) and ``kernels`` (``[name, calls, seconds]``
+summed over the runs, in first-call order).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tuner.models._base import LoadedModel, ModelError
+from tuner.models.kernels import NO_TASK
+from tuner.models.measure import last_json_object, last_line
+
+PROFILE_TIMEOUT_S = 600.0
+DEFAULT_RUNS = 20  # model runs under the hook, at least
+MIN_PROFILE_MS = 200.0  # ... and more runs until they last this long (up to MAX_RUNS)
+MAX_RUNS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class KernelTime:
+    """One kernel (or VM builtin): its calls per model run and mean seconds per call."""
+
+    name: str
+    task: str
+    calls: int
+    secs: float
+
+    @property
+    def total_secs(self) -> float:
+        """Seconds per model run spent in this kernel."""
+        return self.secs * self.calls
+
+
+@dataclass(frozen=True, slots=True)
+class ModelProfile:
+    """A model's per-kernel profile (``kernels`` in first-call order) and its end-to-end
+    latency timed without the profiler."""
+
+    model: str
+    variant: str
+    end_to_end_secs: float
+    kernels: tuple[KernelTime, ...]
+    threads: int
+    runs: int
+    target: str | None = None
+
+    @property
+    def kernel_sum_secs(self) -> float:
+        """Seconds per run inside the profiled calls (kernels and builtins)."""
+        return math.fsum(k.total_secs for k in self.kernels)
+
+    @property
+    def gap_secs(self) -> float:
+        """End-to-end minus the kernels' sum: the VM's own work (negative: the hook's cost)."""
+        return self.end_to_end_secs - self.kernel_sum_secs
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per kernel, heaviest first: ``name``, ``task``, ``calls``, ``ms`` (per
+        call), ``total_ms`` (per run) and ``share`` (of end-to-end)."""
+        end = self.end_to_end_secs or math.inf
+        ordered = sorted(self.kernels, key=lambda k: -k.total_secs)
+        return [
+            {
+                "name": k.name,
+                "task": k.task,
+                "calls": k.calls,
+                "ms": k.secs * 1e3,
+                "total_ms": k.total_secs * 1e3,
+                "share": k.total_secs / end,
+            }
+            for k in ordered
+        ]
+
+    def as_json(self) -> dict[str, Any]:
+        """The profile as the CLI prints it."""
+        return {
+            "variant": self.variant,
+            "end_to_end_ms": self.end_to_end_secs * 1e3,
+            "kernel_sum_ms": self.kernel_sum_secs * 1e3,
+            "gap_ms": self.gap_secs * 1e3,
+            "gap_share": self.gap_secs / self.end_to_end_secs if self.end_to_end_secs else None,
+            "threads": self.threads,
+            "runs": self.runs,
+            "kernels": self.rows(),
+        }
+
+    def event_fields(self) -> dict[str, Any]:
+        """Keyword arguments for ``sink.emit(ProfileEvent, job=..., **fields)``."""
+        return {
+            "model": self.model,
+            "variant": self.variant,
+            "end_to_end_secs": self.end_to_end_secs,
+            "kernels": tuple(k.name for k in self.kernels),
+            "tasks": tuple(k.task for k in self.kernels),
+            "calls": tuple(k.calls for k in self.kernels),
+            "kernel_secs": tuple(k.secs for k in self.kernels),
+            "target": self.target,
+            "threads": self.threads,
+            "detail": f"runs={self.runs}",
+        }
+
+
+def profile_from_report(
+    report: Mapping[str, Any],
+    *,
+    model: str,
+    variant: str,
+    kernel_tasks: Mapping[str, str],
+    threads: int,
+    target: str | None = None,
+) -> ModelProfile:
+    """A ``ModelProfile`` from the child's JSON report; kernels that ``kernel_tasks`` does
+    not name (VM builtins, helpers) get ``NO_TASK``. A kernel called in some runs only (none
+    is, for a static model) counts its calls rounded per run."""
+    runs = int(report["runs"])
+    kernels = []
+    for name, calls, secs in report["kernels"]:
+        per_call = float(secs) / int(calls) if calls else 0.0
+        kernels.append(
+            KernelTime(str(name), kernel_tasks.get(name, NO_TASK), round(calls / runs), per_call)
+        )
+    return ModelProfile(
+        model=model,
+        variant=variant,
+        end_to_end_secs=float(report["end_to_end_ms"]) / 1e3,
+        kernels=tuple(kernels),
+        threads=threads,
+        runs=runs,
+        target=target,
+    )
+
+
+def profile_saved_model(
+    folder: str | Path,
+    model: LoadedModel,
+    *,
+    variant: str,
+    kernel_tasks: Mapping[str, str],
+    threads: int,
+    cores: Sequence[int] | None = None,
+    runs: int = DEFAULT_RUNS,
+    repeat: int = 5,
+    seed: int = 0,
+    target: str | None = None,
+) -> ModelProfile:
+    """Profile a saved compiled model (``compiled.save_compiled``) in a fresh process, on
+    ``model``'s random inputs from ``seed``, pinned to ``cores`` when given."""
+    from tuner.models.loaders import random_inputs
+
+    with tempfile.TemporaryDirectory(prefix="tuneloom-profile-") as scratch:
+        inputs = Path(scratch) / "inputs.npz"
+        np.savez(inputs, **random_inputs(model, seed=seed))
+        argv = [
+            sys.executable, "-m", "tuner.models.profile", str(folder), "--inputs", str(inputs),
+            "--threads", str(threads), "--runs", str(runs), "--repeat", str(repeat),
+        ]  # fmt: skip
+        if cores:
+            argv += ["--cores", ",".join(map(str, cores))]
+        report = _run_child(model.name, argv, threads)
+    return profile_from_report(
+        report,
+        model=model.name,
+        variant=variant,
+        kernel_tasks=kernel_tasks,
+        threads=threads,
+        target=target,
+    )
+
+
+def _run_child(model: str, argv: list[str], threads: int) -> dict[str, Any]:
+    env = dict(os.environ, TVM_NUM_THREADS=str(threads))
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, env=env, timeout=PROFILE_TIMEOUT_S
+        )
+    except subprocess.TimeoutExpired:
+        raise ModelError(model, f"profiling took over {PROFILE_TIMEOUT_S:.0f} s") from None
+    report = last_json_object(done.stdout)
+    if done.returncode != 0 or report is None or "kernels" not in report:
+        why = (report or {}).get("error") or last_line(done.stderr, "no output")
+        raise ModelError(model, f"profiling failed: {why}")
+    return report
+
+
+# ---------------------------------------------------------------- the child process
+def measure_kernels(
+    vm: Any, device: Any, arguments: Sequence[Any], *, runs: int, min_ms: float
+) -> tuple[int, list[list[Any]]]:
+    """Run ``main`` once to warm up, then at least ``runs`` times (more until the runs last
+    ``min_ms``, at most ``MAX_RUNS``) under the instrument hook: (runs, ``[name, calls,
+    seconds]`` summed over them in first-call order). The hook stays set afterwards."""
+    totals: dict[str, list[Any]] = {}
+    started: list[float] = []
+    counting = [False]
+
+    def instrument(func: Any, name: str, before_run: bool, ret_value: Any, *args: Any) -> None:
+        device.sync()
+        if before_run:
+            started.append(time.perf_counter())
+            return
+        elapsed = time.perf_counter() - started.pop()
+        if counting[0]:
+            entry = totals.setdefault(str(name), [str(name), 0, 0.0])
+            entry[1] += 1
+            entry[2] += elapsed
+
+    vm.set_instrument(instrument)
+    vm["main"](*arguments)  # warm-up: first-call costs stay out
+    counting[0] = True
+    done = 0
+    begun = time.perf_counter()
+    while done < runs or ((time.perf_counter() - begun) * 1e3 < min_ms and done < MAX_RUNS):
+        vm["main"](*arguments)
+        done += 1
+    return done, list(totals.values())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tuner.models.profile")
+    parser.add_argument("folder", help="a saved compiled model")
+    parser.add_argument("--inputs", required=True, help=".npz of named inputs")
+    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--runs", type=int, default=DEFAULT_RUNS)
+    parser.add_argument("--min-ms", type=float, default=MIN_PROFILE_MS)
+    parser.add_argument("--repeat", type=int, default=5, help="end-to-end timing repeats")
+    parser.add_argument("--min-repeat-ms", type=float, default=40.0)
+    parser.add_argument("--cores", help="CPU ids to run on, e.g. 1 or 2,3 (default: any)")
+    args = parser.parse_args(argv)
+    if args.cores:  # before the runtime starts its threads, which inherit the affinity
+        os.sched_setaffinity(0, [int(c) for c in args.cores.split(",")])
+    os.environ["TVM_NUM_THREADS"] = str(args.threads)
+    try:
+        report = _profile(args)
+    except Exception as exc:  # reported to the parent as one line
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        print(json.dumps({"error": f"{type(exc).__name__}: {lines[-1] if lines else ''}"}))
+        return 1
+    print(json.dumps(report))
+    return 0
+
+
+def _profile(args: argparse.Namespace) -> dict[str, Any]:
+    from tuner.models.compiled import load_compiled
+
+    model = load_compiled(args.folder)
+    with np.load(Path(args.inputs), allow_pickle=False) as data:
+        inputs = {name: data[name] for name in data.files}
+    arguments = model.arguments(inputs)
+    evaluator = model.vm.time_evaluator(
+        "main", model.device, number=1, repeat=args.repeat, min_repeat_ms=int(args.min_repeat_ms)
+    )
+    evaluator(*arguments)  # warm-up
+    repeats = [float(r) * 1e3 for r in evaluator(*arguments).results]
+    runs, kernels = measure_kernels(
+        model.vm, model.device, arguments, runs=args.runs, min_ms=args.min_ms
+    )
+    return {
+        "end_to_end_ms": statistics.median(repeats),
+        "end_to_end_repeats_ms": repeats,
+        "runs": runs,
+        "kernels": kernels,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
