@@ -232,10 +232,10 @@ class ModelProfiling:
     ``PROFILE_TASK`` on a client (returning the saved model's folder) and profiled in a
     ``profile`` of it on the device while the tasks search (iteration 0). After the final
     stage, when ``tuned_folder()`` names the compiled tuned model, a ``profile`` of
-    ``PROFILE_TASK`` (iteration 1) profiles it on the device. ``profile(folder, variant, cores)`` runs the profiler in a
-    fresh process pinned to ``cores`` and returns the ``ProfileEvent`` fields. Like any
-    profile stage these never share a core with another stage; a failure is reported on its
-    stage and never fails the job."""
+    ``PROFILE_TASK`` (iteration 1) profiles it on the device. ``profile(folder, variant,
+    cores)`` runs the profiler in a fresh process pinned to ``cores`` and returns the
+    ``ProfileEvent`` fields. Like any profile stage these never share a core with another
+    stage; a failure is reported on its stage and never fails the job."""
 
     model: str
     graph: str | None
