@@ -20,9 +20,10 @@ from tvm.target import Target
 
 from tuner._base import one_line
 from tuner.models._base import LoadedModel, ModelError
+from tuner.models.profile import NO_TASK
 from tuner.models.tasks import prepare_module
 
-NO_TASK = ""  # what ``ProfileEvent.tasks`` holds for a kernel no task covers
+__all__ = ["NO_TASK", "extracted_tasks", "kernel_task_names", "model_kernel_tasks"]
 
 
 def workload_hash(func: tvm.tirx.PrimFunc) -> int:

@@ -4,19 +4,20 @@ beside the end-to-end latency, measured in a fresh process.
 TVM 0.27's Relax VM has no ``profile()``; its instrument hook (``vm.set_instrument``) is
 called before and after every packed call the VM makes: fused kernels (PrimFuncs) and VM
 builtins (``vm.builtin.alloc_tensor``...). The time between the two calls (the device
-synchronised at both) is the call's time. The end-to-end latency is timed first, without the
-hook, with the VM's ``time_evaluator`` (as ``tuner.models.measure`` does), so the gap
-between it and the kernels' sum is known: the VM's own work between calls (argument
-passing, the interpreter loop) and, where the sum exceeds it, the hook's own cost.
+synchronised at both) is the call's time. The end-to-end latency is timed without the hook, on a
+second VM of the same library, with the VM's ``time_evaluator`` (as ``tuner.models.measure``
+does), in rounds alternating with the hooked runs so both see the same machine load; the gap
+between it and the kernels' sum is the VM's own work between calls (argument passing, the
+interpreter loop) and, where the sum exceeds it, the hook's own cost or noise.
 
 ``profile_saved_model`` runs this module as a child process, pinned to given cores (a
 device's) with a given thread count::
 
     python -m tuner.models.profile DIR --inputs in.npz --threads 1 [--cores 1] [--runs 20]
 
-The child prints one JSON object: ``end_to_end_ms`` (median over repeats), ``runs`` (model
+The child prints one JSON object: ``end_to_end_ms`` (median over rounds), ``runs`` (model
 runs under the hook, after one warm-up run) and ``kernels`` (``[name, calls, seconds]``
-summed over the runs, in first-call order).
+over the runs, in first-call order; seconds = calls x the median per-call time).
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ from typing import Any
 import numpy as np
 
 from tuner.models._base import LoadedModel, ModelError
-from tuner.models.kernels import NO_TASK
 from tuner.models.measure import last_json_object, last_line
 
+NO_TASK = ""  # what ``ProfileEvent.tasks`` holds for a kernel no task covers
 PROFILE_TIMEOUT_S = 600.0
 DEFAULT_RUNS = 20  # model runs under the hook, at least
 MIN_PROFILE_MS = 200.0  # ... and more runs until they last this long (up to MAX_RUNS)
@@ -217,35 +218,65 @@ def _run_child(model: str, argv: list[str], threads: int) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- the child process
 def measure_kernels(
-    vm: Any, device: Any, arguments: Sequence[Any], *, runs: int, min_ms: float
-) -> tuple[int, list[list[Any]]]:
-    """Run ``main`` once to warm up, then at least ``runs`` times (more until the runs last
-    ``min_ms``, at most ``MAX_RUNS``) under the instrument hook: (runs, ``[name, calls,
-    seconds]`` summed over them in first-call order). The hook stays set afterwards."""
-    totals: dict[str, list[Any]] = {}
+    vm: Any, device: Any, arguments: Sequence[Any], *, runs: int
+) -> dict[str, list[float]]:
+    """Run ``main`` ``runs`` times under the instrument hook: ``{name: [calls, seconds]}``
+    summed over the runs, in first-call order. The hook stays set on ``vm``."""
+    totals: dict[str, list[float]] = {}
     started: list[float] = []
-    counting = [False]
 
     def instrument(func: Any, name: str, before_run: bool, ret_value: Any, *args: Any) -> None:
         device.sync()
         if before_run:
             started.append(time.perf_counter())
             return
-        elapsed = time.perf_counter() - started.pop()
-        if counting[0]:
-            entry = totals.setdefault(str(name), [str(name), 0, 0.0])
-            entry[1] += 1
-            entry[2] += elapsed
+        entry = totals.setdefault(str(name), [0, 0.0])
+        entry[0] += 1
+        entry[1] += time.perf_counter() - started.pop()
 
     vm.set_instrument(instrument)
-    vm["main"](*arguments)  # warm-up: first-call costs stay out
-    counting[0] = True
-    done = 0
-    begun = time.perf_counter()
-    while done < runs or ((time.perf_counter() - begun) * 1e3 < min_ms and done < MAX_RUNS):
+    for _ in range(runs):
         vm["main"](*arguments)
-        done += 1
-    return done, list(totals.values())
+    return totals
+
+
+def interleaved_profile(
+    timed: Any,
+    hooked: Any,
+    device: Any,
+    arguments: Sequence[Any],
+    *,
+    rounds: int,
+    runs: int,
+    min_ms: float,
+) -> dict[str, Any]:
+    """End-to-end and per-kernel times side by side: ``rounds`` rounds, each timing ``timed``
+    (a VM without the hook) with ``time_evaluator`` and then running ``hooked`` (the same
+    model, hook set) ``runs`` times (grown once so a round's runs last ``min_ms / rounds``),
+    so both see the same machine load. End-to-end is the median over rounds; a kernel's time
+    per call the median over rounds of its mean in the round."""
+    evaluator = timed.time_evaluator("main", device, number=1, repeat=1, min_repeat_ms=20)
+    evaluator(*arguments)  # warm-up
+    measure_kernels(hooked, device, arguments, runs=1)  # warm-up: first-call costs stay out
+    end_to_end: list[float] = []
+    per_round: list[dict[str, list[float]]] = []
+    for _ in range(rounds):
+        end_to_end.append(float(evaluator(*arguments).mean) * 1e3)
+        if not per_round:  # size the rounds from the model's latency
+            wanted = math.ceil(min_ms / rounds / max(end_to_end[0], 1e-3))
+            runs = min(max(runs, wanted), MAX_RUNS // rounds)
+        per_round.append(measure_kernels(hooked, device, arguments, runs=runs))
+    kernels = []
+    for name in per_round[0]:
+        rates = [r[name][1] / r[name][0] for r in per_round if name in r and r[name][0]]
+        calls = sum(r.get(name, [0, 0.0])[0] for r in per_round)
+        kernels.append([name, calls, statistics.median(rates) * calls if rates else 0.0])
+    return {
+        "end_to_end_ms": statistics.median(end_to_end),
+        "end_to_end_repeats_ms": end_to_end,
+        "runs": runs * rounds,
+        "kernels": kernels,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -253,10 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("folder", help="a saved compiled model")
     parser.add_argument("--inputs", required=True, help=".npz of named inputs")
     parser.add_argument("--threads", type=int, required=True)
-    parser.add_argument("--runs", type=int, default=DEFAULT_RUNS)
+    parser.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="hooked runs per round")
     parser.add_argument("--min-ms", type=float, default=MIN_PROFILE_MS)
-    parser.add_argument("--repeat", type=int, default=5, help="end-to-end timing repeats")
-    parser.add_argument("--min-repeat-ms", type=float, default=40.0)
+    parser.add_argument("--repeat", type=int, default=5, help="rounds (see interleaved_profile)")
     parser.add_argument("--cores", help="CPU ids to run on, e.g. 1 or 2,3 (default: any)")
     args = parser.parse_args(argv)
     if args.cores:  # before the runtime starts its threads, which inherit the affinity
@@ -275,24 +305,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _profile(args: argparse.Namespace) -> dict[str, Any]:
     from tuner.models.compiled import load_compiled
 
-    model = load_compiled(args.folder)
+    timed = load_compiled(args.folder)
+    hooked = load_compiled(args.folder)  # a second VM: the hook never touches ``timed``
     with np.load(Path(args.inputs), allow_pickle=False) as data:
         inputs = {name: data[name] for name in data.files}
-    arguments = model.arguments(inputs)
-    evaluator = model.vm.time_evaluator(
-        "main", model.device, number=1, repeat=args.repeat, min_repeat_ms=int(args.min_repeat_ms)
-    )
-    evaluator(*arguments)  # warm-up
-    repeats = [float(r) * 1e3 for r in evaluator(*arguments).results]
-    runs, kernels = measure_kernels(
-        model.vm, model.device, arguments, runs=args.runs, min_ms=args.min_ms
-    )
-    return {
-        "end_to_end_ms": statistics.median(repeats),
-        "end_to_end_repeats_ms": repeats,
-        "runs": runs,
-        "kernels": kernels,
-    }
+    arguments = timed.arguments(inputs)
+    return interleaved_profile(
+        timed.vm, hooked.vm, timed.device, arguments,
+        rounds=max(1, args.repeat), runs=max(1, args.runs // max(1, args.repeat)),
+        min_ms=args.min_ms,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
