@@ -142,7 +142,7 @@ def profile_from_report(
     target: str | None = None,
 ) -> ModelProfile:
     """A ``ModelProfile`` from the child's JSON report; kernels that ``kernel_tasks`` does
-    not name (VM builtins, helpers) get ``NO_TASK``. A kernel called in some runs only (none
+    not name (VM builtins, kernels no task covers) get ``NO_TASK``. A kernel called in some runs only (none
     is, for a static model) counts its calls rounded per run."""
     runs = int(report["runs"])
     kernels = []
