@@ -142,8 +142,8 @@ def profile_from_report(
     target: str | None = None,
 ) -> ModelProfile:
     """A ``ModelProfile`` from the child's JSON report; kernels that ``kernel_tasks`` does
-    not name (VM builtins, kernels no task covers) get ``NO_TASK``. A kernel called in some runs only (none
-    is, for a static model) counts its calls rounded per run."""
+    not name (VM builtins, kernels no task covers) get ``NO_TASK``. A kernel called in some
+    runs only (none is, for a static model) counts its calls rounded per run."""
     runs = int(report["runs"])
     kernels = []
     for name, calls, secs in report["kernels"]:
@@ -297,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("folder", help="a saved compiled model")
     parser.add_argument("--inputs", required=True, help=".npz of named inputs")
     parser.add_argument("--threads", type=int, required=True)
-    parser.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="hooked runs per round")
+    parser.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="hooked runs, at least")
     parser.add_argument("--min-ms", type=float, default=MIN_PROFILE_MS)
     parser.add_argument("--repeat", type=int, default=5, help="rounds (see interleaved_profile)")
     parser.add_argument("--cores", help="CPU ids to run on, e.g. 1 or 2,3 (default: any)")
