@@ -7,7 +7,9 @@ submitted: the ``tune`` command, the dashboard's Jobs page (the engine implement
 ``Control``), ``reuse``, the demo or a notebook. Each becomes a MetaSchedule job planned here
 from one ``DriverSettings`` record; a model job's last stage compiles the tuned model into
 ``RUNS_DIR/<job id>/compiled/`` and every finished job joins the schedule library, as one more
-client stage of the job (``FinalStage``), so both happen however the job was submitted.
+client stage of the job (``FinalStage``), so both happen however the job was submitted. A
+model job also emits its fused graph with its tasks and per-kernel profiles of the model,
+untuned while it tunes and tuned after the final compile (``ModelProfiling``).
 
 A notebook user's whole flow::
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import signal
 import threading
 import time
@@ -62,7 +65,12 @@ from tuner._base import (
 )
 from tuner.clock import WallClock
 from tuner.cpus import CpuPlan, available_cpus, plan_cpus
-from tuner.metaschedule.driver import FinalStage, LatencyCheck, MetaScheduleDriver
+from tuner.metaschedule.driver import (
+    FinalStage,
+    LatencyCheck,
+    MetaScheduleDriver,
+    ModelProfiling,
+)
 from tuner.metaschedule.library import LibraryError, ScheduleLibrary
 from tuner.metaschedule.resume import ResumeState
 from tuner.metaschedule.reuse import ReuseSettings
@@ -73,11 +81,15 @@ from tuner.metaschedule.targets import target_config
 from tuner.metaschedule.workers import StageWorkers
 from tuner.models.compiled import compile_model, save_compiled
 from tuner.models.evaluate import time_saved_model
+from tuner.models.graph import model_graph
+from tuner.models.profile import profile_saved_model
 from tuner.models.tasks import model_tasks
 from tuner.models.zoo import ZOO
 from tuner.policies import create_policy
 from tuner.recovery import StoredJob, stored_jobs
 from tuner.scheduler import STILL_PAUSED, Scheduler
+
+log = logging.getLogger(__name__)
 
 DEVICE_PREFIX = "device:"
 WAITING_FOR_POOL = "waiting for device pool"  # how such a pause reason starts
@@ -98,7 +110,9 @@ class EngineSettings:
     (default: all this process may use). ``search`` is the evolutionary search a job gets
     (``JobSpec.population`` overrides its population). ``library`` is the schedule library
     finished jobs join (None: none). ``compile_models``: a finished model job's last stage
-    compiles it. ``pause_on_stall``: a job whose device pool stays unreachable is paused (a
+    compiles it. ``profile_models``: a model job emits its fused graph and profiles the model
+    per kernel, untuned while it tunes and tuned after the final compile (profiles need the
+    local device). ``pause_on_stall``: a job whose device pool stays unreachable is paused (a
     long-running service) instead of failed (a one-shot run). ``lend_idle_devices``: a local
     device's cores take client stages (select, build, update) while no profile is expected
     before such a stage would end, or at most ``lend_wait_s`` later (``math.inf``: whenever
@@ -117,6 +131,7 @@ class EngineSettings:
     search: SearchConfig = field(default_factory=SearchConfig)
     library: str | Path | None = None
     compile_models: bool = True
+    profile_models: bool = True
     pause_on_stall: bool = False
     profile_retries: int = 2
     lend_idle_devices: bool = False
@@ -603,6 +618,7 @@ class Engine:
             final=self._final_stage(job_id, model is not None),
             check=self._latency_check(spec, model, target, device_pool),
             resume=getattr(self._submitting, "resume", None),
+            profiling=self._model_profiling(job_id, model, tasks, target, device_pool, db_dir),
         )
         self._jobs[job_id] = _EngineJob(spec, driver, model, target)
         return PlannedJob(
@@ -655,6 +671,57 @@ class Engine:
             return time_saved_model(folder, model, threads=len(cores), cores=cores) / 1e3
 
         return LatencyCheck(spec.target_latency / 1e3, compile_with, measure)
+
+    def _model_profiling(
+        self,
+        job_id: str,
+        model: Any,
+        tasks: Sequence[Any],
+        target: dict[str, Any],
+        device_pool: str,
+        db_dir: Path,
+    ) -> ModelProfiling | None:
+        """A model job's graph and profiles (``ModelProfiling``); what the store already
+        holds for the job (a resumed job) is not made again. Profiles need the local device
+        (the model is timed here); a model whose graph cannot be read gets none."""
+        if model is None or not self.settings.profile_models:
+            return None
+        stored = {p.variant for p in self.store.profiles(job_id)}
+        try:
+            graph = model_graph(model, target, tasks=[(t.name, t.mod) for t in tasks])
+        except TunerError as exc:
+            log.warning("job %s: no model graph: %s", job_id, exc)
+            graph = None
+        kernel_tasks = {n.kernel: n.task for n in graph.nodes if n.task} if graph else {}
+        kernel_tasks = kernel_tasks or {t.name: t.name for t in tasks}
+        local = device_pool == LOCAL_POOL
+        target_text = json.dumps(target, sort_keys=True)
+
+        def compile_untuned() -> Path:
+            executable = compile_model(model, target, None)
+            return save_compiled(executable, model, target, db_dir / "profile-untuned")
+
+        def tuned_folder() -> Path | None:
+            job = self._jobs.get(job_id)
+            compiled = job.compiled if job is not None else None
+            return Path(compiled) if compiled and local and "tuned" not in stored else None
+
+        def profile(folder: Path, variant: str, cores: Sequence[int]) -> dict[str, Any]:
+            measured = profile_saved_model(
+                folder, model, variant=variant, kernel_tasks=kernel_tasks,
+                threads=len(cores), cores=cores, target=target_text,
+            )  # fmt: skip
+            return measured.event_fields()
+
+        if self.store.graph(job_id) is not None:
+            graph = None  # emitted before the restart
+        return ModelProfiling(
+            model=model.name,
+            graph=graph.to_json() if graph is not None else None,
+            compile_untuned=compile_untuned if local and "untuned" not in stored else None,
+            tuned_folder=tuned_folder,
+            profile=profile,
+        )
 
     def _final_stage(self, job_id: str, is_model: bool) -> FinalStage | None:
         compiles = is_model and self.settings.compile_models

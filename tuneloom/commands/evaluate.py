@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,12 @@ each latency is the median over --repeat repeats. The outputs are compared every
 command fails (exit 1) when TVM's output differs from a framework's beyond the tolerance.
 --db is a tuneloom store (the best record per workload of every MetaSchedule database its
 jobs name is used) or a MetaSchedule database folder.
+
+--profile also runs each TVM build under a per-kernel profiler in a fresh process and prints,
+for untuned and tuned, every fused kernel's task, calls per run, time per call and share of
+the end-to-end latency, with the kernels' sum beside the end-to-end time and the gap between
+them (the VM's own work; negative: the profiler's cost and noise). With --db STORE the profiles are
+also appended to the store, to the newest job of MODEL there.
 """
 
 
@@ -62,6 +70,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=1e-3,
         help="largest output difference allowed, relative to the largest output magnitude",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile each TVM build per kernel (with --db STORE: store the profiles too)",
+    )
     add_model_options(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
@@ -91,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     baselines = _baselines(args.baseline, BASELINES)
     settings = model_settings(args)
     target = target_config(args.target, threads)
+    profile_job = _profile_job(args.db, args.model) if args.profile and args.db else None
     progress = StepsProgress("evaluate", None, console=terminal(args.json))
     with tempfile.TemporaryDirectory(prefix="tuneloom-best-db-") as scratch, progress:
         if args.db:
@@ -110,12 +124,17 @@ def run(args: argparse.Namespace) -> int:
             load_settings=settings,
             keep_dir=args.keep,
             tolerance=args.tolerance,
+            profile=args.profile,
+            target_label=json.dumps(target, sort_keys=True),
         )
     result = evaluation.as_json()
     result["target"] = target
     if args.db:
         result["db"] = args.db
-    emit_result(args, result, _human(result))
+    if profile_job is not None:
+        _store_profiles(args.db, profile_job, evaluation.profiles.values())
+        result["profiles_stored"] = {"db": args.db, "job": profile_job}
+    emit_result(args, result, _human(result) + _profile_text(result))
     return 0 if evaluation.outputs_match else 1
 
 
@@ -163,6 +182,64 @@ def _database(path: str, scratch: Path) -> Path:
         raise UserError(f"--db {path}: the store names no MetaSchedule database that exists")
     export_best_db(folders, scratch / "best")
     return scratch / "best"
+
+
+def _profile_job(path: str, model: str) -> str | None:
+    """The newest job of ``model`` in the store at ``path`` (a database folder: None, the
+    profiles are only printed); UserError when the store holds none."""
+    from collectors.stores import open_store
+
+    if Path(path).is_dir():
+        return None
+    if not Path(path).is_file():
+        raise UserError(f"--db {path}: no such store or database folder")
+    store = open_store(path, read_only=True)
+    try:
+        jobs = store.jobs()
+    finally:
+        store.close()
+    mine = jobs[jobs["model"] == model].sort_values("submitted_ts") if len(jobs) else jobs
+    if not len(mine):
+        raise UserError(f"--profile --db {path}: the store holds no job of model {model}")
+    return str(mine["job"].iloc[-1])
+
+
+def _store_profiles(path: str, job: str, profiles: Iterable[Any]) -> None:
+    from collectors.events import ProfileEvent
+    from collectors.sink import EventSink
+    from collectors.stores import open_store
+
+    store = open_store(path)
+    try:
+        sink = EventSink(store)
+        for profile in profiles:
+            sink.emit(ProfileEvent, job=job, **profile.event_fields())
+    finally:
+        store.close()
+
+
+def _profile_text(result: dict[str, Any]) -> str:
+    """The per-kernel tables of ``result["profiles"]`` (empty without --profile)."""
+    lines: list[str] = []
+    for variant, profile in result.get("profiles", {}).items():
+        lines += ["", f"  per-kernel profile, TVM {variant} ({profile['runs']} runs)"]
+        lines.append(f"    {'kernel':<36} {'task':<32} {'calls':>5} {'ms/call':>9} {'share':>6}")
+        for row in profile["kernels"]:
+            lines.append(
+                f"    {row['name'][:36]:<36} {(row['task'] or '-')[:32]:<32} {row['calls']:>5} "
+                f"{row['ms']:9.4f} {row['share']:6.1%}"
+            )
+        gap = profile["gap_ms"]
+        lines.append(
+            f"    sum of kernels {profile['kernel_sum_ms']:.3f} ms vs end-to-end "
+            f"{profile['end_to_end_ms']:.3f} ms: gap {gap:+.3f} ms "
+            f"({(profile['gap_share'] or 0):+.1%}; "
+            f"{'the VM between calls' if gap >= 0 else 'the profiler cost, and noise'})"
+        )
+    if "profiles_stored" in result:
+        stored = result["profiles_stored"]
+        lines.append(f"  profiles stored in {stored['db']} for job {stored['job']}")
+    return "\n".join(lines)
 
 
 def _human(result: dict[str, Any]) -> str:

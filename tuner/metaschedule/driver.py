@@ -70,7 +70,7 @@ import tvm_ffi
 from tvm.s_tir import meta_schedule as ms
 from tvm.target import Target
 
-from collectors.events import RecordEvent, TaskEvent
+from collectors.events import GraphEvent, ProfileEvent, RecordEvent, TaskEvent
 from collectors.importers.ms_database import (
     DETAIL_DATABASE_PREFIX,
     FAILED_RUN_SECS,
@@ -223,6 +223,28 @@ class LatencyCheck:
     measure: Callable[[Path, Sequence[int]], float]
 
 
+@dataclass(frozen=True, slots=True)
+class ModelProfiling:
+    """A model job's graph and per-kernel profiles, as events of the job.
+
+    ``graph`` (``ModelGraph`` JSON of ``model``) is emitted as a ``graph`` event with the
+    task events. With ``compile_untuned`` the untuned model is compiled in a ``build`` of
+    ``PROFILE_TASK`` on a client (returning the saved model's folder) and profiled in a
+    ``profile`` of it on the device while the tasks search (iteration 0). After the final
+    stage, when ``tuned_folder()`` names the compiled tuned model, a ``profile`` of
+    ``PROFILE_TASK`` (iteration 1) profiles it on the device. ``profile(folder, variant,
+    cores)`` runs the profiler in a fresh process pinned to ``cores`` and returns the
+    ``ProfileEvent`` fields. Like any profile stage these never share a core with another
+    stage; a failure is reported on its stage and never fails the job."""
+
+    model: str
+    graph: str | None
+    compile_untuned: Callable[[], Path] | None
+    tuned_folder: Callable[[], Path | None]
+    profile: Callable[[Path, str, Sequence[int]], dict[str, Any]]
+
+
+PROFILE_TASK = "model profile"
 CHECK_TASK = "model check"
 CHECK_GAIN = 0.98  # the next check waits for the estimate to fall this far below the last
 
@@ -256,6 +278,7 @@ class MetaScheduleDriver(JobDriver):
         final: FinalStage | None = None,
         check: LatencyCheck | None = None,
         resume: ResumeState | None = None,
+        profiling: ModelProfiling | None = None,
     ) -> None:
         tasks = job_tasks(workloads)
         if not tasks:
@@ -265,6 +288,8 @@ class MetaScheduleDriver(JobDriver):
             raise TunerError(f"the final stage's task {final.task!r} is also a task of the job")
         if check is not None and CHECK_TASK in names:
             raise TunerError(f"a task of the job is named {CHECK_TASK!r}")
+        if profiling is not None and PROFILE_TASK in names:
+            raise TunerError(f"a task of the job is named {PROFILE_TASK!r}")
         device_pool = settings.device_pool
         if device_pool not in workers.device_pools():
             raise TunerError(
@@ -288,6 +313,12 @@ class MetaScheduleDriver(JobDriver):
         self._check_folder: Path | None = None
         self._check_estimate = 0.0  # the estimate when the running check started
         self.checks: list[tuple[float, float]] = []  # (estimate, measured) seconds
+        self.profiling = profiling
+        # The untuned profile's next stage (None: not started or done) and the tuned one's.
+        self._untuned_next: StageKind | None = None
+        self._untuned_done = profiling is None or profiling.compile_untuned is None
+        self._untuned_folder: Path | None = None
+        self._tuned_done = profiling is None
         self.met = False  # the compiled model met the latency target
         self.target = Target(target_config(settings.target, workers.device_cores))
         load_tensor_intrinsics(self.target)  # before any TuneContext or trace replay
@@ -357,6 +388,11 @@ class MetaScheduleDriver(JobDriver):
             searching.add(CHECK_TASK)
             if CHECK_TASK not in busy:
                 steps.append((CHECK_TASK, self._check_index, self._check_next))
+        if not self._untuned_done:
+            self._untuned_next = self._untuned_next or StageKind.BUILD
+            searching.add(PROFILE_TASK)
+            if PROFILE_TASK not in busy:
+                steps.append((PROFILE_TASK, 0, self._untuned_next))
         slots = self.settings.parallel_tasks - len(searching | busy)
         for t in self._next_batches(slots, exclude=searching | busy):
             steps.append((t.name, t.iteration, StageKind.SELECT))
@@ -366,7 +402,14 @@ class MetaScheduleDriver(JobDriver):
             return steps  # a task is waiting for its turn (none right now)
         if self.final is not None and self._final_note is None:
             return [(self.final.task, 0, StageKind.BUILD)]
+        if not self._tuned_done:
+            if self._tuned_folder() is not None:
+                return [(PROFILE_TASK, 1, StageKind.PROFILE)]
+            self._tuned_done = True
         return None
+
+    def _tuned_folder(self) -> Path | None:
+        return self.profiling.tuned_folder() if self.profiling is not None else None
 
     def next_stage(self) -> Step | None:
         """The job walked one stage at a time (the first stage ``ready`` offers with nothing
@@ -382,6 +425,10 @@ class MetaScheduleDriver(JobDriver):
             self._deadline = time.monotonic() + self.settings.time_budget_s - spent
         for task in self._tasks:
             self._emit_task(task, stopped=task.failed if task.done else None)
+        if self.profiling is not None and self.profiling.graph is not None and self.sink:
+            self.sink.emit(
+                GraphEvent, job=self.job_id, model=self.profiling.model, graph=self.profiling.graph
+            )
 
     def _pick_up(self, resume: ResumeState) -> None:
         """Continue from what the job's database holds (see ``tuner.metaschedule.resume``):
@@ -468,6 +515,10 @@ class MetaScheduleDriver(JobDriver):
         )
 
     def run(self, task: str, iteration: int, kind: StageKind, resource: str) -> StageResult:
+        if task == PROFILE_TASK and self.profiling is not None:
+            if iteration == 1 and kind == StageKind.PROFILE:
+                return self._run_tuned_profile(resource)
+            return self._run_untuned_profile(kind, resource)
         if self.final is not None and task == self.final.task and task not in self._by_name:
             return self._run_final(resource)
         if task == CHECK_TASK and self.check is not None:
@@ -587,6 +638,50 @@ class MetaScheduleDriver(JobDriver):
         measured = [m for _, m in self.checks if math.isfinite(m)]
         best = f"best measured {_ms(min(measured))}" if measured else "never measured"
         return f"target latency {_ms(self.check.target_s)} not met ({best})"
+
+    # --- the model's per-kernel profiles -------------------------------------------------------
+
+    def _run_untuned_profile(self, kind: StageKind, resource: str) -> StageResult:
+        """Compile the untuned model (build, on a client) or profile it (on the device)."""
+        assert self.profiling is not None and self.profiling.compile_untuned is not None
+        if kind != self._untuned_next:
+            return StageResult(ok=False, error=f"unexpected stage {kind} of {PROFILE_TASK}")
+        try:
+            if kind == StageKind.BUILD:
+                pin_thread(self.workers.cores(resource))
+                self._untuned_folder = self.profiling.compile_untuned()
+                self._untuned_next = StageKind.PROFILE
+                return StageResult(ok=True)
+            assert self._untuned_folder is not None
+            self._emit_profile(self._untuned_folder, "untuned", resource)
+            self._untuned_next, self._untuned_done = None, True
+            shutil.rmtree(self._untuned_folder, ignore_errors=True)
+            return StageResult(ok=True, candidates=1)
+        except Exception as exc:
+            self._untuned_next, self._untuned_done = None, True
+            error = f"untuned model profile failed: {one_line(exc, last=True)}"
+            log.warning("job %s: %s", self.job_id, error)
+            return StageResult(ok=False, error=error)
+
+    def _run_tuned_profile(self, resource: str) -> StageResult:
+        """Profile the compiled tuned model on the device (after the final stage)."""
+        self._tuned_done = True
+        folder = self._tuned_folder()
+        if folder is None:
+            return StageResult(ok=False, error="no compiled model to profile")
+        try:
+            self._emit_profile(folder, "tuned", resource)
+        except Exception as exc:
+            error = f"tuned model profile failed: {one_line(exc, last=True)}"
+            log.warning("job %s: %s", self.job_id, error)
+            return StageResult(ok=False, error=error)
+        return StageResult(ok=True, candidates=1)
+
+    def _emit_profile(self, folder: Path, variant: str, resource: str) -> None:
+        assert self.profiling is not None
+        fields = self.profiling.profile(folder, variant, self.workers.cores(resource))
+        if self.sink is not None:
+            self.sink.emit(ProfileEvent, job=self.job_id, **fields)
 
     def _run_final(self, resource: str) -> StageResult:
         """The job's last stage, once every task is done (see ``FinalStage``)."""

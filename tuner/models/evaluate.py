@@ -4,7 +4,8 @@ timed in its own fresh process on the same inputs and thread count, outputs comp
 ``evaluate_model`` compiles in this process (never the tuning process), saves each compiled
 model, then runs ``python -m tuner.models.measure`` once per measurement. Correctness is
 checked every time: every TVM output must match every baseline's (and the tuned one the
-untuned one) within ``tolerance`` of the reference's largest magnitude.
+untuned one) within ``tolerance`` of the reference's largest magnitude. With ``profile`` each
+TVM variant is also profiled per kernel in a fresh process (``tuner.models.profile``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 
 from tuner.models._base import LoadedModel, ModelError
 from tuner.models.measure import last_json_object, last_line
+from tuner.models.profile import ModelProfile
 
 DEFAULT_TOLERANCE = 1e-3
 MEASURE_TIMEOUT_S = 600.0
@@ -42,6 +44,7 @@ class Evaluation:
     tolerance: float = DEFAULT_TOLERANCE
     scale: float = 1.0
     saved: dict[str, str] = field(default_factory=dict)
+    profiles: dict[str, ModelProfile] = field(default_factory=dict)  # per TVM variant
 
     @property
     def max_abs_error(self) -> float:
@@ -71,6 +74,8 @@ class Evaluation:
                 document["speedup_over_fastest_baseline"] = fastest / self.tvm_tuned_ms
         if self.saved:
             document["saved"] = dict(self.saved)
+        if self.profiles:
+            document["profiles"] = {v: p.as_json() for v, p in self.profiles.items()}
         return document
 
 
@@ -87,16 +92,22 @@ def evaluate_model(
     keep_dir: str | Path | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     seed: int = 0,
+    profile: bool = False,
+    target_label: str | None = None,
 ) -> Evaluation:
     """Time and compare ``model`` (see the module docstring).
 
     ``baselines`` defaults to every baseline the model can have; naming one it cannot have
     raises ModelError. A baseline process needs ``model.source`` (re-loaded there with
     ``load_settings``, the same keyword arguments this process loaded it with).
-    ``keep_dir`` keeps the compiled models (``untuned/``, ``tuned/``) there.
+    ``keep_dir`` keeps the compiled models (``untuned/``, ``tuned/``) there. ``profile``
+    also profiles each TVM variant per kernel (``Evaluation.profiles``; ``target_label``
+    is recorded in them).
     """
     from tuner.models.compiled import compile_model, save_compiled
+    from tuner.models.kernels import model_kernel_tasks
     from tuner.models.loaders import random_inputs
+    from tuner.models.profile import profile_saved_model
 
     chosen = list(model.baselines if baselines is None else baselines)
     for name in chosen:
@@ -115,6 +126,8 @@ def evaluate_model(
         outputs: dict[str, list[np.ndarray]] = {}
         timings: dict[str, float] = {}
         saved: dict[str, str] = {}
+        profiles: dict[str, ModelProfile] = {}
+        kernel_tasks = model_kernel_tasks(model, target) if profile else {}
         for variant, database in variants.items():
             executable = compile_model(model, target, database)
             folder = save_compiled(executable, model, target, work / variant, database_dir=database)
@@ -122,6 +135,11 @@ def evaluate_model(
             timings[variant], outputs[f"tvm_{variant}"] = common.measure(
                 model.name, f"TVM {variant}", ["tvm", str(folder)]
             )
+            if profile:
+                profiles[variant] = profile_saved_model(
+                    folder, model, variant=variant, kernel_tasks=kernel_tasks,
+                    threads=threads, seed=seed, target=target_label,
+                )  # fmt: skip
         for name in chosen:
             settings = json.dumps(dict(load_settings or {}))
             timings[name], outputs[name] = common.measure(
@@ -141,6 +159,7 @@ def evaluate_model(
         tolerance=tolerance,
         scale=scale,
         saved=saved if keep_dir else {},
+        profiles=profiles,
     )
 
 

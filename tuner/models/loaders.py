@@ -34,7 +34,7 @@ from tuner._base import one_line
 from tuner.models._base import InputSpec, LoadedModel, ModelError
 from tuner.models.frameworks import import_tensorflow
 from tuner.models.inputs import random_inputs, resolve_inputs
-from tuner.models.zoo import ZOO, build_keras
+from tuner.models.zoo import ZOO_NAMES, build_keras
 
 __all__ = ["import_tensorflow", "load_model", "random_inputs"]
 
@@ -58,7 +58,6 @@ _TFLITE_DTYPES = {
     16: "uint16",
 }
 _TFLITE_CUSTOM = 32  # BuiltinOperator.CUSTOM
-
 
 
 # ---------------------------------------------------------------- entry point
@@ -118,8 +117,8 @@ def _load_zoo(
 ) -> LoadedModel:
     zoo_name = source[len(ZOO_PREFIX) :]
     label = name or zoo_name
-    if zoo_name not in ZOO:
-        raise ModelError(source, f"no such zoo model; choose from {', '.join(ZOO)}")
+    if zoo_name not in ZOO_NAMES:
+        raise ModelError(source, f"no such zoo model; choose from {', '.join(ZOO_NAMES)}")
     image_size = None
     shape = (input_shapes or {}).get("image")
     if zoo_name != "mlp" and shape is not None and len(shape) == 4:

@@ -2,7 +2,9 @@
 
 - ``build_keras(name)``: Keras models for ``ZOO`` (NHWC images, or features for the MLP),
   among them irregular ones for memory planning: ``randwire`` and ``randwire-b`` (randomly
-  wired networks, ``build_randwire``) and ``inception`` (multi-branch modules).
+  wired networks, ``build_randwire``) and ``inception`` (multi-branch modules); and for
+  ``LARGE_ZOO``: ``deep``, a deep stack of small residual blocks (over 500 fused kernels) for
+  views at scale, kept out of ``ZOO`` so the per-model tests stay fast.
 - ``build_onnx(name)``: ONNX models written with ``onnx.helper``, optionally in the messy forms
   real exports take (symbolic batch, initializers also listed as graph inputs).
 - ``build_nn_mlp()``: a ``tvm.relax.frontend.nn`` MLP and the input shapes to export it with.
@@ -29,10 +31,17 @@ if TYPE_CHECKING:
     import onnx
 
 ZOO = ("cnn", "mobilenet", "resnet", "mlp", "randwire", "randwire-b", "inception")
+LARGE_ZOO = ("deep",)  # loadable as zoo:NAME like the others, too big for per-model tests
+ZOO_NAMES = ZOO + LARGE_ZOO
 # Default (height, width) per image model; the MLP takes MLP_FEATURES features.
 DEFAULT_IMAGE_SIZE = {
     "cnn": 64, "mobilenet": 96, "resnet": 64, "randwire": 32, "randwire-b": 32, "inception": 32,
+    "deep": 16,
 }  # fmt: skip
+# zoo:deep: this many inverted-residual blocks (expand 1x1, depthwise 3x3, project 1x1, add),
+# three fused kernels each after TVM's fusion, of DEEP_CHANNELS channels.
+DEEP_BLOCKS = 170
+DEEP_CHANNELS = 16
 MLP_FEATURES = 256
 NUM_CLASSES = 10
 ONNX_MODELS = ("cnn", "mlp")
@@ -63,7 +72,7 @@ def build_keras(
     image_size: int | tuple[int, int] | None = None,
     seed: int = 0,
 ) -> keras.Model:
-    """The zoo Keras model ``name`` (one of ``ZOO``) with weights drawn from ``seed``.
+    """The zoo Keras model ``name`` (one of ``ZOO_NAMES``) with weights drawn from ``seed``.
 
     ``batch`` fixes the batch dimension (default: left open). ``image_size`` is the input
     height and width of the image models (an int or ``(h, w)``; defaults in
@@ -71,7 +80,7 @@ def build_keras(
     Image inputs are NHWC float32 named ``image``; the MLP's input is named ``features``.
     The output is ``NUM_CLASSES`` logits.
     """
-    _check_name(name, ZOO, "zoo")
+    _check_name(name, ZOO_NAMES, "zoo")
     import_tensorflow()
     import keras
 
@@ -99,6 +108,7 @@ def _image_body(name: str) -> Callable[[Any, Any], Any]:
         "mobilenet": _mobilenet_body,
         "resnet": _resnet_body,
         "inception": _inception_body,
+        "deep": _deep_body,
     }
     return bodies[name]
 
@@ -143,6 +153,19 @@ def _resnet_body(layers: Any, x: Any) -> Any:
             shortcut = _conv_bn(layers, shortcut, ch, 1, stride, f"b{i}proj", None)
         x = layers.Add(name=f"b{i}_add")([y, shortcut])
         x = layers.ReLU(name=f"b{i}_out")(x)
+    return layers.GlobalAveragePooling2D(name="gap")(x)
+
+
+def _deep_body(layers: Any, x: Any) -> Any:
+    """``DEEP_BLOCKS`` identical inverted-residual blocks after a 3x3 stem: each block
+    is ``d{i}_expand`` (1x1, ReLU), ``d{i}_dw`` (3x3 depthwise, ReLU), ``d{i}_project``
+    (1x1) and ``d{i}_add`` (the residual sum)."""
+    x = layers.Conv2D(DEEP_CHANNELS, 3, padding="same", activation="relu", name="stem")(x)
+    for i in range(DEEP_BLOCKS):
+        y = layers.Conv2D(DEEP_CHANNELS, 1, activation="relu", name=f"d{i}_expand")(x)
+        y = layers.DepthwiseConv2D(3, padding="same", activation="relu", name=f"d{i}_dw")(y)
+        y = layers.Conv2D(DEEP_CHANNELS, 1, name=f"d{i}_project")(y)
+        x = layers.Add(name=f"d{i}_add")([x, y])
     return layers.GlobalAveragePooling2D(name="gap")(x)
 
 
