@@ -85,42 +85,47 @@ def metaschedule_decisions(trace: Any, loops: LoopNames | None = None) -> dict[s
     """Decisions of a MetaSchedule trace in its JSON form ``[instructions, decisions]``."""
     if not (isinstance(trace, list) and len(trace) == 2 and isinstance(trace[0], list)):
         raise DecisionError("the trace is not [instructions, decisions]")
-    insts, raw = trace
-    chosen: dict[int, Any] = {}
-    for item in raw if isinstance(raw, list) else ():
-        if isinstance(item, list) and len(item) == 2 and type(item[0]) is int:
-            chosen[item[0]] = item[1]
-    reader = _MsReader(loops or {})
-    for index, inst in enumerate(insts):
-        if not (isinstance(inst, list) and len(inst) == 4 and isinstance(inst[0], str)):
-            raise DecisionError(f"instruction {index} is not [kind, inputs, attrs, outputs]")
-        kind, inputs, attrs, outputs = inst
-        if kind.startswith("Sample") and index not in chosen:
-            raise DecisionError(f"instruction {index} ({kind}) has no decision")
-        reader.step(kind, inputs or [], attrs or [], outputs or [], chosen.get(index))
-    return reader.result()
+    return MsPlan(trace[0], loops).decisions(trace[1])
 
 
-class _MsReader:
-    """Walks a trace's instructions once, keeping what names and derives the decisions."""
+class MsPlan:
+    """What a MetaSchedule trace's instructions say about its decisions, read once.
 
-    def __init__(self, loops: LoopNames) -> None:
-        self.loops = loops
+    Candidates of one design space share their instructions; only the decisions differ. The
+    plan walks the instructions once and keeps, per sampling instruction, where its decision
+    goes (which loop's tile, which annotation, which block's compute location) and which
+    sampled factors make the parallel extent and the vector lanes; ``decisions`` then reads
+    one candidate's decisions (the trace's second element) against it.
+    """
+
+    def __init__(self, insts: list, loops: LoopNames | None = None) -> None:
+        self.loops = loops or {}
         self.blocks: dict[str, str] = {}  # block var -> block name
         self.loop_at: dict[str, tuple[str, int]] = {}  # loop var -> (block, position)
-        self.sampled: dict[str, int] = {}  # factor var -> its value
-        self.factor: dict[str, int] = {}  # split loop var -> its extent (a sampled factor)
-        self.tiles: list[tuple[str, int, list[int]]] = []  # (block, loop position, factors)
-        self.categorical: dict[str, Value] = {}  # choice var -> chosen value
-        self.out: dict[str, Value] = {}
+        self.sampled: dict[str, tuple[int, int]] = {}  # factor var -> (its tile, which factor)
+        self.factor: dict[str, tuple[int, int]] = {}  # split loop var -> its sampled factor
+        self.tiles: list[tuple[str, int]] = []  # (block, loop position), one per tile
+        self.categorical: dict[str, int] = {}  # choice var -> its sampling instruction
         self.order: list[str] = []  # loops of the main block after its last reorder
         self.postproc = False
         self.post_loops: list[list[str]] = []  # each GetLoops of post-processing
         self.fused: dict[str, list[str]] = {}  # fused loop var -> loops fused
         self.parallel: list[int] = []  # count of outer loops fused per parallel loop
         self.vectorized: list[tuple[int, int]] = []  # (loops of that block, trailing fused)
+        # Per sampling instruction, in trace order: (index, kind, role, what it reads).
+        self.samples: list[tuple[int, str, str, Any]] = []
+        self.named: list[tuple[str, int]] = []  # (feature, sampling index), in trace order
+        self.error: str | None = None  # why the instructions cannot be read, after the samples
+        for index, inst in enumerate(insts):
+            if not (isinstance(inst, list) and len(inst) == 4 and isinstance(inst[0], str)):
+                self.error = f"instruction {index} is not [kind, inputs, attrs, outputs]"
+                break
+            kind, inputs, attrs, outputs = inst
+            self._step(index, kind, inputs or [], attrs or [], outputs or [])
+        blocks = {block for block, _ in self.tiles}
+        self.tile_loops = [self._loop_name(b, p, len(blocks) > 1) for b, p in self.tiles]
 
-    def step(self, kind: str, inputs: list, attrs: list, outputs: list, decision: Any) -> None:
+    def _step(self, index: int, kind: str, inputs: list, attrs: list, outputs: list) -> None:
         if kind == "EnterPostproc":
             self.postproc = True
         elif kind in ("GetSBlock", "GetBlock") and outputs and attrs:
@@ -133,7 +138,12 @@ class _MsReader:
                 for k, loop in enumerate(outputs):
                     self.loop_at[str(loop)] = (block, k)
         elif kind in ("SamplePerfectTile", "SamplePartitionedTile"):
-            self._tile(inputs, outputs, decision)
+            loop = str(inputs[0]) if inputs else ""
+            tile = len(self.tiles)
+            self.tiles.append(self.loop_at.get(loop, ("block", tile)))
+            self.samples.append((index, kind, "tile", tile))
+            for k, var in enumerate(outputs):
+                self.sampled[str(var)] = (index, k)
         elif kind == "Split" and not self.postproc and inputs:
             for loop, var in zip(outputs, inputs[1:], strict=False):
                 if var is not None and str(var) in self.sampled:
@@ -141,34 +151,25 @@ class _MsReader:
         elif kind == "Reorder" and not self.postproc:
             self.order = [str(v) for v in inputs]
         elif kind == "SampleCategorical":
-            candidates = attrs[0] if attrs and isinstance(attrs[0], list) else None
-            if type(decision) is not int or not candidates or not 0 <= decision < len(candidates):
-                raise DecisionError(f"categorical choice {decision!r} is not one of its options")
+            options = attrs[0] if attrs and isinstance(attrs[0], list) else None
+            self.samples.append((index, kind, "categorical", options))
             if outputs:
-                self.categorical[str(outputs[0])] = candidates[decision]
+                self.categorical[str(outputs[0])] = index
         elif kind == "Annotate" and len(inputs) >= 2 and str(inputs[1]) in self.categorical:
             key = str(attrs[0]) if attrs else "annotation"
             name = ANNOTATION_NAMES.get(key, f"choice {key}")
-            self.out[name] = self.categorical.pop(str(inputs[1]))
+            self.named.append((name, self.categorical.pop(str(inputs[1]))))
         elif kind == "SampleComputeLocation":
             block = self.blocks.get(str(inputs[0]), str(inputs[0])) if inputs else "block"
-            self.out[f"compute-at {block}"] = _location(decision)
+            self.samples.append((index, kind, "location", None))
+            self.named.append((f"compute-at {block}", index))
         elif kind.startswith("Sample"):
-            value = decision if isinstance(decision, (int, float, str)) else json.dumps(decision)
-            self.out[f"{kind} {outputs[0] if outputs else ''}".strip()] = value
+            self.samples.append((index, kind, "other", None))
+            self.named.append((f"{kind} {outputs[0] if outputs else ''}".strip(), index))
         elif self.postproc and kind == "Fuse":
             self.fused[str(outputs[0])] = [str(v) for v in inputs] if outputs else []
         elif self.postproc and kind in ("Parallel", "Vectorize") and inputs:
             self._annotated_loop(kind, self.fused.get(str(inputs[0]), [str(inputs[0])]))
-
-    def _tile(self, inputs: list, outputs: list, decision: Any) -> None:
-        if not (isinstance(decision, list) and all(type(f) is int for f in decision)):
-            raise DecisionError(f"tile decision {decision!r} is not a list of factors")
-        loop = str(inputs[0]) if inputs else ""
-        block, position = self.loop_at.get(loop, ("block", len(self.tiles)))
-        self.tiles.append((block, position, decision))
-        for var, value in zip(outputs, decision, strict=False):
-            self.sampled[str(var)] = value
 
     def _annotated_loop(self, kind: str, loops: list[str]) -> None:
         container = next((ls for ls in reversed(self.post_loops) if loops[0] in ls), None)
@@ -182,22 +183,52 @@ class _MsReader:
         elif kind == "Vectorize" and start + len(loops) == len(container):
             self.vectorized.append((len(container), len(loops)))
 
-    def result(self) -> dict[str, Value]:
-        out: dict[str, Value] = {}
-        several = len({block for block, _, _ in self.tiles}) > 1
-        for block, position, factors in self.tiles:
-            names = self.loops.get(block)
-            if names is not None and position < len(names):
-                loop = f"{block}.{names[position]}" if several else names[position]
+    def _loop_name(self, block: str, position: int, several: bool) -> str:
+        names = self.loops.get(block)
+        if names is not None and position < len(names):
+            return f"{block}.{names[position]}" if several else names[position]
+        return f"{block} loop {position}"
+
+    def decisions(self, raw: Any) -> dict[str, Value]:
+        """One candidate's named decisions from its decisions ``[[index, decision], ...]``;
+        raises DecisionError at the first instruction its decisions do not fit."""
+        chosen: dict[int, Any] = {}
+        for item in raw if isinstance(raw, list) else ():
+            if isinstance(item, list) and len(item) == 2 and type(item[0]) is int:
+                chosen[item[0]] = item[1]
+        values: dict[int, Value] = {}  # sampling index -> the value its features show
+        tiles: list[list[int]] = []
+        for index, kind, role, what in self.samples:
+            if index not in chosen:
+                raise DecisionError(f"instruction {index} ({kind}) has no decision")
+            decision = chosen[index]
+            if role == "tile":
+                if not (isinstance(decision, list) and all(type(f) is int for f in decision)):
+                    raise DecisionError(f"tile decision {decision!r} is not a list of factors")
+                tiles.append(decision)
+            elif role == "categorical":
+                if type(decision) is not int or not what or not 0 <= decision < len(what):
+                    raise DecisionError(
+                        f"categorical choice {decision!r} is not one of its options"
+                    )
+                values[index] = what[decision]
+            elif role == "location":
+                values[index] = _location(decision)
             else:
-                loop = f"{block} loop {position}"
+                ok = isinstance(decision, (int, float, str))
+                values[index] = decision if ok else json.dumps(decision)
+        if self.error is not None:
+            raise DecisionError(self.error)
+        out: dict[str, Value] = {}
+        for loop, factors in zip(self.tile_loops, tiles, strict=True):
             for level, value in zip(level_names(len(factors)), factors, strict=True):
                 out[f"tile {loop}[{level}]"] = value
-        out.update(self.out)
-        out.update(self._derived())
+        for name, index in self.named:
+            out[name] = values[index]
+        out.update(self._derived(chosen))
         return out
 
-    def _derived(self) -> dict[str, Value]:
+    def _derived(self, chosen: dict[int, Any]) -> dict[str, Value]:
         """Parallel extent and vector lanes, where they are products of sampled factors.
 
         Post-processing fuses the outermost loops of the first block into one parallel loop
@@ -206,8 +237,15 @@ class _MsReader:
         after the parallel fuse took the first ones.
         """
         derived: dict[str, Value] = {}
-        order, factor = self.order, self.factor
-        if not order or any(loop not in factor for loop in order):
+        order = self.order
+        factor: dict[str, int] = {}
+        for loop in order:
+            ref = self.factor.get(loop)
+            factors = chosen[ref[0]] if ref is not None else ()
+            if ref is None or ref[1] >= len(factors):
+                return derived
+            factor[loop] = factors[ref[1]]
+        if not order:
             return derived
         taken = 0
         if self.parallel:
