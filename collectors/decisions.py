@@ -124,6 +124,11 @@ class MsPlan:
             self._step(index, kind, inputs or [], attrs or [], outputs or [])
         blocks = {block for block, _ in self.tiles}
         self.tile_loops = [self._loop_name(b, p, len(blocks) > 1) for b, p in self.tiles]
+        # The main block's loops as sampled factors, and the products of them the derived
+        # decisions are; a candidate whose tiles have fewer factors has neither.
+        known = bool(self.order) and all(loop in self.factor for loop in self.order)
+        self.order_factors = [self.factor[v] for v in self.order] if known else []
+        self.derived_factors = self._derived_factors() if known else []
 
     def _step(self, index: int, kind: str, inputs: list, attrs: list, outputs: list) -> None:
         if kind == "EnterPostproc":
@@ -213,7 +218,7 @@ class MsPlan:
                     )
                 values[index] = what[decision]
             elif role == "location":
-                values[index] = _location(decision)
+                values[index] = location_text(decision)
             else:
                 ok = isinstance(decision, (int, float, str))
                 values[index] = decision if ok else json.dumps(decision)
@@ -229,37 +234,40 @@ class MsPlan:
         return out
 
     def _derived(self, chosen: dict[int, Any]) -> dict[str, Value]:
-        """Parallel extent and vector lanes, where they are products of sampled factors.
+        """Parallel extent and vector lanes of one candidate (see ``derived_factors``)."""
+        derived: dict[str, Value] = {}
+        if any(k >= len(chosen[index]) for index, k in self.order_factors):
+            return derived
+        for name, refs in self.derived_factors:
+            derived[name] = _product(chosen[index][k] for index, k in refs)
+        return derived
+
+    def _derived_factors(self) -> list[tuple[str, list[tuple[int, int]]]]:
+        """Parallel extent and vector lanes, where they are products of sampled factors: each
+        name with its factors as (tile sampling index, which factor).
 
         Post-processing fuses the outermost loops of the first block into one parallel loop
         (they are the main block's outer loops) and the innermost loops of each block into one
         vectorized loop; the main block's loops are the order of its last reorder, counted
         after the parallel fuse took the first ones.
         """
-        derived: dict[str, Value] = {}
         order = self.order
-        factor: dict[str, int] = {}
-        for loop in order:
-            ref = self.factor.get(loop)
-            factors = chosen[ref[0]] if ref is not None else ()
-            if ref is None or ref[1] >= len(factors):
-                return derived
-            factor[loop] = factors[ref[1]]
-        if not order:
-            return derived
+        derived: list[tuple[str, list[tuple[int, int]]]] = []
         taken = 0
         if self.parallel:
             taken = self.parallel[0]
-            derived["parallel extent"] = _product(factor[v] for v in order[:taken])
+            derived.append(("parallel extent", [self.factor[v] for v in order[:taken]]))
         remaining = len(order) - taken + (1 if taken else 0)
         for count, lanes in self.vectorized:
             if count == remaining and lanes <= len(order) - taken:
-                derived["vector lanes"] = _product(factor[v] for v in order[len(order) - lanes :])
+                refs = [self.factor[v] for v in order[len(order) - lanes :]]
+                derived.append(("vector lanes", refs))
                 break
         return derived
 
 
-def _location(decision: Any) -> str:
+def location_text(decision: Any) -> str:
+    """A compute location decision as a person reads it (``inline``, ``root``, ``loop 3``)."""
     if type(decision) is not int:
         raise DecisionError(f"compute location {decision!r} is not a loop index")
     if decision == -2:
