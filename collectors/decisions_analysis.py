@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy.stats import hypergeom
 
 from collectors.decisions import Value
@@ -182,12 +183,13 @@ def _importance(
     model.fit(matrix[train], target[train])
     x_test, y_test = matrix[test], target[test]
     r2 = _r2(y_test, model.predict(x_test))
-    drops = np.zeros((len(varying), REPEATS))
+    # Every shuffled copy of the held-out rows, predicted in one call.
+    shuffled = np.repeat(x_test[None], len(varying) * REPEATS, axis=0)
     for j in range(len(varying)):
-        shuffled = x_test.copy()
         for r in range(REPEATS):
-            shuffled[:, j] = rng.permutation(x_test[:, j])
-            drops[j, r] = r2 - _r2(y_test, model.predict(shuffled))
+            shuffled[j * REPEATS + r, :, j] = rng.permutation(x_test[:, j])
+    predicted = model.predict(shuffled.reshape(-1, x_test.shape[1])).reshape(len(shuffled), -1)
+    drops = np.array([r2 - _r2(y_test, p) for p in predicted]).reshape(len(varying), REPEATS)
     importances = sorted(
         (
             Importance(name, float(drops[j].mean()), float(drops[j].std()))
@@ -219,21 +221,22 @@ def _findings(cands: Candidates, varying: list[str], fast_total: int) -> tuple[F
     candidates: list[Finding] = []
     tested = 0
     for name in varying:
-        column = cands.features[name].to_numpy(dtype=object)
-        present = np.array([v is not None and v == v for v in column], dtype=bool)
-        keys = np.array([str(v) for v in column], dtype=object)
-        values, inverse, counts = np.unique(keys[present], return_inverse=True, return_counts=True)
-        fast_counts = np.bincount(inverse, weights=fast[present], minlength=len(values))
-        tested += len(values)
-        first = {}
-        for v, original in zip(keys[present], column[present], strict=True):
-            first.setdefault(v, original)
-        for i, key in enumerate(values):
+        # Values grouped by their text, as the findings name them; missing ones left out.
+        codes, uniques = pd.factorize(cands.features[name])
+        present = codes >= 0
+        originals = uniques.tolist()
+        groups, texts = pd.factorize(np.array([str(v) for v in originals], dtype=object))
+        keyed = groups[codes[present]]
+        counts = np.bincount(keyed, minlength=len(texts))
+        fast_counts = np.bincount(keyed, weights=fast[present], minlength=len(texts))
+        tested += len(texts)
+        first = {texts[g]: originals[i] for i, g in reversed(list(enumerate(groups)))}
+        for i in sorted(range(len(texts)), key=lambda i: texts[i]):
             k, total = int(fast_counts[i]), int(counts[i])
             if k / fast_total - total / n < MIN_LIFT:
                 continue
             p = float(hypergeom.sf(k - 1, n, total, fast_total))
-            candidates.append(Finding(name, first[key], k, fast_total, total, n, p))
+            candidates.append(Finding(name, first[texts[i]], k, fast_total, total, n, p))
     threshold = ALPHA / max(tested, 1)
     kept = [f for f in candidates if f.p_value < threshold]
     kept.sort(key=lambda f: (f.p_value, -(f.fast_share - f.overall_share)))
