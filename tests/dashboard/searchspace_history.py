@@ -1,8 +1,9 @@
 """A synthetic search space for the Search-space page: one job, one matmul task, ``n``
-candidates whose traces are a real MetaSchedule matmul trace (from ``sample_logs``) with
-their decisions redrawn. The task names the sample matmul database, so loops are named
-``i, j, k``. With ``decides``, candidates whose inner tile of ``j`` is 16 run about three
-times faster; otherwise latency is noise. Made up: nothing is measured."""
+candidates whose traces are the real MetaSchedule matmul traces of ``sample_logs`` (one
+drawn per candidate) with their decisions redrawn. The task names the sample matmul
+database, so loops are named ``i, j, k``. With ``decides``, candidates whose inner tile of
+``j`` is 16 run about three times faster; otherwise latency is noise. Made up: nothing is
+measured."""
 
 from __future__ import annotations
 
@@ -24,20 +25,25 @@ FOUR_WAY = [(a, b, c, 128 // (a * b * c)) for a in (1, 2, 4, 8) for b in (1, 2, 
 TWO_WAY = [(128 // k, k) for k in (1, 2, 4, 8, 16, 32)]
 
 
-def matmul_trace() -> list:
-    """The instructions and decisions of the first matmul record of the sample log."""
+def matmul_traces() -> list[list]:
+    """The instructions and decisions of every matmul record of the sample log (26 distinct
+    instruction lists among 32: sketches with and without a cache write, and the
+    post-processing each candidate's decisions led to)."""
+    traces = []
     for line in SAMPLE.read_text().splitlines():
         event = json.loads(line)
         if event["kind"] == "record" and event["task"] == TASK:
-            return json.loads(event["trace"])
-    raise AssertionError("no matmul record in the sample log")
+            traces.append(json.loads(event["trace"]))
+    assert traces, "no matmul record in the sample log"
+    return traces
 
 
 def searchspace_history(store: BaseStore, n: int, *, decides: bool = True, seed: int = 0) -> int:
     """Append the job, its task and ``n`` candidates; returns how many events were stored."""
-    insts, decisions = matmul_trace()
-    slots = [index for index, _ in decisions]  # i tile, j tile, k tile, unroll
+    bases = matmul_traces()
+    heads = [json.dumps(insts, separators=(",", ":")) for insts, _ in bases]
     rng = np.random.default_rng(seed)
+    base = rng.integers(len(bases), size=n)
     i_pick = rng.integers(len(FOUR_WAY), size=n)
     j_pick = rng.integers(len(FOUR_WAY), size=n)
     k_pick = rng.integers(len(TWO_WAY), size=n)
@@ -56,8 +62,8 @@ def searchspace_history(store: BaseStore, n: int, *, decides: bool = True, seed:
             detail=f"metaschedule_database={DATABASE}",
         ),
     ]
-    head = json.dumps(insts, separators=(",", ":"))
     for c in range(n):
+        slots = [index for index, _ in bases[base[c]][1]]  # i tile, j tile, k tile, unroll
         j_tile = FOUR_WAY[j_pick[c]]
         chosen = [
             [slots[0], list(FOUR_WAY[i_pick[c]])],
@@ -66,7 +72,7 @@ def searchspace_history(store: BaseStore, n: int, *, decides: bool = True, seed:
             [slots[3], int(unroll[c])],
         ]
         secs = 1e-3 * float(noise[c]) * (0.3 if decides and j_tile[3] == 16 else 1.0)
-        trace = f"[{head},{json.dumps(chosen, separators=(',', ':'))}]"
+        trace = f"[{heads[base[c]]},{json.dumps(chosen, separators=(',', ':'))}]"
         events.append(
             RecordEvent(
                 source="space",
