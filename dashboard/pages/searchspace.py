@@ -4,22 +4,23 @@ Pick a job and a task (or open ``/searchspace?job=ID&task=NAME``; ``job2``/``tas
 second side to compare): every measured candidate's decisions against its latency as
 parallel coordinates (drag on an axis to brush; the fastest 10 % start brushed), the
 decisions' importance for latency and a plain-words summary of what the fastest share.
-The parallel coordinates are drawn by the full plotly.js bundle (the pages' own bundle has
-no ``parcoords``), loaded once on this page into its own object so other graphs keep theirs.
+Each side's candidates are decoded once and then only the records stored since are read.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+import numpy as np
 from dash import Dash, Input, Output, State, dcc, html, no_update
 
 from collectors.decisions_analysis import Analysis, analyze
-from collectors.decisions_table import Candidates, store_candidates
+from collectors.decisions_table import Candidates, CandidateTable, refresh, task_loops
 from dashboard.context import AppContext, read_filter
 from dashboard.figures import searchspace as sf
 from dashboard.pages.common import GRAPH_CONFIG, card, field, page_head
@@ -29,42 +30,56 @@ PATH = "/searchspace"
 TITLE = "Search space"
 SIDES = ("a", "b")
 CACHE_SIZE = 8
+HIDDEN = {"display": "none"}
+EMPTY: dict[str, Any] = {"data": [], "layout": {}}
 
 
 @dataclass(frozen=True)
 class TaskView:
-    """What one side of the page shows for a (job, task)."""
+    """What one side of the page shows for a (job, task), and the records it stands for
+    (``stamp``: their count and newest position)."""
 
     candidates: Candidates
     analysis: Analysis
+    stamp: tuple[int, int]
+
+
+@dataclass
+class _Side:
+    """The decoded candidates of one (job, task), grown as records arrive, and the view
+    of them last shown."""
+
+    table: CandidateTable
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    view: TaskView | None = None
 
 
 class _Cache:
     """Decoded candidates and their analysis per (job, task), kept while the task's
-    records are unchanged (the store's newest position of them)."""
+    records are unchanged; when records arrive, only those are decoded."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: OrderedDict[tuple[str, str], tuple[Any, TaskView]] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str], _Side] = OrderedDict()
 
     def get(self, ctx: AppContext, job: str, task: str) -> TaskView:
-        snap = ctx.view.snapshot()
-        records = snap.records
+        records = ctx.view.snapshot().records
         mine = records[(records["job"] == job) & (records["task"] == task)]
         stamp = (len(mine), int(mine["pos"].max()) if len(mine) else 0)
         key = (job, task)
         with self._lock:
-            found = self._items.get(key)
-            if found is not None and found[0] == stamp:
-                self._items.move_to_end(key)
-                return found[1]
-        cands = store_candidates(ctx.store, job, task)
-        view = TaskView(cands, analyze(cands))
-        with self._lock:
-            self._items[key] = (stamp, view)
-            while len(self._items) > CACHE_SIZE:
-                self._items.popitem(last=False)
-        return view
+            side = self._items.get(key)
+            if side is None:
+                side = self._items[key] = _Side(CandidateTable(task_loops(ctx.store, job, task)))
+                while len(self._items) > CACHE_SIZE:
+                    self._items.popitem(last=False)
+            self._items.move_to_end(key)
+        with side.lock:  # two tabs asking at once: the second finds the first's view
+            if side.view is None or side.view.stamp != stamp:
+                refresh(side.table, ctx.store, job, task)
+                cands = side.table.candidates()
+                side.view = TaskView(cands, analyze(cands), stamp)
+            return side.view
 
 
 _CACHES: dict[int, _Cache] = {}
@@ -114,15 +129,18 @@ def default_selection(
     }
 
 
-def side_content(ctx: AppContext, job: str | None, task: str | None) -> tuple[Any, Any, Any]:
-    """(summary, importance figure, parcoords figure dict) of one side."""
+def side_content(
+    ctx: AppContext, job: str | None, task: str | None
+) -> tuple[Any, Any, Any, list[Any] | None]:
+    """(summary, importance figure, parcoords figure dict, what that figure shows) of one
+    side; the last names the (job, task) and records the figure was made from."""
     empty = sf.importance_figure([], [], [])
     if not job or not task:
-        return html.Div("Pick a job and a task.", className="tl-notice"), empty, None
+        return html.Div("Pick a job and a task.", className="tl-notice"), empty, None, None
     records = ctx.view.snapshot().records
     if records.empty or not ((records["job"] == job) & (records["task"] == task)).any():
         text = f"Job {job} has no measured candidates of task {task}."
-        return html.Div(text, className="tl-error"), empty, None
+        return html.Div(text, className="tl-error"), empty, None, None
     view = cache_of(ctx).get(ctx, job, task)
     cands, analysis = view.candidates, view.analysis
     notes = [html.P(s) for s in analysis.summary]
@@ -150,9 +168,15 @@ def side_content(ctx: AppContext, job: str | None, task: str | None) -> tuple[An
         )  # fmt: skip
         shown = f"{len(axes)} of {cands.features.shape[1]} decisions drawn (most important first)"
         if sample.sampled:
+            fast_drawn = int(np.sum(latency_ms[rows] <= fast_ms)) if fast_ms else 0
+            which = (
+                f"all of the fastest {analysis.fast_total:,}"
+                if fast_drawn >= analysis.fast_total
+                else f"a random {fast_drawn:,} of the fastest {analysis.fast_total:,}"
+            )
             shown += (
-                f"; {len(rows):,} of {sample.total:,} candidates drawn: all of the fastest "
-                f"{analysis.fast_total:,} and a random sample of the rest"
+                f"; {len(rows):,} of {sample.total:,} candidates drawn: {which} and a random "
+                "sample of the rest; the summary and importance use every candidate"
             )
         details.append(html.Div(shown + ".", className="tl-muted", id="searchspace-drawn-note"))
     importance = sf.importance_figure(
@@ -161,7 +185,7 @@ def side_content(ctx: AppContext, job: str | None, task: str | None) -> tuple[An
         [i.spread for i in analysis.importances],
         note="" if analysis.meaningful else "not meaningful: the model does not predict latency",
     )
-    return html.Div([*notes, *details]), importance, figure
+    return html.Div([*notes, *details]), importance, figure, [job, task, *view.stamp]
 
 
 def _side(side: str) -> html.Div:
@@ -169,8 +193,8 @@ def _side(side: str) -> html.Div:
         [
             card(html.Div(id=f"searchspace-summary-{side}"), title="What the fastest share"),
             card(
-                html.Div(id=f"searchspace-parcoords-{side}", className="tl-parcoords"),
-                dcc.Store(id=f"searchspace-figure-{side}"),
+                dcc.Graph(id=f"searchspace-parcoords-{side}", config=GRAPH_CONFIG, style=HIDDEN),
+                dcc.Store(id=f"searchspace-shown-{side}"),
                 title="Decisions against latency (drag on an axis to brush)",
             ),
             card(
@@ -204,42 +228,6 @@ def layout(ctx: AppContext) -> html.Div:
             html.Div([_side("a"), _side("b")], style={"display": "flex", "gap": "12px"}),
         ]
     )
-
-
-# Draws a parcoords figure with the full plotly.js bundle, loaded once into its own object.
-DRAW_JS = """
-function (figure, storeId) {
-  var side = String(storeId).slice(-1);
-  var el = document.getElementById("searchspace-parcoords-" + side);
-  if (!el) return "";
-  if (!figure) { el.innerHTML = ""; el.removeAttribute("data-drawn"); return ""; }
-  if (!window.tuneloomFullPlotly) {
-    window.tuneloomFullPlotly = new Promise(function (resolve, reject) {
-      var config = JSON.parse(document.getElementById("_dash-config").textContent);
-      var url = (config.requests_pathname_prefix || "/") +
-        "_dash-component-suites/plotly/package_data/plotly.min.js";
-      fetch(url).then(function (r) {
-        if (!r.ok) throw new Error("plotly.js: " + r.status);
-        return r.text();
-      }).then(function (source) {
-        var had = Object.prototype.hasOwnProperty.call(window, "Plotly");
-        var saved = window.Plotly;
-        (0, eval)(source);
-        var full = window.Plotly;
-        if (had) { window.Plotly = saved; } else { delete window.Plotly; }
-        delete window.moduleName;
-        resolve(full);
-      }).catch(reject);
-    });
-  }
-  return window.tuneloomFullPlotly.then(function (P) {
-    return P.react(el, figure.data, figure.layout, {displaylogo: false, responsive: true});
-  }).then(function () {
-    el.setAttribute("data-drawn", String(figure.data[0].dimensions[0].values.length));
-    return "";
-  });
-}
-"""
 
 
 def register(app: Dash, ctx: AppContext) -> None:
@@ -277,23 +265,23 @@ def register(app: Dash, ctx: AppContext) -> None:
         @app.callback(
             Output(f"searchspace-summary-{side}", "children"),
             Output(f"searchspace-importance-{side}", "figure"),
-            Output(f"searchspace-figure-{side}", "data"),
+            Output(f"searchspace-parcoords-{side}", "figure"),
+            Output(f"searchspace-parcoords-{side}", "style"),
+            Output(f"searchspace-shown-{side}", "data"),
             Output(f"searchspace-side-{side}", "style"),
             Input(f"searchspace-job-{side}", "value"),
             Input(f"searchspace-task-{side}", "value"),
             Input("live-tick", "data"),
-            State(f"searchspace-figure-{side}", "data"),
+            State(f"searchspace-shown-{side}", "data"),
         )
-        def show(job: str | None, task: str | None, _tick: Any, current: Any, side: str = side):
+        def show(job: str | None, task: str | None, _tick: Any, shown: Any, side: str = side):
             style = {"flex": "1 1 0", "minWidth": 0}
             if side == "b" and not (job and task):
-                return None, sf.importance_figure([], [], []), None, {**style, "display": "none"}
-            summary, importance, figure = side_content(ctx, job, task)
-            return summary, importance, figure if figure != current else no_update, style
-
-        app.clientside_callback(
-            DRAW_JS,
-            Output(f"searchspace-parcoords-{side}", "title"),
-            Input(f"searchspace-figure-{side}", "data"),
-            State(f"searchspace-figure-{side}", "id"),
-        )
+                empty = sf.importance_figure([], [], [])
+                return None, empty, EMPTY, HIDDEN, None, {**style, "display": "none"}
+            summary, importance, figure, drawn = side_content(ctx, job, task)
+            if figure is None:
+                return summary, importance, EMPTY, HIDDEN, None, style
+            if drawn == shown:  # the browser has this figure (and maybe a brush on it)
+                return summary, importance, no_update, no_update, no_update, style
+            return summary, importance, figure, {}, drawn, style
