@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -21,6 +22,16 @@ class Stored:
 
     pos: int
     event: Event
+
+
+class RecordTrace(NamedTuple):
+    """A measured candidate with its trace: ``mean_secs`` is None when it failed."""
+
+    pos: int
+    mean_secs: float | None
+    error: str | None
+    origin: str | None
+    trace: str | None
 
 
 # Columns of the typed query results; every backend returns exactly these, in this order.
@@ -111,6 +122,15 @@ class BaseStore(abc.ABC):
         """The newest model graph stored for the job, or None."""
         found = self.read(kinds=["graph"], job=job)
         return found[-1].event if found else None  # type: ignore[return-value]
+
+    def record_traces(self, job: str, task: str, after: int = 0) -> list[RecordTrace]:
+        """The task's measured candidates in one job after position ``after``, in position
+        order, with their traces (what decoding the candidates' decisions reads)."""
+        found = []
+        for stored in self.read(after, kinds=["record"], job=job, task=task):
+            e: Any = stored.event
+            found.append(RecordTrace(stored.pos, e.mean_secs, e.error, e.origin, e.trace))
+        return found
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources; the default does nothing."""

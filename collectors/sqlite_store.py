@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from collectors import _frames, _seq_runs
-from collectors._base import BaseStore, Stored, StoreError
+from collectors._base import BaseStore, RecordTrace, Stored, StoreError
 from collectors._sqlite_schema import (
     MAX_STAGE_SECS,
     RECORD_ROW,
@@ -479,6 +479,29 @@ class SQLiteStore(BaseStore):
             with self._pool_lock:
                 if not self._closed:
                     self._idle.append(conn)
+
+    def record_traces(self, job: str, task: str, after: int = 0) -> list[RecordTrace]:
+        """The task's measured candidates in one job after position ``after``, in position
+        order, with their traces: one query, no event rebuilt."""
+        with self._snapshot() as conn:
+            job_id, task_id = self._names.code(conn, job), self._names.code(conn, task)
+            if job_id is None or task_id is None:
+                return []
+            rows = _fetch(
+                conn,
+                "SELECT r.pos, r.row, r.error, t.trace FROM records r "
+                "LEFT JOIN traces t ON t.pos = r.pos "
+                "WHERE r.job = ? AND r.task = ? AND r.pos > ? ORDER BY r.pos",
+                (job_id, task_id, after),
+            )
+            text = self._names.texts(conn)
+        packed = np.frombuffer(b"".join(row[1] for row in rows), dtype=RECORD_ROW)
+        return [
+            RecordTrace(pos, None if secs != secs else secs, error, text[origin], trace)
+            for (pos, _, error, trace), secs, origin in zip(
+                rows, packed["mean_secs"].tolist(), packed["origin"].tolist(), strict=True
+            )
+        ]
 
 
 class _Names:

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "cancel": "cancel",
     "priority": "priority",
     "fetch": "fetch",
+    "explain": "explain",
 }
 
 
