@@ -4,6 +4,7 @@ ranked bottlenecks; a node opens its task on the Convergence and Inspector pages
 from __future__ import annotations
 
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,6 @@ from dash import Dash, Input, Output, State, dash_table, dcc, html, no_update
 from dash import ctx as callback_ctx
 from dash.exceptions import PreventUpdate
 
-from collectors._base import BaseStore
 from dashboard.context import AppContext, read_filter
 from dashboard.data import ModelEvents, ModelInputs, Snapshot
 from dashboard.figures import modelgraph as mg
@@ -113,18 +113,18 @@ function (focus) {
 }
 """
 
-_EVENTS: dict[int, tuple[BaseStore, ModelEvents]] = {}
+# One reader per app, kept as long as the app's store view lives.
+_EVENTS: weakref.WeakKeyDictionary[Any, ModelEvents] = weakref.WeakKeyDictionary()
 _EVENTS_LOCK = threading.Lock()
 
 
 def model_events(ctx: AppContext) -> ModelEvents:
-    """The app's reader of profile and graph events (one per store)."""
+    """The app's reader of profile and graph events."""
     with _EVENTS_LOCK:
-        held = _EVENTS.get(id(ctx.store))
-        if held is None or held[0] is not ctx.store:
-            held = (ctx.store, ModelEvents(ctx.store))
-            _EVENTS[id(ctx.store)] = held
-        return held[1]
+        events = _EVENTS.get(ctx.view)
+        if events is None:
+            events = _EVENTS[ctx.view] = ModelEvents(ctx.store)
+        return events
 
 
 # --- choosing the job and the variant ----------------------------------------------------------
