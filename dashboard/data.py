@@ -14,7 +14,8 @@ import pandas as pd
 
 from collectors import _frames, reuse
 from collectors._base import JOB_COLUMNS, BaseStore
-from collectors.events import Event, RecordEvent, StageEvent
+from collectors.events import Event, GraphEvent, ProfileEvent, RecordEvent, StageEvent
+from collectors.modelgraph import GraphError, ModelGraph
 from dashboard.colors import job_colors
 from dashboard.figures.timeline import with_axis
 
@@ -179,3 +180,70 @@ def _ordered_jobs(jobs: pd.DataFrame) -> pd.DataFrame:
     return jobs.sort_values(["submitted_ts", "job"], kind="stable", na_position="last").reset_index(
         drop=True
     )
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """What the store holds for one job's Model page: its newest graph event (None before
+    the tuner stores one), the graph parsed from it or the one-line reason it could not
+    be, and its profiles oldest first."""
+
+    job: str
+    graph_event: GraphEvent | None
+    graph: ModelGraph | None
+    graph_error: str | None
+    profiles: tuple[ProfileEvent, ...]
+
+
+class ModelEvents:
+    """The store's ``profile`` and ``graph`` events per job, refreshed incrementally (only
+    events appended since the last call are read); each graph is parsed once."""
+
+    def __init__(self, store: BaseStore) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._pos = 0
+        self._graphs: dict[str, GraphEvent] = {}
+        self._profiles: dict[str, list[ProfileEvent]] = {}
+        self._parsed: dict[str, tuple[GraphEvent, ModelGraph | None, str | None]] = {}
+
+    def refresh(self) -> int:
+        """Read what was appended since the last call; returns the position read up to."""
+        with self._lock:
+            last = self.store.last_pos()
+            while self._pos < last:
+                batch = self.store.read(self._pos, kinds=("profile", "graph"), limit=READ_CHUNK)
+                for item in batch:
+                    event = item.event
+                    if isinstance(event, GraphEvent):
+                        self._graphs[event.job] = event
+                    elif isinstance(event, ProfileEvent):
+                        self._profiles.setdefault(event.job, []).append(event)
+                if len(batch) < READ_CHUNK:
+                    self._pos = last
+                else:
+                    self._pos = batch[-1].pos
+            return self._pos
+
+    def jobs_with_graph(self) -> set[str]:
+        """Jobs that have a graph event."""
+        self.refresh()
+        with self._lock:
+            return set(self._graphs)
+
+    def inputs(self, job: str) -> ModelInputs:
+        """The job's newest graph (parsed) and its profiles."""
+        self.refresh()
+        with self._lock:
+            event = self._graphs.get(job)
+            profiles = tuple(self._profiles.get(job, ()))
+            if event is None:
+                return ModelInputs(job, None, None, None, profiles)
+            cached = self._parsed.get(job)
+            if cached is None or cached[0] is not event:
+                try:
+                    cached = (event, ModelGraph.from_json(event.graph), None)
+                except GraphError as exc:
+                    cached = (event, None, str(exc))
+                self._parsed[job] = cached
+            return ModelInputs(job, event, cached[1], cached[2], profiles)
