@@ -15,8 +15,9 @@ order and measure what TVM's own memory planner (StaticPlanBlockMemory) then all
 TVM's order. The outputs of both orders are compared on the same random inputs (exit 1 if they
 differ). Peak memory is activation memory: weights are reported apart; the modelled peak counts
 the model inputs, the measured figure is the storage the compiled VM allocates per call (inputs
-are passed in). --tcm SIZE plans a fast on-chip memory of that size for the new order (ILP and
-greedy DRAM traffic, and the traffic no plan can avoid); --limit SIZE says whether each order's
+are passed in). --tcm SIZE plans a fast on-chip memory of that size for the least-peak order (ILP and
+greedy DRAM traffic, and the traffic no plan can avoid; kernels stream operands that are not
+in it from and to DRAM, so any size has a plan); --limit SIZE says whether each order's
 measured memory fits under SIZE. Sizes take bytes or units: 65536, 64K, 1.5MiB, 2MB.
 """
 
@@ -116,7 +117,7 @@ def memory_report(
     if tcm_bytes is not None:
         try:
             plan = tcm_plan(graph, best.order, tcm_bytes)
-        except ValueError as exc:  # a TCM no plan fits in, or one every tensor fits in
+        except ValueError as exc:  # a TCM every tensor fits in (or a negative size)
             raise UserError(f"--tcm: {exc}") from None
         result["tcm"] = tcm_json(plan, tcm_bytes)
     if limit_bytes is not None:
