@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from collectors.events import Event, GraphEvent, ProfileEvent
+from collectors.events import Event, GraphEvent, MemoryEvent, ProfileEvent
 
 
 class StoreError(RuntimeError):
@@ -111,6 +111,10 @@ class BaseStore(abc.ABC):
         """The newest model graph stored for the job, or None."""
         found = self.read(kinds=["graph"], job=job)
         return found[-1].event if found else None  # type: ignore[return-value]
+
+    def memory_plans(self, job: str | None = None) -> list[MemoryEvent]:
+        """The memory plans stored for the job (every job's when None), oldest first."""
+        return [s.event for s in self.read(kinds=["memory"], job=job)]  # type: ignore[misc]
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources; the default does nothing."""
