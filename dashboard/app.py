@@ -20,14 +20,14 @@ from dashboard.codeviews import CodeViews, InspectorBackend
 from dashboard.context import BARS_LIMIT, AppContext
 from dashboard.data import StoreView
 from dashboard.live import HubFeed, LiveBridge, PollingFeed
-from dashboard.pages import convergence, imports, inspector, jobs, records, timeline
+from dashboard.pages import convergence, imports, inspector, jobs, memory, records, timeline
 from dashboard.uploads import DEFAULT_LIMIT, UploadFolder, default_folder
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 # Served from assets/ but not put in the page: the graph component loads it when it first
 # draws (see assets/tuneloom_live.js), so its parsing overlaps the first data requests.
 PLOTLY_BUNDLE = "plotly-cartesian-4.1.1.min.js"
-PAGES = [timeline, convergence, inspector, records, jobs, imports]
+PAGES = [timeline, convergence, inspector, records, jobs, imports, memory]
 # Room in a request beyond an upload's base64 text (the rest of the callback's JSON).
 REQUEST_MARGIN = 16 * 1024 * 1024
 
