@@ -42,7 +42,6 @@ TASK_DTYPES: dict[str, str] = dict(
     zip(TASK_COLUMNS, (_S, _S, _S, _O, _S, _F, _F, _S, _B, _S), strict=True)
 )
 
-
 def stage_row(pos: int, e: StageEvent) -> tuple[Any, ...]:
     """One ``STAGE_COLUMNS`` row."""
     return (

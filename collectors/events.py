@@ -11,7 +11,7 @@ replaying a stream into a store is idempotent. Four kinds exist:
 - ``stage``: a select/build/profile/update stage ran on a resource from start to end.
 - ``record``: one measured candidate (trace text, run times or error, predicted score).
 
-Two kinds were added to v1 later (see "Extending v1" below):
+Three kinds were added to v1 later (see "Extending v1" below):
 
 - ``profile``: the per-kernel profile of a compiled model (each fused kernel's time per
   call and calls, beside the end-to-end latency), measured in a fresh process.
