@@ -5,10 +5,11 @@
    modelled (the graph's liveness, model inputs included) and measured (the storage the
    compiled VM allocates per call after TVM's ``StaticPlanBlockMemory``, ``planned_memory``),
    whether the order is proven optimal, the solve time, and that both orders compute the same
-   outputs. Then the DRAM traffic with a TCM of 1/4 and 1/8 of TVM's modelled peak for the new
-   order: ILP plan vs greedy plan vs the compulsory traffic (``plan_tcm``); those fractions
-   are often below what one kernel reads and writes (no plan fits then: the row says so), so
-   the smallest TCM that fits every step is planned too.
+   outputs. Beside it the order TVM's planner allocates the least for (``least_planned_order``,
+   searched on the simulated planner), simulated and measured, with its lower bound. Then the
+   DRAM traffic with a TCM of 1/4 and 1/8 of TVM's modelled peak for the least-peak order: ILP
+   plan vs greedy plan vs the compulsory traffic (``plan_tcm``; kernels stream what is not in
+   the TCM), with the solve time and whether the ILP proved optimality within its limit.
 2. Scaling: solve time vs graph size on ``random_dag(n, seed)`` graphs, exact (the default
    search) and heuristic only (``exact_limit=0``), with the heuristic's peak over the exact one.
 
@@ -39,15 +40,22 @@ from tuner.models.zoo import RANDWIRE, ZOO, RandWireSpec, build_randwire  # noqa
 TCM_FRACTIONS = (4, 8)  # TCM = TVM's modelled peak / fraction
 
 
-def model_row(name: str, model: Any, target: dict[str, Any], time_limit_s: float) -> dict[str, Any]:
-    """Modelled and measured peaks of TVM's order and the best order, and the TCM traffic."""
+def model_row(
+    name: str, model: Any, target: dict[str, Any], time_limit_s: float, tcm_limit_s: float
+) -> dict[str, Any]:
+    """Modelled and measured peaks of TVM's order, the least-peak order and the
+    least-planned order, and the TCM traffic."""
     from tuner.memory.order import min_peak_order
+    from tuner.memory.planned_order import least_planned_order, search_starts
 
     fused = fused_module(model, target)
     graph = memory_graph(fused, target, name=name)
     best = min_peak_order(graph, time_limit_s=time_limit_s)
+    planned = least_planned_order(graph, search_starts(graph, best.order))
     reordered = reorder_module(fused, best.order)
+    least = reorder_module(fused, planned.order)
     tvm_planned, best_planned = planned_memory(fused, target), planned_memory(reordered, target)
+    least_planned = planned_memory(least, target)
     row: dict[str, Any] = {
         "model": name,
         "nodes": len(graph.nodes),
@@ -62,34 +70,34 @@ def model_row(name: str, model: Any, target: dict[str, Any], time_limit_s: float
         "lower_bound_bytes": best.lower_bound_bytes,
         "method": best.method,
         "solve_s": best.solve_s,
-        "outputs_match": outputs_match(model, fused, reordered, target=target),
+        "least_planned_simulated_bytes": planned.planned_bytes,
+        "least_planned_measured_bytes": least_planned.total_bytes,
+        "least_planned_ratio": least_planned.total_bytes / tvm_planned.total_bytes,
+        "least_planned_lower_bound_bytes": planned.lower_bound_bytes,
+        "least_planned_start": planned.start,
+        "least_planned_evaluations": planned.evaluations,
+        "least_planned_solve_s": planned.solve_s,
+        "outputs_match": outputs_match(model, fused, reordered, target=target)
+        and outputs_match(model, fused, least, target=target),
         "tcm": [
-            *(
-                tcm_row(graph, best.order, best.tvm_order_peak_bytes // f, f"1/{f}")
-                for f in TCM_FRACTIONS
-            ),
-            tcm_row(graph, best.order, largest_step_bytes(graph), "one step"),
+            tcm_row(graph, best.order, best.tvm_order_peak_bytes // f, f"1/{f}", tcm_limit_s)
+            for f in TCM_FRACTIONS
         ],
     }
     return row
 
 
-def largest_step_bytes(graph: Any) -> int:
-    """The most bytes one node reads and writes: the smallest TCM any plan can run in."""
-    return max(
-        sum(graph.tensors[t].bytes for t in {*node.inputs, *node.outputs}) for node in graph.nodes
-    )
-
-
-def tcm_row(graph: Any, order: Any, tcm_bytes: int, size: str) -> dict[str, Any]:
+def tcm_row(
+    graph: Any, order: Any, tcm_bytes: int, size: str, time_limit_s: float
+) -> dict[str, Any]:
     """DRAM traffic of the ILP and greedy TCM plans against the compulsory traffic, for a
     TCM of ``tcm_bytes`` (``size`` says how it was chosen)."""
     from tuner.memory.tcm import plan_tcm
 
-    row: dict[str, Any] = {"size": size, "tcm_bytes": tcm_bytes}
+    row: dict[str, Any] = {"size": size, "tcm_bytes": tcm_bytes, "ilp_time_limit_s": time_limit_s}
     try:
-        plan = plan_tcm(graph, order, tcm_bytes)
-    except ValueError as exc:  # e.g. one node's own tensors do not fit in the TCM
+        plan = plan_tcm(graph, order, tcm_bytes, time_limit_s=time_limit_s)
+    except ValueError as exc:  # a TCM that holds the whole peak
         return {**row, "skipped": str(exc)}
     ilp, greedy, compulsory = (
         plan.ilp.dram_bytes,
@@ -102,6 +110,10 @@ def tcm_row(graph: Any, order: Any, tcm_bytes: int, size: str) -> dict[str, Any]
         compulsory_dram_bytes=compulsory,
         ilp_over_compulsory=_ratio(ilp, compulsory),
         greedy_over_ilp=_ratio(greedy, ilp),
+        ilp_optimal=plan.ilp.optimal,
+        ilp_method=plan.ilp.method,
+        ilp_solve_s=plan.ilp.solve_s,
+        greedy_solve_s=plan.greedy.solve_s,
     )
     return row
 
@@ -158,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="10,20,30,40,60,80", help="random DAG sizes")
     parser.add_argument("--seeds", type=int, default=3, help="random DAGs per size")
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per solve")
+    parser.add_argument("--tcm-time-limit", type=float, default=60.0, help="ILP seconds")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     target = target_config("llvm", 1)
@@ -165,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in args.randwire_seeds.split(",") if s]
     started = time.perf_counter()
     rows = [
-        model_row(label, model, target, args.time_limit)
+        model_row(label, model, target, args.time_limit, args.tcm_time_limit)
         for label, model in models_to_run(names, seeds)
     ]
     sizes = [int(n) for n in args.sizes.split(",") if n]
@@ -184,10 +197,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_result(result: dict[str, Any]) -> None:
     fmt = format_bytes
-    print("peak activation memory: TVM's order -> best order (ratio), modelled and measured")
+    print("activation memory: TVM's order -> least-peak order (ratio), modelled and measured;")
+    print("least planned: the order searched on TVM's planner, measured (ratio, lower bound)")
     header = (
         f"{'model':<18}{'nodes':>6}{'modelled':>30}{'measured (TVM plan)':>32}"
-        f"{'exact':>7}{'solve s':>9}  outputs"
+        f"{'least planned':>34}{'exact':>7}{'solve s':>9}  outputs"
     )
     print(header)
     for r in result["models"]:
@@ -199,27 +213,36 @@ def print_result(result: dict[str, Any]) -> None:
             f"{fmt(r['measured_tvm_bytes'])} -> {fmt(r['measured_best_bytes'])} "
             f"({r['measured_ratio']:.2f})"
         )
+        least = (
+            f"{fmt(r['least_planned_measured_bytes'])} ({r['least_planned_ratio']:.2f}, "
+            f">= {fmt(r['least_planned_lower_bound_bytes'])})"
+        )
         same = "same" if r["outputs_match"] else "DIFFER"
         print(
-            f"{r['model']:<18}{r['nodes']:>6}{modelled:>30}{measured:>32}"
+            f"{r['model']:<18}{r['nodes']:>6}{modelled:>30}{measured:>32}{least:>34}"
             f"{'yes' if r['exact'] else 'no':>7}{r['solve_s']:>9.2f}  {same}"
         )
     print(
-        "\nDRAM traffic of the best order with a TCM of TVM's modelled peak / 4 and / 8, and of "
-        "the most one step reads and writes"
+        "\nDRAM traffic of the least-peak order with a TCM of TVM's modelled peak / 4 and / 8 "
+        "(kernels stream what is not in the TCM)"
     )
-    print(f"{'model':<18}{'TCM':>22}{'ILP':>12}{'greedy':>12}{'compulsory':>12}{'greedy/ILP':>12}")
+    print(
+        f"{'model':<18}{'TCM':>18}{'ILP':>12}{'greedy':>12}{'compulsory':>12}"
+        f"{'greedy/ILP':>12}{'ILP s':>8}  proven"
+    )
     for r in result["models"]:
         for t in r["tcm"]:
             label = f"{fmt(t['tcm_bytes'])} ({t['size']})"
             if "skipped" in t:
-                print(f"{r['model']:<18}{label:>22}  skipped: {t['skipped']}")
+                print(f"{r['model']:<18}{label:>18}  skipped: {t['skipped']}")
                 continue
             ratio = t["greedy_over_ilp"]
+            proven = "yes" if t["ilp_optimal"] else f"no (limit {t['ilp_time_limit_s']:g} s)"
             print(
-                f"{r['model']:<18}{label:>22}{fmt(t['ilp_dram_bytes']):>12}"
+                f"{r['model']:<18}{label:>18}{fmt(t['ilp_dram_bytes']):>12}"
                 f"{fmt(t['greedy_dram_bytes']):>12}{fmt(t['compulsory_dram_bytes']):>12}"
-                f"{'-' if ratio is None else f'{ratio:.2f}':>12}"
+                f"{'-' if ratio is None else f'{ratio:.2f}':>12}{t['ilp_solve_s']:>8.1f}  "
+                f"{proven}"
             )
     print("\nsolve time vs graph size (random_dag; medians; heuristic = exact_limit=0)")
     columns = ("nodes", 6), ("exact s", 10), ("max s", 10), ("proven", 8), ("heuristic s", 13)

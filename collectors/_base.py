@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
-from collectors.events import Event, GraphEvent, ProfileEvent
+from collectors.events import Event, GraphEvent, MemoryEvent, ProfileEvent
 
 
 class StoreError(RuntimeError):
@@ -131,6 +131,10 @@ class BaseStore(abc.ABC):
             e: Any = stored.event
             found.append(RecordTrace(stored.pos, e.mean_secs, e.error, e.origin, e.trace))
         return found
+
+    def memory_plans(self, job: str | None = None) -> list[MemoryEvent]:
+        """The memory plans stored for the job (every job's when None), oldest first."""
+        return [s.event for s in self.read(kinds=["memory"], job=job)]  # type: ignore[misc]
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources; the default does nothing."""

@@ -11,12 +11,15 @@ replaying a stream into a store is idempotent. Four kinds exist:
 - ``stage``: a select/build/profile/update stage ran on a resource from start to end.
 - ``record``: one measured candidate (trace text, run times or error, predicted score).
 
-Two kinds were added to v1 later (see "Extending v1" below):
+Three kinds were added to v1 later (see "Extending v1" below):
 
 - ``profile``: the per-kernel profile of a compiled model (each fused kernel's time per
   call and calls, beside the end-to-end latency), measured in a fresh process.
 - ``graph``: a model's graph after fusion (one node per fused kernel call, data-flow edges,
   the source layers each node came from), as ``collectors.modelgraph.ModelGraph`` JSON.
+- ``memory``: a model's memory plan (the tensors live at every step of TVM's order and of
+  the orders with less memory, the storage TVM plans for each, optionally a TCM placement),
+  as ``collectors.memoryplan.MemoryPlan`` JSON.
 
 Extending v1: a new field is optional and written only when set (``Event.extensions``); a
 new kind is stored and read by the stores like job events, and readers select the kinds
@@ -214,6 +217,16 @@ class GraphEvent(Event):
     graph: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryEvent(Event):
+    """A model's memory plan: ``plan`` is ``collectors.memoryplan.MemoryPlan`` JSON text
+    (live tensors per step of several operator orders, an optional TCM placement)."""
+
+    kind: ClassVar[str] = "memory"
+    model: str
+    plan: str
+
+
 def mean_of(values: tuple[float, ...]) -> float:
     """``fsum(values) / len(values)``, also when the sum alone would exceed the float range."""
     try:
@@ -225,8 +238,10 @@ def mean_of(values: tuple[float, ...]) -> float:
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
-    for cls in (JobEvent, TaskEvent, StageEvent, RecordEvent, ProfileEvent, GraphEvent)
-}
+    for cls in (
+        JobEvent, TaskEvent, StageEvent, RecordEvent, ProfileEvent, GraphEvent, MemoryEvent
+    )
+}  # fmt: skip
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "clock": CLOCKS,

@@ -56,6 +56,7 @@ from collectors.events import (
     Event,
     GraphEvent,
     JobEvent,
+    MemoryEvent,
     ProfileEvent,
     RecordEvent,
     StageEvent,
@@ -127,11 +128,12 @@ _NAMED_FIELDS = {
     TaskEvent: attrgetter("source", "job", "task"),
     ProfileEvent: attrgetter("source", "job"),
     GraphEvent: attrgetter("source", "job"),
+    MemoryEvent: attrgetter("source", "job"),
 }
 # Kinds kept as JSON text in ``job_task_events``: job and task events and the kinds added
 # to v1 later. ``read`` selects only these by name, so a kind this build does not know is
 # never decoded.
-_JSON_KINDS = ("job", "task", "profile", "graph")
+_JSON_KINDS = ("job", "task", "profile", "graph", "memory")
 
 
 class SQLiteStore(BaseStore):

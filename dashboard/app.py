@@ -25,6 +25,7 @@ from dashboard.pages import (
     imports,
     inspector,
     jobs,
+    memory,
     model,
     records,
     searchspace,
@@ -37,7 +38,7 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 # Served from assets/ but not put in the page: the graph component loads it when it first
 # draws (see assets/tuneloom_plotly.js), so its parsing overlaps the first data requests.
 PLOTLY_BUNDLE = "plotly-tuneloom-4.1.1.min.js"
-PAGES = [timeline, convergence, inspector, model, searchspace, records, jobs, imports]
+PAGES = [timeline, convergence, inspector, model, memory, searchspace, records, jobs, imports]
 # Room in a request beyond an upload's base64 text (the rest of the callback's JSON).
 REQUEST_MARGIN = 16 * 1024 * 1024
 

@@ -351,11 +351,14 @@ def stub_algorithms(monkeypatch: pytest.MonkeyPatch) -> None:
         )
 
     def tcm_plan(graph: MemoryGraph, order: Any, tcm_bytes: int) -> SimpleNamespace:
+        from tuner.memory.tcm import TcmPlan
+
         if tcm_bytes < 100:
             raise ValueError(f"a TCM of {tcm_bytes} bytes is too small")
+        empty = tuple(() for _ in order)
         return SimpleNamespace(
-            ilp=SimpleNamespace(dram_bytes=1000),
-            greedy=SimpleNamespace(dram_bytes=1500),
+            ilp=TcmPlan(1000, empty, (), (), True, "fixed", 0.0),
+            greedy=TcmPlan(1500, empty, (), (), False, "fixed", 0.0),
             compulsory_dram_bytes=800,
         )
 
@@ -385,7 +388,12 @@ def test_memory_command_json(
     }  # fmt: skip
     assert result["limit"] == {
         "limit_bytes": 20480, "fits_tvm_order": False, "fits_optimal_order": True,
+        "fits_least_planned_order": True,
     }  # fmt: skip
+    least = result["least_planned"]
+    assert measured["least_planned_order_bytes"] == least["simulated_bytes"]
+    assert least["lower_bound_bytes"] <= least["simulated_bytes"]
+    assert least["simulated_bytes"] <= measured["tvm_order_bytes"]
 
 
 def test_memory_command_human(
@@ -410,3 +418,35 @@ def test_memory_command_unusable_tcm_is_one_line(
     assert main(["memory", str(path), "--tcm", "64"]) == 2
     err = capsys.readouterr().err
     assert err == "tuneloom memory: error: --tcm: a TCM of 64 bytes is too small\n"
+
+
+def test_memory_command_stores_a_plan_the_dashboard_can_list(
+    tmp_path: Path, stub_algorithms: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from collectors.memoryplan import MemoryPlan
+    from collectors.sqlite_store import SQLiteStore
+    from tuneloom.cli import main
+
+    path = write_fan_out_onnx(tmp_path / "fan_out.onnx")
+    db = tmp_path / "store.db"
+    assert main(["memory", str(path), "--tcm", "8K", "--db", str(db), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    job = f"memory:{path}"
+    assert result["stored"] == {"db": str(db), "job": job}
+    assert main(["memory", str(path), "--db", str(db), "--job", "other", "--json"]) == 0
+    with SQLiteStore(db, read_only=True) as store:
+        assert store.jobs()["job"].tolist() == [job]  # submitted once, listed by the dashboard
+        (event,) = store.memory_plans(job)
+        plan = MemoryPlan.from_json(event.plan)
+        assert [o.label for o in plan.orders] == ["TVM's order", "least peak", "least planned"]
+        assert plan.order("TVM's order").planned_bytes == result["measured"]["tvm_order_bytes"]
+        assert plan.tcm is not None and plan.tcm.dram_bytes == 1000
+        assert len(store.memory_plans("other")) == 1
+        assert MemoryPlan.from_json(store.memory_plans("other")[0].plan).tcm is None
+
+
+def test_memory_command_job_needs_a_store(capsys: pytest.CaptureFixture[str]) -> None:
+    from tuneloom.cli import main
+
+    assert main(["memory", "zoo:cnn", "--job", "j1"]) == 2
+    assert capsys.readouterr().err == "tuneloom memory: error: --job needs --db STORE\n"

@@ -15,10 +15,18 @@ order and measure what TVM's own memory planner (StaticPlanBlockMemory) then all
 TVM's order. The outputs of both orders are compared on the same random inputs (exit 1 if they
 differ). Peak memory is activation memory: weights are reported apart; the modelled peak counts
 the model inputs, the measured figure is the storage the compiled VM allocates per call (inputs
-are passed in). --tcm SIZE plans a fast on-chip memory of that size for the new order (ILP and
-greedy DRAM traffic, and the traffic no plan can avoid); --limit SIZE says whether each order's
+are passed in). The order TVM's planner allocates the least for is searched too (on a
+simulation of that planner) and measured the same way. --tcm SIZE plans a fast on-chip memory
+of that size for the least-peak order (ILP and greedy DRAM traffic, and the traffic no plan
+can avoid; kernels stream operands that are not in it from and to DRAM, so any size has a
+plan); --limit SIZE says whether each order's
 measured memory fits under SIZE. Sizes take bytes or units: 65536, 64K, 1.5MiB, 2MB.
 """
+
+
+TVM_ORDER = "TVM's order"
+LEAST_PEAK = "least peak"
+LEAST_PLANNED = "least planned"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,6 +43,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--target", default="llvm", help="codegen target: llvm or a JSON object (as for tune)"
     )
     add_model_options(parser)
+    parser.add_argument(
+        "--db",
+        metavar="STORE",
+        help="append the memory plan to this store as a memory event (the dashboard's Memory "
+        "page shows it)",
+    )
+    parser.add_argument(
+        "--job",
+        metavar="ID",
+        help="with --db: the job to file it under (default: the newest job of MODEL in the "
+        "store, else a job memory:MODEL of its own)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -59,11 +79,49 @@ def run(args: argparse.Namespace) -> int:
     from tuner.metaschedule.targets import target_config
     from tuner.models.loaders import load_model
 
+    if args.job and not args.db:
+        raise UserError("--job needs --db STORE")
     target = target_config(args.target, 1)
     model = load_model(args.model, **settings)
     result = memory_report(model, target, tcm_bytes=tcm_bytes, limit_bytes=limit_bytes)
+    plan = result.pop("_plan")
+    if args.db:
+        result["stored"] = store_plan(args.db, args.job, args.model, plan)
     emit_result(args, result, human_summary(result))
     return 0 if result["outputs_match"] else 1
+
+
+def store_plan(db: str, job: str | None, model_arg: str, plan: Any) -> dict[str, str]:
+    """Append the plan as a ``memory`` event to ``db`` under ``job``; without one, under the
+    newest job of the model in the store, else under a job ``memory:MODEL`` submitted for
+    it (so the dashboard lists it)."""
+    import time
+    import uuid
+
+    from collectors.events import JobEvent, MemoryEvent
+    from collectors.stores import open_store
+
+    source = f"tuneloom-memory-{uuid.uuid4().hex[:12]}"
+    events: list[Any] = []
+    now = time.time()
+    with open_store(db) as store:
+        if job is None:
+            jobs = store.jobs()
+            mine = jobs[jobs["model"].isin([model_arg, plan.model])] if len(jobs) else jobs
+            if len(mine):
+                job = str(mine.sort_values("submitted_ts")["job"].iloc[-1])
+            else:
+                job = f"memory:{model_arg}"
+                events.append(
+                    JobEvent(source=source, seq=0, ts=now, job=job, change="submitted",
+                             model=model_arg, name="memory plan")
+                )  # fmt: skip
+        events.append(
+            MemoryEvent(source=source, seq=len(events), ts=now, job=job, model=plan.model,
+                        plan=plan.to_json())
+        )  # fmt: skip
+        store.append(events)
+    return {"db": db, "job": job}
 
 
 def memory_report(
@@ -76,9 +134,12 @@ def memory_report(
     fused = fused_module(model, target)
     graph = memory_graph(fused, target, name=model.name)
     best = best_order(graph)
+    planned = planned_order(graph, best.order)
     reordered = reorder_module(fused, best.order)
+    least_planned = reorder_module(fused, planned.order)
     tvm_planned = planned_memory(fused, target)
     best_planned = planned_memory(reordered, target)
+    least_planned_memory = planned_memory(least_planned, target)
     result: dict[str, Any] = {
         "model": model.name,
         "target": target,
@@ -93,23 +154,48 @@ def memory_report(
         "measured": {
             "tvm_order_bytes": tvm_planned.total_bytes,
             "optimal_order_bytes": best_planned.total_bytes,
+            "least_planned_order_bytes": least_planned_memory.total_bytes,
             "tvm_order_storages": list(tvm_planned.storage_sizes),
             "optimal_order_storages": list(best_planned.storage_sizes),
+            "least_planned_order_storages": list(least_planned_memory.storage_sizes),
         },
-        "outputs_match": outputs_match(model, fused, reordered, target=target),
+        "least_planned": {
+            "order": [graph.nodes[i].name for i in planned.order],
+            "simulated_bytes": planned.planned_bytes,
+            "tvm_order_simulated_bytes": planned.tvm_order_planned_bytes,
+            "lower_bound_bytes": planned.lower_bound_bytes,
+            "method": planned.method,
+            "solve_s": planned.solve_s,
+        },
+        "outputs_match": outputs_match(model, fused, reordered, target=target)
+        and outputs_match(model, fused, least_planned, target=target),
         "notes": list(graph.notes),
     }
+    tcm = None
     if tcm_bytes is not None:
         try:
             plan = tcm_plan(graph, best.order, tcm_bytes)
-        except ValueError as exc:  # a TCM no plan fits in, or one every tensor fits in
+        except ValueError as exc:  # a TCM every tensor fits in (or a negative size)
             raise UserError(f"--tcm: {exc}") from None
         result["tcm"] = tcm_json(plan, tcm_bytes)
+        tcm = (LEAST_PEAK, tcm_bytes, plan)
+    from tuner.memory.plan_event import memory_plan
+
+    result["_plan"] = memory_plan(
+        graph,
+        {
+            TVM_ORDER: (graph.tvm_order, tvm_planned.total_bytes),
+            LEAST_PEAK: (best.order, best_planned.total_bytes),
+            LEAST_PLANNED: (planned.order, least_planned_memory.total_bytes),
+        },
+        tcm=tcm,
+    )
     if limit_bytes is not None:
         result["limit"] = {
             "limit_bytes": limit_bytes,
             "fits_tvm_order": tvm_planned.total_bytes <= limit_bytes,
             "fits_optimal_order": best_planned.total_bytes <= limit_bytes,
+            "fits_least_planned_order": least_planned_memory.total_bytes <= limit_bytes,
         }
     return result
 
@@ -119,6 +205,14 @@ def best_order(graph: Any) -> Any:
     from tuner.memory.order import min_peak_order
 
     return min_peak_order(graph)
+
+
+def planned_order(graph: Any, least_peak_order: Any) -> Any:
+    """``least_planned_order``: the order TVM's planner allocates the least for (simulated),
+    searched from TVM's order, the least-peak order and the greedy orders."""
+    from tuner.memory.planned_order import least_planned_order, search_starts
+
+    return least_planned_order(graph, search_starts(graph, least_peak_order))
 
 
 def tcm_plan(graph: Any, order: Any, tcm_bytes: int) -> Any:
@@ -156,6 +250,13 @@ def human_summary(result: dict[str, Any]) -> str:
             measured["tvm_order_bytes"],
             measured["optimal_order_bytes"],
         ),
+        _row(
+            "least planned (measured)",
+            measured["tvm_order_bytes"],
+            measured["least_planned_order_bytes"],
+        )
+        + "  (searched on TVM's planner, lower bound "
+        + f"{fmt(result['least_planned']['lower_bound_bytes'])})",
         "outputs unchanged by the new order: " + ("yes" if result["outputs_match"] else "NO"),
     ]
     if "tcm" in result:
@@ -174,7 +275,9 @@ def human_summary(result: dict[str, Any]) -> str:
         lines.append(
             f"limit {fmt(limit['limit_bytes'])}: TVM's order "
             f"{verdict(limit['fits_tvm_order'], measured['tvm_order_bytes'])}, the best order "
-            f"{verdict(limit['fits_optimal_order'], measured['optimal_order_bytes'])}"
+            f"{verdict(limit['fits_optimal_order'], measured['optimal_order_bytes'])}, the "
+            "least-planned order "
+            f"{verdict(limit['fits_least_planned_order'], measured['least_planned_order_bytes'])}"
         )
     return "\n".join(lines)
 

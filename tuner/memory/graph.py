@@ -24,6 +24,7 @@ class Tensor:
     producer: int | None  # index of the node that writes it; None: a model input
     consumers: tuple[int, ...] = ()  # indices of the nodes that read it
     is_output: bool = False  # a model output: live until the last step
+    dtype: str = ""  # element type; TVM's planner shares storage only within one dtype
 
 
 @dataclass(frozen=True, slots=True)

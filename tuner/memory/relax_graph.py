@@ -127,7 +127,14 @@ class _GraphReader:
             for t in node.inputs:
                 consumers[t].append(index)
         tensors = {
-            t: Tensor(t, info["bytes"], info["producer"], tuple(consumers[t]), t in outputs)
+            t: Tensor(
+                t,
+                info["bytes"],
+                info["producer"],
+                tuple(consumers[t]),
+                t in outputs,
+                info["dtype"],
+            )
             for t, info in self.tensors.items()
         }
         return MemoryGraph(
@@ -205,7 +212,7 @@ class _GraphReader:
         if not isinstance(ty, relax.TensorType):
             return None
         size = _bytes_of(ty, self.label, name, is_input=producer is None)
-        self.tensors[name] = {"bytes": size, "producer": producer}
+        self.tensors[name] = {"bytes": size, "producer": producer, "dtype": str(ty.dtype)}
         return name
 
     def _fresh(self, name: str) -> str:

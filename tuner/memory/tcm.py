@@ -17,7 +17,7 @@ from tuner.memory.tcm_model import (
     TcmModel,
     TcmPlan,
     compulsory_dram_bytes,
-    plan_from_keeps,
+    plan_from_decisions,
     tcm_model,
 )
 
@@ -30,7 +30,10 @@ __all__ = [
     "plan_tcm",
 ]
 
-GREEDY_METHOD = "greedy: drop the tensor used again farthest ahead first (Belady)"
+GREEDY_METHOD = (
+    "greedy: a step's operands first (streaming those used again farthest ahead when they "
+    "do not fit), then drop the tensor used again farthest ahead (Belady)"
+)
 ILP_METHOD = "integer linear program (HiGHS)"
 
 
@@ -48,20 +51,23 @@ def plan_tcm(
     graph: MemoryGraph, order: Sequence[int], tcm_bytes: int, *, time_limit_s: float = 60.0
 ) -> TcmResult:
     """Both plans for ``order`` with a TCM of ``tcm_bytes`` (ValueError, one line, for a
-    size that is not positive or that holds the whole peak)."""
+    negative size or one that holds the whole peak)."""
     greedy = greedy_plan(graph, order, tcm_bytes)
     ilp = ilp_plan(graph, order, tcm_bytes, time_limit_s=time_limit_s, cap=greedy)
-    return TcmResult(ilp, greedy, compulsory_dram_bytes(graph))
+    return TcmResult(ilp, greedy, compulsory_dram_bytes(graph, tcm_bytes))
 
 
 def greedy_plan(graph: MemoryGraph, order: Sequence[int], tcm_bytes: int) -> TcmPlan:
-    """Keep every tensor in the TCM until a step needs the room, then drop the tensors used
-    again farthest ahead first (largest first among equals)."""
+    """Step by step: make the node's operands resident (those arriving in the TCM first,
+    then the ones used again soonest; the rest stream), then drop the other held tensors
+    used again farthest ahead until the rest fits; keep everything else."""
     start = time.perf_counter()
     model = tcm_model(graph, order, tcm_bytes)
-    return plan_from_keeps(
+    resident, kept = _greedy_decisions(model)
+    return plan_from_decisions(
         model,
-        _belady_keeps(model),
+        resident,
+        kept,
         optimal=False,
         method=GREEDY_METHOD,
         solve_s=time.perf_counter() - start,
@@ -76,27 +82,29 @@ def ilp_plan(
     time_limit_s: float = 60.0,
     cap: TcmPlan | None = None,
 ) -> TcmPlan:
-    """The plan with the fewest DRAM bytes, from an integer linear program: a binary keep
-    variable per gap between two uses of a tensor, a spill variable per tensor, one TCM
-    capacity row per step. Never above ``cap`` (the greedy plan when None): when HiGHS
-    stops at ``time_limit_s`` without a better plan, that plan is returned."""
+    """The plan with the fewest DRAM bytes, from an integer linear program: a binary
+    resident variable per use, a binary keep variable per gap between two uses, a write
+    variable per tensor a node writes, one TCM capacity row per step. Never above ``cap``
+    (the greedy plan when None): when HiGHS stops at ``time_limit_s`` without a better
+    plan, that plan is returned."""
     start = time.perf_counter()
     model = tcm_model(graph, order, tcm_bytes)
     if cap is None:
-        cap = plan_from_keeps(
-            model, _belady_keeps(model), optimal=False, method=GREEDY_METHOD, solve_s=0.0
+        resident, kept = _greedy_decisions(model)
+        cap = plan_from_decisions(
+            model, resident, kept, optimal=False, method=GREEDY_METHOD, solve_s=0.0
         )
     if cap.optimal:
         return _with(cap, method=f"{cap.method} (meets the compulsory traffic)", start=start)
-    kept, solved = _solve_keeps(model, time_limit_s)
-    if kept is not None:
+    decisions, solved = _solve(model, time_limit_s)
+    if decisions is not None:
         method = ILP_METHOD if solved else f"{ILP_METHOD}, best found in {time_limit_s:g} s"
-        plan = plan_from_keeps(
-            model, kept, optimal=solved, method=method, solve_s=time.perf_counter() - start
+        plan = plan_from_decisions(
+            model, *decisions, optimal=solved, method=method, solve_s=time.perf_counter() - start
         )
         if plan.dram_bytes <= cap.dram_bytes:
             return plan
-    why = "found nothing better" if kept is not None else "found no plan"
+    why = "found nothing better" if decisions is not None else "found no plan"
     return _with(
         cap,
         method=f"{cap.method} (the integer program {why} within {time_limit_s:g} s)",
@@ -113,69 +121,103 @@ def _with(plan: TcmPlan, *, method: str, start: float) -> TcmPlan:
         plan.optimal,
         method,
         time.perf_counter() - start,
+        plan.streamed,
     )
 
 
-def _belady_keeps(model: TcmModel) -> list[bool]:
-    """Walk the steps holding every tensor between its uses while it fits; before a step
-    that overflows, drop the held tensors whose next use is farthest."""
-    gap_at = {(gap.tensor, gap.after): i for i, gap in enumerate(model.gaps)}
-    kept = [True] * len(model.gaps)
-    held: dict[int, int] = {}  # gap index -> its next use, for the gaps in the TCM now
-    for step, names in enumerate(model.step_tensors):
-        held = {i: before for i, before in held.items() if before > step}
-        room = model.tcm_bytes - model.step_bytes[step]
-        used = sum(model.gaps[i].bytes for i in held)
-        for i in sorted(held, key=lambda i: (-held[i], -model.gaps[i].bytes, i)):
+def _greedy_decisions(model: TcmModel) -> tuple[list[bool], list[bool]]:
+    """(resident per use, kept per gap) of the greedy rule."""
+    resident = [False] * len(model.uses)
+    kept = [False] * len(model.gaps)
+    uses_at: list[list[int]] = [[] for _ in model.order]
+    for i, use in enumerate(model.uses):
+        uses_at[use.step].append(i)
+    gap_after = {gap.first: j for j, gap in enumerate(model.gaps)}
+    held: set[int] = set()  # gaps kept so far whose tensor is in the TCM now
+    for here in uses_at:
+        arriving = {model.gap_before[i] for i in here} & held
+        held -= arriving
+
+        def rank(i: int, arriving: set[int | None] = arriving) -> tuple[bool, int, int]:
+            gap = gap_after.get(i)
+            next_use = model.gaps[gap].before if gap is not None else len(model.order)
+            return (model.gap_before[i] not in arriving, next_use, model.uses[i].bytes)
+
+        room = model.tcm_bytes
+        for i in sorted(here, key=rank):
+            if model.uses[i].bytes <= room:
+                resident[i] = True
+                room -= model.uses[i].bytes
+            elif model.gap_before[i] in arriving:
+                kept[model.gap_before[i]] = False
+        used = sum(model.gaps[j].bytes for j in held)
+        for j in sorted(held, key=lambda j: (-model.gaps[j].before, -model.gaps[j].bytes, j)):
             if used <= room:
                 break
-            kept[i] = False
-            used -= model.gaps[i].bytes
-            del held[i]
-        for name in names:
-            gap = gap_at.get((name, step))
-            if gap is not None:
-                held[gap] = model.gaps[gap].before
-    return kept
+            kept[j] = False
+            held.discard(j)
+            used -= model.gaps[j].bytes
+        for i in here:
+            gap = gap_after.get(i)
+            if resident[i] and gap is not None:
+                kept[gap] = True
+                held.add(gap)
+    return resident, kept
 
 
-def _solve_keeps(model: TcmModel, time_limit_s: float) -> tuple[list[bool] | None, bool]:
-    """(keep decisions, proved optimal) from HiGHS; (None, False) without a solution."""
-    n_gaps = len(model.gaps)
-    spilled = sorted({g.tensor for g in model.gaps if g.tensor in model.produced} - model.outputs)
-    spill_var = {name: n_gaps + i for i, name in enumerate(spilled)}
-    n_vars = n_gaps + len(spilled)
-    # Minimize the bytes of dropped gaps (reloads) and of spills: -keep + spill, plus a constant.
+def _solve(
+    model: TcmModel, time_limit_s: float
+) -> tuple[tuple[list[bool], list[bool]] | None, bool]:
+    """((resident, kept), proved optimal) from HiGHS; (None, False) without a solution."""
+    n_uses, n_gaps = len(model.uses), len(model.gaps)
+    written = sorted({u.tensor for u in model.uses if u.writes})
+    write_var = {name: n_uses + n_gaps + i for i, name in enumerate(written)}
+    n_vars = n_uses + n_gaps + len(written)
+    # Reads cost their bytes unless the gap before them was kept: a constant minus keeps.
     cost = np.zeros(n_vars)
-    rows, cols, values, lower, upper = [], [], [], [], []
-    for i, gap in enumerate(model.gaps):
-        cost[i] = -gap.bytes
-        if gap.tensor in spill_var:  # spill >= 1 - keep
-            row = len(lower)
-            rows += [row, row]
-            cols += [i, spill_var[gap.tensor]]
-            values += [1.0, 1.0]
-            lower.append(1.0)
-            upper.append(np.inf)
-    for name, var in spill_var.items():
+    rows: list[int] = []
+    cols: list[int] = []
+    values: list[float] = []
+    lower: list[float] = []
+    upper: list[float] = []
+
+    def row(entries: list[tuple[int, float]], low: float, high: float) -> None:
+        index = len(lower)
+        for col, value in entries:
+            rows.append(index)
+            cols.append(col)
+            values.append(value)
+        lower.append(low)
+        upper.append(high)
+
+    for j, gap in enumerate(model.gaps):
+        cost[n_uses + j] = -gap.bytes
+        row([(n_uses + j, 1.0), (gap.first, -1.0)], -np.inf, 0.0)  # keep <= resident before
+        row([(n_uses + j, 1.0), (gap.first + 1, -1.0)], -np.inf, 0.0)  # and after
+    for name, var in write_var.items():
         cost[var] = model.sizes[name]
-    spanning: list[list[int]] = [[] for _ in model.order]
-    for i, gap in enumerate(model.gaps):
+        row([(var, 1.0), (model.first_use[name], 1.0)], 1.0, np.inf)  # streamed out
+        for j in model.gaps_of.get(name, ()):
+            row([(var, 1.0), (n_uses + j, 1.0)], 1.0, np.inf)  # dropped before a read
+    per_step: list[list[tuple[int, float]]] = [[] for _ in model.order]
+    for i, use in enumerate(model.uses):
+        per_step[use.step].append((i, float(use.bytes)))
+    for j, gap in enumerate(model.gaps):
         for step in range(gap.after + 1, gap.before):
-            spanning[step].append(i)
-    for step, gaps in enumerate(spanning):
-        if (
-            gaps
-            and sum(model.gaps[i].bytes for i in gaps) > model.tcm_bytes - model.step_bytes[step]
-        ):
-            row = len(lower)
-            rows += [row] * len(gaps)
-            cols += gaps
-            values += [float(model.gaps[i].bytes) for i in gaps]
-            lower.append(-np.inf)
-            upper.append(float(model.tcm_bytes - model.step_bytes[step]))
+            per_step[step].append((n_uses + j, float(gap.bytes)))
+    for entries in per_step:
+        if sum(value for _, value in entries) > model.tcm_bytes:
+            row(entries, -np.inf, float(model.tcm_bytes))
+    low = np.zeros(n_vars)
+    high = np.ones(n_vars)
+    for i, use in enumerate(model.uses):
+        if use.bytes > model.tcm_bytes:
+            high[i] = 0.0
+    for name, var in write_var.items():
+        if name in model.outputs:
+            low[var] = 1.0
     integrality = np.zeros(n_vars)
-    integrality[:n_gaps] = 1
+    integrality[: n_uses + n_gaps] = 1
     constraints = []
     if lower:
         matrix = coo_array((values, (rows, cols)), shape=(len(lower), n_vars)).tocsr()
@@ -183,10 +225,13 @@ def _solve_keeps(model: TcmModel, time_limit_s: float) -> tuple[list[bool] | Non
     result = milp(
         cost,
         integrality=integrality,
-        bounds=Bounds(0, 1),
+        bounds=Bounds(low, high),
         constraints=constraints,
         options={"time_limit": max(time_limit_s, 0.01), "mip_rel_gap": 0.0, "disp": False},
     )
     if result.x is None:
         return None, False
-    return [bool(x > 0.5) for x in result.x[:n_gaps]], result.status == 0
+    x = result.x
+    resident = [bool(v > 0.5) for v in x[:n_uses]]
+    kept = [bool(v > 0.5) for v in x[n_uses : n_uses + n_gaps]]
+    return (resident, kept), result.status == 0
