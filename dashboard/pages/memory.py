@@ -5,8 +5,9 @@ the ``memory`` events ``tuneloom memory MODEL --db STORE`` appends."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs
 
-from dash import Dash, Input, Output, dcc, html
+from dash import Dash, Input, Output, State, dcc, html, no_update
 
 from collectors.memoryplan import MemoryPlan, MemoryPlanError
 from dashboard.context import AppContext
@@ -81,7 +82,26 @@ def plan_view(ctx: AppContext, job: str | None) -> tuple[Any, Any, str, str]:
     return live_memory_figure(plan), tcm or empty, "" if tcm else NO_TCM, message
 
 
+def requested_job(search: str | None, jobs: list[str]) -> str | None:
+    """The job a ``?job=ID`` link asks for, when it has a plan; else None."""
+    wanted = parse_qs((search or "").lstrip("?")).get("job")
+    return wanted[0] if wanted and wanted[0] in jobs else None
+
+
 def register(app: Dash, ctx: AppContext) -> None:
+    @app.callback(
+        Output("memory-job", "options"),
+        Output("memory-job", "value"),
+        Input("url", "search"),
+        State("url", "pathname"),
+    )
+    def follow_link(search: str | None, path: str | None) -> tuple[Any, Any]:
+        if path != PATH:
+            return no_update, no_update
+        jobs = plan_jobs(ctx)
+        options = [{"label": j, "value": j} for j in jobs]
+        return options, requested_job(search, jobs) or (jobs[0] if jobs else None)
+
     @app.callback(
         Output("memory-live", "figure"),
         Output("memory-tcm", "figure"),

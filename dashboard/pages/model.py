@@ -7,17 +7,19 @@ import threading
 import weakref
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import dash_cytoscape as cyto
-from dash import Dash, Input, Output, State, dash_table, dcc, html, no_update
+from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash import ctx as callback_ctx
 from dash.exceptions import PreventUpdate
 
+from dashboard import grid
 from dashboard.context import AppContext, read_filter
 from dashboard.data import ModelEvents, ModelInputs, Snapshot
 from dashboard.figures import modelgraph as mg
 from dashboard.figures.style import latency_text
-from dashboard.pages.common import TABLE_STYLE, card, field, page_head
+from dashboard.pages.common import card, field, page_head
 
 NAME = "model"
 PATH = "/model"
@@ -51,14 +53,14 @@ STYLESHEET: list[dict[str, Any]] = [
 ]  # fmt: skip
 
 TABLE_COLUMNS = [
-    {"name": "kernel", "id": "kernel"},
-    {"name": "calls", "id": "calls", "type": "numeric"},
-    {"name": "source layers", "id": "layers"},
-    {"name": "task", "id": "task"},
-    {"name": "share (%)", "id": "share", "type": "numeric"},
-    {"name": "ms per run", "id": "ms", "type": "numeric"},
-    {"name": "trials", "id": "trials", "type": "numeric"},
-    {"name": "best (ms)", "id": "best_ms", "type": "numeric"},
+    grid.column("kernel", "kernel", minWidth=grid.WIDE),
+    grid.column("calls", "calls", numeric=True),
+    grid.column("layers", "source layers"),
+    grid.column("task", "task", minWidth=grid.WIDE),
+    grid.column("share", "share (%)", numeric=True),
+    grid.column("ms", "ms per run", numeric=True),
+    grid.column("trials", "trials", numeric=True),
+    grid.column("best_ms", "best (ms)", numeric=True),
 ]
 
 # Cytoscape caches where its container is on the page; notices and legends above it change
@@ -371,6 +373,12 @@ def selection(
                     ),
                     " · ",
                     dcc.Link("open in the Inspector", href="/inspector", id="model-open-inspector"),
+                    " · ",
+                    dcc.Link(
+                        "its schedules' decisions",
+                        href=f"/searchspace?{urlencode({'job': job, 'task': node.task})}",
+                        id="model-open-searchspace",
+                    ),
                 ]
             )
         )
@@ -439,6 +447,7 @@ def layout(ctx: AppContext) -> html.Div:
                 className="tl-toolbar",
             ),
             html.Div(id="model-notice", className="tl-notice"),
+            html.Div(id="model-memory-link", className="tl-muted"),
             html.Div(
                 [
                     card(
@@ -458,12 +467,12 @@ def layout(ctx: AppContext) -> html.Div:
                         style={"flex": "1 1 520px", "minWidth": 0},
                     ),
                     card(
-                        dash_table.DataTable(
-                            id="model-bottlenecks",
-                            columns=TABLE_COLUMNS,
-                            sort_action="native",
+                        grid.client_grid(
+                            "model-bottlenecks",
+                            TABLE_COLUMNS,
                             page_size=14,
-                            **TABLE_STYLE,
+                            row_id="node",
+                            selectable=True,
                         ),
                         title="Bottlenecks (click a row)",
                         style={"flex": "1 1 520px", "minWidth": 0},
@@ -486,7 +495,29 @@ def layout(ctx: AppContext) -> html.Div:
     )
 
 
+def memory_link(ctx: AppContext, job: str | None) -> Any:
+    """A link to the job's memory plan on the Memory page, or a hint to make one."""
+    if not job:
+        return ""
+    if ctx.store.memory_plans(job):
+        return dcc.Link(
+            "This model's activation memory over the steps (Memory page)",
+            href=f"/memory?{urlencode({'job': job})}",
+            id="model-open-memory",
+        )
+    return "No memory plan for this job: tuneloom memory MODEL --db STORE --job ID makes one."
+
+
 def register(app: Dash, ctx: AppContext) -> None:
+    # The poll too: the job picker's value comes from a callback that may not update it.
+    @app.callback(
+        Output("model-memory-link", "children"),
+        Input("model-job", "value"),
+        Input("model-poll", "n_intervals"),
+    )
+    def show_memory_link(job: str | None, _n: int | None) -> Any:
+        return memory_link(ctx, job)
+
     app.clientside_callback(
         FRESH_COORDS_JS, Output("model-graph", "className"), Input("model-graph", "id")
     )
@@ -538,13 +569,12 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output("filter-tasks", "value", allow_duplicate=True),
         Output("selected-record", "data", allow_duplicate=True),
         Input("model-graph", "tapNode"),
-        Input("model-bottlenecks", "active_cell"),
-        State("model-bottlenecks", "derived_viewport_data"),
+        Input("model-bottlenecks", "selectedRows"),
         State("model-expanded", "data"),
         State("model-job", "value"),
         prevent_initial_call=True,
     )
-    def pick(tap: Any, cell: Any, rows: Any, expanded: list[str] | None, job: str | None):
+    def pick(tap: Any, rows: Any, expanded: list[str] | None, job: str | None):
         expanded = list(expanded or [])
         skip = (no_update,) * 5
         if callback_ctx.triggered_id == "model-graph":
@@ -556,10 +586,7 @@ def register(app: Dash, ctx: AppContext) -> None:
                 return [b for b in expanded if b != block], *skip[1:]
             node_id = data.get("id")
         else:
-            row = (cell or {}).get("row")
-            node_id = (
-                rows[row].get("node") if rows and row is not None and row < len(rows) else None
-            )
+            node_id = rows[0].get("node") if isinstance(rows, list) and rows else None
         if not node_id or not job:
             return skip
         inputs = model_events(ctx).inputs(job)
@@ -582,7 +609,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output("model-focus", "data"),
         Output("model-legend", "children"),
         Output("model-notice", "children"),
-        Output("model-bottlenecks", "data"),
+        Output("model-bottlenecks", "rowData"),
         Output("model-selection", "children"),
         Output("model-drawn", "data"),
         Input("model-job", "value"),

@@ -11,6 +11,7 @@ from collectors.memory_store import MemoryStore
 from collectors.memoryplan import MemoryPlan, OrderProfile, TcmPlacement
 from dashboard.app import create_app
 from dashboard.figures.memory import live_bytes, live_memory_figure, peak_step, tcm_figure
+from dashboard.pages.memory import requested_job
 from tests.dashboard.browser import served
 
 KIB = 1024
@@ -73,6 +74,12 @@ def test_orders_side_by_side_on_one_scale_with_their_peaks() -> None:
     assert a_bars[0]["x"] == [1] and a_bars[0]["y"] == [8.0]
 
 
+def test_a_link_picks_a_job_only_when_it_has_a_plan() -> None:
+    assert requested_job("?job=a", ["b", "a"]) == "a"
+    assert requested_job("?job=zz", ["b", "a"]) is None
+    assert requested_job("", ["b"]) is None
+
+
 def test_tcm_figure_shows_residents_moves_and_traffic() -> None:
     fig = tcm_figure(plan())
     assert fig is not None
@@ -106,8 +113,15 @@ def test_memory_page_shows_a_stored_plan_and_says_how_to_make_one(page) -> None:
         JobEvent(source="m", seq=0, ts=1.0, job="memory:toy", change="submitted", model="toy"),
         MemoryEvent(source="m", seq=1, ts=2.0, job="memory:toy", model="toy",
                     plan=plan().to_json()),
+        JobEvent(source="m", seq=2, ts=3.0, job="other", change="submitted", model="toy"),
+        MemoryEvent(source="m", seq=3, ts=4.0, job="other", model="toy", plan=plan().to_json()),
     ])  # fmt: skip
     with served(create_app(store)) as running:
+        # A link naming a job opens that job's plan, not the newest one.
+        tab.goto(running.url + "/memory?job=memory%3Atoy")
+        expect(tab.locator("#memory-job")).to_contain_text("memory:toy")
+        tab.goto(running.url + "/memory")
+        expect(tab.locator("#memory-job")).to_contain_text("other")
         tab.goto(running.url + "/")
         tab.click("a[href='/memory']")
         expect(tab.locator("#memory-message")).to_have_text("toy: 3 kernels")

@@ -65,6 +65,7 @@ def test_clicking_a_node_opens_its_task_on_the_convergence_and_inspector_pages(p
             "6 repeated blocks are collapsed", timeout=WAIT
         )
         assert "17." in tab.inner_text("#model-legend")  # the largest drawn share, a block
+        expect(tab.locator("#model-memory-link")).to_contain_text("No memory plan for this job")
         click_node(tab, "block::stage0/block1")
         wait_drawn(tab, 3 + 5 + 1 + 4)  # the block opens into a frame and its four kernels
         click_node(tab, "n6")
@@ -73,11 +74,13 @@ def test_clicking_a_node_opens_its_task_on_the_convergence_and_inspector_pages(p
             f"select {task} of {model.job}", timeout=WAIT
         )
         expect(tab.locator("#filter-tasks")).to_contain_text(task, timeout=WAIT)
+        link = tab.locator("#model-open-searchspace")
+        assert link.get_attribute("href") == f"/searchspace?job={model.job}&task={task}"
         tab.click("#model-open-convergence")
         expect(tab.locator("#nav-convergence")).to_have_class(
             "tl-nav-link tl-nav-active", timeout=WAIT
         )
-        cells = tab.locator("#convergence-summary td[data-dash-column='task']")
+        cells = tab.locator("#convergence-summary .ag-row .ag-cell[col-id='task']")
         expect(cells).to_have_count(1, timeout=WAIT)
         expect(cells.first).to_have_text(task, timeout=WAIT)
         tab.click("#nav-inspector")
@@ -99,7 +102,7 @@ def test_the_ranked_list_search_variants_and_live_refresh(page) -> None:
         expect(notice).to_contain_text(f"2 of {kernels + 2} profiled kernels", timeout=WAIT)
         expect(notice).to_contain_text("ms end to end; the kernels sum to", timeout=WAIT)
         # The slowest kernel heads the list; clicking its row picks its node.
-        first = tab.locator("#model-bottlenecks td[data-dash-column='kernel']").first
+        first = tab.locator("#model-bottlenecks .ag-row[row-index='0'] .ag-cell[col-id='kernel']")
         slowest = first.inner_text()
         first.click()
         expect(tab.locator("#model-selection")).to_contain_text(slowest, timeout=WAIT)
