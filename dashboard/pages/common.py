@@ -43,8 +43,6 @@ def filter_base(jobs: list[str], tasks: list[str], window: Any) -> dict[str, Any
     }
 
 
-
-
 def token_card(prefix: str, title: str) -> html.Div:
     """A card asking for the access token; its ids start with ``prefix``."""
     return card(
