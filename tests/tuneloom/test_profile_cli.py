@@ -1,5 +1,6 @@
-"""A model job stores its fused graph and untuned and tuned per-kernel profiles; `evaluate
---profile` prints the per-kernel tables and appends profiles to the model's job."""
+"""A model job stores its fused graph and untuned and tuned per-kernel profiles; `explain`
+reads them back; `evaluate --profile` prints the per-kernel tables and appends profiles to
+the model's job."""
 
 from __future__ import annotations
 
@@ -48,7 +49,22 @@ def test_a_model_job_stores_graph_and_profiles_and_evaluate_adds_more(tmp_path: 
     runs = [(e.iteration, e.stage, e.resource.split(":")[0]) for e in stages
             if e.task == "model profile"]  # fmt: skip
     assert runs == [(0, "build", "client"), (0, "profile", "device"), (1, "profile", "device")]
+    trials = store.records(job=job).groupby("task").size().to_dict()
     store.close()
+
+    # explain reads what the job stored: the tuned profile's kernels with their layers.
+    explained = tuneloom("explain", "zoo:mlp", "--db", str(db), "--json")
+    assert explained.returncode == 0, explained.stderr[-3000:]
+    report = json.loads(explained.stdout)
+    assert report["end_to_end_ms"] == pytest.approx(profiles[1].end_to_end_secs * 1e3)
+    by_name = {k["name"]: k for k in report["kernels"]}
+    for node in graph.nodes:
+        assert by_name[node.kernel]["layers"] == list(node.layers)
+        assert by_name[node.kernel]["task"] == node.task
+    # The heavy tasks (those of the kernels holding most of the time), heaviest first.
+    heaviest = max(report["kernels"], key=lambda k: k["ms"] if k["task"] else -1)
+    assert report["tasks"][0]["task"] == heaviest["task"]
+    assert all(t["trials"] == trials[t["task"]] for t in report["tasks"])
 
     evaluated = tuneloom(
         "evaluate", "zoo:mlp", "--db", str(db), "--profile", "--baseline", "none",
