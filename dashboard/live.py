@@ -258,8 +258,8 @@ class LiveBridge:
         try:
             while not self._stop.is_set():
                 try:
-                    self._serve_requests()
                     new = feed.drain(self.drain_timeout)
+                    self._serve_requests()  # acknowledgements that came while waiting count
                     if new:
                         self._broadcast(self._in_order(new))
                 except Exception:  # keep streaming: one bad batch must not end live updates
