@@ -3,7 +3,10 @@
  *
  * Receives stored events over Socket.IO, buffers them and, once per animation frame, extends
  * the traces of the figures the server built (timeline bars, convergence lines and points)
- * in place with one Plotly.extendTraces call per graph: no figure is rebuilt for a batch.
+ * in place: no figure is rebuilt for a batch. A batch that fits the axes as drawn is appended
+ * to the traces' arrays and drawn as an overlay of its own shapes (tuneloom_overlay.js), so
+ * nothing else is redrawn; one that does not is drawn by one Plotly.extendTraces call, which
+ * also gives the axes room to grow.
  * Every figure comes with a "base": the store position it was built at, a stamp also found
  * in the drawn figure's layout.meta, and what the client needs to extend it. The client asks
  * the server to resume after that position and ignores the stream for that figure until the
@@ -300,8 +303,12 @@
     if (!g.overlaid || g.busySince) return;
     g.busySince = now();
     L.stats.settles += 1;
-    Promise.resolve(window.Plotly.redraw(gd)).then(function () { redrawn(g); },
-      function () { redrawn(g); });
+    var drawn = function () {
+      g.overlaid = 0;  // the redraw drew every point appended so far
+      if (window.tuneloomOverlay) window.tuneloomOverlay.clear(gd);
+      redrawn(g);
+    };
+    Promise.resolve(window.Plotly.redraw(gd)).then(drawn, drawn);
   }
 
   function setNested(obj, path, value) {

@@ -227,6 +227,8 @@
     var cd = gd.calcdata;
     if (!cd || !gd.data || cd.length !== gd.data.length) return false;
     for (var i = 0; i < gd.data.length; i++) {
+      var full = gd._fullData && gd._fullData[i];
+      if (full && full.visible !== true) continue;  // hidden traces are not computed
       var x = gd.data[i].x;
       if (x && cd[i] && x.length > cd[i].length) return false;
     }

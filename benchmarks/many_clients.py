@@ -56,6 +56,11 @@ def serve(args: argparse.Namespace) -> int:
     from dashboard.app import create_app, parts
     from dashboard.server import start
 
+    import collectors.sqlite_store
+
+    # The store's reading connections cache up to 64 MiB of pages each: the file's growth
+    # would show as memory. A small cache leaves what the live path itself holds.
+    collectors.sqlite_store._READER_CACHE_KIB = args.reader_cache_kib
     with tempfile.TemporaryDirectory() as tmp:
         store, hub = SQLiteStore(Path(tmp) / "live.db"), Hub()
         sink = EventSink(store, hub=hub, source="synthetic-many")
@@ -86,6 +91,7 @@ def serve(args: argparse.Namespace) -> int:
             "first": first, "last": store.last_pos(), "rate_hz": round(total / elapsed, 2),
             "sent": bridge.sent, "gaps": bridge.gaps, "clients": bridge.clients,
             "emitted": {p: v for p, v in emitted.items() if p >= first},
+            "store_mb": round(sum(f.stat().st_size for f in Path(tmp).iterdir()) / 2**20, 1),
         }  # fmt: skip
         print(json.dumps(report), flush=True)
         sys.stdin.readline()  # "stop"
@@ -308,7 +314,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     server = subprocess.Popen(
         [sys.executable, __file__, "--serve", "--seconds", str(args.seconds),
-         "--rate", str(args.rate), "--window", str(args.window)],
+         "--rate", str(args.rate), "--window", str(args.window),
+         "--reader-cache-kib", str(args.reader_cache_kib)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     assert server.stdin is not None and server.stdout is not None
@@ -362,6 +369,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             first, last = reader["first"], reader["last"]
             result["server_rss_end_mb"] = round(rss_mb(server.pid), 1)
             result["server_rss_max_mb"] = round(max(r for _, r in samples), 1)
+            result["server_rss_mb_every_30s"] = [
+                round(next(r for t, r in samples if t >= mark), 1)
+                for mark in range(0, int(samples[-1][0]) + 1, 30)
+            ]
+            result["store_file_mb"] = reader["store_mb"]
+            result["reader_cache_kib"] = args.reader_cache_kib
             result["events"] = last - first + 1
             result["rate_hz"] = reader["rate_hz"]
             result["freezes"] = freezes
@@ -441,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds the frozen client stays stopped each time")  # fmt: skip
     parser.add_argument("--window", type=int, default=300,
                         help="events a client may leave unacknowledged before a gap")  # fmt: skip
+    parser.add_argument("--reader-cache-kib", type=int, default=2048,
+                        help="page cache of the server's store readers (default 64 MiB)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
