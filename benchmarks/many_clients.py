@@ -49,14 +49,13 @@ def serve(args: argparse.Namespace) -> int:
     """Serve the dashboard on a fresh SQLite store; on "go" emit, then report and wait."""
     from dashboard_bench import _emit, _plan
 
+    import collectors.sqlite_store
     from collectors.events import JobEvent
     from collectors.hub import Hub
     from collectors.sink import EventSink
     from collectors.sqlite_store import SQLiteStore
     from dashboard.app import create_app, parts
     from dashboard.server import start
-
-    import collectors.sqlite_store
 
     # The store's reading connections cache up to 64 MiB of pages each: the file's growth
     # would show as memory. A small cache leaves what the live path itself holds.
@@ -100,10 +99,11 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process, MiB."""
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory of a process, MiB: all of it (``VmRSS``), or its heap and other
+    anonymous memory (``RssAnon``) apart from mapped files (``RssFile``)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -341,6 +341,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             pages = open_pages(browser, url)
             time.sleep(2)  # let the server settle before its memory is read
             result["server_rss_start_mb"] = round(rss_mb(server.pid), 1)
+            result["server_anon_start_mb"] = round(rss_mb(server.pid, "RssAnon"), 1)
             samples: list[tuple[float, float]] = []
             begin = time.time()
             phases = [begin, begin + args.seconds / 3, begin + 2 * args.seconds / 3]
@@ -357,7 +358,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             while done.is_alive():
                 now = time.time()
                 in_middle = phases[1] <= now < phases[2]
-                samples.append((now - begin, rss_mb(server.pid)))
+                samples.append((now - begin, rss_mb(server.pid, "RssAnon")))
                 if in_middle and now + args.freeze <= phases[2]:
                     os.kill(frozen.pid, signal.SIGSTOP)
                     freezes += 1
@@ -368,8 +369,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     done.join(1.0)
             first, last = reader["first"], reader["last"]
             result["server_rss_end_mb"] = round(rss_mb(server.pid), 1)
-            result["server_rss_max_mb"] = round(max(r for _, r in samples), 1)
-            result["server_rss_mb_every_30s"] = [
+            result["server_anon_end_mb"] = round(rss_mb(server.pid, "RssAnon"), 1)
+            result["server_anon_mb_every_30s"] = [
                 round(next(r for t, r in samples if t >= mark), 1)
                 for mark in range(0, int(samples[-1][0]) + 1, 30)
             ]
@@ -455,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=300,
                         help="events a client may leave unacknowledged before a gap")  # fmt: skip
     parser.add_argument("--reader-cache-kib", type=int, default=2048,
-                        help="page cache of the server's store readers (default 64 MiB)")  # fmt: skip
+                        help="page cache of the server's store readers, KiB")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
