@@ -1,14 +1,21 @@
 /*
  * tuneloom live client.
  *
- * Receives stored events over Socket.IO and, once per animation frame, extends the figures
- * the server built (timeline bars, convergence lines) with one dash_clientside.Patch each.
- * Every figure comes with a "base": the store position it was built at and what the client
- * needs to extend it. The client asks the server to resume after that position and ignores
- * the stream for that figure until the catch-up arrives, then applies events strictly after
- * the figure's mark: nothing is lost and nothing is drawn twice. When a figure cannot be
- * extended in place (aggregated view, new series, too many bars) the client asks the server
- * to rebuild it, at most once a second.
+ * Receives stored events over Socket.IO, buffers them and, once per animation frame, extends
+ * the traces of the figures the server built (timeline bars, convergence lines and points)
+ * in place: no figure is rebuilt for a batch. A batch that fits the axes as drawn is appended
+ * to the traces' arrays and drawn as an overlay of its own shapes (tuneloom_overlay.js), so
+ * nothing else is redrawn; one that does not is drawn by one Plotly.extendTraces call, which
+ * also gives the axes room to grow.
+ * Every figure comes with a "base": the store position it was built at, a stamp also found
+ * in the drawn figure's layout.meta, and what the client needs to extend it. The client asks
+ * the server to resume after that position and ignores the stream for that figure until the
+ * catch-up arrives, then applies events strictly after the figure's mark: nothing is lost and
+ * nothing is drawn twice. When a figure cannot be extended in place (aggregated view, new
+ * series, too many bars) the client asks the server to rebuild it, at most once a second.
+ *
+ * The client acknowledges what it handled (at most a few times a second). A tab that fell
+ * too far behind gets a gap marker instead of more events and resumes from the store.
  */
 (function () {
   "use strict";
@@ -22,7 +29,9 @@
     token: 0,
     streamPos: 0,
     frameScheduled: false,
+    fullRedraws: !!window.tuneloomFullRedraws,  // no overlay: every batch redraws (to compare)
     tick: {timer: null, last: 0},
+    ack: {timer: null, sent: 0},
     stats: {
       enabled: !!window.tuneloomMeasure,
       received: 0,
@@ -31,23 +40,13 @@
       painted: {},
       seen: {},
       duplicates: 0,
+      gaps: 0,
+      extends: 0,
+      overlays: 0,
+      settles: 0,
     },
   };
   window.tuneloomLive = L;
-
-  // Graphs load plotly.js from window._dashPlotlyJSURL the first time one draws. Point it at
-  // the vendored cartesian bundle (bar, scatter, heatmap: all these pages use), a third of
-  // the full bundle's size.
-  var PLOTLY_BUNDLE = "assets/plotly-cartesian-4.1.1.min.js";
-  var plotlyUrl = null;
-  Object.defineProperty(window, "_dashPlotlyJSURL", {
-    configurable: true,
-    get: function () { return plotlyUrl; },
-    set: function (url) {
-      var prefix = String(url).split("_dash-component-suites/")[0];
-      plotlyUrl = prefix + PLOTLY_BUNDLE;
-    },
-  });
 
   function now() {
     return performance.timeOrigin + performance.now();
@@ -88,6 +87,14 @@
     });
     socket.on("events", function (msg) { receive(msg.events, null); });
     socket.on("catchup", function (msg) { receive(msg.events, msg.token); });
+    socket.on("gap", function (msg) {
+      // Positions msg.first..msg.last were not sent: every graph re-reads after its mark.
+      L.stats.gaps += 1;
+      if (msg.last > L.streamPos) L.streamPos = msg.last;
+      Object.keys(L.graphs).forEach(function (id) { resume(L.graphs[id]); });
+      scheduleTick(true);
+      scheduleAck();
+    });
     socket.on("reload", function (msg) {
       Object.keys(L.graphs).forEach(function (id) {
         var g = L.graphs[id];
@@ -121,6 +128,7 @@
       lastRefresh: old ? old.lastRefresh : 0,
       refreshTimer: old ? old.refreshTimer : null,
       busySince: 0,
+      overlaid: 0,
     };
     L.graphs[id] = g;
     resume(g);
@@ -160,7 +168,21 @@
       }
     });
     if (any) scheduleTick(jobChange);
+    scheduleAck();
     scheduleFrame();
+  }
+
+  // Tell the server how far this page has handled the stream, at most every ACK_MS.
+  var ACK_MS = 250;
+  function scheduleAck() {
+    if (L.ack.timer || !L.socket) return;
+    L.ack.timer = setTimeout(function () {
+      L.ack.timer = null;
+      if (L.connected && L.streamPos > L.ack.sent) {
+        L.ack.sent = L.streamPos;
+        L.socket.emit("ack", {p: L.streamPos});
+      }
+    }, ACK_MS);
   }
 
   function scheduleFrame() {
@@ -178,19 +200,121 @@
         return;
       }
       if (!g.pending.length) return;
-      // One patch at a time: while the graph still draws the last one, events gather and go
-      // out together once it is drawn (plotly_afterplot), so a slow redraw never queues up.
+      // One extension at a time: while the graph still draws the last one, events gather and
+      // go out together once it is drawn, so a slow redraw never queues up.
       if (g.busySince && now() - g.busySince < 1000) return;
       g.busySince = 0;
-      var events = g.pending;
-      g.pending = [];
       if (g.frozen) {
         // A rebuild was asked for and will hold these events; ask again if none came.
+        g.pending = [];
         if (now() - g.lastRefresh > 5000) requestRefresh(g, true);
         return;
       }
-      if (g.base.kind === "timeline") applyTimeline(g, events);
-      else if (g.base.kind === "convergence") applyConvergence(g, events);
+      var gd = graphDiv(id);
+      // Extend only the figure this base describes: a rebuilt one may be on its way (or
+      // drawn before its base arrived); its own base will take these events over.
+      if (!gd || !gd.layout || !gd.data || !gd.layout.meta ||
+          gd.layout.meta.live !== g.base.stamp) return;
+      var events = g.pending;
+      g.pending = [];
+      if (g.base.kind === "timeline") applyTimeline(g, gd, events);
+      else if (g.base.kind === "convergence") applyConvergence(g, gd, events);
+    });
+  }
+
+  function graphDiv(id) {
+    var el = document.getElementById(id);
+    return el && el.querySelector(".js-plotly-plot");
+  }
+
+  // Append to the graph's traces: adds are, per trace index, the values appended to each of
+  // its attributes ({index, cols: {"x": [...], "marker.color": [...], ...}}). Additions that
+  // fit the axes as drawn are appended in place and drawn as an overlay (nothing redrawn);
+  // otherwise one Plotly.extendTraces redraws the graph (with room for the x axes to grow),
+  // and the next extension waits until it is drawn. ``layout``: changes that need a redraw.
+  var OVERLAY_LIMIT = 3000;  // shapes drawn over a graph before it is redrawn for real
+
+  function extend(g, gd, adds, layout) {
+    adds.forEach(function (a) {
+      var trace = gd.data[a.index];
+      var n = trace.x ? trace.x.length : 0;
+      a.prev = n ? [trace.x[n - 1], trace.y[n - 1]] : null;
+    });
+    var O = window.tuneloomOverlay;
+    var found = !layout && O && !L.fullRedraws ? O.draw(gd, adds) : null;
+    if (typeof found === "number") {
+      adds.forEach(function (a) { appendInPlace(gd.data[a.index], a.cols); });
+      g.overlaid += found;
+      L.stats.overlays += 1;
+      if (g.overlaid > OVERLAY_LIMIT) settle(g, gd);
+      return true;
+    }
+    layout = layout || {};
+    if (found && found.outside && !g.base.window) Object.assign(layout, O.grow(gd, found.outside));
+    Object.keys(layout).forEach(function (key) { setNested(gd.layout, key, layout[key]); });
+    var common = Object.keys(adds[0].cols).filter(function (key) {
+      return adds.every(function (a) { return key in a.cols; });
+    });
+    var update = {};
+    common.forEach(function (key) {
+      update[key] = adds.map(function (a) { return a.cols[key]; });
+    });
+    adds.forEach(function (a) {
+      var extra = {};
+      Object.keys(a.cols).forEach(function (key) {
+        if (common.indexOf(key) < 0) extra[key] = a.cols[key];
+      });
+      appendInPlace(gd.data[a.index], extra);
+    });
+    g.busySince = now();
+    L.stats.extends += 1;
+    var drawn = window.Plotly.extendTraces(gd, update, adds.map(function (a) { return a.index; }));
+    Promise.resolve(drawn).then(function () { redrawn(g); }, function (err) {
+      redrawn(g);
+      requestRefresh(g, true);  // the figure changed under us: draw it again from the store
+      if (window.console) console.warn("tuneloom: live update failed, redrawing", err);
+    });
+    return false;
+  }
+
+  function redrawn(g) {
+    if (L.graphs[g.id] === g) {
+      g.busySince = 0;
+      if (g.pending.length) scheduleFrame();
+    }
+  }
+
+  // Redraw the graph for real (its overlay shapes become Plotly points, with hover).
+  function settle(g, gd) {
+    if (!g.overlaid || g.busySince) return;
+    g.busySince = now();
+    L.stats.settles += 1;
+    var drawn = function () {
+      g.overlaid = 0;  // the redraw drew every point appended so far
+      if (window.tuneloomOverlay) window.tuneloomOverlay.clear(gd);
+      redrawn(g);
+    };
+    Promise.resolve(window.Plotly.redraw(gd)).then(drawn, drawn);
+  }
+
+  function setNested(obj, path, value) {
+    var keys = path.split(".");
+    for (var i = 0; i < keys.length - 1; i++) {
+      if (typeof obj[keys[i]] !== "object" || obj[keys[i]] === null) obj[keys[i]] = {};
+      obj = obj[keys[i]];
+    }
+    obj[keys[keys.length - 1]] = value;
+  }
+
+  // Append values to the trace's array attributes in place ("marker.color" -> trace.marker
+  // .color); an attribute that is one value for the whole trace stays as it is.
+  function appendInPlace(trace, cols) {
+    Object.keys(cols).forEach(function (key) {
+      var keys = key.split(".");
+      var obj = trace;
+      for (var i = 0; i < keys.length - 1 && obj; i++) obj = obj[keys[i]];
+      var target = obj && obj[keys[keys.length - 1]];
+      if (Array.isArray(target)) Array.prototype.push.apply(target, cols[key]);
     });
   }
 
@@ -221,7 +345,7 @@
     return Math.max(200, 90 + (n > 0 ? n : 1) * (b.lane_px || 26));
   }
 
-  function applyTimeline(g, events) {
+  function applyTimeline(g, gd, events) {
     var b = g.base;
     var relevant = events.filter(function (e) { return e.k === "s" && passes(b, e.j, e.t); });
     if (!relevant.length) return;
@@ -255,30 +379,28 @@
       c.pos.push(e.p);
     }
     if (!c.pos.length) return;
-    var p = new window.dash_clientside.Patch();
-    p.extend(["data", 0, "y"], c.y);
-    p.extend(["data", 0, "x"], c.x);
-    p.extend(["data", 0, "base"], c.base);
-    p.extend(["data", 0, "marker", "color"], c.color);
-    p.extend(["data", 0, "marker", "opacity"], c.opacity);
-    p.extend(["data", 0, "marker", "line", "color"], c.line);
-    p.extend(["data", 0, "hovertext"], c.hover);
-    p.extend(["data", 0, "customdata"], c.pos);
-    if (g.count === 0) p.assign(["layout", "annotations"], []);
+    var cols = {
+      "y": c.y, "x": c.x, "base": c.base, "marker.color": c.color,
+      "marker.opacity": c.opacity, "marker.line.color": c.line, "hovertext": c.hover,
+      "customdata": c.pos,
+    };
+    var layout = null;
+    if (g.count === 0 && gd.layout.annotations && gd.layout.annotations.length) {
+      layout = {annotations: []};
+    }
     if (newLanes.length) {
-      p.extend(["layout", "yaxis", "categoryarray"], newLanes);
-      p.assign(["layout", "height"], laneHeight(b, b.lanes.length));
+      layout = layout || {};
+      layout["yaxis.categoryarray"] = b.lanes.slice();
+      layout.height = laneHeight(b, b.lanes.length);
     }
     g.count += c.pos.length;
-    g.busySince = now();
-    setProps(g.id, {figure: p.build()});
-    applied(c.pos);
+    applied(c.pos, extend(g, gd, [{index: 0, cols: cols}], layout));
     if (g.count > b.limit) requestRefresh(g, true);
   }
 
   // --- convergence ------------------------------------------------------------------------
 
-  function applyConvergence(g, events) {
+  function applyConvergence(g, gd, events) {
     var b = g.base;
     var relevant = events.filter(function (e) { return e.k === "r" && passes(b, e.j, e.t); });
     if (!relevant.length) return;
@@ -325,20 +447,15 @@
       }
       positions.push(e.p);
     }
-    var indexes = Object.keys(traces);
-    if (!indexes.length) return;
-    var p = new window.dash_clientside.Patch();
-    indexes.forEach(function (key) {
-      var index = parseInt(key, 10);
+    var keys = Object.keys(traces);
+    if (!keys.length) return;
+    var adds = keys.map(function (key) {
       var t = traces[key];
-      p.extend(["data", index, "x"], t.x);
-      p.extend(["data", index, "y"], t.y);
-      p.extend(["data", index, "customdata"], t.cd);
-      if (t.color.length) p.extend(["data", index, "marker", "color"], t.color);
+      var cols = {x: t.x, y: t.y, customdata: t.cd};
+      if (t.color.length) cols["marker.color"] = t.color;
+      return {index: parseInt(key, 10), cols: cols};
     });
-    g.busySince = now();
-    setProps(g.id, {figure: p.build()});
-    applied(positions);
+    applied(positions, extend(g, gd, adds, null));
   }
 
   // --- ticks for tables, legends and other views refreshed by the server -------------------
@@ -381,11 +498,21 @@
 
   // --- measurements (benchmarks and tests turn them on) -----------------------------------
 
-  function applied(positions) {
+  // Positions handed to a graph; drawn as an overlay, they are painted in the next frame
+  // (otherwise when the redraw is: see hookPaint).
+  function applied(positions, overlaid) {
     if (!L.stats.enabled) return;
     var t = now();
     for (var i = 0; i < positions.length; i++) {
       if (!(positions[i] in L.stats.applied)) L.stats.applied[positions[i]] = t;
+    }
+    if (overlaid) {
+      requestAnimationFrame(function () {
+        var painted = now();
+        positions.forEach(function (p) {
+          if (!(p in L.stats.painted)) L.stats.painted[p] = painted;
+        });
+      });
     }
   }
 
@@ -402,13 +529,27 @@
       }
       if (gd.__tuneloomHooked) return;
       gd.__tuneloomHooked = true;
+      var O = window.tuneloomOverlay;
       gd.on("plotly_afterplot", function () {
         var current = L.graphs[g.id];
+        if (O && O.fresh(gd)) {
+          O.clear(gd);  // the redraw drew every point the overlay stood in for
+          if (current) current.overlaid = 0;
+        } else if (current && current.overlaid) {
+          current.busySince = 0;
+          settle(current, gd);  // a redraw of stale points (a zoom): draw them all again
+          return;
+        }
         if (current) {
           current.busySince = 0;
           if (current.pending.length) scheduleFrame();
         }
         if (L.stats.enabled) requestAnimationFrame(function () { markPainted(gd); });
+      });
+      // Hover needs real Plotly points: redraw for the pointer when shapes are overlaid.
+      gd.addEventListener("mouseenter", function () {
+        var current = L.graphs[g.id];
+        if (current && current.overlaid) settle(current, gd);
       });
       if (L.stats.enabled) markPainted(gd);
     })();

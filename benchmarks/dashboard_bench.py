@@ -18,6 +18,11 @@ measurement shown (record events become points or error crosses). Latency is fro
 drew, duplicated are positions drawn twice. The browser and the server share one clock.
 
     python benchmarks/dashboard_bench.py --json
+    python benchmarks/dashboard_bench.py --live-only --compare --json   # live push only
+
+Live batches are drawn as an overlay over the figure (see assets/tuneloom_overlay.js);
+``--compare`` first runs the same live part with every batch redrawing the whole figure
+(Plotly.extendTraces), the way it was drawn before, and prints the ratios.
 """
 
 from __future__ import annotations
@@ -261,7 +266,12 @@ def plain_bars(browser: Any, store: SQLiteStore) -> float:
     return ms / 1000
 
 
-def live(browser: Any, seconds: float, rate: float) -> dict[str, Any]:
+def live(browser: Any, seconds: float, rate: float, *, full_redraws: bool = False) -> dict:
+    """Latency, losses and duplicates of live push into two pages (see the module text).
+
+    ``full_redraws``: the pages redraw the whole figure for every batch (no overlay), the
+    way live updates were drawn before, for a side-by-side comparison.
+    """
     store, hub = MemoryStore(), Hub()
     sink = EventSink(store, hub=hub, source="synthetic-live")
     jobs = [f"j{i + 1}-live" for i in range(3)]
@@ -279,6 +289,8 @@ def live(browser: Any, seconds: float, rate: float) -> dict[str, Any]:
         for path in ("/", "/convergence"):
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             context.add_init_script(PAINT_HOOK)
+            if full_redraws:
+                context.add_init_script("window.tuneloomFullRedraws = true;")
             page = context.new_page()
             page.goto(running.url + path)
             page.wait_for_selector("#live-status.tl-live-on", timeout=60_000)
@@ -318,6 +330,12 @@ def live(browser: Any, seconds: float, rate: float) -> dict[str, Any]:
                 painted[int(pos)] = min(t, painted.get(int(pos), t))
             for pos, t in page.evaluate("window.tuneloomLive.stats.seen").items():
                 received[int(pos)] = min(t, received.get(int(pos), t))
+        stats = "window.tuneloomLive.stats"
+        counts = {
+            name: page.evaluate(f"(s => ({{extends: s.extends, overlays: s.overlays,"
+                                f" settles: s.settles, gaps: s.gaps}}))({stats})")
+            for name, (_, page) in zip(("timeline", "convergence"), pages, strict=True)
+        }  # fmt: skip
         arrivals = sorted(
             received[p] - ts * 1000 for p, (_, ts) in emitted.items() if p in received
         )
@@ -339,6 +357,14 @@ def live(browser: Any, seconds: float, rate: float) -> dict[str, Any]:
             "live_stage_events": len(stages),
             "live_record_events": len(records),
             "live_rate_hz": round(len(emitted) / elapsed, 2),
+            # per page: batches drawn over the figure, redraws (new axes range, lanes...)
+            "live_timeline_overlays": counts["timeline"]["overlays"],
+            "live_timeline_redraws": counts["timeline"]["extends"] + counts["timeline"]["settles"],
+            "live_convergence_overlays": counts["convergence"]["overlays"],
+            "live_convergence_redraws": (
+                counts["convergence"]["extends"] + counts["convergence"]["settles"]
+            ),
+            "live_gaps": counts["timeline"]["gaps"] + counts["convergence"]["gaps"],
             "live_seconds": round(elapsed, 1),
         }
     finally:
@@ -398,6 +424,27 @@ def _quantile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def timeline(browser: Any, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """First paint and zoom of the big timeline, and the plain-bars comparison."""
+    result: dict[str, Any] = {}
+    started = time.perf_counter()
+    store, _ = big_store(tmp / "big.db", args.stages)
+    result["store_build_s"] = round(time.perf_counter() - started, 1)
+    running = start(create_app(store, live=False))
+    try:
+        result.update(gantt(browser, running.url, store, args.repeats))
+    finally:
+        running.stop()
+    if not args.no_plain:
+        plain = plain_bars(browser, store)
+        result["plain_bars_100k_paint_s"] = round(plain, 2)
+        result["plain_over_gantt_first_paint"] = round(
+            plain / result["gantt_100k_first_paint_s"], 1
+        )
+    store.close()
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -406,27 +453,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--live-seconds", type=float, default=60.0, help="length of the live run")
     parser.add_argument("--rate", type=float, default=50.0, help="live events per second")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain-bars comparison")
+    parser.add_argument("--live-only", action="store_true", help="measure live push only")
+    parser.add_argument(
+        "--compare", action="store_true",
+        help="first run live push redrawing whole figures per batch, for the ratio",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     result: dict[str, Any] = {"stages": args.stages}
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        started = time.perf_counter()
-        store, _ = big_store(Path(tmp) / "big.db", args.stages)
-        result["store_build_s"] = round(time.perf_counter() - started, 1)
-        running = start(create_app(store, live=False))
-        try:
-            result.update(gantt(browser, running.url, store, args.repeats))
-        finally:
-            running.stop()
-        if not args.no_plain:
-            plain = plain_bars(browser, store)
-            result["plain_bars_100k_paint_s"] = round(plain, 2)
-            result["plain_over_gantt_first_paint"] = round(
-                plain / result["gantt_100k_first_paint_s"], 1
-            )
-        store.close()
+        if not args.live_only:
+            result.update(timeline(browser, Path(tmp), args))
+        if args.compare:
+            full = live(browser, args.live_seconds, args.rate, full_redraws=True)
+            result.update({k.replace("live_", "live_full_redraw_", 1): v for k, v in full.items()})
         result.update(live(browser, args.live_seconds, args.rate))
+        if args.compare:
+            for q in ("p50", "p95"):
+                result[f"live_full_redraw_over_overlay_{q}"] = round(
+                    result[f"live_full_redraw_{q}_ms"] / result[f"live_{q}_ms"], 1
+                )
         browser.close()
     if args.json:
         print(json.dumps(result))

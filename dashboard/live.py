@@ -3,14 +3,22 @@
 One background task owns the stream. It drains a feed (a Hub subscription, or a poll of the
 store when there is no hub), fills any hole in positions from the store (the source of
 truth), converts events to compact payloads and sends each connected browser the events
-past that browser's cursor. A browser that connects late, or whose figure was rebuilt from
-the store at position P, asks to ``resume`` after P: it first gets everything after P read
-from the store (``catchup``), then the stream continues. Nothing is lost or sent twice.
+past that browser's cursor (browsers at the same cursor share one encoded message). A
+browser that connects late, or whose figure was rebuilt from the store at position P, asks
+to ``resume`` after P: it first gets everything after P read from the store (``catchup``),
+then the stream continues. Nothing is lost or sent twice.
+
+Every browser's backlog is bounded: it acknowledges what it has handled (``ack``), and one
+with more than ``window`` events sent but not acknowledged (a frozen or very slow tab) gets
+no more of the stream. Once it acknowledges everything it was sent, it gets one ``gap``
+marker naming the positions it missed and re-reads them from the store with ``resume``
+(or rebuilds its figures when they are too many). Other browsers never wait for it.
 
 Messages (namespace ``/live``):
-- client -> server ``resume {after, token}``
+- client -> server ``resume {after, token}``, ``ack {p}`` (handled everything up to ``p``)
 - server -> client ``events {events}``, ``catchup {token, after, events}``,
-  ``reload {token}`` (too much to catch up: rebuild from the store instead).
+  ``reload {token}`` (too much to catch up: rebuild from the store instead),
+  ``gap {first, last}`` (positions not sent: resume from the store).
 """
 
 from __future__ import annotations
@@ -37,6 +45,31 @@ log = logging.getLogger(__name__)
 NAMESPACE = "/live"
 CATCHUP_LIMIT = 20_000  # beyond this a browser rebuilds its figures from the store
 READ_CHUNK = 5_000
+WINDOW = 2_000  # events sent to a browser and not yet acknowledged before it gets a gap
+
+
+_stamps = itertools.count(1)
+
+
+def new_stamp() -> str:
+    """A fresh name for a figure about to be sent to a browser."""
+    return f"f{next(_stamps)}"
+
+
+def stamp_figure(figure: Any, stamp: str) -> Any:
+    """``figure`` (a ``go.Figure`` or a plain dict) with ``stamp`` in its ``layout.meta``.
+
+    The live client extends a drawn figure only while its stamp is the one its base names,
+    so events never land on a figure built for another base.
+    """
+    if isinstance(figure, dict):
+        layout = figure.setdefault("layout", {})
+        meta = layout.get("meta")
+        layout["meta"] = {**(meta if isinstance(meta, dict) else {}), "live": stamp}
+        return figure
+    meta = figure.layout.meta
+    figure.update_layout(meta={**(meta if isinstance(meta, dict) else {}), "live": stamp})
+    return figure
 
 
 class Feed(Protocol):
@@ -146,23 +179,29 @@ class LiveBridge:
         feed_factory: Callable[[], Feed],
         *,
         drain_timeout: float = 0.02,
+        window: int = WINDOW,
     ) -> None:
         self.socketio = socketio
         self.view = view
         self.store = view.store
         self.feed_factory = feed_factory
         self.drain_timeout = drain_timeout
+        self.window = window
         self.payloads = Payloads(view)
         self._requests: queue.SimpleQueue[tuple[str, str, int, Any]] = queue.SimpleQueue()
-        self._cursors: dict[str, int] = {}
+        self._cursors: dict[str, int] = {}  # last position sent (or caught up) per browser
+        self._acked: dict[str, int] = {}  # last position each browser acknowledged
+        self._behind: dict[str, int] = {}  # first position not sent to a browser past its window
         self._head = 0
         self._started = False
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread_done = threading.Event()
         self.sent = 0  # events sent to browsers (all of them together)
+        self.gaps = 0  # gap markers sent
         socketio.on_event("connect", self._on_connect, namespace=NAMESPACE)
         socketio.on_event("resume", self._on_resume, namespace=NAMESPACE)
+        socketio.on_event("ack", self._on_ack, namespace=NAMESPACE)
         socketio.on_event("disconnect", self._on_disconnect, namespace=NAMESPACE)
 
     # --- socket handlers (Socket.IO threads) -------------------------------------------
@@ -177,6 +216,11 @@ class LiveBridge:
         if not isinstance(after, int) or isinstance(after, bool) or after < 0:
             return
         self._requests.put(("resume", request.sid, after, token))  # type: ignore[attr-defined]
+
+    def _on_ack(self, message: Any) -> None:
+        pos = message.get("p") if isinstance(message, dict) else None
+        if isinstance(pos, int) and not isinstance(pos, bool) and pos >= 0:
+            self._requests.put(("ack", request.sid, pos, None))  # type: ignore[attr-defined]
 
     def _on_disconnect(self, *args: Any) -> None:
         self._requests.put(("drop", request.sid, 0, None))  # type: ignore[attr-defined]
@@ -214,8 +258,8 @@ class LiveBridge:
         try:
             while not self._stop.is_set():
                 try:
-                    self._serve_requests()
                     new = feed.drain(self.drain_timeout)
+                    self._serve_requests()  # acknowledgements that came while waiting count
                     if new:
                         self._broadcast(self._in_order(new))
                 except Exception:  # keep streaming: one bad batch must not end live updates
@@ -254,29 +298,59 @@ class LiveBridge:
         if not self._cursors:
             return
         payloads = self.payloads.convert(events)
-        for sid, cursor in list(self._cursors.items()):
+        groups: dict[int, list[str]] = {}  # browsers at the same cursor get the same message
+        for sid, cursor in self._cursors.items():
+            if sid in self._behind:
+                continue
+            if cursor - self._acked.get(sid, cursor) > self.window:
+                self._behind[sid] = cursor + 1
+                continue
+            groups.setdefault(cursor, []).append(sid)
+        for cursor, sids in groups.items():
             fresh = [p for p in payloads if p["p"] > cursor]
             if fresh:
-                self.socketio.emit("events", {"events": fresh}, to=sid, namespace=NAMESPACE)
-                self.sent += len(fresh)
-            self._cursors[sid] = max(cursor, self._head)
+                self.socketio.emit("events", {"events": fresh}, to=sids, namespace=NAMESPACE)
+                self.sent += len(fresh) * len(sids)
+            for sid in sids:
+                self._cursors[sid] = max(cursor, self._head)
 
     def _serve_requests(self) -> None:
         while True:
             try:
-                kind, sid, after, token = self._requests.get_nowait()
+                kind, sid, pos, token = self._requests.get_nowait()
             except queue.Empty:
                 return
             if kind == "drop":
                 self._cursors.pop(sid, None)
-                continue
-            self._catch_up(sid, after, token)
+                self._acked.pop(sid, None)
+                self._behind.pop(sid, None)
+            elif kind == "ack":
+                self._on_acked(sid, pos)
+            else:
+                self._catch_up(sid, pos, token)
+
+    def _on_acked(self, sid: str, pos: int) -> None:
+        """Record an acknowledgement; a browser past its window that has now handled all it
+        was sent gets a gap marker for what it missed, and the stream again."""
+        if sid not in self._cursors:
+            return
+        self._acked[sid] = max(self._acked.get(sid, 0), pos)
+        first = self._behind.get(sid)
+        if first is None or self._acked[sid] < first - 1:
+            return
+        del self._behind[sid]
+        last = self._head
+        self._cursors[sid] = max(self._cursors[sid], last)
+        if last >= first:
+            self.socketio.emit("gap", {"first": first, "last": last}, to=sid, namespace=NAMESPACE)
+            self.gaps += 1
 
     def _catch_up(self, sid: str, after: int, token: Any) -> None:
         events = self.store.read(after, limit=CATCHUP_LIMIT + 1)
         if len(events) > CATCHUP_LIMIT:
             self.socketio.emit("reload", {"token": token}, to=sid, namespace=NAMESPACE)
             self._cursors[sid] = max(self._cursors.get(sid, 0), self.store.last_pos())
+            self._acked[sid] = max(self._acked.get(sid, 0), self._cursors[sid])
             return
         payloads = self.payloads.convert(events)
         top = events[-1].pos if events else after
@@ -288,3 +362,5 @@ class LiveBridge:
         )
         self.sent += len(payloads)
         self._cursors[sid] = max(self._cursors.get(sid, 0), top, after)
+        # A catch-up is bounded by CATCHUP_LIMIT on its own; the window bounds the stream.
+        self._acked[sid] = max(self._acked.get(sid, 0), self._cursors[sid])

@@ -16,6 +16,7 @@ from dashboard.context import AppContext, Window, read_filter
 from dashboard.data import Snapshot
 from dashboard.figures import convergence as cf
 from dashboard.figures.style import empty_figure, latency_text
+from dashboard.live import new_stamp, stamp_figure
 from dashboard.pages.common import GRAPH_CONFIG, card, filter_base, page_head
 
 NAME = "convergence"
@@ -306,7 +307,8 @@ def register(app: Dash, ctx: AppContext) -> None:
             ctx.view.snapshot(), jobs, tasks, window, per=per or "task",
             show_points="points" in options, log_y="log" in options, revision=ctx.revision(),
         )  # fmt: skip
-        return view.figure, view.base, view.notice
+        stamp = new_stamp()
+        return stamp_figure(view.figure, stamp), {**view.base, "stamp": stamp}, view.notice
 
     @app.callback(
         Output("convergence-summary", "rowData"),

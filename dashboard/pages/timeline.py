@@ -11,6 +11,7 @@ from dash import Dash, Input, Output, State, dcc, html
 from dashboard.context import AppContext, Window, read_filter
 from dashboard.data import Snapshot
 from dashboard.figures import timeline as tf
+from dashboard.live import new_stamp, stamp_figure
 from dashboard.pages.common import GRAPH_CONFIG, card, filter_base, page_head
 
 NAME = "timeline"
@@ -143,7 +144,8 @@ def register(app: Dash, ctx: AppContext) -> None:
             ctx.view.snapshot(), jobs, tasks, window,
             limit=ctx.bars_limit, bins=ctx.raster_bins, revision=ctx.revision(),
         )  # fmt: skip
-        return view.figure, view.base, view.notice
+        stamp = new_stamp()
+        return stamp_figure(view.figure, stamp), {**view.base, "stamp": stamp}, view.notice
 
     @app.callback(
         Output("utilization-graph", "figure"),

@@ -191,3 +191,50 @@ def test_bad_resume_messages_are_ignored(live_app) -> None:
     client.resume(store.last_pos() - 1)
     client.wait_for(lambda: len(client.events) == 1)
     assert client.positions == [store.last_pos()]
+
+
+def test_a_browser_that_stops_acknowledging_gets_a_gap_and_resumes_from_the_store(
+    live_app,
+) -> None:
+    app, store, hub, _ = live_app
+    bridge = parts(app).bridge
+    bridge.window = 5
+    sink = EventSink(store, source="live", hub=hub)
+    keeping_up, frozen = Client(app), Client(app)
+    start = store.last_pos()
+    keeping_up.resume(start)
+    frozen.resume(start)
+    keeping_up.wait_for(lambda: bridge.clients == 2)
+    for i in range(10):
+        stage(sink, i)
+    first_burst = store.last_pos()
+    frozen.wait_for(lambda: frozen.positions[-1:] == [first_burst])
+    keeping_up.wait_for(lambda: keeping_up.positions[-1:] == [first_burst])
+    keeping_up.io.emit("ack", {"p": first_burst}, namespace=NAMESPACE)
+    for i in range(10, 40):  # the frozen one has 10 unacknowledged events: more than 5
+        stage(sink, i)
+        keeping_up.wait_for(lambda: keeping_up.positions[-1:] == [store.last_pos()])
+        keeping_up.io.emit("ack", {"p": store.last_pos()}, namespace=NAMESPACE)
+    frozen.pump()
+    assert frozen.positions[-1] == first_burst  # nothing more was queued for it
+    frozen.io.emit("ack", {"p": first_burst}, namespace=NAMESPACE)  # it thaws
+    frozen.wait_for(lambda: any(name == "gap" for name, _ in frozen.messages))
+    gap = next(body for name, body in frozen.messages if name == "gap")
+    assert gap == {"first": first_burst + 1, "last": store.last_pos()}
+    frozen.resume(first_burst, token="after-gap")
+    frozen.wait_for(lambda: frozen.positions[-1:] == [store.last_pos()])
+    everything = list(range(start + 1, store.last_pos() + 1))
+    assert frozen.positions == everything  # each once, the missed ones read from the store
+    assert keeping_up.positions == everything
+    assert not any(name == "gap" for name, _ in keeping_up.messages)
+    assert bridge.gaps == 1
+
+
+def test_bad_acknowledgements_are_ignored(live_app) -> None:
+    app, store, hub, _ = live_app
+    client = Client(app)
+    client.resume(store.last_pos())
+    for bad in ({"p": -1}, {"p": "x"}, "nonsense", {"p": True}, {}):
+        client.io.emit("ack", bad, namespace=NAMESPACE)
+    stage(EventSink(store, source="live", hub=hub), 0)
+    client.wait_for(lambda: client.positions == [store.last_pos()])
