@@ -136,3 +136,12 @@ def test_serve_reports_bad_input_in_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
     assert text.read_text() == "hello\n" * 100
+
+
+def test_the_server_caps_malloc_arenas_on_glibc() -> None:
+    import platform
+
+    from dashboard.server import limit_malloc_arenas
+
+    libc, _ = platform.libc_ver()
+    assert limit_malloc_arenas() is (libc == "glibc")
