@@ -599,7 +599,21 @@ def _append(
         conn.executemany(_INSERT_TRACE, rows.traces)
     if rows.job_task:
         conn.executemany(_INSERT_JOB_TASK, rows.job_task)
-    return [Stored(pos, e) for pos, e in enumerate(new, start=before + 1)], fresh
+    return list(map(_stored, range(before + 1, before + 1 + len(new)), new)), fresh
+
+
+def _stored(pos: int, event: Event) -> Stored:
+    """``Stored(pos, event)`` without the frozen dataclass's per-field ``__setattr__``
+    (a third of the cost of appending an imported record)."""
+    item = _new_stored(Stored)
+    _set_pos(item, pos)
+    _set_event(item, event)
+    return item
+
+
+_new_stored = object.__new__
+_set_pos = Stored.pos.__set__  # type: ignore[attr-defined]  # the slots' own setters
+_set_event = Stored.event.__set__  # type: ignore[attr-defined]
 
 
 def _claim_new(
@@ -684,7 +698,9 @@ def _encode(
                     pos, ids[source], seq, ids[clock], job, task,
                     0 if iteration is None else iteration, iteration is not None, candidate,
                     ids[workload_hash] or 0, ids[error_class] or 0, ids[origin] or 0,
-                    ts, _NAN if not run_secs else mean_of(run_secs),
+                    ts,
+                    _NAN if not run_secs
+                    else run_secs[0] if len(run_secs) == 1 else mean_of(run_secs),
                     _NAN if predicted is None else predicted,
                 )  # fmt: skip
                 secs = None if run_secs is None else _pack_floats(run_secs)

@@ -225,7 +225,7 @@ _TASK_INPUTS: dict[str, tuple[str, str | None] | None] = {}  # raw text -> (key,
 _TASK_INPUTS_LIMIT = 4096
 
 
-def _msgspec_measurement(text: str) -> Measurement | None:
+def _msgspec_measurement(text: str) -> tuple[Any, ...] | None:
     """The measurement of an ASCII line in the usual layout exactly as Ansor writes it
     (``", "`` and ``": "`` separators, ``i`` then ``r`` first), decoded by msgspec in C
     with the steps' text kept as it is; None for any other line or any doubt (the next path
@@ -284,7 +284,7 @@ def _msgspec_measurement(text: str) -> Measurement | None:
         return None
     if ts - ts != 0.0:  # not finite
         return None
-    return Measurement(known[0], known[1], costs, error_no, finite(all_cost), ts, steps)
+    return known[0], known[1], costs, error_no, finite(all_cost), ts, steps  # Measurement's fields
 
 
 _VERSION_TAIL = ', "v": "v0.6"}'
@@ -318,7 +318,7 @@ def _task_input_of(raw: str) -> tuple[str, str | None] | None:
     return task_input[0], target
 
 
-def _fastest_measurement(text: str) -> Measurement | None:
+def _fastest_measurement(text: str) -> tuple[Any, ...] | None:
     """msgspec first, then the piece-by-piece reading of the usual layout."""
     found = _msgspec_measurement(text)
     return found if found is not None else _fast_measurement(text)

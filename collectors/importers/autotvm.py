@@ -222,7 +222,7 @@ _INPUTS: dict[str, tuple[str, str] | None] = {}  # raw input text -> (workload k
 _HEAD_TEXT, _CONFIG_TEXT, _RESULT_TEXT = '{"input": ', ', "config": ', ', "result": '
 
 
-def _msgspec_measurement(text: str) -> Measurement | None:
+def _msgspec_measurement(text: str) -> tuple[Any, ...] | None:
     """The measurement of an ASCII line in the v0.2 layout exactly as AutoTVM writes it
     (``", "`` and ``": "`` separators), decoded by msgspec in C with the config's text kept
     as it is; None for any other line or any doubt (the next path reads it and explains
@@ -272,7 +272,7 @@ def _msgspec_measurement(text: str) -> Measurement | None:
         return None
     if ts - ts != 0.0:  # not finite
         return None
-    return Measurement(known[0], known[1], costs, error_no, finite(all_cost), ts, config)
+    return known[0], known[1], costs, error_no, finite(all_cost), ts, config  # Measurement's fields
 
 
 def _workload_of(raw_input: str) -> tuple[str, str] | None:
@@ -286,7 +286,7 @@ def _workload_of(raw_input: str) -> tuple[str, str] | None:
     return _KEYS.get(raw_input, task_name, args), target
 
 
-def _fastest_measurement(text: str) -> Measurement | None:
+def _fastest_measurement(text: str) -> tuple[Any, ...] | None:
     """msgspec first, then the piece-by-piece reading of the v0.2 layout."""
     found = _msgspec_measurement(text)
     return found if found is not None else _fast_measurement(text)
