@@ -318,15 +318,10 @@ def _task_input_of(raw: str) -> tuple[str, str | None] | None:
     return task_input[0], target
 
 
-def _fastest_measurement(text: str) -> tuple[Any, ...] | None:
-    """msgspec first, then the piece-by-piece reading of the usual layout."""
-    found = _msgspec_measurement(text)
-    return found if found is not None else _fast_measurement(text)
-
-
 LINES = LineFormat(
-    "ansor", looks_like, _measurement, "not an Ansor record (no i/r)", _fastest_measurement
-)
+    "ansor", looks_like, _measurement, "not an Ansor record (no i/r)", _fast_measurement,
+    _msgspec_measurement,
+)  # fmt: skip
 
 
 def _describe(m: Measurement) -> WorkloadInfo:

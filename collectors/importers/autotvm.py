@@ -286,15 +286,9 @@ def _workload_of(raw_input: str) -> tuple[str, str] | None:
     return _KEYS.get(raw_input, task_name, args), target
 
 
-def _fastest_measurement(text: str) -> tuple[Any, ...] | None:
-    """msgspec first, then the piece-by-piece reading of the v0.2 layout."""
-    found = _msgspec_measurement(text)
-    return found if found is not None else _fast_measurement(text)
-
-
 LINES = LineFormat(
     "autotvm", looks_like, _measurement, "not an AutoTVM record (no input/config/result)",
-    _fastest_measurement,
+    _fast_measurement, _msgspec_measurement,
 )  # fmt: skip
 
 
