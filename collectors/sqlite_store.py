@@ -704,7 +704,11 @@ def _encode(
                     else run_secs[0] if len(run_secs) == 1 else mean_of(run_secs),
                     _NAN if predicted is None else predicted,
                 )  # fmt: skip
-                secs = None if run_secs is None else _pack_floats(run_secs)
+                secs = (
+                    None if run_secs is None
+                    else _FLOAT_STRUCTS[len(run_secs)].pack(*run_secs)
+                    if len(run_secs) < _MANY_FLOATS else _pack_floats(run_secs)
+                )  # fmt: skip
                 record_rows.append((pos, job, task, error, secs, row))
                 if trace is not None:
                     trace_rows.append((pos, trace))
@@ -729,7 +733,8 @@ def _encode(
     return pos - first_pos + 1
 
 
-_FLOAT_STRUCTS = [struct.Struct(f"<{n}d") for n in range(17)]
+_MANY_FLOATS = 17
+_FLOAT_STRUCTS = [struct.Struct(f"<{n}d") for n in range(_MANY_FLOATS)]
 
 
 def _pack_floats(values: tuple[float, ...]) -> bytes:

@@ -230,7 +230,11 @@ def as_float_tuple(value: Any) -> tuple[float, ...] | None:
     """A non-empty tuple of finite floats, or None when ``value`` is not a list of them."""
     if type(value) is not list or not value:
         return None
-    if all(type(v) is float for v in value):  # the usual case: costs as JSON floats
+    if len(value) == 1:  # the usual case: one cost as a JSON float
+        v = value[0]
+        if type(v) is float and v - v == 0.0:
+            return (v,)
+    elif all(type(v) is float for v in value):  # several costs as JSON floats
         out = tuple(value)
         for v in out:
             if v - v != 0.0:  # inf or NaN (v - v is NaN for both)
