@@ -13,7 +13,9 @@ A record's trace is its transform steps exactly as the log writes them (JSON, or
 ``split(stage=2, iter=0, lengths=[8, 4])`` when a viewer shows one record. Rendering every
 step of every record at import took five times as long as everything else the import does.
 Lines in the layout above are read in one pass that keeps the steps' text as it is (checking
-that it is JSON and a list of steps); any other layout is decoded as a whole.
+that it is JSON and a list of steps): by msgspec in C when written exactly as Ansor writes
+them (``_msgspec_measurement``, 2-3x faster), else piece by piece with ``json``'s scanner;
+any other layout is decoded as a whole.
 """
 
 from __future__ import annotations
