@@ -227,7 +227,7 @@ def _msgspec_measurement(text: str) -> tuple[Any, ...] | None:
     """The measurement of an ASCII line in the v0.2 layout exactly as AutoTVM writes it
     (``", "`` and ``": "`` separators), decoded by msgspec in C with the config's text kept
     as it is; None for any other line or any doubt (the next path reads it and explains
-    errors). Accepts exactly what ``_fast_measurement`` accepts, with the same result."""
+    errors). Accepts only lines ``_fast_measurement`` accepts, with the same result."""
     if not text.startswith(_HEAD_TEXT) or not text.isascii():
         return None
     try:
