@@ -7,7 +7,9 @@ MetaSchedule database (the test fixture's records repeated) is imported with and
 decoding. A synthetic SQLite store of ``--stages`` stage events is exported as a Chrome trace
 and, for comparison, as JSON lines.
 
-With ``--records N`` it also measures each format at scale: a file of 100,000 records and one
+With ``--records N`` it first times, on the same real lines, ``json.loads``, ``orjson`` (when
+installed), msgspec's generic decoder and each importer's line reading before (``json``'s
+scanner) and now (msgspec), then measures each format at scale: a file of 100,000 records and one
 of N records, made by repeating a real log with fresh keys (see ``scaled_file``), are each
 imported into a fresh SQLite store by a child process parsing in one process, which reports
 records/s (wall and CPU), plain ``json.loads`` records/s of the same file, their ratio, and
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -390,6 +393,82 @@ def _size(path: Path) -> int:
     return path.stat().st_size
 
 
+# --- parsers: the JSON decoders on the real lines, and the importers' readings ----------
+
+
+def bench_parsers(logs: Path, repeat: int) -> dict[str, Any]:
+    """Microseconds per line, best of ``repeat``, for the same real lines: ``json.loads``,
+    ``orjson.loads`` (when installed), msgspec's generic decoder, and each importer's line
+    reading before (``json``'s scanner, piece by piece) and now (msgspec, typed, raw text
+    kept). Readings give the same measurement; the ratio is before / now."""
+    import msgspec
+
+    from collectors.events import from_json
+    from collectors.importers import ansor, autotvm, metaschedule
+    from collectors.jsonl import decode_event
+
+    try:
+        import orjson
+    except ImportError:
+        orjson = None
+    tuneloom = [line for line, _ in itertools.islice(_tuneloom_lines(logs), 20_000)]
+    formats: dict[str, tuple[list[str], Callable[[str], Any], Callable[[str], Any]]] = {
+        "autotvm": (
+            _text_lines(logs / REAL_LOGS["autotvm"]), autotvm._fast_measurement,
+            autotvm._msgspec_measurement,
+        ),
+        "ansor": (
+            _text_lines(logs / REAL_LOGS["ansor"]), ansor._fast_measurement,
+            ansor._msgspec_measurement,
+        ),
+        "metaschedule": (
+            _text_lines(MS_SAMPLE / "database_tuning_record.json") * 100,
+            metaschedule._parse_record, metaschedule._msgspec_record,
+        ),
+        "tuneloom": (tuneloom, from_json, decode_event),
+    }  # fmt: skip
+    generic = msgspec.json.Decoder().decode
+    out: dict[str, Any] = {}
+    for fmt, (lines, before, now) in formats.items():
+        row = out[fmt] = {"lines": len(lines)}
+        readers = [("json_loads", json.loads), ("msgspec_generic", generic)]
+        if orjson is not None:
+            readers.append(("orjson_loads", orjson.loads))
+        readers += [("reading_before", before), ("reading_now", now)]
+        for name, read in readers:
+            seconds, _ = best_of(repeat, lambda read=read, lines=lines: _read_all(read, lines))
+            row[f"{name}_us"] = round(seconds / len(lines) * 1e6, 2)
+        row["now_vs_before"] = round(row["reading_before_us"] / row["reading_now_us"], 2)
+        if orjson is not None:
+            row["orjson_vs_json"] = round(row["json_loads_us"] / row["orjson_loads_us"], 2)
+        row["msgspec_vs_json"] = round(row["json_loads_us"] / row["msgspec_generic_us"], 2)
+    return out
+
+
+def _read_all(read: Callable[[str], Any], lines: list[str]) -> None:
+    for line in lines:
+        read(line)
+
+
+def _text_lines(path: Path) -> list[str]:
+    with open(path, encoding="utf-8") as stream:
+        return [x.strip() for x in stream if x.strip() and not x.startswith("#")]
+
+
+def _print_parsers(parsers: dict[str, Any]) -> None:
+    print("parsers on the real lines (us per line, best of runs; reading: the importer's own):")
+    print(
+        f"  {'format':<13}{'json.loads':>11}{'orjson':>8}{'msgspec':>9}{'before':>8}{'now':>7}"
+        f"{'now/before':>12}"
+    )
+    for fmt, row in parsers.items():
+        print(
+            f"  {fmt:<13}{row['json_loads_us']:>11}{row.get('orjson_loads_us', '-'):>8}"
+            f"{row['msgspec_generic_us']:>9}{row['reading_before_us']:>8}"
+            f"{row['reading_now_us']:>7}{row['now_vs_before']:>11}x"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -431,6 +510,7 @@ def main(argv: list[str] | None = None) -> int:
             result["metaschedule"] = bench_metaschedule(tmp, args.repeat, args.ms_records)
             result["chrome_trace"] = bench_chrome_trace(tmp, args.repeat, args.stages)
         if args.records > 0:
+            result["parsers"] = bench_parsers(args.logs, args.repeat)
             result["scale"] = bench_scale(args.logs, tmp, args.records, formats)
     if args.json:
         print(json.dumps(result))
@@ -444,6 +524,8 @@ def _cpus() -> int | None:
 
 
 def _print(result: dict[str, Any]) -> None:
+    if "parsers" in result:
+        _print_parsers(result["parsers"])
     if "scale" in result:
         _print_scale(result["scale"])
     if "chrome_trace" not in result:

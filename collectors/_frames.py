@@ -28,6 +28,7 @@ from collectors.events import JobEvent, RecordEvent, StageEvent, TaskEvent
 from collectors.jobs import STATE_AFTER
 
 _I, _NI, _F, _S, _B, _O = "int64", "Int64", "float64", "str", "bool", "object"
+TEXT = _S  # the dtype of text columns
 
 STAGE_DTYPES: dict[str, str] = dict(
     zip(STAGE_COLUMNS, (_I, _S, _S, _S, _S, _I, _S, _S, _F, _F, _S, _S, _NI), strict=True)
@@ -41,6 +42,7 @@ JOB_DTYPES: dict[str, str] = dict(
 TASK_DTYPES: dict[str, str] = dict(
     zip(TASK_COLUMNS, (_S, _S, _S, _O, _S, _F, _F, _S, _B, _S), strict=True)
 )
+
 
 def stage_row(pos: int, e: StageEvent) -> tuple[Any, ...]:
     """One ``STAGE_COLUMNS`` row."""

@@ -21,6 +21,8 @@ MAX_BAD_DETAILS = 50
 FINGERPRINT_BYTES = 64 * 1024
 # Longer lines are reported as bad without being read into memory whole.
 MAX_LINE_CHARS = 16 * 2**20
+# Characters read at a time while splitting a file into lines.
+READ_CHARS = 2**16
 
 # AutoTVM ``MeasureErrorNo`` and Ansor ``MeasureErrorNO`` share these codes.
 MEASURE_ERRORS: dict[int, tuple[str, str]] = {
@@ -104,22 +106,50 @@ def numbered_lines(
     counted: list[int] | None = None,
 ) -> Iterator[tuple[int, str]]:
     """``iter_json_lines`` of an open text stream; appends the number of lines read (blank,
-    comment and too long ones included) to ``counted`` once the stream is exhausted."""
-    readline = stream.readline
+    comment and too long ones included) to ``counted`` once the stream is exhausted.
+
+    The stream is read in blocks of ``READ_CHARS`` split at newlines (a line per
+    ``readline`` cost five times as much); a line reaching ``MAX_LINE_CHARS`` is dropped
+    as soon as it does, so memory stays within a block and one line.
+    """
     limit = MAX_LINE_CHARS
+    read = stream.read
     number = 0
-    while line := readline(limit):
+    carry = ""  # the start of a line that goes on in the next block
+    skipping = False  # that line is too long (reported): the rest of it is dropped
+
+    def too_long(at: int) -> None:
+        if on_too_long is not None:
+            on_too_long(at, f"line longer than {limit:,} characters")
+
+    while block := read(READ_CHARS):
+        lines = block.split("\n")
+        last = lines.pop()  # after the last newline: unfinished
+        if lines:
+            if skipping:
+                number += 1  # the end of the long line
+                del lines[0]
+            elif carry:
+                lines[0] = carry + lines[0]
+            carry, skipping = "", False
+            for line in lines:
+                number += 1
+                if len(line) >= limit:
+                    too_long(number)
+                    continue
+                text = line.strip()
+                if text and text[0] != "#":
+                    yield number, text
+        if not skipping:
+            carry += last
+            if len(carry) >= limit:
+                too_long(number + 1)
+                carry, skipping = "", True
+    if skipping or carry:
         number += 1
-        if len(line) == limit and line[-1] != "\n":
-            while (rest := readline(limit)) and rest[-1] != "\n":
-                pass
-            if on_too_long is not None:
-                on_too_long(number, f"line longer than {limit:,} characters")
-            continue
-        text = line.strip()
-        if not text or text[0] == "#":
-            continue
-        yield number, text
+        text = carry.strip()
+        if text and text[0] != "#":
+            yield number, text
     if counted is not None:
         counted.append(number)
 
@@ -200,7 +230,11 @@ def as_float_tuple(value: Any) -> tuple[float, ...] | None:
     """A non-empty tuple of finite floats, or None when ``value`` is not a list of them."""
     if type(value) is not list or not value:
         return None
-    if all(type(v) is float for v in value):  # the usual case: costs as JSON floats
+    if len(value) == 1:  # the usual case: one cost as a JSON float
+        v = value[0]
+        if type(v) is float and v - v == 0.0:
+            return (v,)
+    elif all(type(v) is float for v in value):  # several costs as JSON floats
         out = tuple(value)
         for v in out:
             if v - v != 0.0:  # inf or NaN (v - v is NaN for both)

@@ -25,10 +25,12 @@ class Measurement(NamedTuple):
 class LineFormat:
     """How a format reads one log line into a ``Measurement``.
 
-    ``fast(text)``, when given, is tried first on the raw text and returns None for lines it
-    leaves to the general path: ``parse_json``, ``looks_like(decoded)`` (else the line is
-    bad with ``not_this_format``), then ``measurement(decoded)``. Every function is a
-    module-level one, so that worker processes can use the format too.
+    ``quick(text)``, then ``fast(text)``, when given, are tried first on the raw text and
+    return None for lines they leave to the next reading: ``quick`` (msgspec) never raises
+    and returns the measurement's fields as a plain tuple; ``fast`` may raise BadLine; the
+    general path is ``parse_json``, ``looks_like(decoded)`` (else the line is bad with
+    ``not_this_format``), then ``measurement(decoded)``. Every function is a module-level
+    one, so that worker processes can use the format too.
     """
 
     name: str  # the format's name (its module in collectors.importers)
@@ -36,9 +38,13 @@ class LineFormat:
     measurement: Callable[[Any], Measurement]
     not_this_format: str
     fast: Callable[[str], Measurement | None] | None = None
+    quick: Callable[[str], tuple[Any, ...] | None] | None = None
 
-    def measure(self, text: str) -> Measurement:
-        """The measurement of one line; raises BadLine saying why it has none."""
+    def measure(self, text: str) -> tuple[Any, ...]:
+        """The measurement of one line (a ``Measurement`` or a plain tuple of its fields);
+        raises BadLine saying why it has none."""
+        if self.quick is not None and (found := self.quick(text)) is not None:
+            return found
         try:
             item = None if self.fast is None else self.fast(text)
             if item is None:

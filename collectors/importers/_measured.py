@@ -70,13 +70,15 @@ def json_line_measurements(
     if workers:
         yield from parallel.measurements(ctx, lines.name, workers)
         return
-    measure = lines.measure
+    quick, measure = lines.quick, lines.measure
     for number, text in iter_json_lines(ctx.path, ctx.bad_line):
-        try:
-            item = measure(text)
-        except BadLine as exc:
-            ctx.bad_line(number, str(exc))
-            continue
+        item = None if quick is None else quick(text)
+        if item is None:
+            try:
+                item = measure(text)
+            except BadLine as exc:
+                ctx.bad_line(number, str(exc))
+                continue
         yield number, item
 
 

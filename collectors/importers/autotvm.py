@@ -13,8 +13,9 @@ their error name and class.
 A record's trace is its config exactly as the log writes it (JSON, origin ``"autotvm"``);
 ``render_trace`` turns it into readable knob lines (``tile_y=[-1, 1]  (split)``) when a viewer
 shows one record. Lines in the v0.2 layout above are read in one pass that keeps the
-config's text as it is (checking that its knobs are ``[name, kind, value]``); any other
-layout is decoded as a whole.
+config's text as it is (checking that its knobs are ``[name, kind, value]``): by msgspec in
+C when written exactly as AutoTVM writes them (``_msgspec_measurement``, 2-3x faster),
+else piece by piece with ``json``'s scanner; any other layout is decoded as a whole.
 """
 
 from __future__ import annotations
@@ -25,11 +26,15 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
+
 from collectors.events import Event
 from collectors.importers._common import (
     BadLine,
     ImportContext,
     compact,
+    finite,
+    parse_json,
     parse_result,
     scan_json,
     shape_text,
@@ -197,9 +202,94 @@ def _fast_measurement(text: str) -> Measurement | None:
     return _from_parts(inp, raw_input, result, raw_config)
 
 
+class _Line(msgspec.Struct, gc=False):
+    """A v0.2 line as msgspec reads it: each part's JSON text kept as written."""
+
+    input: msgspec.Raw
+    config: msgspec.Raw
+    result: msgspec.Raw
+
+
+class _Config(msgspec.Struct, gc=False):
+    """What a config must hold: knobs ``[name, kind, value]`` (other members ignored)."""
+
+    entity: list[tuple[str, msgspec.Raw, msgspec.Raw]]
+
+
+_DECODE_LINE = msgspec.json.Decoder(_Line).decode
+_CHECK_CONFIG = msgspec.json.Decoder(_Config).decode
+_DECODE_RESULT = msgspec.json.Decoder(list).decode
+_INPUTS: dict[str, tuple[str, str] | None] = {}  # raw input text -> (workload key, target)
+_HEAD_TEXT, _CONFIG_TEXT, _RESULT_TEXT = '{"input": ', ', "config": ', ', "result": '
+
+
+def _msgspec_measurement(text: str) -> tuple[Any, ...] | None:
+    """The measurement of an ASCII line in the v0.2 layout exactly as AutoTVM writes it
+    (``", "`` and ``": "`` separators), decoded by msgspec in C with the config's text kept
+    as it is; None for any other line or any doubt (the next path reads it and explains
+    errors). Accepts only lines ``_fast_measurement`` accepts, with the same result."""
+    if not text.startswith(_HEAD_TEXT) or not text.isascii():
+        return None
+    try:
+        line = _DECODE_LINE(text)
+        config = bytes(line.config).decode()
+        _CHECK_CONFIG(config)
+        result = _DECODE_RESULT(line.result)
+    except (msgspec.MsgspecError, RecursionError):
+        return None
+    # The parts must sit where the usual layout puts them (which also rules out repeated
+    # keys), followed only by version fields.
+    raw_input = bytes(line.input).decode()
+    at = len(_HEAD_TEXT)
+    if not text.startswith(raw_input, at):
+        return None
+    at += len(raw_input)
+    if not text.startswith(_CONFIG_TEXT, at) or not text.startswith(config, at + 12):
+        return None
+    at += 12 + len(config)
+    raw_result = bytes(line.result).decode()
+    if not text.startswith(_RESULT_TEXT, at) or not text.startswith(raw_result, at + 12):
+        return None
+    if (m := _TAIL.match(text, at + 12 + len(raw_result))) is None or m.end() != len(text):
+        return None
+    known = _INPUTS.get(raw_input, False)
+    if known is False:
+        try:
+            known = _workload_of(raw_input)
+        except (BadLine, ValueError, RecursionError):
+            known = None
+        if len(_INPUTS) >= _WorkloadKeys.LIMIT:
+            _INPUTS.clear()
+        _INPUTS[raw_input] = known
+    if known is None or len(result) < 4:
+        return None
+    costs, error_no, all_cost, ts = result[:4]
+    kind = type(ts)
+    if type(error_no) is not int or (kind is not float and kind is not int):
+        return None
+    try:
+        ts = float(ts)
+    except OverflowError:
+        return None
+    if ts - ts != 0.0:  # not finite
+        return None
+    return known[0], known[1], costs, error_no, finite(all_cost), ts, config  # Measurement's fields
+
+
+def _workload_of(raw_input: str) -> tuple[str, str] | None:
+    """(workload key, target) of a line's input text, as ``_from_parts`` makes them."""
+    inp = parse_json(raw_input)
+    if not isinstance(inp, list) or len(inp) < 3:
+        return None
+    target, task_name, args = inp[0], inp[1], inp[2]
+    if type(target) is not str or type(task_name) is not str or type(args) is not list:
+        return None
+    return _KEYS.get(raw_input, task_name, args), target
+
+
 LINES = LineFormat(
     "autotvm", looks_like, _measurement, "not an AutoTVM record (no input/config/result)",
-    _fast_measurement,
+    _fast_measurement, _msgspec_measurement,
 )  # fmt: skip
 
 

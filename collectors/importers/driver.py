@@ -133,11 +133,13 @@ def import_file(
     )
     tally = _Tally(per_job=detected.format == "tuneloom")
     batch: list[Event] = []
+    append = batch.append
     for event in iter_events(detected, ctx):
-        tally.add(event)
-        batch.append(event)
+        append(event)
         if len(batch) >= batch_size:
+            tally.add_all(batch)
             summary.stored += _flush(store, batch)
+    tally.add_all(batch)
     summary.stored += _flush(store, batch)
     summary.jobs = tally.jobs
     summary.events = tally.events
@@ -186,24 +188,30 @@ class _Tally:
         self._jobs: set[str] = set()
         self.workloads: dict[str, WorkloadSummary] = {}
 
-    def add(self, event: Event) -> None:
-        self.events += 1
-        job = event.job
-        if job not in self._jobs:
-            self._jobs.add(job)
-            self.jobs.append(job)
-        if type(event) is not RecordEvent:
-            return
-        key = f"{job}/{event.task}" if self.per_job else event.task
-        row = self.workloads.get(key)
-        if row is None:
-            row = self.workloads[key] = WorkloadSummary(key)
-        self.records += 1
-        row.records += 1
-        run_secs = event.run_secs
-        if run_secs and event.error_class is None:
-            self.valid += 1
-            row.valid += 1
-            mean = mean_of(run_secs)
-            if row.best_mean_cost_s is None or mean < row.best_mean_cost_s:
-                row.best_mean_cost_s = mean
+    def add_all(self, events: list[Event]) -> None:
+        """Count a batch of events, in order."""
+        self.events += len(events)
+        known_jobs, workloads, per_job = self._jobs, self.workloads, self.per_job
+        records = valid = 0
+        for event in events:
+            job = event.job
+            if job not in known_jobs:
+                known_jobs.add(job)
+                self.jobs.append(job)
+            if type(event) is not RecordEvent:
+                continue
+            key = f"{job}/{event.task}" if per_job else event.task
+            row = workloads.get(key)
+            if row is None:
+                row = workloads[key] = WorkloadSummary(key)
+            records += 1
+            row.records += 1
+            run_secs = event.run_secs
+            if run_secs and event.error_class is None:
+                valid += 1
+                row.valid += 1
+                mean = run_secs[0] if len(run_secs) == 1 else mean_of(run_secs)
+                if row.best_mean_cost_s is None or mean < row.best_mean_cost_s:
+                    row.best_mean_cost_s = mean
+        self.records += records
+        self.valid += valid

@@ -11,7 +11,8 @@ A record's trace is kept exactly as the database writes it: MetaSchedule's JSON 
 records, which a viewer replays with TVM or renders as text (``ms_trace.trace_text``) when it
 shows one record. Rendering every trace at import took six times as long as everything else
 the import does. Record lines in the usual layout are read in one pass that keeps the
-trace's text as it is; any other layout is decoded as a whole.
+trace's text as it is: after a workload's first record, by msgspec without building the
+trace (``_msgspec_record``, ~4x faster); any other layout is decoded as a whole.
 
 Counts and latencies need only JSON. With TVM installed (and ``use_tvm``), tasks also carry
 the workload's TVMScript (in ``detail``) and FLOPs, decoded in a worker process (``ms_tvm``)
@@ -30,6 +31,8 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from collectors.events import (
     Event,
@@ -150,19 +153,28 @@ def _read(ctx: ImportContext, paths: DatabasePaths, decoder: TvmDecoder | None) 
     started = False
     records = 0
     source, job = ctx.source, ctx.job
+    tasks: dict[int, tuple[str, dict[str, Any]]] = {}  # workload index -> (task, info)
     for number, text in iter_json_lines(paths.record, _bad_line_in(ctx, paths.record)):
+        quick = _msgspec_record(text)
+        if quick is not None and (known := tasks.get(quick[0])) is not None:
+            # The usual line of a workload seen before: only its run times and trace.
+            index, run_secs, trace = quick
+            task, info = known
+            candidate = counts[index]
+            counts[index] = candidate + 1
+            records += 1
+            yield _record(
+                source=source, seq=ctx.next_seq(), ts=ts, job=job, task=task,
+                candidate=candidate, workload_hash=info["hash"], trace=trace,
+                run_secs=run_secs, error=None if run_secs else FAILED_ERROR,
+                error_class=None if run_secs else "other", origin=ORIGIN,
+            )  # fmt: skip
+            continue
         try:
-            parts = _fast_record(text)
-            if parts is None:
-                obj = parse_json(text)
-                if not looks_like_record(obj):
-                    raise BadLine("not a tuning record [workload index, [trace, run_secs, ...]]")
-                index, record = obj
-                parts = index, record, json.dumps(record[0], separators=(",", ":"))
+            index, record, trace = _parse_record(text)
         except BadLine as exc:
             ctx.bad_line(number, str(exc), file=paths.record)
             continue
-        index, record, trace = parts
         info = workloads.get(index)
         if info is None:
             ctx.bad_line(
@@ -190,6 +202,7 @@ def _read(ctx: ImportContext, paths: DatabasePaths, decoder: TvmDecoder | None) 
                 )
                 continue
             task = task_event.task
+            tasks[index] = task, info
             yield task_event
         candidate = counts.get(index, 0)
         counts[index] = candidate + 1
@@ -223,6 +236,45 @@ def render_trace(trace: str) -> str:
 _RECORD_HEAD = re.compile(r"\[[ \t]*(-?(?:0|[1-9][0-9]*))[ \t]*,[ \t]*\[[ \t]*")
 _COMMA = re.compile(r"[ \t]*,[ \t]*")
 _RECORD_END = re.compile(r"[ \t]*\][ \t]*\]")
+
+
+def _parse_record(text: str) -> tuple[int, list[Any], str]:
+    """(workload index, record, trace text) of a record line; raises BadLine saying why
+    it is not one."""
+    parts = _fast_record(text)
+    if parts is None:
+        obj = parse_json(text)
+        if not looks_like_record(obj):
+            raise BadLine("not a tuning record [workload index, [trace, run_secs, ...]]")
+        index, record = obj
+        parts = index, record, json.dumps(record[0], separators=(",", ":"))
+    return parts
+
+
+# [INDEX, [TRACE, RUN_SECS, ...]]: the record's items kept as the JSON text written.
+_DECODE_RECORD = msgspec.json.Decoder(tuple[int, tuple[msgspec.Raw, ...]]).decode
+_DECODE_ANY = msgspec.json.Decoder().decode
+
+
+def _msgspec_record(text: str) -> tuple[int, tuple[float, ...] | None, str] | None:
+    """(workload index, run times, trace text as written) of a record line in the usual
+    layout, decoded by msgspec in C without building the trace; None for any other line or
+    any doubt. Where it answers, ``_parse_record`` gives the same index, trace and
+    ``run_secs_of(record[1])``."""
+    if (m := _RECORD_HEAD.match(text)) is None:
+        return None
+    try:
+        index, items = _DECODE_RECORD(text)
+        if len(items) < 2:
+            return None
+        run_secs = run_secs_of(_DECODE_ANY(items[1]))
+    except (msgspec.MsgspecError, RecursionError):
+        return None
+    raw = items[0]
+    trace = str(raw, "ascii") if text.isascii() else str(raw, "utf-8")
+    if trace[:1] != "[" or not text.startswith(trace, m.end()):
+        return None
+    return index, run_secs, trace
 
 
 def _fast_record(text: str) -> tuple[int, list[Any], str] | None:

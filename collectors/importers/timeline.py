@@ -53,19 +53,20 @@ class BatchTimeline:
 
     def add(self, task: str, ts: float, all_cost: float | None) -> tuple[int, Batch | None]:
         """Place one measurement; returns its batch index in ``task`` and a batch it closed."""
-        cost = all_cost if all_cost is not None and all_cost > 0 else 0.0
-        start = ts - cost
-        closed = None
+        start = ts - all_cost if all_cost is not None and all_cost > 0 else ts
         current = self._current
-        if current is None or current.task != task or start > current.end + self.gap_s:
-            closed = self._close()
-            iteration = self._iterations.get(task, -1) + 1
-            self._iterations[task] = iteration
-            current = self._current = Batch(task, iteration, start, ts)
-        current.start = min(current.start, start)
-        current.end = max(current.end, ts)
-        current.count += 1
-        return current.iteration, closed
+        if current is not None and current.task == task and start <= current.end + self.gap_s:
+            if start < current.start:
+                current.start = start
+            if ts > current.end:
+                current.end = ts
+            current.count += 1
+            return current.iteration, None
+        closed = self._close()
+        iteration = self._iterations.get(task, -1) + 1
+        self._iterations[task] = iteration
+        self._current = Batch(task, iteration, start, ts, 1)
+        return iteration, closed
 
     def finish(self) -> Batch | None:
         """Close the last open batch."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from collectors.events import Event, EventError, from_dict
 from collectors.importers._common import BadLine, ImportContext, iter_json_lines, parse_json
+from collectors.jsonl import decode_event
 
 
 def looks_like(obj: Any) -> bool:
@@ -21,6 +22,10 @@ def looks_like(obj: Any) -> bool:
 def read(ctx: ImportContext) -> Iterator[Event]:
     """Stream validated events from ``ctx.path``."""
     for number, text in iter_json_lines(ctx.path, ctx.bad_line):
+        event = decode_event(text)  # stage and record lines, decoded in C
+        if event is not None:
+            yield event
+            continue
         try:
             obj = parse_json(text)
             if not looks_like(obj):
