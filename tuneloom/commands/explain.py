@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "explain",
         help="A tuned model's bottleneck kernels and what its fastest schedules have in common.",
         description=(
-            "The bottleneck table of a model job (from its newest per-kernel profile: each "
+            "The bottleneck table of a model job (from its newest tuned per-kernel profile: each "
             "fused kernel's share of end-to-end latency, with the source layers it came from) "
             "and, per heavy task, what the fastest 10 %% of measured candidates share and "
             "which schedule decisions matter most for latency."
@@ -66,7 +66,8 @@ def explain(store: Any, model: str, job: str | None, *, top: int = 5) -> dict[st
     records = store.records(job=job_id)
     job_tasks = set(tasks["task"]) | set(records["task"])
     profiles = store.profiles(job_id)
-    profile = profiles[-1] if profiles else None
+    tuned = [p for p in profiles if p.variant == "tuned"]
+    profile = (tuned or profiles or [None])[-1]  # the newest tuned profile, else the newest
     graph_event = store.graph(job_id)
     _check_matches(model, job_id, job_tasks, profile, graph_event)
     report: dict[str, Any] = {
