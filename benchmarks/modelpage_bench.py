@@ -41,16 +41,9 @@ from dashboard.app import create_app  # noqa: E402
 from dashboard.data import ModelEvents, StoreView  # noqa: E402
 from dashboard.pages import model as page  # noqa: E402
 from dashboard.server import start  # noqa: E402
+from tests.dashboard.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.dashboard.model_synthetic import synthetic_model  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 PAINTED = """
 (n) => new Promise((resolve) => {
   const check = () => {

@@ -367,3 +367,22 @@ def stop_worker(proc: subprocess.Popen[bytes] | None, timeout_s: float = 5.0) ->
         proc.wait()
     if proc.stdout is not None:
         proc.stdout.close()
+
+
+def quick_measurement(known: tuple[Any, Any], result: Any, detail: Any) -> tuple[Any, ...] | None:
+    """``Measurement``'s fields from a log line's ``[costs, error_no, all_cost, timestamp]``
+    result as the tools write it, or None when it is not exactly that (the caller then reads
+    the line the slow way, which words the error). ``known`` is the line's (workload, task)."""
+    if len(result) < 4:
+        return None
+    costs, error_no, all_cost, ts = result[:4]
+    kind = type(ts)
+    if type(error_no) is not int or (kind is not float and kind is not int):
+        return None
+    try:
+        ts = float(ts)
+    except OverflowError:
+        return None
+    if ts - ts != 0.0:  # not finite
+        return None
+    return known[0], known[1], costs, error_no, finite(all_cost), ts, detail

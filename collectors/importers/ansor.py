@@ -33,9 +33,9 @@ from collectors.importers._common import (
     BadLine,
     ImportContext,
     compact,
-    finite,
     parse_json,
     parse_result,
+    quick_measurement,
     scan_json,
     shape_text,
 )
@@ -274,19 +274,9 @@ def _msgspec_measurement(text: str) -> tuple[Any, ...] | None:
         if len(_TASK_INPUTS) >= _TASK_INPUTS_LIMIT:
             _TASK_INPUTS.clear()
         _TASK_INPUTS[task_input] = known
-    if known is None or len(result) < 4:
+    if known is None:
         return None
-    costs, error_no, all_cost, ts = result[:4]
-    kind = type(ts)
-    if type(error_no) is not int or (kind is not float and kind is not int):
-        return None
-    try:
-        ts = float(ts)
-    except OverflowError:
-        return None
-    if ts - ts != 0.0:  # not finite
-        return None
-    return known[0], known[1], costs, error_no, finite(all_cost), ts, steps  # Measurement's fields
+    return quick_measurement(known, result, steps)
 
 
 _VERSION_TAIL = ', "v": "v0.6"}'

@@ -33,9 +33,9 @@ from collectors.importers._common import (
     BadLine,
     ImportContext,
     compact,
-    finite,
     parse_json,
     parse_result,
+    quick_measurement,
     scan_json,
     shape_text,
     tensor_shapes,
@@ -261,19 +261,9 @@ def _msgspec_measurement(text: str) -> tuple[Any, ...] | None:
         if len(_INPUTS) >= _WorkloadKeys.LIMIT:
             _INPUTS.clear()
         _INPUTS[raw_input] = known
-    if known is None or len(result) < 4:
+    if known is None:
         return None
-    costs, error_no, all_cost, ts = result[:4]
-    kind = type(ts)
-    if type(error_no) is not int or (kind is not float and kind is not int):
-        return None
-    try:
-        ts = float(ts)
-    except OverflowError:
-        return None
-    if ts - ts != 0.0:  # not finite
-        return None
-    return known[0], known[1], costs, error_no, finite(all_cost), ts, config  # Measurement's fields
+    return quick_measurement(known, result, config)
 
 
 def _workload_of(raw_input: str) -> tuple[str, str] | None:
