@@ -17,6 +17,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from collectors._json_fields import optional, typed
+
 MEMORY_PLAN_SCHEMA_VERSION = 1
 
 
@@ -192,18 +194,11 @@ class MemoryPlan:
 
 
 def _typed(data: dict[str, Any], key: str, kind: type, where: str) -> Any:
-    if key not in data:
-        raise MemoryPlanError(f"{where}.{key}: missing field")
-    value = data[key]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise MemoryPlanError(
-            f"{where}.{key}: expected {kind.__name__}, got {type(value).__name__}"
-        )
-    return value
+    return typed(data, key, kind, where, MemoryPlanError)
 
 
 def _optional(data: dict[str, Any], key: str, kind: type, where: str) -> Any:
-    return None if data.get(key) is None else _typed(data, key, kind, where)
+    return optional(data, key, kind, where, MemoryPlanError)
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:

@@ -18,6 +18,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from collectors._json_fields import optional, typed
+
 GRAPH_SCHEMA_VERSION = 1
 
 
@@ -147,19 +149,11 @@ def _node(data: Any, where: str) -> KernelNode:
 
 
 def _typed(data: dict[str, Any], key: str, kind: type, where: str) -> Any:
-    if key not in data:
-        raise GraphError(f"{where}.{key}: missing field")
-    value = data[key]
-    if not isinstance(value, kind):
-        raise GraphError(f"{where}.{key}: expected {kind.__name__}, got {type(value).__name__}")
-    return value
+    return typed(data, key, kind, where, GraphError)
 
 
 def _optional(data: dict[str, Any], key: str, kind: type, where: str) -> Any:
-    value = data.get(key)
-    if value is not None and not isinstance(value, kind):
-        raise GraphError(f"{where}.{key}: expected {kind.__name__}, got {type(value).__name__}")
-    return value
+    return optional(data, key, kind, where, GraphError)
 
 
 def _strings(data: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
