@@ -440,13 +440,15 @@
     if (P.views[id]) schedule(P.views[id]);
   };
 
-  // What a view shows: the lines drawn, the brushes (axis index -> [low, high] value) and
-  // the candidates inside them (indices into the data, drawing order).
+  // What a view shows: the lines drawn, the brushes (axis index -> [low, high] value), the
+  // candidates inside them (indices into the data, drawing order) and whether the last
+  // change is drawn (settled).
   P.state = function (id) {
     var view = P.views[id];
     if (!view) return null;
     return {
       n: view.data.n, lines: view.lines, brushes: view.brushes,
+      settled: !view.frame && view.el.dataset.drawn === String(view.generation),
       selected: Array.prototype.slice.call(view.selected.rows, 0, view.selected.count),
       axes: view.data.axes.map(function (a) { return a.name; }), xs: view.xs,
       top: MARGIN.top, height: view.h,
