@@ -69,7 +69,8 @@ def test_plotly_bundle_is_the_one_the_graphs_load():
     assert (ASSETS / PLOTLY_BUNDLE).is_file()
     assert f'"assets/{PLOTLY_BUNDLE}"' in (ASSETS / "tuneloom_plotly.js").read_text()
     head = (ASSETS / PLOTLY_BUNDLE).read_text()[:300]
-    assert "v4.1.1" in head and "parcoords" in head
+    assert "v4.1.1" in head and "scatter, bar, heatmap;" in head
+    assert "parcoords" not in head  # drawn by tuneloom_parcoords.js, without WebGL
 
 
 def test_parcoords_data_axes_codes_and_fast_brush():
