@@ -205,7 +205,8 @@ def test_category_axis_ticks_and_brush(page):
     rng = np.random.default_rng(3)
     places = rng.choice(["inline", "root", "compute-at i", "reverse-compute-at j"], size=500)
     features = pd.DataFrame({"compute-at C": places, "unroll": rng.choice([0, 16, 64], 500)})
-    lines = sf.parcoords_data(features, rng.uniform(0.1, 3.0, 500), ["compute-at C", "unroll"])
+    latency = rng.uniform(0.1, 3.0, 500)
+    lines = sf.parcoords_data(features, latency, ["compute-at C", "unroll"], key=["j", "t", 500])
     app = create_app(MemoryStore(), live=False)
     browser_page, console = page
     with served(app) as running:
@@ -236,4 +237,12 @@ def test_category_axis_ticks_and_brush(page):
         expected = np.flatnonzero(np.isin(places, ["inline", "reverse-compute-at j"]))
         assert set(shown["selected"]) == set(expected.tolist()) == inside(lines, shown["brushes"])
         assert browser_page.get_attribute("#pc-test", "data-brushed") == str(len(expected))
+        # New data of the same job and task (a refresh) keeps the brush; another task's not.
+        more = sf.parcoords_data(features, latency, ["compute-at C"], key=["j", "t", 501])
+        other = sf.parcoords_data(features, latency, ["compute-at C"], key=["j", "t2", 500])
+        for data, brushed in ((more, len(expected)), (other, 500)):
+            before = browser_page.get_attribute("#pc-test", "data-drawn")
+            browser_page.evaluate("(d) => window.tuneloomParcoords.render('pc-test', d)", data)
+            redrawn(browser_page, "pc-test", before)
+            assert browser_page.get_attribute("#pc-test", "data-brushed") == str(brushed)
     assert console.errors == []
