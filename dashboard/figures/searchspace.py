@@ -14,7 +14,7 @@ import pandas as pd
 
 from dashboard.figures.style import FONT
 
-MAX_LINES = 100_000  # lines drawn (a 2D canvas draws 50,000 well within a second); above, a sample
+MAX_LINES = 100_000  # lines drawn (the canvas draws 50,000 in ~0.1 s); above, a sample
 MAX_AXES = 8  # decision axes drawn (the most important first), besides latency
 MISSING = "none"
 

@@ -3,8 +3,8 @@
 Pick a job and a task (or open ``/searchspace?job=ID&task=NAME``; ``job2``/``task2`` add a
 second side to compare): every measured candidate's decisions against its latency as
 parallel coordinates drawn on a canvas (drag on an axis to brush, click it to clear; the
-fastest 10 % start brushed), the
-decisions' importance for latency and a plain-words summary of what the fastest share.
+fastest 10 % start brushed), the decisions' importance for latency and a plain-words
+summary of what the fastest share.
 Each side's candidates are decoded once and then only the records stored since are read.
 """
 
