@@ -1,7 +1,7 @@
 /*
  * Which plotly.js the graphs load. dcc.Graph loads plotly.js from window._dashPlotlyJSURL the
- * first time one draws; point it at the vendored bundle (scatter, bar, heatmap, parcoords:
- * every trace type these pages draw; see assets/README.md), not Dash's full 4.8 MB bundle.
+ * first time one draws; point it at the vendored bundle (scatter, bar, heatmap: every trace
+ * type these pages draw; see assets/README.md), not Dash's full 4.8 MB bundle.
  * Kept in step with PLOTLY_BUNDLE in dashboard/app.py (a test checks both).
  */
 (function () {

@@ -2,8 +2,9 @@
 
 Pick a job and a task (or open ``/searchspace?job=ID&task=NAME``; ``job2``/``task2`` add a
 second side to compare): every measured candidate's decisions against its latency as
-parallel coordinates (drag on an axis to brush; the fastest 10 % start brushed), the
-decisions' importance for latency and a plain-words summary of what the fastest share.
+parallel coordinates drawn on a canvas (drag on an axis to brush, click it to clear; the
+fastest 10 % start brushed), the decisions' importance for latency and a plain-words
+summary of what the fastest share.
 Each side's candidates are decoded once and then only the records stored since are read.
 """
 
@@ -30,8 +31,12 @@ PATH = "/searchspace"
 TITLE = "Search space"
 SIDES = ("a", "b")
 CACHE_SIZE = 8
-HIDDEN = {"display": "none"}
-EMPTY: dict[str, Any] = {"data": [], "layout": {}}
+# Hands a side's lines to the canvas drawing (assets/tuneloom_parcoords.js).
+DRAW_JS = """
+function (data) {
+  window.tuneloomParcoords.render("searchspace-parcoords-SIDE", data);
+}
+"""
 
 
 @dataclass(frozen=True)
@@ -132,8 +137,8 @@ def default_selection(
 def side_content(
     ctx: AppContext, job: str | None, task: str | None
 ) -> tuple[Any, Any, Any, list[Any] | None]:
-    """(summary, importance figure, parcoords figure dict, what that figure shows) of one
-    side; the last names the (job, task) and records the figure was made from."""
+    """(summary, importance figure, parallel-coordinates data, what that data shows) of one
+    side; the last names the (job, task) and records the data was made from."""
     empty = sf.importance_figure([], [], [])
     if not job or not task:
         return html.Div("Pick a job and a task.", className="tl-notice"), empty, None, None
@@ -151,7 +156,7 @@ def side_content(
     if cands.undecoded:
         details.append(html.Div(cands.undecoded_text() + ".", className="tl-error"))
     details.append(html.Div(f"Importance: {analysis.method}.", className="tl-muted"))
-    figure = None
+    lines = None
     if len(cands):
         ranked = [i.name for i in analysis.importances]
         axes = sf.axis_order(list(cands.features.columns), ranked)
@@ -159,12 +164,14 @@ def side_content(
         rows = sample.rows
         latency_ms = cands.latency_secs * 1e3
         fast_ms = (
-            float(sorted(latency_ms)[analysis.fast_total - 1]) if analysis.fast_total else None
+            float(np.partition(latency_ms, analysis.fast_total - 1)[analysis.fast_total - 1])
+            if analysis.fast_total
+            else None
         )
-        title = f"{task} in {job}"
-        figure = sf.parcoords_figure(
-            cands.features.iloc[rows].reset_index(drop=True), latency_ms[rows], axes,
-            fast_ms=fast_ms, title=title,
+        features = cands.features.iloc[rows] if sample.sampled else cands.features
+        lines = sf.parcoords_data(
+            features.reset_index(drop=True), latency_ms[rows], axes, fast_ms=fast_ms,
+            title=f"{task} in {job}", key=[job, task, *view.stamp],
         )  # fmt: skip
         shown = f"{len(axes)} of {cands.features.shape[1]} decisions drawn (most important first)"
         if sample.sampled:
@@ -178,6 +185,9 @@ def side_content(
                 f"; {len(rows):,} of {sample.total:,} candidates drawn: {which} and a random "
                 "sample of the rest; the summary and importance use every candidate"
             )
+        else:
+            shown += f"; all {len(rows):,} candidates drawn, the fastest "
+            shown += f"{analysis.fast_total:,} brushed to start with"
         details.append(html.Div(shown + ".", className="tl-muted", id="searchspace-drawn-note"))
     importance = sf.importance_figure(
         [i.name for i in analysis.importances],
@@ -185,7 +195,7 @@ def side_content(
         [i.spread for i in analysis.importances],
         note="" if analysis.meaningful else "not meaningful: the model does not predict latency",
     )
-    return html.Div([*notes, *details]), importance, figure, [job, task, *view.stamp]
+    return html.Div([*notes, *details]), importance, lines, [job, task, *view.stamp]
 
 
 def _side(side: str) -> html.Div:
@@ -193,9 +203,10 @@ def _side(side: str) -> html.Div:
         [
             card(html.Div(id=f"searchspace-summary-{side}"), title="What the fastest share"),
             card(
-                dcc.Graph(id=f"searchspace-parcoords-{side}", config=GRAPH_CONFIG, style=HIDDEN),
+                html.Div(id=f"searchspace-parcoords-{side}", className="tl-parcoords"),
+                dcc.Store(id=f"searchspace-lines-{side}"),
                 dcc.Store(id=f"searchspace-shown-{side}"),
-                title="Decisions against latency (drag on an axis to brush)",
+                title="Decisions against latency (drag on an axis to brush, click it to clear)",
             ),
             card(
                 dcc.Graph(id=f"searchspace-importance-{side}", config=GRAPH_CONFIG),
@@ -265,8 +276,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         @app.callback(
             Output(f"searchspace-summary-{side}", "children"),
             Output(f"searchspace-importance-{side}", "figure"),
-            Output(f"searchspace-parcoords-{side}", "figure"),
-            Output(f"searchspace-parcoords-{side}", "style"),
+            Output(f"searchspace-lines-{side}", "data"),
             Output(f"searchspace-shown-{side}", "data"),
             Output(f"searchspace-side-{side}", "style"),
             Input(f"searchspace-job-{side}", "value"),
@@ -278,10 +288,14 @@ def register(app: Dash, ctx: AppContext) -> None:
             style = {"flex": "1 1 0", "minWidth": 0}
             if side == "b" and not (job and task):
                 empty = sf.importance_figure([], [], [])
-                return None, empty, EMPTY, HIDDEN, None, {**style, "display": "none"}
-            summary, importance, figure, drawn = side_content(ctx, job, task)
-            if figure is None:
-                return summary, importance, EMPTY, HIDDEN, None, style
-            if drawn == shown:  # the browser has this figure (and maybe a brush on it)
-                return summary, importance, no_update, no_update, no_update, style
-            return summary, importance, figure, {}, drawn, style
+                return None, empty, None, None, {**style, "display": "none"}
+            summary, importance, lines, drawn = side_content(ctx, job, task)
+            if lines is None:
+                return summary, importance, None, None, style
+            if drawn == shown:  # the browser has these lines (and maybe brushes on them)
+                return summary, importance, no_update, no_update, style
+            return summary, importance, lines, drawn, style
+
+        app.clientside_callback(
+            DRAW_JS.replace("SIDE", side), Input(f"searchspace-lines-{side}", "data")
+        )
