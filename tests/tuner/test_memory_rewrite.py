@@ -3,11 +3,16 @@ accumulated in place, on hand-built Relax modules compiled for llvm."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 import tvm
 from tvm import relax
 
+from collectors.memoryplan import MemoryPlan
 from tuner.memory.apply import (
     compile_module,
     outputs_match,
@@ -15,7 +20,9 @@ from tuner.memory.apply import (
     reorder_module,
     run_module,
 )
+from tuner.memory.graph import MemoryGraph, Node, Tensor, graph_from_edges
 from tuner.memory.order import min_peak_order
+from tuner.memory.plan_event import memory_plan
 from tuner.memory.relax_graph import fused_module, memory_graph
 from tuner.memory.rewrite import RewriteError, accumulate_sums
 from tuner.memory.token_planner import simulate_planner
@@ -144,3 +151,90 @@ def no_dataflow_module() -> tvm.IRModule:
 def test_bad_input_is_one_clear_error(make: object, message: str) -> None:
     with pytest.raises(RewriteError, match=message):
         accumulate_sums(make(), TARGET)  # type: ignore[operator]
+
+
+def test_the_rewritten_order_joins_the_memory_plan() -> None:
+    """Its tensors join the plan's: same name and size shared, a clash renamed, the 0-byte
+    results of in-place calls left out."""
+    base = graph_from_edges([8, 8, 4], [(0, 1), (1, 2)], name="toy")
+    other = MemoryGraph(
+        (
+            Node("n0", "op", (), ("t0",)),
+            Node("n1", "op", ("t0",), ("t1",)),
+            Node("acc", "in place", ("t1",), ("acc",)),
+        ),
+        {
+            "t0": Tensor("t0", 8, 0, (1,)),
+            "t1": Tensor("t1", 6, 1, (2,), is_output=True),
+            "acc": Tensor("acc", 0, 2, (), is_output=True),
+        },
+        name="toy",
+    )
+    plan = memory_plan(
+        base, {"TVM's order": ((0, 1, 2), 20)}, rewritten=("rewritten", other, (0, 1, 2), 14)
+    )
+    assert plan.tensors == {"t0": 8, "t1": 8, "t2": 4, "t1 (rewritten)": 6}
+    rewritten = plan.order("rewritten")
+    assert rewritten.steps == ("n0", "n1", "acc") and rewritten.planned_bytes == 14
+    assert rewritten.live == (("t0",), ("t0", "t1 (rewritten)"), ("t1 (rewritten)",))
+    assert MemoryPlan.from_json(plan.to_json()) == plan
+
+
+def write_sum_onnx(path: Path, terms: int = 4) -> Path:
+    """``sum_module`` as an ONNX file."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(4)
+
+    def init(name: str, *shape: int) -> Any:
+        return numpy_helper.from_array(rng.standard_normal(shape).astype("float32"), name)
+
+    inits = [init("v", BIG, OUT), numpy_helper.from_array(np.array([1], "int64"), "axes")]
+    nodes, outputs = [], []
+    for i in range(terms):
+        inits += [init(f"w{i}", IN, BIG), init(f"b{i}", BIG)]
+        nodes.append(helper.make_node("MatMul", ["x", f"w{i}"], [f"m{i}"]))
+        nodes.append(helper.make_node("Add", [f"m{i}", f"b{i}"], [f"t{i}"]))
+        nodes.append(helper.make_node("ReduceSum", [f"t{i}", "axes"], [f"side{i}"], keepdims=0))
+        outputs.append(helper.make_tensor_value_info(f"side{i}", TensorProto.FLOAT, [1]))
+    total = "t0"
+    for i in range(1, terms):
+        nodes.append(helper.make_node("Add", [total, f"t{i}"], [f"s{i}"]))
+        total = f"s{i}"
+    nodes.append(helper.make_node("Relu", [total], ["active"]))
+    nodes.append(helper.make_node("MatMul", ["active", "v"], ["y"]))
+    graph = helper.make_graph(
+        nodes,
+        "sum",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, IN])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, OUT]), *outputs],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def test_memory_command_reports_the_rewritten_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tuneloom.cli import main
+
+    path = write_sum_onnx(tmp_path / "sum.onnx")
+    assert main(["memory", str(path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    rewritten = result["rewritten"]
+    assert rewritten["rewrites"] == {"accumulated_sums": 1, "partial_sums": 2, "in_place": 1}
+    assert rewritten["applied"] is True and rewritten["outputs_match"] is True
+    big = BIG * F32
+    best_without = min(
+        result["measured"]["optimal_order_bytes"], result["measured"]["least_planned_order_bytes"]
+    )
+    assert best_without - rewritten["measured_bytes"] == 2 * big
+    assert rewritten["measured_bytes"] == min(
+        rewritten["least_peak_measured_bytes"], rewritten["least_planned_measured_bytes"]
+    )
+    assert rewritten["lower_bound_bytes"] <= rewritten["peak_bytes"]
+    assert len(rewritten["order"]) == rewritten["nodes"]
