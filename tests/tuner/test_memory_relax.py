@@ -395,7 +395,7 @@ def test_memory_command_json(
     assert least["lower_bound_bytes"] <= least["simulated_bytes"]
     assert least["simulated_bytes"] <= measured["tvm_order_bytes"]
     assert result["rewritten"]["rewrites"] == {} and result["rewritten"]["applied"] is False
-    assert result["rewritten"]["reason"] == "nothing to rewrite: no sum of three or more tensors"
+    assert result["rewritten"]["reason"].startswith("nothing to rewrite: no sum of three")
 
 
 def test_memory_command_human(

@@ -1,5 +1,6 @@
-"""Graph rewriting for memory (``tuner.memory.rewrite``): sums of three or more tensors
-accumulated in place, on hand-built Relax modules compiled for llvm."""
+"""Graph rewriting for memory (``tuner.memory.rewrite``, ``tuner.memory.partition``): sums
+of three or more tensors accumulated in place and concatenations read by convolutions
+partitioned, on hand-built Relax modules compiled for llvm."""
 
 from __future__ import annotations
 
@@ -22,9 +23,11 @@ from tuner.memory.apply import (
 )
 from tuner.memory.graph import MemoryGraph, Node, Tensor, graph_from_edges
 from tuner.memory.order import min_peak_order
+from tuner.memory.partition import partition_concats
 from tuner.memory.plan_event import memory_plan
 from tuner.memory.relax_graph import fused_module, memory_graph
-from tuner.memory.rewrite import RewriteError, accumulate_sums
+from tuner.memory.rewrite import RewriteError, accumulate_sums, rewrite_for_memory
+from tuner.memory.rewritten_order import ATOL, RTOL
 from tuner.memory.token_planner import simulate_planner
 
 TARGET = {"kind": "llvm", "num-cores": 1}
@@ -238,3 +241,55 @@ def test_memory_command_reports_the_rewritten_model(
     )
     assert rewritten["lower_bound_bytes"] <= rewritten["peak_bytes"]
     assert len(rewritten["order"]) == rewritten["nodes"]
+
+
+# ---------------------------------------------------------------- concatenations
+def concat_module(*, pooled: bool = False, returned: bool = False) -> tvm.IRModule:
+    """x (NHWC) -> three 1x1 convolutions concatenated over channels, read by a 3x3
+    convolution (after a 3x3 max pool with ``pooled``); with ``returned`` the
+    concatenation is also a model output."""
+    rng = np.random.default_rng(5)
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType([1, 8, 8, 4], "float32"))
+    conv = {"data_layout": "NHWC", "kernel_layout": "HWIO", "out_layout": "NHWC"}
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            parts = [
+                bb.emit(relax.op.nn.relu(relax.op.nn.conv2d(x, _const(rng, 1, 1, 4, c), **conv)))
+                for c in (3, 5, 2)
+            ]
+            joined = bb.emit(relax.op.concat(parts, axis=3), "joined")
+            read = joined
+            if pooled:
+                read = bb.emit(
+                    relax.op.nn.max_pool2d(joined, 3, padding=1, layout="NHWC"), "pooled"
+                )
+            y = bb.emit(relax.op.nn.conv2d(read, _const(rng, 3, 3, 10, 6), padding=1, **conv))
+            out = bb.emit_output(relax.Tuple([y, joined]) if returned else y, "out")
+        bb.emit_func_output(out)
+    mod = bb.get()
+    mod["main"] = mod["main"].with_attr("num_input", 1)
+    return mod
+
+
+@pytest.mark.parametrize(("pooled", "concats"), [(False, 1), (True, 2)])
+def test_a_concatenation_read_by_a_convolution_is_partitioned(pooled: bool, concats: int) -> None:
+    mod = concat_module(pooled=pooled)
+    parted = partition_concats(mod)
+    assert (parted.concats, parted.convolutions) == (concats, 1)
+    bindings = parted.mod["main"].body.blocks[0].bindings
+    calls = [str(b.value.op.name) for b in bindings if isinstance(b.value, relax.Call)]
+    assert "relax.concat" not in calls and calls.count("relax.nn.conv2d") == 3 + 3
+    rewritten = rewrite_for_memory(mod, TARGET)
+    assert rewritten.rewrites["partitioned_concats"] == concats
+    assert rewritten.rewrites["accumulated_sums"] == 1  # the three partial convolutions
+    graph = memory_graph(rewritten.mod, TARGET)
+    assert not any(node.op.startswith("concatenate") for node in graph.nodes)
+    original = fused_module(mod, TARGET)
+    assert outputs_match(None, original, rewritten.mod, target=TARGET, rtol=RTOL, atol=ATOL)
+
+
+def test_a_concatenation_read_otherwise_is_kept() -> None:
+    mod = concat_module(returned=True)
+    parted = partition_concats(mod)
+    assert parted.concats == 0 and parted.mod is mod

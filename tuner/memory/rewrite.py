@@ -1,4 +1,5 @@
-"""Graph rewriting for memory: sums of three or more tensors computed as accumulations.
+"""Graph rewriting for memory: sums of three or more tensors computed as accumulations
+(and, in ``rewrite_for_memory``, concatenations read by convolutions partitioned first).
 
 A model's N-ary sum (Keras ``Add`` of N inputs: a chain of ``R.add``) is fused by TVM into
 the kernel of its last term, so every other term stays alive until that kernel runs. The
@@ -24,6 +25,7 @@ import tvm
 from tvm import relax
 from tvm.target import Target
 
+from tuner.memory.partition import partition_concats, with_blocks
 from tuner.memory.relax_graph import as_target, fused_module, is_fused
 from tuner.models._base import LoadedModel
 
@@ -49,7 +51,26 @@ class Rewritten:
 
     @property
     def changed(self) -> bool:
-        return bool(self.rewrites.get("accumulated_sums"))
+        return bool(self.rewrites)
+
+
+def rewrite_for_memory(
+    model_or_mod: LoadedModel | tvm.IRModule, target: Target | Mapping[str, Any]
+) -> Rewritten:
+    """Every rewrite for memory, fused: concatenations read by convolutions partitioned
+    (``partition.partition_concats``: ``partitioned_concats`` removed,
+    ``partitioned_convolutions`` split into sums), then sums accumulated
+    (``accumulate_sums``). RewriteError as for ``accumulate_sums``."""
+    mod = model_or_mod.mod if isinstance(model_or_mod, LoadedModel) else model_or_mod
+    _main(mod)
+    parted = partition_concats(mod)
+    summed = accumulate_sums(parted.mod, target)
+    rewrites = {}
+    if parted.concats:
+        rewrites["partitioned_concats"] = parted.concats
+        rewrites["partitioned_convolutions"] = parted.convolutions
+    rewrites.update(summed.rewrites)
+    return Rewritten(summed.mod, rewrites, summed.sums)
 
 
 def accumulate_sums(
@@ -193,6 +214,7 @@ def _accumulate(
     ]
     partials: set[str] = set()
     in_place: dict[str, int | None] = {}
+    builder = relax.BlockBuilder()
     replace_root: dict[Any, Any] = {}
     n = 0
     for s in sums:
@@ -205,7 +227,8 @@ def _accumulate(
             n += 1
             var = relax.DataflowVar(name, s.root.var.ty)
             where = max(position.get(acc, -1.0), position.get(term, -1.0)) + 0.5
-            placed.append((where, n, relax.VarBinding(var, relax.op.add(acc, term))))
+            added = builder.normalize(relax.op.add(acc, term))
+            placed.append((where, n, relax.VarBinding(var, added)))
             position[var] = where
             partials.add(name)
             if acc_owned or (acc in local and uses.get(acc, 0) == 1):
@@ -215,13 +238,13 @@ def _accumulate(
             else:
                 in_place[name] = None
             acc, acc_owned = var, True
-        replace_root[s.root.var] = relax.VarBinding(s.root.var, relax.op.add(acc, s.terms[-1]))
+        last = builder.normalize(relax.op.add(acc, s.terms[-1]))
+        replace_root[s.root.var] = relax.VarBinding(s.root.var, last)
     placed.sort(key=lambda item: (item[0], item[1]))
     bindings = [replace_root.get(b.var, b) for _, _, b in placed]
     blocks = list(func.body.blocks)
     blocks[block_index] = relax.DataflowBlock(bindings)
-    body = relax.SeqExpr(blocks, func.body.body)
-    new = relax.Function(func.params, body, func.ret_ty, func.is_pure, func.attrs, func.span)
+    new = with_blocks(func, blocks)
     return new, partials, in_place
 
 
@@ -337,8 +360,6 @@ def _with_bindings(builder: Any, func: relax.Function, remap: Any) -> tvm.IRModu
     for block in func.body.blocks:
         bindings = [remap(b) for b in block.bindings]
         blocks.append(type(block)(bindings))
-    body = relax.SeqExpr(blocks, func.body.body)
-    new = relax.Function(func.params, body, func.ret_ty, func.is_pure, func.attrs, func.span)
-    mod = builder.get()
-    mod.update_func(mod.get_global_var("main"), new)
-    return mod
+    new = with_blocks(func, blocks)
+    builder.update_func(builder.get().get_global_var("main"), new)
+    return builder.get()
