@@ -17,9 +17,10 @@ differ). Peak memory is activation memory: weights are reported apart; the model
 the model inputs, the measured figure is the storage the compiled VM allocates per call (inputs
 are passed in). The order TVM's planner allocates the least for is searched too (on a
 simulation of that planner) and measured the same way. So is the model rewritten for memory
-(sums of three or more tensors accumulated in place as soon as their terms exist), ordered
-both ways: the rewrite is applied only when it needs less storage than every order without
-it, with outputs equal to the original's (exit 1 if they differ). --tcm SIZE plans a fast
+(concatenations read by convolutions partitioned into per-part convolutions, sums of three
+or more tensors accumulated in place as soon as their terms exist), ordered both ways: the
+rewrite is applied only when it needs less storage than every order without it, with
+outputs equal to the original's within 1e-4 (exit 1 if they differ). --tcm SIZE plans a fast
 on-chip memory of that size for the least-peak order (ILP and greedy DRAM traffic, and the
 traffic no plan can avoid; kernels stream operands that are not in it from and to DRAM, so
 any size has a plan); --limit SIZE says whether each order's measured memory fits under SIZE.

@@ -76,10 +76,10 @@ def rewrite_for_memory(
 def accumulate_sums(
     model_or_mod: LoadedModel | tvm.IRModule, target: Target | Mapping[str, Any]
 ) -> Rewritten:
-    """The fused module of ``model_or_mod`` with its sums of ``MIN_TERMS`` or more tensors
-    accumulated (see the module docstring); a module with no such sum is fused as
-    ``relax_graph.fused_module`` fuses it (``rewrites`` empty). RewriteError when ``main``
-    has no dataflow block or the module is already fused."""
+    """The fused module of ``model_or_mod`` with the sums of ``MIN_TERMS`` or more tensors
+    in ``main``'s first dataflow block accumulated (see the module docstring); a module with
+    no such sum is fused as ``relax_graph.fused_module`` fuses it (``rewrites`` empty).
+    RewriteError when ``main`` has no dataflow block or the module is already fused."""
     mod = model_or_mod.mod if isinstance(model_or_mod, LoadedModel) else model_or_mod
     target = as_target(target)
     func = _main(mod)
@@ -110,9 +110,8 @@ def _main(mod: Any) -> relax.Function:
         raise RewriteError("main is not a Relax function")
     if not any(isinstance(b, relax.DataflowBlock) for b in func.body.blocks):
         raise RewriteError("main has no dataflow block: nothing to rewrite")
-    if is_fused(mod) and any(
-        isinstance(getattr(b.value, "op", None), tvm.ir.Op) for b in func.body.blocks[0].bindings
-    ):
+    calls = [getattr(b.value, "op", None) for blk in func.body.blocks for b in blk.bindings]
+    if is_fused(mod) and any(isinstance(op, tvm.ir.Op) for op in calls):  # call_tir only
         raise RewriteError("main is already fused: rewrite the model's module before fusion")
     return func
 
@@ -314,7 +313,7 @@ def _in_place(mod: tvm.IRModule, in_place: dict[str, int | None]) -> tvm.IRModul
     """Each partial sum allowed to overwrite an operand becomes a ``call_tir_inplace``."""
     func = mod["main"]
     builder = relax.BlockBuilder(mod)
-    made: dict[tuple[str, int], Any] = {}
+    made: dict[tuple[Any, str, int], Any] = {}  # (shape, dtype, operand) -> kernel
 
     def remap(binding: Any) -> Any:
         index = in_place.get(str(binding.var.name))
