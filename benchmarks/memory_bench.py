@@ -6,7 +6,11 @@
    compiled VM allocates per call after TVM's ``StaticPlanBlockMemory``, ``planned_memory``),
    whether the order is proven optimal, the solve time, and that both orders compute the same
    outputs. Beside it the order TVM's planner allocates the least for (``least_planned_order``,
-   searched on the simulated planner), simulated and measured, with its lower bound. Then the
+   searched on the simulated planner), simulated and measured, with its lower bound. Beside
+   those the model **rewritten** for memory (``rewritten_orders``: sums of three or more
+   tensors accumulated in place), its least-peak and least-planned orders measured the same
+   way, its modelled least peak and lower bound, whether it is applied (less storage than
+   every order without it), and that its outputs equal the original's. Then the
    DRAM traffic with a TCM of 1/4 and 1/8 of TVM's modelled peak for the least-peak order: ILP
    plan vs greedy plan vs the compulsory traffic (``plan_tcm``; kernels stream what is not in
    the TCM), with the solve time and whether the ILP proved optimality within its limit.
@@ -47,6 +51,7 @@ def model_row(
     least-planned order, and the TCM traffic."""
     from tuner.memory.order import min_peak_order
     from tuner.memory.planned_order import least_planned_order, search_starts
+    from tuner.memory.rewritten_order import rewritten_orders
 
     fused = fused_module(model, target)
     graph = memory_graph(fused, target, name=name)
@@ -56,6 +61,11 @@ def model_row(
     least = reorder_module(fused, planned.order)
     tvm_planned, best_planned = planned_memory(fused, target), planned_memory(reordered, target)
     least_planned = planned_memory(least, target)
+    baseline = min(best_planned.total_bytes, least_planned.total_bytes)
+    rewritten = rewritten_orders(
+        model, fused, target, baseline_bytes=baseline, time_limit_s=time_limit_s
+    )
+    best_ours = min(baseline, rewritten.measured_bytes if rewritten.applied else baseline)
     row: dict[str, Any] = {
         "model": name,
         "nodes": len(graph.nodes),
@@ -77,8 +87,22 @@ def model_row(
         "least_planned_start": planned.start,
         "least_planned_evaluations": planned.evaluations,
         "least_planned_solve_s": planned.solve_s,
+        "rewrites": rewritten.rewrites,
+        "rewritten_applied": rewritten.applied,
+        "rewritten_reason": rewritten.reason,
+        "rewritten_modelled_bytes": rewritten.peak_bytes,
+        "rewritten_lower_bound_bytes": rewritten.lower_bound_bytes,
+        "rewritten_exact": rewritten.exact,
+        "rewritten_tvm_order_measured_bytes": rewritten.tvm_order_measured_bytes,
+        "rewritten_least_peak_measured_bytes": rewritten.least_peak_measured_bytes,
+        "rewritten_least_planned_measured_bytes": rewritten.least_planned_measured_bytes,
+        "rewritten_measured_bytes": rewritten.measured_bytes,
+        "rewritten_outputs_match": rewritten.outputs_match,
+        "best_measured_bytes": best_ours,
+        "best_ratio": tvm_planned.total_bytes / best_ours,
         "outputs_match": outputs_match(model, fused, reordered, target=target)
-        and outputs_match(model, fused, least, target=target),
+        and outputs_match(model, fused, least, target=target)
+        and rewritten.outputs_match is not False,
         "tcm": [
             tcm_row(graph, best.order, best.tvm_order_peak_bytes // f, f"1/{f}", tcm_limit_s)
             for f in TCM_FRACTIONS
@@ -221,6 +245,28 @@ def print_result(result: dict[str, Any]) -> None:
         print(
             f"{r['model']:<18}{r['nodes']:>6}{modelled:>30}{measured:>32}{least:>34}"
             f"{'yes' if r['exact'] else 'no':>7}{r['solve_s']:>9.2f}  {same}"
+        )
+    print(
+        "\nrewritten for memory (sums accumulated in place): measured TVM's order of the "
+        "rewritten model, its best order, modelled least peak; best of ours = TVM / best"
+    )
+    print(
+        f"{'model':<18}{'rewrites':>24}{'TVM order':>12}{'best order':>12}{'modelled':>12}"
+        f"{'applied':>9}{'TVM / best of ours':>20}"
+    )
+    for r in result["models"]:
+        kinds = ", ".join(f"{n} {k}" for k, n in r["rewrites"].items()) or "none"
+        if r["rewritten_measured_bytes"] is None:
+            cells = f"{'-':>12}{'-':>12}{'-':>12}"
+        else:
+            cells = (
+                f"{fmt(r['rewritten_tvm_order_measured_bytes']):>12}"
+                f"{fmt(r['rewritten_measured_bytes']):>12}"
+                f"{fmt(r['rewritten_modelled_bytes']):>12}"
+            )
+        print(
+            f"{r['model']:<18}{kinds:>24}{cells}{'yes' if r['rewritten_applied'] else 'no':>9}"
+            f"{r['best_ratio']:>20.2f}"
         )
     print(
         "\nDRAM traffic of the least-peak order with a TCM of TVM's modelled peak / 4 and / 8 "

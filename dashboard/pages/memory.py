@@ -40,7 +40,8 @@ def layout(ctx: AppContext) -> html.Div:
             page_head(
                 "Memory",
                 "Activation memory of a model's fused kernels in TVM's order and in the orders "
-                "with less memory: the tensors live at every step, stacked, on one scale, with "
+                "with less memory (and, when a rewrite for memory changed the model, its best "
+                "order rewritten): the tensors live at every step, stacked, on one scale, with "
                 "each order's peak and the storage TVM's planner allocates for it; and the "
                 "placement in a small fast memory (TCM), when planned.",
             ),

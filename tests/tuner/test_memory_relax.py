@@ -394,6 +394,8 @@ def test_memory_command_json(
     assert measured["least_planned_order_bytes"] == least["simulated_bytes"]
     assert least["lower_bound_bytes"] <= least["simulated_bytes"]
     assert least["simulated_bytes"] <= measured["tvm_order_bytes"]
+    assert result["rewritten"]["rewrites"] == {} and result["rewritten"]["applied"] is False
+    assert result["rewritten"]["reason"].startswith("nothing to rewrite: no sum of three")
 
 
 def test_memory_command_human(

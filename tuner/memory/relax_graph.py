@@ -26,7 +26,8 @@ from tuner.models.tasks import prepare_module
 
 # Calls that allocate nothing: the build turns them into views of their first argument.
 VIEW_OPS = ("relax.reshape",)
-CALL_OPS = ("relax.call_tir", "relax.call_tir_inplace", "relax.call_dps_packed")
+IN_PLACE_OP = "relax.call_tir_inplace"
+CALL_OPS = ("relax.call_tir", IN_PLACE_OP, "relax.call_dps_packed")
 
 # A binding's tensors: a tensor name, a tuple of those (nested), or None (no tensor).
 Held = Any
@@ -113,6 +114,7 @@ class _GraphReader:
         self.weights: dict[Any, int] = {}  # constant or weight parameter -> bytes
         self.views = 0
         self.regroupings = 0
+        self.in_place = 0
         self.taken: set[str] = set()
 
     def graph(self) -> MemoryGraph:
@@ -152,6 +154,11 @@ class _GraphReader:
                 f"{self.views} reshape(s) are views of their input (no memory of their own); "
                 "their readers read the input"
             )
+        if self.in_place:
+            notes.append(
+                f"{self.in_place} in-place call(s) write into an argument: their result is "
+                "that argument's storage (a 0-byte tensor orders its readers after the call)"
+            )
         if self.regroupings:
             notes.append(
                 f"{self.regroupings} tuple or TupleGetItem binding(s) only regroup tensors: "
@@ -178,9 +185,13 @@ class _GraphReader:
             args = value.args[1] if _call_op(value) in CALL_OPS else relax.Tuple(value.args)
             inputs = _unique(_flatten(self._held(args)))
             name = self._fresh(str(var.name))
-            held = self._new_tensors(var.ty, name, index)
+            if _call_op(value) == IN_PLACE_OP:
+                held, made = self._in_place_outputs(value, var.ty, name, index)
+            else:
+                held = self._new_tensors(var.ty, name, index)
+                made = _flatten(held)
             op = _callee(value)
-            self.nodes.append(Node(name, op, tuple(inputs), tuple(_flatten(held))))
+            self.nodes.append(Node(name, op, tuple(inputs), tuple(made)))
             self.held[var] = held
             return
         if isinstance(value, relax.Call):  # a view (reshape): the same storage
@@ -202,6 +213,28 @@ class _GraphReader:
         if isinstance(expr, tvm.ir.expr.Constant):
             self.weights.setdefault(expr, _bytes_of(expr.ty, self.label, "a constant"))
         return None
+
+    def _in_place_outputs(
+        self, call: Any, ty: Any, name: str, producer: int
+    ) -> tuple[Held, list[str]]:
+        """(what an in-place call's result holds, the tensors it makes): an output
+        written into an argument holds that argument's tensor and a tensor of 0 bytes
+        that orders the result's readers after the call; other outputs are new."""
+        self.in_place += 1
+        fields = list(ty.fields) if isinstance(ty, relax.TupleType) else [ty]
+        indices = [int(i) for i in call.attrs.inplace_indices]
+        args = call.args[1].fields
+        held, made = [], []
+        for k, (field_ty, at) in enumerate(zip(fields, indices, strict=True)):
+            part = name if len(fields) == 1 else f"{name}.{k}"
+            if at < 0:
+                held.append(self._new_tensors(field_ty, part, producer))
+                made.extend(_flatten(held[-1]))
+                continue
+            self.tensors[part] = {"bytes": 0, "producer": producer, "dtype": str(field_ty.dtype)}
+            held.append((*_flatten(self._held(args[at])), part))
+            made.append(part)
+        return (held[0] if len(fields) == 1 else tuple(held)), made
 
     def _new_tensors(self, ty: Any, name: str, producer: int | None) -> Held:
         if isinstance(ty, relax.TupleType):

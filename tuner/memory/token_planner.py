@@ -12,8 +12,9 @@ The pass walks the calls in program order with a pool of free storage tokens per
 - after the call, each argument's token whose last reader has run goes back to the pool
   (inputs in argument order, then outputs: an output no one reads is freed at once);
 - model inputs (parameters) and model outputs get no token: the outputs are allocated on
-  their own. A reshape shares its input's token (in a ``MemoryGraph`` it already is its
-  input).
+  their own. Neither does the 0-byte tensor ``relax_graph`` gives an in-place call's
+  result (its storage is the argument written into). A reshape shares its input's token
+  (in a ``MemoryGraph`` it already is its input).
 
 The storage planned is the sum of the tokens' final sizes, so it depends on the order in
 ways the bytes live at each step do not: the order with the least live bytes need not be
@@ -73,7 +74,9 @@ class PlannerTables:
 def planner_tables(graph: MemoryGraph) -> PlannerTables:
     """The tables ``simulate_planner`` walks (see the module docstring)."""
     planned = {
-        name for name, t in graph.tensors.items() if t.producer is not None and not t.is_output
+        name
+        for name, t in graph.tensors.items()
+        if t.producer is not None and not t.is_output and t.bytes
     }
     outputs, releases = [], []
     references = dict.fromkeys(planned, 0)
