@@ -118,6 +118,7 @@ class RayBuildPool:
         self._own_scratch = scratch_dir is None
         self.scratch_dir = scratch_dir or tempfile.mkdtemp(prefix="tuneloom-ray-build-")
         self.timings: list[BuildTiming] = []
+        self.building = False  # a batch is on the node now
         self._actor: Any = None
         self._lock = threading.Lock()
 
@@ -146,6 +147,7 @@ class RayBuildPool:
             called = time.time()
             ref = actor.build.remote(list(mods), target)
             deadline = self.timeout_s * len(mods) + DEADLINE_GRACE_S
+            self.building = True
             started, ended, results = ray.get(ref, timeout=deadline)
         except ray.exceptions.GetTimeoutError:
             self._kill_actor()
@@ -155,6 +157,8 @@ class RayBuildPool:
             raise RuntimeError(message) from None
         except ray.exceptions.RayError as exc:
             raise self._lost(exc) from None
+        finally:
+            self.building = False
         outcomes = [
             BuildOutcome(write_artifact(data, self.scratch_dir)) if data is not None
             else BuildOutcome(None, error)
