@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from collectors._base import BaseStore
-from collectors.events import JobEvent
+from collectors.events import JobEvent, ResourceEvent
 from collectors.hub import Hub
 from collectors.jobs import (
     TERMINAL_STATES,
@@ -52,7 +52,7 @@ from collectors.jobs import (
     JobState,
     NoArtifactError,
 )
-from collectors.sink import EventSink
+from collectors.sink import EventSink, StoreWriteError
 from collectors.stores import open_store
 from tuner._base import (
     CLIENT_POOL,
@@ -493,6 +493,7 @@ class Engine:
             self._setup_s = time.perf_counter() - started
             self._started = True
             if self.cluster is not None:
+                self._emit_presence(self.cluster.resources, "joined", "at start")
                 self.cluster.watch(self._node_joined, self._node_left)
 
     def run(self) -> EngineReport:
@@ -567,12 +568,21 @@ class Engine:
     def _node_joined(self, node: Any, resources: Sequence[str]) -> None:
         """A Ray node passed its check: its cores take stages from now on."""
         self.scheduler.add_resources(resources)
+        self._emit_presence(resources, "joined", node.describe())
 
     def _node_left(self, node: Any, resources: Sequence[str], reason: str) -> None:
-        """A Ray node left (or its builder died): its cores take no more stages; a stage on
-        it fails and its job retries it elsewhere."""
+        """A Ray node left (or its builder died): its cores take no more stages (their
+        timeline lanes end); a stage on it fails and its job retries it elsewhere."""
         self.scheduler.remove_resources(resources)
         self.workers.forget(tuple(resources))
+        self._emit_presence(resources, "left", f"{node.describe()} left: {reason}")
+
+    def _emit_presence(self, resources: Sequence[str], presence: str, detail: str) -> None:
+        with contextlib.suppress(StoreWriteError):  # the scheduler reports a broken store
+            for resource in resources:
+                self.sink.emit(
+                    ResourceEvent, job="", resource=resource, presence=presence, detail=detail
+                )
 
     # --- planning a job -----------------------------------------------------------------------
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from collectors.events import StageEvent
-from collectors.jobs import JobSpec
+from collectors.events import ResourceEvent, StageEvent
+from collectors.jobs import JobSpec, JobState
 from collectors.stores import open_store
 from tests.tuner.ray_fixtures import ROOT, RayTestCluster, node_env, start_cluster
 from tests.tuner.rpc_fixtures import HOST, free_port
@@ -87,6 +87,30 @@ def test_a_node_with_other_versions_or_too_few_cores_is_refused_by_name() -> Non
     assert cores is not None and "declares 2 CPUs" in cores and "--num-cpus 1" in cores
 
 
+def test_resources_that_join_take_stages_and_those_that_leave_take_none() -> None:
+    from scheduling_helpers import ScriptedDriver, make_sink, stage_events
+
+    from tuner.clock import SimClock
+    from tuner.scheduler import Scheduler
+
+    clock = SimClock()
+    sink = make_sink(clock)
+    scheduler = Scheduler(["client:node1:0", "device:llvm:0"], "interleaved", clock=clock,
+                          sink=sink)  # fmt: skip
+    for label in ("A", "B"):
+        driver = ScriptedDriver(label, iterations=2)
+        scheduler.submit_job(
+            driver, name=label, target="llvm", device_pool="device:llvm", tasks=["t"],
+            trials_total=driver.trials()[1],
+        )  # fmt: skip
+    scheduler.add_resources(["client:node2:0", "client:node1:0"])  # a known one is kept once
+    assert scheduler.resources == ("client:node1:0", "device:llvm:0", "client:node2:0")
+    scheduler.remove_resources(["client:node1:0"])
+    scheduler.run()
+    assert {e.resource for e in stage_events(sink)} == {"client:node2:0", "device:llvm:0"}
+    assert all(info.state == JobState.FINISHED for info in scheduler.list())
+
+
 # --- the command line ------------------------------------------------------------------------
 
 
@@ -152,6 +176,14 @@ def _stages(db: Path) -> list[StageEvent]:
     store = open_store(str(db))
     try:
         return [s.event for s in store.read(kinds=["stage"])]  # type: ignore[misc]
+    finally:
+        store.close()
+
+
+def _presence(db: Path) -> list[ResourceEvent]:
+    store = open_store(str(db))
+    try:
+        return [s.event for s in store.read(kinds=["resource"])]  # type: ignore[misc]
     finally:
         store.close()
 
@@ -227,6 +259,8 @@ def test_a_node_killed_mid_build_leaves_and_the_jobs_finish(
     ]  # fmt: skip
     assert again and again[0].resource not in doomed and again[0].start >= lost[0].end
     _never_two_on_one_resource(stages)
+    left = {e.resource for e in _presence(tmp_path / "runs.db") if e.presence == "left"}
+    assert left == doomed  # the timeline ends their lanes
 
 
 @pytest.mark.slow
@@ -247,6 +281,7 @@ def test_a_node_joining_later_takes_stages(ray_cluster: RayTestCluster, tmp_path
     ray_cluster.workers.remove(worker)
     assert [job.state for job in report.jobs] == ["finished", "finished"]
     assert {s.resource for s in _stages(tmp_path / "runs.db") if s.stage == "build"} & joined
+    assert joined <= {e.resource for e in _presence(tmp_path / "runs.db")}
     assert json.dumps(report.as_json())  # the report names every lane, joined ones too
 
 
