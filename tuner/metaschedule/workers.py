@@ -7,7 +7,7 @@ import tempfile
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tuner._base import TunerError
 from tuner.cpus import CpuPlan, available_cpus, plan_cpus
@@ -117,6 +117,12 @@ class StageWorkers:
                 )
                 self._builders[resource] = pool
             return pool
+
+    def ray_build_timings(self) -> list[Any]:
+        """Every build stage's ``BuildTiming`` on the cluster nodes still here."""
+        with self._lock:
+            pools = list(self._builders.values())
+        return [timing for pool in pools for timing in getattr(pool, "timings", ())]
 
     def forget(self, resources: tuple[str, ...]) -> None:
         """Close the build pools of resources that went away (a node left the cluster)."""
