@@ -131,6 +131,15 @@ def test_an_unreachable_ray_address_is_one_line_and_touches_nothing(tmp_path: Pa
     assert list(tmp_path.iterdir()) == []  # no store, no runs folder
 
 
+def test_a_server_with_an_unreachable_ray_address_starts_nothing(tmp_path: Path) -> None:
+    address = f"{HOST}:{free_port()}"
+    db = tmp_path / "jobs.db"
+    out = _tuneloom("server", "--db", str(db), "--port", "0", "--ray", address, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and address in out.stderr
+    assert list(tmp_path.iterdir()) == []  # no store, lock, log or runs folder
+
+
 @pytest.mark.slow
 def test_without_ray_a_tune_run_never_imports_ray(tmp_path: Path) -> None:
     code = (
