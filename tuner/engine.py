@@ -493,7 +493,8 @@ class Engine:
             self._setup_s = time.perf_counter() - started
             self._started = True
             if self.cluster is not None:
-                self._emit_presence(self.cluster.resources, "joined", "at start")
+                for node, resources in self.cluster.nodes().items():
+                    self._emit_presence(resources, "joined", node.describe())
                 self.cluster.watch(self._node_joined, self._node_left)
 
     def run(self) -> EngineReport:

@@ -51,7 +51,7 @@ def test_auto_reads_ray_address_then_the_head_note(tmp_path: Path) -> None:
 def test_auto_without_a_cluster_and_bad_addresses_are_refused(tmp_path: Path) -> None:
     with pytest.raises(TunerError, match="--ray auto found no running Ray cluster"):
         resolve_address("auto", {}, tmp_path / "missing")
-    for bad in ("nohost", "h:port", ":6379", "h:70000"):
+    for bad in ("nohost", "h:port", ":6379", "h:70000", "ray://h:10001"):
         with pytest.raises(TunerError, match="HOST:PORT"):
             resolve_address(bad, {}, tmp_path / "missing")
 

@@ -87,7 +87,11 @@ def resolve_address(
                 "start one with `ray start --head` or give --ray HOST:PORT"
             )
         text = found
-    text = text.removeprefix("ray://")
+    if "://" in text:
+        raise TunerError(
+            f"--ray {text!r}: give HOST:PORT of the Ray head's GCS (the port of `ray start "
+            "--head --port`), not a Ray Client URL"
+        )
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise TunerError(f"--ray {text!r}: give auto or HOST:PORT of the Ray head (its GCS port)")
@@ -216,6 +220,14 @@ class RayCluster:
         with self._lock:
             return tuple(self.slots)
 
+    def nodes(self) -> dict[RayNode, tuple[str, ...]]:
+        """Each node taken, with its resources."""
+        out: dict[RayNode, tuple[str, ...]] = {}
+        with self._lock:
+            for resource, slot in self.slots.items():
+                out[slot.node] = (*out.get(slot.node, ()), resource)
+        return out
+
     def connect(self) -> None:
         """Join the cluster and take its nodes; a one-line ``TunerError`` when the address
         cannot be reached or no node can take builds."""
@@ -278,8 +290,8 @@ class RayCluster:
     def close(self) -> None:
         """Stop watching and leave the cluster (the cluster itself keeps running)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.probe_timeout_s + self.poll_s)
+        if self._thread is not None:  # a check in flight is abandoned after a few seconds
+            self._thread.join(timeout=self.poll_s + 5.0)
         import ray
 
         ray.shutdown()
