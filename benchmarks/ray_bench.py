@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -164,6 +165,7 @@ def main() -> int:
     finally:
         for node in reversed(nodes):
             stop_node(node)
+        shutil.rmtree(folder, ignore_errors=True)
     result = {
         "jobs": list(WORKLOADS),
         "trials": args.trials,
