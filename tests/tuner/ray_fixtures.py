@@ -73,11 +73,12 @@ class RayTestCluster:
     def address(self) -> str:
         return f"{HOST}:{self.port}"
 
-    def add_worker(self) -> RayNodeProcess:
-        """Start one more node (one CPU) and wait until the cluster lists it."""
+    def add_worker(self, cpus: int = 1, core: int | None = None) -> RayNodeProcess:
+        """Start one more node declaring ``cpus`` (its processes pinned to ``core`` if
+        given) and wait until the cluster lists it."""
         before = self.alive_nodes()
         name = f"worker{len(self.workers)}_{time.monotonic_ns() % 10_000}"
-        node = _start(self.folder / name, ["--address", self.address])
+        node = _start(self.folder / name, ["--address", self.address], cpus=cpus, core=core)
         self.workers.append(node)
         _wait(lambda: bool(self.alive_nodes() - before), node, "the worker node to join")
         node.node_id = (self.alive_nodes() - before).pop()
@@ -118,12 +119,16 @@ def start_cluster(folder: Path) -> RayTestCluster:
     return cluster
 
 
-def _start(folder: Path, args: list[str]) -> RayNodeProcess:
+def _start(
+    folder: Path, args: list[str], *, cpus: int = 1, core: int | None = None
+) -> RayNodeProcess:
     folder.mkdir(parents=True)
     log = folder / "ray.log"
+    pinned = ["taskset", "-c", str(core)] if core is not None else []
     command = [
-        RAY, "start", "--block", *args, f"--node-ip-address={HOST}", "--num-cpus=1",
-        "--object-store-memory=100000000", f"--temp-dir={folder}", "--disable-usage-stats",
+        *pinned, RAY, "start", "--block", *args, f"--node-ip-address={HOST}",
+        f"--num-cpus={cpus}", "--object-store-memory=100000000", f"--temp-dir={folder}",
+        "--disable-usage-stats",
     ]  # fmt: skip
     with open(log, "wb") as out:
         proc = subprocess.Popen(

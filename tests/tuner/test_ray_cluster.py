@@ -189,6 +189,24 @@ def _stages(db: Path) -> list[StageEvent]:
         store.close()
 
 
+@pytest.mark.slow
+def test_a_node_declaring_more_cpus_than_it_may_use_is_refused(
+    ray_cluster: RayTestCluster, tmp_path: Path
+) -> None:
+    worker = ray_cluster.add_worker(cpus=2, core=0)  # 2 CPUs declared, 1 core to run on
+    try:
+        with _engine(tmp_path, ray_cluster.address) as engine:
+            assert engine.cluster is not None
+            (refusal,) = engine.cluster.refused.values()
+            assert worker.node_id[:8] in refusal and "declares 2 CPUs" in refusal
+            assert "\n" not in refusal
+            nodes = {_node_of(r) for r in engine.scheduler.resources} - {None}
+            assert worker.node_id[:8] not in nodes and len(nodes) == 1  # the head only
+    finally:
+        worker.stop()
+        ray_cluster.workers.remove(worker)
+
+
 def _presence(db: Path) -> list[ResourceEvent]:
     store = open_store(str(db))
     try:
