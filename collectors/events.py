@@ -11,7 +11,7 @@ replaying a stream into a store is idempotent. Four kinds exist:
 - ``stage``: a select/build/profile/update stage ran on a resource from start to end.
 - ``record``: one measured candidate (trace text, run times or error, predicted score).
 
-Three kinds were added to v1 later (see "Extending v1" below):
+Four kinds were added to v1 later (see "Extending v1" below):
 
 - ``profile``: the per-kernel profile of a compiled model (each fused kernel's time per
   call and calls, beside the end-to-end latency), measured in a fresh process.
@@ -20,6 +20,8 @@ Three kinds were added to v1 later (see "Extending v1" below):
 - ``memory``: a model's memory plan (the tensors live at every step of TVM's order and of
   the orders with less memory, the storage TVM plans for each, optionally a TCM placement),
   as ``collectors.memoryplan.MemoryPlan`` JSON.
+- ``resource``: a resource joined or left the tuner while it ran (the cores of a cluster
+  node coming and going); ``job`` is empty. A timeline ends a lane that ``left``.
 
 Extending v1: a new field is optional and written only when set (``Event.extensions``); a
 new kind is stored and read by the stores like job events, and readers select the kinds
@@ -227,6 +229,20 @@ class MemoryEvent(Event):
     plan: str
 
 
+RESOURCE_PRESENCE = ("joined", "left")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResourceEvent(Event):
+    """A resource joined the tuner or left it (``presence``), e.g. the cores of a cluster
+    node; ``detail`` says why it left. Not about one job: ``job`` is empty."""
+
+    kind: ClassVar[str] = "resource"
+    resource: str
+    presence: str
+    detail: str | None = None
+
+
 def mean_of(values: tuple[float, ...]) -> float:
     """``fsum(values) / len(values)``, also when the sum alone would exceed the float range."""
     try:
@@ -239,7 +255,8 @@ def mean_of(values: tuple[float, ...]) -> float:
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
-        JobEvent, TaskEvent, StageEvent, RecordEvent, ProfileEvent, GraphEvent, MemoryEvent
+        JobEvent, TaskEvent, StageEvent, RecordEvent, ProfileEvent, GraphEvent, MemoryEvent,
+        ResourceEvent,
     )
 }  # fmt: skip
 
@@ -249,6 +266,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "stage": STAGE_KINDS,
     "status": STAGE_STATUSES,
     "error_class": ERROR_CLASSES,
+    "presence": RESOURCE_PRESENCE,
 }
 
 

@@ -59,6 +59,7 @@ from collectors.events import (
     MemoryEvent,
     ProfileEvent,
     RecordEvent,
+    ResourceEvent,
     StageEvent,
     TaskEvent,
     from_json,
@@ -129,11 +130,12 @@ _NAMED_FIELDS = {
     ProfileEvent: attrgetter("source", "job"),
     GraphEvent: attrgetter("source", "job"),
     MemoryEvent: attrgetter("source", "job"),
+    ResourceEvent: attrgetter("source", "job"),
 }
 # Kinds kept as JSON text in ``job_task_events``: job and task events and the kinds added
 # to v1 later. ``read`` selects only these by name, so a kind this build does not know is
 # never decoded.
-_JSON_KINDS = ("job", "task", "profile", "graph", "memory")
+_JSON_KINDS = ("job", "task", "profile", "graph", "memory", "resource")
 
 
 class SQLiteStore(BaseStore):

@@ -53,11 +53,13 @@ CLIENT_POOL = "client"
 
 
 def resource_pool(resource: str) -> str:
-    """Pool of a resource: ``client:0`` -> ``client``, ``device:rpc:k:2`` -> ``device:rpc:k``."""
+    """Pool of a resource: ``client:0`` -> ``client``, ``device:rpc:k:2`` -> ``device:rpc:k``.
+
+    A core of a cluster node, ``client:NODE:i``, is in the client pool too."""
     pool, sep, index = resource.rpartition(":")
     if not sep or not index.isdigit() or not pool:
         raise TunerError(f"resource name {resource!r} must look like POOL:INDEX, e.g. client:0")
-    return pool
+    return CLIENT_POOL if pool.startswith(CLIENT_POOL + ":") else pool
 
 
 def pool_for(kind: StageKind, device_pool: str) -> str:

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from collectors._base import BaseStore
-from collectors.events import JobEvent
+from collectors.events import JobEvent, ResourceEvent
 from collectors.hub import Hub
 from collectors.jobs import (
     TERMINAL_STATES,
@@ -52,7 +52,7 @@ from collectors.jobs import (
     JobState,
     NoArtifactError,
 )
-from collectors.sink import EventSink
+from collectors.sink import EventSink, StoreWriteError
 from collectors.stores import open_store
 from tuner._base import (
     CLIENT_POOL,
@@ -117,7 +117,9 @@ class EngineSettings:
     device's cores take client stages (select, build, update) while no profile is expected
     before such a stage would end, or at most ``lend_wait_s`` later (``math.inf``: whenever
     no profile waits); profiles never share them. ``target`` is the codegen target of jobs
-    whose spec names none.
+    whose spec names none. ``ray`` (``auto`` or ``HOST:PORT`` of a running Ray head): the
+    client resources are the cores of that cluster's nodes, whose builds run there
+    (``tuner.cluster``); select and update stay in this process, with the jobs' search state.
     """
 
     runs_dir: str | Path
@@ -137,6 +139,7 @@ class EngineSettings:
     lend_idle_devices: bool = False
     lend_wait_s: float = 0.0
     target: str | Mapping[str, Any] = "llvm"
+    ray: str | None = None
 
     def __post_init__(self) -> None:
         create_policy(self.policy)  # an unknown policy fails before anything starts
@@ -281,7 +284,9 @@ class Engine:
         servers = len(discover(rpc)) if rpc else 0
         local_devices = 0 if rpc else 1
         self.plan: CpuPlan = plan_cpus(settings.cores or available_cpus(), devices=local_devices)
+        self.cluster = _join_cluster(settings.ray) if settings.ray else None
         self.workers = StageWorkers(
+            cluster=self.cluster,
             local_devices=local_devices,
             rpc_pools={rpc: servers} if rpc else None,
             plan=self.plan,
@@ -487,6 +492,10 @@ class Engine:
             self.workers.start()
             self._setup_s = time.perf_counter() - started
             self._started = True
+            if self.cluster is not None:
+                for node, resources in self.cluster.nodes().items():
+                    self._emit_presence(resources, "joined", node.describe())
+                self.cluster.watch(self._node_joined, self._node_left)
 
     def run(self) -> EngineReport:
         """Run until every submitted job is finished, failed or cancelled; the report.
@@ -517,6 +526,8 @@ class Engine:
         self._closed = True
         self.scheduler.stop()
         self.workers.close()
+        if self.cluster is not None:
+            self.cluster.close()
         if self._own_store:
             self.store.close()
 
@@ -535,7 +546,7 @@ class Engine:
                 "busy_s": round(busy[name], 4),
                 "idle_s": round(max(0.0, wall_s - busy[name]), 4),
             }
-            for name in self.scheduler.resources
+            for name in busy  # every resource the run had, also those that left
         }
         stats = self.scheduler.stats
         return EngineReport(
@@ -552,6 +563,27 @@ class Engine:
             },
             library=str(self.library.folder) if self.library is not None else None,
         )
+
+    # --- cluster nodes coming and going ---------------------------------------------------------
+
+    def _node_joined(self, node: Any, resources: Sequence[str]) -> None:
+        """A Ray node passed its check: its cores take stages from now on."""
+        self.scheduler.add_resources(resources)
+        self._emit_presence(resources, "joined", node.describe())
+
+    def _node_left(self, node: Any, resources: Sequence[str], reason: str) -> None:
+        """A Ray node left (or its builder died): its cores take no more stages (their
+        timeline lanes end); a stage on it fails and its job retries it elsewhere."""
+        self.scheduler.remove_resources(resources)
+        self.workers.forget(tuple(resources))
+        self._emit_presence(resources, "left", f"{node.describe()} left: {reason}")
+
+    def _emit_presence(self, resources: Sequence[str], presence: str, detail: str) -> None:
+        with contextlib.suppress(StoreWriteError):  # the scheduler reports a broken store
+            for resource in resources:
+                self.sink.emit(
+                    ResourceEvent, job="", resource=resource, presence=presence, detail=detail
+                )
 
     # --- planning a job -----------------------------------------------------------------------
 
@@ -910,6 +942,15 @@ def _reuse_report(driver: MetaScheduleDriver) -> dict[str, Any]:
     for task in driver.reuse_tasks():
         report["tasks"][task.name] = task.as_json()
     return report
+
+
+def _join_cluster(address: str) -> Any:
+    """The Ray cluster at ``address``, joined, with the nodes that may take builds."""
+    from tuner.cluster.ray_nodes import RayCluster
+
+    cluster = RayCluster(address)
+    cluster.connect()
+    return cluster
 
 
 def _open_library(folder: str | Path | None) -> ScheduleLibrary | None:

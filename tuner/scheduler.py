@@ -465,6 +465,30 @@ class Scheduler:
                 out[resource] += now - since
             return out
 
+    # --- resources that come and go (cluster nodes) ----------------------------------------
+
+    def add_resources(self, names: Sequence[str]) -> None:
+        """New resources (a cluster node joined) take stages from the next dispatch pass."""
+        with self._lock:
+            added = [r for r in dict.fromkeys(names) if r not in self.resources]
+            for resource in added:
+                self._pools.setdefault(resource_pool(resource), []).append(resource)
+                self._holders.setdefault(resource, [])
+                self._busy_total.setdefault(resource, 0.0)
+            self.resources += tuple(added)
+            if added:
+                self._kick()
+
+    def remove_resources(self, names: Sequence[str]) -> None:
+        """Resources that went away (a cluster node left) take no more stages; a stage still
+        holding one ends as its driver reports (its pool stays known, so jobs that need it
+        wait for resources to come back)."""
+        with self._lock:
+            gone = set(names)
+            self.resources = tuple(r for r in self.resources if r not in gone)
+            for members in self._pools.values():
+                members[:] = [r for r in members if r not in gone]
+
     # --- running the loop ----------------------------------------------------------------
 
     def run(self, until: float | None = None) -> None:

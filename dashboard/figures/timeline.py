@@ -35,7 +35,8 @@ def lane_key(lane: str) -> tuple[int, str, int, str, int, str]:
     """Sort key of a lane: wall-clock first, then by run, clients before devices, by index."""
     resource, _, sim_tag = lane.partition(" · ")
     pool, _, index = resource.rpartition(":")
-    rank = 0 if pool == "client" else 1 if pool.startswith("device") else 2
+    client = pool == "client" or pool.startswith("client:")  # client:NODE:i: a node's core
+    rank = 0 if client else 1 if pool.startswith("device") else 2
     number = int(index) if index.isdigit() else 0
     return (1 if sim_tag else 0, sim_tag, rank, pool, number, lane)
 
@@ -154,12 +155,40 @@ def _height(n_lanes: int) -> int:
     return max(200, 90 + LANE_HEIGHT_PX * max(n_lanes, 1))
 
 
-def gantt_figure(
-    bars: BarData, lanes: Sequence[str], window: tuple[float, float] | None = None
-) -> go.Figure:
-    """Exact Gantt chart: lanes are resources, one horizontal bar per stage.
+@dataclass(frozen=True)
+class LaneEnds:
+    """Where lanes end: the resource left (a cluster node went away), and why."""
 
-    The trace holds plain lists so that a live ``Patch`` can extend it.
+    lane: list[str]
+    x: list[float]
+    text: list[str]
+
+
+def lane_ends(
+    departures: Sequence[tuple[str, float, str]], t0_wall: float | None, lanes: Sequence[str]
+) -> LaneEnds:
+    """The end marker of each drawn wall-clock lane whose resource left: ``departures`` are
+    (resource, unix time, why) from the store's ``resource`` events, the last one counts."""
+    shown = set(lanes)
+    last = {resource: (ts, why) for resource, ts, why in departures if resource in shown}
+    ordered = sorted(last.items())
+    return LaneEnds(
+        lane=[resource for resource, _ in ordered],
+        x=[ts - (t0_wall or 0.0) for _, (ts, _) in ordered],
+        text=[why for _, (_, why) in ordered],
+    )
+
+
+def gantt_figure(
+    bars: BarData,
+    lanes: Sequence[str],
+    window: tuple[float, float] | None = None,
+    ends: LaneEnds | None = None,
+) -> go.Figure:
+    """Exact Gantt chart: lanes are resources, one horizontal bar per stage; ``ends`` marks
+    lanes whose resource left (a second trace).
+
+    The stage trace (the first) holds plain lists so that a live ``Patch`` can extend it.
     """
     trace = {
         "type": "bar",
@@ -193,9 +222,25 @@ def gantt_figure(
         "", type="category", categoryorder="array", categoryarray=list(lanes),
         autorange="reversed", fixedrange=True, showgrid=False,
     )  # fmt: skip
+    data = [trace]
+    if ends is not None and ends.lane:
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "y": ends.lane,
+                "x": ends.x,
+                "marker": {"symbol": "line-ns", "size": 22, "line": {"width": 3,
+                           "color": "#dc3545"}},
+                "hovertext": [f"left: {why}" for why in ends.text],
+                "hoverinfo": "text",
+                "name": "resource left",
+                "showlegend": False,
+            }
+        )  # fmt: skip
     # Thousands of per-bar values: plotly.py's per-item validation would cost more than the
     # drawing, and the arrays are built right above.
-    return go.Figure(data=[trace], layout=layout, _validate=False)
+    return go.Figure(data=data, layout=layout, _validate=False)
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import plotly.graph_objects as go
 from dash import Dash, Input, Output, State, dcc, html
 
+from collectors._base import BaseStore
 from dashboard.context import AppContext, Window, read_filter
 from dashboard.data import Snapshot
 from dashboard.figures import timeline as tf
@@ -39,8 +41,10 @@ def timeline_view(
     limit: int,
     bins: int,
     revision: int = 0,
+    departures: Sequence[tuple[str, float, str]] = (),
 ) -> TimelineView:
-    """Exact bars when at most ``limit`` stages are visible, an occupancy raster otherwise."""
+    """Exact bars when at most ``limit`` stages are visible, an occupancy raster otherwise;
+    the lanes of resources that left (``departures``: resource, time, why) end in a mark."""
     selected = tf.filter_stages(snap.stages, jobs=jobs, tasks=tasks)
     visible = tf.filter_stages(selected, window=window) if window else selected
     lanes = tf.order_lanes(list(selected["lane"].unique()))
@@ -63,7 +67,8 @@ def timeline_view(
     sim_note = " Simulated runs have their own lanes, in simulated seconds." if sim else ""
     if count <= limit:
         bars = tf.bar_data(visible, snap.colors, snap.labels)
-        figure = tf.gantt_figure(bars, lanes, window)
+        ends = tf.lane_ends(departures, snap.t0_wall, lanes)
+        figure = tf.gantt_figure(bars, lanes, window, ends)
         if count == 0:
             figure.update_layout(
                 annotations=[
@@ -88,6 +93,20 @@ def timeline_view(
         "Zoom in (drag across the chart) to see single stages."
     )
     return TimelineView(figure, {**base, "mode": "refresh"}, notice + sim_note, True, count)
+
+
+def departures(store: BaseStore) -> list[tuple[str, float, str]]:
+    """(resource, time, why) of every resource whose latest ``resource`` event says it left
+    (a cluster node that went away and has not come back)."""
+    latest: dict[str, Any] = {}
+    for stored in store.read(kinds=["resource"]):
+        if stored.event.clock == "wall":
+            latest[stored.event.resource] = stored.event  # type: ignore[attr-defined]
+    return [
+        (resource, event.ts, event.detail or "")
+        for resource, event in latest.items()
+        if event.presence == "left"
+    ]
 
 
 def _duration(seconds: float) -> str:
@@ -143,6 +162,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         view = timeline_view(
             ctx.view.snapshot(), jobs, tasks, window,
             limit=ctx.bars_limit, bins=ctx.raster_bins, revision=ctx.revision(),
+            departures=departures(ctx.store),
         )  # fmt: skip
         stamp = new_stamp()
         return stamp_figure(view.figure, stamp), {**view.base, "stamp": stamp}, view.notice

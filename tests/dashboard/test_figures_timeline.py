@@ -157,3 +157,26 @@ def test_utilization_of_a_window_clips_stages() -> None:
     util = tf.utilization(stages, ["device:llvm:0"], (5.0, 15.0))
     assert util["busy_s"].iloc[0] == pytest.approx(5.0)
     assert util["utilization"].iloc[0] == pytest.approx(0.5)
+
+
+def test_a_node_core_lane_sorts_with_the_clients() -> None:
+    lanes = ["device:llvm:0", "client:ab12cd34:1", "client:0", "client:ab12cd34:0"]
+    assert tf.order_lanes(lanes)[-1] == "device:llvm:0"
+
+
+def test_a_lane_whose_resource_left_ends_in_a_marker_at_that_time() -> None:
+    stages = frame([("a", "t", 0, "build", "client:ab12cd34:0", 105.0, 107.0),
+                    ("a", "t", 0, "build", "client:0", 108.0, 110.0)])  # fmt: skip
+    lanes = tf.order_lanes(list(stages["lane"]))
+    departures = [
+        ("client:ab12cd34:0", 108.5, "node ab12cd34 left"),
+        ("client:gone:0", 109.0, "never drew a stage"),
+    ]
+    ends = tf.lane_ends(departures, 100.0, lanes)
+    assert (ends.lane, ends.x, ends.text) == (["client:ab12cd34:0"], [8.5], ["node ab12cd34 left"])
+    bars = tf.bar_data(stages, job_colors(["a"]), {"a": "a"})
+    figure = tf.gantt_figure(bars, lanes, None, ends)
+    marker = figure.data[1]
+    assert list(marker.y) == ["client:ab12cd34:0"] and list(marker.x) == [8.5]
+    assert "left" in marker.hovertext[0]
+    assert len(tf.gantt_figure(bars, lanes).data) == 1  # no departures: the stages alone

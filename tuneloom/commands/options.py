@@ -173,6 +173,13 @@ def add_measure_options(parser: argparse.ArgumentParser) -> None:
         help="profile on the servers registered under KEY at this TVM RPC tracker",
     )
     parser.add_argument(
+        "--ray",
+        metavar="auto|HOST:PORT",
+        help="build on the nodes of this running Ray cluster (auto: $RAY_ADDRESS or the one "
+        "`ray start --head` started here): each node CPU is a client resource client:NODE:i; "
+        "select and update stay in this process",
+    )
+    parser.add_argument(
         "--target",
         default="llvm",
         help='codegen target: llvm (this CPU) or a JSON object like {"kind":"llvm","mcpu":...}',
@@ -228,6 +235,10 @@ def engine_settings(
         if getattr(args, option) < 0:
             raise UserError(f"--{option.replace('_', '-')} must be >= 0")
     target_config(args.target, 1)  # a bad target fails before anything starts
+    if args.ray is not None:  # an unreachable cluster fails before any store is touched
+        from tuner.cluster.ray_nodes import check_reachable, resolve_address
+
+        check_reachable(resolve_address(args.ray))
     measure = EvalConfig(
         number=args.number,
         repeat=args.repeat,
@@ -246,6 +257,7 @@ def engine_settings(
         lend_idle_devices=args.lend is not None,
         lend_wait_s=args.lend or 0.0,
         target=args.target,
+        ray=args.ray,
         **overrides,
     )
 

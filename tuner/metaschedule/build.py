@@ -48,6 +48,29 @@ def build_and_export(mod: IRModule, target: Target, out_dir: str) -> str:
     return path
 
 
+def tvm_version() -> str:
+    """The TVM this process imports (a cluster node must run the same)."""
+    import tvm
+
+    return str(tvm.__version__)
+
+
+def read_artifact(path: str) -> bytes:
+    """A built candidate's shared library as bytes (to send it to another machine), removed."""
+    with open(path, "rb") as f:
+        data = f.read()
+    remove_artifact(path)
+    return data
+
+
+def write_artifact(data: bytes, out_dir: str) -> str:
+    """A shared library received from another machine, written as a new candidate."""
+    path = os.path.join(tempfile.mkdtemp(prefix="cand-", dir=out_dir), "mod.so")
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
 def remove_artifact(path: str | None) -> None:
     """Delete a built candidate (its whole directory)."""
     if path:

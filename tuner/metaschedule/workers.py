@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 from tuner._base import TunerError
 from tuner.cpus import CpuPlan, available_cpus, plan_cpus
@@ -14,6 +17,10 @@ from tuner.metaschedule.rpc import RpcPool
 from tuner.metaschedule.run import EvalConfig, LocalProfiler, RPCProfiler
 from tuner.metaschedule.settings import LOCAL_POOL
 
+if TYPE_CHECKING:
+    from tuner.cluster.ray_builds import RayBuildPool
+    from tuner.cluster.ray_nodes import RayCluster
+
 
 class StageWorkers:
     """The long-lived build and profile workers, one set per resource, shared by all jobs.
@@ -21,6 +28,11 @@ class StageWorkers:
     ``client:N`` -> a build pool pinned to the plan's client cores; ``device:llvm:N`` -> a
     profiler pinned to the plan's device N cores; ``device:rpc:KEY:N`` -> an RPC profiler for
     the pool with that key. Workers start on first use (or all at once with ``start``).
+
+    With a ``cluster`` (``--ray``) the client resources are its nodes' cores,
+    ``client:NODE:i``, instead of ``client:N``: their builds run on the node
+    (``tuner.cluster.ray_builds``), their select and update here, on the plan's client cores.
+    ``resources`` then changes as nodes come and go.
     """
 
     def __init__(
@@ -34,6 +46,7 @@ class StageWorkers:
         run_timeout_s: float = 10.0,
         evaluator: EvalConfig | None = None,
         build_workers: int | None = None,
+        cluster: RayCluster | None = None,
     ) -> None:
         if clients < 1:
             raise TunerError(f"need at least one client resource, got {clients}")
@@ -47,14 +60,23 @@ class StageWorkers:
         self.evaluator = evaluator or EvalConfig()
         self.build_workers = build_workers
         self.rpc_pools = dict(rpc_pools or {})
-        names = [f"client:{i}" for i in range(clients)]
+        self.cluster = cluster
+        names = [] if cluster is not None else [f"client:{i}" for i in range(clients)]
         names += [f"{LOCAL_POOL}:{i}" for i in range(local_devices)]
         for pool, servers in self.rpc_pools.items():
             names += pool.resources(servers)
-        self.resources: tuple[str, ...] = tuple(names)
-        self._builders: dict[str, BuildPool] = {}
+        self._own: tuple[str, ...] = tuple(names)
+        # Candidates built on cluster nodes, kept until closed (a node may leave first).
+        self._ray_scratch = tempfile.mkdtemp(prefix="tuneloom-ray-") if cluster else None
+        self._builders: dict[str, BuildPool | RayBuildPool] = {}
         self._profilers: dict[str, LocalProfiler | RPCProfiler] = {}
         self._lock = threading.Lock()
+
+    @property
+    def resources(self) -> tuple[str, ...]:
+        """Every resource now: the cluster's client cores (if any), then this machine's."""
+        cluster = self.cluster.resources if self.cluster is not None else ()
+        return cluster + self._own
 
     @property
     def device_cores(self) -> int:
@@ -75,14 +97,18 @@ class StageWorkers:
         pools = [LOCAL_POOL] if any(r.startswith(LOCAL_POOL + ":") for r in self.resources) else []
         return pools + [pool.pool for pool in self.rpc_pools]
 
-    def builder(self, resource: str) -> BuildPool:
+    def builder(self, resource: str) -> BuildPool | RayBuildPool:
         """The build pool of a client resource, or of a local device lent to client work
-        (pinned to that device's cores)."""
+        (pinned to that device's cores); a cluster node's on that node."""
         with self._lock:
             pool = self._builders.get(resource)
             if pool is None:
                 if resource not in self.resources or resource.startswith("device:rpc:"):
                     raise TunerError(f"no client or local device resource {resource!r} here")
+                if self.cluster is not None and resource in self.cluster.slots:
+                    pool = self._ray_builder(resource)
+                    self._builders[resource] = pool
+                    return pool
                 client = resource.startswith("client:")
                 pool = BuildPool(
                     self.cores(resource),
@@ -91,6 +117,33 @@ class StageWorkers:
                 )
                 self._builders[resource] = pool
             return pool
+
+    def ray_build_timings(self) -> list[Any]:
+        """Every build stage's ``BuildTiming`` on the cluster nodes still here."""
+        with self._lock:
+            pools = list(self._builders.values())
+        return [timing for pool in pools for timing in getattr(pool, "timings", ())]
+
+    def forget(self, resources: tuple[str, ...]) -> None:
+        """Close the build pools of resources that went away (a node left the cluster)."""
+        with self._lock:
+            pools = [self._builders.pop(r) for r in resources if r in self._builders]
+        for pool in pools:
+            pool.close()
+
+    def _ray_builder(self, resource: str) -> RayBuildPool:
+        from tuner.cluster.ray_builds import RayBuildPool
+
+        assert self.cluster is not None
+        cluster, slot = self.cluster, self.cluster.slots[resource]
+        return RayBuildPool(
+            resource,
+            slot.node.node_id,
+            slot.cores,
+            timeout_s=self.build_timeout_s,
+            on_lost=lambda reason: cluster.lost(resource, reason),
+            scratch_dir=self._ray_scratch,
+        )
 
     def profiler(self, resource: str) -> LocalProfiler | RPCProfiler:
         with self._lock:
@@ -125,6 +178,8 @@ class StageWorkers:
             builder.close()
         for profiler in profilers.values():
             profiler.close()
+        if self._ray_scratch is not None:
+            shutil.rmtree(self._ray_scratch, ignore_errors=True)
 
     def __enter__(self) -> StageWorkers:
         return self
