@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from collectors.events import RecordEvent, TaskEvent
 from collectors.jobs import STAGE_ORDER, StageKind
-from tuner._base import CLIENT_POOL, JobDriver, StageResult, TunerError, pool_for
+from tuner._base import CLIENT_POOL, JobDriver, Policy, StageResult, TunerError, pool_for
 from tuner.clock import SimClock
 from tuner.scheduler import Scheduler
 
@@ -361,7 +361,7 @@ def simulate(
     jobs: int = 4,
     clients: int = 1,
     devices: int = 1,
-    policy: str = "interleaved",
+    policy: str | Policy = "interleaved",
     seed: int = 0,
     tasks: int | Sequence[int] = 4,
     iterations: int = 8,
@@ -376,6 +376,7 @@ def simulate(
 ) -> SimulationResult:
     """Run ``jobs`` simulated jobs on ``clients`` client and ``devices`` device resources.
 
+    ``policy`` is a registered name (built with ``policy_args``) or a policy object.
     ``tasks`` is the task count of every job, or one count per job. ``device_kinds``, when
     given, replaces ``devices``: each kind is a device pool of its own whose profile times
     are scaled by its speed, and each job tunes for one kind (``kinds_of_jobs``). With a
@@ -404,7 +405,10 @@ def simulate(
         times, dist_name = stage_times(distribution), distribution
     else:
         times, dist_name = distribution, "custom"
-    chosen = create_policy(policy, **dict(policy_args or {}))
+    if isinstance(policy, Policy):
+        chosen = policy
+    else:
+        chosen = create_policy(policy, **dict(policy_args or {}))
     kinds = tuple(device_kinds)
     if kinds:
         devices = sum(k.count for k in kinds)
