@@ -216,6 +216,22 @@ def create_policy(name: str, **kwargs: Any) -> Policy:
     return cls(**kwargs)
 
 
+def keeps_static_order(policy: Policy) -> bool:
+    """Whether the scheduler may keep the policy's queue itself (``Policy.static_order``):
+    the policy says so, is exclusive, and its ``static_key`` is defined where its ``key`` and
+    ``assign`` are or below (a subclass that changes either without ``static_key`` is
+    decided by ``assign``)."""
+    if not (policy.static_order and policy.exclusive):
+        return False
+    mro = type(policy).__mro__
+
+    def owner(name: str) -> type:
+        return next(cls for cls in mro if name in vars(cls))
+
+    static = owner("static_key")
+    return all(issubclass(static, owner(name)) for name in ("key", "assign"))
+
+
 def lend_idle_devices(
     spare: Sequence[str],
     waiting: Sequence[StageRequest],

@@ -46,7 +46,7 @@ from tuner._base import (
     resource_pool,
 )
 from tuner.clock import Clock
-from tuner.policies import create_policy, lend_idle_devices
+from tuner.policies import create_policy, keeps_static_order, lend_idle_devices
 from tuner.ready_queue import ReadyQueue
 
 if TYPE_CHECKING:
@@ -180,7 +180,7 @@ class Scheduler:
         self._stale: dict[str, _Job] = {}  # jobs whose drivers may have new stages
         # A policy with a static queue order: the queue is kept here, updated as jobs change.
         self._queue: ReadyQueue | None = None
-        if policy.static_order and policy.exclusive and not self.lendable:
+        if keeps_static_order(policy) and not self.lendable:
             self._queue = ReadyQueue(policy.static_key, rounds=policy.per_job_rounds)
         self._changed_jobs: dict[str, _Job] = {}  # jobs whose ready stages the queue must redo
         self._count = 0
@@ -595,10 +595,8 @@ class Scheduler:
         if not self._stale:
             return
         for job in sorted(self._stale.values(), key=lambda j: j.slot):
-            if job.state in TERMINAL_STATES:
-                del self._stale[job.id]
-            elif job.state != JobState.PAUSED:
-                del self._stale[job.id]
+            del self._stale[job.id]  # a paused job is asked again when it resumes
+            if job.state in (JobState.QUEUED, JobState.RUNNING):
                 self._fetch_ready(job, now)
 
     def _changed(self, job: _Job) -> None:

@@ -147,3 +147,20 @@ def test_an_update_replaces_a_jobs_stages_and_old_entries_are_dropped() -> None:
     queue.update("a", 1, [])
     queue.update("b", 2, [])
     assert len(queue) == 0 and queue.take("client", 5) == []
+
+
+def test_only_policies_whose_static_key_matches_their_key_keep_a_queue() -> None:
+    from tuner.policies import keeps_static_order
+
+    class OwnKey(Interleaved):  # changes the order without a static key: assign decides
+        def key(self, stage, job, now):  # type: ignore[no-untyped-def]
+            return (-job.priority, *super().key(stage, job, now))
+
+    class OwnAssign(Interleaved):
+        def assign(self, ready, free, jobs, now):  # type: ignore[no-untyped-def]
+            return super().assign(ready, free, jobs, now)[:1]
+
+    kept = {name for name, cls in POLICIES.items() if keeps_static_order(cls())}
+    assert kept == {"interleaved", "feed-device"}
+    assert not keeps_static_order(OwnKey()) and not keeps_static_order(OwnAssign())
+    assert not keeps_static_order(PlainInterleaved())
