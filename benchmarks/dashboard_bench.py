@@ -19,6 +19,11 @@ drew, duplicated are positions drawn twice. The browser and the server share one
 
     python benchmarks/dashboard_bench.py --json
     python benchmarks/dashboard_bench.py --live-only --compare --json   # live push only
+    python benchmarks/dashboard_bench.py --db sim.db --no-live --json   # a given store's timeline
+
+With ``--db`` the timeline part measures the given store instead of the synthetic one (e.g.
+one written by ``tuneloom simulate --jobs 1000 --clients 64 --devices 16 --db sim.db``: 80
+resource lanes, 128,000 simulated stages); its figures are named ``gantt_store_*``.
 
 Live batches are drawn as an overlay over the figure (see assets/tuneloom_overlay.js);
 ``--compare`` first runs the same live part with every batch redrawing the whole figure
@@ -169,8 +174,11 @@ def _paint_after(page: Any, graph: str, since: float, check: str, timeout: float
     return float(found["t"]) - since
 
 
-def gantt(browser: Any, url: str, store: SQLiteStore, repeats: int) -> dict[str, Any]:
-    """Median first paint and zoom times of the Timeline page over ``repeats`` fresh loads."""
+def gantt(
+    browser: Any, url: str, store: Any, repeats: int, name: str = "gantt_100k"
+) -> dict[str, Any]:
+    """Median first paint and zoom times of the Timeline page over ``repeats`` fresh loads
+    (figures named ``name``_...)."""
     df = store.stage_intervals()
     x0 = (df["start"] - df["start"].min()).to_numpy()
     x1 = (df["end"] - df["start"].min()).to_numpy()
@@ -208,17 +216,18 @@ def gantt(browser: Any, url: str, store: SQLiteStore, repeats: int) -> dict[str,
         warm.append(_paint_after(page, "timeline-graph", 0.0, f"p.type === {full}", 60) / 1e3)
         context.close()
     medians = {key: statistics.median(values) for key, values in zooms.items()}
-    return {
-        "gantt_100k_first_paint_s": round(statistics.median(first), 3),
-        "gantt_100k_first_paint_warm_s": round(statistics.median(warm), 3),
-        "gantt_100k_zoom_s": round(max(medians.values()), 3),
-        "gantt_100k_zoom_wide_s": round(medians[wide], 3),
-        "gantt_100k_zoom_wide_stages": count(*wide),
-        "gantt_100k_zoom_narrow_s": round(medians[narrow], 3),
-        "gantt_100k_zoom_narrow_stages": count(*narrow),
-        "gantt_100k_first_paint_all_s": [round(v, 3) for v in first],
-        "gantt_100k_zoom_redrawn_late": failed_zooms,  # zooms not redrawn within 30 s, redone
+    figures = {
+        "first_paint_s": round(statistics.median(first), 3),
+        "first_paint_warm_s": round(statistics.median(warm), 3),
+        "zoom_s": round(max(medians.values()), 3),
+        "zoom_wide_s": round(medians[wide], 3),
+        "zoom_wide_stages": count(*wide),
+        "zoom_narrow_s": round(medians[narrow], 3),
+        "zoom_narrow_stages": count(*narrow),
+        "first_paint_all_s": [round(v, 3) for v in first],
+        "zoom_redrawn_late": failed_zooms,  # zooms not redrawn within 30 s, redone
     }
+    return {f"{name}_{key}": value for key, value in figures.items()}
 
 
 def _zoom(page: Any, lo: float, hi: float, check: str) -> float:
@@ -427,6 +436,8 @@ def _quantile(values: list[float], q: float) -> float:
 def timeline(browser: Any, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     """First paint and zoom of the big timeline, and the plain-bars comparison."""
     result: dict[str, Any] = {}
+    if args.db:
+        return given_store(browser, Path(args.db), args.repeats)
     started = time.perf_counter()
     store, _ = big_store(tmp / "big.db", args.stages)
     result["store_build_s"] = round(time.perf_counter() - started, 1)
@@ -445,6 +456,29 @@ def timeline(browser: Any, tmp: Path, args: argparse.Namespace) -> dict[str, Any
     return result
 
 
+def given_store(browser: Any, path: Path, repeats: int) -> dict[str, Any]:
+    """First paint and zoom of the timeline of a store on disk (opened read-only)."""
+    from collectors.stores import open_store
+
+    store = open_store(str(path), read_only=True)
+    try:
+        df = store.stage_intervals()
+        result: dict[str, Any] = {
+            "store": str(path),
+            "store_stages": len(df),
+            "store_lanes": int(df["resource"].nunique()),
+            "store_clock": sorted(set(store.jobs()["clock"])),
+        }
+        running = start(create_app(store, live=False))
+        try:
+            result.update(gantt(browser, running.url, store, repeats, name="gantt_store"))
+        finally:
+            running.stop()
+    finally:
+        store.close()
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -454,22 +488,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="live events per second")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain-bars comparison")
     parser.add_argument("--live-only", action="store_true", help="measure live push only")
+    parser.add_argument("--no-live", action="store_true", help="measure the timeline only")
+    parser.add_argument(
+        "--db", metavar="PATH", help="measure this store's timeline instead of the synthetic one"
+    )
     parser.add_argument(
         "--compare", action="store_true",
         help="first run live push redrawing whole figures per batch, for the ratio",
     )  # fmt: skip
     args = parser.parse_args(argv)
 
-    result: dict[str, Any] = {"stages": args.stages}
+    result: dict[str, Any] = {} if args.db else {"stages": args.stages}
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         if not args.live_only:
             result.update(timeline(browser, Path(tmp), args))
-        if args.compare:
+        if args.compare and not args.no_live:
             full = live(browser, args.live_seconds, args.rate, full_redraws=True)
             result.update({k.replace("live_", "live_full_redraw_", 1): v for k, v in full.items()})
-        result.update(live(browser, args.live_seconds, args.rate))
-        if args.compare:
+        if not args.no_live:
+            result.update(live(browser, args.live_seconds, args.rate))
+        if args.compare and not args.no_live:
             for q in ("p50", "p95"):
                 result[f"live_full_redraw_over_overlay_{q}"] = round(
                     result[f"live_full_redraw_{q}_ms"] / result[f"live_{q}_ms"], 1

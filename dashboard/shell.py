@@ -119,10 +119,36 @@ def filter_bar() -> html.Div:
     )
 
 
-def job_options(app_ctx: AppContext) -> list[dict[str, Any]]:
-    """Options of the job filter: every job in submission order, labelled as everywhere."""
+JOB_OPTIONS_LIMIT = 200  # options the job filter holds at once (typing searches the rest)
+
+
+def job_options(
+    app_ctx: AppContext,
+    search: str | None = None,
+    chosen: list[str] | None = None,
+    limit: int = JOB_OPTIONS_LIMIT,
+) -> list[dict[str, Any]]:
+    """Options of the job filter: every job in submission order, labelled as everywhere.
+
+    With more than ``limit`` jobs (a browser indexes every option for its search), the
+    chosen jobs and the first ``limit`` whose label or id contains ``search``, and a last,
+    disabled option saying how many more match."""
     snap = app_ctx.view.snapshot()
-    return [{"label": snap.labels.get(j, j), "value": j} for j in snap.colors]
+    if len(snap.colors) <= limit:
+        return [{"label": snap.labels.get(j, j), "value": j} for j in snap.colors]
+    keep = set(chosen or [])
+    needle = (search or "").strip().lower()
+    matching = [
+        j
+        for j in snap.colors
+        if j in keep or not needle or needle in j.lower() or needle in snap.labels.get(j, j).lower()
+    ]
+    shown = [j for j in matching if j in keep] + [j for j in matching if j not in keep][:limit]
+    options = [{"label": snap.labels.get(j, j), "value": j} for j in shown]
+    if len(matching) > len(shown):
+        more = len(matching) - len(shown)
+        options.append({"label": f"{more:,} more: type to search", "value": "", "disabled": True})
+    return options
 
 
 def task_options(app_ctx: AppContext, jobs: list[str]) -> list[dict[str, Any]]:
@@ -138,10 +164,16 @@ def task_options(app_ctx: AppContext, jobs: list[str]) -> list[dict[str, Any]]:
     return [{"label": t, "value": t} for t in seen]
 
 
-def legend(app_ctx: AppContext, jobs: list[str]) -> list[Any]:
-    """Colour chips naming each job (the selected ones, or all)."""
+LEGEND_LIMIT = 40  # chips drawn at most: a browser builds thousands of them for seconds
+
+
+def legend(app_ctx: AppContext, jobs: list[str], limit: int = LEGEND_LIMIT) -> list[Any]:
+    """Colour chips naming each job (the selected ones, or all), the first ``limit`` of
+    them and a note saying how many more there are."""
     snap = app_ctx.view.snapshot()
-    shown = [j for j in snap.colors if not jobs or j in jobs]
+    chosen = set(jobs)
+    every = [j for j in snap.colors if not jobs or j in chosen]
+    shown = every[:limit]
     states = dict(zip(snap.jobs["job"], snap.jobs["state"], strict=True))
     chips = []
     for job in shown:
@@ -163,6 +195,15 @@ def legend(app_ctx: AppContext, jobs: list[str]) -> list[Any]:
         )
     if not chips:
         return [html.Span("No jobs in this store yet.", className="tl-muted")]
+    if len(every) > len(shown):
+        more = len(every) - len(shown)
+        chips.append(
+            html.Span(
+                f"and {more:,} more job{'s' if more != 1 else ''}: choose jobs in the filter "
+                "to see their colours",
+                className="tl-muted",
+            )
+        )
     return chips
 
 
@@ -197,10 +238,14 @@ def register(app: Dash, app_ctx: AppContext, pages: list[Any]) -> None:
         Input("live-tick", "data"),
         Input("filter-jobs", "value"),
         Input("url", "pathname"),
+        Input("filter-jobs", "search_value"),
     )
-    def refresh_options(_tick: Any, jobs: list[str] | None, _path: str | None):
+    def refresh_options(_tick: Any, jobs: list[str] | None, _path: str | None, search: str | None):
         jobs = jobs or []
-        return job_options(app_ctx), task_options(app_ctx, jobs), legend(app_ctx, jobs)
+        options = job_options(app_ctx, search, jobs)
+        if "filter-jobs.search_value" in callback_ctx.triggered_prop_ids and search:
+            return options, no_update, no_update  # typing: only the job list changes
+        return options, task_options(app_ctx, jobs), legend(app_ctx, jobs)
 
     @app.callback(
         Output("filter-store", "data"),

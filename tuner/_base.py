@@ -177,6 +177,17 @@ class Policy(abc.ABC):
 
     name: str = ""
     exclusive: bool = True
+    #: True when ``assign`` amounts to: each free resource, in the order given, takes the first
+    #: ready stage of its pool in the order of ``static_key`` (one stage of each job per round
+    #: with ``per_job_rounds``). The scheduler then keeps that queue itself, incrementally,
+    #: instead of calling ``assign`` with every ready stage on every pass.
+    static_order: bool = False
+    per_job_rounds: bool = False
+
+    def static_key(self, stage: StageRequest, order: int) -> tuple[float, ...]:
+        """A ready stage's queue position from the stage (its ``since`` set) and its job's
+        submission order alone; only policies with ``static_order`` implement it."""
+        raise NotImplementedError(f"policy {self.name!r} has no static queue order")
 
     @abc.abstractmethod
     def assign(

@@ -38,10 +38,15 @@ class Interleaved(Policy):
 
     name = "interleaved"
     per_job_rounds = True
+    static_order = True  # subclasses whose ``key`` reads the time or the job view say False
 
     def key(self, stage: StageRequest, job: JobView, now: float) -> tuple[float, ...]:
         """Queue position of a ready stage: when it became ready, then submission order."""
         return (_ready_since(stage, job, now), job.order)
+
+    def static_key(self, stage: StageRequest, order: int) -> tuple[float, ...]:
+        """``key`` of a stage whose ``since`` is set, from its job's submission order."""
+        return (_since(stage), order)
 
     def assign(
         self,
@@ -73,6 +78,9 @@ class FeedDevice(Interleaved):
     def key(self, stage: StageRequest, job: JobView, now: float) -> tuple[float, ...]:
         return (_feeds_device(stage), *super().key(stage, job, now))
 
+    def static_key(self, stage: StageRequest, order: int) -> tuple[float, ...]:
+        return (_feeds_device(stage), *super().static_key(stage, order))
+
 
 class Sequential(Interleaved):
     """One job at a time: only the earliest-submitted active job runs stages.
@@ -82,6 +90,7 @@ class Sequential(Interleaved):
     """
 
     name = "sequential"
+    static_order = False  # only the first active job's stages run
 
     def assign(
         self,
@@ -141,6 +150,7 @@ class Priority(Interleaved):
 
     name = "priority"
     per_job_rounds = False  # the higher priority takes every resource it can use
+    static_order = False  # priorities change and age
 
     def __init__(self, aging: float = 1 / 120) -> None:
         self.aging = _non_negative("priority", "aging", aging)
@@ -164,6 +174,7 @@ class ShortestRemaining(Interleaved):
 
     name = "shortest-remaining"
     per_job_rounds = False  # the shortest job takes every resource it can use
+    static_order = False  # estimates change and waiting ages
 
     def __init__(self, aging: float = 0.05, feed_device: bool = True) -> None:
         self.aging = _non_negative("shortest-remaining", "aging", aging)
@@ -203,6 +214,22 @@ def create_policy(name: str, **kwargs: Any) -> Policy:
         takes = ", ".join(accepted) if accepted else "no arguments"
         raise TunerError(f"policy {name!r}: unknown argument {unknown[0]!r} (it takes {takes})")
     return cls(**kwargs)
+
+
+def keeps_static_order(policy: Policy) -> bool:
+    """Whether the scheduler may keep the policy's queue itself (``Policy.static_order``):
+    the policy says so, is exclusive, and its ``static_key`` is defined where its ``key`` and
+    ``assign`` are or below (a subclass that changes either without ``static_key`` is
+    decided by ``assign``)."""
+    if not (policy.static_order and policy.exclusive):
+        return False
+    mro = type(policy).__mro__
+
+    def owner(name: str) -> type:
+        return next(cls for cls in mro if name in vars(cls))
+
+    static = owner("static_key")
+    return all(issubclass(static, owner(name)) for name in ("key", "assign"))
 
 
 def lend_idle_devices(
@@ -246,6 +273,12 @@ def _ready_since(stage: StageRequest, job: JobView, now: float) -> float:
     if stage.since is not None:
         return stage.since
     return now if job.ready_since is None else job.ready_since
+
+
+def _since(stage: StageRequest) -> float:
+    if stage.since is None:
+        raise TunerError(f"a static queue order needs the time each stage became ready: {stage}")
+    return stage.since
 
 
 def _in_rounds(queue: Sequence[StageRequest]) -> list[StageRequest]:

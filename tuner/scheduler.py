@@ -46,7 +46,8 @@ from tuner._base import (
     resource_pool,
 )
 from tuner.clock import Clock
-from tuner.policies import create_policy, lend_idle_devices
+from tuner.policies import create_policy, keeps_static_order, lend_idle_devices
+from tuner.ready_queue import ReadyQueue
 
 if TYPE_CHECKING:
     from collectors.sink import EventSink
@@ -109,13 +110,13 @@ class _Job:
     started: bool = False
     pending: dict[str, StageRequest] = field(default_factory=dict)  # by task
     running: dict[str, _Stage] = field(default_factory=dict)  # by task
-    stale: bool = True  # its driver may have new stages (ask it on the next pass)
     closed: bool = False
     ended_at: float | None = None
     detail: str | None = None
     spec: str | None = None  # the submitted JobSpec as JSON text (for a restart)
     asked: str | None = None  # its detail while a pause reason is shown instead
     estimates: dict[StageKind, tuple[int, float]] = field(default_factory=dict)
+    slot: int = 0  # position among the scheduler's jobs
 
 
 class Scheduler:
@@ -174,6 +175,14 @@ class Scheduler:
         self._simulated = clock.kind == "sim"
         self._lock = threading.RLock()
         self._jobs: dict[str, _Job] = {}
+        self._job_list: list[_Job] = []  # the same, by position (``_Job.slot``)
+        self._done_upto = 0  # jobs before this position are over for good
+        self._stale: dict[str, _Job] = {}  # jobs whose drivers may have new stages
+        # A policy with a static queue order: the queue is kept here, updated as jobs change.
+        self._queue: ReadyQueue | None = None
+        if keeps_static_order(policy) and not self.lendable:
+            self._queue = ReadyQueue(policy.static_key, rounds=policy.per_job_rounds)
+        self._changed_jobs: dict[str, _Job] = {}  # jobs whose ready stages the queue must redo
         self._count = 0
         self._holders: dict[str, list[_Stage]] = {r: [] for r in names}
         self._busy_total: dict[str, float] = dict.fromkeys(names, 0.0)
@@ -241,7 +250,7 @@ class Scheduler:
         order, job_id = self._reserve_id()
         job = self._planned(order, job_id, spec, priority=spec.priority)
         with self._lock:
-            self._jobs[job_id] = job
+            self._add(job)
             self._emit_job(job, "submitted", job.detail)
             self._kick()
         return job_id
@@ -270,7 +279,7 @@ class Scheduler:
         job = self._planned(order, job_id, spec, priority=priority)
         job.started = started
         with self._lock:
-            self._jobs[job_id] = job
+            self._add(job)
             if state == JobState.RUNNING:
                 job.state = JobState.RUNNING
                 self._emit_job(job, "resumed", "resumed after restart")
@@ -323,6 +332,12 @@ class Scheduler:
             self._count += 1
             return self._count, f"j{self._count}-{self.id_prefix}"
 
+    def _add(self, job: _Job) -> None:
+        job.slot = len(self._job_list)
+        self._jobs[job.id] = job
+        self._job_list.append(job)
+        self._stale[job.id] = job
+
     def _check_pools(self, name: str, device_pool: str) -> None:
         for pool in (CLIENT_POOL, device_pool):
             if pool not in self._pools:
@@ -348,7 +363,7 @@ class Scheduler:
                 detail=submitted,  # what it was asked, until it ends
                 **info,
             )
-            self._jobs[job_id] = job
+            self._add(job)
             self._emit_job(job, "submitted", submitted)
             self._kick()
         return job_id
@@ -368,6 +383,7 @@ class Scheduler:
             if j.state == JobState.PAUSED:
                 raise TunerError(f"job {job} is already paused")
             j.state = JobState.PAUSED
+            self._changed(j)
             notes = [reason] if reason else []
             notes += _finishes_first(j)
             if reason:
@@ -386,7 +402,8 @@ class Scheduler:
                 j.detail, j.asked = j.asked, None
             now = self.clock.now()
             j.pending = {task: replace(req, since=now) for task, req in j.pending.items()}
-            j.stale = True
+            self._stale[j.id] = j
+            self._changed(j)
             self._emit_job(j, "resumed")
             self._kick()
 
@@ -399,6 +416,7 @@ class Scheduler:
             if j.state in TERMINAL_STATES:
                 raise TunerError(f"job {job} is {j.state}; its priority cannot change")
             old, j.priority = j.priority, priority
+            self._changed(j)
             self._emit_job(j, "reprioritized", f"priority {old} -> {priority}")
             self._kick()
 
@@ -411,6 +429,7 @@ class Scheduler:
                 raise TunerError(f"job {job} is already {j.state}")
             j.state = JobState.CANCELLED
             j.pending = {}
+            self._changed(j)
             j.ended_at = self.clock.now()
             notes = []
             if j.running and self._simulated:
@@ -539,9 +558,14 @@ class Scheduler:
                 log.exception("scheduler loop error")
 
     def _all_done(self) -> bool:
-        return self._in_flight == 0 and all(
-            j.state in TERMINAL_STATES and not j.running for j in self._jobs.values()
-        )
+        # A job that is terminal with no stage running stays so: skip those for good.
+        jobs = self._job_list
+        while self._done_upto < len(jobs):
+            job = jobs[self._done_upto]
+            if job.state not in TERMINAL_STATES or job.running:
+                return False
+            self._done_upto += 1
+        return self._in_flight == 0
 
     # --- dispatching -------------------------------------------------------------------------
 
@@ -560,29 +584,74 @@ class Scheduler:
             if self.halted is not None:  # nothing starts that could not be recorded
                 self.stats.passes += 1
                 return
-            for job in list(self._jobs.values()):
-                if job.stale and job.state in (JobState.QUEUED, JobState.RUNNING):
-                    self._fetch_ready(job, now)
-            ready = [
-                request
-                for j in self._jobs.values()
-                if j.pending and j.state in (JobState.QUEUED, JobState.RUNNING)
-                for request in j.pending.values()
-            ]
-            if self.policy.exclusive:
-                free = [r for r in self.resources if not self._holders[r]]
+            self._fetch_stale(now)
+            if self._queue is not None:
+                self._dispatch_queued(now)
             else:
-                free = list(self.resources)
-            if ready and free:
-                ready.sort(key=lambda s: (s.since, self._jobs[s.job].order))
-                views = self._views()
-                assignments = self.policy.assign(ready, free, views, now)
-                self._check(assignments, ready, free)
-                assignments += self._lend(ready, free, assignments, now)
-                for assignment in assignments:
-                    self._start(self._jobs[assignment.stage.job], assignment, now)
+                self._dispatch_assigned(now)
             self.stats.passes += 1
             self.stats.decision_s += time.perf_counter() - started - self._driver_s
+
+    def _dispatch_assigned(self, now: float) -> None:
+        """A pass that hands every ready stage, the free resources and the job views to the
+        policy's ``assign``."""
+        ready = [
+            request
+            for j in self._jobs.values()
+            if j.pending and j.state in (JobState.QUEUED, JobState.RUNNING)
+            for request in j.pending.values()
+        ]
+        if self.policy.exclusive:
+            free = [r for r in self.resources if not self._holders[r]]
+        else:
+            free = list(self.resources)
+        if ready and free:
+            ready.sort(key=lambda s: (s.since, self._jobs[s.job].order))
+            views = self._views()
+            assignments = self.policy.assign(ready, free, views, now)
+            self._check(assignments, ready, free)
+            assignments += self._lend(ready, free, assignments, now)
+            for assignment in assignments:
+                self._start(self._jobs[assignment.stage.job], assignment, now)
+
+    def _fetch_stale(self, now: float) -> None:
+        """Ask the drivers of runnable jobs with new stages for them, in submission order."""
+        if not self._stale:
+            return
+        for job in sorted(self._stale.values(), key=lambda j: j.slot):
+            del self._stale[job.id]  # a paused job is asked again when it resumes
+            if job.state in (JobState.QUEUED, JobState.RUNNING):
+                self._fetch_ready(job, now)
+
+    def _changed(self, job: _Job) -> None:
+        """The job's ready stages or whether it may run changed (the queue must redo them)."""
+        if self._queue is not None:
+            self._changed_jobs[job.id] = job
+
+    def _dispatch_queued(self, now: float) -> None:
+        """A pass of a static-order policy on the queue kept here: each pool's free resources,
+        in order, take the pool's first waiting stages; they start in queue order. Decides
+        exactly as the policy's ``assign`` would on every ready stage."""
+        queue = self._queue
+        assert queue is not None
+        for job in self._changed_jobs.values():
+            runnable = job.state in (JobState.QUEUED, JobState.RUNNING)
+            queue.update(job.id, job.order, list(job.pending.values()) if runnable else ())
+        self._changed_jobs.clear()
+        if not queue:
+            return
+        chosen: list[tuple[tuple[object, ...], Assignment]] = []
+        for pool in queue.pools():
+            free = [r for r in self._pools.get(pool, ()) if not self._holders[r]]
+            if free:
+                taken = queue.take(pool, len(free))
+                chosen += [
+                    (key, Assignment(stage, resource))
+                    for (key, stage), resource in zip(taken, free, strict=False)
+                ]
+        chosen.sort(key=lambda item: item[0])
+        for _, assignment in chosen:
+            self._start(self._jobs[assignment.stage.job], assignment, now)
 
     def _lend(
         self,
@@ -630,7 +699,6 @@ class Scheduler:
 
     def _fetch_ready(self, job: _Job, now: float) -> None:
         """Ask the driver for the stages its idle tasks may start; finish a job with none."""
-        job.stale = False
         busy = frozenset(job.pending) | frozenset(job.running)
         try:
             steps = self._call_driver(job.driver.ready, busy)
@@ -649,6 +717,8 @@ class Scheduler:
             return
         for request in requests:
             job.pending[request.task] = request
+        if requests:
+            self._changed(job)
 
     def _views(self) -> dict[str, JobView]:
         views = {}
@@ -698,6 +768,7 @@ class Scheduler:
     def _start(self, job: _Job, assignment: Assignment, now: float) -> None:
         request, resource = assignment.stage, assignment.resource
         del job.pending[request.task]
+        self._changed(job)
         if not job.started:
             job.started = True
             job.state = JobState.RUNNING
@@ -782,7 +853,7 @@ class Scheduler:
             del job.running[req.task]
             self._release(stage, end if held_until is None else held_until)
         self.stats.completions += 1
-        job.stale = True
+        self._stale[job.id] = job
         if error is not None:
             status, message = "error", f"{type(error).__name__}: {error}"
         elif result is not None and not result.ok:
@@ -882,6 +953,7 @@ class Scheduler:
     def _fail(self, job: _Job, detail: str) -> None:
         job.state = JobState.FAILED
         job.pending = {}
+        self._changed(job)
         job.ended_at = self.clock.now()
         job.detail = detail
         self._emit_job(job, "failed", detail)

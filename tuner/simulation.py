@@ -15,8 +15,10 @@ Every event of a simulated run carries ``clock: "sim"`` and simulated seconds.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from collectors.events import RecordEvent, TaskEvent
 from collectors.jobs import STAGE_ORDER, StageKind
-from tuner._base import CLIENT_POOL, JobDriver, StageResult, TunerError, pool_for
+from tuner._base import CLIENT_POOL, JobDriver, Policy, StageResult, TunerError, pool_for
 from tuner.clock import SimClock
 from tuner.scheduler import Scheduler
 
@@ -76,9 +78,72 @@ class StageTimes:
         sigma2 = math.log1p(self.cv**2)
         return rng.lognormvariate(math.log(mean) - sigma2 / 2, math.sqrt(sigma2))
 
-    def scaled(self, factor: float) -> StageTimes:
-        """The same distribution with every mean multiplied by ``factor``."""
-        return StageTimes({k: v * factor for k, v in self.means.items()}, self.shape, self.cv)
+    def scaled(self, factor: float, kind: StageKind | None = None) -> StageTimes:
+        """The same distribution with every mean (or only ``kind``'s) multiplied by
+        ``factor``. The same random draws then give stage times scaled by ``factor``."""
+        means = {k: v * factor if kind in (None, k) else v for k, v in self.means.items()}
+        return StageTimes(means, self.shape, self.cv)
+
+
+@dataclass(frozen=True)
+class DeviceKind:
+    """``count`` simulated devices of one kind whose profile stages take ``speed`` times the
+    distribution's profile time (2.5: two and a half times as long). Each kind is a device
+    pool of its own, ``device:sim:NAME``, as devices of one RPC tracker key are."""
+
+    name: str
+    count: int
+    speed: float
+
+    @property
+    def pool(self) -> str:
+        return f"{SIM_DEVICE_POOL}:{self.name}"
+
+
+def parse_device_kinds(text: str) -> tuple[DeviceKind, ...]:
+    """``fast:8:1.0,slow:8:2.5`` -> device kinds; a bad part raises TunerError naming it."""
+    kinds: list[DeviceKind] = []
+    for part in text.split(","):
+        label = part.strip()
+        fields = [f.strip() for f in label.split(":")]
+        if len(fields) != 3:
+            raise TunerError(
+                f"device kind {label!r} must look like NAME:COUNT:SPEED, e.g. fast:8:1.0"
+            )
+        name, count_text, speed_text = fields
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
+            raise TunerError(
+                f"device kind {label!r}: NAME must start with a letter (letters, digits, _, -)"
+            )
+        try:
+            count, speed = int(count_text), float(speed_text)
+        except ValueError:
+            raise TunerError(
+                f"device kind {label!r}: COUNT must be an integer and SPEED a number"
+            ) from None
+        if count <= 0:
+            raise TunerError(f"device kind {label!r}: COUNT must be positive")
+        if not (math.isfinite(speed) and speed > 0):
+            raise TunerError(f"device kind {label!r}: SPEED must be a finite number > 0")
+        if any(k.name == name for k in kinds):
+            raise TunerError(f"device kind {name!r} is given twice")
+        kinds.append(DeviceKind(name, count, speed))
+    return tuple(kinds)
+
+
+def kinds_of_jobs(jobs: int, kinds: Sequence[DeviceKind]) -> list[DeviceKind]:
+    """The device kind each job tunes for: spread in proportion to each kind's capacity
+    (count / speed), in a smooth weighted round-robin (deterministic)."""
+    weights = [k.count / k.speed for k in kinds]
+    total = math.fsum(weights)
+    credit = [0.0] * len(kinds)
+    out = []
+    for _ in range(jobs):
+        credit = [c + w for c, w in zip(credit, weights, strict=True)]
+        best = max(range(len(kinds)), key=lambda i: (credit[i], -i))
+        credit[best] -= total
+        out.append(kinds[best])
+    return out
 
 
 DISTRIBUTIONS: dict[str, StageTimes] = {
@@ -231,6 +296,12 @@ class SimulationResult:
     completion_s: dict[str, float] = field(default_factory=dict)  # by job name
     dispatches: int = 0
     decision_s: float = 0.0
+    device_kinds: tuple[DeviceKind, ...] = ()
+
+    @property
+    def per_dispatch_s(self) -> float:
+        """The scheduler's measured decision time per stage started (wall seconds)."""
+        return self.decision_s / self.dispatches if self.dispatches else 0.0
 
     @property
     def ratio(self) -> float:
@@ -238,6 +309,7 @@ class SimulationResult:
         return self.makespan_s / self.lower_bound_s if self.lower_bound_s else 1.0
 
     def to_dict(self) -> dict[str, Any]:
+        """The simulated figures (reproducible from the seed; no measured times)."""
         return {
             "clock": "sim",
             "policy": self.policy,
@@ -252,6 +324,17 @@ class SimulationResult:
             "utilization": dict(self.utilization),
             "mean_completion_s": self.mean_completion_s,
             "completion_s": dict(self.completion_s),
+            "dispatches": self.dispatches,
+            **(
+                {
+                    "device_kinds": [
+                        {"name": k.name, "count": k.count, "speed": k.speed}
+                        for k in self.device_kinds
+                    ]
+                }
+                if self.device_kinds
+                else {}
+            ),
         }
 
 
@@ -278,7 +361,7 @@ def simulate(
     jobs: int = 4,
     clients: int = 1,
     devices: int = 1,
-    policy: str = "interleaved",
+    policy: str | Policy = "interleaved",
     seed: int = 0,
     tasks: int | Sequence[int] = 4,
     iterations: int = 8,
@@ -289,12 +372,17 @@ def simulate(
     records: bool = False,
     policy_args: Mapping[str, Any] | None = None,
     priorities: Sequence[int] | None = None,
+    device_kinds: Sequence[DeviceKind] = (),
 ) -> SimulationResult:
     """Run ``jobs`` simulated jobs on ``clients`` client and ``devices`` device resources.
 
-    ``tasks`` is the task count of every job, or one count per job. With a ``store``, every
-    event goes into it under ``source`` (random unless given), stamped ``clock: "sim"`` with
-    simulated seconds. Bad input raises TunerError before anything runs or is stored.
+    ``policy`` is a registered name (built with ``policy_args``) or a policy object.
+    ``tasks`` is the task count of every job, or one count per job. ``device_kinds``, when
+    given, replaces ``devices``: each kind is a device pool of its own whose profile times
+    are scaled by its speed, and each job tunes for one kind (``kinds_of_jobs``). With a
+    ``store``, every event goes into it under ``source`` (random unless given), stamped
+    ``clock: "sim"`` with simulated seconds, written in batches. Bad input raises TunerError
+    before anything runs or is stored.
     """
     from tuner.policies import create_policy
 
@@ -317,7 +405,16 @@ def simulate(
         times, dist_name = stage_times(distribution), distribution
     else:
         times, dist_name = distribution, "custom"
-    chosen = create_policy(policy, **dict(policy_args or {}))
+    if isinstance(policy, Policy):
+        chosen = policy
+    else:
+        chosen = create_policy(policy, **dict(policy_args or {}))
+    kinds = tuple(device_kinds)
+    if kinds:
+        devices = sum(k.count for k in kinds)
+        job_kinds: list[DeviceKind | None] = list(kinds_of_jobs(jobs, kinds))
+    else:
+        job_kinds = [None] * jobs
 
     clock = SimClock()
     sink = None
@@ -326,36 +423,54 @@ def simulate(
 
         sink = EventSink(store, source=source or new_source(), now=clock.now, clock="sim")
     resources = [f"{CLIENT_POOL}:{i}" for i in range(clients)]
-    resources += [f"{SIM_DEVICE_POOL}:{i}" for i in range(devices)]
-    scheduler = Scheduler(resources, chosen, clock=clock, sink=sink)
+    pool_sizes = {CLIENT_POOL: clients}
+    if kinds:
+        for kind in kinds:
+            resources += [f"{kind.pool}:{i}" for i in range(kind.count)]
+            pool_sizes[kind.pool] = kind.count
+    else:
+        resources += [f"{SIM_DEVICE_POOL}:{i}" for i in range(devices)]
+        pool_sizes[SIM_DEVICE_POOL] = devices
     drivers: dict[str, SimulatedDriver] = {}
-    for index, size in enumerate(sizes):
-        names = [f"t{t}" for t in range(size)]
+    batched = sink.batched() if sink is not None else contextlib.nullcontext()
+    with batched:
+        scheduler = Scheduler(resources, chosen, clock=clock, sink=sink)
+        for index, (size, kind) in enumerate(zip(sizes, job_kinds, strict=True)):
+            names = [f"t{t}" for t in range(size)]
+            pool = SIM_DEVICE_POOL if kind is None else kind.pool
+            job_times = times if kind is None else times.scaled(kind.speed, StageKind.PROFILE)
 
-        def build(job_id: str, names: list[str] = names, index: int = index) -> SimulatedDriver:
-            driver = SimulatedDriver(
-                job_id,
+            def build(
+                job_id: str,
+                names: list[str] = names,
+                index: int = index,
+                pool: str = pool,
+                job_times: StageTimes = job_times,
+            ) -> SimulatedDriver:
+                driver = SimulatedDriver(
+                    job_id,
+                    tasks=names,
+                    iterations=iterations,
+                    times=job_times,
+                    seed=seed * 100_003 + index,
+                    candidates=candidates,
+                    sink=sink,
+                    records=records,
+                    device_pool=pool,
+                )
+                drivers[job_id] = driver
+                return driver
+
+            scheduler.submit_job(
+                build,
+                name=f"sim-{index + 1}",
+                target="sim" if kind is None else f"sim:{kind.name}",
+                device_pool=pool,
                 tasks=names,
-                iterations=iterations,
-                times=times,
-                seed=seed * 100_003 + index,
-                candidates=candidates,
-                sink=sink,
-                records=records,
+                trials_total=size * iterations * candidates,
+                priority=0 if priorities is None else priorities[index],
             )
-            drivers[job_id] = driver
-            return driver
-
-        scheduler.submit_job(
-            build,
-            name=f"sim-{index + 1}",
-            target="sim",
-            device_pool=SIM_DEVICE_POOL,
-            tasks=names,
-            trials_total=size * iterations * candidates,
-            priority=0 if priorities is None else priorities[index],
-        )
-    scheduler.run()
+        scheduler.run()
 
     names = {info.id: info.name for info in scheduler.list()}
     completion = {
@@ -367,7 +482,6 @@ def simulate(
     for driver in drivers.values():
         for pool, seconds in driver.work.items():
             work[pool] = work.get(pool, 0.0) + seconds
-    pool_sizes = {CLIENT_POOL: clients, SIM_DEVICE_POOL: devices}
     longest = max(d.total_work() for d in drivers.values())
     busy = scheduler.busy_time()
     return SimulationResult(
@@ -384,6 +498,7 @@ def simulate(
         completion_s=completion,
         dispatches=scheduler.stats.dispatches,
         decision_s=scheduler.stats.decision_s,
+        device_kinds=kinds,
     )
 
 

@@ -263,8 +263,9 @@ def occupancy(
 ) -> Occupancy:
     """Bin stage intervals into ``bins`` equal bins per lane, exactly (partial bins pro rata).
 
-    Vectorized: each interval adds its partial first and last bins directly and its full
-    middle bins through a difference array, so the cost is O(stages + lanes x bins).
+    Sparse: each interval adds its share to every bin it touches, summed per (lane, bin, job)
+    that occurs, so the cost is O(stages + bins touched) whatever the number of jobs (a dense
+    jobs x lanes x bins array would take gigabytes for a thousand jobs on 80 lanes).
     """
     lo, hi = float(window[0]), float(window[1])
     if not hi > lo:
@@ -274,7 +275,9 @@ def occupancy(
     n_lanes, n_jobs = len(lanes), max(len(jobs), 1)
     edges = np.linspace(lo, hi, bins + 1)
     width = (hi - lo) / bins
-    per_job = np.zeros((n_jobs, n_lanes, bins))
+    cells = n_lanes * bins
+    total = np.zeros(cells)
+    top = np.full(cells, -1, dtype=np.int64)
     if len(stages) and n_lanes:
         li = _index_of(stages["lane"], lanes)
         ji = _index_of(stages["job"], jobs)
@@ -282,29 +285,33 @@ def occupancy(
         e = np.clip(stages["x1"].to_numpy(dtype=float), lo, hi)
         keep = (e > s) & (li >= 0)
         li, ji, s, e = li[keep], ji[keep], s[keep], e[keep]
-        bs = np.minimum(((s - lo) / width).astype(int), bins - 1)
-        be = np.minimum(((e - lo) / width).astype(int), bins - 1)
-        row = (ji * n_lanes + li) * bins
-        size = n_jobs * n_lanes * bins
-        same = bs == be
-        busy = np.zeros(size)
-        busy += np.bincount(row[same] + bs[same], weights=e[same] - s[same], minlength=size)
-        split = ~same
-        first = edges[bs[split] + 1] - s[split]
-        last = e[split] - edges[be[split]]
-        busy += np.bincount(row[split] + bs[split], weights=first, minlength=size)
-        busy += np.bincount(row[split] + be[split], weights=last, minlength=size)
-        # Full bins strictly between first and last: +width from bs+1 up to be-1.
-        diff = np.zeros(size + 1)
-        full = split & (be - bs > 1)
-        np.add.at(diff, row[full] + bs[full] + 1, width)
-        np.add.at(diff, row[full] + be[full], -width)
-        # The difference array must not leak across rows: each run ends inside its own row.
-        busy += np.cumsum(diff)[:size]
-        per_job = busy.reshape(n_jobs, n_lanes, bins) / width
-    total = per_job.sum(axis=0)
-    top = np.where(total > 0, per_job.argmax(axis=0), -1)
-    return Occupancy(lanes=lanes, edges=edges, busy=total, top_job=top, jobs=jobs)
+        bs = np.minimum(((s - lo) / width).astype(np.int64), bins - 1)
+        be = np.minimum(((e - lo) / width).astype(np.int64), bins - 1)
+        # One row per (interval, bin it touches): the first bin pro rata, full bins in
+        # between, the last bin pro rata (one bin: the interval's length).
+        touched = be - bs + 1
+        which = np.repeat(np.arange(len(s)), touched)
+        b = bs[which] + (np.arange(len(which)) - np.repeat(np.cumsum(touched) - touched, touched))
+        share = np.full(len(which), width)
+        first, last = b == bs[which], b == be[which]
+        share[first] = edges[b[first] + 1] - s[which[first]]
+        share[last] = e[which[last]] - edges[b[last]]
+        one = first & last
+        share[one] = e[which[one]] - s[which[one]]
+        cell = li[which] * bins + b
+        keys, inverse = np.unique(cell * n_jobs + ji[which], return_inverse=True)
+        sums = np.bincount(inverse.ravel(), weights=share, minlength=len(keys))
+        key_cell, key_job = keys // n_jobs, keys % n_jobs
+        total = np.bincount(key_cell, weights=sums, minlength=cells)
+        # The job holding each cell most (the lowest job index among equals).
+        order = np.lexsort((key_job, -sums, key_cell))
+        head = np.ones(len(order), dtype=bool)
+        head[1:] = key_cell[order][1:] != key_cell[order][:-1]
+        best = order[head]
+        top[key_cell[best]] = np.where(sums[best] > 0, key_job[best], -1)
+    busy = total.reshape(n_lanes, bins) / width
+    top_job = np.where(busy > 0, top.reshape(n_lanes, bins), -1)
+    return Occupancy(lanes=lanes, edges=edges, busy=busy, top_job=top_job, jobs=jobs)
 
 
 def _index_of(values: pd.Series, names: Sequence[str]) -> np.ndarray:
@@ -324,36 +331,45 @@ def occupancy_figure(
     """Occupancy raster: per lane and time bin, how busy the lane was, in the colour of the
     job that held it most (pale = barely used, full colour = busy all the bin).
 
-    One heatmap: ``z`` is the job's index plus its busy fraction, and the colour scale runs
-    from pale to full in each job's own segment; ``customdata`` holds the busy percentage.
-    Idle bins are blank.
+    One heatmap: ``z`` is the index of the job's colour plus its busy fraction, and the
+    colour scale runs from pale to full in each colour's own segment; ``customdata`` holds
+    the busy percentage. Idle bins are blank.
     """
-    n = max(len(occ.jobs), 1)
+    # One segment of the colour scale per distinct colour (jobs share the palette's colours):
+    # a thousand jobs would otherwise make a scale of two thousand stops for the browser to
+    # parse on every draw.
+    palette = dict(colors)
+    job_color = [color_of(palette, job) for job in occ.jobs or ["-"]]
+    shades = list(dict.fromkeys(job_color))
+    where = {color: index for index, color in enumerate(shades)}
+    shade_of_job = np.array([where[color] for color in job_color], dtype=np.int64)
+    n = len(shades)
     busy = np.clip(occ.busy, 0.0, 1.0)
-    z = np.where(occ.top_job >= 0, occ.top_job + busy * 0.999, np.nan).astype(np.float32)
+    shade = shade_of_job[np.maximum(occ.top_job, 0)]
+    z = np.where(occ.top_job >= 0, shade + busy * 0.999, np.nan).astype(np.float32)
     scale: list[list[Any]] = []
-    for index, job in enumerate(occ.jobs or ["-"]):
-        color = color_of(dict(colors), job)
+    for index, color in enumerate(shades):
         scale.append([index / n, _tint(color, 0.15)])
         scale.append([(index + 0.999) / n, color])
     scale[-1][0] = 1.0
     names = ", ".join(job_labels.get(j, j) for j in occ.jobs)
-    trace = go.Heatmap(
-        z=z,
-        x0=float(occ.centers[0]) if len(occ.centers) else 0.0,
-        dx=float(occ.edges[1] - occ.edges[0]) if len(occ.edges) > 1 else 1.0,
-        y=occ.lanes,
-        zmin=0,
-        zmax=n,
-        colorscale=scale,
-        showscale=False,
-        hoverongaps=False,
-        customdata=np.round(occ.busy * 100, 1).astype(np.float32),
-        hovertemplate="%{y}<br>t = %{x:.2f} s<br>busy %{customdata:.0f}%<extra></extra>",
-        meta={"jobs": list(occ.jobs), "names": names},
-        xgap=0,
-        ygap=2,
-    )
+    trace = {
+        "type": "heatmap",
+        "z": z,
+        "x0": float(occ.centers[0]) if len(occ.centers) else 0.0,
+        "dx": float(occ.edges[1] - occ.edges[0]) if len(occ.edges) > 1 else 1.0,
+        "y": occ.lanes,
+        "zmin": 0,
+        "zmax": n,
+        "colorscale": scale,
+        "showscale": False,
+        "hoverongaps": False,
+        "customdata": np.round(occ.busy * 100, 1).astype(np.float32),
+        "hovertemplate": "%{y}<br>t = %{x:.2f} s<br>busy %{customdata:.0f}%<extra></extra>",
+        "meta": {"jobs": list(occ.jobs), "names": names},
+        "xgap": 0,
+        "ygap": 2,
+    }
     layout = base_layout(
         height=_height(len(occ.lanes)),
         margin={"l": 150, "r": 20, "t": 10, "b": 50},
@@ -364,7 +380,9 @@ def occupancy_figure(
         "", type="category", categoryorder="array", categoryarray=list(occ.lanes),
         autorange="reversed", fixedrange=True, showgrid=False,
     )  # fmt: skip
-    return go.Figure(data=[trace], layout=layout)
+    # A colour scale of two stops per job: plotly.py's validation of a thousand jobs' scale
+    # would cost more than building the figure.
+    return go.Figure(data=[trace], layout=layout, _validate=False)
 
 
 def _tint(color: str, strength: float) -> str:

@@ -85,6 +85,8 @@ def test_db_stores_the_simulated_run(tmp_path: Path, capsys: pytest.CaptureFixtu
         (["--policy", "fastest"], "unknown policy 'fastest'; valid policies: interleaved"),
         (["--distribution", "paper"], "unknown stage-time distribution 'paper'"),
         (["--records"], "--records needs --db"),
+        (["--device-kinds", "fast:8"], "--device-kinds: device kind 'fast:8' must look like"),
+        (["--device-kinds", "a:1:1", "--devices", "2"], "--devices or --device-kinds, not both"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_is_created(
@@ -99,3 +101,21 @@ def test_bad_input_is_one_line_exit_2_and_nothing_is_created(
     assert captured.err.startswith("tuneloom simulate: error: ")
     assert message in captured.err
     assert not db.exists()
+
+
+def test_device_kinds_name_their_pools_and_are_reported(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    common = ("--jobs", "6", "--clients", "2", "--iterations", "2", "--seed", "1")
+    result = run_json(capsys, *common, "--device-kinds", "fast:2:1.0,slow:2:2.5")
+    assert result["devices"] == 4
+    assert [k["name"] for k in result["device_kinds"]] == ["fast", "slow"]
+    assert {r.rpartition(":")[0] for r in result["utilization"]} == {
+        "client", "device:sim:fast", "device:sim:slow"
+    }  # fmt: skip
+    same = run_json(capsys, *common, "--device-kinds", "fast:2:1.0,slow:2:1.0")
+    assert result["makespan_s"] > same["makespan_s"]  # slower devices, longer run
+    assert main(["simulate", *common, "--device-kinds", "fast:2:1.0,slow:2:2.5"]) == 0
+    assert "device kinds      fast: 2 x profile time 1, slow: 2 x profile time 2.5" in (
+        capsys.readouterr().out
+    )
