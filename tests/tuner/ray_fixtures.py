@@ -1,8 +1,9 @@
 """A real Ray head and worker nodes on 127.0.0.1 for tests, stopped by process group.
 
 Each node is ``ray start --block`` in a process group of its own (with its raylet, GCS and
-workers), one CPU, no dashboard, a small object store, its own temp folder and ports. ``stop`` sends SIGTERM to the group, then SIGKILL to what is left; ``kill`` is a
-node dying (SIGKILL at once).
+workers), one CPU, no dashboard, a small object store, its own temp folder and ports.
+``stop`` sends SIGTERM to the group, then SIGKILL to what is left; ``kill`` is a node dying
+(SIGKILL at once).
 """
 
 from __future__ import annotations
