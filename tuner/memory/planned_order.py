@@ -2,15 +2,16 @@
 
 The cost of an order is what ``token_planner.simulate_planner`` says TVM's
 ``StaticPlanBlockMemory`` allocates for it (the shared storages plus the model outputs).
-That cost depends on the order's history (which free token a request finds, which it
-grows), so the order with the least live bytes is a good start, not the answer. Search:
-simulated annealing over topological orders from every start given (TVM's order, the
-least-peak order, greedy orders), a move taking one node to a random step between its last
-predecessor and its first successor, with a seeded RNG and a budget of evaluations (and a
-time limit). Never worse than TVM's order: it is always a start. A heuristic: no proof of
-optimality; ``lower_bound_bytes`` bounds it from below: the storages must hold every
-tensor live at once, so no order plans less than the least peak of the live bytes without
-the model inputs (which TVM does not plan), a bound from ``min_peak_order``.
+That cost depends on the order's history (which free token a request finds, which it grows),
+so the order with the least live bytes is a good start, not the answer. Search: simulated
+annealing over topological orders from every start given (TVM's order, the least-peak order,
+greedy orders), a move taking one node to a random step between its last predecessor and its
+first successor, with a seeded RNG and a budget of evaluations (and a time limit). Never
+worse than TVM's order: it is always a start. A graph of at most ``EXHAUSTIVE_NODES`` nodes
+with at most ``evaluations`` orders gets every order tried instead (exact). Otherwise a
+heuristic: no proof of optimality; ``lower_bound_bytes`` bounds it from below: the storages
+must hold every tensor live at once, so no order plans less than the least peak of the live
+bytes without the model inputs (which TVM does not plan), a bound from ``min_peak_order``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from tuner.memory.scheduling import schedule_space
 from tuner.memory.token_planner import PlannerTables, planner_tables, simulate_checked
 
 DEFAULT_EVALUATIONS = 20_000
+EXHAUSTIVE_NODES = 8  # graphs this small are searched exhaustively when their orders fit
 START_TEMPERATURE = 0.05  # of the start's cost: a move costing 5 % more is taken 1 in e
 END_TEMPERATURE = 0.002
 
@@ -74,6 +76,19 @@ def least_planned_order(
         check_order(graph, order)
         named.setdefault(name, tuple(int(i) for i in order))
     tvm_cost = _cost(tables, graph.tvm_order)
+    every = every_order(graph, evaluations) if len(graph.nodes) <= EXHAUSTIVE_NODES else None
+    if every is not None:
+        cost, _, order = min((_cost(tables, o), peak_bytes(graph, o), o) for o in every)
+        return PlannedOrderResult(
+            order=order,
+            planned_bytes=cost,
+            tvm_order_planned_bytes=tvm_cost,
+            lower_bound_bytes=cost,
+            start="every order",
+            method=f"every order of TVM's planner (simulated): {len(every)} orders, exact",
+            evaluations=len(every),
+            solve_s=time.perf_counter() - began,
+        )
     rng = random.Random(seed)
     best: tuple[int, int, tuple[int, ...], str] | None = None  # (cost, peak, order, start)
     used = 0
@@ -100,6 +115,31 @@ def least_planned_order(
         evaluations=used,
         solve_s=time.perf_counter() - began,
     )
+
+
+def every_order(graph: MemoryGraph, limit: int) -> list[tuple[int, ...]] | None:
+    """Every order of ``graph``'s nodes that runs each after the nodes it reads from, or None
+    when there are more than ``limit``."""
+    count = len(graph.nodes)
+    predecessors = [set(graph.predecessors(node)) for node in range(count)]
+    found: list[tuple[int, ...]] = []
+
+    def extend(order: list[int], done: set[int]) -> bool:  # False: over the limit
+        if len(order) == count:
+            found.append(tuple(order))
+            return len(found) <= limit
+        for node in range(count):
+            if node not in done and predecessors[node] <= done:
+                order.append(node)
+                done.add(node)
+                within = extend(order, done)
+                order.pop()
+                done.discard(node)
+                if not within:
+                    return False
+        return True
+
+    return found if extend([], set()) else None
 
 
 def search_starts(
