@@ -227,6 +227,29 @@ def test_a_node_declaring_more_cpus_than_it_may_use_is_refused(
         ray_cluster.workers.remove(worker)
 
 
+@pytest.mark.slow
+def test_a_node_running_another_tuneloom_is_refused_by_name(
+    ray_cluster: RayTestCluster, tmp_path: Path
+) -> None:
+    other = tmp_path / "other-install"  # what an older install on that machine reports
+    (other / "tuneloom-0.0.1.dist-info").mkdir(parents=True)
+    (other / "tuneloom-0.0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: tuneloom\nVersion: 0.0.1\n"
+    )
+    worker = ray_cluster.add_worker(path_first=other)
+    try:
+        with _engine(tmp_path, ray_cluster.address) as engine:
+            assert engine.cluster is not None
+            (refusal,) = engine.cluster.refused.values()
+            assert worker.node_id[:8] in refusal and "tuneloom 0.0.1" in refusal
+            assert "\n" not in refusal
+            nodes = {_node_of(r) for r in engine.scheduler.resources} - {None}
+            assert worker.node_id[:8] not in nodes and len(nodes) == 1  # the head only
+    finally:
+        worker.stop()
+        ray_cluster.workers.remove(worker)
+
+
 def _presence(db: Path) -> list[ResourceEvent]:
     store = open_store(str(db))
     try:
@@ -342,3 +365,37 @@ def _check_not_attached_to(node_id: str) -> None:
 def _building_on(engine, resources: set[str]) -> bool:  # type: ignore[no-untyped-def]
     pools = engine.workers._builders
     return any(getattr(pools.get(r), "building", False) for r in resources)
+
+
+@pytest.mark.slow
+def test_a_server_killed_and_started_again_builds_on_the_cluster_again(
+    ray_cluster: RayTestCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.tuneloom.server_process import ServerProcess
+    from tuneloom.client import ServerClient
+
+    monkeypatch.delenv("TUNELOOM_TOKEN", raising=False)
+    server = ServerProcess(tmp_path / "jobs.db", "--ray", ray_cluster.address,
+                           "--number", "2", "--min-repeat-ms", "5")  # fmt: skip
+    try:
+        server.start(timeout=120)
+        client = ServerClient(server.url, timeout=30)
+        job = client.submit(JobSpec(workloads=("matmul:64",), **{**JOB, "trials": 24}))
+        deadline = time.monotonic() + 180
+        while not any(s.stage == "build" and s.status == "ok" for s in _stages(server.db)):
+            assert time.monotonic() < deadline, "no build finished before the kill"
+            time.sleep(0.2)
+        server.kill()
+        killed_at = time.time()
+        server.start(timeout=120)
+        deadline = time.monotonic() + 300
+        while (info := client.job(job)).state not in ("finished", "failed", "cancelled"):
+            assert time.monotonic() < deadline, f"the job did not finish: {info}"
+            time.sleep(0.5)
+    finally:
+        server.stop()
+    assert info.state == "finished" and info.trials_done == 24
+    after = [s for s in _stages(server.db) if s.start >= killed_at]
+    builds = {s.resource for s in after if s.stage == "build" and s.status == "ok"}
+    assert builds and all(_node_of(r) for r in builds)  # on the cluster's nodes again
+    assert all(_node_of(s.resource) is None for s in after if s.stage in ("select", "update"))
