@@ -1,11 +1,12 @@
 """Client stages on a two-node Ray cluster on loopback vs on one node, real TVM.
 
 Starts a Ray head pinned to core 0 (``taskset``, one CPU) on 127.0.0.1 and runs 4 small
-real jobs through ``tuneloom``'s engine with ``ray=HEAD``: the client resources are the
-head's one core (``one_node``). Then starts a worker node pinned to core 1 and runs the same
-4 jobs again on a fresh store (``two_nodes``): builds now run on either node. The tuning
-process (select, update) runs on core 0 beside the head and profiles on the local device
-(core 1), so on 2 cores the worker node's builds share the device's core.
+real jobs through ``tuneloom``'s engine with ``ray=HEAD``: builds run on the head's one core
+(``one_node``). Then starts a worker node pinned to core 1 and runs the same 4 jobs again on
+a fresh store (``two_nodes``): builds now run on either node. The tuning process keeps select
+and update on its own client core (core 0, beside the head: this machine has 2 cores) and
+profiles on the local device (core 1), so the worker node's builds share the device's core
+and the head's builds the client's.
 
 Prints, side by side from one run: each configuration's wall time (the run, start-up apart)
 and the ratio, where the build stages ran, and the Ray overhead per build stage: dispatch

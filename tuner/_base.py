@@ -50,21 +50,26 @@ def duration_text(seconds: float | None) -> str:
 
 
 CLIENT_POOL = "client"
+NODE_POOL = "node"  # the cores of cluster nodes, client:NODE:i: builds only
 
 
 def resource_pool(resource: str) -> str:
     """Pool of a resource: ``client:0`` -> ``client``, ``device:rpc:k:2`` -> ``device:rpc:k``.
 
-    A core of a cluster node, ``client:NODE:i``, is in the client pool too."""
+    A core of a cluster node, ``client:NODE:i``, is in the ``node`` pool: it builds, while
+    select and update stay on the client cores of the process that holds the search state."""
     pool, sep, index = resource.rpartition(":")
     if not sep or not index.isdigit() or not pool:
         raise TunerError(f"resource name {resource!r} must look like POOL:INDEX, e.g. client:0")
-    return CLIENT_POOL if pool.startswith(CLIENT_POOL + ":") else pool
+    return NODE_POOL if pool.startswith(CLIENT_POOL + ":") else pool
 
 
-def pool_for(kind: StageKind, device_pool: str) -> str:
-    """The pool a stage needs: profiling runs on the job's device pool, the rest on the client."""
-    return device_pool if kind is StageKind.PROFILE else CLIENT_POOL
+def pool_for(kind: StageKind, device_pool: str, build_pool: str = CLIENT_POOL) -> str:
+    """The pool a stage needs: profiling runs on the job's device pool, builds on
+    ``build_pool`` (the client, or a cluster's nodes), select and update on the client."""
+    if kind is StageKind.PROFILE:
+        return device_pool
+    return build_pool if kind is StageKind.BUILD else CLIENT_POOL
 
 
 @dataclass(frozen=True, slots=True)

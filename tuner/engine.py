@@ -56,6 +56,7 @@ from collectors.sink import EventSink, StoreWriteError
 from collectors.stores import open_store
 from tuner._base import (
     CLIENT_POOL,
+    NODE_POOL,
     PlannedJob,
     TunerError,
     UnknownJob,
@@ -669,9 +670,11 @@ class Engine:
 
     def _parallel_tasks(self, device_pool: str) -> int:
         """Tasks of one job that search at once: as many as it has resources to keep busy
-        (the client resources, its pool's devices, and the devices lent to client work)."""
+        (the client resources, cluster nodes' cores, its pool's devices, and the devices lent
+        to client work)."""
         pools = [resource_pool(r) for r in self.workers.resources]
-        return pools.count(CLIENT_POOL) + pools.count(device_pool) + len(self.scheduler.lendable)
+        clients = pools.count(CLIENT_POOL) + pools.count(NODE_POOL)
+        return clients + pools.count(device_pool) + len(self.scheduler.lendable)
 
     def _device_pool(self, device: str | None) -> str:
         if device is None:

@@ -33,6 +33,7 @@ from collectors.jobs import TERMINAL_STATES, Catalog, JobInfo, JobSpec, JobState
 from collectors.sink import StoreWriteError
 from tuner._base import (
     CLIENT_POOL,
+    NODE_POOL,
     Assignment,
     JobDriver,
     JobView,
@@ -129,6 +130,8 @@ class Scheduler:
     unless given, and not used by any job already in the sink's store). ``lendable`` device
     resources may run client stages while idle, when no profile is expected before such a
     stage would end, or at most ``lend_wait_s`` later (``policies.lend_idle_devices``).
+    Cores of cluster nodes (``client:NODE:i``, the ``node`` pool) take the builds once one is
+    known; select and update stay on ``client:N``, where the search state lives.
 
     Every public method is thread-safe: changes happen under one lock and wake the loop by
     posting a dispatch pass onto the clock, so the dashboard and the CLI may call the controls
@@ -157,6 +160,7 @@ class Scheduler:
         self._pools: dict[str, list[str]] = {}
         for resource in names:
             self._pools.setdefault(resource_pool(resource), []).append(resource)
+        self._build_pool = NODE_POOL if NODE_POOL in self._pools else CLIENT_POOL
         if isinstance(policy, str):
             policy = create_policy(policy)
         elif not isinstance(policy, Policy):
@@ -324,7 +328,9 @@ class Scheduler:
 
     def catalog(self) -> Catalog:
         """The device pools jobs may name (``Control``): ``llvm``, ``rpc:KEY``..."""
-        devices = [p.removeprefix("device:") for p in self._pools if p != CLIENT_POOL]
+        devices = [
+            p.removeprefix("device:") for p in self._pools if p not in (CLIENT_POOL, NODE_POOL)
+        ]
         return Catalog(devices=tuple(devices))
 
     def _reserve_id(self) -> tuple[int, str]:
@@ -487,13 +493,16 @@ class Scheduler:
     # --- resources that come and go (cluster nodes) ----------------------------------------
 
     def add_resources(self, names: Sequence[str]) -> None:
-        """New resources (a cluster node joined) take stages from the next dispatch pass."""
+        """New resources (a cluster node joined) take stages from the next dispatch pass.
+        Once a cluster node's core is known, builds planned from then on go to the nodes."""
         with self._lock:
             added = [r for r in dict.fromkeys(names) if r not in self.resources]
             for resource in added:
                 self._pools.setdefault(resource_pool(resource), []).append(resource)
                 self._holders.setdefault(resource, [])
                 self._busy_total.setdefault(resource, 0.0)
+            if NODE_POOL in self._pools:
+                self._build_pool = NODE_POOL
             self.resources += tuple(added)
             if added:
                 self._kick()
@@ -707,7 +716,7 @@ class Scheduler:
                 kind = StageKind(kind)
                 if task in busy or any(r.task == task for r in requests):
                     raise RuntimeError(f"a second stage of task {task!r} at once")
-                pool = pool_for(kind, job.device_pool)
+                pool = pool_for(kind, job.device_pool, self._build_pool)
                 requests.append(StageRequest(job.id, task, iteration, kind, pool, since=now))
         except Exception as exc:
             self._fail(job, f"planning its next stages raised {type(exc).__name__}: {exc}")

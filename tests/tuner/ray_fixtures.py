@@ -24,10 +24,12 @@ RAY = str(Path(sys.executable).with_name("ray"))
 START_TIMEOUT_S = 120.0
 
 
-def node_env() -> dict[str, str]:
-    """A node's environment: this checkout importable, no usage reporting."""
+def node_env(first: Path | None = None) -> dict[str, str]:
+    """A node's environment: this checkout importable (after ``first``, when given), no usage
+    reporting."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    paths = [str(first) if first else None, str(ROOT), env.get("PYTHONPATH")]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     env.pop("RAY_ADDRESS", None)
     return env
@@ -73,12 +75,18 @@ class RayTestCluster:
     def address(self) -> str:
         return f"{HOST}:{self.port}"
 
-    def add_worker(self, cpus: int = 1, core: int | None = None) -> RayNodeProcess:
+    def add_worker(
+        self, cpus: int = 1, core: int | None = None, path_first: Path | None = None
+    ) -> RayNodeProcess:
         """Start one more node declaring ``cpus`` (its processes pinned to ``core`` if
-        given) and wait until the cluster lists it."""
+        given; ``path_first`` put before this checkout on its Python path) and wait until the
+        cluster lists it."""
         before = self.alive_nodes()
         name = f"worker{len(self.workers)}_{time.monotonic_ns() % 10_000}"
-        node = _start(self.folder / name, ["--address", self.address], cpus=cpus, core=core)
+        node = _start(
+            self.folder / name, ["--address", self.address], cpus=cpus, core=core,
+            env=node_env(path_first),
+        )  # fmt: skip
         self.workers.append(node)
         _wait(lambda: bool(self.alive_nodes() - before), node, "the worker node to join")
         node.node_id = (self.alive_nodes() - before).pop()
@@ -120,7 +128,12 @@ def start_cluster(folder: Path) -> RayTestCluster:
 
 
 def _start(
-    folder: Path, args: list[str], *, cpus: int = 1, core: int | None = None
+    folder: Path,
+    args: list[str],
+    *,
+    cpus: int = 1,
+    core: int | None = None,
+    env: dict[str, str] | None = None,
 ) -> RayNodeProcess:
     folder.mkdir(parents=True)
     log = folder / "ray.log"
@@ -132,7 +145,11 @@ def _start(
     ]  # fmt: skip
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=node_env(), start_new_session=True
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env or node_env(),
+            start_new_session=True,
         )
     return RayNodeProcess(proc, log)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from collectors.events import ResourceEvent, StageEvent
-from collectors.jobs import JobSpec, JobState
+from collectors.jobs import JobSpec, JobState, StageKind
 from collectors.stores import open_store
 from tests.tuner.ray_fixtures import ROOT, RayTestCluster, node_env, start_cluster
 from tests.tuner.rpc_fixtures import HOST, free_port
@@ -56,9 +56,9 @@ def test_auto_without_a_cluster_and_bad_addresses_are_refused(tmp_path: Path) ->
             resolve_address(bad, {}, tmp_path / "missing")
 
 
-def test_each_node_cpu_is_a_client_resource_named_by_the_node() -> None:
+def test_each_node_cpu_is_a_build_resource_named_by_the_node() -> None:
     assert node_resources(NODE) == ("client:3f2a9c81:0", "client:3f2a9c81:1")
-    assert {resource_pool(r) for r in node_resources(NODE)} == {"client"}
+    assert {resource_pool(r) for r in node_resources(NODE)} == {"node"}
 
 
 def test_a_node_with_exactly_its_cores_pins_one_per_resource() -> None:
@@ -95,8 +95,8 @@ def test_resources_that_join_take_stages_and_those_that_leave_take_none() -> Non
 
     clock = SimClock()
     sink = make_sink(clock)
-    scheduler = Scheduler(["client:node1:0", "device:llvm:0"], "interleaved", clock=clock,
-                          sink=sink)  # fmt: skip
+    resources = ["client:0", "client:node1:0", "device:llvm:0"]
+    scheduler = Scheduler(resources, "interleaved", clock=clock, sink=sink)
     for label in ("A", "B"):
         driver = ScriptedDriver(label, iterations=2)
         scheduler.submit_job(
@@ -104,11 +104,31 @@ def test_resources_that_join_take_stages_and_those_that_leave_take_none() -> Non
             trials_total=driver.trials()[1],
         )  # fmt: skip
     scheduler.add_resources(["client:node2:0", "client:node1:0"])  # a known one is kept once
-    assert scheduler.resources == ("client:node1:0", "device:llvm:0", "client:node2:0")
+    assert scheduler.resources == (*resources, "client:node2:0")
     scheduler.remove_resources(["client:node1:0"])
     scheduler.run()
-    assert {e.resource for e in stage_events(sink)} == {"client:node2:0", "device:llvm:0"}
+    where = {(e.stage, e.resource) for e in stage_events(sink)}
+    assert {r for _, r in where} == {"client:0", "client:node2:0", "device:llvm:0"}
+    # Builds run on the nodes' cores; select and update where the search state lives.
+    assert {r for kind, r in where if kind == "build"} == {"client:node2:0"}
+    assert {r for kind, r in where if kind in ("select", "update")} == {"client:0"}
     assert all(info.state == JobState.FINISHED for info in scheduler.list())
+
+
+def test_without_nodes_builds_stay_on_the_client_and_nodes_are_no_device() -> None:
+    from tuner._base import NODE_POOL, pool_for
+    from tuner.clock import SimClock
+    from tuner.scheduler import Scheduler
+
+    assert resource_pool("client:node1:3") == NODE_POOL
+    assert resource_pool("client:3") == "client"
+    assert pool_for(StageKind.BUILD, "device:llvm") == "client"
+    assert pool_for(StageKind.BUILD, "device:llvm", NODE_POOL) == NODE_POOL
+    assert pool_for(StageKind.SELECT, "device:llvm", NODE_POOL) == "client"
+    assert pool_for(StageKind.PROFILE, "device:llvm", NODE_POOL) == "device:llvm"
+    scheduler = Scheduler(["client:0", "client:node1:0", "device:llvm:0"], "interleaved",
+                          clock=SimClock())  # fmt: skip
+    assert scheduler.catalog().devices == ("llvm",)
 
 
 # --- the command line ------------------------------------------------------------------------
@@ -199,6 +219,29 @@ def test_a_node_declaring_more_cpus_than_it_may_use_is_refused(
             assert engine.cluster is not None
             (refusal,) = engine.cluster.refused.values()
             assert worker.node_id[:8] in refusal and "declares 2 CPUs" in refusal
+            assert "\n" not in refusal
+            nodes = {_node_of(r) for r in engine.scheduler.resources} - {None}
+            assert worker.node_id[:8] not in nodes and len(nodes) == 1  # the head only
+    finally:
+        worker.stop()
+        ray_cluster.workers.remove(worker)
+
+
+@pytest.mark.slow
+def test_a_node_running_another_tuneloom_is_refused_by_name(
+    ray_cluster: RayTestCluster, tmp_path: Path
+) -> None:
+    other = tmp_path / "other-install"  # what an older install on that machine reports
+    (other / "tuneloom-0.0.1.dist-info").mkdir(parents=True)
+    (other / "tuneloom-0.0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: tuneloom\nVersion: 0.0.1\n"
+    )
+    worker = ray_cluster.add_worker(path_first=other)
+    try:
+        with _engine(tmp_path, ray_cluster.address) as engine:
+            assert engine.cluster is not None
+            (refusal,) = engine.cluster.refused.values()
+            assert worker.node_id[:8] in refusal and "tuneloom 0.0.1" in refusal
             assert "\n" not in refusal
             nodes = {_node_of(r) for r in engine.scheduler.resources} - {None}
             assert worker.node_id[:8] not in nodes and len(nodes) == 1  # the head only
@@ -322,3 +365,37 @@ def _check_not_attached_to(node_id: str) -> None:
 def _building_on(engine, resources: set[str]) -> bool:  # type: ignore[no-untyped-def]
     pools = engine.workers._builders
     return any(getattr(pools.get(r), "building", False) for r in resources)
+
+
+@pytest.mark.slow
+def test_a_server_killed_and_started_again_builds_on_the_cluster_again(
+    ray_cluster: RayTestCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.tuneloom.server_process import ServerProcess
+    from tuneloom.client import ServerClient
+
+    monkeypatch.delenv("TUNELOOM_TOKEN", raising=False)
+    server = ServerProcess(tmp_path / "jobs.db", "--ray", ray_cluster.address,
+                           "--number", "2", "--min-repeat-ms", "5")  # fmt: skip
+    try:
+        server.start(timeout=120)
+        client = ServerClient(server.url, timeout=30)
+        job = client.submit(JobSpec(workloads=("matmul:64",), **{**JOB, "trials": 24}))
+        deadline = time.monotonic() + 180
+        while not any(s.stage == "build" and s.status == "ok" for s in _stages(server.db)):
+            assert time.monotonic() < deadline, "no build finished before the kill"
+            time.sleep(0.2)
+        server.kill()
+        killed_at = time.time()
+        server.start(timeout=120)
+        deadline = time.monotonic() + 300
+        while (info := client.job(job)).state not in ("finished", "failed", "cancelled"):
+            assert time.monotonic() < deadline, f"the job did not finish: {info}"
+            time.sleep(0.5)
+    finally:
+        server.stop()
+    assert info.state == "finished" and info.trials_done == 24
+    after = [s for s in _stages(server.db) if s.start >= killed_at]
+    builds = {s.resource for s in after if s.stage == "build" and s.status == "ok"}
+    assert builds and all(_node_of(r) for r in builds)  # on the cluster's nodes again
+    assert all(_node_of(s.resource) is None for s in after if s.stage in ("select", "update"))

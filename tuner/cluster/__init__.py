@@ -1,4 +1,4 @@
-"""Client work on other machines: the cores of a Ray cluster's nodes as client resources.
+"""Client work on other machines: the cores of a Ray cluster's nodes as build resources.
 
 ``ray_nodes`` finds the nodes, checks each one (same tuneloom and TVM, the cores it
 declares) and names its cores ``client:NODE:i``; ``ray_builds`` builds candidates on a

@@ -1,9 +1,10 @@
 """The nodes of a Ray cluster as client resources: find them, check them, name their cores.
 
 The scheduler stays in the tuning process; each core a node declares (its Ray ``CPU``
-resource) becomes one client resource ``client:NODE:i`` (``NODE``: the first 8 hex digits of
-the Ray node id), whose builds run on that node (``ray_builds``). Select and update stay in
-the tuning process, where a job's search state lives. A node is taken only after a tiny Ray
+resource) becomes one resource ``client:NODE:i`` (``NODE``: the first 8 hex digits of the Ray
+node id) in the scheduler's ``node`` pool, which takes the builds; they run on that node
+(``ray_builds``). Select and update stay on the tuning process's own ``client:N`` cores,
+where a job's search state lives. A node is taken only after a tiny Ray
 task on it says it runs the same tuneloom and TVM as this process and may use the cores it
 declares; otherwise it is refused with one line naming it. ``RayCluster.watch`` polls the
 cluster: nodes that join start taking stages, nodes that leave (or whose builder died)
@@ -127,7 +128,7 @@ def alive_nodes(listing: Iterable[Mapping[str, Any]]) -> list[RayNode]:
 
 
 def node_resources(node: RayNode) -> tuple[str, ...]:
-    """The client resources of a node's cores: ``client:NODE:0`` ... ``client:NODE:n-1``."""
+    """The resources of a node's cores: ``client:NODE:0`` ... ``client:NODE:n-1``."""
     return tuple(f"{CLIENT_POOL}:{node.short}:{i}" for i in range(node.cpus))
 
 

@@ -29,9 +29,9 @@ class StageWorkers:
     profiler pinned to the plan's device N cores; ``device:rpc:KEY:N`` -> an RPC profiler for
     the pool with that key. Workers start on first use (or all at once with ``start``).
 
-    With a ``cluster`` (``--ray``) the client resources are its nodes' cores,
-    ``client:NODE:i``, instead of ``client:N``: their builds run on the node
-    (``tuner.cluster.ray_builds``), their select and update here, on the plan's client cores.
+    With a ``cluster`` (``--ray``) its nodes' cores, ``client:NODE:i``, are resources too:
+    the builds run there (``tuner.cluster.ray_builds``), while select and update keep to
+    ``client:N`` here, on the plan's client cores, where the search state lives.
     ``resources`` then changes as nodes come and go.
     """
 
@@ -61,7 +61,7 @@ class StageWorkers:
         self.build_workers = build_workers
         self.rpc_pools = dict(rpc_pools or {})
         self.cluster = cluster
-        names = [] if cluster is not None else [f"client:{i}" for i in range(clients)]
+        names = [f"client:{i}" for i in range(clients)]
         names += [f"{LOCAL_POOL}:{i}" for i in range(local_devices)]
         for pool, servers in self.rpc_pools.items():
             names += pool.resources(servers)
@@ -74,7 +74,7 @@ class StageWorkers:
 
     @property
     def resources(self) -> tuple[str, ...]:
-        """Every resource now: the cluster's client cores (if any), then this machine's."""
+        """Every resource now: the cluster nodes' cores (if any), then this machine's."""
         cluster = self.cluster.resources if self.cluster is not None else ()
         return cluster + self._own
 
@@ -159,7 +159,10 @@ class StageWorkers:
         start-up."""
         from tvm.target import Target
 
-        starters = [self.builder(r).start for r in self.resources if r.startswith("client:")]
+        builders = [r for r in self.resources if r.startswith("client:")]
+        if self.cluster is not None and self.cluster.slots:  # builds run on the nodes
+            builders = [r for r in builders if r in self.cluster.slots]
+        starters = [self.builder(r).start for r in builders]
         starters += [
             self.profiler(r).start for r in self.resources if r.startswith(LOCAL_POOL + ":")
         ]
