@@ -19,7 +19,7 @@ import pytest
 from collectors.events import ResourceEvent, StageEvent
 from collectors.jobs import JobSpec, JobState, StageKind
 from collectors.stores import open_store
-from tests.tuner.ray_fixtures import ROOT, RayTestCluster, node_env, start_cluster
+from tests.tuner.ray_fixtures import ROOT, RayNodeProcess, RayTestCluster, node_env, start_cluster
 from tests.tuner.rpc_fixtures import HOST, free_port
 from tuner._base import TunerError, resource_pool
 from tuner.cluster.ray_nodes import (
@@ -214,17 +214,7 @@ def test_a_node_declaring_more_cpus_than_it_may_use_is_refused(
     ray_cluster: RayTestCluster, tmp_path: Path
 ) -> None:
     worker = ray_cluster.add_worker(cpus=2, core=0)  # 2 CPUs declared, 1 core to run on
-    try:
-        with _engine(tmp_path, ray_cluster.address) as engine:
-            assert engine.cluster is not None
-            (refusal,) = engine.cluster.refused.values()
-            assert worker.node_id[:8] in refusal and "declares 2 CPUs" in refusal
-            assert "\n" not in refusal
-            nodes = {_node_of(r) for r in engine.scheduler.resources} - {None}
-            assert worker.node_id[:8] not in nodes and len(nodes) == 1  # the head only
-    finally:
-        worker.stop()
-        ray_cluster.workers.remove(worker)
+    _check_refused_alone(ray_cluster, worker, tmp_path, "declares 2 CPUs")
 
 
 @pytest.mark.slow
@@ -237,11 +227,19 @@ def test_a_node_running_another_tuneloom_is_refused_by_name(
         "Metadata-Version: 2.1\nName: tuneloom\nVersion: 0.0.1\n"
     )
     worker = ray_cluster.add_worker(path_first=other)
+    _check_refused_alone(ray_cluster, worker, tmp_path, "tuneloom 0.0.1")
+
+
+def _check_refused_alone(
+    ray_cluster: RayTestCluster, worker: RayNodeProcess, tmp_path: Path, why: str
+) -> None:
+    """An engine on the cluster refuses ``worker`` (one line naming it and ``why``) and
+    takes the head alone; the worker is stopped afterwards."""
     try:
         with _engine(tmp_path, ray_cluster.address) as engine:
             assert engine.cluster is not None
             (refusal,) = engine.cluster.refused.values()
-            assert worker.node_id[:8] in refusal and "tuneloom 0.0.1" in refusal
+            assert worker.node_id[:8] in refusal and why in refusal
             assert "\n" not in refusal
             nodes = {_node_of(r) for r in engine.scheduler.resources} - {None}
             assert worker.node_id[:8] not in nodes and len(nodes) == 1  # the head only
