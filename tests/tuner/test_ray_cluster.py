@@ -219,7 +219,7 @@ def test_a_node_declaring_more_cpus_than_it_may_use_is_refused(
 
 @pytest.mark.slow
 def test_a_node_running_another_tuneloom_is_refused_by_name(
-    ray_cluster: RayTestCluster, tmp_path: Path
+    ray_cluster: RayTestCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     other = tmp_path / "other-install"  # what an older install on that machine reports
     (other / "tuneloom-0.0.1.dist-info").mkdir(parents=True)
@@ -227,6 +227,9 @@ def test_a_node_running_another_tuneloom_is_refused_by_name(
         "Metadata-Version: 2.1\nName: tuneloom\nVersion: 0.0.1\n"
     )
     worker = ray_cluster.add_worker(path_first=other)
+    # Ray puts the driver's working folder first on every worker's path: run from elsewhere,
+    # as a server would, or this checkout's build metadata is found before the other install's.
+    monkeypatch.chdir(tmp_path)
     _check_refused_alone(ray_cluster, worker, tmp_path, "tuneloom 0.0.1")
 
 
