@@ -119,8 +119,9 @@ class EngineSettings:
     before such a stage would end, or at most ``lend_wait_s`` later (``math.inf``: whenever
     no profile waits); profiles never share them. ``target`` is the codegen target of jobs
     whose spec names none. ``ray`` (``auto`` or ``HOST:PORT`` of a running Ray head): the
-    client resources are the cores of that cluster's nodes, whose builds run there
-    (``tuner.cluster``); select and update stay in this process, with the jobs' search state.
+    cores of that cluster's nodes are resources that take the builds, which run there
+    (``tuner.cluster``); select and update stay on this process's client cores, with the
+    jobs' search state.
     """
 
     runs_dir: str | Path
