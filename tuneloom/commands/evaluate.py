@@ -236,10 +236,35 @@ def _profile_text(result: dict[str, Any]) -> str:
             f"({(profile['gap_share'] or 0):+.1%}; "
             f"{'the VM between calls' if gap >= 0 else 'the profiler cost, and noise'})"
         )
+    lines += _layers_text(result.get("layers"))
     if "profiles_stored" in result:
         stored = result["profiles_stored"]
         lines.append(f"  profiles stored in {stored['db']} for job {stored['job']}")
     return "\n".join(lines)
+
+
+def _layers_text(layers: dict[str, Any] | None) -> list[str]:
+    """TVM's kernels beside the framework's layers (``result["layers"]``), heaviest first."""
+    if not layers:
+        return []
+    framework = layers["framework"]
+    lines = [
+        "",
+        f"  TVM {layers['variant']} kernels beside {framework} layers ({layers['method']})",
+        f"    {'layers':<30} {'TVM ms':>8} {framework + ' ms':>10} {framework + '/TVM':>12}",
+    ]
+    for group in layers["groups"]:
+        names = ", ".join(group["layers"]) or "(no layer: " + ", ".join(group["kernels"]) + ")"
+        speedup = group["speedup"]
+        lines.append(
+            f"    {names[:30]:<30} {group['tvm_ms']:8.4f} {group['framework_ms']:10.4f} "
+            f"{(f'{speedup:.2f}x' if speedup is not None else '-'):>12}"
+        )
+    lines.append(
+        f"    {framework} layers alone sum to {layers['layer_sum_ms']:.3f} ms; the whole model "
+        f"takes {layers['whole_ms']:.3f} ms"
+    )
+    return lines
 
 
 def _human(result: dict[str, Any]) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from tuner.models._base import LoadedModel, ModelError
+from tuner.models.layer_times import METHOD, LayerGroup, LayerTimes, compare_layers
 from tuner.models.measure import last_json_object, last_line
 from tuner.models.profile import ModelProfile
 
@@ -45,6 +46,9 @@ class Evaluation:
     scale: float = 1.0
     saved: dict[str, str] = field(default_factory=dict)
     profiles: dict[str, ModelProfile] = field(default_factory=dict)  # per TVM variant
+    layer_times: LayerTimes | None = None  # the framework's time per layer (with profile)
+    layer_groups: list[LayerGroup] = field(default_factory=list)  # ... beside TVM's kernels
+    layer_variant: str | None = None  # the TVM variant the groups compare with
 
     @property
     def max_abs_error(self) -> float:
@@ -76,6 +80,15 @@ class Evaluation:
             document["saved"] = dict(self.saved)
         if self.profiles:
             document["profiles"] = {v: p.as_json() for v, p in self.profiles.items()}
+        if self.layer_times is not None:
+            document["layers"] = {
+                "framework": self.layer_times.framework,
+                "method": METHOD,
+                "variant": self.layer_variant,
+                "whole_ms": self.layer_times.whole_ms,
+                "layer_sum_ms": self.layer_times.layer_sum_ms,
+                "groups": [g.as_json() for g in self.layer_groups],
+            }
         return document
 
 
@@ -106,6 +119,7 @@ def evaluate_model(
     """
     from tuner.models.compiled import compile_model, save_compiled
     from tuner.models.kernels import model_kernel_tasks
+    from tuner.models.layer_times import framework_layer_times
     from tuner.models.loaders import random_inputs
     from tuner.models.profile import profile_saved_model
 
@@ -148,6 +162,11 @@ def evaluate_model(
                 ["baseline", name, "--model", str(model.source), "--settings", settings],
             )
     errors, scale = compare_outputs(outputs)
+    layer_times, groups, compared = None, [], None
+    if profiles and "tflite" in chosen and "keras_model" in model.artifacts:
+        compared = "tuned" if "tuned" in profiles else "untuned"
+        layer_times = framework_layer_times(model, threads=threads, settings=load_settings)
+        groups = kernel_layer_groups(model, target, profiles[compared], layer_times)
     return Evaluation(
         model=model.name,
         threads=threads,
@@ -160,7 +179,29 @@ def evaluate_model(
         scale=scale,
         saved=saved if keep_dir else {},
         profiles=profiles,
+        layer_times=layer_times,
+        layer_groups=groups,
+        layer_variant=compared,
     )
+
+
+def kernel_layer_groups(
+    model: LoadedModel, target: Mapping[str, Any], profile: ModelProfile, times: LayerTimes
+) -> list[LayerGroup]:
+    """``compare_layers`` of a TVM profile (kernels only, VM builtins left out) and a
+    framework's per-layer times, kernels joined to layers through the model's graph."""
+    from tuner.models.graph import model_graph
+
+    kernel_layers: dict[str, set[str]] = {}
+    for node in model_graph(model, target).nodes:
+        kernel_layers.setdefault(node.kernel, set()).update(node.layers)
+    kernel_ms = {
+        k.name: k.total_secs * 1e3 for k in profile.kernels if not k.name.startswith("vm.")
+    }
+    layer_ms: dict[str, float] = {}
+    for name, _, ms in times.layers:
+        layer_ms[name] = layer_ms.get(name, 0.0) + ms
+    return compare_layers(kernel_ms, kernel_layers, layer_ms)
 
 
 def time_saved_model(
