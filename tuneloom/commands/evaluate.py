@@ -28,7 +28,10 @@ jobs name is used) or a MetaSchedule database folder.
 for untuned and tuned, every fused kernel's task, calls per run, time per call and share of
 the end-to-end latency, with the kernels' sum beside the end-to-end time and the gap between
 them (the VM's own work; negative: the profiler's cost and noise). With --db STORE the profiles are
-also appended to the store, to the newest job of MODEL there.
+also appended to the store, to the newest job of MODEL there. For a Keras model with the
+tflite baseline, --profile also times each Keras layer alone as a one-layer TFLite model and
+puts those times beside the TVM kernels that did the same work (tuned, else untuned): where
+TFLite keeps up with the tuned model, layer by layer.
 """
 
 
