@@ -252,3 +252,24 @@ def recompute_per_reader(graph: MemoryGraph, node: int) -> MemoryGraph:
             base.is_output, base.dtype,
         )  # fmt: skip
     return MemoryGraph(nodes, tensors, graph.weight_bytes, graph.name, graph.notes)
+
+
+def without_inputs(graph: MemoryGraph) -> MemoryGraph:
+    """``graph`` with model inputs of 0 bytes (TVM's planner does not allocate them)."""
+    tensors = {
+        name: Tensor(t.name, 0, None, t.consumers, t.is_output, t.dtype)
+        if t.producer is None
+        else t
+        for name, t in graph.tensors.items()
+    }
+    return MemoryGraph(graph.nodes, tensors, graph.weight_bytes, graph.name, graph.notes)
+
+
+def largest_region(graph: MemoryGraph) -> set[int]:
+    """Nodes that read or write a tensor of the graph's largest activation size."""
+    largest = max(t.bytes for t in graph.tensors.values() if t.producer is not None)
+    return {
+        i
+        for i, n in enumerate(graph.nodes)
+        if any(graph.tensors[t].bytes == largest for t in (*n.inputs, *n.outputs))
+    }
