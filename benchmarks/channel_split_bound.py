@@ -4,9 +4,10 @@ For the model rewritten for memory (``rewrite_for_memory``, the graph whose leas
 ``memory_bench.py`` reports), the kernels that touch the largest activations are split into
 ``parts`` channel slices (``channel_split``: channel-wise kernels per slice; convolutions
 split by output channels, accumulated over input slices, or accumulated in place of another
-input), every combination of those choices is searched with the exact least-peak search
-(``min_peak_order``), with and without recomputing the stem once per reader, and the least
-peak is printed beside the unsplit one. Model inputs are counted as 0 bytes: TVM does not
+input), every combination of those choices (up to ``FULL_SEARCH_PARTS`` slices; beyond,
+coordinate descent over them) is searched with the least-peak search (``min_peak_order``),
+with and without recomputing the stem once per reader, and the least peak is printed beside
+the unsplit one. Model inputs are counted as 0 bytes: TVM does not
 plan them, so this is the floor of what its planner could allocate. The tensors live at the
 peak step of the best order say what stops it going lower.
 
