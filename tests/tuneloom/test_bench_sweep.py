@@ -40,7 +40,7 @@ def test_toml_and_json_grids_expand_to_every_combination(tmp_path: Path) -> None
     as_json = write(tmp_path, "grid.json", json.dumps({"model": "zoo:mlp", "trials": 4}))
     assert expand_grid(read_grid(as_json)) == [
         {"model": "zoo:mlp", "trials": 4, "policy": "interleaved", "batch": 16,
-         "build_workers": None, "population": 512, "repeat": 10, "baseline": None}
+         "build_workers": None, "population": None, "repeat": 10, "baseline": None}
     ]  # fmt: skip
 
 

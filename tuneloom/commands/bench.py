@@ -27,7 +27,7 @@ The grid is TOML or JSON; every key holds one value or a list of values:
     policy = ["interleaved", "sequential"]
     batch = [8, 16]                    # candidates per tuning iteration
     build_workers = [1, 2]             # build processes per client resource
-    population = 64                    # evolutionary search population
+    population = 64                    # evolutionary search population (default: tune's)
     repeat = 10                        # timing repeats of the final evaluation
 
 Each run tunes the model with `tuneloom tune` in a fresh process (its own store and
@@ -43,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "policy": "interleaved",
     "batch": 16,
     "build_workers": None,
-    "population": 512,
+    "population": None,  # tune's default
     "repeat": 10,
     "baseline": None,
 }
@@ -146,8 +146,10 @@ def run_one(index: int, settings: dict[str, Any], folder: Path) -> dict[str, Any
     tune = [
         "tune", settings["model"], "--trials-per-task", str(settings["trials"]),
         "--policy", settings["policy"], "--batch", str(settings["batch"]),
-        "--population", str(settings["population"]), "--db", str(store), "--json",
+        "--db", str(store), "--json",
     ]  # fmt: skip
+    if settings["population"]:
+        tune += ["--population", str(settings["population"])]
     if settings["build_workers"]:
         tune += ["--build-workers", str(settings["build_workers"])]
     started = time.perf_counter()

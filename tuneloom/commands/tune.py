@@ -80,8 +80,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--population",
         type=int,
-        default=512,
-        help="evolutionary search population (default 512, MetaSchedule's)",
+        default=None,
+        help="evolutionary search population (default: 128 per client core, at most 512, "
+        "MetaSchedule's default)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(

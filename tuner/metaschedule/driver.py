@@ -941,7 +941,7 @@ class MetaScheduleDriver(JobDriver):
             t.spec.mod,
             target=self.target,
             space_generator="post-order-apply",
-            search_strategy=self.search.strategy(),
+            search_strategy=self.search.strategy(threads),
             task_name=t.name,
             rand_state=1 + _mix(self.seed, t.name, "ctx") % (2**31 - 2),
             num_threads=threads,

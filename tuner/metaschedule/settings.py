@@ -18,12 +18,26 @@ if TYPE_CHECKING:
 LOCAL_POOL = "device:llvm"
 
 
+METASCHEDULE_POPULATION = 512  # MetaSchedule's default, sized for a machine of many cores
+POPULATION_PER_CORE = 128
+
+
+def population_for_cores(client_cores: int) -> int:
+    """The default population for a search on ``client_cores`` cores: 128 per core, at most
+    MetaSchedule's 512. Every select evolves the whole population for 4 generations, so its
+    cost grows with the population and shrinks with the cores that share it; on one core a
+    population of 128 selects ~2x faster than 512 and found schedules as fast
+    (``benchmarks/population_bench.py``)."""
+    return min(METASCHEDULE_POPULATION, POPULATION_PER_CORE * max(1, client_cores))
+
+
 @dataclass(frozen=True, slots=True)
 class SearchConfig:
-    """Evolutionary search and cost model settings (MetaSchedule's defaults, except the
-    XGBoost warm-up, which is lowered so small jobs get predictions)."""
+    """Evolutionary search and cost model settings: MetaSchedule's defaults, except the
+    population, sized to the client cores unless given (``population_for_cores``), and the
+    XGBoost warm-up, lowered so small jobs get predictions."""
 
-    population_size: int = 512
+    population_size: int | None = None
     init_measured_ratio: float = 0.2
     init_min_unmeasured: int = 50
     genetic_num_iters: int = 4
@@ -32,9 +46,16 @@ class SearchConfig:
     eps_greedy: float = 0.05
     xgb_warmup_samples: int = 32
 
-    def strategy(self) -> ms.search_strategy.EvolutionarySearch:
+    def population(self, client_cores: int) -> int:
+        """The population a search on ``client_cores`` cores evolves."""
+        if self.population_size is not None:
+            return self.population_size
+        return population_for_cores(client_cores)
+
+    def strategy(self, client_cores: int = 1) -> ms.search_strategy.EvolutionarySearch:
+        """MetaSchedule's evolutionary search with these settings, on ``client_cores``."""
         return ms.search_strategy.EvolutionarySearch(
-            population_size=self.population_size,
+            population_size=self.population(client_cores),
             init_measured_ratio=self.init_measured_ratio,
             init_min_unmeasured=self.init_min_unmeasured,
             genetic_num_iters=self.genetic_num_iters,
