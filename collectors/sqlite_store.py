@@ -20,8 +20,8 @@ transaction and a busy timeout makes writers wait their turn.
 
 A file is only written after its header says it is a tuneloom store this build reads (or
 it is missing or empty); anything else raises ``StoreError`` and leaves the file
-byte-for-byte as it was. A store of schema version 1 is upgraded in place, in one
-transaction, when opened for writing; opened read-only it is refused with a message saying
+byte-for-byte as it was. A store of an older schema version (1 or 2) is upgraded in place,
+in one transaction, when opened for writing; opened read-only it is refused with a message saying
 so, and left untouched.
 """
 
@@ -49,8 +49,10 @@ from collectors._sqlite_schema import (
     ROW,
     SCHEMA_VERSION,
     STAGE_ROW,
+    TRACE_TEXT,
     create,
-    upgrade_from_1,
+    split_trace,
+    upgrade,
 )
 from collectors.events import (
     Event,
@@ -82,7 +84,9 @@ __all__ = ["APPLICATION_ID", "RECORD_ROW", "STAGE_ROW", "STORE_SCHEMA_VERSION", 
 
 _INSERT_STAGE = "INSERT INTO stages VALUES (?,?,?,?,?,?,?,?)"
 _INSERT_RECORD = "INSERT INTO records VALUES (?,?,?,?,?,?)"
-_INSERT_TRACE = "INSERT INTO traces VALUES (?,?)"
+_INSERT_TRACE = "INSERT INTO traces (pos, trace, head) VALUES (?,?,?)"
+_INSERT_TRACE_HEAD = "INSERT INTO trace_heads (id, head) VALUES (?,?)"
+_NEXT_TRACE_HEAD = "SELECT ifnull(max(id), 0) + 1 FROM trace_heads"
 _INSERT_JOB_TASK = "INSERT INTO job_task_events VALUES (?,?,?,?,?)"
 _NAN = math.nan
 
@@ -104,7 +108,7 @@ _LAST_RUN = "SELECT lo, hi FROM seq_runs WHERE source = ? ORDER BY lo DESC LIMIT
 _READ_ARMS = {
     "stage": "SELECT pos, 'stage', row, error, NULL, NULL FROM stages",
     "record": (
-        "SELECT r.pos, 'record', r.row, r.error, r.run_secs, t.trace FROM records r "
+        f"SELECT r.pos, 'record', r.row, r.error, r.run_secs, {TRACE_TEXT} FROM records r "
         "LEFT JOIN traces t ON t.pos = r.pos"
     ),
     "job_task": "SELECT pos, kind, NULL, NULL, NULL, body FROM job_task_events",
@@ -164,6 +168,7 @@ class SQLiteStore(BaseStore):
         self._closed = False
         self._writer: sqlite3.Connection | None = None
         self._names = _Names()
+        self._heads = _TraceHeads()
         exists = _inspect(self.path, read_only=read_only)
         if read_only:
             if not exists:
@@ -197,7 +202,8 @@ class SQLiteStore(BaseStore):
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     with _frames.gc_paused():
-                        stored, fresh = _append(conn, batch, sources, self._names)
+                        heads = self._heads.batch(conn)
+                        stored, fresh = _append(conn, batch, sources, self._names, heads)
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
@@ -216,6 +222,7 @@ class SQLiteStore(BaseStore):
             except sqlite3.Error as exc:
                 raise StoreError(f"{self.path}: cannot append ({exc})") from exc
             self._names.committed(fresh)
+            self._heads.committed(heads.fresh)
         return stored
 
     # --- reading -----------------------------------------------------------------------
@@ -493,7 +500,7 @@ class SQLiteStore(BaseStore):
                 return []
             rows = _fetch(
                 conn,
-                "SELECT r.pos, r.row, r.error, t.trace FROM records r "
+                f"SELECT r.pos, r.row, r.error, {TRACE_TEXT} FROM records r "
                 "LEFT JOIN traces t ON t.pos = r.pos "
                 "WHERE r.job = ? AND r.task = ? AND r.pos > ? ORDER BY r.pos",
                 (job_id, task_id, after),
@@ -506,6 +513,55 @@ class SQLiteStore(BaseStore):
                 rows, packed["mean_secs"].tolist(), packed["origin"].tolist(), strict=True
             )
         ]
+
+
+class _TraceHeads:
+    """The ``trace_heads`` table's heads known to this process, by text (at most
+    ``_HEADS_CACHED``; a head missing here is stored again under a new id, which reads the
+    same). Heads added by a transaction are cached once it commits."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+
+    def batch(self, conn: sqlite3.Connection) -> _HeadBatch:
+        """The heads of one write transaction (call inside it)."""
+        return _HeadBatch(self._ids, conn)
+
+    def committed(self, fresh: dict[str, int]) -> None:
+        """Cache heads added by a transaction that has committed."""
+        if not fresh:
+            return
+        if len(self._ids) + len(fresh) > _HEADS_CACHED:
+            self._ids = {}
+        self._ids.update(fresh)
+
+
+class _HeadBatch:
+    """Ids of the trace heads one transaction writes: known ones, and new ones (``rows``)
+    numbered after the largest stored id."""
+
+    __slots__ = ("_conn", "_next", "fresh", "known", "rows")
+
+    def __init__(self, known: dict[str, int], conn: sqlite3.Connection) -> None:
+        self.known = known
+        self.fresh: dict[str, int] = {}
+        self.rows: list[tuple[int, str]] = []
+        self._conn = conn
+        self._next = 0
+
+    def add(self, head: str) -> int:
+        """The id of a head not in ``known``: this transaction's, or a new one."""
+        code = self.fresh.get(head)
+        if code is None:
+            if not self._next:
+                self._next = self._conn.execute(_NEXT_TRACE_HEAD).fetchone()[0]
+            code = self.fresh[head] = self._next
+            self._next += 1
+            self.rows.append((code, head))
+        return code
+
+
+_HEADS_CACHED = 4096
 
 
 class _Names:
@@ -524,22 +580,27 @@ class _Names:
         return self._ids
 
     def ids_for(
-        self, conn: sqlite3.Connection, wanted: set[str | None]
+        self,
+        conn: sqlite3.Connection,
+        wanted: set[str | None],
+        pending: dict[str, int] | None = None,
     ) -> tuple[dict[str | None, int | None], dict[str, int]]:
-        """Ids of ``wanted`` names, adding missing ones (call inside the write transaction).
+        """Ids of ``wanted`` names, adding missing ones (call inside the write transaction;
+        ``pending``: the names it added already, which are not cached before it commits).
 
-        Returns the mapping to use and the names this transaction added.
+        Returns the mapping to use and every name this transaction added.
         """
+        pending = pending or {}
         with self._lock:
-            if all(w in self._ids for w in wanted):
-                return self._ids, {}
-            self._load(conn)
-            missing = sorted(w for w in wanted if w not in self._ids)  # never None
+            if all(w in self._ids or w in pending for w in wanted):
+                return {**self._ids, **pending} if pending else self._ids, pending
+            self._load(conn, below=min(pending.values(), default=None))
+            missing = sorted(w for w in wanted if w not in self._ids and w not in pending)
             if not missing:
-                return self._ids, {}
+                return {**self._ids, **pending} if pending else self._ids, pending
             first = conn.execute("SELECT ifnull(max(id), 0) FROM names").fetchone()[0] + 1
             conn.executemany("INSERT INTO names (name) VALUES (?)", [(m,) for m in missing])
-            fresh = dict(zip(missing, range(first, first + len(missing)), strict=True))
+            fresh = pending | dict(zip(missing, range(first, first + len(missing)), strict=True))
             return {**self._ids, **fresh}, fresh
 
     def committed(self, fresh: dict[str, int]) -> None:
@@ -575,11 +636,14 @@ class _Names:
                 self._lookup = pd.array(self._texts, dtype=_frames.TEXT)
             return self._lookup
 
-    def _load(self, conn: sqlite3.Connection) -> None:
+    def _load(self, conn: sqlite3.Connection, below: int | None = None) -> None:
+        """Cache the names stored after the cached ones; ``below``: only those with a smaller
+        id (the ones from there on are the open transaction's, not committed yet)."""
         with self._lock:
             known = len(self._texts) - 1
             rows = conn.execute(
-                "SELECT id, name FROM names WHERE id > ? ORDER BY id", (known,)
+                "SELECT id, name FROM names WHERE id > ? AND id < ? ORDER BY id",
+                (known, _INT64_MAX if below is None else below),
             ).fetchall()
             if not rows:
                 return
@@ -595,7 +659,11 @@ class _Names:
 
 
 def _append(
-    conn: sqlite3.Connection, batch: list[Event], sources: set[str], names: _Names
+    conn: sqlite3.Connection,
+    batch: list[Event],
+    sources: set[str],
+    names: _Names,
+    heads: _HeadBatch,
 ) -> tuple[list[Stored], dict[str, int]]:
     """Store the new events of a batch inside an open transaction.
 
@@ -607,14 +675,13 @@ def _append(
         return [], fresh
     before = conn.execute(_LAST_POS).fetchone()[0]
     rows = _Rows()
-    done = _encode(rows, new, before + 1, ids)
+    done = _encode(rows, new, before + 1, ids, heads)
     while done < len(new):  # an event uses a name no batch has used before
         wanted: set[str | None] = set()
         for e in new[done:]:
             wanted.update(_NAMED_FIELDS[type(e)](e))
-        ids, more = names.ids_for(conn, wanted)
-        fresh = {**fresh, **more}
-        done += _encode(rows, new[done:], before + 1 + done, ids)
+        ids, fresh = names.ids_for(conn, wanted, fresh)
+        done += _encode(rows, new[done:], before + 1 + done, ids, heads)
     if rows.stages:
         conn.executemany(_INSERT_STAGE, rows.stages)
         conn.execute(
@@ -623,6 +690,8 @@ def _append(
         )
     if rows.records:
         conn.executemany(_INSERT_RECORD, rows.records)
+    if heads.rows:
+        conn.executemany(_INSERT_TRACE_HEAD, heads.rows)
     if rows.traces:
         conn.executemany(_INSERT_TRACE, rows.traces)
     if rows.job_task:
@@ -700,17 +769,22 @@ class _Rows:
     def __init__(self) -> None:
         self.stages: list[tuple[Any, ...]] = []
         self.records: list[tuple[Any, ...]] = []
-        self.traces: list[tuple[int, str]] = []
+        self.traces: list[tuple[int, str, int | None]] = []
         self.job_task: list[tuple[Any, ...]] = []
         self.longest = -1.0  # the longest stage, in seconds
 
 
 def _encode(
-    rows: _Rows, events: list[Event], first_pos: int, ids: dict[str | None, int | None]
+    rows: _Rows,
+    events: list[Event],
+    first_pos: int,
+    ids: dict[str | None, int | None],
+    heads: _HeadBatch,
 ) -> int:
     """Add the rows of ``events``, stored at positions ``first_pos``, ``first_pos + 1``, ...;
     returns how many were added: fewer than all when one uses a name without an id."""
     pack = ROW.pack
+    known_head, new_head = heads.known.get, heads.add
     stage_rows, record_rows, trace_rows = rows.stages, rows.records, rows.traces
     longest = rows.longest
     pos = first_pos - 1
@@ -738,7 +812,11 @@ def _encode(
                 )  # fmt: skip
                 record_rows.append((pos, job, task, error, secs, row))
                 if trace is not None:
-                    trace_rows.append((pos, trace))
+                    if (split := split_trace(trace)) is None:
+                        trace_rows.append((pos, trace, None))
+                    else:
+                        head, rest = split
+                        trace_rows.append((pos, rest, known_head(head) or new_head(head)))
             elif cls is StageEvent:
                 (source, seq, ts, clock, job, task, iteration, stage, resource, start, end,
                  status, error, candidates) = _stage_fields(e)  # fmt: skip
@@ -878,13 +956,13 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
                 create(conn)
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version = {STORE_SCHEMA_VERSION}")
-            elif _check_identity(conn, path, read_only=False) == 1:
+            elif (version := _check_identity(conn, path, read_only=False)) < SCHEMA_VERSION:
                 try:
-                    upgrade_from_1(conn)
+                    upgrade(conn, version)
                 except (sqlite3.Error, struct.error) as exc:
                     raise StoreError(
-                        f"{path}: cannot upgrade this store from schema version 1 ({exc}); "
-                        "the file was left unchanged"
+                        f"{path}: cannot upgrade this store from schema version {version} "
+                        f"({exc}); the file was left unchanged"
                     ) from exc
                 conn.execute(f"PRAGMA user_version = {STORE_SCHEMA_VERSION}")
             conn.execute("COMMIT")
