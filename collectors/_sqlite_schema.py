@@ -125,6 +125,15 @@ def create(conn: sqlite3.Connection) -> None:
     )
 
 
+def trace_cut(trace: str) -> int:
+    """Where a MetaSchedule trace in the compact JSON form is split (``split_trace``):
+    the length of its head, or 0 when it is kept whole."""
+    if not trace.startswith(_MS_TRACE_START):
+        return 0
+    cut = trace.rfind(_DECISIONS_START) + 2
+    return cut if cut >= _MIN_HEAD_CHARS else 0
+
+
 def split_trace(trace: str) -> tuple[str, str] | None:
     """(head, rest) of a MetaSchedule trace in the compact JSON form, split where its
     decisions start (``head + rest == trace``); None for any other text or a short head.
@@ -132,12 +141,8 @@ def split_trace(trace: str) -> tuple[str, str] | None:
     Any split point would read back the same text; this one makes the heads of records
     sharing an instruction list equal, so that it is stored once.
     """
-    if not trace.startswith(_MS_TRACE_START):
-        return None
-    cut = trace.rfind(_DECISIONS_START) + 2
-    if cut < _MIN_HEAD_CHARS:
-        return None
-    return trace[:cut], trace[cut:]
+    cut = trace_cut(trace)
+    return (trace[:cut], trace[cut:]) if cut else None
 
 
 def upgrade(conn: sqlite3.Connection, version: int) -> None:

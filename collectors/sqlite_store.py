@@ -51,7 +51,7 @@ from collectors._sqlite_schema import (
     STAGE_ROW,
     TRACE_TEXT,
     create,
-    split_trace,
+    trace_cut,
     upgrade,
 )
 from collectors.events import (
@@ -102,6 +102,8 @@ _RUNS_IN_WINDOW = (
     "ORDER BY lo"
 )
 _LAST_RUN = "SELECT lo, hi FROM seq_runs WHERE source = ? ORDER BY lo DESC LIMIT 1"
+_DELETE_RUN = "DELETE FROM seq_runs WHERE source = ? AND lo = ?"
+_INSERT_RUN = "INSERT INTO seq_runs (source, lo, hi) VALUES (?, ?, ?)"
 
 # What ``read`` and ``record`` select from each table: pos, kind, row, error, run_secs, text
 # (a record's trace, or a job or task event's JSON).
@@ -116,6 +118,7 @@ _READ_ARMS = {
 _READ_POS = {"stage": "pos", "record": "r.pos", "job_task": "pos"}
 _READ_NAME_COLUMNS = {"stage": "", "record": "r.", "job_task": ""}
 
+_seq = attrgetter("seq")
 _stage_fields = attrgetter(
     "source", "seq", "ts", "clock", "job", "task", "iteration", "stage", "resource",
     "start", "end", "status", "error", "candidates",
@@ -222,7 +225,7 @@ class SQLiteStore(BaseStore):
             except sqlite3.Error as exc:
                 raise StoreError(f"{self.path}: cannot append ({exc})") from exc
             self._names.committed(fresh)
-            self._heads.committed(heads.fresh)
+            self._heads.committed(heads)
         return stored
 
     # --- reading -----------------------------------------------------------------------
@@ -516,24 +519,36 @@ class SQLiteStore(BaseStore):
 
 
 class _TraceHeads:
-    """The ``trace_heads`` table's heads known to this process, by text (at most
-    ``_HEADS_CACHED``; a head missing here is stored again under a new id, which reads the
-    same). Heads added by a transaction are cached once it commits."""
+    """The ``trace_heads`` table's heads known to this process (at most ``_HEADS_CACHED``;
+    a head missing here is stored again under a new id, which reads the same). Heads added
+    by a transaction are known once it commits.
+
+    Heads are found by their last characters, then compared in full with the trace's
+    start, so that a known head costs no hash of its whole text.
+    """
 
     def __init__(self) -> None:
-        self._ids: dict[str, int] = {}
+        self._known: _HeadIndex = {}
+        self._count = 0
 
     def batch(self, conn: sqlite3.Connection) -> _HeadBatch:
         """The heads of one write transaction (call inside it)."""
-        return _HeadBatch(self._ids, conn)
+        return _HeadBatch(self._known, conn)
 
-    def committed(self, fresh: dict[str, int]) -> None:
-        """Cache heads added by a transaction that has committed."""
-        if not fresh:
+    def committed(self, batch: _HeadBatch) -> None:
+        """Know the heads added by a transaction that has committed."""
+        if not batch.rows:
             return
-        if len(self._ids) + len(fresh) > _HEADS_CACHED:
-            self._ids = {}
-        self._ids.update(fresh)
+        if self._count + len(batch.rows) > _HEADS_CACHED:
+            self._known, self._count = {}, 0
+        for key, entries in batch.fresh.items():
+            self._known.setdefault(key, []).extend(entries)
+        self._count += len(batch.rows)
+
+
+# a head's last characters -> [(head, id)]
+_HeadIndex = dict[str, list[tuple[str, int]]]
+_HEAD_KEY_CHARS = 32
 
 
 class _HeadBatch:
@@ -542,22 +557,32 @@ class _HeadBatch:
 
     __slots__ = ("_conn", "_next", "fresh", "known", "rows")
 
-    def __init__(self, known: dict[str, int], conn: sqlite3.Connection) -> None:
+    def __init__(self, known: _HeadIndex, conn: sqlite3.Connection) -> None:
         self.known = known
-        self.fresh: dict[str, int] = {}
+        self.fresh: _HeadIndex = {}
         self.rows: list[tuple[int, str]] = []
         self._conn = conn
         self._next = 0
 
-    def add(self, head: str) -> int:
-        """The id of a head not in ``known``: this transaction's, or a new one."""
-        code = self.fresh.get(head)
-        if code is None:
-            if not self._next:
-                self._next = self._conn.execute(_NEXT_TRACE_HEAD).fetchone()[0]
-            code = self.fresh[head] = self._next
-            self._next += 1
-            self.rows.append((code, head))
+    def id_of(self, trace: str, cut: int) -> int:
+        """The id of the head ``trace[:cut]``: a known one, this transaction's, or new."""
+        key = trace[cut - _HEAD_KEY_CHARS : cut]
+        entries = self.known.get(key)
+        if entries is not None:
+            for head, code in entries:
+                if len(head) == cut and trace.startswith(head):
+                    return code
+        entries = self.fresh.setdefault(key, [])
+        for head, code in entries:
+            if len(head) == cut and trace.startswith(head):
+                return code
+        if not self._next:
+            self._next = self._conn.execute(_NEXT_TRACE_HEAD).fetchone()[0]
+        code = self._next
+        self._next += 1
+        head = trace[:cut]
+        entries.append((head, code))
+        self.rows.append((code, head))
         return code
 
 
@@ -670,7 +695,7 @@ def _append(
     Returns them with their positions, and the names this transaction added.
     """
     ids, fresh = names.ids_for(conn, sources)  # type: ignore[arg-type]
-    new = _claim_new(conn, batch, ids)
+    new = _claim_new(conn, batch, ids, sources)
     if not new:
         return [], fresh
     before = conn.execute(_LAST_POS).fetchone()[0]
@@ -714,20 +739,35 @@ _set_event = Stored.event.__set__  # type: ignore[attr-defined]
 
 
 def _claim_new(
-    conn: sqlite3.Connection, batch: list[Event], ids: dict[str | None, int | None]
+    conn: sqlite3.Connection,
+    batch: list[Event],
+    ids: dict[str | None, int | None],
+    sources: set[str],
 ) -> list[Event]:
     """The events of ``batch`` not stored yet (a repeated key counts once), in order;
-    records their keys in ``seq_runs``."""
+    records their keys in ``seq_runs``. ``sources``: the batch's sources."""
     by_source: dict[int, list[int]] = {}
-    for e in batch:
-        seqs = by_source.get(ids[e.source])  # type: ignore[arg-type]
-        if seqs is None:
-            seqs = by_source[ids[e.source]] = []  # type: ignore[index]
-        seqs.append(e.seq)
+    if len(sources) == 1:
+        by_source[ids[next(iter(sources))]] = list(map(_seq, batch))  # type: ignore[index]
+    else:
+        for e in batch:
+            seqs = by_source.get(ids[e.source])  # type: ignore[arg-type]
+            if seqs is None:
+                seqs = by_source[ids[e.source]] = []  # type: ignore[index]
+            seqs.append(e.seq)
     keep: dict[int, list[bool]] = {}
     for source, seqs in by_source.items():
         lo = min(seqs)
         last = conn.execute(_LAST_RUN, (source,)).fetchone()
+        if seqs == list(range(lo, lo + len(seqs))) and (last is None or last[1] < lo):
+            # The usual batch: consecutive seqs after every stored one, joining the last
+            # run when adjacent to it.
+            start = lo
+            if last is not None and last[1] == lo - 1:
+                conn.execute(_DELETE_RUN, (source, last[0]))
+                start = last[0]
+            conn.execute(_INSERT_RUN, (source, start, seqs[-1]))
+            continue
         if _seq_runs.strictly_increasing_after(seqs, -1 if last is None else last[1]):
             # The usual case: every seq is beyond what is stored; only the last run can
             # be adjacent to the new ones.
@@ -745,13 +785,8 @@ def _claim_new(
             if not new_seqs:
                 continue
         merged = _seq_runs.merge([*window, *_seq_runs.runs_of(new_seqs)])
-        conn.executemany(
-            "DELETE FROM seq_runs WHERE source = ? AND lo = ?", [(source, a) for a, _ in window]
-        )
-        conn.executemany(
-            "INSERT INTO seq_runs (source, lo, hi) VALUES (?, ?, ?)",
-            [(source, a, b) for a, b in merged],
-        )
+        conn.executemany(_DELETE_RUN, [(source, a) for a, _ in window])
+        conn.executemany(_INSERT_RUN, [(source, a, b) for a, b in merged])
     if not keep:
         return batch
     flags_of = {source: iter(flags) for source, flags in keep.items()}
@@ -784,7 +819,7 @@ def _encode(
     """Add the rows of ``events``, stored at positions ``first_pos``, ``first_pos + 1``, ...;
     returns how many were added: fewer than all when one uses a name without an id."""
     pack = ROW.pack
-    known_head, new_head = heads.known.get, heads.add
+    head_id = heads.id_of
     stage_rows, record_rows, trace_rows = rows.stages, rows.records, rows.traces
     longest = rows.longest
     pos = first_pos - 1
@@ -812,11 +847,10 @@ def _encode(
                 )  # fmt: skip
                 record_rows.append((pos, job, task, error, secs, row))
                 if trace is not None:
-                    if (split := split_trace(trace)) is None:
-                        trace_rows.append((pos, trace, None))
+                    if cut := trace_cut(trace):
+                        trace_rows.append((pos, trace[cut:], head_id(trace, cut)))
                     else:
-                        head, rest = split
-                        trace_rows.append((pos, rest, known_head(head) or new_head(head)))
+                        trace_rows.append((pos, trace, None))
             elif cls is StageEvent:
                 (source, seq, ts, clock, job, task, iteration, stage, resource, start, end,
                  status, error, candidates) = _stage_fields(e)  # fmt: skip
