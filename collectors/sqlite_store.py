@@ -21,8 +21,8 @@ transaction and a busy timeout makes writers wait their turn.
 A file is only written after its header says it is a tuneloom store this build reads (or
 it is missing or empty); anything else raises ``StoreError`` and leaves the file
 byte-for-byte as it was. A store of an older schema version (1 or 2) is upgraded in place,
-in one transaction, when opened for writing; opened read-only it is refused with a message saying
-so, and left untouched.
+in one transaction, when opened for writing; opened read-only it is refused with a message
+saying so, and left untouched.
 """
 
 from __future__ import annotations
