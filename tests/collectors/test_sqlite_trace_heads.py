@@ -56,8 +56,9 @@ def test_the_fixture_traces_split_where_their_decisions_start() -> None:
 
 def test_records_sharing_an_instruction_list_store_it_once(tmp_path: Path) -> None:
     trace = MS_TRACES[0]
-    head, rest = split_trace(trace)  # type: ignore[misc]
-    other = head + rest.replace("[", "[ ", 1)  # the same instructions, other decisions
+    head, _ = split_trace(trace)  # type: ignore[misc]
+    other = head + ",[[4,[2,2,2,2]]]]"  # the same instructions, other decisions
+    assert split_trace(other) == (head, ",[[4,[2,2,2,2]]]]") and other != trace
     events = [record(0, trace), record(1, other), record(2, trace, task="u")]
     path = tmp_path / "s.db"
     with SQLiteStore(path) as store:
