@@ -197,10 +197,9 @@ class _Record(_Kind, tag="record"):
 
 
 _DECODE = msgspec.json.Decoder(_Stage | _Record).decode
-_STAGE_FIELDS = _Stage.__struct_fields__
-_RECORD_FIELDS = _Record.__struct_fields__
-_make_stage = trusted_constructor(StageEvent)
-_make_record = trusted_constructor(RecordEvent)
+_make_stage = trusted_constructor(StageEvent, _Stage.__struct_fields__)
+_make_record = trusted_constructor(RecordEvent, _Record.__struct_fields__)
+_astuple = msgspec.structs.astuple
 
 
 def decode_event(line: str | bytes) -> Event | None:
@@ -212,9 +211,8 @@ def decode_event(line: str | bytes) -> Event | None:
         item = _DECODE(line)
     except (msgspec.MsgspecError, RecursionError):
         return None
-    values = msgspec.structs.astuple(item)
     if type(item) is _Record:
-        return _make_record(**dict(zip(_RECORD_FIELDS, values, strict=True)))
+        return _make_record(*_astuple(item))
     if item.end < item.start:
         return None
-    return _make_stage(**dict(zip(_STAGE_FIELDS, values, strict=True)))
+    return _make_stage(*_astuple(item))

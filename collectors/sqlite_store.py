@@ -20,13 +20,14 @@ transaction and a busy timeout makes writers wait their turn.
 
 A file is only written after its header says it is a tuneloom store this build reads (or
 it is missing or empty); anything else raises ``StoreError`` and leaves the file
-byte-for-byte as it was. A store of schema version 1 is upgraded in place, in one
-transaction, when opened for writing; opened read-only it is refused with a message saying
-so, and left untouched.
+byte-for-byte as it was. A store of an older schema version (1 or 2) is upgraded in place,
+in one transaction, when opened for writing; opened read-only it is refused with a message
+saying so, and left untouched.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sqlite3
@@ -34,6 +35,7 @@ import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from itertools import chain
 from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
@@ -49,8 +51,10 @@ from collectors._sqlite_schema import (
     ROW,
     SCHEMA_VERSION,
     STAGE_ROW,
+    TRACE_TEXT,
     create,
-    upgrade_from_1,
+    trace_cut,
+    upgrade,
 )
 from collectors.events import (
     Event,
@@ -80,9 +84,11 @@ _WRITER_CACHE_KIB = 8192  # and of the writing one: appends touch the last pages
 
 __all__ = ["APPLICATION_ID", "RECORD_ROW", "STAGE_ROW", "STORE_SCHEMA_VERSION", "SQLiteStore"]
 
-_INSERT_STAGE = "INSERT INTO stages VALUES (?,?,?,?,?,?,?,?)"
-_INSERT_RECORD = "INSERT INTO records VALUES (?,?,?,?,?,?)"
-_INSERT_TRACE = "INSERT INTO traces VALUES (?,?)"
+_INSERT_STAGE = "INSERT INTO stages VALUES "
+_INSERT_RECORD = "INSERT INTO records VALUES "
+_INSERT_TRACE = "INSERT INTO traces (pos, trace, head) VALUES "
+_INSERT_TRACE_HEAD = "INSERT INTO trace_heads (id, head) VALUES (?,?)"
+_NEXT_TRACE_HEAD = "SELECT ifnull(max(id), 0) + 1 FROM trace_heads"
 _INSERT_JOB_TASK = "INSERT INTO job_task_events VALUES (?,?,?,?,?)"
 _NAN = math.nan
 
@@ -98,13 +104,15 @@ _RUNS_IN_WINDOW = (
     "ORDER BY lo"
 )
 _LAST_RUN = "SELECT lo, hi FROM seq_runs WHERE source = ? ORDER BY lo DESC LIMIT 1"
+_DELETE_RUN = "DELETE FROM seq_runs WHERE source = ? AND lo = ?"
+_INSERT_RUN = "INSERT INTO seq_runs (source, lo, hi) VALUES (?, ?, ?)"
 
 # What ``read`` and ``record`` select from each table: pos, kind, row, error, run_secs, text
 # (a record's trace, or a job or task event's JSON).
 _READ_ARMS = {
     "stage": "SELECT pos, 'stage', row, error, NULL, NULL FROM stages",
     "record": (
-        "SELECT r.pos, 'record', r.row, r.error, r.run_secs, t.trace FROM records r "
+        f"SELECT r.pos, 'record', r.row, r.error, r.run_secs, {TRACE_TEXT} FROM records r "
         "LEFT JOIN traces t ON t.pos = r.pos"
     ),
     "job_task": "SELECT pos, kind, NULL, NULL, NULL, body FROM job_task_events",
@@ -112,6 +120,7 @@ _READ_ARMS = {
 _READ_POS = {"stage": "pos", "record": "r.pos", "job_task": "pos"}
 _READ_NAME_COLUMNS = {"stage": "", "record": "r.", "job_task": ""}
 
+_seq = attrgetter("seq")
 _stage_fields = attrgetter(
     "source", "seq", "ts", "clock", "job", "task", "iteration", "stage", "resource",
     "start", "end", "status", "error", "candidates",
@@ -164,6 +173,7 @@ class SQLiteStore(BaseStore):
         self._closed = False
         self._writer: sqlite3.Connection | None = None
         self._names = _Names()
+        self._heads = _TraceHeads()
         exists = _inspect(self.path, read_only=read_only)
         if read_only:
             if not exists:
@@ -197,7 +207,8 @@ class SQLiteStore(BaseStore):
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     with _frames.gc_paused():
-                        stored, fresh = _append(conn, batch, sources, self._names)
+                        heads = self._heads.batch(conn)
+                        stored, fresh = _append(conn, batch, sources, self._names, heads)
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
@@ -216,6 +227,7 @@ class SQLiteStore(BaseStore):
             except sqlite3.Error as exc:
                 raise StoreError(f"{self.path}: cannot append ({exc})") from exc
             self._names.committed(fresh)
+            self._heads.committed(heads)
         return stored
 
     # --- reading -----------------------------------------------------------------------
@@ -493,7 +505,7 @@ class SQLiteStore(BaseStore):
                 return []
             rows = _fetch(
                 conn,
-                "SELECT r.pos, r.row, r.error, t.trace FROM records r "
+                f"SELECT r.pos, r.row, r.error, {TRACE_TEXT} FROM records r "
                 "LEFT JOIN traces t ON t.pos = r.pos "
                 "WHERE r.job = ? AND r.task = ? AND r.pos > ? ORDER BY r.pos",
                 (job_id, task_id, after),
@@ -506,6 +518,77 @@ class SQLiteStore(BaseStore):
                 rows, packed["mean_secs"].tolist(), packed["origin"].tolist(), strict=True
             )
         ]
+
+
+class _TraceHeads:
+    """The ``trace_heads`` table's heads known to this process (at most ``_HEADS_CACHED``;
+    a head missing here is stored again under a new id, which reads the same). Heads added
+    by a transaction are known once it commits.
+
+    Heads are found by their last characters, then compared in full with the trace's
+    start, so that a known head costs no hash of its whole text.
+    """
+
+    def __init__(self) -> None:
+        self._known: _HeadIndex = {}
+        self._count = 0
+
+    def batch(self, conn: sqlite3.Connection) -> _HeadBatch:
+        """The heads of one write transaction (call inside it)."""
+        return _HeadBatch(self._known, conn)
+
+    def committed(self, batch: _HeadBatch) -> None:
+        """Know the heads added by a transaction that has committed."""
+        if not batch.rows:
+            return
+        if self._count + len(batch.rows) > _HEADS_CACHED:
+            self._known, self._count = {}, 0
+        for key, entries in batch.fresh.items():
+            self._known.setdefault(key, []).extend(entries)
+        self._count += len(batch.rows)
+
+
+# a head's last characters -> [(head, id)]
+_HeadIndex = dict[str, list[tuple[str, int]]]
+_HEAD_KEY_CHARS = 32
+
+
+class _HeadBatch:
+    """Ids of the trace heads one transaction writes: known ones, and new ones (``rows``)
+    numbered after the largest stored id."""
+
+    __slots__ = ("_conn", "_next", "fresh", "known", "rows")
+
+    def __init__(self, known: _HeadIndex, conn: sqlite3.Connection) -> None:
+        self.known = known
+        self.fresh: _HeadIndex = {}
+        self.rows: list[tuple[int, str]] = []
+        self._conn = conn
+        self._next = 0
+
+    def id_of(self, trace: str, cut: int) -> int:
+        """The id of the head ``trace[:cut]``: a known one, this transaction's, or new."""
+        key = trace[cut - _HEAD_KEY_CHARS : cut]
+        entries = self.known.get(key)
+        if entries is not None:
+            for head, code in entries:
+                if len(head) == cut and trace.startswith(head):
+                    return code
+        entries = self.fresh.setdefault(key, [])
+        for head, code in entries:
+            if len(head) == cut and trace.startswith(head):
+                return code
+        if not self._next:
+            self._next = self._conn.execute(_NEXT_TRACE_HEAD).fetchone()[0]
+        code = self._next
+        self._next += 1
+        head = trace[:cut]
+        entries.append((head, code))
+        self.rows.append((code, head))
+        return code
+
+
+_HEADS_CACHED = 4096
 
 
 class _Names:
@@ -524,22 +607,27 @@ class _Names:
         return self._ids
 
     def ids_for(
-        self, conn: sqlite3.Connection, wanted: set[str | None]
+        self,
+        conn: sqlite3.Connection,
+        wanted: set[str | None],
+        pending: dict[str, int] | None = None,
     ) -> tuple[dict[str | None, int | None], dict[str, int]]:
-        """Ids of ``wanted`` names, adding missing ones (call inside the write transaction).
+        """Ids of ``wanted`` names, adding missing ones (call inside the write transaction;
+        ``pending``: the names it added already, which are not cached before it commits).
 
-        Returns the mapping to use and the names this transaction added.
+        Returns the mapping to use and every name this transaction added.
         """
+        pending = pending or {}
         with self._lock:
-            if all(w in self._ids for w in wanted):
-                return self._ids, {}
-            self._load(conn)
-            missing = sorted(w for w in wanted if w not in self._ids)  # never None
+            if all(w in self._ids or w in pending for w in wanted):
+                return {**self._ids, **pending} if pending else self._ids, pending
+            self._load(conn, below=min(pending.values(), default=None))
+            missing = sorted(w for w in wanted if w not in self._ids and w not in pending)
             if not missing:
-                return self._ids, {}
+                return {**self._ids, **pending} if pending else self._ids, pending
             first = conn.execute("SELECT ifnull(max(id), 0) FROM names").fetchone()[0] + 1
             conn.executemany("INSERT INTO names (name) VALUES (?)", [(m,) for m in missing])
-            fresh = dict(zip(missing, range(first, first + len(missing)), strict=True))
+            fresh = pending | dict(zip(missing, range(first, first + len(missing)), strict=True))
             return {**self._ids, **fresh}, fresh
 
     def committed(self, fresh: dict[str, int]) -> None:
@@ -575,11 +663,14 @@ class _Names:
                 self._lookup = pd.array(self._texts, dtype=_frames.TEXT)
             return self._lookup
 
-    def _load(self, conn: sqlite3.Connection) -> None:
+    def _load(self, conn: sqlite3.Connection, below: int | None = None) -> None:
+        """Cache the names stored after the cached ones; ``below``: only those with a smaller
+        id (the ones from there on are the open transaction's, not committed yet)."""
         with self._lock:
             known = len(self._texts) - 1
             rows = conn.execute(
-                "SELECT id, name FROM names WHERE id > ? ORDER BY id", (known,)
+                "SELECT id, name FROM names WHERE id > ? AND id < ? ORDER BY id",
+                (known, _INT64_MAX if below is None else below),
             ).fetchall()
             if not rows:
                 return
@@ -595,39 +686,70 @@ class _Names:
 
 
 def _append(
-    conn: sqlite3.Connection, batch: list[Event], sources: set[str], names: _Names
+    conn: sqlite3.Connection,
+    batch: list[Event],
+    sources: set[str],
+    names: _Names,
+    heads: _HeadBatch,
 ) -> tuple[list[Stored], dict[str, int]]:
     """Store the new events of a batch inside an open transaction.
 
     Returns them with their positions, and the names this transaction added.
     """
     ids, fresh = names.ids_for(conn, sources)  # type: ignore[arg-type]
-    new = _claim_new(conn, batch, ids)
+    new = _claim_new(conn, batch, ids, sources)
     if not new:
         return [], fresh
     before = conn.execute(_LAST_POS).fetchone()[0]
     rows = _Rows()
-    done = _encode(rows, new, before + 1, ids)
+    done = _encode(rows, new, before + 1, ids, heads)
     while done < len(new):  # an event uses a name no batch has used before
         wanted: set[str | None] = set()
         for e in new[done:]:
             wanted.update(_NAMED_FIELDS[type(e)](e))
-        ids, more = names.ids_for(conn, wanted)
-        fresh = {**fresh, **more}
-        done += _encode(rows, new[done:], before + 1 + done, ids)
+        ids, fresh = names.ids_for(conn, wanted, fresh)
+        done += _encode(rows, new[done:], before + 1 + done, ids, heads)
     if rows.stages:
-        conn.executemany(_INSERT_STAGE, rows.stages)
+        _insert(conn, _INSERT_STAGE, rows.stages)
         conn.execute(
             "UPDATE meta SET value = ? WHERE key = ? AND value < ?",
             (rows.longest, MAX_STAGE_SECS, rows.longest),
         )
     if rows.records:
-        conn.executemany(_INSERT_RECORD, rows.records)
+        _insert(conn, _INSERT_RECORD, rows.records)
+    if heads.rows:
+        conn.executemany(_INSERT_TRACE_HEAD, heads.rows)
     if rows.traces:
-        conn.executemany(_INSERT_TRACE, rows.traces)
+        _insert(conn, _INSERT_TRACE, rows.traces)
     if rows.job_task:
         conn.executemany(_INSERT_JOB_TASK, rows.job_task)
     return list(map(_stored, range(before + 1, before + 1 + len(new)), new)), fresh
+
+
+def _insert(conn: sqlite3.Connection, insert: str, rows: list[tuple[Any, ...]]) -> None:
+    """Run ``insert`` (``INSERT ... VALUES`` without the values) for every row, up to
+    ``_ROWS_PER_INSERT`` rows a statement: SQLite then runs one statement for many rows
+    instead of one per row (~15 % less time per record row, measured)."""
+    width = len(rows[0])
+    whole = len(rows) - len(rows) % _ROWS_PER_INSERT
+    if whole:
+        flat = list(chain.from_iterable(rows[:whole]))
+        step = width * _ROWS_PER_INSERT
+        conn.executemany(
+            _values_sql(insert, width, _ROWS_PER_INSERT),
+            [flat[at : at + step] for at in range(0, len(flat), step)],
+        )
+    if whole < len(rows):
+        conn.executemany(_values_sql(insert, width, 1), rows[whole:])
+
+
+@functools.cache
+def _values_sql(insert: str, width: int, count: int) -> str:
+    row = f"({','.join('?' * width)})"
+    return insert + ",".join([row] * count)
+
+
+_ROWS_PER_INSERT = 50  # at most 8 columns: 400 values, well within SQLite's limit
 
 
 def _stored(pos: int, event: Event) -> Stored:
@@ -645,20 +767,35 @@ _set_event = Stored.event.__set__  # type: ignore[attr-defined]
 
 
 def _claim_new(
-    conn: sqlite3.Connection, batch: list[Event], ids: dict[str | None, int | None]
+    conn: sqlite3.Connection,
+    batch: list[Event],
+    ids: dict[str | None, int | None],
+    sources: set[str],
 ) -> list[Event]:
     """The events of ``batch`` not stored yet (a repeated key counts once), in order;
-    records their keys in ``seq_runs``."""
+    records their keys in ``seq_runs``. ``sources``: the batch's sources."""
     by_source: dict[int, list[int]] = {}
-    for e in batch:
-        seqs = by_source.get(ids[e.source])  # type: ignore[arg-type]
-        if seqs is None:
-            seqs = by_source[ids[e.source]] = []  # type: ignore[index]
-        seqs.append(e.seq)
+    if len(sources) == 1:
+        by_source[ids[next(iter(sources))]] = list(map(_seq, batch))  # type: ignore[index]
+    else:
+        for e in batch:
+            seqs = by_source.get(ids[e.source])  # type: ignore[arg-type]
+            if seqs is None:
+                seqs = by_source[ids[e.source]] = []  # type: ignore[index]
+            seqs.append(e.seq)
     keep: dict[int, list[bool]] = {}
     for source, seqs in by_source.items():
         lo = min(seqs)
         last = conn.execute(_LAST_RUN, (source,)).fetchone()
+        if seqs == list(range(lo, lo + len(seqs))) and (last is None or last[1] < lo):
+            # The usual batch: consecutive seqs after every stored one, joining the last
+            # run when adjacent to it.
+            start = lo
+            if last is not None and last[1] == lo - 1:
+                conn.execute(_DELETE_RUN, (source, last[0]))
+                start = last[0]
+            conn.execute(_INSERT_RUN, (source, start, seqs[-1]))
+            continue
         if _seq_runs.strictly_increasing_after(seqs, -1 if last is None else last[1]):
             # The usual case: every seq is beyond what is stored; only the last run can
             # be adjacent to the new ones.
@@ -676,13 +813,8 @@ def _claim_new(
             if not new_seqs:
                 continue
         merged = _seq_runs.merge([*window, *_seq_runs.runs_of(new_seqs)])
-        conn.executemany(
-            "DELETE FROM seq_runs WHERE source = ? AND lo = ?", [(source, a) for a, _ in window]
-        )
-        conn.executemany(
-            "INSERT INTO seq_runs (source, lo, hi) VALUES (?, ?, ?)",
-            [(source, a, b) for a, b in merged],
-        )
+        conn.executemany(_DELETE_RUN, [(source, a) for a, _ in window])
+        conn.executemany(_INSERT_RUN, [(source, a, b) for a, b in merged])
     if not keep:
         return batch
     flags_of = {source: iter(flags) for source, flags in keep.items()}
@@ -700,17 +832,22 @@ class _Rows:
     def __init__(self) -> None:
         self.stages: list[tuple[Any, ...]] = []
         self.records: list[tuple[Any, ...]] = []
-        self.traces: list[tuple[int, str]] = []
+        self.traces: list[tuple[int, str, int | None]] = []
         self.job_task: list[tuple[Any, ...]] = []
         self.longest = -1.0  # the longest stage, in seconds
 
 
 def _encode(
-    rows: _Rows, events: list[Event], first_pos: int, ids: dict[str | None, int | None]
+    rows: _Rows,
+    events: list[Event],
+    first_pos: int,
+    ids: dict[str | None, int | None],
+    heads: _HeadBatch,
 ) -> int:
     """Add the rows of ``events``, stored at positions ``first_pos``, ``first_pos + 1``, ...;
     returns how many were added: fewer than all when one uses a name without an id."""
     pack = ROW.pack
+    head_id = heads.id_of
     stage_rows, record_rows, trace_rows = rows.stages, rows.records, rows.traces
     longest = rows.longest
     pos = first_pos - 1
@@ -738,7 +875,10 @@ def _encode(
                 )  # fmt: skip
                 record_rows.append((pos, job, task, error, secs, row))
                 if trace is not None:
-                    trace_rows.append((pos, trace))
+                    if cut := trace_cut(trace):
+                        trace_rows.append((pos, trace[cut:], head_id(trace, cut)))
+                    else:
+                        trace_rows.append((pos, trace, None))
             elif cls is StageEvent:
                 (source, seq, ts, clock, job, task, iteration, stage, resource, start, end,
                  status, error, candidates) = _stage_fields(e)  # fmt: skip
@@ -878,13 +1018,13 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
                 create(conn)
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version = {STORE_SCHEMA_VERSION}")
-            elif _check_identity(conn, path, read_only=False) == 1:
+            elif (version := _check_identity(conn, path, read_only=False)) < SCHEMA_VERSION:
                 try:
-                    upgrade_from_1(conn)
+                    upgrade(conn, version)
                 except (sqlite3.Error, struct.error) as exc:
                     raise StoreError(
-                        f"{path}: cannot upgrade this store from schema version 1 ({exc}); "
-                        "the file was left unchanged"
+                        f"{path}: cannot upgrade this store from schema version {version} "
+                        f"({exc}); the file was left unchanged"
                     ) from exc
                 conn.execute(f"PRAGMA user_version = {STORE_SCHEMA_VERSION}")
             conn.execute("COMMIT")

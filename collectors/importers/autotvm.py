@@ -221,6 +221,8 @@ _CHECK_CONFIG = msgspec.json.Decoder(_Config).decode
 _DECODE_RESULT = msgspec.json.Decoder(list).decode
 _INPUTS: dict[str, tuple[str, str] | None] = {}  # raw input text -> (workload key, target)
 _HEAD_TEXT, _CONFIG_TEXT, _RESULT_TEXT = '{"input": ', ', "config": ', ', "result": '
+_TAILS: set[str] = set()  # version fields seen after the result, checked by ``_TAIL``
+_TAILS_LIMIT = 64
 
 
 def _msgspec_measurement(text: str) -> tuple[Any, ...] | None:
@@ -232,26 +234,25 @@ def _msgspec_measurement(text: str) -> tuple[Any, ...] | None:
         return None
     try:
         line = _DECODE_LINE(text)
-        config = bytes(line.config).decode()
+        config = str(line.config, "ascii")
         _CHECK_CONFIG(config)
         result = _DECODE_RESULT(line.result)
     except (msgspec.MsgspecError, RecursionError):
         return None
     # The parts must sit where the usual layout puts them (which also rules out repeated
     # keys), followed only by version fields.
-    raw_input = bytes(line.input).decode()
-    at = len(_HEAD_TEXT)
-    if not text.startswith(raw_input, at):
+    raw_input = str(line.input, "ascii")
+    parts = (
+        f"{_HEAD_TEXT}{raw_input}{_CONFIG_TEXT}{config}{_RESULT_TEXT}{str(line.result, 'ascii')}"
+    )
+    if not text.startswith(parts):
         return None
-    at += len(raw_input)
-    if not text.startswith(_CONFIG_TEXT, at) or not text.startswith(config, at + 12):
-        return None
-    at += 12 + len(config)
-    raw_result = bytes(line.result).decode()
-    if not text.startswith(_RESULT_TEXT, at) or not text.startswith(raw_result, at + 12):
-        return None
-    if (m := _TAIL.match(text, at + 12 + len(raw_result))) is None or m.end() != len(text):
-        return None
+    if (tail := text[len(parts) :]) not in _TAILS:
+        if (m := _TAIL.match(tail)) is None or m.end() != len(tail):
+            return None
+        if len(_TAILS) >= _TAILS_LIMIT:
+            _TAILS.clear()
+        _TAILS.add(tail)
     known = _INPUTS.get(raw_input, False)
     if known is False:
         try:

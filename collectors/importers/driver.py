@@ -186,7 +186,8 @@ class _Tally:
         self.valid = 0
         self.jobs: list[str] = []
         self._jobs: set[str] = set()
-        self.workloads: dict[str, WorkloadSummary] = {}
+        # by task, or by (job, task) when ``per_job``
+        self.workloads: dict[Any, WorkloadSummary] = {}
 
     def add_all(self, events: list[Event]) -> None:
         """Count a batch of events, in order."""
@@ -200,10 +201,11 @@ class _Tally:
                 self.jobs.append(job)
             if type(event) is not RecordEvent:
                 continue
-            key = f"{job}/{event.task}" if per_job else event.task
+            key = (job, event.task) if per_job else event.task
             row = workloads.get(key)
             if row is None:
-                row = workloads[key] = WorkloadSummary(key)
+                name = f"{job}/{event.task}" if per_job else event.task
+                row = workloads[key] = WorkloadSummary(name)
             records += 1
             row.records += 1
             run_secs = event.run_secs

@@ -54,6 +54,7 @@ from collectors.importers._common import (
     shape_text,
 )
 from collectors.importers.ms_database import (
+    FAILED_AT,
     DatabasePaths,
     database_detail,
     looks_like_record,
@@ -69,6 +70,8 @@ FAILED_ERROR = "no run time (MetaSchedule stores 1e10 s for a failed build or ru
 ORIGIN = "metaschedule"  # the origin of every imported record: its trace is MetaSchedule JSON
 
 _record = trusted_constructor(RecordEvent)
+_NAN = float("nan")
+_FAILED_AT = FAILED_AT
 
 
 class _Workloads:
@@ -251,7 +254,18 @@ def _parse_record(text: str) -> tuple[int, list[Any], str]:
     return parts
 
 
-# [INDEX, [TRACE, RUN_SECS, ...]]: the record's items kept as the JSON text written.
+class _UsualRecord(msgspec.Struct, array_like=True, gc=False):
+    """A record as MetaSchedule writes it: ``[trace, run_secs, target, args_info]``, the
+    trace kept as the JSON text written, the run times decoded as numbers in C."""
+
+    trace: msgspec.Raw
+    run_secs: list[float]
+    target: msgspec.Raw = msgspec.Raw(b"null")
+    args_info: msgspec.Raw = msgspec.Raw(b"null")
+
+
+# [INDEX, [TRACE, RUN_SECS, ...]]: the usual record, or its items kept as the JSON text.
+_DECODE_USUAL = msgspec.json.Decoder(tuple[int, _UsualRecord]).decode
 _DECODE_RECORD = msgspec.json.Decoder(tuple[int, tuple[msgspec.Raw, ...]]).decode
 _DECODE_ANY = msgspec.json.Decoder().decode
 
@@ -264,13 +278,26 @@ def _msgspec_record(text: str) -> tuple[int, tuple[float, ...] | None, str] | No
     if (m := _RECORD_HEAD.match(text)) is None:
         return None
     try:
-        index, items = _DECODE_RECORD(text)
-        if len(items) < 2:
-            return None
-        run_secs = run_secs_of(_DECODE_ANY(items[1]))
+        index, usual = _DECODE_USUAL(text)
     except (msgspec.MsgspecError, RecursionError):
-        return None
-    raw = items[0]
+        usual = None
+    if usual is not None:
+        raw, secs = usual.trace, usual.run_secs
+        # ``run_secs_of``: a finite mean means every time is finite; anything else is left
+        # to the general reading.
+        mean = sum(secs) / len(secs) if secs else _NAN
+        if mean - mean != 0.0:
+            return None
+        run_secs = None if mean >= _FAILED_AT else tuple(secs)
+    else:
+        try:
+            index, items = _DECODE_RECORD(text)
+            if len(items) < 2:
+                return None
+            run_secs = run_secs_of(_DECODE_ANY(items[1]))
+        except (msgspec.MsgspecError, RecursionError):
+            return None
+        raw = items[0]
     trace = str(raw, "ascii") if text.isascii() else str(raw, "utf-8")
     if trace[:1] != "[" or not text.startswith(trace, m.end()):
         return None

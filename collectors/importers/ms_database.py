@@ -23,7 +23,7 @@ RECORD_FILE = "database_tuning_record.json"
 # MetaSchedule commits this run time (seconds) for a candidate that failed to build or run.
 FAILED_RUN_SECS = 1e10
 # Run times at or above this are the failure marker, not a measurement.
-_FAILED_AT = 1e9
+FAILED_AT = 1e9
 # A job-detail line naming a MetaSchedule database folder (read by the best-record export).
 DETAIL_DATABASE_PREFIX = "metaschedule_database="
 
@@ -108,7 +108,7 @@ def looks_like_trace(obj: Any) -> bool:
 def run_secs_of(value: Any) -> tuple[float, ...] | None:
     """Measured run times, or None for MetaSchedule's failure marker or a missing value."""
     secs = as_float_list(value)
-    if secs is None or sum(secs) / len(secs) >= _FAILED_AT:
+    if secs is None or sum(secs) / len(secs) >= FAILED_AT:
         return None
     return tuple(secs)
 

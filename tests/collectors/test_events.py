@@ -310,6 +310,10 @@ def test_the_trusted_constructor_builds_the_same_event_without_checking(
     required = {k: v for k, v in fields.items() if _required(type(event), k)}
     # the defaults of the fields left out are the class's
     assert trusted_constructor(type(event))(**required) == type(event)(**required)
+    # positional, in any order of the fields
+    order = tuple(data.draw(st.permutations(list(fields))))
+    made = trusted_constructor(type(event), order)(*(fields[name] for name in order))
+    assert made == event and made.to_json() == event.to_json()
 
 
 def test_the_trusted_constructor_checks_nothing_and_needs_a_concrete_class() -> None:
@@ -322,6 +326,8 @@ def test_the_trusted_constructor_checks_nothing_and_needs_a_concrete_class() -> 
         from_dict(made.to_dict())
     with pytest.raises(TypeError, match="not a concrete event class"):
         trusted_constructor(Event)
+    with pytest.raises(TypeError, match="must name every field once"):
+        trusted_constructor(StageEvent, ("source", "seq"))
 
 
 def test_mean_of_does_not_overflow_where_the_sum_would() -> None:

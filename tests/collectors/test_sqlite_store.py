@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from collectors._base import StoreError
-from collectors.events import EventError, JobEvent
+from collectors.events import EventError, JobEvent, RecordEvent
 from collectors.sqlite_store import APPLICATION_ID, STORE_SCHEMA_VERSION, SQLiteStore
 from tests.collectors.storekit import EventFactory, append_from_process
 
@@ -37,7 +37,8 @@ def test_new_store_is_marked_and_in_wal_mode(tmp_path: Path) -> None:
         assert {"job_task_events_kind", "stages_start"} <= indices
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type='table'")}
         assert tables == {
-            "meta", "names", "seq_runs", "job_task_events", "stages", "records", "traces"
+            "meta", "names", "seq_runs", "job_task_events", "stages", "records", "traces",
+            "trace_heads",
         }  # fmt: skip
     finally:
         conn.close()
@@ -253,3 +254,19 @@ def test_repr_names_the_file(tmp_path: Path) -> None:
     with SQLiteStore(tmp_path / "s.db") as store:
         assert "s.db" in repr(store)
         assert isinstance(store.append([EventFactory().job()])[0].event, JobEvent)
+
+
+def test_a_failed_append_of_new_names_leaves_the_names_right(tmp_path: Path) -> None:
+    # The batch's names are added, the append fails and rolls back: they must not stay
+    # cached under ids that later appends give to other names.
+    fine = RecordEvent(source="run", seq=0, ts=0.0, job="j", task="t", candidate=0)
+    too_big = RecordEvent(source="run", seq=1, ts=1.0, job="j", task="t", candidate=1)
+    object.__setattr__(too_big, "candidate", 2**64)  # as if a reader let it through
+    with SQLiteStore(tmp_path / "s.db") as store:
+        with pytest.raises(StoreError, match="64 bits"):
+            store.append([fine, too_big])
+        assert store.read() == []
+        store.append([fine])
+        assert store.read()[0].event == fine
+    with SQLiteStore(tmp_path / "s.db", read_only=True) as store:
+        assert store.read()[0].event == fine

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,80 @@ def test_a_failed_upgrade_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     assert path.read_bytes() == before
     assert header_version(path) == 1
     assert sorted(os.listdir(tmp_path)) == ["old.db"]
+
+
+# ``data/store_v2.db`` was written by tuneloom's schema-2 SQLiteStore (traces kept whole)
+# from the importer fixtures (a MetaSchedule database, an AutoTVM and an Ansor log);
+# ``data/store_v2.jsonl`` holds the same events.
+V2_STORE = DATA / "store_v2.db"
+V2_EVENTS = DATA / "store_v2.jsonl"
+
+
+def v2_copy(tmp_path: Path) -> Path:
+    path = tmp_path / "old.db"
+    shutil.copy(V2_STORE, path)
+    return path
+
+
+def v2_events() -> list:
+    with open(V2_EVENTS, encoding="utf-8") as stream:
+        return list(read_jsonl(stream))
+
+
+def test_the_v2_fixture_is_a_schema_2_store_with_metaschedule_traces() -> None:
+    assert header_version(V2_STORE) == 2
+    origins = {e.origin for e in v2_events() if e.kind == "record"}
+    assert origins == {"metaschedule", "autotvm", "ansor"}
+
+
+def test_a_schema_2_store_is_upgraded_and_keeps_every_event(tmp_path: Path) -> None:
+    path = v2_copy(tmp_path)
+    events = v2_events()
+    fresh = MemoryStore()
+    fresh.append(events)
+    with SQLiteStore(path) as store:
+        stored = store.read()
+        assert [s.event for s in stored] == events
+        for s in stored:
+            assert store.record(s.pos) == s.event
+        for query in ("stage_intervals", "records", "jobs", "tasks"):
+            assert getattr(store, query)().equals(getattr(fresh, query)()), query
+        for job, task in {(e.job, e.task) for e in events if e.kind == "record"}:
+            assert store.record_traces(job, task) == fresh.record_traces(job, task)
+        # New MetaSchedule records after the upgrade share instruction lists, old ones
+        # stay whole; both read back as appended.
+        ms = [e for e in events if e.kind == "record" and e.origin == "metaschedule"]
+        again = [replace(e, source="again") for e in ms]
+        store.append(again)
+        assert [s.event for s in store.read(after=stored[-1].pos)] == again
+    assert header_version(path) == STORE_SCHEMA_VERSION
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT count(*) FROM traces WHERE head IS NOT NULL").fetchone() == (
+            sum(e.trace is not None and not e.trace.endswith(",[]]") for e in again),
+        )
+        assert dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == 3
+    finally:
+        conn.close()
+
+
+def test_read_only_opening_refuses_a_schema_2_store_and_changes_nothing(tmp_path: Path) -> None:
+    path = v2_copy(tmp_path)
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match=r"schema version 2, written by an older tuneloom"):
+        SQLiteStore(path, read_only=True)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["old.db"]
+
+
+def test_a_failed_upgrade_from_2_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    path = v2_copy(tmp_path)
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE trace_heads (x)")  # in the way of the upgrade
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match=r"cannot upgrade .* schema version 2 .* left unchanged"):
+        SQLiteStore(path)
+    assert path.read_bytes() == before
+    assert header_version(path) == 2

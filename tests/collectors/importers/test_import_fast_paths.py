@@ -165,3 +165,19 @@ def test_msgspec_reads_every_line_as_the_tools_write_it(
     read: Callable[[str], Any], lines: list[str]
 ) -> None:
     assert all(read(line) is not None for line in lines)
+
+
+_RUN_TIME = (
+    st.floats(allow_nan=False, allow_infinity=False).map(repr)
+    | st.integers(-(10**400), 10**400).map(str)
+    | st.sampled_from(["1e400", "-1e400", "1e308", "-1e308", "1e9", "1E-5", "0", "-0", "true"])
+)
+
+
+@SETTINGS
+@given(times=st.lists(_RUN_TIME, max_size=4), seed=st.integers(0, 10**6))
+def test_msgspec_reading_of_metaschedule_run_times_agrees(times: list[str], seed: int) -> None:
+    obj = json.loads(MS[seed % len(MS)])
+    obj[1][1] = "@TIMES@"
+    text = json.dumps(obj, separators=(",", ":")).replace('"@TIMES@"', f"[{','.join(times)}]")
+    _same(metaschedule._msgspec_record, _slow_or_error(_ms_slow), text)
