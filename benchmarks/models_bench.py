@@ -57,8 +57,8 @@ def bench_model(
     store = work / f"{name}-{allocator}.db"
     tuned = tuneloom(
         "tune", f"zoo:{name}", "--trials", str(budget), "--allocator", allocator,
-        "--batch", str(args.batch), "--population", str(args.population), "--db", str(store),
-        "--no-library", "--json",
+        "--batch", str(args.batch), "--db", str(store), "--no-library", "--json",
+        *(["--population", str(args.population)] if args.population else []),
     )  # fmt: skip
     job = tuned["jobs"][0]
     evaluated = tuneloom(
@@ -135,7 +135,7 @@ def main() -> None:
     )
     parser.add_argument("--allocators", default="gain", help="comma-separated, e.g. gain,uniform")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--population", type=int, default=512)
+    parser.add_argument("--population", type=int, help="default: tune's")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--curve", default=None, help="model for the latency-vs-time curve")
     parser.add_argument("--points", type=int, default=6)

@@ -50,8 +50,9 @@ def tuneloom(*argv: str) -> dict[str, Any]:
 
 
 def search_args(args: argparse.Namespace, trials: int) -> list[str]:
+    population = ["--population", str(args.population)] if args.population else []
     return ["--trials-per-task", str(trials), "--batch", str(args.batch),
-            "--population", str(args.population), "--seed", str(args.seed)]  # fmt: skip
+            *population, "--seed", str(args.seed)]  # fmt: skip
 
 
 def build_library(args: argparse.Namespace, library: Path, work: Path) -> list[dict[str, Any]]:
@@ -135,7 +136,7 @@ def main() -> None:
     parser.add_argument("--library-trials", type=int, default=32, help="trials per task")
     parser.add_argument("--library", help="an existing library (skips tuning one)")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--population", type=int, default=512)
+    parser.add_argument("--population", type=int, help="default: tune's")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--json", action="store_true")
