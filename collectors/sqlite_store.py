@@ -21,8 +21,9 @@ transaction and a busy timeout makes writers wait their turn.
 A file is only written after its header says it is a tuneloom store this build reads (or
 it is missing or empty); anything else raises ``StoreError`` and leaves the file
 byte-for-byte as it was. A store of an older schema version (1 or 2) is upgraded in place,
-in one transaction, when opened for writing; opened read-only it is refused with a message
-saying so, and left untouched.
+in one transaction, when opened for writing. Opened read-only, a schema-2 store is read as
+it is (its traces are whole: schema 3 only added the shared trace heads); a schema-1 store
+is refused with a message saying so, and left untouched.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ from collectors.events import (
 
 APPLICATION_ID = 0x544C4F4D  # "TLOM" in the SQLite header: marks a file as a tuneloom store
 STORE_SCHEMA_VERSION = SCHEMA_VERSION  # PRAGMA user_version of the layout written
+READABLE_SCHEMA_VERSION = 2  # the oldest layout read as it is (read-only, never upgraded)
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _DEFAULT_BUSY_TIMEOUT_S = 60.0
 _PAGE_SIZE = 8192  # measured ~10% cheaper appends than the default 4096
@@ -107,16 +109,23 @@ _LAST_RUN = "SELECT lo, hi FROM seq_runs WHERE source = ? ORDER BY lo DESC LIMIT
 _DELETE_RUN = "DELETE FROM seq_runs WHERE source = ? AND lo = ?"
 _INSERT_RUN = "INSERT INTO seq_runs (source, lo, hi) VALUES (?, ?, ?)"
 
+
 # What ``read`` and ``record`` select from each table: pos, kind, row, error, run_secs, text
 # (a record's trace, or a job or task event's JSON).
-_READ_ARMS = {
-    "stage": "SELECT pos, 'stage', row, error, NULL, NULL FROM stages",
-    "record": (
-        f"SELECT r.pos, 'record', r.row, r.error, r.run_secs, {TRACE_TEXT} FROM records r "
-        "LEFT JOIN traces t ON t.pos = r.pos"
-    ),
-    "job_task": "SELECT pos, kind, NULL, NULL, NULL, body FROM job_task_events",
-}
+def _read_arms(trace_text: str) -> dict[str, str]:
+    return {
+        "stage": "SELECT pos, 'stage', row, error, NULL, NULL FROM stages",
+        "record": (
+            f"SELECT r.pos, 'record', r.row, r.error, r.run_secs, {trace_text} FROM records r "
+            "LEFT JOIN traces t ON t.pos = r.pos"
+        ),
+        "job_task": "SELECT pos, kind, NULL, NULL, NULL, body FROM job_task_events",
+    }
+
+
+_READ_ARMS = _read_arms(TRACE_TEXT)
+# A schema-2 store (read-only: it is never upgraded then) keeps every trace whole.
+_WHOLE_TRACE_TEXT = "t.trace"
 _READ_POS = {"stage": "pos", "record": "r.pos", "job_task": "pos"}
 _READ_NAME_COLUMNS = {"stage": "", "record": "r.", "job_task": ""}
 
@@ -174,12 +183,16 @@ class SQLiteStore(BaseStore):
         self._writer: sqlite3.Connection | None = None
         self._names = _Names()
         self._heads = _TraceHeads()
+        self._trace_text = TRACE_TEXT
+        self._read_arms = _READ_ARMS
         exists = _inspect(self.path, read_only=read_only)
         if read_only:
             if not exists:
                 raise StoreError(f"{self.path}: no tuneloom store there to open read-only")
             with self._reading() as conn:
-                _check_identity(conn, self.path, read_only=True)
+                if _check_identity(conn, self.path, read_only=True) < 3:
+                    self._trace_text = _WHOLE_TRACE_TEXT
+                    self._read_arms = _read_arms(_WHOLE_TRACE_TEXT)
             return
         self._writer = self._connect(read_only=False)
         try:
@@ -270,7 +283,7 @@ class SQLiteStore(BaseStore):
                 for column, code in codes.items():
                     where.append(f"{prefix}{column} = ?")
                     params.append(code)
-                arms.append(f"{_READ_ARMS[arm]} WHERE {' AND '.join(where)}")
+                arms.append(f"{self._read_arms[arm]} WHERE {' AND '.join(where)}")
             if not arms:
                 return []
             sql = " UNION ALL ".join(arms) + " ORDER BY 1"
@@ -363,8 +376,8 @@ class SQLiteStore(BaseStore):
         """The full event at a position (trace text included), or None."""
         with self._snapshot() as conn:
             rows = []
-            for arm in _READ_ARMS:
-                sql = f"{_READ_ARMS[arm]} WHERE {_READ_POS[arm]} = ?"
+            for arm in self._read_arms:
+                sql = f"{self._read_arms[arm]} WHERE {_READ_POS[arm]} = ?"
                 rows = conn.execute(sql, (pos,)).fetchall()
                 if rows:
                     break
@@ -505,7 +518,7 @@ class SQLiteStore(BaseStore):
                 return []
             rows = _fetch(
                 conn,
-                f"SELECT r.pos, r.row, r.error, {TRACE_TEXT} FROM records r "
+                f"SELECT r.pos, r.row, r.error, {self._trace_text} FROM records r "
                 "LEFT JOIN traces t ON t.pos = r.pos "
                 "WHERE r.job = ? AND r.task = ? AND r.pos > ? ORDER BY r.pos",
                 (job_id, task_id, after),
@@ -988,7 +1001,7 @@ def _check_header(path: Path, application_id: int, user_version: int, *, read_on
         )
     if user_version < 1:
         raise StoreError(f"{path}: damaged tuneloom store (schema version {user_version})")
-    if user_version < STORE_SCHEMA_VERSION and read_only:
+    if user_version < READABLE_SCHEMA_VERSION and read_only:
         raise StoreError(
             f"{path}: tuneloom store of schema version {user_version}, written by an older "
             f"tuneloom; this build reads version {STORE_SCHEMA_VERSION} and upgrades a store "

@@ -1,5 +1,6 @@
-"""Stores written by an older tuneloom: upgraded in place when opened for writing, refused
-(and left untouched) when opened read-only or when the upgrade fails.
+"""Stores written by an older tuneloom: upgraded in place when opened for writing; opened
+read-only, a schema-2 store is read as it is and a schema-1 store refused, both left
+untouched; a failed upgrade leaves the file as it was.
 
 ``data/store_v1.db`` was written by tuneloom's schema-1 SQLiteStore (a journal table beside
 the typed tables); ``data/store_v1.jsonl`` holds the same events, written at the same time.
@@ -174,13 +175,24 @@ def test_a_schema_2_store_is_upgraded_and_keeps_every_event(tmp_path: Path) -> N
         conn.close()
 
 
-def test_read_only_opening_refuses_a_schema_2_store_and_changes_nothing(tmp_path: Path) -> None:
+def test_read_only_opening_reads_a_schema_2_store_as_it_is_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
     path = v2_copy(tmp_path)
     before = path.read_bytes()
-    with pytest.raises(StoreError, match=r"schema version 2, written by an older tuneloom"):
-        SQLiteStore(path, read_only=True)
+    events = v2_events()
+    fresh = MemoryStore()
+    fresh.append(events)
+    with SQLiteStore(path, read_only=True) as store:
+        stored = store.read()
+        assert [s.event for s in stored] == events
+        assert all(store.record(s.pos) == s.event for s in stored)
+        for query in ("stage_intervals", "records", "jobs", "tasks"):
+            assert getattr(store, query)().equals(getattr(fresh, query)()), query
+        for job, task in {(e.job, e.task) for e in events if e.kind == "record"}:
+            assert store.record_traces(job, task) == fresh.record_traces(job, task)
     assert path.read_bytes() == before
-    assert sorted(os.listdir(tmp_path)) == ["old.db"]
+    assert header_version(path) == 2
 
 
 def test_a_failed_upgrade_from_2_leaves_the_file_as_it_was(tmp_path: Path) -> None:
