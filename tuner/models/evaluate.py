@@ -11,8 +11,6 @@ TVM variant is also profiled per kernel in a fresh process (``tuner.models.profi
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -24,7 +22,7 @@ import numpy as np
 
 from tuner.models._base import LoadedModel, ModelError
 from tuner.models.layer_times import METHOD, LayerGroup, LayerTimes, compare_layers
-from tuner.models.measure import last_json_object, last_line
+from tuner.models.measure import run_child
 from tuner.models.profile import ModelProfile
 
 DEFAULT_TOLERANCE = 1e-3
@@ -277,19 +275,10 @@ class _Runner:
         ]  # fmt: skip
         if self.cores:
             argv += ["--cores", ",".join(map(str, self.cores))]
-        env = dict(os.environ, TVM_NUM_THREADS=str(self.threads), TF_CPP_MIN_LOG_LEVEL="2")
-        root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        try:
-            done = subprocess.run(
-                argv, capture_output=True, text=True, env=env, timeout=MEASURE_TIMEOUT_S
-            )
-        except subprocess.TimeoutExpired:
-            raise ModelError(model, f"timing {what} took over {MEASURE_TIMEOUT_S:.0f} s") from None
-        report = last_json_object(done.stdout)
-        if done.returncode != 0 or report is None or "median_ms" not in report:
-            why = (report or {}).get("error") or last_line(done.stderr, "no output")
-            raise ModelError(model, f"timing {what} failed: {why}")
+        report = run_child(
+            model, f"timing {what}", argv, expect="median_ms", timeout_s=MEASURE_TIMEOUT_S,
+            threads=self.threads,
+        )  # fmt: skip
         with np.load(out, allow_pickle=False) as data:
             arrays = [data[f"output_{i}"] for i in range(len(data.files))]
         return float(report["median_ms"]), arrays

@@ -22,18 +22,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tuner.models._base import LoadedModel, ModelError
-from tuner.models.measure import last_json_object, last_line, time_calls
+from tuner.models.measure import child_failure, run_child, time_calls
 
 LAYER_TIMES_TIMEOUT_S = 900.0
 METHOD = (
@@ -146,21 +144,10 @@ def framework_layer_times(
     ]  # fmt: skip
     if cores:
         argv += ["--cores", ",".join(map(str, cores))]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    try:
-        done = subprocess.run(
-            argv, capture_output=True, text=True, env=env, timeout=LAYER_TIMES_TIMEOUT_S
-        )
-    except subprocess.TimeoutExpired:
-        raise ModelError(
-            model.name, f"timing TFLite per layer took over {LAYER_TIMES_TIMEOUT_S:.0f} s"
-        ) from None
-    report = last_json_object(done.stdout)
-    if done.returncode != 0 or report is None or "layers" not in report:
-        why = (report or {}).get("error") or last_line(done.stderr, "no output")
-        raise ModelError(model.name, f"timing TFLite per layer failed: {why}")
+    report = run_child(
+        model.name, "timing TFLite per layer", argv, expect="layers",
+        timeout_s=LAYER_TIMES_TIMEOUT_S,
+    )  # fmt: skip
     layers = tuple((str(n), str(k), float(ms)) for n, k, ms in report["layers"])
     return LayerTimes("tflite", float(report["whole_ms"]), layers)
 
@@ -180,8 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         report = _time_layers(args)
     except Exception as exc:  # reported to the parent as one line
-        lines = [line for line in str(exc).splitlines() if line.strip()]
-        print(json.dumps({"error": f"{type(exc).__name__}: {lines[-1] if lines else ''}"}))
+        print(child_failure(exc))
         return 1
     print(json.dumps(report))
     return 0

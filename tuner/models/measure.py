@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -59,8 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             outputs, timing = _time_baseline(args, inputs)
     except Exception as exc:  # reported to the parent as one line
-        lines = [line for line in str(exc).splitlines() if line.strip()]
-        print(json.dumps({"error": f"{type(exc).__name__}: {lines[-1] if lines else ''}"}))
+        print(child_failure(exc))
         return 1
     np.savez(args.outputs, **{f"output_{i}": out for i, out in enumerate(outputs)})
     print(json.dumps(timing))
@@ -121,6 +121,44 @@ def _time_baseline(args: argparse.Namespace, inputs: dict[str, np.ndarray]) -> t
     outputs = [np.asarray(out) for out in run(inputs)]
     timing = time_calls(lambda: run(inputs), repeat=args.repeat, min_repeat_ms=args.min_repeat_ms)
     return outputs, timing
+
+
+def child_failure(exc: BaseException) -> str:
+    """The JSON line a measuring child prints when it fails: the error's type and last line."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return json.dumps({"error": f"{type(exc).__name__}: {lines[-1] if lines else ''}"})
+
+
+def run_child(
+    model: str,
+    what: str,
+    argv: Sequence[str],
+    *,
+    expect: str,
+    timeout_s: float,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Run a measuring child process (``python -m tuner.models...``) with this checkout first
+    on its path and TensorFlow quiet; the JSON object it printed last. ModelError naming
+    ``what`` when it runs over ``timeout_s``, fails, or reports no ``expect`` key."""
+    from tuner.models._base import ModelError
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    if threads is not None:
+        env["TVM_NUM_THREADS"] = str(threads)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    try:
+        done = subprocess.run(
+            list(argv), capture_output=True, text=True, env=env, timeout=timeout_s
+        )
+    except subprocess.TimeoutExpired:
+        raise ModelError(model, f"{what} took over {timeout_s:.0f} s") from None
+    report = last_json_object(done.stdout)
+    if done.returncode != 0 or report is None or expect not in report:
+        why = (report or {}).get("error") or last_line(done.stderr, "no output")
+        raise ModelError(model, f"{what} failed: {why}")
+    return report
 
 
 def last_json_object(text: str) -> dict[str, Any] | None:

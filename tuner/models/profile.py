@@ -27,7 +27,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from tuner.models._base import LoadedModel, ModelError
-from tuner.models.measure import last_json_object, last_line
+from tuner.models._base import LoadedModel
+from tuner.models.measure import child_failure, run_child
 
 NO_TASK = ""  # what ``ProfileEvent.tasks`` holds for a kernel no task covers
 PROFILE_TIMEOUT_S = 600.0
@@ -200,20 +199,9 @@ def profile_saved_model(
 
 
 def _run_child(model: str, argv: list[str], threads: int) -> dict[str, Any]:
-    env = dict(os.environ, TVM_NUM_THREADS=str(threads))
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    try:
-        done = subprocess.run(
-            argv, capture_output=True, text=True, env=env, timeout=PROFILE_TIMEOUT_S
-        )
-    except subprocess.TimeoutExpired:
-        raise ModelError(model, f"profiling took over {PROFILE_TIMEOUT_S:.0f} s") from None
-    report = last_json_object(done.stdout)
-    if done.returncode != 0 or report is None or "kernels" not in report:
-        why = (report or {}).get("error") or last_line(done.stderr, "no output")
-        raise ModelError(model, f"profiling failed: {why}")
-    return report
+    return run_child(
+        model, "profiling", argv, expect="kernels", timeout_s=PROFILE_TIMEOUT_S, threads=threads
+    )
 
 
 # ---------------------------------------------------------------- the child process
@@ -308,8 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         report = _profile(args)
     except Exception as exc:  # reported to the parent as one line
-        lines = [line for line in str(exc).splitlines() if line.strip()]
-        print(json.dumps({"error": f"{type(exc).__name__}: {lines[-1] if lines else ''}"}))
+        print(child_failure(exc))
         return 1
     print(json.dumps(report))
     return 0
