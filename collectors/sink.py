@@ -32,7 +32,10 @@ class EventSink:
     Thread-safe: stages on different resources emit from different threads.
     ``now`` is the clock the producer runs on (wall time, or a simulated clock). A write the
     store refuses raises ``StoreWriteError`` and leaves the reason in ``broken``, so a
-    producer can stop starting work it could not record.
+    producer can stop starting work it could not record. After that the sink writes nothing
+    more (every later emit raises the same error), so what a run stored is always an unbroken
+    prefix of what it emitted: a later, smaller event that would still fit cannot leave a
+    gap that a resume would misread.
     """
 
     def __init__(
@@ -107,6 +110,8 @@ class EventSink:
         return stored
 
     def _write(self, events: list[Event]) -> list[Stored]:
+        if self.broken is not None:
+            raise StoreWriteError(self.broken)
         try:
             return self.store.append(events)
         except (OSError, StoreError, sqlite3.Error) as exc:
