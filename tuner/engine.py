@@ -86,7 +86,7 @@ from tuner.models.graph import model_graph
 from tuner.models.profile import profile_saved_model
 from tuner.models.tasks import model_tasks
 from tuner.models.zoo import ZOO
-from tuner.policies import create_policy
+from tuner.policies import DEFAULT_POLICY, create_policy
 from tuner.recovery import StoredJob, stored_jobs
 from tuner.scheduler import STILL_PAUSED, Scheduler
 
@@ -125,7 +125,7 @@ class EngineSettings:
     """
 
     runs_dir: str | Path
-    policy: str = "interleaved"
+    policy: str = DEFAULT_POLICY
     rpc: str | None = None
     cores: tuple[int, ...] | None = None
     build_workers: int | None = None

@@ -29,6 +29,7 @@ from collectors.events import RecordEvent, TaskEvent
 from collectors.jobs import STAGE_ORDER, StageKind
 from tuner._base import CLIENT_POOL, JobDriver, Policy, StageResult, TunerError, pool_for
 from tuner.clock import SimClock
+from tuner.policies import DEFAULT_POLICY
 from tuner.scheduler import Scheduler
 
 if TYPE_CHECKING:
@@ -361,7 +362,7 @@ def simulate(
     jobs: int = 4,
     clients: int = 1,
     devices: int = 1,
-    policy: str | Policy = "interleaved",
+    policy: str | Policy = DEFAULT_POLICY,
     seed: int = 0,
     tasks: int | Sequence[int] = 4,
     iterations: int = 8,

@@ -10,6 +10,7 @@ from typing import Any
 
 from collectors.jobs import ALLOCATORS
 from tuneloom.cli import UserError
+from tuner.policies import DEFAULT_POLICY
 
 
 def add_budget_options(parser: argparse.ArgumentParser, *, what: str = "each job") -> None:
@@ -247,7 +248,7 @@ def engine_settings(
     )
     return EngineSettings(
         runs_dir=runs_dir,
-        policy=getattr(args, "policy", "interleaved"),
+        policy=getattr(args, "policy", DEFAULT_POLICY),
         rpc=args.rpc,
         build_workers=args.build_workers,
         build_timeout_s=args.build_timeout,

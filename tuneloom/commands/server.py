@@ -21,6 +21,7 @@ from tuneloom.commands.serve import add_upload_limit, upload_limit_bytes
 from tuneloom.commands.tune import store_paths
 from tuneloom.samples import importable_samples
 from tuneloom.server_log import ServerLog
+from tuner.policies import DEFAULT_POLICY
 
 log = logging.getLogger("tuneloom.server")
 
@@ -51,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="where each job's MetaSchedule database goes (default: <db name>-runs beside --db)",
     )
     parser.add_argument(
-        "--policy", default="interleaved", help="scheduling policy (default interleaved)"
+        "--policy", default=DEFAULT_POLICY, help=f"scheduling policy (default {DEFAULT_POLICY})"
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8050, help="port (default 8050; 0 picks one)")

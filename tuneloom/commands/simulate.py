@@ -8,7 +8,7 @@ from tuneloom.cli import UserError, emit_result
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from tuner.policies import POLICIES
+    from tuner.policies import DEFAULT_POLICY, POLICIES
     from tuner.simulation import DISTRIBUTIONS
 
     parser = sub.add_parser(
@@ -39,8 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--policy",
-        default="interleaved",
-        help=f"scheduling policy: {', '.join(POLICIES)} (default interleaved)",
+        default=DEFAULT_POLICY,
+        help=f"scheduling policy: {', '.join(POLICIES)} (default {DEFAULT_POLICY})",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--tasks", type=int, default=4, help="tasks per job (default 4)")

@@ -21,6 +21,7 @@ from tuneloom.commands.options import (
     reuse_spec_fields,
 )
 from tuneloom.progress import TrialsProgress, terminal
+from tuner.policies import DEFAULT_POLICY
 
 DESCRIPTION = """\
 Tune models and built-in workloads with TVM MetaSchedule on this machine, several jobs at
@@ -64,7 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_model_options(parser)
     add_budget_options(parser)
     parser.add_argument(
-        "--policy", default="interleaved", help="scheduling policy (default interleaved)"
+        "--policy", default=DEFAULT_POLICY, help=f"scheduling policy (default {DEFAULT_POLICY})"
     )
     parser.add_argument(
         "--db", required=True, metavar="PATH", help="store for the run's events (SQLite file)"
