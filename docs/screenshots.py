@@ -44,7 +44,7 @@ def real_run(store: SQLiteStore, runs: Path, trials: int):
     from tuner.metaschedule.settings import SMALL_SEARCH
 
     hub = Hub()
-    settings = EngineSettings(runs_dir=runs, search=SMALL_SEARCH,
+    settings = EngineSettings(runs_dir=runs, search=SMALL_SEARCH, policy="interleaved",
                               measure=EvalConfig(number=3, repeat=1, min_repeat_ms=10))  # fmt: skip
     engine = Engine(settings, store=store, hub=hub)
     engine.serve()
