@@ -39,7 +39,7 @@ def test_toml_and_json_grids_expand_to_every_combination(tmp_path: Path) -> None
     assert all(r["build_workers"] == 2 and r["batch"] == 16 for r in runs)
     as_json = write(tmp_path, "grid.json", json.dumps({"model": "zoo:mlp", "trials": 4}))
     assert expand_grid(read_grid(as_json)) == [
-        {"model": "zoo:mlp", "trials": 4, "policy": "interleaved", "batch": 16,
+        {"model": "zoo:mlp", "trials": 4, "policy": "feed-device", "batch": 16,
          "build_workers": None, "population": None, "repeat": 10, "baseline": None}
     ]  # fmt: skip
 

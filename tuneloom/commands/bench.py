@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneloom.cli import UserError, emit_result
+from tuner.policies import DEFAULT_POLICY
 
 DESCRIPTION = """\
 Run the cartesian product of the settings a grid file lists and write one CSV row per run.
@@ -24,7 +25,7 @@ The grid is TOML or JSON; every key holds one value or a list of values:
 
     model = ["zoo:cnn", "zoo:mlp"]     # zoo names or model files (required)
     trials = [8, 16]                   # trials per task (required)
-    policy = ["interleaved", "sequential"]
+    policy = ["interleaved", "sequential"]   # default: tune's (feed-device)
     batch = [8, 16]                    # candidates per tuning iteration
     build_workers = [1, 2]             # build processes per client resource
     population = 64                    # evolutionary search population (default: tune's)
@@ -40,7 +41,7 @@ tvm_tuned_ms, baseline_ms (the fastest framework), max_abs_error, status and err
 SWEPT = ("model", "trials", "policy", "batch", "build_workers", "population")
 EVALUATE_KEYS = ("repeat", "baseline")
 DEFAULTS: dict[str, Any] = {
-    "policy": "interleaved",
+    "policy": DEFAULT_POLICY,
     "batch": 16,
     "build_workers": None,
     "population": None,  # tune's default
