@@ -191,9 +191,9 @@ class ShortestRemaining(Interleaved):
         return (first, work, since, job.order)
 
 
-# The policy ``tune``, the server and the demo use unless told: builds first keeps the device
-# fed, and on real jobs it left the device idle less than plain round-robin
-# (benchmarks/scheduler_real.py).
+# The policy ``tune``, the server, the demo, ``simulate`` and ``bench sweep`` use unless told:
+# builds first keeps the device fed, and on real jobs it left the device idle less than plain
+# round-robin (benchmarks/scheduler_real.py).
 DEFAULT_POLICY = "feed-device"
 
 POLICIES: dict[str, type[Policy]] = {

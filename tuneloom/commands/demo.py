@@ -8,9 +8,9 @@ from pathlib import Path
 
 from tuneloom.cli import UserError
 from tuneloom.commands.library import add_library_option, library_to_join
+from tuneloom.commands.options import add_policy_option
 from tuneloom.commands.serve import add_upload_limit, upload_limit_bytes
 from tuneloom.commands.server import ServiceOptions, check_address, run_service
-from tuner.policies import DEFAULT_POLICY
 
 # Small real jobs that finish in minutes on two cores: a mix of ops, so the timeline shows
 # the client and the device taking turns between jobs.
@@ -36,9 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "With --db naming an existing store, its unfinished jobs resume instead."
         ),
     )
-    parser.add_argument(
-        "--policy", default=DEFAULT_POLICY, help=f"scheduling policy (default {DEFAULT_POLICY})"
-    )
+    add_policy_option(parser)
     parser.add_argument(
         "--trials-per-task", type=int, default=48, help="trials of each task (default 48)"
     )

@@ -166,6 +166,13 @@ def reuse_spec_fields(args: argparse.Namespace, folder: str, *, only: bool) -> d
     }
 
 
+def add_policy_option(parser: argparse.ArgumentParser) -> None:
+    """``--policy``: the scheduling policy, ``DEFAULT_POLICY`` unless told."""
+    parser.add_argument(
+        "--policy", default=DEFAULT_POLICY, help=f"scheduling policy (default {DEFAULT_POLICY})"
+    )
+
+
 def add_measure_options(parser: argparse.ArgumentParser) -> None:
     """Target, device and measurement options (tune, reuse)."""
     parser.add_argument(

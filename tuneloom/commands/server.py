@@ -16,12 +16,11 @@ from typing import Any
 from collectors.jobs import TERMINAL_STATES
 from tuneloom.cli import UserError
 from tuneloom.commands.library import add_library_option, database_joiner, library_to_join
-from tuneloom.commands.options import add_measure_options, engine_settings
+from tuneloom.commands.options import add_measure_options, add_policy_option, engine_settings
 from tuneloom.commands.serve import add_upload_limit, upload_limit_bytes
 from tuneloom.commands.tune import store_paths
 from tuneloom.samples import importable_samples
 from tuneloom.server_log import ServerLog
-from tuner.policies import DEFAULT_POLICY
 
 log = logging.getLogger("tuneloom.server")
 
@@ -51,9 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="where each job's MetaSchedule database goes (default: <db name>-runs beside --db)",
     )
-    parser.add_argument(
-        "--policy", default=DEFAULT_POLICY, help=f"scheduling policy (default {DEFAULT_POLICY})"
-    )
+    add_policy_option(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8050, help="port (default 8050; 0 picks one)")
     parser.add_argument(

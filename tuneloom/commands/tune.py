@@ -13,6 +13,7 @@ from tuneloom.commands.options import (
     add_budget_options,
     add_measure_options,
     add_model_options,
+    add_policy_option,
     add_reuse_options,
     budget_spec_fields,
     check_positive,
@@ -21,7 +22,6 @@ from tuneloom.commands.options import (
     reuse_spec_fields,
 )
 from tuneloom.progress import TrialsProgress, terminal
-from tuner.policies import DEFAULT_POLICY
 
 DESCRIPTION = """\
 Tune models and built-in workloads with TVM MetaSchedule on this machine, several jobs at
@@ -64,9 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_model_options(parser)
     add_budget_options(parser)
-    parser.add_argument(
-        "--policy", default=DEFAULT_POLICY, help=f"scheduling policy (default {DEFAULT_POLICY})"
-    )
+    add_policy_option(parser)
     parser.add_argument(
         "--db", required=True, metavar="PATH", help="store for the run's events (SQLite file)"
     )
