@@ -22,9 +22,10 @@ class CpuPlan:
     shared: bool = False  # True when there were too few cores to keep them apart
 
     def describe(self) -> str:
-        devices = "; ".join(f"device {i}: {_cores(cores)}" for i, cores in enumerate(self.devices))
+        parts = [f"client: {_cores(self.client)}"]
+        parts += [f"device {i}: {_cores(cores)}" for i, cores in enumerate(self.devices)]
         note = " (shared: too few cores to keep builds off the devices)" if self.shared else ""
-        return f"client: {_cores(self.client)}; {devices}{note}"
+        return "; ".join(parts) + note
 
 
 def plan_cpus(available: Iterable[int], devices: int = 1) -> CpuPlan:

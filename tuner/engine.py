@@ -77,8 +77,8 @@ from tuner.metaschedule.resume import ResumeState
 from tuner.metaschedule.reuse import ReuseSettings
 from tuner.metaschedule.rpc import discover, parse_rpc
 from tuner.metaschedule.run import EvalConfig
-from tuner.metaschedule.settings import LOCAL_POOL, DriverSettings, SearchConfig
-from tuner.metaschedule.targets import target_config
+from tuner.metaschedule.settings import GPU_POOL, LOCAL_POOL, DriverSettings, SearchConfig
+from tuner.metaschedule.targets import cuda_devices, is_gpu, target_config
 from tuner.metaschedule.workers import StageWorkers
 from tuner.models.compiled import compile_model, save_compiled
 from tuner.models.evaluate import time_saved_model
@@ -118,10 +118,11 @@ class EngineSettings:
     device's cores take client stages (select, build, update) while no profile is expected
     before such a stage would end, or at most ``lend_wait_s`` later (``math.inf``: whenever
     no profile waits); profiles never share them. ``target`` is the codegen target of jobs
-    whose spec names none. ``ray`` (``auto`` or ``HOST:PORT`` of a running Ray head): the
-    cores of that cluster's nodes are resources that take the builds, which run there
-    (``tuner.cluster``); select and update stay on this process's client cores, with the
-    jobs' search state.
+    whose spec names none; a cuda target makes this host's GPUs the local devices
+    (``device:cuda:N``, every CPU core then a client core). ``ray`` (``auto`` or
+    ``HOST:PORT`` of a running Ray head): the cores of that cluster's nodes are resources
+    that take the builds, which run there (``tuner.cluster``); select and update stay on
+    this process's client cores, with the jobs' search state.
     """
 
     runs_dir: str | Path
@@ -284,12 +285,14 @@ class Engine:
         self.runs_dir = Path(settings.runs_dir)
         rpc = parse_rpc(settings.rpc) if settings.rpc else None
         servers = len(discover(rpc)) if rpc else 0
-        local_devices = 0 if rpc else 1
+        gpus = 0 if rpc else _local_gpus(settings.target)
+        local_devices = 0 if rpc or gpus else 1
         self.plan: CpuPlan = plan_cpus(settings.cores or available_cpus(), devices=local_devices)
         self.cluster = _join_cluster(settings.ray) if settings.ray else None
         self.workers = StageWorkers(
             cluster=self.cluster,
             local_devices=local_devices,
+            local_gpus=gpus,
             rpc_pools={rpc: servers} if rpc else None,
             plan=self.plan,
             build_timeout_s=settings.build_timeout_s,
@@ -297,7 +300,7 @@ class Engine:
             build_workers=settings.build_workers,
             evaluator=settings.measure,
         )
-        self.default_device = rpc.pool if rpc else LOCAL_POOL
+        self.default_device = rpc.pool if rpc else GPU_POOL if gpus else LOCAL_POOL
         self._rpc, self._rpc_servers = rpc, servers
         self._lock = threading.Lock()
         self._waiting: set[str] = set()  # jobs paused until their RPC pool is back
@@ -606,6 +609,7 @@ class Engine:
     def _plan(self, job_id: str, spec: JobSpec) -> PlannedJob:
         target = target_config(spec.target or self.settings.target, self.workers.device_cores)
         device_pool = self._device_pool(spec.device)
+        _check_device(target, device_pool)
         model = None
         tasks: Sequence[Any] = spec.workloads
         if spec.model:
@@ -946,6 +950,27 @@ def _reuse_report(driver: MetaScheduleDriver) -> dict[str, Any]:
     for task in driver.reuse_tasks():
         report["tasks"][task.name] = task.as_json()
     return report
+
+
+def _local_gpus(target: str | Mapping[str, Any]) -> int:
+    """The GPUs a cuda target's profiles use (every one this host has); 0 for llvm."""
+    if not is_gpu(target_config(target, 1)):
+        return 0
+    count = cuda_devices()
+    if not count:
+        raise TunerError("a cuda target needs an NVIDIA GPU here, and TVM sees none")
+    return count
+
+
+def _check_device(target: Mapping[str, Any], device_pool: str) -> None:
+    """A job's kernels must run where it is profiled: cuda on ``device:cuda``, llvm on a CPU."""
+    if is_gpu(target) and device_pool != GPU_POOL:
+        raise TunerError(
+            f"a cuda target is profiled on this host's GPUs, not on {device_pool} "
+            "(give the engine a cuda target: tune --target cuda, server --target cuda)"
+        )
+    if not is_gpu(target) and device_pool == GPU_POOL:
+        raise TunerError(f"a {target.get('kind')} target's kernels cannot be timed on a GPU")
 
 
 def _join_cluster(address: str) -> Any:

@@ -13,6 +13,7 @@ from collectors.jsonl import export_jsonl
 from collectors.sqlite_store import SQLiteStore
 from tests.tuner.rpc_fixtures import free_port, rpc_cluster
 from tuneloom.cli import build_parser, main
+from tuner.metaschedule.targets import cuda_devices
 
 SMALL = ["--batch", "8", "--population", "64", "--number", "2", "--min-repeat-ms", "5"]
 
@@ -29,7 +30,12 @@ def tune(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
         (["--workload", "foo:3"], "unknown operator 'foo'"),
         (["--workload", "conv2d:1x3x4x4"], "conv2d takes NxCxHxW,KxRxS"),
         (["--workload", "matmul:8", "--policy", "fastest"], "unknown policy 'fastest'"),
-        (["--workload", "matmul:8", "--target", "cuda"], "unknown target 'cuda'"),
+        (["--workload", "matmul:8", "--target", "rocm"], "unknown target 'rocm'"),
+        pytest.param(
+            ["--workload", "matmul:8", "--target", "cuda"],
+            "a cuda target needs an NVIDIA GPU here, and TVM sees none",
+            marks=pytest.mark.skipif(cuda_devices() > 0, reason="this machine has a GPU"),
+        ),
         (["--workload", "matmul:8", "--trials", "0"], "--trials must be a positive integer"),
         (["--workload", "matmul:8", "--trials", "-3"], "--trials must be a positive integer"),
         (["--workload", "matmul:8", "--batch", "0"], "--batch must be a positive integer"),

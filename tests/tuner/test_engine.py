@@ -47,7 +47,8 @@ def test_specs_are_checked_before_a_job_is_planned(tmp_path: Path) -> None:
     with Engine(settings(tmp_path)) as engine:
         for spec, why in [
             (JobSpec(workloads=("nope:8",)), "unknown operator 'nope'"),
-            (JobSpec(workloads=("matmul:8",), target="cuda"), "unknown target 'cuda'"),
+            (JobSpec(workloads=("matmul:8",), target="rocm"), "unknown target 'rocm'"),
+            (JobSpec(workloads=("matmul:8",), target="cuda"), "profiled on this host's GPUs"),
             (JobSpec(workloads=("matmul:8",), device="rpc:gpu"), "no device 'rpc:gpu'"),
             (JobSpec(model=str(tmp_path / "resnet.onnx")), r"resnet\.onnx: file not found"),
         ]:

@@ -33,7 +33,7 @@ from tuner.metaschedule.driver import DeviceLost, MetaScheduleDriver
 from tuner.metaschedule.processes import PinnedWorker, WorkerCrashed, WorkerTimeout
 from tuner.metaschedule.run import EvalConfig, LocalProfiler, ProfileBatch
 from tuner.metaschedule.settings import SMALL_SEARCH, DriverSettings
-from tuner.metaschedule.targets import target_config
+from tuner.metaschedule.targets import is_gpu, target_config
 from tuner.metaschedule.workers import StageWorkers
 from tuner.metaschedule.workloads import parse_workload, workload_module
 
@@ -225,9 +225,28 @@ def test_targets_fill_in_the_host_cpu_and_device_cores() -> None:
     assert config["kind"] == "llvm" and config["num-cores"] == 3
     assert config["mcpu"] not in ("", "native")
     assert target_config('{"kind": "llvm", "mcpu": "native", "num-cores": 2}', 1)["num-cores"] == 2
-    for bad, why in [("cuda", "unknown target 'cuda'"), ("{nope", "not valid JSON")]:
+    for bad, why in [
+        ("rocm", "unknown target 'rocm'"),
+        ("{nope", "not valid JSON"),
+        ('{"kind": "cuda", "host": "cuda"}', "host must be llvm"),
+        ('{"kind": "cuda", "host": 5}', "host must be llvm"),
+        ('{"kind": "cuda", "arch": "zz"}', "invalid CUDA arch"),
+    ]:
         with pytest.raises(TunerError, match=why):
             target_config(bad, 1)
+
+
+def test_a_cuda_target_gets_an_llvm_host_for_this_cpu() -> None:
+    config = target_config('{"kind": "cuda", "arch": "sm_80"}', 3)
+    assert config["arch"] == "sm_80" and "num-cores" not in config and is_gpu(config)
+    host = config["host"]
+    assert host["kind"] == "llvm" and host["mcpu"] == target_config("llvm", 1)["mcpu"]
+    assert not is_gpu(target_config("llvm", 1))
+    named = target_config('{"kind": "cuda", "arch": "sm_90", "host": {"kind": "llvm"}}', 2)
+    assert named["host"]["mcpu"] == host["mcpu"]
+    from tvm.target import Target
+
+    assert Target(named).host is not None
 
 
 # --- the driver -----------------------------------------------------------------------------

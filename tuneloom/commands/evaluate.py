@@ -64,7 +64,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--min-repeat-ms", type=float, default=100.0, help="minimum ms per repeat (default 100)"
     )
     parser.add_argument(
-        "--target", default="llvm", help="codegen target: llvm or a JSON object (as for tune)"
+        "--target",
+        default="llvm",
+        help="codegen target: llvm, cuda (timed on the first GPU) or a JSON object (as for tune)",
     )
     parser.add_argument("--keep", metavar="DIR", help="keep the compiled models in DIR")
     parser.add_argument(

@@ -190,7 +190,8 @@ def add_measure_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target",
         default="llvm",
-        help='codegen target: llvm (this CPU) or a JSON object like {"kind":"llvm","mcpu":...}',
+        help="codegen target: llvm (this CPU), cuda (this host's NVIDIA GPUs) or a JSON "
+        'object like {"kind":"llvm","mcpu":...} or {"kind":"cuda","arch":"sm_90"}',
     )
     parser.add_argument(
         "--build-workers",

@@ -58,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--target",
         default=None,
-        help="codegen target: llvm or a JSON object (default: the server's --target)",
+        help="codegen target: llvm, cuda or a JSON object (default: the server's --target)",
     )
     parser.add_argument(
         "--batch", type=int, default=16, help="candidates per tuning iteration (default 16)"

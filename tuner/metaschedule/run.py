@@ -1,8 +1,9 @@
-"""Profile stage: time built candidates on a local pinned device or through a TVM RPC tracker.
+"""Profile stage: time built candidates on a local device or through a TVM RPC tracker.
 
-``LocalProfiler`` keeps one long-lived worker process pinned to the device's cores and
-times each candidate there with ``time_evaluator``, like MetaSchedule's ``LocalRunner``
-(random inputs, ``number``/``repeat``/``min_repeat_ms``, optional cooldown and cache flush).
+``LocalProfiler`` keeps one long-lived worker process pinned to the device's cores (or, for
+a GPU, driving it) and times each candidate there with ``time_evaluator``, like
+MetaSchedule's ``LocalRunner`` (random inputs, ``number``/``repeat``/``min_repeat_ms``,
+optional cooldown and cache flush).
 ``RPCProfiler`` runs each candidate in a session to one of the tracker's servers under a key
 (asked for through the tracker, like ``RPCRunner``), from a worker process so that a server
 that stops answering cannot hang the tuner.
@@ -82,7 +83,11 @@ def _allocate(device: Any, args_info: ArgsInfo, f_random_fill: Any) -> list[Any]
     return args
 
 
-def _time(rt_mod: Any, device: Any, args: list[Any], config: EvalConfig) -> list[float]:
+def _time(
+    rt_mod: Any, device: Any, args: list[Any], config: EvalConfig, *, on_cpu: bool = True
+) -> list[float]:
+    """Time the module on ``device``; the CPU's caches are flushed between runs if asked."""
+    flush = config.cache_flush and on_cpu
     evaluator = rt_mod.time_evaluator(
         rt_mod.entry_name,
         device,
@@ -90,20 +95,24 @@ def _time(rt_mod: Any, device: Any, args: list[Any], config: EvalConfig) -> list
         repeat=config.repeat,
         min_repeat_ms=config.min_repeat_ms,
         cooldown_interval_ms=config.cooldown_ms,
-        f_preproc="cache_flush_cpu_non_first_arg" if config.cache_flush else "",
+        f_preproc="cache_flush_cpu_non_first_arg" if flush else "",
     )
     device.sync()
     return [float(s) for s in evaluator(*args).results]
 
 
-def run_local(artifact: str, args_info: ArgsInfo, config: EvalConfig) -> list[float]:
-    """Runs in the device worker: load a built candidate and time it on the local CPU."""
+def run_local(
+    artifact: str, args_info: ArgsInfo, config: EvalConfig, device: tuple[str, int] = ("cpu", 0)
+) -> list[float]:
+    """Runs in the device worker: load a built candidate and time it on the local
+    ``device`` (``("cpu", 0)``, or ``("cuda", N)`` for a GPU)."""
     import tvm
 
     rt_mod = tvm.runtime.load_module(artifact)
-    device = tvm.runtime.device("cpu", 0)
+    on_cpu = device[0] == "cpu"
+    dev = tvm.runtime.device(*device)
     fill = tvm.get_global_func("tvm.contrib.random.random_fill_for_measure")
-    return _time(rt_mod, device, _allocate(device, args_info, fill), config)
+    return _time(rt_mod, dev, _allocate(dev, args_info, fill), config, on_cpu=on_cpu)
 
 
 def run_rpc(
@@ -170,7 +179,8 @@ def tracker_servers(host: str, port: int, key: str, *, timeout_s: float = 5.0) -
 
 
 class LocalProfiler:
-    """Times candidates on this machine in one long-lived worker pinned to ``cores``."""
+    """Times candidates on this machine in one long-lived worker pinned to ``cores``, on
+    the CPU or on the ``device`` it names (``("cuda", N)``: GPU N, driven from the worker)."""
 
     def __init__(
         self,
@@ -179,9 +189,11 @@ class LocalProfiler:
         evaluator: EvalConfig | None = None,
         timeout_s: float = 10.0,
         name: str = "device",
+        device: tuple[str, int] = ("cpu", 0),
     ) -> None:
         self.evaluator = evaluator or EvalConfig()
         self.timeout_s = timeout_s
+        self.device = device
         self.worker = PinnedWorker(cores, imports=RUN_IMPORTS, name=f"{name} worker")
 
     def start(self) -> None:
@@ -196,7 +208,10 @@ class LocalProfiler:
             except Exception as exc:
                 return ProfileBatch(outcomes, f"the device worker cannot start: {exc}")
             outcomes[i] = _measure(
-                self.worker, run_local, (artifact, info, self.evaluator), self.timeout_s
+                self.worker,
+                run_local,
+                (artifact, info, self.evaluator, self.device),
+                self.timeout_s,
             )
         return ProfileBatch(outcomes)
 

@@ -15,7 +15,8 @@ from tuner.allocation import ALLOCATORS
 if TYPE_CHECKING:
     from tuner.metaschedule.reuse import ReuseSettings
 
-LOCAL_POOL = "device:llvm"
+LOCAL_POOL = "device:llvm"  # this host's CPU cores set aside for profiles
+GPU_POOL = "device:cuda"  # this host's CUDA GPUs
 
 
 METASCHEDULE_POPULATION = 512  # MetaSchedule's default, sized for a machine of many cores
@@ -86,9 +87,9 @@ class DriverSettings:
     ``batch_size`` candidates per iteration, ``parallel_tasks`` tasks searching at once (each
     task's stages run in order; different tasks' stages overlap on the resources), the
     ``search`` settings, the ``seed``, the codegen ``target`` (a config ``target_config``
-    checked, or a name it accepts), the ``device_pool`` its profiles need (``device:llvm`` or
-    ``device:rpc:KEY``), how many times a failed profile is retried before the job stalls,
-    and ``reuse`` (a schedule library each task starts from, or None).
+    checked, or a name it accepts), the ``device_pool`` its profiles need (``device:llvm``,
+    ``device:cuda`` or ``device:rpc:KEY``), how many times a failed profile is retried
+    before the job stalls, and ``reuse`` (a schedule library each task starts from, or None).
     """
 
     trials: int | None = None

@@ -15,7 +15,7 @@ from tuner.metaschedule.build import BuildPool
 from tuner.metaschedule.intrinsics import load_tensor_intrinsics
 from tuner.metaschedule.rpc import RpcPool
 from tuner.metaschedule.run import EvalConfig, LocalProfiler, RPCProfiler
-from tuner.metaschedule.settings import LOCAL_POOL
+from tuner.metaschedule.settings import GPU_POOL, LOCAL_POOL
 
 if TYPE_CHECKING:
     from tuner.cluster.ray_builds import RayBuildPool
@@ -26,7 +26,8 @@ class StageWorkers:
     """The long-lived build and profile workers, one set per resource, shared by all jobs.
 
     ``client:N`` -> a build pool pinned to the plan's client cores; ``device:llvm:N`` -> a
-    profiler pinned to the plan's device N cores; ``device:rpc:KEY:N`` -> an RPC profiler for
+    profiler pinned to the plan's device N cores; ``device:cuda:N`` -> a profiler driving
+    this host's GPU N (``local_gpus`` of them); ``device:rpc:KEY:N`` -> an RPC profiler for
     the pool with that key. Workers start on first use (or all at once with ``start``).
 
     With a ``cluster`` (``--ray``) its nodes' cores, ``client:NODE:i``, are resources too:
@@ -40,6 +41,7 @@ class StageWorkers:
         *,
         clients: int = 1,
         local_devices: int = 1,
+        local_gpus: int = 0,
         rpc_pools: Mapping[RpcPool, int] | None = None,
         plan: CpuPlan | None = None,
         build_timeout_s: float = 30.0,
@@ -63,6 +65,7 @@ class StageWorkers:
         self.cluster = cluster
         names = [f"client:{i}" for i in range(clients)]
         names += [f"{LOCAL_POOL}:{i}" for i in range(local_devices)]
+        names += [f"{GPU_POOL}:{i}" for i in range(local_gpus)]
         for pool, servers in self.rpc_pools.items():
             names += pool.resources(servers)
         self._own: tuple[str, ...] = tuple(names)
@@ -94,8 +97,8 @@ class StageWorkers:
         raise TunerError(f"{resource!r} is not a local resource: its cores are not here")
 
     def device_pools(self) -> list[str]:
-        pools = [LOCAL_POOL] if any(r.startswith(LOCAL_POOL + ":") for r in self.resources) else []
-        return pools + [pool.pool for pool in self.rpc_pools]
+        local = [p for p in (LOCAL_POOL, GPU_POOL) if any(_in_pool(r, p) for r in self.resources)]
+        return local + [pool.pool for pool in self.rpc_pools]
 
     def builder(self, resource: str) -> BuildPool | RayBuildPool:
         """The build pool of a client resource, or of a local device lent to client work
@@ -103,7 +106,7 @@ class StageWorkers:
         with self._lock:
             pool = self._builders.get(resource)
             if pool is None:
-                if resource not in self.resources or resource.startswith("device:rpc:"):
+                if resource not in self.resources or not _can_build(resource):
                     raise TunerError(f"no client or local device resource {resource!r} here")
                 if self.cluster is not None and resource in self.cluster.slots:
                     pool = self._ray_builder(resource)
@@ -164,7 +167,9 @@ class StageWorkers:
             builders = [r for r in builders if r in self.cluster.slots]
         starters = [self.builder(r).start for r in builders]
         starters += [
-            self.profiler(r).start for r in self.resources if r.startswith(LOCAL_POOL + ":")
+            self.profiler(r).start
+            for r in self.resources
+            if _in_pool(r, LOCAL_POOL) or _in_pool(r, GPU_POOL)
         ]
         with ThreadPoolExecutor(max(1, len(starters))) as pool:
             futures = [pool.submit(start) for start in starters]
@@ -201,6 +206,14 @@ class StageWorkers:
                 timeout_s=self.run_timeout_s,
                 name=resource,
             )
+        if _in_pool(resource, GPU_POOL):
+            return LocalProfiler(
+                None,
+                evaluator=self.evaluator,
+                timeout_s=self.run_timeout_s,
+                name=resource,
+                device=("cuda", int(resource.rpartition(":")[2])),
+            )
         for pool in self.rpc_pools:
             if resource.startswith(pool.pool + ":"):
                 return RPCProfiler(
@@ -212,3 +225,12 @@ class StageWorkers:
                     name=resource,
                 )
         raise TunerError(f"no device resource {resource!r} here")
+
+
+def _in_pool(resource: str, pool: str) -> bool:
+    return resource.startswith(pool + ":")
+
+
+def _can_build(resource: str) -> bool:
+    """Builds run on client cores and on local CPU devices lent to client work."""
+    return not (_in_pool(resource, "device:rpc") or _in_pool(resource, GPU_POOL))

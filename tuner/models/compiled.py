@@ -123,14 +123,14 @@ def save_compiled(
 
 
 def load_compiled(folder: str | Path) -> CompiledModel:
-    """A saved model, ready to run on this machine's CPU."""
+    """A saved model, ready to run on this machine's CPU (its first GPU if built for cuda)."""
     folder = Path(folder)
     metadata = read_metadata(folder)
     try:
         library = tvm.runtime.load_module(str(folder / LIBRARY))
     except Exception as exc:
         raise ModelError(str(folder), f"cannot load {LIBRARY}: {type(exc).__name__}") from None
-    device = tvm.cpu()
+    device = tvm.cuda(0) if metadata["target"].get("kind") == "cuda" else tvm.cpu()
     inputs = tuple(
         InputSpec(str(i["name"]), tuple(int(d) for d in i["shape"]), str(i["dtype"]))
         for i in metadata["inputs"]
