@@ -84,6 +84,7 @@ from tuner._base import JobDriver, StageResult, Step, TunerError, duration_text,
 from tuner.allocation import TaskProgress, choose_task, stop_reason
 from tuner.cpus import pin_thread
 from tuner.metaschedule.build import BuildOutcome, remove_artifact
+from tuner.metaschedule.gpu_default import default_schedule
 from tuner.metaschedule.intrinsics import load_tensor_intrinsics
 from tuner.metaschedule.library import LibraryEntry
 from tuner.metaschedule.resume import (
@@ -102,7 +103,7 @@ from tuner.metaschedule.reuse import (
 )
 from tuner.metaschedule.run import RPCProfiler, RunOutcome
 from tuner.metaschedule.settings import DriverSettings
-from tuner.metaschedule.targets import target_config
+from tuner.metaschedule.targets import GPU_KIND, target_config
 from tuner.metaschedule.tasks import TuningTask, workload_tasks
 from tuner.metaschedule.traces import trace_json_text
 from tuner.metaschedule.workers import StageWorkers
@@ -157,6 +158,9 @@ class _Task:
     measured: set[int] = field(default_factory=set)
     relearn: bool = False
     timed_trials: int = 0  # trials whose stages this process timed (``seconds``)
+    # Candidates at the head of the batch that the search did not propose (a GPU task's
+    # default schedule): measured and recorded, but not reported back to the search.
+    injected: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +325,7 @@ class MetaScheduleDriver(JobDriver):
         self._tuned_done = profiling is None
         self.met = False  # the compiled model met the latency target
         self.target = Target(target_config(settings.target, workers.device_cores))
+        self.gpu = self.target.kind.name == GPU_KIND  # each task measures the default first
         load_tensor_intrinsics(self.target)  # before any TuneContext or trace replay
         self.db_dir = Path(db_dir)
         self.db_dir.mkdir(parents=True, exist_ok=True)
@@ -770,7 +775,14 @@ class MetaScheduleDriver(JobDriver):
         if room <= 0:  # the job's budget went to other tasks' batches meanwhile
             self._end_task(t, None)
             return StageResult(ok=True, candidates=0)
-        candidates = list(candidates)[:room]
+        candidates = list(candidates)
+        if self.gpu and t.trials == 0 and not t.measured:
+            default = default_schedule(t.spec.mod, self.target)
+            if default is not None:
+                args_info = ms.arg_info.ArgInfo.from_prim_func(_prim_func(t.spec.mod))
+                candidates.insert(0, ms.MeasureCandidate(default, args_info))
+                t.injected = 1
+        candidates = candidates[:room]
         t.candidates = candidates
         t.predicted = self._predict(t, candidates)
         t.builds, t.runs = [], []
@@ -882,7 +894,8 @@ class MetaScheduleDriver(JobDriver):
         searched = not t.batch_reused  # the search proposed this batch (not the library)
         if searched:
             try:
-                t.ctx.notify_runner_results(t.candidates, results)
+                skip = t.injected
+                t.ctx.notify_runner_results(t.candidates[skip:], results[skip:])
             except Exception as exc:
                 errors.append(f"notify: {exc}")
         for cand, outcome in zip(t.candidates, outcomes, strict=True):
@@ -918,6 +931,7 @@ class MetaScheduleDriver(JobDriver):
         t.history.append(t.best_s if t.best_s is not None else math.inf)
         t.batch_trials.append(count)
         t.candidates, t.predicted, t.builds, t.runs = [], [], [], []
+        t.injected = 0
         t.next_kind = StageKind.SELECT
         if not searched:
             t.reused.extend(t.batch_reused.values())
