@@ -32,7 +32,7 @@ from tuner.metaschedule.build import BuildPool
 from tuner.metaschedule.driver import DeviceLost, MetaScheduleDriver
 from tuner.metaschedule.processes import PinnedWorker, WorkerCrashed, WorkerTimeout
 from tuner.metaschedule.run import EvalConfig, LocalProfiler, ProfileBatch
-from tuner.metaschedule.settings import SMALL_SEARCH, DriverSettings
+from tuner.metaschedule.settings import SMALL_SEARCH, DriverSettings, SearchConfig
 from tuner.metaschedule.targets import is_gpu, target_config
 from tuner.metaschedule.workers import StageWorkers
 from tuner.metaschedule.workloads import parse_workload, workload_module
@@ -439,6 +439,44 @@ def test_same_seed_gives_the_same_candidates(workers: StageWorkers, tmp_path: Pa
 
     assert first_batch(5, "a") == first_batch(5, "b")
     assert first_batch(5, "c") != first_batch(6, "d")
+
+
+@pytest.mark.slow
+def test_a_stalled_search_goes_on_with_a_larger_population_and_measures_nothing_twice(
+    workers: StageWorkers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tvm_ffi
+    from tvm.s_tir import Schedule
+
+    import tuner.metaschedule.driver as driver_module
+
+    # Stalled after two batches: the cost model has learned enough (its warm-up is 32
+    # samples) to rank the measured schedules the new search starts from above the rest.
+    monkeypatch.setattr(driver_module, "stalled", lambda history: len(history) == 2)
+    store, sink = make_sink()
+    settings = DriverSettings(trials_per_task=48, batch_size=16, search=SearchConfig())
+    driver = MetaScheduleDriver(
+        "j1", ["matmul:16"], settings, workers=workers, db_dir=tmp_path / "db", sink=sink
+    )
+    drive(driver, workers)
+    driver.close()
+    details = [e.detail for e in events(store, TaskEvent)]
+    grown = [line for d in details for line in d.splitlines() if line.startswith("search=")]
+    assert grown and grown[-1] == "search=population 512 from trial 32: population 128 stalled"
+    from tvm.s_tir import meta_schedule as ms
+
+    database = ms.database.JSONDatabase(
+        path_workload=str(tmp_path / "db" / DB_WORKLOAD),
+        path_tuning_record=str(tmp_path / "db" / DB_RECORDS),
+    )
+    records = database.get_all_tuning_records()
+    assert len(records) == 48
+    mods = set()
+    for record in records:
+        schedule = Schedule(record.workload.mod)
+        record.trace.apply_to_schedule(schedule, remove_postproc=False)
+        mods.add(tvm_ffi.structural_hash(schedule.mod))
+    assert len(mods) == 48  # the wider search proposed nothing the first one measured
 
 
 @pytest.mark.slow

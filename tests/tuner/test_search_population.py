@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tuner.metaschedule.settings import SearchConfig, population_for_cores
+from tuner.metaschedule.settings import SearchConfig, population_for_cores, stalled
 
 
 @pytest.mark.parametrize(
@@ -25,3 +25,32 @@ def test_a_set_population_is_kept_whatever_the_cores() -> None:
 def test_the_strategy_evolves_the_population_it_was_given() -> None:
     assert SearchConfig().strategy(2).population_size == 256
     assert SearchConfig(population_size=96).strategy(1).population_size == 96
+
+
+@pytest.mark.parametrize(
+    ("history", "expected"),
+    [
+        ([], False),
+        ([1.0], False),  # one batch: too early to tell
+        ([1.0, 0.995], True),  # 0.5 % better: stalled
+        ([1.0, 1.0], True),
+        ([1.0, 0.98], False),  # 2 % better
+        ([float("inf"), 1.0], False),  # the first measured best
+        ([1.0, float("inf")], False),
+        ([2.0, 1.0, 1.0], True),
+    ],
+)
+def test_a_search_stalls_when_its_last_batch_gained_less_than_one_percent(
+    history: list[float], expected: bool
+) -> None:
+    assert stalled(history) is expected
+
+
+def test_a_stalled_search_grows_to_metaschedules_population_unless_one_was_set() -> None:
+    config = SearchConfig()
+    assert config.population(1, grown=True) == 512 and config.can_grow(1)
+    assert config.strategy(1, grown=True).population_size == 512
+    assert not config.can_grow(4)  # already MetaSchedule's
+    assert not SearchConfig(population_size=128).can_grow(1)
+    assert SearchConfig(population_size=128).population(1, grown=True) == 128
+    assert not SearchConfig(grow_when_stalled=False).can_grow(1)

@@ -102,7 +102,7 @@ from tuner.metaschedule.reuse import (
     plan_reuse,
 )
 from tuner.metaschedule.run import RPCProfiler, RunOutcome
-from tuner.metaschedule.settings import DriverSettings
+from tuner.metaschedule.settings import DriverSettings, stalled
 from tuner.metaschedule.targets import GPU_KIND, target_config
 from tuner.metaschedule.tasks import TuningTask, workload_tasks
 from tuner.metaschedule.traces import trace_json_text
@@ -161,6 +161,10 @@ class _Task:
     # Candidates at the head of the batch that the search did not propose (a GPU task's
     # default schedule): measured and recorded, but not reported back to the search.
     injected: int = 0
+    # The search stalled with a small population: its next select starts a larger one.
+    grow_pending: bool = False
+    grown: bool = False
+    grown_at: int | None = None  # the trial from which the larger search proposed
 
 
 @dataclass(frozen=True, slots=True)
@@ -536,7 +540,8 @@ class MetaScheduleDriver(JobDriver):
         started = time.perf_counter()
         try:
             if kind == StageKind.SELECT:
-                writes = t.ctx is None or t.reuse_pending  # the task's workload is committed
+                # Starting a search commits the task's workload to the database.
+                writes = t.ctx is None or t.reuse_pending or t.grow_pending
                 with self._search.exclusive() if writes else self._search.shared():
                     return self._select(t)
             if kind == StageKind.BUILD:
@@ -756,15 +761,18 @@ class MetaScheduleDriver(JobDriver):
             result = self._select_reused(t)
             if result is not None:
                 return result
-        if t.ctx is None:
+        if t.ctx is None or t.grow_pending:
+            growing = t.grow_pending
             try:
-                self._start_task(t)
+                self._start_task(t, grown=growing or t.grown)
             except Exception as exc:
                 self._end_task(t, f"cannot start the search: {type(exc).__name__}: {exc}")
                 return StageResult(ok=False, error=t.failed, candidates=0)
+            if growing:
+                self._emit_task(t)  # its detail says from which trial the search is wider
         np.random.seed(_mix(self.seed, t.name, t.iteration, "np"))
         candidates = t.ctx.generate_measure_candidates()
-        if candidates and t.measured:  # measured before a restart: never again
+        if candidates and t.measured:  # measured before a restart or a new search: never again
             candidates = [
                 c for c in candidates if tvm_ffi.structural_hash(c.sch.mod) not in t.measured
             ]
@@ -930,6 +938,11 @@ class MetaScheduleDriver(JobDriver):
         t.iteration += 1
         t.history.append(t.best_s if t.best_s is not None else math.inf)
         t.batch_trials.append(count)
+        if searched and t.ctx is not None and not t.grown:
+            # A new search does not know what this one measured: the driver filters it.
+            t.measured.update(tvm_ffi.structural_hash(c.sch.mod) for c in t.candidates)
+            grow = self.search.can_grow(len(self.workers.plan.client))
+            t.grow_pending = grow and stalled(t.history)
         t.candidates, t.predicted, t.builds, t.runs = [], [], [], []
         t.injected = 0
         t.next_kind = StageKind.SELECT
@@ -949,13 +962,19 @@ class MetaScheduleDriver(JobDriver):
 
     # --- helpers -----------------------------------------------------------------------------
 
-    def _start_task(self, t: _Task) -> None:
+    def _start_task(self, t: _Task, *, grown: bool = False) -> None:
+        """A new search of task ``t`` (``grown``: with the population of a stalled search)."""
         threads = len(self.workers.plan.client)
+        if grown and not t.grown:
+            t.grown_at = t.trials
+            log.info("job %s task %s: the search stalled, population now %d", self.job_id,
+                     t.name, self.search.population(threads, grown=True))  # fmt: skip
+        t.grow_pending, t.grown = False, grown
         ctx = ms.TuneContext(
             t.spec.mod,
             target=self.target,
             space_generator="post-order-apply",
-            search_strategy=self.search.strategy(threads),
+            search_strategy=self.search.strategy(threads, grown=grown),
             task_name=t.name,
             rand_state=1 + _mix(self.seed, t.name, "ctx") % (2**31 - 2),
             num_threads=threads,
@@ -1028,6 +1047,12 @@ class MetaScheduleDriver(JobDriver):
         detail = [f"{DETAIL_DATABASE_PREFIX}{self.db_dir.resolve()}", *t.spec.detail]
         if t.reuse_note:
             detail.append(f"reuse_note={t.reuse_note}")
+        if t.grown_at is not None:
+            threads = len(self.workers.plan.client)
+            detail.append(
+                f"search=population {self.search.population(threads, grown=True)} from trial "
+                f"{t.grown_at}: population {self.search.population(threads)} stalled"
+            )
         detail.extend(r.detail_line() for r in t.reused)
         stopped = stopped or t.spec.untunable
         if stopped:

@@ -3,7 +3,8 @@ device pool, and where reuse starts it from."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,11 +33,26 @@ def population_for_cores(client_cores: int) -> int:
     return min(METASCHEDULE_POPULATION, POPULATION_PER_CORE * max(1, client_cores))
 
 
+STALL_GAIN = 0.01  # a batch that improves a task's best by less than this has stalled
+
+
+def stalled(history: Sequence[float], *, batches: int = 2, gain: float = STALL_GAIN) -> bool:
+    """Whether a task's search stalled: after at least ``batches`` batches, its last batch
+    improved its best latency (``history``: the best after each batch) by less than ``gain``."""
+    if len(history) < batches or not math.isfinite(history[-1]):
+        return False
+    return history[-1] > history[-2] * (1 - gain)
+
+
 @dataclass(frozen=True, slots=True)
 class SearchConfig:
     """Evolutionary search and cost model settings: MetaSchedule's defaults, except the
     population, sized to the client cores unless given (``population_for_cores``), and the
-    XGBoost warm-up, lowered so small jobs get predictions."""
+    XGBoost warm-up, lowered so small jobs get predictions.
+
+    ``grow_when_stalled``: a task searching with the population sized to few cores (fast
+    selects while the easy gains come) switches to MetaSchedule's population once its search
+    stalls (``stalled``), where finding a faster schedule takes a wider search."""
 
     population_size: int | None = None
     init_measured_ratio: float = 0.2
@@ -46,17 +62,28 @@ class SearchConfig:
     max_fail_count: int = 5
     eps_greedy: float = 0.05
     xgb_warmup_samples: int = 32
+    grow_when_stalled: bool = True
 
-    def population(self, client_cores: int) -> int:
-        """The population a search on ``client_cores`` cores evolves."""
+    def population(self, client_cores: int, *, grown: bool = False) -> int:
+        """The population a search on ``client_cores`` cores evolves (``grown``: after it
+        stalled, if it may grow)."""
         if self.population_size is not None:
             return self.population_size
+        if grown and self.grow_when_stalled:
+            return METASCHEDULE_POPULATION
         return population_for_cores(client_cores)
 
-    def strategy(self, client_cores: int = 1) -> ms.search_strategy.EvolutionarySearch:
+    def can_grow(self, client_cores: int) -> bool:
+        """Whether a stalled search on ``client_cores`` cores gets a larger population."""
+        grown = self.population(client_cores, grown=True)
+        return grown > self.population(client_cores)
+
+    def strategy(
+        self, client_cores: int = 1, *, grown: bool = False
+    ) -> ms.search_strategy.EvolutionarySearch:
         """MetaSchedule's evolutionary search with these settings, on ``client_cores``."""
         return ms.search_strategy.EvolutionarySearch(
-            population_size=self.population(client_cores),
+            population_size=self.population(client_cores, grown=grown),
             init_measured_ratio=self.init_measured_ratio,
             init_min_unmeasured=self.init_min_unmeasured,
             genetic_num_iters=self.genetic_num_iters,
