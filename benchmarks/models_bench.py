@@ -31,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tuneloom.commands.bench import run_tuneloom  # noqa: E402
+from tuneloom.commands.bench import tuneloom_json  # noqa: E402
 
 ZOO = ("cnn", "mobilenet", "resnet", "mlp")
 RECORD_FILE = "database_tuning_record.json"
@@ -39,11 +39,8 @@ WORKLOAD_FILE = "database_workload.json"
 
 
 def tuneloom(*argv: str) -> dict[str, Any]:
-    """Run the CLI in a fresh process; its JSON document (exit 1 still returns it)."""
-    document, error = run_tuneloom(list(argv), cwd=ROOT)
-    if document is None:
-        raise SystemExit(f"tuneloom {argv[0]} failed: {error}")
-    return document
+    """Run the CLI in a fresh process from the repository; its JSON document."""
+    return tuneloom_json(*argv, cwd=ROOT)
 
 
 def bench_model(

@@ -6,9 +6,11 @@ and seed this runs ``tuneloom tune zoo:M --population P --seed S`` in a fresh pr
 with the same trials (``--trials T``: compare wall time) or the same wall time
 (``--time-budget``: compare how fast a model each gets in it), then times every compiled model
 in fresh processes, alternating between the runs' models in rounds so they see the same
-machine, and the TFLite interpreter beside them once (``tuneloom evaluate``).
+machine, and the TFLite interpreter beside them once (``tuneloom evaluate``). ``grow`` in
+``--populations`` runs ``tune`` without ``--population``: the default, sized to the client
+cores and grown to MetaSchedule's 512 for a task whose search stalls.
 
-    python benchmarks/population_bench.py --model cnn --populations 512,128 --seeds 0,1 \
+    python benchmarks/population_bench.py --model cnn --populations 512,128,grow --seeds 0,1 \
         [--trials 256 | --time-budget 240s] [--json]
 """
 
@@ -26,27 +28,28 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tuneloom.commands.bench import run_tuneloom  # noqa: E402
+from tuneloom.commands.bench import tuneloom_json  # noqa: E402
 
 DEVICE_CORE = 1  # where `tune` profiles on a 2-core machine; the models are timed there too
 
 
 def tuneloom(*argv: str) -> dict[str, Any]:
-    """Run the CLI in a fresh process; its JSON document."""
-    document, error = run_tuneloom(list(argv), cwd=ROOT)
-    if document is None:
-        raise SystemExit(f"tuneloom {argv[0]} failed: {error}")
-    return document
+    """Run the CLI in a fresh process from the repository; its JSON document."""
+    return tuneloom_json(*argv, cwd=ROOT)
 
 
-def tune(args: argparse.Namespace, population: int, seed: int, work: Path) -> dict[str, Any]:
+GROW = "grow"  # the default population: sized to the client cores, grown once a task stalls
+
+
+def tune(args: argparse.Namespace, population: str, seed: int, work: Path) -> dict[str, Any]:
     from collectors.stores import open_store
 
     store = work / f"p{population}-s{seed}.db"
     budget = ["--trials", str(args.trials)] if args.trials else []
     budget += ["--time-budget", args.time_budget] if args.time_budget else []
     tuned = tuneloom(
-        "tune", f"zoo:{args.model}", *budget, "--population", str(population),
+        "tune", f"zoo:{args.model}", *budget,
+        *([] if population == GROW else ["--population", population]),
         "--seed", str(seed), "--batch", str(args.batch), "--db", str(store), "--no-library",
         "--json",
     )  # fmt: skip
@@ -97,7 +100,10 @@ def main() -> int:
         parser.error("give exactly one of --trials and --time-budget")
     from tuner.models.loaders import load_model
 
-    populations = [int(p) for p in args.populations.split(",")]
+    populations = [p.strip() for p in args.populations.split(",")]
+    for p in populations:
+        if p != GROW and not (p.isdigit() and int(p) > 0):
+            parser.error(f"--populations: {p!r} is neither a positive integer nor {GROW!r}")
     seeds = [int(s) for s in args.seeds.split(",")]
     with tempfile.TemporaryDirectory(prefix="population-bench-") as scratch:
         work = Path(scratch)

@@ -213,6 +213,14 @@ def run_tuneloom(
     return None, last_line(done.stderr, f"exit {done.returncode}")
 
 
+def tuneloom_json(*argv: str, cwd: str | Path | None = None) -> dict[str, Any]:
+    """``run_tuneloom`` for scripts: the JSON document, or exit naming why there is none."""
+    document, error = run_tuneloom(list(argv), cwd=cwd)
+    if document is None:
+        raise SystemExit(f"tuneloom {argv[0]} failed: {error}")
+    return document
+
+
 def _cell(value: Any) -> Any:
     if isinstance(value, float):
         return "" if math.isnan(value) else f"{value:.6g}"
