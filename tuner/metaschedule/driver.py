@@ -7,15 +7,18 @@ budget, a latency target met):
 
 - select: ``TuneContext.generate_measure_candidates`` (evolutionary search guided by the
   job's XGBoost cost model), truncated to the trials left; the cost model's predicted score
-  is kept for each candidate once the model has been trained.
+  is kept for each candidate once the model has been trained. A task whose search stalled
+  (``settings.stalled``) with the population sized to few cores starts a search with
+  MetaSchedule's population; what the first one measured is never proposed again. On a GPU,
+  each task's first batch starts with its DLight default schedule (``gpu_default``).
 - build: the long-lived build pool of the client resource, or of a device lent to client work
   (``tuner.metaschedule.build``).
 - profile: the device resource's profiler (``tuner.metaschedule.run``): a pinned local
-  worker for ``device:llvm:N``, tracker sessions for ``device:rpc:KEY:N``. When the device
-  cannot be reached the stage fails and is retried (on whichever resource of the pool the
-  scheduler picks); after ``profile_retries`` retries the job is stalled: ``on_stall`` is
-  called (e.g. to pause the job) or, without one, the stage raises so the job fails with the
-  reason.
+  worker for ``device:llvm:N``, a worker driving GPU N for ``device:cuda:N``, tracker
+  sessions for ``device:rpc:KEY:N``. When the device cannot be reached the stage fails and
+  is retried (on whichever resource of the pool the scheduler picks); after
+  ``profile_retries`` retries the job is stalled: ``on_stall`` is called (e.g. to pause the
+  job) or, without one, the stage raises so the job fails with the reason.
 - update: ``notify_runner_results``, a tuning record per candidate committed to the job's
   ``JSONDatabase`` (failed ones with run_secs [1e10], as MetaSchedule does), the cost model
   update, ``record`` events, and removal of the built libraries.
