@@ -298,8 +298,13 @@ def _msgspec_record(text: str) -> tuple[int, tuple[float, ...] | None, str] | No
         except (msgspec.MsgspecError, RecursionError):
             return None
         raw = items[0]
-    trace = str(raw, "ascii") if text.isascii() else str(raw, "utf-8")
-    if trace[:1] != "[" or not text.startswith(trace, m.end()):
+    start = m.end()
+    if text[start : start + 1] != "[":
+        return None
+    if text.isascii():  # the trace's text starts there, as many characters as bytes
+        return index, run_secs, text[start : start + len(raw)]
+    trace = str(raw, "utf-8")
+    if not text.startswith(trace, start):
         return None
     return index, run_secs, trace
 
