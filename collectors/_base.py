@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -135,6 +136,11 @@ class BaseStore(abc.ABC):
     def memory_plans(self, job: str | None = None) -> list[MemoryEvent]:
         """The memory plans stored for the job (every job's when None), oldest first."""
         return [s.event for s in self.read(kinds=["memory"], job=job)]  # type: ignore[misc]
+
+    def appending_in_bulk(self) -> AbstractContextManager[None]:
+        """A context for a long run of large appends (an import): a store may write them
+        faster inside it, storing the same. The default changes nothing."""
+        return nullcontext()
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources; the default does nothing."""

@@ -46,6 +46,7 @@ import pandas as pd
 
 from collectors import _frames, _seq_runs
 from collectors._base import BaseStore, RecordTrace, Stored, StoreError
+from collectors._sqlite_checkpoint import WAL_LIMIT_PAGES, BackgroundCheckpointer
 from collectors._sqlite_schema import (
     MAX_STAGE_SECS,
     RECORD_ROW,
@@ -181,6 +182,7 @@ class SQLiteStore(BaseStore):
         self._all: list[sqlite3.Connection] = []
         self._closed = False
         self._writer: sqlite3.Connection | None = None
+        self._checkpointer: BackgroundCheckpointer | None = None
         self._names = _Names()
         self._heads = _TraceHeads()
         self._trace_text = TRACE_TEXT
@@ -214,6 +216,8 @@ class SQLiteStore(BaseStore):
             if type(e) not in _NAMED_FIELDS:
                 raise TypeError(f"append takes events, got {type(e).__name__}")
             sources.add(e.source)
+        if self._checkpointer is not None:
+            self._checkpointer.catch_up()
         with self._write_lock:
             fresh: dict[str, int] = {}
             try:
@@ -241,7 +245,30 @@ class SQLiteStore(BaseStore):
                 raise StoreError(f"{self.path}: cannot append ({exc})") from exc
             self._names.committed(fresh)
             self._heads.committed(heads)
+        if self._checkpointer is not None:
+            self._checkpointer.poke()
         return stored
+
+    @contextmanager
+    def appending_in_bulk(self) -> Iterator[None]:
+        """While inside, the WAL is checkpointed by a thread of its own after each append
+        instead of by the appending one (``_sqlite_checkpoint``); what is stored and how
+        durably is the same."""
+        conn = self._writable()
+        if self._checkpointer is not None:  # already inside
+            yield
+            return
+        checkpointer = BackgroundCheckpointer(self.path, self._busy_timeout)
+        with self._write_lock:
+            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_LIMIT_PAGES}")
+        self._checkpointer = checkpointer
+        try:
+            yield
+        finally:
+            self._checkpointer = None
+            checkpointer.stop()
+            with self._write_lock, suppress(sqlite3.Error):
+                conn.execute(f"PRAGMA wal_autocheckpoint = {_WAL_AUTOCHECKPOINT}")
 
     # --- reading -----------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ one batch and one small summary row per workload.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,13 +135,14 @@ def import_file(
     tally = _Tally(per_job=detected.format == "tuneloom")
     batch: list[Event] = []
     append = batch.append
-    for event in iter_events(detected, ctx):
-        append(event)
-        if len(batch) >= batch_size:
-            tally.add_all(batch)
-            summary.stored += _flush(store, batch)
-    tally.add_all(batch)
-    summary.stored += _flush(store, batch)
+    with nullcontext() if store is None else store.appending_in_bulk():
+        for event in iter_events(detected, ctx):
+            append(event)
+            if len(batch) >= batch_size:
+                tally.add_all(batch)
+                summary.stored += _flush(store, batch)
+        tally.add_all(batch)
+        summary.stored += _flush(store, batch)
     summary.jobs = tally.jobs
     summary.events = tally.events
     summary.records = tally.records
