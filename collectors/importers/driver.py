@@ -121,8 +121,9 @@ def import_file(
 ) -> FileSummary:
     """Import one file or MetaSchedule database into ``store`` (None: only read and count).
 
-    ``workers``: processes that parse an AutoTVM or Ansor log (``importers.parallel``); None
-    picks by file size and CPUs, 0 parses in this process. The result is the same.
+    ``workers``: processes that parse an AutoTVM or Ansor log or a MetaSchedule record file
+    (``importers.parallel``); None picks by file size and CPUs, 0 parses in this process.
+    The result is the same.
     """
     if not isinstance(detected, Detected):
         detected = detect(detected, fmt)
