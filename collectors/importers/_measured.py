@@ -112,7 +112,7 @@ def measured_log_events(
     for line, m in measurements:
         key, line_target, costs, error_no, all_cost, ts, trace = m
         if error_no == 0:
-            run_secs = as_float_tuple(costs)
+            run_secs = costs if type(costs) is tuple else as_float_tuple(costs)
             if run_secs is None:
                 ctx.bad_line(line, "measurement without error has no list of finite costs")
                 continue

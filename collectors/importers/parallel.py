@@ -153,10 +153,18 @@ def parse_chunk(path: str, start: int, end: int, fmt: str) -> Chunk:
                 continue
             assert lines is not None
             try:
-                items.append((number - 1, tuple(lines.measure(text)), None))
+                items.append((number - 1, _costs_checked(tuple(lines.measure(text))), None))
             except BadLine as exc:
                 items.append((number - 1, None, str(exc)))
     return counted[0], items
+
+
+def _costs_checked(fields: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A measurement's fields with its costs as ``as_float_tuple`` makes them, when it has
+    no error and they are valid: checked here, off the importing process."""
+    if fields[3] == 0 and (costs := _common.as_float_tuple(fields[2])) is not None:
+        return (*fields[:2], costs, *fields[3:])
+    return fields
 
 
 class _Window(io.RawIOBase):

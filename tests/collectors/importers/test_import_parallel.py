@@ -22,10 +22,11 @@ def _mixed_log(path: Path, source: Path, repeat: int) -> Path:
     for r in range(repeat):
         for i, line in enumerate(lines):
             obj = json.loads(line)
-            if "result" in obj:
-                obj["result"][3] += 100.0 * r
-            else:
-                obj["r"][3] += 100 * r
+            result = obj["result"] if "result" in obj else obj["r"]
+            result[3] += 100 * r
+            if (r + i) % 5 == 0:  # costs that are not all floats: valid, or not at all
+                result[0] = [1, 2] if r % 2 else ["fast"]
+                result[1] = 0
             text = json.dumps(obj).encode()
             if (r + i) % 7 == 0:
                 text = text[: len(text) // 2]  # truncated
