@@ -38,9 +38,7 @@ from collectors.events import (
     Event,
     EventError,
     JobEvent,
-    RecordEvent,
     TaskEvent,
-    trusted_constructor,
 )
 from collectors.importers import parallel
 from collectors.importers._common import (
@@ -54,6 +52,7 @@ from collectors.importers._common import (
     scan_json,
     shape_text,
 )
+from collectors.importers._measured import DEFAULT_CLOCK, DEFAULT_V, make_record
 from collectors.importers.ms_database import (
     FAILED_AT,
     DatabasePaths,
@@ -70,7 +69,6 @@ _WORKLOAD_START = re.compile(rb'^\[\s*"\d+"\s*,\s*"')
 FAILED_ERROR = "no run time (MetaSchedule stores 1e10 s for a failed build or run)"
 ORIGIN = "metaschedule"  # the origin of every imported record: its trace is MetaSchedule JSON
 
-_record = trusted_constructor(RecordEvent)
 _NAN = float("nan")
 _FAILED_AT = FAILED_AT
 
@@ -170,11 +168,10 @@ def _read(ctx: ImportContext, paths: DatabasePaths, decoder: TvmDecoder | None) 
             candidate = counts[index]
             counts[index] = candidate + 1
             records += 1
-            yield _record(
-                source=source, seq=ctx.next_seq(), ts=ts, job=job, task=task,
-                candidate=candidate, workload_hash=info["hash"], trace=trace,
-                run_secs=run_secs, error=None if run_secs else FAILED_ERROR,
-                error_class=None if run_secs else "other", origin=ORIGIN,
+            yield make_record(
+                source, ctx.next_seq(), ts, job, task, candidate, None, info["hash"], trace,
+                run_secs, None if run_secs else FAILED_ERROR, None if run_secs else "other",
+                ORIGIN, DEFAULT_V, DEFAULT_CLOCK, None,
             )  # fmt: skip
             continue
         if not text:
@@ -217,11 +214,10 @@ def _read(ctx: ImportContext, paths: DatabasePaths, decoder: TvmDecoder | None) 
         counts[index] = candidate + 1
         records += 1
         run_secs = run_secs_of(record[1])
-        yield _record(
-            source=source, seq=ctx.next_seq(), ts=ts, job=job, task=task, candidate=candidate,
-            workload_hash=info["hash"], trace=trace, run_secs=run_secs,
-            error=None if run_secs else FAILED_ERROR, error_class=None if run_secs else "other",
-            origin=ORIGIN,
+        yield make_record(
+            source, ctx.next_seq(), ts, job, task, candidate, None, info["hash"], trace,
+            run_secs, None if run_secs else FAILED_ERROR, None if run_secs else "other",
+            ORIGIN, DEFAULT_V, DEFAULT_CLOCK, None,
         )  # fmt: skip
     if started:
         yield JobEvent(
