@@ -65,6 +65,11 @@ class BaseStore(abc.ABC):
     def append(self, events: Iterable[Event]) -> list[Stored]:
         """Store events; returns the newly stored ones (duplicates are skipped) with positions."""
 
+    def append_counting(self, events: Iterable[Event]) -> int:
+        """``append`` that returns only how many events were new (a store may skip making
+        the ``Stored`` items)."""
+        return len(self.append(events))
+
     @abc.abstractmethod
     def read(
         self,

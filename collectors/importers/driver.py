@@ -174,7 +174,7 @@ def import_paths(
 def _flush(store: BaseStore | None, batch: list[Event]) -> int:
     if not batch:
         return 0
-    stored = len(batch) if store is None else len(store.append(batch))
+    stored = len(batch) if store is None else store.append_counting(batch)
     batch.clear()
     return stored
 
