@@ -42,6 +42,7 @@ def test_bulk_appends_store_what_plain_appends_store(tmp_path: Path) -> None:
 def test_bulk_appends_checkpoint_the_wal_and_restore_the_writer_setting(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(_sqlite_checkpoint, "CHECKPOINT_PAGES", 64)  # 512 KiB
     monkeypatch.setattr(_sqlite_checkpoint, "WAL_LIMIT_PAGES", 256)  # 2 MiB
     path = tmp_path / "s.db"
     with SQLiteStore(path) as store:
