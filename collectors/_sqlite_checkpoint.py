@@ -12,8 +12,9 @@ unchanged: every checkpoint still syncs.
 
 SQLite starts the WAL over only when a write begins after a checkpoint has copied all of
 it; a writer that never waits could keep that from happening and grow the WAL without
-bound. So once a checkpoint finds more than ``WAL_LIMIT_PAGES`` in it, the writer waits
-for the checkpoints it asked for before its next write (``catch_up``).
+bound. So once a checkpoint finds more than ``WAL_LIMIT_PAGES`` in it, or the thread falls
+``MAX_BEHIND`` commits behind, the writer waits for the checkpoints it asked for before its
+next write (``catch_up``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from pathlib import Path
 CHECKPOINT_PAGES = 4096
 # WAL pages beyond which the writer waits for the checkpoint (and checkpoints by itself).
 WAL_LIMIT_PAGES = 4 * CHECKPOINT_PAGES
+# Commits the thread may be behind by (when it gets no CPU) before the writer waits.
+MAX_BEHIND = 4
 
 
 class BackgroundCheckpointer:
@@ -54,9 +57,10 @@ class BackgroundCheckpointer:
             self._changed.notify_all()
 
     def catch_up(self) -> None:
-        """When the WAL has grown past ``WAL_LIMIT_PAGES``, wait for the checkpoints asked
-        for, so that the next write can start the WAL over."""
-        if self._wal_pages <= WAL_LIMIT_PAGES:
+        """When the WAL has grown past ``WAL_LIMIT_PAGES``, or the thread is more than
+        ``MAX_BEHIND`` commits behind, wait for the checkpoints asked for, so that the next
+        write can start the WAL over."""
+        if self._wal_pages <= WAL_LIMIT_PAGES and self._asked - self._done <= MAX_BEHIND:
             return
         with self._changed:
             while self._done < self._asked and not self._stopping:
