@@ -13,8 +13,8 @@ scanner) and now (msgspec), then measures each format at scale: a file of 100,00
 of N records, made by repeating a real log with fresh keys (see ``scaled_file``), are each
 imported into a fresh SQLite store by a child process parsing in one process, which reports
 records/s (wall and CPU), plain ``json.loads`` records/s of the same file, their ratio, and
-its peak RSS. The N-record AutoTVM and Ansor files are imported once more with worker
-processes parsing (``collectors.importers.parallel``, one per CPU beyond the first): both
+its peak RSS. The N-record AutoTVM, Ansor and MetaSchedule files are imported once more with
+worker processes parsing (``collectors.importers.parallel``, one per CPU beyond the first): both
 rates and their ratio are printed (a busy machine leaves workers no CPU to run on; the peak
 RSS is the importing process's, the workers have their own).
 
@@ -59,7 +59,7 @@ REAL_LOGS = {
 MS_FIXTURE = ROOT / "tests" / "collectors" / "importers" / "data" / "ms_db"
 MS_SAMPLE = ROOT / "sample_logs" / "metaschedule-matmul-128"  # a real tuning run's database
 SCALE_FORMATS = ("autotvm", "ansor", "metaschedule", "tuneloom")
-PARALLEL_FORMATS = ("autotvm", "ansor")  # formats whose lines worker processes can parse
+PARALLEL_FORMATS = ("autotvm", "ansor", "metaschedule")  # lines worker processes can parse
 MS_WORKLOADS = 100  # distinct workloads of a scaled MetaSchedule database
 
 

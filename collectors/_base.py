@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -63,6 +64,11 @@ class BaseStore(abc.ABC):
     @abc.abstractmethod
     def append(self, events: Iterable[Event]) -> list[Stored]:
         """Store events; returns the newly stored ones (duplicates are skipped) with positions."""
+
+    def append_counting(self, events: Iterable[Event]) -> int:
+        """``append`` that returns only how many events were new (a store may skip making
+        the ``Stored`` items)."""
+        return len(self.append(events))
 
     @abc.abstractmethod
     def read(
@@ -135,6 +141,11 @@ class BaseStore(abc.ABC):
     def memory_plans(self, job: str | None = None) -> list[MemoryEvent]:
         """The memory plans stored for the job (every job's when None), oldest first."""
         return [s.event for s in self.read(kinds=["memory"], job=job)]  # type: ignore[misc]
+
+    def appending_in_bulk(self) -> AbstractContextManager[None]:
+        """A context for a long run of large appends (an import): a store may write them
+        faster inside it, storing the same. The default changes nothing."""
+        return nullcontext()
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources; the default does nothing."""

@@ -46,6 +46,7 @@ import pandas as pd
 
 from collectors import _frames, _seq_runs
 from collectors._base import BaseStore, RecordTrace, Stored, StoreError
+from collectors._sqlite_checkpoint import WAL_LIMIT_PAGES, BackgroundCheckpointer
 from collectors._sqlite_schema import (
     MAX_STAGE_SECS,
     RECORD_ROW,
@@ -181,6 +182,7 @@ class SQLiteStore(BaseStore):
         self._all: list[sqlite3.Connection] = []
         self._closed = False
         self._writer: sqlite3.Connection | None = None
+        self._checkpointer: BackgroundCheckpointer | None = None
         self._names = _Names()
         self._heads = _TraceHeads()
         self._trace_text = TRACE_TEXT
@@ -205,15 +207,26 @@ class SQLiteStore(BaseStore):
 
     def append(self, events: Iterable[Event]) -> list[Stored]:
         """Store events in one transaction; returns the newly stored ones with positions."""
+        first, new = self._store(list(events))
+        return list(map(_stored, range(first, first + len(new)), new))
+
+    def append_counting(self, events: Iterable[Event]) -> int:
+        """``append`` that returns only how many events were new."""
+        return len(self._store(list(events))[1])
+
+    def _store(self, batch: list[Event]) -> tuple[int, list[Event]]:
+        """Store ``batch`` in one transaction: the position of the first new event, and the
+        new events (stored at the following positions, in order)."""
         conn = self._writable()
-        batch = list(events)
         if not batch:
-            return []
+            return 0, []
         sources = set()
         for e in batch:
             if type(e) not in _NAMED_FIELDS:
                 raise TypeError(f"append takes events, got {type(e).__name__}")
             sources.add(e.source)
+        if self._checkpointer is not None:
+            self._checkpointer.catch_up()
         with self._write_lock:
             fresh: dict[str, int] = {}
             try:
@@ -221,7 +234,7 @@ class SQLiteStore(BaseStore):
                 try:
                     with _frames.gc_paused():
                         heads = self._heads.batch(conn)
-                        stored, fresh = _append(conn, batch, sources, self._names, heads)
+                        first, new, fresh = _append(conn, batch, sources, self._names, heads)
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
@@ -241,7 +254,30 @@ class SQLiteStore(BaseStore):
                 raise StoreError(f"{self.path}: cannot append ({exc})") from exc
             self._names.committed(fresh)
             self._heads.committed(heads)
-        return stored
+        if self._checkpointer is not None:
+            self._checkpointer.poke()
+        return first, new
+
+    @contextmanager
+    def appending_in_bulk(self) -> Iterator[None]:
+        """While inside, the WAL is checkpointed by a thread of its own after each append
+        instead of by the appending one (``_sqlite_checkpoint``); what is stored and how
+        durably is the same."""
+        conn = self._writable()
+        if self._checkpointer is not None:  # already inside
+            yield
+            return
+        checkpointer = BackgroundCheckpointer(self.path, self._busy_timeout)
+        with self._write_lock:
+            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_LIMIT_PAGES}")
+        self._checkpointer = checkpointer
+        try:
+            yield
+        finally:
+            self._checkpointer = None
+            checkpointer.stop()
+            with self._write_lock, suppress(sqlite3.Error):
+                conn.execute(f"PRAGMA wal_autocheckpoint = {_WAL_AUTOCHECKPOINT}")
 
     # --- reading -----------------------------------------------------------------------
 
@@ -704,15 +740,16 @@ def _append(
     sources: set[str],
     names: _Names,
     heads: _HeadBatch,
-) -> tuple[list[Stored], dict[str, int]]:
+) -> tuple[int, list[Event], dict[str, int]]:
     """Store the new events of a batch inside an open transaction.
 
-    Returns them with their positions, and the names this transaction added.
+    Returns the position of the first, the new events (at the following positions), and
+    the names this transaction added.
     """
     ids, fresh = names.ids_for(conn, sources)  # type: ignore[arg-type]
     new = _claim_new(conn, batch, ids, sources)
     if not new:
-        return [], fresh
+        return 0, [], fresh
     before = conn.execute(_LAST_POS).fetchone()[0]
     rows = _Rows()
     done = _encode(rows, new, before + 1, ids, heads)
@@ -736,7 +773,7 @@ def _append(
         _insert(conn, _INSERT_TRACE, rows.traces)
     if rows.job_task:
         conn.executemany(_INSERT_JOB_TASK, rows.job_task)
-    return list(map(_stored, range(before + 1, before + 1 + len(new)), new)), fresh
+    return before + 1, new, fresh
 
 
 def _insert(conn: sqlite3.Connection, insert: str, rows: list[tuple[Any, ...]]) -> None:

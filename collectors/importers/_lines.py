@@ -14,7 +14,9 @@ class Measurement(NamedTuple):
 
     key: str  # the workload key: measurements of one workload share it
     target: str | None
-    costs: Any  # checked here: a list of finite numbers when ``error_no`` is 0
+    # A list as read (checked by ``measured_log_events``: finite numbers when ``error_no``
+    # is 0), or, from a worker process, a tuple of finite floats it checked.
+    costs: Any
     error_no: int
     all_cost: float | None
     ts: float

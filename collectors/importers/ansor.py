@@ -207,9 +207,9 @@ def _fast_measurement(text: str) -> Measurement | None:
 
 
 class _Line(msgspec.Struct, gc=False):
-    """A line as msgspec reads it: its input and result as the JSON text written."""
+    """A line as msgspec reads it: ``i``'s parts and ``r`` as the JSON text written."""
 
-    i: msgspec.Raw
+    i: tuple[msgspec.Raw, tuple[msgspec.Raw, msgspec.Raw]]
     r: msgspec.Raw
 
 
@@ -219,12 +219,17 @@ class _Step(msgspec.Struct, array_like=True, gc=False):
     code: str
 
 
-# ``i``: [task input, [stages, steps]], the steps checked to be a list of ``_Step``.
+# ``i``: [task input, [stages, steps]], each part kept as its text.
 _DECODE_LINE = msgspec.json.Decoder(_Line).decode
-_DECODE_INPUT = msgspec.json.Decoder(tuple[msgspec.Raw, tuple[msgspec.Raw, list[_Step]]]).decode
+_DECODE_STEPS = msgspec.json.Decoder(list[_Step]).decode
 _DECODE_RESULT = msgspec.json.Decoder(list).decode
 _TASK_INPUTS: dict[str, tuple[str, str | None] | None] = {}  # raw text -> (key, target)
 _TASK_INPUTS_LIMIT = 4096
+_SHAPES: dict[bytes, bool] = {}  # steps' shape -> whether they are a list of steps
+_SHAPES_LIMIT = 4096
+_NUMBER_CHARS = b"0123456789-"
+_LIST_CHARS = b"[] \t\r\n"
+_SPACE = " \t\r\n"
 
 
 def _msgspec_measurement(text: str) -> tuple[Any, ...] | None:
@@ -237,37 +242,37 @@ def _msgspec_measurement(text: str) -> tuple[Any, ...] | None:
         return None
     try:
         line = _DECODE_LINE(text)
-        raw_i = str(line.i, "ascii")
-        raw_task_input, (raw_stages, _) = _DECODE_INPUT(raw_i)
+    except (msgspec.MsgspecError, RecursionError):
+        return None
+    # A part's text starts at its first character that is not JSON whitespace, so where
+    # the usual layout puts a part right after a separator, that text is the part's (an
+    # ASCII line has as many characters as bytes).
+    raw_task_input, (raw_stages, raw_steps) = line.i
+    at = 7 + len(raw_task_input)
+    stages_at = at + 3
+    steps_at = stages_at + len(raw_stages) + 2
+    steps_end = steps_at + len(raw_steps)
+    result_at = steps_end + 9
+    result_end = result_at + len(line.r)
+    if (
+        text[7] in _SPACE
+        or not text.startswith(", [", at)
+        or text[stages_at] in _SPACE
+        or not text.startswith(", ", stages_at + len(raw_stages))
+        or text[steps_at] != "["
+        or not text.startswith(']], "r": ', steps_end)
+        or text[result_at] in _SPACE
+        or not _rest_is_plain(text, result_end)
+    ):
+        return None
+    try:
         result = _DECODE_RESULT(line.r)
     except (msgspec.MsgspecError, RecursionError):
         return None
-    # ``i`` is [TASK_INPUT, [STAGES, STEPS]] with nothing between the parts, so the steps
-    # are the text between them and the closing brackets; ``i`` and ``r`` sit where the
-    # usual layout puts them (which also rules out repeated keys).
-    task_input = str(raw_task_input, "ascii")
-    stages = str(raw_stages, "ascii")
-    at = 1 + len(task_input)
-    if (
-        not raw_i.startswith(task_input, 1)
-        or not raw_i.startswith(", [", at)
-        or not raw_i.startswith(stages, at + 3)
-        or not raw_i.startswith(", ", at + 3 + len(stages))
-        or not raw_i.endswith("]]")
-    ):
+    steps = text[steps_at:steps_end]
+    if not _are_steps(steps):
         return None
-    steps = raw_i[at + 5 + len(stages) : -2]
-    raw_r = str(line.r, "ascii")
-    at = 6 + len(raw_i)
-    if (
-        steps[:1] != "["
-        or steps[-1:] != "]"
-        or not text.startswith(raw_i, 6)
-        or not text.startswith(', "r": ', at)
-        or not text.startswith(raw_r, at + 7)
-        or not _rest_is_plain(text, at + 7 + len(raw_r))
-    ):
-        return None
+    task_input = text[7:at]
     known = _TASK_INPUTS.get(task_input, False)
     if known is False:
         known = _task_input_of(task_input)
@@ -277,6 +282,35 @@ def _msgspec_measurement(text: str) -> tuple[Any, ...] | None:
     if known is None:
         return None
     return quick_measurement(known, result, steps)
+
+
+def _are_steps(steps: str) -> bool:
+    """Whether valid JSON ``steps`` (ASCII) is a list of ``[code, ...]`` steps.
+
+    Decided once per shape: the text without digits and minus signs. Two valid JSON texts
+    of one shape hold the same arrays, strings and numbers in the same places (a backslash
+    is never followed by a digit), except that an array of one number and an empty array
+    look alike. That never changes the answer (either is an array, never a step's code,
+    and neither is a step) unless it is the whole list, so such texts are decoded.
+    """
+    shape = steps.encode("ascii").translate(None, _NUMBER_CHARS)
+    if not shape.strip(_LIST_CHARS):  # ``[]``, ``[5]``, ``[[]]``...: decoded
+        return _decodes_as_steps(steps)
+    known = _SHAPES.get(shape)
+    if known is None:
+        known = _decodes_as_steps(steps)
+        if len(_SHAPES) >= _SHAPES_LIMIT:
+            _SHAPES.clear()
+        _SHAPES[shape] = known
+    return known
+
+
+def _decodes_as_steps(steps: str) -> bool:
+    try:
+        _DECODE_STEPS(steps)
+    except (msgspec.MsgspecError, RecursionError):
+        return False
+    return True
 
 
 _VERSION_TAIL = ', "v": "v0.6"}'

@@ -7,6 +7,7 @@ one batch and one small summary row per workload.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,8 +121,9 @@ def import_file(
 ) -> FileSummary:
     """Import one file or MetaSchedule database into ``store`` (None: only read and count).
 
-    ``workers``: processes that parse an AutoTVM or Ansor log (``importers.parallel``); None
-    picks by file size and CPUs, 0 parses in this process. The result is the same.
+    ``workers``: processes that parse an AutoTVM or Ansor log or a MetaSchedule record file
+    (``importers.parallel``); None picks by file size and CPUs, 0 parses in this process.
+    The result is the same.
     """
     if not isinstance(detected, Detected):
         detected = detect(detected, fmt)
@@ -134,13 +136,14 @@ def import_file(
     tally = _Tally(per_job=detected.format == "tuneloom")
     batch: list[Event] = []
     append = batch.append
-    for event in iter_events(detected, ctx):
-        append(event)
-        if len(batch) >= batch_size:
-            tally.add_all(batch)
-            summary.stored += _flush(store, batch)
-    tally.add_all(batch)
-    summary.stored += _flush(store, batch)
+    with nullcontext() if store is None else store.appending_in_bulk():
+        for event in iter_events(detected, ctx):
+            append(event)
+            if len(batch) >= batch_size:
+                tally.add_all(batch)
+                summary.stored += _flush(store, batch)
+        tally.add_all(batch)
+        summary.stored += _flush(store, batch)
     summary.jobs = tally.jobs
     summary.events = tally.events
     summary.records = tally.records
@@ -171,7 +174,7 @@ def import_paths(
 def _flush(store: BaseStore | None, batch: list[Event]) -> int:
     if not batch:
         return 0
-    stored = len(batch) if store is None else len(store.append(batch))
+    stored = len(batch) if store is None else store.append_counting(batch)
     batch.clear()
     return stored
 

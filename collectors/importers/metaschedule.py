@@ -38,10 +38,9 @@ from collectors.events import (
     Event,
     EventError,
     JobEvent,
-    RecordEvent,
     TaskEvent,
-    trusted_constructor,
 )
+from collectors.importers import parallel
 from collectors.importers._common import (
     BadLine,
     ImportContext,
@@ -53,6 +52,7 @@ from collectors.importers._common import (
     scan_json,
     shape_text,
 )
+from collectors.importers._measured import DEFAULT_CLOCK, DEFAULT_V, make_record
 from collectors.importers.ms_database import (
     FAILED_AT,
     DatabasePaths,
@@ -69,7 +69,6 @@ _WORKLOAD_START = re.compile(rb'^\[\s*"\d+"\s*,\s*"')
 FAILED_ERROR = "no run time (MetaSchedule stores 1e10 s for a failed build or run)"
 ORIGIN = "metaschedule"  # the origin of every imported record: its trace is MetaSchedule JSON
 
-_record = trusted_constructor(RecordEvent)
 _NAN = float("nan")
 _FAILED_AT = FAILED_AT
 
@@ -157,8 +156,11 @@ def _read(ctx: ImportContext, paths: DatabasePaths, decoder: TvmDecoder | None) 
     records = 0
     source, job = ctx.source, ctx.job
     tasks: dict[int, tuple[str, dict[str, Any]]] = {}  # workload index -> (task, info)
-    for number, text in iter_json_lines(paths.record, _bad_line_in(ctx, paths.record)):
-        quick = _msgspec_record(text)
+    for number, item in _record_lines(ctx, paths.record):
+        if type(item) is str:
+            text, quick = item, _msgspec_record(item)
+        else:  # read by a worker
+            text, quick = "", item[:3]
         if quick is not None and (known := tasks.get(quick[0])) is not None:
             # The usual line of a workload seen before: only its run times and trace.
             index, run_secs, trace = quick
@@ -166,13 +168,14 @@ def _read(ctx: ImportContext, paths: DatabasePaths, decoder: TvmDecoder | None) 
             candidate = counts[index]
             counts[index] = candidate + 1
             records += 1
-            yield _record(
-                source=source, seq=ctx.next_seq(), ts=ts, job=job, task=task,
-                candidate=candidate, workload_hash=info["hash"], trace=trace,
-                run_secs=run_secs, error=None if run_secs else FAILED_ERROR,
-                error_class=None if run_secs else "other", origin=ORIGIN,
+            yield make_record(
+                source, ctx.next_seq(), ts, job, task, candidate, None, info["hash"], trace,
+                run_secs, None if run_secs else FAILED_ERROR, None if run_secs else "other",
+                ORIGIN, DEFAULT_V, DEFAULT_CLOCK, None,
             )  # fmt: skip
             continue
+        if not text:
+            text = _whole_line(item)
         try:
             index, record, trace = _parse_record(text)
         except BadLine as exc:
@@ -211,11 +214,10 @@ def _read(ctx: ImportContext, paths: DatabasePaths, decoder: TvmDecoder | None) 
         counts[index] = candidate + 1
         records += 1
         run_secs = run_secs_of(record[1])
-        yield _record(
-            source=source, seq=ctx.next_seq(), ts=ts, job=job, task=task, candidate=candidate,
-            workload_hash=info["hash"], trace=trace, run_secs=run_secs,
-            error=None if run_secs else FAILED_ERROR, error_class=None if run_secs else "other",
-            origin=ORIGIN,
+        yield make_record(
+            source, ctx.next_seq(), ts, job, task, candidate, None, info["hash"], trace,
+            run_secs, None if run_secs else FAILED_ERROR, None if run_secs else "other",
+            ORIGIN, DEFAULT_V, DEFAULT_CLOCK, None,
         )  # fmt: skip
     if started:
         yield JobEvent(
@@ -223,6 +225,32 @@ def _read(ctx: ImportContext, paths: DatabasePaths, decoder: TvmDecoder | None) 
             target=target, name=name, trials=records, tasks=tuple(names.names()),
             detail=detail,
         )  # fmt: skip
+
+
+def _record_lines(ctx: ImportContext, path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, the line's text or ``worker_reading`` of it) of the record file; a big
+    one is read by worker processes when ``ctx.workers`` allows (``parallel``)."""
+    report = _bad_line_in(ctx, path)
+    workers = parallel.worker_count(path, ctx.workers)
+    if workers:
+        return parallel.read_lines(path, "metaschedule", workers, report)
+    return iter_json_lines(path, report)
+
+
+def worker_reading(text: str) -> str | tuple[Any, ...]:
+    """A record line as a worker process hands it over: ``_msgspec_record``'s (index, run
+    times, trace) followed by the text before and after the trace, or the text itself when
+    the line is not in the usual layout."""
+    found = _usual_record(text)
+    if found is None:
+        return text
+    index, run_secs, trace, start = found
+    return index, run_secs, trace, text[:start], text[start + len(trace) :]
+
+
+def _whole_line(item: tuple[Any, ...]) -> str:
+    """The text of a line that ``worker_reading`` split."""
+    return f"{item[3]}{item[2]}{item[4]}"
 
 
 def render_trace(trace: str) -> str:
@@ -275,6 +303,12 @@ def _msgspec_record(text: str) -> tuple[int, tuple[float, ...] | None, str] | No
     layout, decoded by msgspec in C without building the trace; None for any other line or
     any doubt. Where it answers, ``_parse_record`` gives the same index, trace and
     ``run_secs_of(record[1])``."""
+    found = _usual_record(text)
+    return None if found is None else found[:3]
+
+
+def _usual_record(text: str) -> tuple[int, tuple[float, ...] | None, str, int] | None:
+    """``_msgspec_record``'s answer and where the trace starts in ``text``."""
     if (m := _RECORD_HEAD.match(text)) is None:
         return None
     try:
@@ -298,10 +332,15 @@ def _msgspec_record(text: str) -> tuple[int, tuple[float, ...] | None, str] | No
         except (msgspec.MsgspecError, RecursionError):
             return None
         raw = items[0]
-    trace = str(raw, "ascii") if text.isascii() else str(raw, "utf-8")
-    if trace[:1] != "[" or not text.startswith(trace, m.end()):
+    start = m.end()
+    if text[start : start + 1] != "[":
         return None
-    return index, run_secs, trace
+    if text.isascii():  # the trace's text starts there, as many characters as bytes
+        return index, run_secs, text[start : start + len(raw)], start
+    trace = str(raw, "utf-8")
+    if not text.startswith(trace, start):
+        return None
+    return index, run_secs, trace, start
 
 
 def _fast_record(text: str) -> tuple[int, list[Any], str] | None:

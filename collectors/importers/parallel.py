@@ -7,7 +7,8 @@ consecutive chunks of whole lines (cut after a newline) and the importing proces
 their results in file order. Line numbers, bad lines and measurements are exactly those of
 the one-process reading (``iter_json_lines`` and ``LineFormat.measure``): a worker reads its
 chunk through the same text layer, line by line, so memory stays bounded by the chunks in
-flight, even for a line of any length.
+flight, even for a line of any length. A MetaSchedule record file is read the same way, each
+line by the module's ``worker_reading`` (``read_lines``).
 
 Requests are JSON lines on a worker's stdin; answers are length-prefixed ``marshal`` data
 (plain tuples, lists, strings and numbers) on its stdout. A worker that fails or dies is
@@ -25,7 +26,7 @@ import struct
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,8 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 # Not ``-m``: importing the package already imports this module (through ``_measured``).
 WORKER_COMMAND = [sys.executable, "-c", "from collectors.importers.parallel import serve; serve()"]
 
-# One parsed chunk: (lines read, [(line offset, measurement fields or None, bad reason)]).
-Chunk = tuple[int, list[tuple[int, tuple[Any, ...] | None, str | None]]]
+# One parsed chunk: (lines read, [(line offset, what the line gave or None, bad reason)]).
+Chunk = tuple[int, list[tuple[int, Any, str | None]]]
 
 
 def worker_count(path: Path, requested: int | None) -> int:
@@ -74,28 +75,36 @@ def measurements(
     """(line number, measurement fields) of ``ctx.path`` read by ``workers`` processes in
     format ``fmt`` (a module of collectors.importers with a ``LINES`` format); bad lines are
     reported to ``ctx`` in file order."""
-    path = str(ctx.path)
-    chunks = chunk_bounds(ctx.path, CHUNK_BYTES)
+    return read_lines(ctx.path, fmt, workers, ctx.bad_line)
+
+
+def read_lines(
+    path: Path, fmt: str, workers: int, on_bad: Callable[[int, str], None]
+) -> Iterator[tuple[int, Any]]:
+    """(line number, what ``parse_chunk`` made of the line) of each line of ``path`` read
+    by ``workers`` processes, in file order; lines they find bad go to ``on_bad``."""
+    name = str(path)
+    chunks = chunk_bounds(path, CHUNK_BYTES)
     pool = [_Worker() for _ in range(workers)]
     queue: deque[tuple[_Worker | None, tuple[int, int]]] = deque()
     try:
         for worker in pool:  # fill every worker's queue
             for _ in range(_IN_FLIGHT):
                 if (bounds := next(chunks, None)) is not None:
-                    queue.append((worker.ask(path, *bounds, fmt), bounds))
+                    queue.append((worker.ask(name, *bounds, fmt), bounds))
         first = 1
         while queue:
             worker, bounds = queue.popleft()
             parsed = worker.answer() if worker is not None else None
             if parsed is None:  # no worker, or it failed: this process reads the chunk
-                parsed = parse_chunk(path, *bounds, fmt)
+                parsed = parse_chunk(name, *bounds, fmt)
             if (more := next(chunks, None)) is not None:
                 alive = worker if worker is not None and worker.alive else None
-                queue.append((alive.ask(path, *more, fmt) if alive else None, more))
+                queue.append((alive.ask(name, *more, fmt) if alive else None, more))
             count, items = parsed
             for offset, fields, reason in items:
                 if fields is None:
-                    ctx.bad_line(first + offset, reason or "unreadable line")
+                    on_bad(first + offset, reason or "unreadable line")
                 else:
                     yield first + offset, fields
             first += count
@@ -121,9 +130,13 @@ def chunk_bounds(path: Path, chunk_bytes: int) -> Iterator[tuple[int, int]]:
 
 
 def parse_chunk(path: str, start: int, end: int, fmt: str) -> Chunk:
-    """The lines of ``path`` between bytes ``start`` and ``end`` (whole lines), parsed."""
-    lines: LineFormat = importlib.import_module(f"collectors.importers.{fmt}").LINES
-    items: list[tuple[int, tuple[Any, ...] | None, str | None]] = []
+    """The lines of ``path`` between bytes ``start`` and ``end`` (whole lines), parsed:
+    by the format module's ``worker_reading(text)`` when it has one (which never raises),
+    else into the measurement of its ``LINES`` format."""
+    module = importlib.import_module(f"collectors.importers.{fmt}")
+    reading: Callable[[str], Any] | None = getattr(module, "worker_reading", None)
+    lines: LineFormat | None = None if reading is not None else module.LINES
+    items: list[tuple[int, Any, str | None]] = []
 
     def too_long(number: int, reason: str) -> None:
         items.append((number - 1, None, reason))
@@ -135,11 +148,23 @@ def parse_chunk(path: str, start: int, end: int, fmt: str) -> Chunk:
         )
         counted: list[int] = []
         for number, text in _common.numbered_lines(stream, too_long, counted):
+            if reading is not None:
+                items.append((number - 1, reading(text), None))
+                continue
+            assert lines is not None
             try:
-                items.append((number - 1, tuple(lines.measure(text)), None))
+                items.append((number - 1, _costs_checked(tuple(lines.measure(text))), None))
             except BadLine as exc:
                 items.append((number - 1, None, str(exc)))
     return counted[0], items
+
+
+def _costs_checked(fields: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A measurement's fields with its costs as ``as_float_tuple`` makes them, when it has
+    no error and they are valid: checked here, off the importing process."""
+    if fields[3] == 0 and (costs := _common.as_float_tuple(fields[2])) is not None:
+        return (*fields[:2], costs, *fields[3:])
+    return fields
 
 
 class _Window(io.RawIOBase):

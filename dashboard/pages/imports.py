@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -78,6 +79,12 @@ class _Publishing:
         stored = self.store.append(events)
         self.hub.publish(stored)
         return stored
+
+    def append_counting(self, events: Iterable[Event]) -> int:
+        return len(self.append(events))  # the hub takes the stored events themselves
+
+    def appending_in_bulk(self) -> AbstractContextManager[None]:
+        return self.store.appending_in_bulk()
 
 
 def refusal(ctx: AppContext, token: str | None) -> str | None:

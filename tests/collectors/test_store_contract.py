@@ -435,3 +435,12 @@ def test_batches_of_any_keys_store_each_key_once_like_every_backend(
         finally:
             for store in stores:
                 store.close()
+
+
+def test_append_counting_counts_what_append_returns(store: BaseStore, make: EventFactory) -> None:
+    events = sample(make)
+    half = len(events) // 2
+    assert store.append_counting(events[:half]) == half
+    assert store.append_counting(events) == len(events) - half  # repeats are not new
+    assert store.append_counting(events) == 0
+    assert [s.event for s in store.read()] == events

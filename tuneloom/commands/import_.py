@@ -51,8 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="processes parsing an AutoTVM or Ansor log beside the writer (0: none; default: "
-        "one for files of 32 MiB or more while CPUs are idle)",
+        help="processes parsing an AutoTVM or Ansor log or MetaSchedule records beside the "
+        "writer (0: none; default: one for files of 32 MiB or more while CPUs are idle)",
     )
     add_library_option(parser, joins="imported MetaSchedule databases")
     parser.add_argument("--json", action="store_true", help="print one JSON summary")
@@ -113,9 +113,20 @@ class _Counting:
 
     def append(self, events: Any) -> Any:
         stored = self.store.append(events)
-        self.events += len(stored)
-        self.progress.doing(f"{self.path}: {self.events:,} new events stored")
+        self._count(len(stored))
         return stored
+
+    def append_counting(self, events: Any) -> int:
+        count: int = self.store.append_counting(events)
+        self._count(count)
+        return count
+
+    def appending_in_bulk(self) -> Any:
+        return self.store.appending_in_bulk()
+
+    def _count(self, stored: int) -> None:
+        self.events += stored
+        self.progress.doing(f"{self.path}: {self.events:,} new events stored")
 
 
 def _add_to_library(folder: str | None, databases: list[Any]) -> dict[str, Any]:

@@ -181,3 +181,35 @@ def test_msgspec_reading_of_metaschedule_run_times_agrees(times: list[str], seed
     obj[1][1] = "@TIMES@"
     text = json.dumps(obj, separators=(",", ":")).replace('"@TIMES@"', f"[{','.join(times)}]")
     _same(metaschedule._msgspec_record, _slow_or_error(_ms_slow), text)
+
+
+_STEP_ITEM = (
+    st.integers(-(10**6), 10**6)
+    | st.text("ab1-", max_size=3)
+    | st.lists(st.integers(-99, 99), max_size=3)
+)
+
+
+@SETTINGS
+@given(
+    steps=st.lists(st.lists(_STEP_ITEM, max_size=3) | _STEP_ITEM, max_size=4),
+    digits=st.lists(st.sampled_from("0123456789"), min_size=1, max_size=8),
+)
+def test_ansor_steps_check_by_shape_agrees(steps: list[Any], digits: list[str]) -> None:
+    """Texts of one shape (the same text but for digits) get the answer ``check_steps``
+    gives each, whichever of them was checked first."""
+    text = json.dumps(steps)
+    # The same shape: every digit replaced, which keeps the text valid JSON unless a
+    # number gains a leading zero.
+    other = "".join(digits[i % len(digits)] if c.isdigit() else c for i, c in enumerate(text))
+    for candidate in (text, other):
+        try:
+            value = json.loads(candidate)  # ``_are_steps`` is only asked about valid JSON
+        except json.JSONDecodeError:
+            continue
+        try:
+            ansor.check_steps(value)
+            expected = True
+        except BadLine:
+            expected = False
+        assert ansor._are_steps(candidate) is expected, candidate

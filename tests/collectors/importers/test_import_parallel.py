@@ -12,7 +12,7 @@ import pytest
 
 from collectors.importers import import_file, parallel
 from collectors.memory_store import MemoryStore
-from tests.collectors.importers.importer_helpers import ANSOR_SMALL, AUTOTVM_SMALL
+from tests.collectors.importers.importer_helpers import ANSOR_SMALL, AUTOTVM_SMALL, MS_DB
 
 
 def _mixed_log(path: Path, source: Path, repeat: int) -> Path:
@@ -22,10 +22,11 @@ def _mixed_log(path: Path, source: Path, repeat: int) -> Path:
     for r in range(repeat):
         for i, line in enumerate(lines):
             obj = json.loads(line)
-            if "result" in obj:
-                obj["result"][3] += 100.0 * r
-            else:
-                obj["r"][3] += 100 * r
+            result = obj["result"] if "result" in obj else obj["r"]
+            result[3] += 100 * r
+            if (r + i) % 5 == 0:  # costs that are not all floats: valid, or not at all
+                result[0] = [1, 2] if r % 2 else ["fast"]
+                result[1] = 0
             text = json.dumps(obj).encode()
             if (r + i) % 7 == 0:
                 text = text[: len(text) // 2]  # truncated
@@ -37,9 +38,11 @@ def _mixed_log(path: Path, source: Path, repeat: int) -> Path:
     return path
 
 
-def _import(path: Path, workers: int) -> tuple[list[str], list[dict[str, object]], int]:
+def _import(
+    path: Path, workers: int, **options: bool
+) -> tuple[list[str], list[dict[str, object]], int]:
     store = MemoryStore()
-    summary = import_file(path, store, workers=workers)
+    summary = import_file(path, store, workers=workers, **options)  # type: ignore[arg-type]
     return [s.event.to_json() for s in store.read()], summary.bad_line_details, summary.bad_lines
 
 
@@ -85,3 +88,46 @@ def test_small_files_and_explicit_choices(tmp_path: Path) -> None:
     assert parallel.worker_count(AUTOTVM_SMALL, 2) == 2
     assert parallel.worker_count(AUTOTVM_SMALL, -1) == 0
     assert parallel.worker_count(tmp_path / "missing", None) == 0
+
+
+def _mixed_database(folder: Path, repeat: int) -> Path:
+    """The fixture database's records repeated, with lines of every awkward kind: ones
+    naming a missing workload, in another layout, not UTF-8, malformed, truncated at the
+    end of the file."""
+    folder.mkdir()
+    (folder / "database_workload.json").write_bytes((MS_DB / "database_workload.json").read_bytes())
+    lines = (MS_DB / "database_tuning_record.json").read_text().splitlines()
+    out: list[bytes] = [b"# a comment line"]
+    for r in range(repeat):
+        for i, line in enumerate(lines):
+            text = line.encode()
+            if (r + i) % 7 == 0:
+                text = text.replace(b"[", b"[ ", 2)  # another layout
+            if (r + i) % 11 == 0:
+                text = b"[7" + text[2:]  # a workload index without a workload line
+            if (r + i) % 13 == 0:
+                text = text[: len(text) // 2]  # malformed
+            if (r + i) % 17 == 0:
+                text = b"\xff" + text
+            out.append(text)
+    out.append(lines[0].encode()[:-40])  # truncated last line, without a line end
+    (folder / "database_tuning_record.json").write_bytes(b"\n".join(out))
+    return folder
+
+
+def test_workers_read_a_metaschedule_database_as_one_process_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _mixed_database(tmp_path / "db", 12)
+    monkeypatch.setattr(parallel, "CHUNK_BYTES", 5000)
+    record_file = folder / "database_tuning_record.json"
+    assert len(list(parallel.chunk_bounds(record_file, parallel.CHUNK_BYTES))) > 20
+    alone = _import(folder, workers=0, use_tvm=False)
+    assert 10 < alone[2] < 50  # bad lines of several kinds, each one's reason kept
+    assert alone[1][-1]["line"] == 12 * 6 + 2  # the truncated last line among them
+
+    def not_here(*args: object) -> None:
+        raise AssertionError("a chunk was parsed in this process, not by a worker")
+
+    monkeypatch.setattr(parallel, "parse_chunk", not_here)
+    assert _import(folder, workers=2, use_tvm=False) == alone
