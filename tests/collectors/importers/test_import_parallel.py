@@ -131,3 +131,18 @@ def test_workers_read_a_metaschedule_database_as_one_process_does(
 
     monkeypatch.setattr(parallel, "parse_chunk", not_here)
     assert _import(folder, workers=2, use_tvm=False) == alone
+
+
+def test_metaschedule_records_are_read_by_workers_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _mixed_database(tmp_path / "db", 12)
+    alone = _import(folder, workers=0, use_tvm=False)
+    # A machine where a log this big would get a worker by default.
+    monkeypatch.setattr(parallel, "worker_count", lambda path, asked: 1 if asked is None else asked)
+
+    def no_workers(*args: object) -> None:
+        raise AssertionError("workers were started for MetaSchedule records unasked")
+
+    monkeypatch.setattr(parallel, "read_lines", no_workers)
+    assert _import(folder, workers=None, use_tvm=False) == alone
