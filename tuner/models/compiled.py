@@ -130,7 +130,8 @@ def load_compiled(folder: str | Path) -> CompiledModel:
         library = tvm.runtime.load_module(str(folder / LIBRARY))
     except Exception as exc:
         raise ModelError(str(folder), f"cannot load {LIBRARY}: {type(exc).__name__}") from None
-    device = tvm.cuda(0) if metadata["target"].get("kind") == "cuda" else tvm.cpu()
+    target = metadata.get("target")
+    device = tvm.cuda(0) if isinstance(target, dict) and target.get("kind") == "cuda" else tvm.cpu()
     inputs = tuple(
         InputSpec(str(i["name"]), tuple(int(d) for d in i["shape"]), str(i["dtype"]))
         for i in metadata["inputs"]
