@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from tuner._base import TunerError
+from tuner._base import TunerError, resource_pool
 from tuner.cpus import CpuPlan, available_cpus, plan_cpus
 from tuner.metaschedule.build import BuildPool
 from tuner.metaschedule.intrinsics import load_tensor_intrinsics
@@ -97,7 +97,8 @@ class StageWorkers:
         raise TunerError(f"{resource!r} is not a local resource: its cores are not here")
 
     def device_pools(self) -> list[str]:
-        local = [p for p in (LOCAL_POOL, GPU_POOL) if any(_in_pool(r, p) for r in self.resources)]
+        pools = {resource_pool(r) for r in self.resources}
+        local = [p for p in (LOCAL_POOL, GPU_POOL) if p in pools]
         return local + [pool.pool for pool in self.rpc_pools]
 
     def builder(self, resource: str) -> BuildPool | RayBuildPool:
@@ -106,7 +107,12 @@ class StageWorkers:
         with self._lock:
             pool = self._builders.get(resource)
             if pool is None:
-                if resource not in self.resources or not _can_build(resource):
+                # Builds run on client cores and on local CPU devices lent to client work.
+                if (
+                    resource not in self.resources
+                    or resource.startswith("device:rpc:")
+                    or resource_pool(resource) == GPU_POOL
+                ):
                     raise TunerError(f"no client or local device resource {resource!r} here")
                 if self.cluster is not None and resource in self.cluster.slots:
                     pool = self._ray_builder(resource)
@@ -169,7 +175,7 @@ class StageWorkers:
         starters += [
             self.profiler(r).start
             for r in self.resources
-            if _in_pool(r, LOCAL_POOL) or _in_pool(r, GPU_POOL)
+            if resource_pool(r) in (LOCAL_POOL, GPU_POOL)
         ]
         with ThreadPoolExecutor(max(1, len(starters))) as pool:
             futures = [pool.submit(start) for start in starters]
@@ -206,7 +212,7 @@ class StageWorkers:
                 timeout_s=self.run_timeout_s,
                 name=resource,
             )
-        if _in_pool(resource, GPU_POOL):
+        if resource_pool(resource) == GPU_POOL:
             return LocalProfiler(
                 None,
                 evaluator=self.evaluator,
@@ -225,12 +231,3 @@ class StageWorkers:
                     name=resource,
                 )
         raise TunerError(f"no device resource {resource!r} here")
-
-
-def _in_pool(resource: str, pool: str) -> bool:
-    return resource.startswith(pool + ":")
-
-
-def _can_build(resource: str) -> bool:
-    """Builds run on client cores and on local CPU devices lent to client work."""
-    return not (_in_pool(resource, "device:rpc") or _in_pool(resource, GPU_POOL))
