@@ -11,7 +11,12 @@ device's cores, outputs compared):
 2. ``tuneloom tune zoo:M --trials T`` (its defaults: the whole budget spread by the ``gain``
    allocator, tasks side by side) in a fresh process; the wall time of that process, and
    the time into it (from the start of the process) at which each record was measured.
-3. Both final databases compiled and timed, untuned beside them, TFLite and TensorFlow too.
+3. Every final database compiled and timed (``tuneloom evaluate``: outputs compared, untuned,
+   TFLite and TensorFlow beside them); then the three tuned models timed again in fresh
+   processes, alternating between them in ``--rounds`` rounds on the device's cores, so that
+   they see the same machine: the final latencies and ratios are those medians (one
+   evaluate's figures are kept beside them as ``*_evaluate_ms``; evaluates of one database
+   minutes apart have differed by 20 %).
 4. Time to reach, for each tune_relax run: the first point of tuneloom's run at which the
    model, compiled with the records measured so far and timed, is at least as fast as that
    run's final model. The point is found from tuneloom's end-to-end estimate (the tasks'
@@ -19,7 +24,8 @@ device's cores, outputs compared):
    the model compiled with the database cut there; if it is not yet as fast, later points
    are timed until one is.
 
-    python benchmarks/peer_bench.py [--models cnn,resnet] [--trials-per-task 32] [--json]
+    python benchmarks/peer_bench.py [--models cnn,resnet] [--trials-per-task 32] [--rounds 5]
+        [--json]
 
 T = trials-per-task x the model's tunable tasks (CNN 8 x 32 = 256, ResNet-style 11 x 32 =
 352). Takes about 35 minutes for the CNN and 60 for the ResNet-style model on two cores; run
@@ -32,6 +38,7 @@ import argparse
 import json
 import math
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,11 +92,35 @@ def timed_process(argv: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def evaluate(model: str, database: Path | None, baselines: str = "none") -> dict[str, Any]:
+def evaluate(
+    model: str, database: Path | None, baselines: str = "none", keep: Path | None = None
+) -> dict[str, Any]:
+    """``tuneloom evaluate`` of the model with ``database`` (None: untuned); ``keep``: a
+    folder to keep the compiled models in (their paths under ``saved``)."""
     argv = ["evaluate", f"zoo:{model}", "--baseline", baselines, "--repeat", str(REPEAT), "--json"]
     if database is not None:
         argv += ["--db", str(database)]
+    if keep is not None:
+        argv += ["--keep", str(keep)]
     return tuneloom(*argv)
+
+
+def time_alternating(model: str, folders: dict[str, str], rounds: int) -> dict[str, float]:
+    """Median milliseconds of each compiled model, timed in fresh processes on the device's
+    cores, one after another in each of ``rounds`` rounds."""
+    from tuner.cpus import available_cpus, plan_cpus
+    from tuner.models.evaluate import time_saved_model
+    from tuner.models.loaders import load_model
+
+    loaded = load_model(f"zoo:{model}")
+    cores = plan_cpus(available_cpus(), devices=1).devices[0]
+    times: dict[str, list[float]] = {name: [] for name in folders}
+    for _ in range(rounds):
+        for name, folder in folders.items():
+            times[name].append(
+                time_saved_model(folder, loaded, threads=1, cores=cores, repeat=REPEAT)
+            )
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def cut_database(database: Path, records: int, out: Path) -> Path:
@@ -161,7 +192,7 @@ def time_to_reach(
     return {"at_s": None, "checks": checks}
 
 
-def bench_model(model: str, per_task: int, work: Path) -> dict[str, Any]:
+def bench_model(model: str, per_task: int, work: Path, rounds: int) -> dict[str, Any]:
     from tuner.models.tasks import model_tasks
 
     _, tasks = model_tasks(f"zoo:{model}", device_target())
@@ -184,9 +215,18 @@ def bench_model(model: str, per_task: int, work: Path) -> dict[str, Any]:
     database = next((store.parent / f"{store.stem}-runs").iterdir())
 
     untuned = evaluate(model, None, baselines="tflite,tensorflow")
-    relax = evaluate(model, relax_dir)
-    relax16 = evaluate(model, relax16_dir)
-    ours = evaluate(model, database)
+    relax = evaluate(model, relax_dir, keep=work / f"{model}-compiled-relax")
+    relax16 = evaluate(model, relax16_dir, keep=work / f"{model}-compiled-relax-16")
+    ours = evaluate(model, database, keep=work / f"{model}-compiled-tuneloom")
+    final = time_alternating(
+        model,
+        {
+            "tune_relax": relax["saved"]["tuned"],
+            "tune_relax_16": relax16["saved"]["tuned"],
+            "tuneloom": ours["saved"]["tuned"],
+        },
+        rounds,
+    )
     curve = estimate_curve(store)
     scale = ours["tvm_tuned_ms"] / (curve[-1][2] * 1e3)  # estimate -> measured
     timed: dict[int, float] = {}
@@ -205,13 +245,17 @@ def bench_model(model: str, per_task: int, work: Path) -> dict[str, Any]:
         "tune_relax_wall_s": round(relax_s, 2),
         "tuneloom_wall_s": round(tuneloom_s, 2),
         "tvm_untuned_ms": untuned["tvm_untuned_ms"],
-        "tune_relax_ms": relax["tvm_tuned_ms"],
+        "rounds": rounds,
+        "tune_relax_ms": final["tune_relax"],
+        "tune_relax_evaluate_ms": relax["tvm_tuned_ms"],
         "tune_relax_tasks_tuned": tuned_workloads(relax_dir),
         "tune_relax_16_wall_s": round(relax16_s, 2),
-        "tune_relax_16_ms": relax16["tvm_tuned_ms"],
+        "tune_relax_16_ms": final["tune_relax_16"],
+        "tune_relax_16_evaluate_ms": relax16["tvm_tuned_ms"],
         "tune_relax_16_tasks_tuned": tuned_workloads(relax16_dir),
         "tasks": len(tasks),
-        "tuneloom_ms": ours["tvm_tuned_ms"],
+        "tuneloom_ms": final["tuneloom"],
+        "tuneloom_evaluate_ms": ours["tvm_tuned_ms"],
         "tflite_ms": untuned["baselines"].get("tflite"),
         "tensorflow_ms": untuned["baselines"].get("tensorflow"),
         "outputs_match": all(e["outputs_match"] for e in (untuned, relax, relax16, ours)),
@@ -219,13 +263,13 @@ def bench_model(model: str, per_task: int, work: Path) -> dict[str, Any]:
         "reach_share_of_tune_relax_wall": (
             None if reach["at_s"] is None else reach["at_s"] / relax_s
         ),
-        "final_ratio": ours["tvm_tuned_ms"] / relax["tvm_tuned_ms"],
+        "final_ratio": final["tuneloom"] / final["tune_relax"],
         "checks": reach["checks"],
         "tuneloom_reached_tune_relax_16_s": reach16["at_s"],
         "reach_share_of_tune_relax_16_wall": (
             None if reach16["at_s"] is None else reach16["at_s"] / relax16_s
         ),
-        "final_ratio_16": ours["tvm_tuned_ms"] / relax16["tvm_tuned_ms"],
+        "final_ratio_16": final["tuneloom"] / final["tune_relax_16"],
         "checks_16": reach16["checks"],
     }
 
@@ -234,6 +278,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--trials-per-task", type=int, default=32)
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="alternating timing rounds of the tuned models"
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--relax-worker", nargs=4, metavar=("MODEL", "DIR", "TRIALS", "PER_ITER"))
     args = parser.parse_args()
@@ -244,7 +291,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="peer-bench-") as tmp:
         for model in args.models.split(","):
-            rows.append(bench_model(model.strip(), args.trials_per_task, Path(tmp)))
+            rows.append(bench_model(model.strip(), args.trials_per_task, Path(tmp), args.rounds))
     if args.json:
         print(json.dumps({"models": rows}))
         return
@@ -256,8 +303,9 @@ def main() -> None:
             f"-> {r['tune_relax_ms']:.3f} ms ({r['tune_relax_tasks_tuned']} of {r['tasks']} "
             f"tasks tuned) | tune_relax at 16 per iteration {r['tune_relax_16_wall_s']:.0f} s -> "
             f"{r['tune_relax_16_ms']:.3f} ms | tuneloom {r['tuneloom_wall_s']:.0f} s -> "
-            f"{r['tuneloom_ms']:.3f} ms ({r['final_ratio']:.3f}x tune_relax) | TFLite "
-            f"{r['tflite_ms']:.3f} ms, TensorFlow {r['tensorflow_ms']:.3f} ms"
+            f"{r['tuneloom_ms']:.3f} ms ({r['final_ratio']:.3f}x tune_relax, "
+            f"{r['final_ratio_16']:.3f}x tune_relax at 16; medians of {r['rounds']} alternating "
+            f"rounds) | TFLite {r['tflite_ms']:.3f} ms, TensorFlow {r['tensorflow_ms']:.3f} ms"
         )
         for label, suffix in (
             ("tune_relax", ""),
