@@ -480,6 +480,52 @@ def test_a_stalled_search_goes_on_with_a_larger_population_and_measures_nothing_
 
 
 @pytest.mark.slow
+def test_a_restarted_job_goes_on_with_the_search_that_had_grown(
+    workers: StageWorkers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tuner.metaschedule.driver as driver_module
+    from tuner.metaschedule.resume import ResumeState
+
+    # The first run's search stalls after its second batch, where its budget ends.
+    monkeypatch.setattr(driver_module, "stalled", lambda history: len(history) == 2)
+    monkeypatch.setattr(
+        driver_module, "first_stall", lambda history: 2 if len(history) >= 2 else None
+    )
+    first = MetaScheduleDriver(
+        "j1",
+        ["matmul:16"],
+        DriverSettings(trials_per_task=32, batch_size=16, search=SearchConfig()),
+        workers=workers,
+        db_dir=tmp_path / "db",
+    )
+    drive(first, workers)
+    first.close()
+
+    store, sink = make_sink()
+    again = MetaScheduleDriver(
+        "j1",
+        ["matmul:16"],
+        DriverSettings(trials_per_task=48, batch_size=16, search=SearchConfig()),
+        workers=workers,
+        db_dir=tmp_path / "db",
+        sink=sink,
+        resume=ResumeState(),
+    )
+    (task,) = again._tasks
+    assert task.trials == 32 and task.grown and task.grown_at == 32
+    step = again.next_stage()
+    assert step is not None and step[2] == StageKind.SELECT
+    client = next(r for r in workers.resources if r.startswith("client:"))
+    assert again.run(*step, client).ok
+    assert task.ctx.search_strategy.population_size == 512  # not the first run's 128
+    drive(again, workers)
+    again.close()
+    details = [e.detail for e in events(store, TaskEvent)]
+    grown = [line for d in details for line in d.splitlines() if line.startswith("search=")]
+    assert grown and grown[-1] == "search=population 512 from trial 32: population 128 stalled"
+
+
+@pytest.mark.slow
 def test_unreachable_device_is_retried_then_stalls_the_job(
     workers: StageWorkers, tmp_path: Path
 ) -> None:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tuner.metaschedule.settings import SearchConfig, population_for_cores, stalled
+from tuner.metaschedule.settings import (
+    SearchConfig,
+    first_stall,
+    population_for_cores,
+    stalled,
+)
 
 
 @pytest.mark.parametrize(
@@ -54,3 +59,18 @@ def test_a_stalled_search_grows_to_metaschedules_population_unless_one_was_set()
     assert not SearchConfig(population_size=128).can_grow(1)
     assert SearchConfig(population_size=128).population(1, grown=True) == 128
     assert not SearchConfig(grow_when_stalled=False).can_grow(1)
+
+
+@pytest.mark.parametrize(
+    ("history", "batches"),
+    [
+        ([], None),
+        ([1.0, 0.5, 0.2], None),  # improving all along
+        ([1.0, 0.995, 0.5], 2),  # stalled once, even if it improved later
+        ([float("inf"), 2.0, 1.0, 0.999, 0.998], 4),
+    ],
+)
+def test_a_restarted_job_finds_after_which_batch_a_search_first_stalled(
+    history: list[float], batches: int | None
+) -> None:
+    assert first_stall(history) == batches

@@ -105,7 +105,7 @@ from tuner.metaschedule.reuse import (
     plan_reuse,
 )
 from tuner.metaschedule.run import RPCProfiler, RunOutcome
-from tuner.metaschedule.settings import DriverSettings, stalled
+from tuner.metaschedule.settings import DriverSettings, first_stall, stalled
 from tuner.metaschedule.targets import GPU_KIND, target_config
 from tuner.metaschedule.tasks import TuningTask, workload_tasks
 from tuner.metaschedule.traces import trace_json_text
@@ -461,6 +461,7 @@ class MetaScheduleDriver(JobDriver):
                         t.history.append(t.best_s if t.best_s is not None else math.inf)
                         t.batch_trials.append(offset % self.batch_size + 1)
                 t.trials, t.iteration = len(records), len(t.history)
+                self._grown_before(t)
                 already = resume.stored_records.get(t.name, 0)
                 if already > len(records):
                     log.warning(
@@ -475,6 +476,15 @@ class MetaScheduleDriver(JobDriver):
                 t.done, t.failed = True, stored
             elif t.trials >= t.budget:
                 t.done = True
+
+    def _grown_before(self, t: _Task) -> None:
+        """After a restart: a task whose search had stalled goes on with the grown one, from
+        the trial it grew at (read from its rebuilt history)."""
+        if not self.search.can_grow(len(self.workers.plan.client)):
+            return
+        batches = first_stall(t.history)
+        if batches is not None:
+            t.grown, t.grown_at = True, sum(t.batch_trials[:batches])
 
     def _next_batches(self, slots: int, exclude: set[str] | frozenset[str]) -> list[_Task]:
         """The tasks that start a batch now: at most ``slots``, picked by the allocator among

@@ -44,6 +44,16 @@ def stalled(history: Sequence[float], *, batches: int = 2, gain: float = STALL_G
     return history[-1] > history[-2] * (1 - gain)
 
 
+def first_stall(history: Sequence[float]) -> int | None:
+    """After how many batches a task's search first ``stalled`` (``history``: the best after
+    each batch), or None if it never did: how a restarted job knows which of its searches
+    had grown."""
+    for batches in range(1, len(history) + 1):
+        if stalled(history[:batches]):
+            return batches
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class SearchConfig:
     """Evolutionary search and cost model settings: MetaSchedule's defaults, except the
