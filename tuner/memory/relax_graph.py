@@ -116,6 +116,7 @@ class _GraphReader:
         self.regroupings = 0
         self.in_place = 0
         self.taken: set[str] = set()
+        self.readers: dict[str, list[int]] = {}  # tensor -> the nodes read so far
 
     def graph(self) -> MemoryGraph:
         self._read_params()
@@ -187,11 +188,14 @@ class _GraphReader:
             name = self._fresh(str(var.name))
             if _call_op(value) == IN_PLACE_OP:
                 held, made = self._in_place_outputs(value, var.ty, name, index)
+                inputs.extend(self._order_after_readers(value, index))
             else:
                 held = self._new_tensors(var.ty, name, index)
                 made = _flatten(held)
             op = _callee(value)
             self.nodes.append(Node(name, op, tuple(inputs), tuple(made)))
+            for t in inputs:
+                self.readers.setdefault(t, []).append(index)
             self.held[var] = held
             return
         if isinstance(value, relax.Call):  # a view (reshape): the same storage
@@ -235,6 +239,30 @@ class _GraphReader:
             held.append((*_flatten(self._held(args[at])), part))
             made.append(part)
         return (held[0] if len(fields) == 1 else tuple(held)), made
+
+    def _order_after_readers(self, call: Any, index: int) -> list[str]:
+        """0-byte tensors that order an in-place call after every earlier reader of the
+        tensors it overwrites (each such reader writes one more, which the call reads)."""
+        args = call.args[1].fields
+        read = _flatten(self._held(call.args[1]))
+        before = {self.tensors[t]["producer"] for t in read if t in self.tensors}
+        order = []
+        for at in (int(i) for i in call.attrs.inplace_indices):
+            if at < 0:
+                continue
+            for t in _flatten(self._held(args[at])):
+                for reader in self.readers.get(t, []):
+                    link = f"{t}^{self.nodes[reader].name}"
+                    if reader in before or link in self.tensors:
+                        continue
+                    dtype = self.tensors[t]["dtype"]
+                    self.tensors[link] = {"bytes": 0, "producer": reader, "dtype": dtype}
+                    node = self.nodes[reader]
+                    self.nodes[reader] = Node(
+                        node.name, node.op, node.inputs, (*node.outputs, link)
+                    )
+                    order.append(link)
+        return order
 
     def _new_tensors(self, ty: Any, name: str, producer: int | None) -> Held:
         if isinstance(ty, relax.TupleType):
