@@ -8,9 +8,11 @@
    outputs. Beside it the order TVM's planner allocates the least for (``least_planned_order``,
    searched on the simulated planner), simulated and measured, with its lower bound. Beside
    those the model **rewritten** for memory (``rewritten_orders``: sums of three or more
-   tensors accumulated in place), its least-peak and least-planned orders measured the same
-   way, its modelled least peak and lower bound, whether it is applied (less storage than
-   every order without it), and that its outputs equal the original's. Then the
+   tensors accumulated in place, concatenations partitioned, separable convolutions run on
+   channel slices; each rewrite tried, the one needing the least storage kept), its
+   least-peak and least-planned orders measured the same way, its modelled least peak and
+   lower bound, whether it is applied (less storage than every order without it), and that
+   its outputs equal the original's. Then the
    DRAM traffic with a TCM of 1/4 and 1/8 of TVM's modelled peak for the least-peak order: ILP
    plan vs greedy plan vs the compulsory traffic (``plan_tcm``; kernels stream what is not in
    the TCM), with the solve time and whether the ILP proved optimality within its limit.
@@ -98,6 +100,8 @@ def model_row(
         "rewritten_least_planned_measured_bytes": rewritten.least_planned_measured_bytes,
         "rewritten_measured_bytes": rewritten.measured_bytes,
         "rewritten_outputs_match": rewritten.outputs_match,
+        "rewritten_order_from": rewritten.order_from,
+        "rewritten_alternatives": [dict(a) for a in rewritten.alternatives],
         "best_measured_bytes": best_ours,
         "best_ratio": tvm_planned.total_bytes / best_ours,
         "outputs_match": outputs_match(model, fused, reordered, target=target)
@@ -247,8 +251,9 @@ def print_result(result: dict[str, Any]) -> None:
             f"{'yes' if r['exact'] else 'no':>7}{r['solve_s']:>9.2f}  {same}"
         )
     print(
-        "\nrewritten for memory (sums accumulated in place): measured TVM's order of the "
-        "rewritten model, its best order, modelled least peak; best of ours = TVM / best"
+        "\nrewritten for memory (sums accumulated in place; separable convolutions on channel "
+        "slices): measured TVM's order of the rewritten model, its best order, modelled least "
+        "peak; best of ours = TVM / best (the rewrite kept: the least storage of those tried)"
     )
     print(
         f"{'model':<18}{'rewrites':>24}{'TVM order':>12}{'best order':>12}{'modelled':>12}"
@@ -268,6 +273,9 @@ def print_result(result: dict[str, Any]) -> None:
             f"{r['model']:<18}{kinds:>24}{cells}{'yes' if r['rewritten_applied'] else 'no':>9}"
             f"{r['best_ratio']:>20.2f}"
         )
+        for other in r["rewritten_alternatives"]:
+            kinds = ", ".join(f"{n} {k}" for k, n in other["rewrites"].items())
+            print(f"{'':<18}  also tried: {kinds}: {fmt(other['measured_bytes'])}")
     print(
         "\nDRAM traffic of the least-peak order with a TCM of TVM's modelled peak / 4 and / 8 "
         "(kernels stream what is not in the TCM)"

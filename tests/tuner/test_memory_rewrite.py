@@ -306,7 +306,9 @@ def test_a_small_randwire_rewritten_computes_the_same_and_is_planned_as_simulate
     spec = RandWireSpec("ws", 6, ((8, 1),), wiring_seed=1)
     model = load_model(build_randwire(spec, image_size=16), name="randwire-tiny")
     fused = fused_module(model, TARGET)
-    result = rewritten_orders(model, fused, TARGET, baseline_bytes=1 << 40, time_limit_s=10)
+    result = rewritten_orders(
+        model, fused, TARGET, baseline_bytes=1 << 40, time_limit_s=10, slices=()
+    )
     assert result.rewrites["accumulated_sums"] >= 1
     assert result.outputs_match is True and result.applied is True
     assert result.graph is not None

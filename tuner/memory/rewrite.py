@@ -25,6 +25,8 @@ import tvm
 from tvm import relax
 from tvm.target import Target
 
+from tuner.memory.channel_slices import accumulator_input, slice_separables
+from tuner.memory.in_place import kernels_in_place
 from tuner.memory.partition import partition_concats, with_blocks
 from tuner.memory.relax_graph import as_target, fused_module, is_fused
 from tuner.models._base import LoadedModel
@@ -55,22 +57,44 @@ class Rewritten:
 
 
 def rewrite_for_memory(
-    model_or_mod: LoadedModel | tvm.IRModule, target: Target | Mapping[str, Any]
+    model_or_mod: LoadedModel | tvm.IRModule,
+    target: Target | Mapping[str, Any],
+    *,
+    parts: int = 0,
+    min_bytes: int = 0,
 ) -> Rewritten:
-    """Every rewrite for memory, fused: concatenations read by convolutions partitioned
-    (``partition.partition_concats``: ``partitioned_concats`` removed,
+    """Every rewrite for memory, fused: with ``parts`` >= 2, separable convolutions of
+    outputs of at least ``min_bytes`` run on channel slices first
+    (``channel_slices.slice_separables``: ``sliced_separables`` into ``channel_slices``
+    slices, ``recomputed_per_slice`` bindings of which ``recomputed_stems`` convolutions of
+    a model input, ``in_place_accumulations``); then concatenations read by convolutions
+    partitioned (``partition.partition_concats``: ``partitioned_concats`` removed,
     ``partitioned_convolutions`` split into sums), then sums accumulated
-    (``accumulate_sums``). RewriteError as for ``accumulate_sums``."""
+    (``accumulate_sums``). RewriteError as for ``accumulate_sums``, or for ``parts`` 1 or
+    below 0."""
     mod = model_or_mod.mod if isinstance(model_or_mod, LoadedModel) else model_or_mod
     _main(mod)
+    if parts == 1 or parts < 0:
+        raise RewriteError(f"parts must be 0 (no slicing) or at least 2, got {parts}")
+    rewrites = {}
+    sliced = slice_separables(mod, parts, min_bytes=min_bytes) if parts else None
+    if sliced is not None and sliced.separables:
+        mod = sliced.mod
+        rewrites["sliced_separables"] = sliced.separables
+        rewrites["channel_slices"] = sliced.parts
+        rewrites["recomputed_per_slice"] = sliced.recomputed
+        rewrites["recomputed_stems"] = sliced.stems
     parted = partition_concats(mod)
     summed = accumulate_sums(parted.mod, target)
-    rewrites = {}
+    fused = summed.mod
+    if sliced is not None and sliced.separables:
+        fused, count = kernels_in_place(fused, accumulator_input)
+        rewrites["in_place_accumulations"] = count
     if parted.concats:
         rewrites["partitioned_concats"] = parted.concats
         rewrites["partitioned_convolutions"] = parted.convolutions
     rewrites.update(summed.rewrites)
-    return Rewritten(summed.mod, rewrites, summed.sums)
+    return Rewritten(fused, rewrites, summed.sums)
 
 
 def accumulate_sums(
