@@ -14,7 +14,11 @@ The slice ``y[..., s]`` is read from the whole ``y`` inside the slice's kernel, 
 ``y`` is a channel-wise op (ReLU, a bias, a sum of two tensors read once) whose readers are
 all sliced, computed per slice from that op's inputs; a convolution of a model input (a
 stem, cheap: the input is never planned) read only by sliced kernels is recomputed per
-reader by output-channel slices, so its whole output is never built either.
+reader by output-channel slices, so its whole output is never built either. Where the
+ops after ``z`` start with sums and one adds a tensor ``r`` of ``z``'s type whose other
+readers neither depend on ``z`` nor feed its slices, the accumulation starts in place of
+``r`` (``r + conv(d_0, W_0)``); the block is reordered so those readers run first, and
+``relax_graph`` keeps every searched order so.
 
 Works on ``main``'s first dataflow block before fusion (NHWC data, constant weights); the
 kernels it builds are ``Primitive`` Relax functions that ``FuseTIR`` turns into TIR, their
@@ -33,12 +37,23 @@ from tvm import relax
 from tvm.ir.expr import Constant
 
 from tuner.memory.partition import with_blocks
+from tuner.memory.slice_ops import (
+    BINARY,
+    CHANNEL,
+    UNARY,
+    KernelBody,
+    call_op,
+    const_slice,
+    dtype_or_none,
+    elementwise_of,
+    is_depthwise,
+    is_nhwc_conv,
+    ordered_bindings,
+    static_shape,
+)
 
-CHANNEL = 3  # NHWC
 SLICE_PREFIX = "channel_slice"
 ACCUMULATE_PREFIX = "channel_accumulate"
-UNARY = ("relax.nn.relu", "relax.sigmoid", "relax.tanh", "relax.nn.silu")
-BINARY = ("relax.add", "relax.multiply", "relax.subtract")
 
 
 @dataclass(frozen=True)
@@ -80,7 +95,7 @@ def slice_separables(mod: tvm.IRModule, parts: int, *, min_bytes: int = 0) -> Sl
     except ValueError:  # accumulating into a tensor would need a reader after the write
         slicer = _Slicer(mod, func, index, parts, min_bytes, into=False)
         new = slicer.run()
-    stems = sum(1 for v in slicer.pushed if _op(slicer.binding[v]) == "relax.nn.conv2d")
+    stems = sum(1 for v in slicer.pushed if call_op(slicer.binding[v]) == "relax.nn.conv2d")
     return Sliced(new, len(slicer.separables), parts, len(slicer.pushed), stems)
 
 
@@ -93,80 +108,6 @@ class _Separable:
     pointwise: Any
     absorbed: list[Any]  # elementwise bindings after the pointwise one, run in its last kernel
     into: tuple[int, Any] | None = None  # (absorbed sum, its other operand): accumulate into it
-
-
-def _op(binding: Any) -> str | None:
-    value = binding.value
-    if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op):
-        return str(value.op.name)
-    return None
-
-
-def _shape(ty: Any) -> tuple[int, ...] | None:
-    dims = getattr(getattr(ty, "shape", None), "values", None)
-    if dims is None or not all(isinstance(d, tvm.tirx.IntImm) for d in dims):
-        return None
-    return tuple(int(d) for d in dims)
-
-
-def _is_nhwc_conv(binding: Any) -> bool:
-    if _op(binding) != "relax.nn.conv2d":
-        return False
-    attrs = binding.value.attrs
-    layout = str(attrs.kernel_layout)
-    return (
-        str(attrs.data_layout) == "NHWC"
-        and str(attrs.out_layout) == "NHWC"
-        and sorted(layout) == sorted("HWIO")
-        and isinstance(binding.value.args[1], Constant)
-        and _shape(binding.var.ty) is not None
-        and _shape(binding.value.args[0].ty) is not None
-    )
-
-
-def _is_depthwise(binding: Any) -> bool:
-    """A convolution of one channel per group, one output channel per input channel."""
-    if not _is_nhwc_conv(binding):
-        return False
-    channels = _shape(binding.var.ty)[CHANNEL]
-    data = _shape(binding.value.args[0].ty)
-    layout = str(binding.value.attrs.kernel_layout)
-    weight = _shape(binding.value.args[1].ty)
-    return (
-        int(binding.value.attrs.groups) == channels == data[CHANNEL]
-        and weight[layout.index("I")] == 1
-        and weight[layout.index("O")] == channels
-    )
-
-
-def _channel_const(expr: Any, channels: int) -> bool:
-    """A constant that broadcasts over the channels of an NHWC tensor per channel."""
-    shape = _shape(getattr(expr, "ty", None))
-    return (
-        isinstance(expr, Constant)
-        and shape is not None
-        and len(shape) <= 4
-        and all(d == 1 for d in shape[:-1])
-        and (not shape or shape[-1] in (1, channels))
-    )
-
-
-def _elementwise_of(binding: Any, var: Any) -> bool:
-    """``binding`` computes each element of its result from ``var``'s element at the same
-    index (and the same element of another tensor of that shape, or a channel constant)."""
-    op = _op(binding)
-    shape = _shape(var.ty)
-    if op in UNARY:
-        return binding.value.args[0].same_as(var)
-    if op not in BINARY or _shape(binding.var.ty) != shape:
-        return False
-    args = list(binding.value.args)
-    if not any(a.same_as(var) for a in args):
-        return False
-    other = args[1] if args[0].same_as(var) else args[0]
-    if isinstance(other, relax.Var):
-        return _shape(other.ty) == shape and str(other.ty.dtype) == str(var.ty.dtype)
-    return _channel_const(other, shape[CHANNEL])
 
 
 class _Slicer:
@@ -209,25 +150,25 @@ class _Slicer:
         found: list[_Separable] = []
         taken: set[Any] = set()
         for dw in self.bindings:
-            if dw.var in taken or not _is_depthwise(dw):
+            if dw.var in taken or not is_depthwise(dw):
                 continue
-            channels = _shape(dw.var.ty)[CHANNEL]
+            channels = static_shape(dw.var.ty)[CHANNEL]
             if channels % self.parts or channels < self.parts:
                 continue
             bias, data = None, dw.var
             nxt = self._only_reader(dw.var)
             if (
                 nxt is not None
-                and _op(nxt) == "relax.add"
-                and _elementwise_of(nxt, dw.var)
+                and call_op(nxt) == "relax.add"
+                and elementwise_of(nxt, dw.var)
                 and isinstance(nxt.value.args[1], Constant)
             ):
                 bias, data, nxt = nxt, nxt.var, self._only_reader(nxt.var)
-            if nxt is None or not _is_nhwc_conv(nxt) or int(nxt.value.attrs.groups) != 1:
+            if nxt is None or not is_nhwc_conv(nxt) or int(nxt.value.attrs.groups) != 1:
                 continue
             if not nxt.value.args[0].same_as(data):
                 continue
-            out = _shape(nxt.var.ty)
+            out = static_shape(nxt.var.ty)
             if int(np.prod(out)) * 4 < min_bytes:
                 continue
             taken.update(b.var for b in (dw, bias, nxt) if b is not None)
@@ -242,7 +183,7 @@ class _Slicer:
         chain = []
         while True:
             reader = self._only_reader(var)
-            if reader is None or reader.var in taken or not _elementwise_of(reader, var):
+            if reader is None or reader.var in taken or not elementwise_of(reader, var):
                 return chain
             chain.append(reader)
             var = reader.var
@@ -284,7 +225,7 @@ class _Slicer:
             own = self._feeding(s.source)
             running = s.pointwise.var
             for k, b in enumerate(s.absorbed):
-                if _op(b) != "relax.add":
+                if call_op(b) != "relax.add":
                     break
                 other = next((a for a in b.value.args if not a.same_as(running)), None)
                 if (
@@ -325,20 +266,22 @@ class _Slicer:
 
     @staticmethod
     def _is_sum(binding: Any) -> bool:
-        return _op(binding) in BINARY and all(isinstance(a, relax.Var) for a in binding.value.args)
+        return call_op(binding) in BINARY and all(
+            isinstance(a, relax.Var) for a in binding.value.args
+        )
 
     def _channel_wise(self, binding: Any) -> bool:
-        shape = _shape(binding.var.ty)
+        shape = static_shape(binding.var.ty)
         if shape is None or len(shape) != 4 or shape[CHANNEL] % self.parts:
             return False
-        op = _op(binding)
+        op = call_op(binding)
         if op in UNARY:
-            return _shape(binding.value.args[0].ty) == shape
+            return static_shape(binding.value.args[0].ty) == shape
         if op in BINARY:
             args = list(binding.value.args)
             first = next((a for a in args if isinstance(a, relax.Var)), None)
-            return first is not None and _elementwise_of(binding, first)
-        if _is_nhwc_conv(binding) and int(binding.value.attrs.groups) == 1:
+            return first is not None and elementwise_of(binding, first)
+        if is_nhwc_conv(binding) and int(binding.value.attrs.groups) == 1:
             return binding.value.args[0] in self.params  # a stem: recomputed from the input
         return False
 
@@ -359,21 +302,26 @@ class _Slicer:
             elif b.var not in dropped:
                 out.append(b)
         blocks = list(self.func.body.blocks)
-        blocks[self.index] = relax.DataflowBlock(_ordered(out, self.overwrites))
+        blocks[self.index] = relax.DataflowBlock(ordered_bindings(out, self.overwrites))
         mod = self.builder.get()
         mod.update_func(mod.get_global_var("main"), with_blocks(self.func, blocks))
         return mod
 
-    def _outlined(self) -> _Body:
-        return _Body(outlined=True, normalize=relax.BlockBuilder().normalize, names=self._name)
+    def _outlined(self) -> KernelBody:
+        return KernelBody(
+            outlined=True, normalize=relax.BlockBuilder().normalize, names=self._var_name
+        )
+
+    def _var_name(self, stem: str) -> str:
+        return self._name(f"{SLICE_PREFIX}_{stem}")
 
     def _name(self, stem: str) -> str:
         self.fresh += 1
         return f"{stem}{self.fresh}"
 
     def _emit(self, s: _Separable) -> list[Any]:
-        main = _Body(outlined=False, normalize=self.builder.normalize, names=self._name)
-        channels = _shape(s.depthwise.var.ty)[CHANNEL]
+        main = KernelBody(outlined=False, normalize=self.builder.normalize, names=self._var_name)
+        channels = static_shape(s.depthwise.var.ty)[CHANNEL]
         width = channels // self.parts
         pw = s.pointwise.value
         weight = pw.args[1].value.numpy()
@@ -407,7 +355,7 @@ class _Slicer:
                 self.overwrites.append((acc, written))
         return main.bindings
 
-    def _slice_kernel(self, s: _Separable, lo: int, hi: int, main: _Body) -> Any:
+    def _slice_kernel(self, s: _Separable, lo: int, hi: int, main: KernelBody) -> Any:
         """The depthwise convolution (and bias) of channels ``lo:hi``, emitted into
         ``main``: directly when its input is recomputed from model inputs alone, else as
         one kernel reading the whole tensors it slices."""
@@ -423,7 +371,7 @@ class _Slicer:
             data, body.leaf(piece), strides=attrs.strides, padding=attrs.padding,
             dilation=attrs.dilation, groups=hi - lo, data_layout=str(attrs.data_layout),
             kernel_layout=str(attrs.kernel_layout), out_layout=str(attrs.out_layout),
-            out_dtype=_dtype(attrs.out_dtype),
+            out_dtype=dtype_or_none(attrs.out_dtype),
         )  # fmt: skip
         out = body.emit(conv, "dw")
         if s.bias is not None:
@@ -440,7 +388,7 @@ class _Slicer:
         b = self.binding[var]
         return all(self._from_params(a) for a in b.value.args if isinstance(a, relax.Var))
 
-    def _slice_of(self, var: Any, lo: int, hi: int, body: _Body) -> Any:
+    def _slice_of(self, var: Any, lo: int, hi: int, body: KernelBody) -> Any:
         """Channels ``lo:hi`` of ``var``: recomputed when ``var`` is computed per slice,
         else sliced from the whole tensor."""
         if var not in self.pushed:
@@ -449,7 +397,7 @@ class _Slicer:
                 "slice",
             )
         b = self.binding[var]
-        value, op = b.value, _op(b)
+        value, op = b.value, call_op(b)
         if op in UNARY:
             arg = self._slice_of(value.args[0], lo, hi, body)
             return body.emit(relax.Call(value.op, [arg], value.attrs), "slice")
@@ -464,7 +412,7 @@ class _Slicer:
         return body.emit(conv, "stem")
 
     def _sliced_binary(
-        self, b: Any, var: Any, given: Any | None, lo: int, hi: int, body: _Body
+        self, b: Any, var: Any, given: Any | None, lo: int, hi: int, body: KernelBody
     ) -> Any:
         """``b`` (an elementwise binary op) on channels ``lo:hi``; ``given``: the slice of
         ``var`` already computed."""
@@ -475,10 +423,12 @@ class _Slicer:
             elif isinstance(a, relax.Var):
                 args.append(self._slice_of(a, lo, hi, body))
             else:
-                args.append(body.leaf(_const_slice(a, lo, hi)))
+                args.append(body.leaf(const_slice(a, lo, hi)))
         return relax.Call(b.value.op, args, b.value.attrs)
 
-    def _replay(self, var: Any, value: Any, chain: list[Any], body: _Body, skip: int | None) -> Any:
+    def _replay(
+        self, var: Any, value: Any, chain: list[Any], body: KernelBody, skip: int | None
+    ) -> Any:
         """The elementwise bindings of ``chain`` applied to ``value`` (standing for
         ``var``), their other operands read whole; the sum at ``skip`` left out (its
         operand is already accumulated)."""
@@ -496,96 +446,6 @@ class _Slicer:
             var = b.var
         return value
 
-    def _call(self, body: _Body, name: str) -> Any:
+    def _call(self, body: KernelBody, name: str) -> Any:
         gv = self.builder.add_func(body.function(), name)
         return relax.Call(gv, body.args)
-
-
-def _ordered(bindings: list[Any], overwrites: list[tuple[Any, Any]]) -> list[Any]:
-    """``bindings`` in an order where each binding follows those it reads and each
-    in-place write follows every other reader of what it overwrites (stable: otherwise
-    in the given order). ValueError when no such order exists."""
-    import heapq
-
-    index = {b.var: i for i, b in enumerate(bindings)}
-    after: list[set[int]] = [set() for _ in bindings]
-    for i, b in enumerate(bindings):
-        for v in relax.analysis.free_vars(b.value):
-            if v in index:
-                after[i].add(index[v])
-    for var, written in overwrites:
-        at = index[var]
-        for i, b in enumerate(bindings):
-            if i != at and any(v.same_as(written) for v in relax.analysis.free_vars(b.value)):
-                after[at].add(i)
-    waiting = [len(a) for a in after]
-    users: list[list[int]] = [[] for _ in bindings]
-    for i, before in enumerate(after):
-        for j in before:
-            users[j].append(i)
-    ready = [i for i, n in enumerate(waiting) if n == 0]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        i = heapq.heappop(ready)
-        order.append(bindings[i])
-        for j in users[i]:
-            waiting[j] -= 1
-            if waiting[j] == 0:
-                heapq.heappush(ready, j)
-    if len(order) != len(bindings):
-        raise ValueError("an in-place accumulation cannot follow the other readers it needs")
-    return order
-
-
-def _dtype(dtype: Any) -> str | None:
-    text = str(dtype)
-    return text if text and text not in ("void", "None") else None
-
-
-def _const_slice(expr: Any, lo: int, hi: int) -> Any:
-    data = expr.value.numpy()
-    if data.ndim and data.shape[-1] > 1:
-        data = np.ascontiguousarray(data[..., lo:hi])
-    return relax.const(data)
-
-
-class _Body:
-    """Bindings being built: straight into ``main`` (``outlined`` False) or into a
-    ``Primitive`` function whose parameters are made for the outer values it reads."""
-
-    def __init__(self, *, outlined: bool, normalize: Any, names: Any) -> None:
-        self.outlined = outlined
-        self.names = names
-        self.normalize = normalize
-        self.bindings: list[Any] = []
-        self.args: list[Any] = []
-        self.params: list[Any] = []
-        self.seen: dict[Any, Any] = {}
-
-    def leaf(self, expr: Any) -> Any:
-        if not self.outlined:
-            return expr
-        for outer, param in self.seen.items():
-            if outer.same_as(expr):
-                return param
-        param = relax.Var(f"p{len(self.params)}", expr.ty)
-        self.params.append(param)
-        self.args.append(expr)
-        self.seen[expr] = param
-        return param
-
-    def emit(self, expr: Any, stem: str, *, var: Any = None) -> Any:
-        expr = self.normalize(expr)
-        if var is None:
-            var = relax.DataflowVar(self.names(f"{SLICE_PREFIX}_{stem}"), expr.ty)
-        self.bindings.append(relax.VarBinding(var, expr))
-        return var
-
-    def function(self) -> relax.Function:
-        *rest, last = self.bindings
-        out = relax.Var("out", last.var.ty)
-        block = relax.DataflowBlock([*rest, relax.VarBinding(out, last.value)])
-        func = relax.Function(self.params, relax.SeqExpr([block], out), out.ty, True)
-        func = func.with_attr("Primitive", True)
-        return relax.BlockBuilder().normalize(func)
