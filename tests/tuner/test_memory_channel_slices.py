@@ -138,6 +138,12 @@ def test_in_place_write_is_ordered_after_the_other_readers() -> None:
     for name in links:
         tensor = graph.tensors[name]
         assert tensor.bytes == 0 and tensor.producer is not None and tensor.consumers
+        overwritten = name.split("^")[0]
+        reader = graph.nodes[tensor.producer]
+        assert overwritten in reader.inputs  # a reader of the overwritten tensor ...
+        for writer in tensor.consumers:  # ... runs before the in-place write into it
+            assert "_in_place" in graph.nodes[writer].op
+            assert tensor.producer in graph.predecessors(writer)
 
 
 def test_nothing_to_slice_leaves_the_module_alone() -> None:
