@@ -8,6 +8,7 @@ original module's (within ``RTOL``/``ATOL``: the rewrites reassociate float sums
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -119,7 +120,7 @@ def rewritten_orders(
     if not tried:
         return RewrittenOrders({}, False, NOTHING)
     matching = [r for r in tried if r.outputs_match] or tried
-    best = min(matching, key=lambda r: r.measured_bytes or 0)
+    best = min(matching, key=lambda r: math.inf if r.measured_bytes is None else r.measured_bytes)
     lower = best.measured_bytes is not None and best.measured_bytes < baseline_bytes
     if not best.outputs_match:
         reason = "not applied: the rewritten model's outputs differ"
