@@ -9,7 +9,8 @@ budget, a latency target met):
   job's XGBoost cost model), truncated to the trials left; the cost model's predicted score
   is kept for each candidate once the model has been trained. A task whose search stalled
   (``settings.stalled``) with the population sized to few cores starts a search with
-  MetaSchedule's population; what the first one measured is never proposed again. On a GPU,
+  MetaSchedule's population; what the first one measured is never proposed again (after a
+  restart too: ``settings.first_stall`` on the history rebuilt from the database). On a GPU,
   each task's first batch starts with its DLight default schedule (``gpu_default``).
 - build: the long-lived build pool of the client resource, or of a device lent to client work
   (``tuner.metaschedule.build``).
