@@ -491,26 +491,19 @@ def test_a_restarted_job_goes_on_with_the_search_that_had_grown(
     monkeypatch.setattr(
         driver_module, "first_stall", lambda history: 2 if len(history) >= 2 else None
     )
-    first = MetaScheduleDriver(
-        "j1",
-        ["matmul:16"],
-        DriverSettings(trials_per_task=32, batch_size=16, search=SearchConfig()),
-        workers=workers,
-        db_dir=tmp_path / "db",
-    )
+
+    def job(trials: int, **more: Any) -> MetaScheduleDriver:
+        settings = DriverSettings(trials_per_task=trials, batch_size=16, search=SearchConfig())
+        return MetaScheduleDriver(
+            "j1", ["matmul:16"], settings, workers=workers, db_dir=tmp_path / "db", **more
+        )
+
+    first = job(32)
     drive(first, workers)
     first.close()
 
     store, sink = make_sink()
-    again = MetaScheduleDriver(
-        "j1",
-        ["matmul:16"],
-        DriverSettings(trials_per_task=48, batch_size=16, search=SearchConfig()),
-        workers=workers,
-        db_dir=tmp_path / "db",
-        sink=sink,
-        resume=ResumeState(),
-    )
+    again = job(48, sink=sink, resume=ResumeState())
     (task,) = again._tasks
     assert task.trials == 32 and task.grown and task.grown_at == 32
     step = again.next_stage()
