@@ -22,7 +22,8 @@ device's cores, outputs compared):
    run's final model. The point is found from tuneloom's end-to-end estimate (the tasks'
    ``weight x best`` summed, scaled to the measured final latency), then checked by timing
    the model compiled with the database cut there; if it is not yet as fast, later points
-   are timed until one is.
+   are timed until one is. Each cut is timed by an ``evaluate``, so it is compared with the
+   ``tune_relax`` run's evaluate figure, not with the alternating medians.
 
     python benchmarks/peer_bench.py [--models cnn,resnet] [--trials-per-task 32] [--rounds 5]
         [--json]
