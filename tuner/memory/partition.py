@@ -21,6 +21,8 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from tuner.memory.slice_ops import call_op, static_shape
+
 CHANNEL_AXIS = 3  # NHWC
 POOLS = ("relax.nn.max_pool2d", "relax.nn.avg_pool2d")
 
@@ -107,7 +109,7 @@ class _Rewriter:
 
     def _partition(self, concat: Any) -> None:
         parts = list(concat.value.args[0].fields)
-        widths = [_shape(p.ty)[CHANNEL_AXIS] for p in parts]
+        widths = [static_shape(p.ty)[CHANNEL_AXIS] for p in parts]
         self.concats += 1
         replacements: dict[Any, list[Any]] = {concat: []}
         for reader in self._readers(concat.var):
@@ -160,38 +162,25 @@ class _Rewriter:
         return var
 
 
-def _is_call(binding: Any, name: str) -> bool:
-    value = binding.value
-    return (
-        isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) and value.op.name == name
-    )
-
-
-def _shape(ty: Any) -> tuple[int, ...] | None:
-    dims = getattr(getattr(ty, "shape", None), "values", None)
-    if dims is None or not all(isinstance(d, tvm.tirx.IntImm) for d in dims):
-        return None
-    return tuple(int(d) for d in dims)
-
-
 def _is_channel_concat(binding: Any) -> bool:
     """``R.concat`` over the channels of static NHWC tensor variables."""
-    if not _is_call(binding, "relax.concat"):
+    if call_op(binding) != "relax.concat":
         return False
-    shape = _shape(binding.var.ty)
+    shape = static_shape(binding.var.ty)
     axis = binding.value.attrs.axis
     if shape is None or len(shape) != 4 or axis is None:
         return False
     if int(axis) % 4 != CHANNEL_AXIS or not isinstance(binding.value.args[0], relax.Tuple):
         return False
     return all(
-        isinstance(p, relax.Var) and _shape(p.ty) is not None for p in binding.value.args[0].fields
+        isinstance(p, relax.Var) and static_shape(p.ty) is not None
+        for p in binding.value.args[0].fields
     )
 
 
 def _is_partitionable_conv(binding: Any, data: Any) -> bool:
     """A ``conv2d`` of ``data`` (NHWC, HWIO, one group) with constant weights."""
-    if not _is_call(binding, "relax.nn.conv2d"):
+    if call_op(binding) != "relax.nn.conv2d":
         return False
     value, attrs = binding.value, binding.value.attrs
     return (
@@ -207,7 +196,7 @@ def _is_partitionable_conv(binding: Any, data: Any) -> bool:
 def _is_channel_pool(binding: Any, data: Any) -> bool:
     """A 2-D pooling of ``data`` in NHWC (each channel pooled on its own)."""
     return (
-        any(_is_call(binding, name) for name in POOLS)
+        call_op(binding) in POOLS
         and binding.value.args[0].same_as(data)
         and str(binding.value.attrs.layout) == "NHWC"
         and str(binding.value.attrs.out_layout) == "NHWC"

@@ -29,6 +29,7 @@ from tuner.memory.channel_slices import accumulator_input, slice_separables
 from tuner.memory.in_place import kernels_in_place
 from tuner.memory.partition import partition_concats, with_blocks
 from tuner.memory.relax_graph import as_target, fused_module, is_fused
+from tuner.memory.slice_ops import static_shape
 from tuner.models._base import LoadedModel
 
 ACCUMULATE = "accumulate_sum"
@@ -197,16 +198,9 @@ def _is_tensor_add(binding: Any) -> bool:
         ty = getattr(arg, "ty", None)
         if not isinstance(arg, relax.Var) or not isinstance(ty, relax.TensorType):
             return False
-        if str(ty.dtype) != str(out.dtype) or _static_shape(ty) != _static_shape(out):
+        if str(ty.dtype) != str(out.dtype) or static_shape(ty) != static_shape(out):
             return False
-    return _static_shape(out) is not None
-
-
-def _static_shape(ty: Any) -> tuple[int, ...] | None:
-    dims = getattr(getattr(ty, "shape", None), "values", None)
-    if dims is None or not all(isinstance(d, tvm.tirx.IntImm) for d in dims):
-        return None
-    return tuple(int(d) for d in dims)
+    return static_shape(out) is not None
 
 
 def _use_counts(func: relax.Function) -> dict[Any, int]:
@@ -344,7 +338,7 @@ def _in_place(mod: tvm.IRModule, in_place: dict[str, int | None]) -> tvm.IRModul
         if index is None:
             return binding
         value = binding.value
-        shape = _static_shape(binding.var.ty)
+        shape = static_shape(binding.var.ty)
         dtype = str(binding.var.ty.dtype)
         key = (shape, dtype, index)
         if key not in made:

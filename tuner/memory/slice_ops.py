@@ -1,6 +1,7 @@
-"""Pieces of ``channel_slices``: recognising NHWC convolutions and channel-wise ops in
-Relax bindings, building the bindings of a slice's kernel (``KernelBody``), and ordering a
-rewritten block so that in-place writes follow the other readers (``ordered_bindings``)."""
+"""Pieces of ``channel_slices`` (``call_op`` and ``static_shape`` serve every rewrite for
+memory): recognising NHWC convolutions and channel-wise ops in Relax bindings, building the
+bindings of a slice's kernel (``KernelBody``), and ordering a rewritten block so that
+in-place writes follow the other readers (``ordered_bindings``)."""
 
 from __future__ import annotations
 
