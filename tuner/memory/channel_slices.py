@@ -48,6 +48,7 @@ from tuner.memory.slice_ops import (
     elementwise_of,
     is_depthwise,
     is_nhwc_conv,
+    kernel_slice,
     ordered_bindings,
     static_shape,
 )
@@ -324,24 +325,20 @@ class _Slicer:
         channels = static_shape(s.depthwise.var.ty)[CHANNEL]
         width = channels // self.parts
         pw = s.pointwise.value
-        weight = pw.args[1].value.numpy()
-        axis = str(pw.attrs.kernel_layout).index("I")
         acc = None
         for part in range(self.parts):
             lo, hi = part * width, (part + 1) * width
-            piece = np.ascontiguousarray(np.take(weight, range(lo, hi), axis=axis))
+            piece = kernel_slice(pw, "I", lo, hi)
             d = self._slice_kernel(s, lo, hi, main)
             if part == 0 and s.into is None:
-                acc = main.emit(relax.Call(pw.op, [d, relax.const(piece)], pw.attrs), "acc")
+                acc = main.emit(relax.Call(pw.op, [d, piece], pw.attrs), "acc")
                 continue
             if part == 0:
                 acc = s.into[1]
             last = part == self.parts - 1
             body = self._outlined()
             a = body.leaf(acc)
-            term = body.emit(
-                relax.Call(pw.op, [body.leaf(d), body.leaf(relax.const(piece))], pw.attrs), "t"
-            )
+            term = body.emit(relax.Call(pw.op, [body.leaf(d), body.leaf(piece)], pw.attrs), "t")
             value = body.emit(relax.op.add(a, term), "v")
             if last:
                 skip = s.into[0] if s.into is not None else None
@@ -364,9 +361,7 @@ class _Slicer:
         data = self._slice_of(s.source, lo, hi, body)
         dw = s.depthwise.value
         attrs = dw.attrs
-        weight = dw.args[1].value.numpy()
-        axis = str(attrs.kernel_layout).index("O")
-        piece = relax.const(np.ascontiguousarray(np.take(weight, range(lo, hi), axis=axis)))
+        piece = kernel_slice(dw, "O", lo, hi)
         conv = relax.op.nn.conv2d(
             data, body.leaf(piece), strides=attrs.strides, padding=attrs.padding,
             dilation=attrs.dilation, groups=hi - lo, data_layout=str(attrs.data_layout),
@@ -405,9 +400,7 @@ class _Slicer:
             first = next(a for a in value.args if isinstance(a, relax.Var))
             return body.emit(self._sliced_binary(b, first, None, lo, hi, body), "slice")
         # a convolution of a model input, by output channels
-        weight = value.args[1].value.numpy()
-        axis = str(value.attrs.kernel_layout).index("O")
-        piece = relax.const(np.ascontiguousarray(np.take(weight, range(lo, hi), axis=axis)))
+        piece = kernel_slice(value, "O", lo, hi)
         conv = relax.Call(value.op, [body.leaf(value.args[0]), body.leaf(piece)], value.attrs)
         return body.emit(conv, "stem")
 

@@ -145,6 +145,14 @@ def const_slice(expr: Any, lo: int, hi: int) -> Any:
     return relax.const(data)
 
 
+def kernel_slice(conv: Any, dim: str, lo: int, hi: int) -> Any:
+    """Channels ``lo:hi`` of a convolution call's constant kernel along the dimension its
+    kernel layout names ``dim`` (``"O"``: output channels, ``"I"``: input channels)."""
+    weight = conv.args[1].value.numpy()
+    axis = str(conv.attrs.kernel_layout).index(dim)
+    return relax.const(np.ascontiguousarray(np.take(weight, range(lo, hi), axis=axis)))
+
+
 class KernelBody:
     """Bindings being built: straight into ``main`` (``outlined`` False) or into a
     ``Primitive`` function whose parameters are made for the outer values it reads."""
