@@ -39,7 +39,6 @@ import argparse
 import json
 import math
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -110,18 +109,13 @@ def time_alternating(model: str, folders: dict[str, str], rounds: int) -> dict[s
     """Median milliseconds of each compiled model, timed in fresh processes on the device's
     cores, one after another in each of ``rounds`` rounds."""
     from tuner.cpus import available_cpus, plan_cpus
-    from tuner.models.evaluate import time_saved_model
+    from tuner.models.evaluate import time_saved_models_alternately
     from tuner.models.loaders import load_model
 
-    loaded = load_model(f"zoo:{model}")
     cores = plan_cpus(available_cpus(), devices=1).devices[0]
-    times: dict[str, list[float]] = {name: [] for name in folders}
-    for _ in range(rounds):
-        for name, folder in folders.items():
-            times[name].append(
-                time_saved_model(folder, loaded, threads=1, cores=cores, repeat=REPEAT)
-            )
-    return {name: statistics.median(values) for name, values in times.items()}
+    return time_saved_models_alternately(
+        folders, load_model(f"zoo:{model}"), rounds=rounds, threads=1, cores=cores, repeat=REPEAT
+    )
 
 
 def cut_database(database: Path, records: int, out: Path) -> Path:

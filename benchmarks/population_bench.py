@@ -73,16 +73,18 @@ def tune(args: argparse.Namespace, population: str, seed: int, work: Path) -> di
 
 def time_models(rows: list[dict[str, Any]], model: Any, rounds: int) -> None:
     """Each row's compiled model timed ``rounds`` times, alternating; the median goes in."""
-    from tuner.models.evaluate import time_saved_model
+    from tuner.models.evaluate import time_saved_models_alternately
 
-    times: dict[int, list[float]] = {i: [] for i in range(len(rows))}
-    for _ in range(rounds):
-        for i, row in enumerate(rows):
-            times[i].append(
-                time_saved_model(row["compiled"], model, threads=1, cores=[DEVICE_CORE], repeat=10)
-            )
+    medians = time_saved_models_alternately(
+        {str(i): row["compiled"] for i, row in enumerate(rows)},
+        model,
+        rounds=rounds,
+        threads=1,
+        cores=[DEVICE_CORE],
+        repeat=10,
+    )
     for i, row in enumerate(rows):
-        row["tvm_tuned_ms"] = statistics.median(times[i])
+        row["tvm_tuned_ms"] = medians[str(i)]
 
 
 def main() -> int:

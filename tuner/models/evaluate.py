@@ -224,6 +224,27 @@ def time_saved_model(
     return ms
 
 
+def time_saved_models_alternately(
+    folders: Mapping[str, str | Path],
+    model: LoadedModel,
+    *,
+    rounds: int,
+    threads: int,
+    cores: Sequence[int] | None = None,
+    repeat: int = 5,
+) -> dict[str, float]:
+    """Median milliseconds of each saved compiled model of ``model`` (by name), each timed
+    ``rounds`` times as ``time_saved_model`` does, one after another in every round, so
+    that all of them see the same machine."""
+    times: dict[str, list[float]] = {name: [] for name in folders}
+    for _ in range(rounds):
+        for name, folder in folders.items():
+            times[name].append(
+                time_saved_model(folder, model, threads=threads, cores=cores, repeat=repeat)
+            )
+    return {name: float(np.median(values)) for name, values in times.items()}
+
+
 def compare_outputs(outputs: Mapping[str, list[np.ndarray]]) -> tuple[dict[str, float], float]:
     """Largest absolute difference of each TVM variant against every other result, and the
     largest output magnitude (the scale the tolerance is relative to).
