@@ -50,7 +50,7 @@ def bench_model(
     from tuner.models.tasks import model_tasks
 
     _, tasks = model_tasks(f"zoo:{name}", target_config("llvm", 1))
-    budget = args.trials * sum(1 for t in tasks if t.untunable is None)
+    budget = args.trials * sum(1 for t in tasks if t.searched)
     store = work / f"{name}-{allocator}.db"
     tuned = tuneloom(
         "tune", f"zoo:{name}", "--trials", str(budget), "--allocator", allocator,

@@ -191,7 +191,7 @@ def bench_model(model: str, per_task: int, work: Path, rounds: int) -> dict[str,
     from tuner.models.tasks import model_tasks
 
     _, tasks = model_tasks(f"zoo:{model}", device_target())
-    trials = per_task * sum(1 for t in tasks if t.untunable is None)
+    trials = per_task * sum(1 for t in tasks if t.searched)
 
     relax_dir = work / f"{model}-tune-relax"
     relax_s = timed_process(

@@ -259,6 +259,7 @@ class ModelProfiling:
 PROFILE_TASK = "model profile"
 CHECK_TASK = "model check"
 CHECK_GAIN = 0.98  # the next check waits for the estimate to fall this far below the last
+FIXED_DETAIL = "fixed: no decision to search; each fixed schedule measured once"
 
 
 class MetaScheduleDriver(JobDriver):
@@ -350,8 +351,11 @@ class MetaScheduleDriver(JobDriver):
         )
         reuse = self.reuse = settings.reuse
         self.allocator = settings.allocator
-        tunable = sum(1 for task in tasks if not task.untunable)
-        self.total_budget, cap = settings.budgets(tunable)
+        searched = sum(1 for task in tasks if task.searched)
+        self.total_budget, cap = settings.budgets(searched)
+        # A task with fixed schedules measures them and its unscheduled function once,
+        # besides the search budget.
+        self.total_budget += sum(_fixed_budget(task) for task in tasks)
         if settings.trials is None and settings.trials_per_task is not None:
             self.allocator = "uniform"  # the same trials for every task, as asked
         self.reuse_sources: SourceChoice | None = None
@@ -360,13 +364,13 @@ class MetaScheduleDriver(JobDriver):
             self._reuse_entries, self.reuse_sources = _reuse_entries(reuse, tasks, self.target)
         self._tasks = []
         for index, task in enumerate(tasks):
-            budget = 0 if task.untunable else cap
-            if reuse is not None and reuse.only and not task.untunable:
+            budget = cap if task.searched else _fixed_budget(task)
+            if reuse is not None and reuse.only and task.searched:
                 budget = reuse.limit + 1  # until the plan says how many apply
             item = _Task(index, task.name, task, str(tvm_ffi.structural_hash(task.mod)), budget)
             if task.untunable:
                 item.done, item.failed = True, task.untunable
-            item.reuse_pending = reuse is not None and not task.untunable
+            item.reuse_pending = reuse is not None and task.searched
             self._tasks.append(item)
         self.tasks: tuple[str, ...] = tuple(t.name for t in self._tasks)
         self._by_name = {t.name: t for t in self._tasks}
@@ -473,7 +477,9 @@ class MetaScheduleDriver(JobDriver):
                     self._emit_recovered(t, candidate, records[candidate])
             if t.done:
                 continue
-            if stored is not None:
+            if records and t.spec.fixed_schedules:  # its one batch was measured
+                t.done = True
+            elif stored is not None:
                 t.done, t.failed = True, stored
             elif t.trials >= t.budget:
                 t.done = True
@@ -504,7 +510,10 @@ class MetaScheduleDriver(JobDriver):
             self._stop_searching(None)
             return []
         idle = [t for t in self._tasks if not t.done and t.name not in exclude]
-        chosen: list[_Task] = []
+        # Fixed schedules first: one batch each, and the model's estimate needs them.
+        chosen = [t for t in idle if t.spec.fixed_schedules][:slots]
+        left -= sum(t.budget - t.trials for t in chosen)
+        idle = [t for t in idle if not t.spec.fixed_schedules]
         progress = [self._progress(t) for t in idle]
         while idle and len(chosen) < slots and left > 0:
             name = choose_task(self.allocator, progress)
@@ -770,6 +779,8 @@ class MetaScheduleDriver(JobDriver):
     # --- stages ----------------------------------------------------------------------------------
 
     def _select(self, t: _Task) -> StageResult:
+        if t.spec.fixed_schedules:
+            return self._select_fixed(t)
         if t.reuse_pending:
             t.reuse_pending = False
             result = self._select_reused(t)
@@ -811,6 +822,21 @@ class MetaScheduleDriver(JobDriver):
         t.profile_failures = 0
         t.next_kind = StageKind.BUILD
         return StageResult(ok=True, candidates=len(candidates))
+
+    def _select_fixed(self, t: _Task) -> StageResult:
+        """The one batch of a task whose design spaces hold no decision: each space with
+        MetaSchedule's post-processing applied (vectorized, unrolled) and the unscheduled
+        function, so that the database keeps whichever runs fastest."""
+        schedules = fixed_schedules(t.spec.mod, self.target, t.name)
+        t.workload = self.database.commit_workload(t.spec.mod)
+        args_info = ms.arg_info.ArgInfo.from_prim_func(_prim_func(t.spec.mod))
+        t.candidates = [ms.MeasureCandidate(sch, args_info) for sch in schedules]
+        t.budget = t.trials + len(t.candidates)
+        t.predicted = [None] * len(t.candidates)
+        t.builds, t.runs = [], []
+        t.profile_failures = 0
+        t.next_kind = StageKind.BUILD
+        return StageResult(ok=True, candidates=len(t.candidates))
 
     def _select_reused(self, t: _Task) -> StageResult | None:
         """The task's first batch from the library (see ``ReuseSettings``); None when nothing
@@ -913,7 +939,8 @@ class MetaScheduleDriver(JobDriver):
                 )
             )
         errors = []
-        searched = not t.batch_reused  # the search proposed this batch (not the library)
+        # The search proposed this batch (not the library, nor a task's fixed schedules).
+        searched = not t.batch_reused and t.ctx is not None
         if searched:
             try:
                 skip = t.injected
@@ -1068,6 +1095,8 @@ class MetaScheduleDriver(JobDriver):
                 f"{t.grown_at}: population {self.search.population(threads)} stalled"
             )
         detail.extend(r.detail_line() for r in t.reused)
+        if t.spec.fixed_schedules:
+            detail.append(f"schedules={FIXED_DETAIL}")
         stopped = stopped or t.spec.untunable
         if stopped:
             detail.append(f"stopped={stopped}")
@@ -1156,6 +1185,60 @@ def _reuse_entries(
         return entries, choice
     names = set(choice.names)
     return [e for e in entries if e.origin in names], choice
+
+
+def _fixed_budget(task: TuningTask) -> int:
+    """The most trials a task with fixed schedules takes (``fixed_schedules``): each of its
+    spaces, the one vector loop and the unscheduled function."""
+    return task.fixed_schedules + 2 if task.fixed_schedules else 0
+
+
+def fixed_schedules(mod: Any, target: Any, name: str) -> list[Any]:
+    """A task's design spaces (without decisions) post-processed as MetaSchedule does for
+    the candidates it measures, the whole loop nest as one vectorized and unrolled loop
+    (when the function allows it), then the unscheduled function; duplicates and spaces
+    that post-processing rejects are left out."""
+    from tvm.s_tir import Schedule
+
+    context = ms.TuneContext(mod, target=target, space_generator="post-order-apply",
+                             task_name=name)  # fmt: skip
+    schedules = []
+    for space in context.generate_design_space():
+        if all(postproc.apply(space) for postproc in context.space_generator.postprocs):
+            schedules.append(space)
+    flat = _one_vector_loop(mod)
+    if flat is not None:
+        schedules.append(flat)
+    schedules.append(Schedule(mod))
+    seen: set[int] = set()
+    unique = []
+    for sch in schedules:
+        key = tvm_ffi.structural_hash(sch.mod)
+        if key not in seen:
+            seen.add(key)
+            unique.append(sch)
+    return unique
+
+
+def _one_vector_loop(mod: Any, lanes: int = 16, unroll: int = 4) -> Any:
+    """``mod`` with every block inlined into its last one, whose loops become one loop
+    of ``lanes``-wide vectors unrolled ``unroll`` times; None when the function does not
+    allow it (a block that cannot be inlined, a reduction)."""
+    from tvm.s_tir import Schedule
+
+    try:
+        sch = Schedule(mod)
+        *producers, last = sch.get_child_blocks(sch.get_sblock("root"))
+        for block in producers:
+            sch.compute_inline(block)
+        loop = sch.fuse(*sch.get_loops(last))
+        outer, inner = sch.split(loop, [None, lanes])
+        sch.vectorize(inner)
+        _, unrolled = sch.split(outer, [None, unroll])
+        sch.unroll(unrolled)
+    except Exception:  # the schedule primitives reject it: the other schedules remain
+        return None
+    return sch
 
 
 def _prim_func(mod: Any) -> Any:
