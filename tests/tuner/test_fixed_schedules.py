@@ -109,6 +109,11 @@ def test_fixed_schedules_are_post_processed_then_the_unscheduled_function(
     assert "T_add_intermediate" not in flat_text  # the addition was inlined into the relu
     hashes = {tvm_ffi.structural_hash(s.mod) for s in schedules}
     assert len(hashes) == len(schedules)
+    # Not for a CPU (a GPU: neither a vector loop nor an unscheduled function would build).
+    spaces_only = fixed_schedules(elementwise.mod, Target(target), elementwise.name, cpu=False)
+    assert [tvm_ffi.structural_hash(s.mod) for s in spaces_only] == [
+        tvm_ffi.structural_hash(s.mod) for s in spaces
+    ]
 
 
 @pytest.mark.slow

@@ -826,8 +826,12 @@ class MetaScheduleDriver(JobDriver):
     def _select_fixed(self, t: _Task) -> StageResult:
         """The one batch of a task whose design spaces hold no decision: each space with
         MetaSchedule's post-processing applied (vectorized, unrolled) and the unscheduled
-        function, so that the database keeps whichever runs fastest."""
-        schedules = fixed_schedules(t.spec.mod, self.target, t.name)
+        function, so that the database keeps whichever runs fastest. On a GPU the schedule
+        TVM gives it untuned (DLight's) comes first, as for searched tasks."""
+        schedules = fixed_schedules(t.spec.mod, self.target, t.name, cpu=not self.gpu)
+        default = default_schedule(t.spec.mod, self.target) if self.gpu else None
+        if default is not None:
+            schedules.insert(0, default)
         t.workload = self.database.commit_workload(t.spec.mod)
         args_info = ms.arg_info.ArgInfo.from_prim_func(_prim_func(t.spec.mod))
         t.candidates = [ms.MeasureCandidate(sch, args_info) for sch in schedules]
@@ -1193,11 +1197,11 @@ def _fixed_budget(task: TuningTask) -> int:
     return task.fixed_schedules + 2 if task.fixed_schedules else 0
 
 
-def fixed_schedules(mod: Any, target: Any, name: str) -> list[Any]:
+def fixed_schedules(mod: Any, target: Any, name: str, *, cpu: bool = True) -> list[Any]:
     """A task's design spaces (without decisions) post-processed as MetaSchedule does for
-    the candidates it measures, the whole loop nest as one vectorized and unrolled loop
-    (when the function allows it), then the unscheduled function; duplicates and spaces
-    that post-processing rejects are left out."""
+    the candidates it measures; for a CPU (``cpu``) also the whole loop nest as one
+    vectorized and unrolled loop (when the function allows it), then the unscheduled
+    function. Duplicates and spaces that post-processing rejects are left out."""
     from tvm.s_tir import Schedule
 
     context = ms.TuneContext(mod, target=target, space_generator="post-order-apply",
@@ -1206,10 +1210,11 @@ def fixed_schedules(mod: Any, target: Any, name: str) -> list[Any]:
     for space in context.generate_design_space():
         if all(postproc.apply(space) for postproc in context.space_generator.postprocs):
             schedules.append(space)
-    flat = _one_vector_loop(mod)
-    if flat is not None:
-        schedules.append(flat)
-    schedules.append(Schedule(mod))
+    if cpu:
+        flat = _one_vector_loop(mod)
+        if flat is not None:
+            schedules.append(flat)
+        schedules.append(Schedule(mod))
     seen: set[int] = set()
     unique = []
     for sch in schedules:
