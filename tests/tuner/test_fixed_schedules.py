@@ -78,11 +78,11 @@ def _by_op(tasks: list) -> dict[str, object]:
 def test_an_elementwise_task_keeps_its_fixed_schedules(tasks: list) -> None:
     ops = _by_op(tasks)
     elementwise = next(t for t in tasks if "add" in t.name and "conv" not in t.name)
-    assert elementwise.untunable is None and elementwise.fixed_schedules >= 1
+    assert elementwise.untunable is None and elementwise.fixed_spaces >= 1
     assert elementwise.searched is False
     conv = next(t for t in tasks if "conv2d" in t.name)
-    assert conv.searched and conv.fixed_schedules == 0
-    assert ops["reshape"].untunable == NO_DECISIONS and ops["reshape"].fixed_schedules == 0
+    assert conv.searched and conv.fixed_spaces == 0
+    assert ops["reshape"].untunable == NO_DECISIONS and ops["reshape"].fixed_spaces == 0
 
 
 def test_fixed_schedules_are_post_processed_then_the_unscheduled_function(
@@ -93,9 +93,9 @@ def test_fixed_schedules_are_post_processed_then_the_unscheduled_function(
 
     from tuner.metaschedule.driver import fixed_schedules
 
-    elementwise = next(t for t in tasks if t.fixed_schedules)
+    elementwise = next(t for t in tasks if t.fixed_spaces)
     schedules = fixed_schedules(elementwise.mod, Target(target), elementwise.name)
-    assert len(schedules) == elementwise.fixed_schedules + 2
+    assert len(schedules) == elementwise.fixed_spaces + 2
     *spaces, flat, unscheduled = schedules
     assert tvm_ffi.structural_equal(unscheduled.mod, elementwise.mod)
     assert len(unscheduled.trace.insts) == 0
@@ -129,7 +129,7 @@ def test_a_model_job_measures_fixed_schedules_once_and_compiles_the_fastest(
     from tuner.models.compiled import compile_model, load_compiled, open_database, save_compiled
     from tuner.scheduler import Scheduler
 
-    fixed = next(t for t in tasks if t.fixed_schedules)
+    fixed = next(t for t in tasks if t.fixed_spaces)
     fixed_trials = len(fixed_schedules(fixed.mod, Target(target), fixed.name))
     store = MemoryStore()
     sink = EventSink(store)
@@ -144,7 +144,7 @@ def test_a_model_job_measures_fixed_schedules_once_and_compiles_the_fastest(
         )
         # The search budget is the conv's; the fixed schedules are measured besides it
         # (counted at their most until they are listed).
-        assert driver.trials() == (0, 4 + fixed.fixed_schedules + 2)
+        assert driver.trials() == (0, 4 + fixed.fixed_spaces + 2)
         scheduler = Scheduler(workers.resources, "interleaved", clock=WallClock(), sink=sink)
         scheduler.submit_job(
             lambda job_id: driver, name=model.name, target="llvm", device_pool="device:llvm",

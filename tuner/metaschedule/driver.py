@@ -353,8 +353,7 @@ class MetaScheduleDriver(JobDriver):
         self.allocator = settings.allocator
         searched = sum(1 for task in tasks if task.searched)
         self.total_budget, cap = settings.budgets(searched)
-        # A task with fixed schedules measures them and its unscheduled function once,
-        # besides the search budget.
+        # A task with fixed schedules measures them once, besides the search budget.
         self.total_budget += sum(_fixed_budget(task) for task in tasks)
         if settings.trials is None and settings.trials_per_task is not None:
             self.allocator = "uniform"  # the same trials for every task, as asked
@@ -477,7 +476,7 @@ class MetaScheduleDriver(JobDriver):
                     self._emit_recovered(t, candidate, records[candidate])
             if t.done:
                 continue
-            if records and t.spec.fixed_schedules:  # its one batch was measured
+            if records and t.spec.fixed_spaces:  # its one batch was measured
                 t.done = True
             elif stored is not None:
                 t.done, t.failed = True, stored
@@ -511,9 +510,9 @@ class MetaScheduleDriver(JobDriver):
             return []
         idle = [t for t in self._tasks if not t.done and t.name not in exclude]
         # Fixed schedules first: one batch each, and the model's estimate needs them.
-        chosen = [t for t in idle if t.spec.fixed_schedules][:slots]
+        chosen = [t for t in idle if t.spec.fixed_spaces][:slots]
         left -= sum(t.budget - t.trials for t in chosen)
-        idle = [t for t in idle if not t.spec.fixed_schedules]
+        idle = [t for t in idle if not t.spec.fixed_spaces]
         progress = [self._progress(t) for t in idle]
         while idle and len(chosen) < slots and left > 0:
             name = choose_task(self.allocator, progress)
@@ -779,7 +778,7 @@ class MetaScheduleDriver(JobDriver):
     # --- stages ----------------------------------------------------------------------------------
 
     def _select(self, t: _Task) -> StageResult:
-        if t.spec.fixed_schedules:
+        if t.spec.fixed_spaces:
             return self._select_fixed(t)
         if t.reuse_pending:
             t.reuse_pending = False
@@ -824,9 +823,9 @@ class MetaScheduleDriver(JobDriver):
         return StageResult(ok=True, candidates=len(candidates))
 
     def _select_fixed(self, t: _Task) -> StageResult:
-        """The one batch of a task whose design spaces hold no decision: each space with
-        MetaSchedule's post-processing applied (vectorized, unrolled) and the unscheduled
-        function, so that the database keeps whichever runs fastest. On a GPU the schedule
+        """The one batch of a task whose design spaces hold no decision (``fixed_schedules``):
+        each space post-processed, one vector loop and the unscheduled function, so that the
+        database keeps whichever runs fastest. On a GPU the schedule
         TVM gives it untuned (DLight's) comes first, as for searched tasks."""
         schedules = fixed_schedules(t.spec.mod, self.target, t.name, cpu=not self.gpu)
         default = default_schedule(t.spec.mod, self.target) if self.gpu else None
@@ -1099,7 +1098,7 @@ class MetaScheduleDriver(JobDriver):
                 f"{t.grown_at}: population {self.search.population(threads)} stalled"
             )
         detail.extend(r.detail_line() for r in t.reused)
-        if t.spec.fixed_schedules:
+        if t.spec.fixed_spaces:
             detail.append(f"schedules={FIXED_DETAIL}")
         stopped = stopped or t.spec.untunable
         if stopped:
@@ -1192,9 +1191,9 @@ def _reuse_entries(
 
 
 def _fixed_budget(task: TuningTask) -> int:
-    """The most trials a task with fixed schedules takes (``fixed_schedules``): each of its
-    spaces, the one vector loop and the unscheduled function."""
-    return task.fixed_schedules + 2 if task.fixed_schedules else 0
+    """The most trials a task with fixed schedules takes: each of its ``fixed_spaces``,
+    the one vector loop and the unscheduled function."""
+    return task.fixed_spaces + 2 if task.fixed_spaces else 0
 
 
 def fixed_schedules(mod: Any, target: Any, name: str, *, cpu: bool = True) -> list[Any]:

@@ -23,10 +23,10 @@ class TuningTask:
     as two operations (None when unknown); ``weight`` is how many times one run of the model
     calls the task (1 for a workload spec). ``untunable`` says why the task cannot be tuned
     (e.g. a reshape, which the compiled model runs as a view), None when it can.
-    ``fixed_schedules`` counts the schedules of a task whose design spaces hold no decision
-    to search (an elementwise kernel): the tuner measures each of them and the unscheduled
-    function once instead of searching (0: searched). ``detail`` lines go into the task
-    event (``spec=...`` for workload specs, ``model=...`` for model tasks).
+    ``fixed_spaces`` counts the design spaces of a task when none holds a decision to
+    search (an elementwise kernel): the tuner measures each of them, post-processed, and a
+    few other fixed schedules once instead of searching (0: searched). ``detail`` lines go
+    into the task event (``spec=...`` for workload specs, ``model=...`` for model tasks).
     """
 
     name: str
@@ -38,12 +38,12 @@ class TuningTask:
     weight: float = 1.0
     untunable: str | None = None
     detail: tuple[str, ...] = ()
-    fixed_schedules: int = 0
+    fixed_spaces: int = 0
 
     @property
     def searched(self) -> bool:
         """Whether the tuner searches this task (it is neither untunable nor fixed)."""
-        return self.untunable is None and not self.fixed_schedules
+        return self.untunable is None and not self.fixed_spaces
 
 
 def workload_tasks(specs: list[WorkloadSpec]) -> list[TuningTask]:

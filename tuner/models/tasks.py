@@ -6,10 +6,11 @@ tasks' workloads are exactly the ones the compiled model will ask the database f
 task becomes a ``TuningTask``: its anchor operator (the block doing the main computation,
 e.g. ``conv2d_nhwc``), buffer shapes, FLOPs and how many times the model calls it. A task
 whose design spaces hold no decision to search (an elementwise kernel, a concatenation)
-keeps them as its fixed schedules, which the tuner measures once beside the unscheduled
-function: left unscheduled, such kernels run as scalar loops (an addition of 4,096 floats
-takes ~4.6 us instead of ~0.45 us). A reshape is marked untunable with the reason, not
-dropped: the compiled model runs it as a view of its input, which a schedule would prevent.
+keeps them as its fixed schedules, which the tuner measures once with a vector loop and
+the unscheduled function: left unscheduled, such kernels run as scalar loops (an addition
+of 4,096 floats takes ~4.6 us instead of ~0.45 us). A reshape is marked untunable with the
+reason, not dropped: the compiled model runs it as a view of its input, which a schedule
+would prevent.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def _task(model: str, item: Any, target: Target) -> TuningTask:
         weight=float(item.weight),
         untunable=untunable,
         detail=(f"model={model}", f"fused={fused_ops(name)}"),
-        fixed_schedules=fixed,
+        fixed_spaces=fixed,
     )
 
 
@@ -139,8 +140,8 @@ def fused_ops(task_name: str) -> str:
 
 
 def _search_kind(mod: tvm.IRModule, target: Target, name: str) -> tuple[str | None, int]:
-    """(why the task cannot be tuned or None, how many fixed schedules it has: 0 when its
-    design spaces hold decisions to search)."""
+    """(why the task cannot be tuned or None, how many design spaces it has when none
+    holds a decision to search, else 0)."""
     load_tensor_intrinsics(target)
     try:
         context = ms.TuneContext(
