@@ -5,14 +5,14 @@ instead of running them as scalar loops."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from collectors.events import TaskEvent
-from collectors.memory_store import MemoryStore
-from collectors.sink import EventSink
+from tests.tuner.model_jobs import run_model_job
 from tuner.models._base import InputSpec, LoadedModel
 from tuner.models.tasks import NO_DECISIONS, extract_tasks
 
@@ -52,13 +52,6 @@ def add_relu_model() -> LoadedModel:
         inputs=(InputSpec("x", SHAPE), InputSpec("y", SHAPE)),
         mod=from_onnx(proto),
     )
-
-
-@pytest.fixture(scope="module")
-def target() -> dict:
-    from tuner.metaschedule.targets import target_config
-
-    return target_config("llvm", 1)
 
 
 @pytest.fixture(scope="module")
@@ -122,35 +115,20 @@ def test_a_model_job_measures_fixed_schedules_once_and_compiles_the_fastest(
 ) -> None:
     from tvm.target import Target
 
-    from tuner.clock import WallClock
-    from tuner.metaschedule.driver import FIXED_DETAIL, MetaScheduleDriver, fixed_schedules
+    from tuner.metaschedule.driver import FIXED_DETAIL, fixed_schedules
     from tuner.metaschedule.settings import SMALL_SEARCH, DriverSettings
-    from tuner.metaschedule.workers import StageWorkers
     from tuner.models.compiled import compile_model, load_compiled, open_database, save_compiled
-    from tuner.scheduler import Scheduler
 
     fixed = next(t for t in tasks if t.fixed_spaces)
     fixed_trials = len(fixed_schedules(fixed.mod, Target(target), fixed.name))
-    store = MemoryStore()
-    sink = EventSink(store)
-    with StageWorkers() as workers:
-        driver = MetaScheduleDriver(
-            "j1",
-            tasks,
-            DriverSettings(trials=4, batch_size=4, search=SMALL_SEARCH, target=target),
-            workers=workers,
-            db_dir=tmp_path / "db",
-            sink=sink,
-        )
+
+    def before(driver: Any) -> None:
         # The search budget is the conv's; the fixed schedules are measured besides it
         # (counted at their most until they are listed).
         assert driver.trials() == (0, 4 + fixed.fixed_spaces + 2)
-        scheduler = Scheduler(workers.resources, "interleaved", clock=WallClock(), sink=sink)
-        scheduler.submit_job(
-            lambda job_id: driver, name=model.name, target="llvm", device_pool="device:llvm",
-            tasks=driver.tasks, trials_total=4 + fixed_trials,
-        )  # fmt: skip
-        scheduler.run()
+
+    settings = DriverSettings(trials=4, batch_size=4, search=SMALL_SEARCH, target=target)
+    driver, store = run_model_job(model.name, tasks, settings, tmp_path / "db", before)
     assert driver.trials() == (4 + fixed_trials, 4 + fixed_trials)
     records = store.records(task=fixed.name)
     assert len(records) == fixed_trials and records["error"].isna().all()

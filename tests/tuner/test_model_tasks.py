@@ -7,14 +7,14 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from collectors.events import TaskEvent
-from collectors.memory_store import MemoryStore
-from collectors.sink import EventSink
+from tests.tuner.model_jobs import run_model_job
 from tuner.models._base import InputSpec, LoadedModel, ModelError
 from tuner.models.tasks import NO_DECISIONS, extract_tasks, fused_ops
 
@@ -114,31 +114,14 @@ def test_a_model_without_operators_is_a_clear_error(target: dict) -> None:
 def test_model_job_tunes_saves_and_runs_in_a_fresh_process(
     model: LoadedModel, tasks: list, target: dict, tmp_path: Path
 ) -> None:
-    from tuner.clock import WallClock
-    from tuner.metaschedule.driver import MetaScheduleDriver
     from tuner.metaschedule.settings import SMALL_SEARCH, DriverSettings
-    from tuner.metaschedule.workers import StageWorkers
     from tuner.models.compiled import compile_model, load_compiled, save_compiled
-    from tuner.scheduler import Scheduler
 
-    store = MemoryStore()
-    sink = EventSink(store)
-    with StageWorkers() as workers:
-        driver = MetaScheduleDriver(
-            "j1",
-            tasks,
-            DriverSettings(trials_per_task=4, batch_size=4, search=SMALL_SEARCH, target=target),
-            workers=workers,
-            db_dir=tmp_path / "db",
-            sink=sink,
-        )
+    def before(driver: Any) -> None:
         assert driver.trials() == (0, 8)  # two tunable tasks x 4; the reshape has no budget
-        scheduler = Scheduler(workers.resources, "interleaved", clock=WallClock(), sink=sink)
-        scheduler.submit_job(
-            lambda job_id: driver, name=model.name, target="llvm", device_pool="device:llvm",
-            tasks=driver.tasks, trials_total=8,
-        )  # fmt: skip
-        scheduler.run()
+
+    settings = DriverSettings(trials_per_task=4, batch_size=4, search=SMALL_SEARCH, target=target)
+    driver, store = run_model_job(model.name, tasks, settings, tmp_path / "db", before)
     assert driver.trials() == (8, 8)
     events = [s.event for s in store.read(kinds=("task",))]
     by_task = {e.task: e for e in events if isinstance(e, TaskEvent)}
