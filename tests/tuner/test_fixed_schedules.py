@@ -64,18 +64,14 @@ def tasks(model: LoadedModel, target: dict) -> list:
     return extract_tasks(model, target)
 
 
-def _by_op(tasks: list) -> dict[str, object]:
-    return {task.op: task for task in tasks}
-
-
 def test_an_elementwise_task_keeps_its_fixed_schedules(tasks: list) -> None:
-    ops = _by_op(tasks)
     elementwise = next(t for t in tasks if "add" in t.name and "conv" not in t.name)
     assert elementwise.untunable is None and elementwise.fixed_spaces >= 1
     assert elementwise.searched is False
     conv = next(t for t in tasks if "conv2d" in t.name)
     assert conv.searched and conv.fixed_spaces == 0
-    assert ops["reshape"].untunable == NO_DECISIONS and ops["reshape"].fixed_spaces == 0
+    reshape = next(t for t in tasks if t.op == "reshape")
+    assert reshape.untunable == NO_DECISIONS and reshape.fixed_spaces == 0
 
 
 def test_fixed_schedules_are_post_processed_then_the_unscheduled_function(
@@ -84,7 +80,7 @@ def test_fixed_schedules_are_post_processed_then_the_unscheduled_function(
     import tvm_ffi
     from tvm.target import Target
 
-    from tuner.metaschedule.driver import fixed_schedules
+    from tuner.metaschedule.fixed import fixed_schedules
 
     elementwise = next(t for t in tasks if t.fixed_spaces)
     schedules = fixed_schedules(elementwise.mod, Target(target), elementwise.name)
@@ -115,7 +111,8 @@ def test_a_model_job_measures_fixed_schedules_once_and_compiles_the_fastest(
 ) -> None:
     from tvm.target import Target
 
-    from tuner.metaschedule.driver import FIXED_DETAIL, fixed_schedules
+    from tuner.metaschedule.driver import FIXED_DETAIL
+    from tuner.metaschedule.fixed import fixed_schedules
     from tuner.metaschedule.settings import SMALL_SEARCH, DriverSettings
     from tuner.models.compiled import compile_model, load_compiled, open_database, save_compiled
 

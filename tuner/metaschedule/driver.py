@@ -88,6 +88,7 @@ from tuner._base import JobDriver, StageResult, Step, TunerError, duration_text,
 from tuner.allocation import TaskProgress, choose_task, stop_reason
 from tuner.cpus import pin_thread
 from tuner.metaschedule.build import BuildOutcome, remove_artifact
+from tuner.metaschedule.fixed import fixed_schedules, most_fixed_schedules
 from tuner.metaschedule.gpu_default import default_schedule
 from tuner.metaschedule.intrinsics import load_tensor_intrinsics
 from tuner.metaschedule.library import LibraryEntry
@@ -354,7 +355,7 @@ class MetaScheduleDriver(JobDriver):
         searched = sum(1 for task in tasks if task.searched)
         self.total_budget, cap = settings.budgets(searched)
         # A task with fixed schedules measures them once, besides the search budget.
-        self.total_budget += sum(_fixed_budget(task) for task in tasks)
+        self.total_budget += sum(most_fixed_schedules(task.fixed_spaces) for task in tasks)
         if settings.trials is None and settings.trials_per_task is not None:
             self.allocator = "uniform"  # the same trials for every task, as asked
         self.reuse_sources: SourceChoice | None = None
@@ -363,7 +364,7 @@ class MetaScheduleDriver(JobDriver):
             self._reuse_entries, self.reuse_sources = _reuse_entries(reuse, tasks, self.target)
         self._tasks = []
         for index, task in enumerate(tasks):
-            budget = cap if task.searched else _fixed_budget(task)
+            budget = cap if task.searched else most_fixed_schedules(task.fixed_spaces)
             if reuse is not None and reuse.only and task.searched:
                 budget = reuse.limit + 1  # until the plan says how many apply
             item = _Task(index, task.name, task, str(tvm_ffi.structural_hash(task.mod)), budget)
@@ -815,12 +816,7 @@ class MetaScheduleDriver(JobDriver):
                 candidates.insert(0, ms.MeasureCandidate(default, args_info))
                 t.injected = 1
         candidates = candidates[:room]
-        t.candidates = candidates
-        t.predicted = self._predict(t, candidates)
-        t.builds, t.runs = [], []
-        t.profile_failures = 0
-        t.next_kind = StageKind.BUILD
-        return StageResult(ok=True, candidates=len(candidates))
+        return _begin_batch(t, candidates, self._predict(t, candidates))
 
     def _select_fixed(self, t: _Task) -> StageResult:
         """The one batch of a task whose design spaces hold no decision (``fixed_schedules``):
@@ -833,13 +829,8 @@ class MetaScheduleDriver(JobDriver):
             schedules.insert(0, default)
         t.workload = self.database.commit_workload(t.spec.mod)
         args_info = ms.arg_info.ArgInfo.from_prim_func(_prim_func(t.spec.mod))
-        t.candidates = [ms.MeasureCandidate(sch, args_info) for sch in schedules]
-        t.budget = t.trials + len(t.candidates)
-        t.predicted = [None] * len(t.candidates)
-        t.builds, t.runs = [], []
-        t.profile_failures = 0
-        t.next_kind = StageKind.BUILD
-        return StageResult(ok=True, candidates=len(t.candidates))
+        t.budget = t.trials + len(schedules)
+        return _begin_batch(t, [ms.MeasureCandidate(sch, args_info) for sch in schedules])
 
     def _select_reused(self, t: _Task) -> StageResult | None:
         """The task's first batch from the library (see ``ReuseSettings``); None when nothing
@@ -866,16 +857,11 @@ class MetaScheduleDriver(JobDriver):
         else:
             self._start_task(t)  # the cost model learns from the reused batch too
         args_info = ms.arg_info.ArgInfo.from_prim_func(_prim_func(t.spec.mod))
-        t.candidates = [ms.MeasureCandidate(sch, args_info) for sch, _ in sources]
         t.batch_reused = {
             offset: replace(origin, candidate=t.trials + offset)
             for offset, (_, origin) in enumerate(sources)
         }
-        t.predicted = [None] * len(t.candidates)
-        t.builds, t.runs = [], []
-        t.profile_failures = 0
-        t.next_kind = StageKind.BUILD
-        return StageResult(ok=True, candidates=len(t.candidates))
+        return _begin_batch(t, [ms.MeasureCandidate(sch, args_info) for sch, _ in sources])
 
     def _build(self, t: _Task, resource: str) -> StageResult:
         builder = self.workers.builder(resource)
@@ -982,7 +968,7 @@ class MetaScheduleDriver(JobDriver):
         t.iteration += 1
         t.history.append(t.best_s if t.best_s is not None else math.inf)
         t.batch_trials.append(count)
-        if searched and t.ctx is not None and not t.grown:
+        if searched and not t.grown:
             # A new search does not know what this one measured: the driver filters it.
             t.measured.update(tvm_ffi.structural_hash(c.sch.mod) for c in t.candidates)
             grow = self.search.can_grow(len(self.workers.plan.client))
@@ -1190,59 +1176,17 @@ def _reuse_entries(
     return [e for e in entries if e.origin in names], choice
 
 
-def _fixed_budget(task: TuningTask) -> int:
-    """The most trials a task with fixed schedules takes: each of its ``fixed_spaces``,
-    the one vector loop and the unscheduled function."""
-    return task.fixed_spaces + 2 if task.fixed_spaces else 0
-
-
-def fixed_schedules(mod: Any, target: Any, name: str, *, cpu: bool = True) -> list[Any]:
-    """A task's design spaces (without decisions) post-processed as MetaSchedule does for
-    the candidates it measures; for a CPU (``cpu``) also the whole loop nest as one
-    vectorized and unrolled loop (when the function allows it), then the unscheduled
-    function. Duplicates and spaces that post-processing rejects are left out."""
-    from tvm.s_tir import Schedule
-
-    context = ms.TuneContext(mod, target=target, space_generator="post-order-apply",
-                             task_name=name)  # fmt: skip
-    schedules = []
-    for space in context.generate_design_space():
-        if all(postproc.apply(space) for postproc in context.space_generator.postprocs):
-            schedules.append(space)
-    if cpu:
-        flat = _one_vector_loop(mod)
-        if flat is not None:
-            schedules.append(flat)
-        schedules.append(Schedule(mod))
-    seen: set[int] = set()
-    unique = []
-    for sch in schedules:
-        key = tvm_ffi.structural_hash(sch.mod)
-        if key not in seen:
-            seen.add(key)
-            unique.append(sch)
-    return unique
-
-
-def _one_vector_loop(mod: Any, lanes: int = 16, unroll: int = 4) -> Any:
-    """``mod`` with every block inlined into its last one, whose loops become one loop
-    of ``lanes``-wide vectors unrolled ``unroll`` times; None when the function does not
-    allow it (a block that cannot be inlined, a reduction)."""
-    from tvm.s_tir import Schedule
-
-    try:
-        sch = Schedule(mod)
-        *producers, last = sch.get_child_blocks(sch.get_sblock("root"))
-        for block in producers:
-            sch.compute_inline(block)
-        loop = sch.fuse(*sch.get_loops(last))
-        outer, inner = sch.split(loop, [None, lanes])
-        sch.vectorize(inner)
-        _, unrolled = sch.split(outer, [None, unroll])
-        sch.unroll(unrolled)
-    except Exception:  # the schedule primitives reject it: the other schedules remain
-        return None
-    return sch
+def _begin_batch(
+    t: _Task, candidates: list[Any], predicted: list[float | None] | None = None
+) -> StageResult:
+    """Task ``t``'s next batch is ``candidates`` (with the cost model's ``predicted``
+    scores, None: not predicted): its build comes next."""
+    t.candidates = candidates
+    t.predicted = predicted if predicted is not None else [None] * len(candidates)
+    t.builds, t.runs = [], []
+    t.profile_failures = 0
+    t.next_kind = StageKind.BUILD
+    return StageResult(ok=True, candidates=len(candidates))
 
 
 def _prim_func(mod: Any) -> Any:
