@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from collectors.events import Event, GraphEvent, MemoryEvent, ProfileEvent
+from collectors.record_fields import as_events
 
 
 class StoreError(RuntimeError):
@@ -69,6 +70,11 @@ class BaseStore(abc.ABC):
         """``append`` that returns only how many events were new (a store may skip making
         the ``Stored`` items)."""
         return len(self.append(events))
+
+    def append_imported(self, items: Iterable[Event | tuple[Any, ...]]) -> int:
+        """``append_counting`` of an importer's batch: events, and records as tuples of
+        their fields (``collectors.record_fields``), stored as those records' events."""
+        return self.append_counting(as_events(list(items)))
 
     @abc.abstractmethod
     def read(

@@ -131,6 +131,7 @@ _READ_POS = {"stage": "pos", "record": "r.pos", "job_task": "pos"}
 _READ_NAME_COLUMNS = {"stage": "", "record": "r.", "job_task": ""}
 
 _seq = attrgetter("seq")
+_source = attrgetter("source")
 _stage_fields = attrgetter(
     "source", "seq", "ts", "clock", "job", "task", "iteration", "stage", "resource",
     "start", "end", "status", "error", "candidates",
@@ -151,6 +152,18 @@ _NAMED_FIELDS = {
     MemoryEvent: attrgetter("source", "job"),
     ResourceEvent: attrgetter("source", "job"),
 }
+# ... and of a record's fields tuple (``record_fields``)
+_NAMES_OF = {**_NAMED_FIELDS, tuple: itemgetter(0, 3, 4, 5, 8, 10, 12)}
+
+
+def _any_seq(e: Any) -> int:
+    return e[1] if type(e) is tuple else e.seq  # type: ignore[no-any-return]
+
+
+def _any_source(e: Any) -> str:
+    return e[0] if type(e) is tuple else e.source  # type: ignore[no-any-return]
+
+
 # Kinds kept as JSON text in ``job_task_events``: job and task events and the kinds added
 # to v1 later. ``read`` selects only these by name, so a kind this build does not know is
 # never decoded.
@@ -214,17 +227,26 @@ class SQLiteStore(BaseStore):
         """``append`` that returns only how many events were new."""
         return len(self._store(list(events))[1])
 
-    def _store(self, batch: list[Event]) -> tuple[int, list[Event]]:
+    def append_imported(self, items: Iterable[Event | tuple[Any, ...]]) -> int:
+        """``append_counting`` of an importer's batch: events, and records as tuples of
+        their fields (``record_fields``), stored as those records' events would be."""
+        return len(self._store(list(items), fields=True)[1])
+
+    def _store(self, batch: list[Any], *, fields: bool = False) -> tuple[int, list[Any]]:
         """Store ``batch`` in one transaction: the position of the first new event, and the
-        new events (stored at the following positions, in order)."""
+        new events (stored at the following positions, in order). ``fields``: the batch
+        may hold records as fields tuples."""
         conn = self._writable()
         if not batch:
             return 0, []
         sources = set()
         for e in batch:
-            if type(e) not in _NAMED_FIELDS:
+            if type(e) is tuple and fields:
+                sources.add(e[0])
+            elif type(e) not in _NAMED_FIELDS:
                 raise TypeError(f"append takes events, got {type(e).__name__}")
-            sources.add(e.source)
+            else:
+                sources.add(e.source)
         if self._checkpointer is not None:
             self._checkpointer.catch_up()
         with self._write_lock:
@@ -234,7 +256,9 @@ class SQLiteStore(BaseStore):
                 try:
                     with _frames.gc_paused():
                         heads = self._heads.batch(conn)
-                        first, new, fresh = _append(conn, batch, sources, self._names, heads)
+                        first, new, fresh = _append(
+                            conn, batch, sources, self._names, heads, fields=fields
+                        )
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
@@ -740,14 +764,17 @@ def _append(
     sources: set[str],
     names: _Names,
     heads: _HeadBatch,
-) -> tuple[int, list[Event], dict[str, int]]:
-    """Store the new events of a batch inside an open transaction.
+    *,
+    fields: bool = False,
+) -> tuple[int, list[Any], dict[str, int]]:
+    """Store the new events of a batch inside an open transaction (``fields``: records may
+    be fields tuples).
 
     Returns the position of the first, the new events (at the following positions), and
     the names this transaction added.
     """
     ids, fresh = names.ids_for(conn, sources)  # type: ignore[arg-type]
-    new = _claim_new(conn, batch, ids, sources)
+    new = _claim_new(conn, batch, ids, sources, fields=fields)
     if not new:
         return 0, [], fresh
     before = conn.execute(_LAST_POS).fetchone()[0]
@@ -756,7 +783,7 @@ def _append(
     while done < len(new):  # an event uses a name no batch has used before
         wanted: set[str | None] = set()
         for e in new[done:]:
-            wanted.update(_NAMED_FIELDS[type(e)](e))
+            wanted.update(_NAMES_OF[type(e)](e))
         ids, fresh = names.ids_for(conn, wanted, fresh)
         done += _encode(rows, new[done:], before + 1 + done, ids, heads)
     if rows.stages:
@@ -821,18 +848,23 @@ def _claim_new(
     batch: list[Event],
     ids: dict[str | None, int | None],
     sources: set[str],
-) -> list[Event]:
+    *,
+    fields: bool = False,
+) -> list[Any]:
     """The events of ``batch`` not stored yet (a repeated key counts once), in order;
-    records their keys in ``seq_runs``. ``sources``: the batch's sources."""
+    records their keys in ``seq_runs``. ``sources``: the batch's sources; ``fields``:
+    records may be fields tuples."""
+    seq_of, source_of = (_any_seq, _any_source) if fields else (_seq, _source)
     by_source: dict[int, list[int]] = {}
     if len(sources) == 1:
-        by_source[ids[next(iter(sources))]] = list(map(_seq, batch))  # type: ignore[index]
+        by_source[ids[next(iter(sources))]] = list(map(seq_of, batch))  # type: ignore[index]
     else:
         for e in batch:
-            seqs = by_source.get(ids[e.source])  # type: ignore[arg-type]
+            source = ids[source_of(e)]
+            seqs = by_source.get(source)  # type: ignore[arg-type]
             if seqs is None:
-                seqs = by_source[ids[e.source]] = []  # type: ignore[index]
-            seqs.append(e.seq)
+                seqs = by_source[source] = []  # type: ignore[index]
+            seqs.append(seq_of(e))
     keep: dict[int, list[bool]] = {}
     for source, seqs in by_source.items():
         lo = min(seqs)
@@ -870,7 +902,7 @@ def _claim_new(
     flags_of = {source: iter(flags) for source, flags in keep.items()}
     return [
         e for e in batch
-        if (it := flags_of.get(ids[e.source])) is None or next(it)  # type: ignore[arg-type]
+        if (it := flags_of.get(ids[source_of(e)])) is None or next(it)  # type: ignore[arg-type]
     ]  # fmt: skip
 
 
@@ -905,9 +937,11 @@ def _encode(
         for e in events:
             pos += 1
             cls = type(e)
-            if cls is RecordEvent:
+            if cls is tuple or cls is RecordEvent:
                 (source, seq, ts, clock, job, task, iteration, candidate, workload_hash, error,
-                 error_class, predicted, origin, run_secs, trace) = _record_fields(e)  # fmt: skip
+                 error_class, predicted, origin, run_secs, trace) = (
+                    e if cls is tuple else _record_fields(e)
+                )  # fmt: skip
                 job, task = ids[job], ids[task]
                 row = pack(
                     pos, ids[source], seq, ids[clock], job, task,

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from collectors.record_fields import record_event
+
 FORMATS = ("metaschedule", "autotvm", "ansor", "tuneloom")
 
 # How many bad lines keep their reason in a summary (all of them are counted).
@@ -54,8 +56,9 @@ def measure_error(error_no: int) -> tuple[str, str]:
 class ImportContext:
     """Per-file state shared by an importer and the driver.
 
-    The importer numbers its events with ``next_seq`` and reports lines it cannot read with
-    ``bad_line``; the driver reads the counts back for the summary.
+    The importer numbers its events with ``next_seq``, builds its records with ``record``
+    (``record_fields``' order; the driver may ask for tuples instead of events) and reports
+    lines it cannot read with ``bad_line``; the driver reads the counts back for the summary.
     """
 
     source: str
@@ -64,6 +67,7 @@ class ImportContext:
     use_tvm: bool = True
     gap_s: float = 2.0
     workers: int | None = None  # processes parsing a big file: None picks, 0 parses here
+    record: Callable[..., Any] = record_event
     bad_lines: int = 0
     bad_details: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

@@ -5,10 +5,11 @@ A format module parses each line into a ``Measurement`` and describes each new w
 stage events, one line at a time.
 
 Record and stage events, one or more per line, are built without re-validation
-(``trusted_constructor``): every value is checked here or built from checked values (finite
-timestamps and costs, counters, names already validated in a task event). A line whose
-values could not make valid events (text with a lone surrogate, a timestamp out of range,
-integers beyond 64 bits in a workload) is counted as bad; it never stops the import.
+(``trusted_constructor``; records by ``ImportContext.record``): every value is checked here
+or built from checked values (finite timestamps and costs, counters, names already
+validated in a task event). A line whose values could not make valid events (text with a
+lone surrogate, a timestamp out of range, integers beyond 64 bits in a workload) is counted
+as bad; it never stops the import.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from collectors.events import (
     Event,
     EventError,
     JobEvent,
-    RecordEvent,
     StageEvent,
     TaskEvent,
     trusted_constructor,
@@ -40,15 +40,8 @@ from collectors.importers._common import (
 )
 from collectors.importers._lines import LineFormat, Measurement
 from collectors.importers.timeline import Batch, BatchTimeline, imported_resource
+from collectors.record_fields import DEFAULT_CLOCK
 
-# Records are built from positional values (keywords cost ~15 % more per record): the
-# fields in ``RECORD_ORDER``, ``v`` and ``clock`` taking ``DEFAULT_V`` and ``DEFAULT_CLOCK``.
-RECORD_ORDER = (
-    "source", "seq", "ts", "job", "task", "candidate", "iteration", "workload_hash", "trace",
-    "run_secs", "error", "error_class", "origin", "v", "clock", "predicted",
-)  # fmt: skip
-make_record = trusted_constructor(RecordEvent, RECORD_ORDER)
-DEFAULT_V, DEFAULT_CLOCK = (RecordEvent.__dataclass_fields__[f].default for f in ("v", "clock"))
 _stage = trusted_constructor(StageEvent)
 _isfinite = math.isfinite
 
@@ -111,7 +104,7 @@ def measured_log_events(
     resource = imported_resource(source)
     detail = _detail(ctx, label)
     file_name = display_path(ctx.path.name)
-    next_seq = ctx.next_seq
+    next_seq, record = ctx.next_seq, ctx.record
     target: str | None = None
     first_ts: float | None = None
     last_ts = -math.inf
@@ -170,9 +163,9 @@ def measured_log_events(
         records += 1
         if ts > last_ts:
             last_ts = ts
-        yield make_record(
-            source, next_seq(), ts, job, task, candidate, iteration, hashes[key], trace,
-            run_secs, error, error_class, origin, DEFAULT_V, DEFAULT_CLOCK, None,
+        yield record(
+            source, next_seq(), ts, DEFAULT_CLOCK, job, task, iteration, candidate, hashes[key],
+            error, error_class, None, origin, run_secs, trace,
         )  # fmt: skip
     closed = timeline.finish()
     if closed is not None:

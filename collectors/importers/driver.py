@@ -6,9 +6,10 @@ one batch and one small summary row per workload.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from collectors.importers import ansor, autotvm, metaschedule, tuneloom_jsonl
 from collectors.importers._common import ImportContext, job_id, source_id
 from collectors.importers.detect import Detected, detect
 from collectors.importers.timeline import DEFAULT_GAP_S
+from collectors.record_fields import RECORD_FIELDS, record_fields
 
 BATCH_SIZE = 5000  # events per append: one transaction each
 
@@ -124,26 +126,33 @@ def import_file(
     ``workers``: processes that parse an AutoTVM or Ansor log or a MetaSchedule record file
     (``importers.parallel``); None picks by file size and CPUs, 0 parses in this process.
     The result is the same.
+
+    A store with ``append_imported`` (every ``BaseStore``) gets the records as fields
+    tuples; any other object with ``append_counting`` and ``appending_in_bulk`` gets
+    events.
     """
     if not isinstance(detected, Detected):
         detected = detect(detected, fmt)
     ctx = context_for(detected, use_tvm=use_tvm, gap_s=gap_s, workers=workers)
+    append_imported = getattr(store, "append_imported", None)
+    if store is None or append_imported is not None:
+        ctx.record = record_fields
     summary = FileSummary(
         path=str(detected.path),
         format=detected.format,
         source=None if detected.format == "tuneloom" else ctx.source,
     )
     tally = _Tally(per_job=detected.format == "tuneloom")
-    batch: list[Event] = []
+    batch: list[Any] = []  # events, and records as fields tuples where ``ctx.record`` says
     append = batch.append
     with nullcontext() if store is None else store.appending_in_bulk():
         for event in iter_events(detected, ctx):
             append(event)
             if len(batch) >= batch_size:
                 tally.add_all(batch)
-                summary.stored += _flush(store, batch)
+                summary.stored += _flush(store, batch, append_imported)
         tally.add_all(batch)
-        summary.stored += _flush(store, batch)
+        summary.stored += _flush(store, batch, append_imported)
     summary.jobs = tally.jobs
     summary.events = tally.events
     summary.records = tally.records
@@ -171,12 +180,25 @@ def import_paths(
     ]
 
 
-def _flush(store: BaseStore | None, batch: list[Event]) -> int:
+def _flush(
+    store: BaseStore | None,
+    batch: list[Any],
+    append_imported: Callable[[list[Any]], int] | None,
+) -> int:
     if not batch:
         return 0
-    stored = len(batch) if store is None else store.append_counting(batch)
+    if store is None:
+        stored = len(batch)
+    elif append_imported is not None:
+        stored = append_imported(batch)
+    else:
+        stored = store.append_counting(batch)
     batch.clear()
     return stored
+
+
+# job, task, error_class, run_secs of a record's fields tuple
+_tallied = itemgetter(*(RECORD_FIELDS.index(f) for f in ("job", "task", "error_class", "run_secs")))
 
 
 class _Tally:
@@ -192,27 +214,32 @@ class _Tally:
         # by task, or by (job, task) when ``per_job``
         self.workloads: dict[Any, WorkloadSummary] = {}
 
-    def add_all(self, events: list[Event]) -> None:
-        """Count a batch of events, in order."""
+    def add_all(self, events: list[Any]) -> None:
+        """Count a batch of events and records as fields tuples, in order."""
         self.events += len(events)
         known_jobs, workloads, per_job = self._jobs, self.workloads, self.per_job
         records = valid = 0
         for event in events:
-            job = event.job
+            cls = type(event)
+            if cls is tuple:
+                job, task, error_class, run_secs = _tallied(event)
+            else:
+                job = event.job
+                if cls is RecordEvent:
+                    task, error_class, run_secs = event.task, event.error_class, event.run_secs
             if job not in known_jobs:
                 known_jobs.add(job)
                 self.jobs.append(job)
-            if type(event) is not RecordEvent:
+            if cls is not RecordEvent and cls is not tuple:
                 continue
-            key = (job, event.task) if per_job else event.task
+            key = (job, task) if per_job else task
             row = workloads.get(key)
             if row is None:
-                name = f"{job}/{event.task}" if per_job else event.task
+                name = f"{job}/{task}" if per_job else task
                 row = workloads[key] = WorkloadSummary(name)
             records += 1
             row.records += 1
-            run_secs = event.run_secs
-            if run_secs and event.error_class is None:
+            if run_secs and error_class is None:
                 valid += 1
                 row.valid += 1
                 mean = run_secs[0] if len(run_secs) == 1 else mean_of(run_secs)

@@ -52,7 +52,6 @@ from collectors.importers._common import (
     scan_json,
     shape_text,
 )
-from collectors.importers._measured import DEFAULT_CLOCK, DEFAULT_V, make_record
 from collectors.importers.ms_database import (
     FAILED_AT,
     DatabasePaths,
@@ -64,6 +63,7 @@ from collectors.importers.ms_database import (
 from collectors.importers.ms_targets import target_text
 from collectors.importers.ms_trace import args_info_shapes, trace_text, workload_names
 from collectors.importers.ms_tvm import TvmDecoder
+from collectors.record_fields import DEFAULT_CLOCK
 
 _WORKLOAD_START = re.compile(rb'^\[\s*"\d+"\s*,\s*"')
 FAILED_ERROR = "no run time (MetaSchedule stores 1e10 s for a failed build or run)"
@@ -154,7 +154,7 @@ def _read(ctx: ImportContext, paths: DatabasePaths, decoder: TvmDecoder | None) 
     target: str | None = None
     started = False
     records = 0
-    source, job = ctx.source, ctx.job
+    source, job, make_record = ctx.source, ctx.job, ctx.record
     tasks: dict[int, tuple[str, dict[str, Any]]] = {}  # workload index -> (task, info)
     for number, item in _record_lines(ctx, paths.record):
         if type(item) is str:
@@ -169,9 +169,9 @@ def _read(ctx: ImportContext, paths: DatabasePaths, decoder: TvmDecoder | None) 
             counts[index] = candidate + 1
             records += 1
             yield make_record(
-                source, ctx.next_seq(), ts, job, task, candidate, None, info["hash"], trace,
-                run_secs, None if run_secs else FAILED_ERROR, None if run_secs else "other",
-                ORIGIN, DEFAULT_V, DEFAULT_CLOCK, None,
+                source, ctx.next_seq(), ts, DEFAULT_CLOCK, job, task, None, candidate,
+                info["hash"], None if run_secs else FAILED_ERROR,
+                None if run_secs else "other", None, ORIGIN, run_secs, trace,
             )  # fmt: skip
             continue
         if not text:
@@ -215,9 +215,9 @@ def _read(ctx: ImportContext, paths: DatabasePaths, decoder: TvmDecoder | None) 
         records += 1
         run_secs = run_secs_of(record[1])
         yield make_record(
-            source, ctx.next_seq(), ts, job, task, candidate, None, info["hash"], trace,
-            run_secs, None if run_secs else FAILED_ERROR, None if run_secs else "other",
-            ORIGIN, DEFAULT_V, DEFAULT_CLOCK, None,
+            source, ctx.next_seq(), ts, DEFAULT_CLOCK, job, task, None, candidate, info["hash"],
+            None if run_secs else FAILED_ERROR, None if run_secs else "other", None, ORIGIN,
+            run_secs, trace,
         )  # fmt: skip
     if started:
         yield JobEvent(

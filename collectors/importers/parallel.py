@@ -10,9 +10,11 @@ chunk through the same text layer, line by line, so memory stays bounded by the 
 flight, even for a line of any length. A MetaSchedule record file is read the same way, each
 line by the module's ``worker_reading`` (``read_lines``).
 
-Requests are JSON lines on a worker's stdin; answers are length-prefixed ``marshal`` data
-(plain tuples, lists, strings and numbers) on its stdout. A worker that fails or dies is
-stopped and the import goes on in this process; nothing is lost or read twice.
+Requests are JSON lines on a worker's stdin; answers are ``marshal`` data (plain tuples,
+lists, strings and numbers) in a temporary file per answer, announced by their length on
+the worker's stdout (through a pipe, a worker waited for this process to read each answer
+before it could parse on). A worker that fails or dies is stopped and the import goes on in
+this process; nothing is lost or read twice.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ import io
 import json
 import marshal
 import os
+import select
 import struct
 import subprocess
 import sys
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +46,8 @@ MAX_WORKERS = 3
 _IN_FLIGHT = 2  # requests queued per worker
 _SKIP = 2**16  # bytes read at a time while looking for the end of a line
 _LENGTH = struct.Struct("<Q")
+_READY = b"ready\n"  # a worker's first words
+PARSE_WHILE_STARTING = True  # parse chunks in this process while the workers start
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 # Not ``-m``: importing the package already imports this module (through ``_measured``).
 WORKER_COMMAND = [sys.executable, "-c", "from collectors.importers.parallel import serve; serve()"]
@@ -82,35 +89,59 @@ def read_lines(
     path: Path, fmt: str, workers: int, on_bad: Callable[[int, str], None]
 ) -> Iterator[tuple[int, Any]]:
     """(line number, what ``parse_chunk`` made of the line) of each line of ``path`` read
-    by ``workers`` processes, in file order; lines they find bad go to ``on_bad``."""
+    by ``workers`` processes, in file order; lines they find bad go to ``on_bad``.
+
+    While the workers start (a Python process importing this package: ~0.3 s), this process
+    parses the first chunks itself when ``PARSE_WHILE_STARTING``."""
     name = str(path)
     chunks = chunk_bounds(path, CHUNK_BYTES)
-    pool = [_Worker() for _ in range(workers)]
-    queue: deque[tuple[_Worker | None, tuple[int, int]]] = deque()
-    try:
-        for worker in pool:  # fill every worker's queue
-            for _ in range(_IN_FLIGHT):
-                if (bounds := next(chunks, None)) is not None:
-                    queue.append((worker.ask(name, *bounds, fmt), bounds))
-        first = 1
-        while queue:
-            worker, bounds = queue.popleft()
-            parsed = worker.answer() if worker is not None else None
-            if parsed is None:  # no worker, or it failed: this process reads the chunk
-                parsed = parse_chunk(name, *bounds, fmt)
-            if (more := next(chunks, None)) is not None:
-                alive = worker if worker is not None and worker.alive else None
-                queue.append((alive.ask(name, *more, fmt) if alive else None, more))
-            count, items = parsed
-            for offset, fields, reason in items:
-                if fields is None:
-                    on_bad(first + offset, reason or "unreadable line")
+    with tempfile.TemporaryDirectory(prefix="tuneloom-import-") as answers:
+        pool = [_Worker(Path(answers)) for _ in range(workers)]
+        starting = [worker for worker in pool if worker.alive]
+        queue: deque[tuple[_Worker | None, tuple[int, int]]] = deque()
+        try:
+            first = 1
+            while True:
+                if starting:
+                    for worker in _ready(starting, wait=not PARSE_WHILE_STARTING):
+                        for _ in range(_IN_FLIGHT):  # fill its queue
+                            if (bounds := next(chunks, None)) is not None:
+                                queue.append((worker.ask(name, *bounds, fmt), bounds))
+                if queue:
+                    worker, bounds = queue.popleft()
+                    parsed = worker.answer() if worker is not None else None
+                    if (more := next(chunks, None)) is not None:
+                        alive = worker if worker is not None and worker.alive else None
+                        queue.append((alive.ask(name, *more, fmt) if alive else None, more))
+                elif (next_bounds := next(chunks, None)) is not None:
+                    worker, bounds, parsed = None, next_bounds, None
                 else:
-                    yield first + offset, fields
-            first += count
-    finally:
-        for worker in pool:
-            worker.stop()
+                    break
+                if parsed is None:  # no worker, or it failed: this process reads the chunk
+                    parsed = parse_chunk(name, *bounds, fmt)
+                count, items = parsed
+                for offset, fields, reason in items:
+                    if fields is None:
+                        on_bad(first + offset, reason or "unreadable line")
+                    else:
+                        yield first + offset, fields
+                first += count
+        finally:
+            for worker in pool:
+                worker.stop()
+
+
+def _ready(starting: list[_Worker], *, wait: bool) -> list[_Worker]:
+    """The workers of ``starting`` that have started (removed from it); ``wait``: block
+    until each has started or failed. A worker that failed to start is dropped."""
+    ready = []
+    for worker in list(starting):
+        state = worker.started(wait=wait)
+        if state is not None:
+            starting.remove(worker)
+            if state:
+                ready.append(worker)
+    return ready
 
 
 def chunk_bounds(path: Path, chunk_bytes: int) -> Iterator[tuple[int, int]]:
@@ -187,13 +218,19 @@ class _Window(io.RawIOBase):
 
 
 class _Worker:
-    """One worker process; answers come back in the order of the requests."""
+    """One worker process; answers come back in the order of the requests.
 
-    def __init__(self) -> None:
+    An answer is written to a file of its own in ``answers`` and announced by its length
+    on the worker's stdout, so a worker never waits for this process to read one."""
+
+    def __init__(self, answers: Path) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(_REPO_ROOT), env.get("PYTHONPATH", "")) if p
         )
+        self._answers = answers
+        self._asked = 0  # requests sent: the next answer file's number
+        self._answered = 0  # answers read
         try:
             self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
                 WORKER_COMMAND,
@@ -209,36 +246,59 @@ class _Worker:
     def alive(self) -> bool:
         return self._proc is not None
 
+    def started(self, *, wait: bool) -> bool | None:
+        """True once the worker has said it is ready, False when it failed to start, None
+        while it is still starting (``wait``: block until one of the first two)."""
+        if self._proc is None or self._proc.stdout is None:
+            return False
+        stdout = self._proc.stdout
+        if not wait and not select.select([stdout], [], [], 0)[0]:
+            return None
+        try:
+            if stdout.read(len(_READY)) == _READY:
+                return True
+        except OSError:
+            pass
+        self.stop()
+        return False
+
     def ask(self, path: str, start: int, end: int, fmt: str) -> _Worker | None:
         """Send a request; returns self, or None when the worker cannot take it."""
         if self._proc is None or self._proc.stdin is None:
             return None
-        request = {"path": path, "start": start, "end": end, "fmt": fmt}
+        out = str(self._answers / f"{id(self)}-{self._asked}")
+        request = {"path": path, "start": start, "end": end, "fmt": fmt, "out": out}
         try:
             self._proc.stdin.write(json.dumps(request).encode() + b"\n")
             self._proc.stdin.flush()
         except OSError:
             self.stop()
             return None
+        self._asked += 1
         return self
 
     def answer(self) -> Chunk | None:
         """The answer to the oldest request, or None (and the worker stopped) on failure."""
         if self._proc is None or self._proc.stdout is None:
             return None
+        out = self._answers / f"{id(self)}-{self._answered}"
+        self._answered += 1
         try:
             head = self._proc.stdout.read(_LENGTH.size)
             if len(head) != _LENGTH.size:
                 raise EOFError("worker ended")
             (length,) = _LENGTH.unpack(head)
-            body = self._proc.stdout.read(length)
+            body = out.read_bytes()
             if len(body) != length:
-                raise EOFError("worker ended mid-answer")
+                raise EOFError("worker wrote a partial answer")
             with gc_paused():  # many small acyclic tuples: collections would cost 5x the decoding
                 parsed = marshal.loads(body)
         except (OSError, EOFError, ValueError, TypeError):
             self.stop()
             return None
+        finally:
+            with suppress(OSError):
+                out.unlink()
         if parsed is None:  # the worker could not parse it; this process will say why
             return None
         return parsed  # type: ignore[no-any-return]
@@ -249,8 +309,11 @@ class _Worker:
 
 
 def serve() -> None:
-    """A worker: answers the requests on stdin, in order, until it closes."""
+    """A worker: says it is ready, then answers the requests on stdin, in order, until it
+    closes: each answer into the file the request names, then its length on stdout."""
     out = sys.stdout.buffer
+    out.write(_READY)
+    out.flush()
     for raw in sys.stdin.buffer:
         try:
             request = json.loads(raw)
@@ -259,5 +322,10 @@ def serve() -> None:
             )
         except Exception:  # any failure: the importing process reads this chunk itself
             body = marshal.dumps(None)
-        out.write(_LENGTH.pack(len(body)) + body)
+        try:
+            with open(request["out"], "wb") as answer:
+                answer.write(body)
+        except Exception:  # the importing process finds no such answer and reads it itself
+            body = b""
+        out.write(_LENGTH.pack(len(body)))
         out.flush()

@@ -21,6 +21,7 @@ from collectors._base import (
     Stored,
 )
 from collectors.events import Event, JobEvent, RecordEvent, StageEvent
+from collectors.record_fields import RECORD_FIELDS
 from tests.collectors.storekit import BACKENDS, EventFactory, open_backend
 
 
@@ -444,3 +445,41 @@ def test_append_counting_counts_what_append_returns(store: BaseStore, make: Even
     assert store.append_counting(events) == len(events) - half  # repeats are not new
     assert store.append_counting(events) == 0
     assert [s.event for s in store.read()] == events
+
+
+def _as_fields(e: Event) -> Event | tuple[object, ...]:
+    """A record as the fields tuple an importer hands ``append_imported``; others as they are."""
+    if not isinstance(e, RecordEvent):
+        return e
+    return tuple(getattr(e, name) for name in RECORD_FIELDS)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_records_as_fields_tuples_are_stored_as_their_events(
+    data: st.DataObject, events_strategy: st.SearchStrategy[Event]
+) -> None:
+    events = data.draw(st.lists(events_strategy, max_size=10))
+    with tempfile.TemporaryDirectory() as folder:
+        for name in BACKENDS:
+            plain = open_backend(name, Path(folder) / "plain.db")
+            imported = open_backend(name, Path(folder) / "imported.db")
+            try:
+                count = plain.append_counting(events)
+                assert imported.append_imported(map(_as_fields, events)) == count
+                assert imported.read() == plain.read()
+                assert imported.records().equals(plain.records())
+                assert imported.append_imported(map(_as_fields, events)) == 0  # replayed
+                assert imported.read() == plain.read()
+            finally:
+                plain.close()
+                imported.close()
+
+
+def test_only_append_imported_takes_fields_tuples(store: BaseStore, make: EventFactory) -> None:
+    record = make.record(task="mm", candidate=0, run_secs=(1e-3,))
+    with pytest.raises(TypeError, match="append takes events, got tuple"):
+        store.append([_as_fields(record)])  # type: ignore[list-item]
+    assert store.last_pos() == 0
+    assert store.append_imported([make.job(), _as_fields(record)]) == 2
+    assert store.record(2) == record

@@ -122,6 +122,11 @@ class _Counting:
         self._count(count)
         return count
 
+    def append_imported(self, items: Any) -> int:
+        count: int = self.store.append_imported(items)
+        self._count(count)
+        return count
+
     def appending_in_bulk(self) -> Any:
         return self.store.appending_in_bulk()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,41 @@ def test_workers_give_exactly_the_one_process_result(
         raise AssertionError("a chunk was parsed in this process, not by a worker")
 
     monkeypatch.setattr(parallel, "parse_chunk", not_here)
+    monkeypatch.setattr(parallel, "PARSE_WHILE_STARTING", False)
     assert _import(path, workers=2) == alone
+
+
+def test_this_process_parses_while_the_workers_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _mixed_log(tmp_path / "big.log", ANSOR_SMALL, 60)
+    monkeypatch.setattr(parallel, "CHUNK_BYTES", 3000)
+    alone = _import(path, workers=0)
+    go, up = tmp_path / "go", tmp_path / "up"
+    here: list[int] = []
+    parse = parallel.parse_chunk
+
+    def counted(name: str, start: int, end: int, fmt: str) -> parallel.Chunk:
+        here.append(start)
+        if len(here) == 3:  # let the worker start now, and wait until it has
+            go.touch()
+            deadline = time.monotonic() + 60
+            while not up.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return parse(name, start, end, fmt)
+
+    monkeypatch.setattr(parallel, "parse_chunk", counted)
+    # A worker that starts only when told: this process reads the first chunks meanwhile.
+    slow = (
+        f"import os, pathlib, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.01)\n"
+        f"from collectors.importers.parallel import serve\npathlib.Path({str(up)!r}).touch()\n"
+        "serve()"
+    )
+    monkeypatch.setattr(parallel, "WORKER_COMMAND", [sys.executable, "-c", slow])
+    chunks = list(parallel.chunk_bounds(path, parallel.CHUNK_BYTES))
+    assert _import(path, workers=1) == alone
+    assert here == [start for start, _ in chunks[: len(here)]]  # the first ones, in order
+    assert 0 < len(here) < len(chunks)  # the rest was parsed by the worker
 
 
 def test_chunks_cover_the_file_in_whole_lines(tmp_path: Path) -> None:
@@ -130,6 +165,7 @@ def test_workers_read_a_metaschedule_database_as_one_process_does(
         raise AssertionError("a chunk was parsed in this process, not by a worker")
 
     monkeypatch.setattr(parallel, "parse_chunk", not_here)
+    monkeypatch.setattr(parallel, "PARSE_WHILE_STARTING", False)
     assert _import(folder, workers=2, use_tvm=False) == alone
 
 
