@@ -229,11 +229,10 @@ def _read(ctx: ImportContext, paths: DatabasePaths, decoder: TvmDecoder | None) 
 
 def _record_lines(ctx: ImportContext, path: Path) -> Iterator[tuple[int, Any]]:
     """(line number, the line's text or ``worker_reading`` of it) of the record file, read
-    by ``ctx.workers`` worker processes when that many are asked for (``parallel``). Unlike
-    AutoTVM and Ansor logs none are started unasked: handing a record over costs about what
-    reading it does (1M records, idle: 53k records/s with a worker, 71k without)."""
+    by worker processes when ``ctx.workers`` asks for them or, when None, a big file and an
+    idle core call for one (``parallel``), as AutoTVM and Ansor logs are."""
     report = _bad_line_in(ctx, path)
-    workers = 0 if ctx.workers is None else parallel.worker_count(path, ctx.workers)
+    workers = parallel.worker_count(path, ctx.workers)
     if workers:
         return parallel.read_lines(path, "metaschedule", workers, report)
     return iter_json_lines(path, report)

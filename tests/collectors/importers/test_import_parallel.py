@@ -8,6 +8,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -169,16 +170,20 @@ def test_workers_read_a_metaschedule_database_as_one_process_does(
     assert _import(folder, workers=2, use_tvm=False) == alone
 
 
-def test_metaschedule_records_are_read_by_workers_only_when_asked(
+def test_a_big_metaschedule_record_file_gets_workers_unasked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = _mixed_database(tmp_path / "db", 12)
     alone = _import(folder, workers=0, use_tvm=False)
-    # A machine where a log this big would get a worker by default.
+    # A machine where a record file this big gets a worker by default.
     monkeypatch.setattr(parallel, "worker_count", lambda path, asked: 1 if asked is None else asked)
+    started: list[int] = []
+    read_lines = parallel.read_lines
 
-    def no_workers(*args: object) -> None:
-        raise AssertionError("workers were started for MetaSchedule records unasked")
+    def counted(path: Path, fmt: str, workers: int, on_bad: Any) -> Any:
+        started.append(workers)
+        return read_lines(path, fmt, workers, on_bad)
 
-    monkeypatch.setattr(parallel, "read_lines", no_workers)
+    monkeypatch.setattr(parallel, "read_lines", counted)
     assert _import(folder, workers=None, use_tvm=False) == alone
+    assert started == [1]
