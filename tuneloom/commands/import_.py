@@ -52,8 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="N",
         help="processes parsing an AutoTVM or Ansor log or MetaSchedule records beside the "
-        "writer (0: none; default: one for AutoTVM and Ansor files of 32 MiB or more while "
-        "CPUs are idle, none for MetaSchedule records)",
+        "writer (0: none; default: one for a file of 32 MiB or more while CPUs are idle)",
     )
     add_library_option(parser, joins="imported MetaSchedule databases")
     parser.add_argument("--json", action="store_true", help="print one JSON summary")
