@@ -49,7 +49,7 @@ TRACE_TEXT = (
 )
 # A MetaSchedule trace in the compact JSON TVM writes: ``[[instructions...],[decisions...]]``;
 # the head is what precedes the decisions. Shorter heads are not worth a row of their own.
-_MS_TRACE_START = "[[["
+MS_TRACE_START = "[[["
 _DECISIONS_START = "]],[["
 _MIN_HEAD_CHARS = 200
 _SEQ_RUNS = """
@@ -128,7 +128,7 @@ def create(conn: sqlite3.Connection) -> None:
 def trace_cut(trace: str) -> int:
     """Where a MetaSchedule trace in the compact JSON form is split (``split_trace``):
     the length of its head, or 0 when it is kept whole."""
-    if not trace.startswith(_MS_TRACE_START):
+    if not trace.startswith(MS_TRACE_START):
         return 0
     cut = trace.rfind(_DECISIONS_START) + 2
     return cut if cut >= _MIN_HEAD_CHARS else 0

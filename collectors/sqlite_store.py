@@ -49,6 +49,7 @@ from collectors._base import BaseStore, RecordTrace, Stored, StoreError
 from collectors._sqlite_checkpoint import WAL_LIMIT_PAGES, BackgroundCheckpointer
 from collectors._sqlite_schema import (
     MAX_STAGE_SECS,
+    MS_TRACE_START,
     RECORD_ROW,
     ROW,
     SCHEMA_VERSION,
@@ -938,19 +939,23 @@ def _encode(
             pos += 1
             cls = type(e)
             if cls is tuple or cls is RecordEvent:
-                (source, seq, ts, clock, job, task, iteration, candidate, workload_hash, error,
-                 error_class, predicted, origin, run_secs, trace) = (
-                    e if cls is tuple else _record_fields(e)
-                )  # fmt: skip
+                if cls is tuple:
+                    (source, seq, ts, clock, job, task, iteration, candidate, workload_hash,
+                     error, error_class, predicted, origin, run_secs, trace, mean) = e  # fmt: skip
+                else:
+                    (source, seq, ts, clock, job, task, iteration, candidate, workload_hash,
+                     error, error_class, predicted, origin, run_secs, trace,
+                     ) = _record_fields(e)  # fmt: skip
+                    mean = (
+                        None if not run_secs
+                        else run_secs[0] if len(run_secs) == 1 else mean_of(run_secs)
+                    )  # fmt: skip
                 job, task = ids[job], ids[task]
                 row = pack(
                     pos, ids[source], seq, ids[clock], job, task,
                     0 if iteration is None else iteration, iteration is not None, candidate,
                     ids[workload_hash] or 0, ids[error_class] or 0, ids[origin] or 0,
-                    ts,
-                    _NAN if not run_secs
-                    else run_secs[0] if len(run_secs) == 1 else mean_of(run_secs),
-                    _NAN if predicted is None else predicted,
+                    ts, _NAN if mean is None else mean, _NAN if predicted is None else predicted,
                 )  # fmt: skip
                 secs = (
                     None if run_secs is None
@@ -959,7 +964,7 @@ def _encode(
                 )  # fmt: skip
                 record_rows.append((pos, job, task, error, secs, row))
                 if trace is not None:
-                    if cut := trace_cut(trace):
+                    if trace.startswith(MS_TRACE_START) and (cut := trace_cut(trace)):
                         trace_rows.append((pos, trace[cut:], head_id(trace, cut)))
                     else:
                         trace_rows.append((pos, trace, None))

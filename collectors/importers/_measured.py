@@ -25,6 +25,7 @@ from collectors.events import (
     JobEvent,
     StageEvent,
     TaskEvent,
+    mean_of,
     trusted_constructor,
 )
 from collectors.importers import parallel
@@ -117,8 +118,9 @@ def measured_log_events(
                 ctx.bad_line(line, "measurement without error has no list of finite costs")
                 continue
             error = error_class = None
+            mean = run_secs[0] if len(run_secs) == 1 else mean_of(run_secs)
         else:
-            run_secs = None
+            run_secs = mean = None
             error, error_class = measure_error(error_no)
         if all_cost is not None and all_cost > 0 and not _isfinite(ts - all_cost):
             ctx.bad_line(line, "timestamp minus all_cost is out of range")
@@ -165,7 +167,7 @@ def measured_log_events(
             last_ts = ts
         yield record(
             source, next_seq(), ts, DEFAULT_CLOCK, job, task, iteration, candidate, hashes[key],
-            error, error_class, None, origin, run_secs, trace,
+            error, error_class, None, origin, run_secs, trace, mean,
         )  # fmt: skip
     closed = timeline.finish()
     if closed is not None:

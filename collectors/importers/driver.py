@@ -19,7 +19,7 @@ from collectors.importers import ansor, autotvm, metaschedule, tuneloom_jsonl
 from collectors.importers._common import ImportContext, job_id, source_id
 from collectors.importers.detect import Detected, detect
 from collectors.importers.timeline import DEFAULT_GAP_S
-from collectors.record_fields import RECORD_FIELDS, record_fields
+from collectors.record_fields import MEAN_SECS, RECORD_FIELDS, record_fields
 
 BATCH_SIZE = 5000  # events per append: one transaction each
 
@@ -242,7 +242,10 @@ class _Tally:
             if run_secs and error_class is None:
                 valid += 1
                 row.valid += 1
-                mean = run_secs[0] if len(run_secs) == 1 else mean_of(run_secs)
+                if cls is tuple:
+                    mean = event[MEAN_SECS]
+                else:
+                    mean = run_secs[0] if len(run_secs) == 1 else mean_of(run_secs)
                 if row.best_mean_cost_s is None or mean < row.best_mean_cost_s:
                     row.best_mean_cost_s = mean
         self.records += records

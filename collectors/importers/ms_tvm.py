@@ -202,4 +202,3 @@ def _describe(workload: Any, estimate_tir_flops: Any) -> dict[str, Any]:
     if flops is None or not math.isfinite(flops) or flops <= 0:
         flops = None
     return {"script": script, "flops": flops}
-

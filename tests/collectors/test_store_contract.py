@@ -21,7 +21,7 @@ from collectors._base import (
     Stored,
 )
 from collectors.events import Event, JobEvent, RecordEvent, StageEvent
-from collectors.record_fields import RECORD_FIELDS
+from collectors.record_fields import fields_of
 from tests.collectors.storekit import BACKENDS, EventFactory, open_backend
 
 
@@ -449,9 +449,7 @@ def test_append_counting_counts_what_append_returns(store: BaseStore, make: Even
 
 def _as_fields(e: Event) -> Event | tuple[object, ...]:
     """A record as the fields tuple an importer hands ``append_imported``; others as they are."""
-    if not isinstance(e, RecordEvent):
-        return e
-    return tuple(getattr(e, name) for name in RECORD_FIELDS)
+    return fields_of(e) if isinstance(e, RecordEvent) else e
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
