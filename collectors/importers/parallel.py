@@ -43,7 +43,7 @@ from collectors.importers._lines import LineFormat
 PARALLEL_MIN_BYTES = 32 * 2**20  # smaller files are parsed faster than workers start
 CHUNK_BYTES = 4 * 2**20  # bytes of lines per request to a worker
 MAX_WORKERS = 3
-_IN_FLIGHT = 2  # requests queued per worker
+_IN_FLIGHT = 8  # requests queued per worker: answers wait in files, up to 8 x ~4 MiB
 _SKIP = 2**16  # bytes read at a time while looking for the end of a line
 _LENGTH = struct.Struct("<Q")
 _READY = b"ready\n"  # a worker's first words
