@@ -57,7 +57,7 @@ class ImportContext:
     """Per-file state shared by an importer and the driver.
 
     The importer numbers its events with ``next_seq``, builds its records with ``record``
-    (``record_fields``' order; the driver may ask for tuples instead of events) and reports
+    (in ``RECORD_FIELDS`` order; the driver may ask for tuples instead of events) and reports
     lines it cannot read with ``bad_line``; the driver reads the counts back for the summary.
     """
 
