@@ -32,7 +32,7 @@ import sys
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +96,8 @@ def read_lines(
     parses the first chunks itself when ``PARSE_WHILE_STARTING``."""
     name = str(path)
     chunks = chunk_bounds(path, CHUNK_BYTES)
-    with tempfile.TemporaryDirectory(prefix="tuneloom-import-") as answers:
-        pool = [_Worker(Path(answers)) for _ in range(workers)]
+    with _answers_folder() as answers:
+        pool = [_Worker(answers) for _ in range(workers if answers is not None else 0)]
         starting = [worker for worker in pool if worker.alive]
         queue: deque[tuple[_Worker | None, tuple[int, int]]] = deque()
         try:
@@ -130,6 +130,19 @@ def read_lines(
         finally:
             for worker in pool:
                 worker.stop()
+
+
+@contextmanager
+def _answers_folder() -> Iterator[Path | None]:
+    """A temporary folder for the workers' answers, removed afterwards; None when none can
+    be made (then this process reads every chunk)."""
+    try:
+        folder = tempfile.TemporaryDirectory(prefix="tuneloom-import-")
+    except OSError:
+        yield None
+        return
+    with folder as name:
+        yield Path(name)
 
 
 def _ready(starting: list[_Worker], *, wait: bool) -> list[_Worker]:

@@ -119,6 +119,23 @@ def test_a_failing_worker_leaves_the_work_to_this_process(
     assert _import(path, workers=2) == alone
 
 
+def test_without_a_folder_for_answers_this_process_reads_it_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _mixed_log(tmp_path / "big.log", ANSOR_SMALL, 30)
+    monkeypatch.setattr(parallel, "CHUNK_BYTES", 3000)
+    alone = _import(path, workers=0)
+
+    def no_folder(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", "/tmp")
+
+    monkeypatch.setattr(parallel.tempfile, "TemporaryDirectory", no_folder)
+    started: list[object] = []
+    monkeypatch.setattr(parallel, "_Worker", lambda *args: started.append(args))
+    assert _import(path, workers=2) == alone
+    assert started == []  # no worker was started
+
+
 def test_small_files_and_explicit_choices(tmp_path: Path) -> None:
     assert parallel.worker_count(AUTOTVM_SMALL, None) == 0  # too small to pay for workers
     assert parallel.worker_count(AUTOTVM_SMALL, 2) == 2
