@@ -243,6 +243,14 @@ class ResourceEvent(Event):
     detail: str | None = None
 
 
+def mean_secs_of(run_secs: tuple[float, ...] | None) -> float | None:
+    """The mean of a record's run times as stores and summaries keep it (one time as it
+    is); None without any."""
+    if not run_secs:
+        return None
+    return run_secs[0] if len(run_secs) == 1 else mean_of(run_secs)
+
+
 def mean_of(values: tuple[float, ...]) -> float:
     """``fsum(values) / len(values)``, also when the sum alone would exceed the float range."""
     try:

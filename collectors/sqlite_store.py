@@ -69,8 +69,9 @@ from collectors.events import (
     StageEvent,
     TaskEvent,
     from_json,
-    mean_of,
+    mean_secs_of,
 )
+from collectors.record_fields import RECORD_FIELDS
 
 APPLICATION_ID = 0x544C4F4D  # "TLOM" in the SQLite header: marks a file as a tuneloom store
 STORE_SCHEMA_VERSION = SCHEMA_VERSION  # PRAGMA user_version of the layout written
@@ -137,15 +138,11 @@ _stage_fields = attrgetter(
     "source", "seq", "ts", "clock", "job", "task", "iteration", "stage", "resource",
     "start", "end", "status", "error", "candidates",
 )  # fmt: skip
-_record_fields = attrgetter(
-    "source", "seq", "ts", "clock", "job", "task", "iteration", "candidate", "workload_hash",
-    "error", "error_class", "predicted", "origin", "run_secs", "trace",
-)  # fmt: skip
+_record_fields = attrgetter(*RECORD_FIELDS)  # a record's fields tuple, less its mean_secs
+_RECORD_NAMES = ("source", "clock", "job", "task", "workload_hash", "error_class", "origin")
 _NAMED_FIELDS = {
     StageEvent: attrgetter("source", "clock", "job", "task", "stage", "resource", "status"),
-    RecordEvent: attrgetter(
-        "source", "clock", "job", "task", "workload_hash", "error_class", "origin"
-    ),
+    RecordEvent: attrgetter(*_RECORD_NAMES),
     JobEvent: attrgetter("source", "job"),
     TaskEvent: attrgetter("source", "job", "task"),
     ProfileEvent: attrgetter("source", "job"),
@@ -154,7 +151,7 @@ _NAMED_FIELDS = {
     ResourceEvent: attrgetter("source", "job"),
 }
 # ... and of a record's fields tuple (``record_fields``)
-_NAMES_OF = {**_NAMED_FIELDS, tuple: itemgetter(0, 3, 4, 5, 8, 10, 12)}
+_NAMES_OF = {**_NAMED_FIELDS, tuple: itemgetter(*map(RECORD_FIELDS.index, _RECORD_NAMES))}
 
 
 def _any_seq(e: Any) -> int:
@@ -951,10 +948,7 @@ def _encode(
                     (source, seq, ts, clock, job, task, iteration, candidate, workload_hash,
                      error, error_class, predicted, origin, run_secs, trace,
                      ) = _record_fields(e)  # fmt: skip
-                    mean = (
-                        None if not run_secs
-                        else run_secs[0] if len(run_secs) == 1 else mean_of(run_secs)
-                    )  # fmt: skip
+                    mean = mean_secs_of(run_secs)
                 job, task = ids[job], ids[task]
                 row = pack(
                     pos, ids[source], seq, ids[clock], job, task,

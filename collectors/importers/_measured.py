@@ -25,7 +25,7 @@ from collectors.events import (
     JobEvent,
     StageEvent,
     TaskEvent,
-    mean_of,
+    mean_secs_of,
     trusted_constructor,
 )
 from collectors.importers import parallel
@@ -118,7 +118,7 @@ def measured_log_events(
                 ctx.bad_line(line, "measurement without error has no list of finite costs")
                 continue
             error = error_class = None
-            mean = run_secs[0] if len(run_secs) == 1 else mean_of(run_secs)
+            mean = mean_secs_of(run_secs)
         else:
             run_secs = mean = None
             error, error_class = measure_error(error_no)

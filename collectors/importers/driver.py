@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from collectors._base import BaseStore
-from collectors.events import Event, RecordEvent, mean_of
+from collectors.events import Event, RecordEvent, mean_secs_of
 from collectors.importers import ansor, autotvm, metaschedule, tuneloom_jsonl
 from collectors.importers._common import ImportContext, job_id, source_id
 from collectors.importers.detect import Detected, detect
@@ -242,10 +242,7 @@ class _Tally:
             if run_secs and error_class is None:
                 valid += 1
                 row.valid += 1
-                if cls is tuple:
-                    mean = event[MEAN_SECS]
-                else:
-                    mean = run_secs[0] if len(run_secs) == 1 else mean_of(run_secs)
+                mean = event[MEAN_SECS] if cls is tuple else mean_secs_of(run_secs)
                 if row.best_mean_cost_s is None or mean < row.best_mean_cost_s:
                     row.best_mean_cost_s = mean
         self.records += records

@@ -39,7 +39,7 @@ from collectors.events import (
     EventError,
     JobEvent,
     TaskEvent,
-    mean_of,
+    mean_secs_of,
 )
 from collectors.importers import parallel
 from collectors.importers._common import (
@@ -172,7 +172,8 @@ def _read(ctx: ImportContext, paths: DatabasePaths, decoder: TvmDecoder | None) 
             yield make_record(
                 source, ctx.next_seq(), ts, DEFAULT_CLOCK, job, task, None, candidate,
                 info["hash"], None if run_secs else FAILED_ERROR,
-                None if run_secs else "other", None, ORIGIN, run_secs, trace, _mean(run_secs),
+                None if run_secs else "other", None, ORIGIN, run_secs, trace,
+                mean_secs_of(run_secs),
             )  # fmt: skip
             continue
         if not text:
@@ -218,7 +219,7 @@ def _read(ctx: ImportContext, paths: DatabasePaths, decoder: TvmDecoder | None) 
         yield make_record(
             source, ctx.next_seq(), ts, DEFAULT_CLOCK, job, task, None, candidate, info["hash"],
             None if run_secs else FAILED_ERROR, None if run_secs else "other", None, ORIGIN,
-            run_secs, trace, _mean(run_secs),
+            run_secs, trace, mean_secs_of(run_secs),
         )  # fmt: skip
     if started:
         yield JobEvent(
@@ -226,13 +227,6 @@ def _read(ctx: ImportContext, paths: DatabasePaths, decoder: TvmDecoder | None) 
             target=target, name=name, trials=records, tasks=tuple(names.names()),
             detail=detail,
         )  # fmt: skip
-
-
-def _mean(run_secs: tuple[float, ...] | None) -> float | None:
-    """A record's ``mean_secs``."""
-    if not run_secs:
-        return None
-    return run_secs[0] if len(run_secs) == 1 else mean_of(run_secs)
 
 
 def _record_lines(ctx: ImportContext, path: Path) -> Iterator[tuple[int, Any]]:
