@@ -331,9 +331,10 @@ def serve() -> None:
     for raw in sys.stdin.buffer:
         try:
             request = json.loads(raw)
-            body = marshal.dumps(
-                parse_chunk(request["path"], request["start"], request["end"], request["fmt"])
-            )
+            with gc_paused():  # the chunk is freed before any collection could walk it
+                body = marshal.dumps(
+                    parse_chunk(request["path"], request["start"], request["end"], request["fmt"])
+                )
         except Exception:  # any failure: the importing process reads this chunk itself
             body = marshal.dumps(None)
         try:

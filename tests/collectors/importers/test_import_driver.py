@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import shutil
+import weakref
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -138,3 +142,53 @@ def test_tuneloom_jsonl_keeps_sources_and_counts_bad_lines(
 def test_without_a_store_events_are_only_counted() -> None:
     (summary,) = import_paths([ANSOR_SMALL], None)
     assert summary.stored == summary.events == 12
+
+
+class _CycleMakingStore:
+    """A store that leaves a reference cycle behind at each append and notes, at the next,
+    whether the cyclic garbage collector has freed the one before."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.fail = fail
+        self.last: weakref.ref[_Node] | None = None
+        self.freed: list[bool] = []
+        self.collector_enabled: list[bool] = []
+
+    def appending_in_bulk(self) -> Any:
+        return contextlib.nullcontext()
+
+    def append_imported(self, items: list[Any]) -> int:
+        if self.fail:
+            raise OSError("disk full")
+        if self.last is not None:
+            self.freed.append(self.last() is None)
+        self.collector_enabled.append(gc.isenabled())
+        node = _Node()
+        node.itself = node
+        self.last = weakref.ref(node)
+        return len(items)
+
+
+class _Node:
+    itself: Any = None
+
+
+def test_an_import_frees_its_cyclic_garbage_after_each_batch() -> None:
+    store = _CycleMakingStore()
+    summary = import_file(ANSOR_SMALL, store, batch_size=2)  # type: ignore[arg-type]
+    assert summary.events == 12 and len(store.freed) == 5
+    assert all(store.freed)  # collected batch by batch, not only once the import ends
+    assert not any(store.collector_enabled)  # no automatic collection walks a batch
+    assert gc.isenabled()
+
+
+def test_an_import_leaves_the_collector_as_it_found_it() -> None:
+    with pytest.raises(OSError, match="disk full"):
+        import_file(ANSOR_SMALL, _CycleMakingStore(fail=True), batch_size=2)  # type: ignore[arg-type]
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        import_file(ANSOR_SMALL, None)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
