@@ -13,7 +13,9 @@ scanner) and now (msgspec), then measures each format at scale: a file of 100,00
 of N records, made by repeating a real log with fresh keys (see ``scaled_file``), are each
 imported into a fresh SQLite store by a child process parsing in one process, which reports
 records/s (wall and CPU), plain ``json.loads`` records/s of the same file, their ratio, and
-its peak RSS. The N-record AutoTVM, Ansor and MetaSchedule files are imported once more with
+its peak RSS. Each child starts once the files just written are on disk (``os.sync``): a
+user's log was written long before its import, and flushing the gigabyte just generated
+took the import's CPU (a 1M-record Ansor import measured 9 % slower right after). The N-record AutoTVM, Ansor and MetaSchedule files are imported once more with
 worker processes parsing (``collectors.importers.parallel``, one per CPU beyond the first): both
 rates and their ratio are printed (a busy machine leaves workers no CPU to run on; the peak
 RSS is the importing process's, the workers have their own).
@@ -331,6 +333,7 @@ def bench_scale(logs: Path, tmp: Path, records: int, formats: list[str]) -> dict
 
 
 def _child_run(fmt: str, path: Path, db: Path, workers: int) -> dict[str, Any]:
+    os.sync()  # the generated file (and any earlier run's store) written out first
     command = [
         sys.executable, str(Path(__file__).resolve()), "--child", fmt, str(path), str(db),
         str(workers),
