@@ -14,8 +14,8 @@ of N records, made by repeating a real log with fresh keys (see ``scaled_file``)
 imported into a fresh SQLite store by a child process parsing in one process, which reports
 records/s (wall and CPU), plain ``json.loads`` records/s of the same file, their ratio, and
 its peak RSS. Each child starts once the files just written are on disk (``os.sync``): a
-user's log was written long before its import, and flushing the gigabyte just generated
-took the import's CPU (a 1M-record Ansor import measured 9 % slower right after). The N-record AutoTVM, Ansor and MetaSchedule files are imported once more with
+user's log was written long before its import, so flushing the gigabyte just generated
+should not share the CPU with it. The N-record AutoTVM, Ansor and MetaSchedule files are imported once more with
 worker processes parsing (``collectors.importers.parallel``, one per CPU beyond the first): both
 rates and their ratio are printed (a busy machine leaves workers no CPU to run on; the peak
 RSS is the importing process's, the workers have their own).
