@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import msgspec
+
 from collectors.record_fields import record_event
 
 FORMATS = ("metaschedule", "autotvm", "ansor", "tuneloom")
@@ -373,20 +375,24 @@ def stop_worker(proc: subprocess.Popen[bytes] | None, timeout_s: float = 5.0) ->
         proc.stdout.close()
 
 
-def quick_measurement(known: tuple[Any, Any], result: Any, detail: Any) -> tuple[Any, ...] | None:
-    """``Measurement``'s fields from a log line's ``[costs, error_no, all_cost, timestamp]``
-    result as the tools write it, or None when it is not exactly that (the caller then reads
-    the line the slow way, which words the error). ``known`` is the line's (workload, task)."""
-    if len(result) < 4:
-        return None
-    costs, error_no, all_cost, ts = result[:4]
-    kind = type(ts)
-    if type(error_no) is not int or (kind is not float and kind is not int):
-        return None
+# A measured log line's result as AutoTVM and Ansor write it, ``[costs, error_no, all_cost,
+# timestamp]``, read by msgspec: every number a float (JSON integers too) but the error number.
+# msgspec refuses numbers beyond a float's range, so every float it reads is finite.
+_DECODE_RESULT = msgspec.json.Decoder(tuple[tuple[float, ...], int, float, float]).decode
+
+
+def quick_measurement(
+    known: tuple[Any, Any], raw_result: Any, detail: Any
+) -> tuple[Any, ...] | None:
+    """``Measurement``'s fields from the JSON text of a log line's result, when it is
+    ``[costs, error_no, all_cost, timestamp]`` exactly as the tools write it, with costs
+    (without error) that ``as_float_tuple`` accepts, as that tuple; None for any other
+    (the caller then reads the line the slow way, which words the error). ``known`` is the
+    line's (workload, target)."""
     try:
-        ts = float(ts)
-    except OverflowError:
+        costs, error_no, all_cost, ts = _DECODE_RESULT(raw_result)
+    except msgspec.MsgspecError:
         return None
-    if ts - ts != 0.0:  # not finite
+    if error_no == 0 and not costs:
         return None
-    return known[0], known[1], costs, error_no, finite(all_cost), ts, detail
+    return known[0], known[1], costs, error_no, all_cost, ts, detail

@@ -15,7 +15,7 @@ class Measurement(NamedTuple):
     key: str  # the workload key: measurements of one workload share it
     target: str | None
     # A list as read (checked by ``measured_log_events``: finite numbers when ``error_no``
-    # is 0), or, from a worker process, a tuple of finite floats it checked.
+    # is 0), or a tuple of finite floats already checked (``quick_measurement``, a worker).
     costs: Any
     error_no: int
     all_cost: float | None

@@ -222,7 +222,6 @@ class _Step(msgspec.Struct, array_like=True, gc=False):
 # ``i``: [task input, [stages, steps]], each part kept as its text.
 _DECODE_LINE = msgspec.json.Decoder(_Line).decode
 _DECODE_STEPS = msgspec.json.Decoder(list[_Step]).decode
-_DECODE_RESULT = msgspec.json.Decoder(list).decode
 _TASK_INPUTS: dict[str, tuple[str, str | None] | None] = {}  # raw text -> (key, target)
 _TASK_INPUTS_LIMIT = 4096
 _SHAPES: dict[bytes, bool] = {}  # steps' shape -> whether they are a list of steps
@@ -237,7 +236,7 @@ def _msgspec_measurement(text: str) -> tuple[Any, ...] | None:
     (``", "`` and ``": "`` separators, ``i`` then ``r`` first), decoded by msgspec in C
     with the steps' text kept as it is; None for any other line or any doubt (the next path
     reads it and explains errors). Accepts only lines ``_fast_measurement`` accepts, with
-    the same result."""
+    the same result (costs as ``quick_measurement`` gives them)."""
     if not text.startswith('{"i": [') or not text.isascii():
         return None
     try:
@@ -265,10 +264,6 @@ def _msgspec_measurement(text: str) -> tuple[Any, ...] | None:
         or not _rest_is_plain(text, result_end)
     ):
         return None
-    try:
-        result = _DECODE_RESULT(line.r)
-    except (msgspec.MsgspecError, RecursionError):
-        return None
     steps = text[steps_at:steps_end]
     if not _are_steps(steps):
         return None
@@ -281,7 +276,7 @@ def _msgspec_measurement(text: str) -> tuple[Any, ...] | None:
         _TASK_INPUTS[task_input] = known
     if known is None:
         return None
-    return quick_measurement(known, result, steps)
+    return quick_measurement(known, line.r, steps)
 
 
 def _are_steps(steps: str) -> bool:

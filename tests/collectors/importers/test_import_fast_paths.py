@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from collectors.events import EventError, RecordEvent, StageEvent, from_json
 from collectors.importers import ansor, autotvm, metaschedule
-from collectors.importers._common import BadLine
+from collectors.importers._common import BadLine, as_float_tuple
 from collectors.importers.ms_database import run_secs_of
 from collectors.jsonl import decode_event
 from tests.collectors.importers.importer_helpers import ANSOR_SMALL, AUTOTVM_SMALL, MS_DB
@@ -134,7 +134,60 @@ def test_msgspec_reading_of_a_measured_log_agrees(
     module: Any, lines: list[str], seed: int, value: Any, noise: str
 ) -> None:
     text = _edited(lines[seed % len(lines)], seed, value, noise)
-    _same(module._msgspec_measurement, _slow_or_error(module._fast_measurement), text)
+    _same(_as_imported(module._msgspec_measurement), _as_imported(module._fast_measurement), text)
+
+
+def _as_imported(read: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A measured log's line reading, its costs as the import takes them: ``as_float_tuple``
+    of them without error (None: the line is bad), none with one (they are not used)."""
+
+    def run(text: str) -> Any:
+        try:
+            found = read(text)
+        except BadLine as exc:
+            return f"error: {exc}"
+        if found is None:
+            return None
+        key, target, costs, error_no, all_cost, ts, trace = found
+        if error_no == 0:
+            costs = costs if type(costs) is tuple else as_float_tuple(costs)
+        else:
+            costs = None
+        return key, target, costs, error_no, all_cost, ts, trace
+
+    return run
+
+
+_NUMBER = (
+    st.floats(allow_nan=False, allow_infinity=False).map(repr)
+    | st.integers(-(10**400), 10**400).map(str)
+    | st.sampled_from(["1e400", "-1e400", "1e308", "-1e308", "1E-5", "0", "-0", "-0.0", "true"])
+)
+
+
+@SETTINGS
+@given(
+    costs=st.lists(_NUMBER, max_size=4),
+    rest=st.lists(_NUMBER | st.sampled_from(["null", '"x"', "[]"]), min_size=3, max_size=4),
+    seed=st.integers(0, 10**6),
+)
+@pytest.mark.parametrize(
+    ("module", "lines", "key"),
+    [(autotvm, AUTOTVM, "result"), (ansor, ANSOR, "r")],
+    ids=["autotvm", "ansor"],
+)
+def test_msgspec_reading_of_measured_results_agrees(
+    module: Any, lines: list[str], key: str, costs: list[str], rest: list[str], seed: int
+) -> None:
+    """Costs, error numbers, all_cost and timestamps written any way JSON allows (and some
+    it does not) read as the slow path reads them, or are left to it."""
+    obj = json.loads(lines[seed % len(lines)])
+    obj[key] = "@RESULT@"
+    result = f"[[{', '.join(costs)}], {', '.join(rest)}]"
+    if seed % 2:  # the usual error number: costs are checked
+        result = f"[[{', '.join(costs)}], 0, {', '.join(rest[1:])}]"
+    text = json.dumps(obj).replace('"@RESULT@"', result)
+    _same(_as_imported(module._msgspec_measurement), _as_imported(module._fast_measurement), text)
 
 
 @SETTINGS
