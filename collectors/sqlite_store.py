@@ -88,19 +88,22 @@ _WRITER_CACHE_KIB = 8192  # and of the writing one: appends touch the last pages
 
 __all__ = ["APPLICATION_ID", "RECORD_ROW", "STAGE_ROW", "STORE_SCHEMA_VERSION", "SQLiteStore"]
 
-# Each table's rows go in by two inserts: the usual row (a stage or record without error, a
-# trace without head) names only the columns that hold a value and binds its blobs as
-# bytearrays; any other row names every column. Python 3.11's sqlite3 binds None and bytes
-# through its adapter lookup, which formats an AttributeError each time (~0.4 us a value,
-# four values of every record); it binds a bytearray directly, and a column left out is NULL.
-_INSERT_STAGE = 'INSERT INTO stages (pos, job, task, resource, start, "end", row) VALUES '
-_INSERT_STAGE_FULL = (
-    'INSERT INTO stages (pos, job, task, resource, start, "end", error, row) VALUES '
+# The inserts of each table's rows: the columns, then one row's values. Python 3.11's sqlite3
+# binds None and bytes through its adapter lookup, which formats an AttributeError each time
+# (~0.4 us a value, four values of every record); it binds exact ints, floats, text and
+# bytearrays directly. So blobs are bound as bytearrays, and a value that may be NULL as the
+# integer 0 in its place (``NULLIF(?,0)``: never equal to text, a blob or a head id). One
+# insert per table keeps the rows in position order: their B-trees are only appended to.
+_INSERT_STAGE = (
+    'INSERT INTO stages (pos, job, task, resource, start, "end", error, row) VALUES ',
+    "(?,?,?,?,?,?,NULLIF(?,0),?)",
 )
-_INSERT_RECORD = "INSERT INTO records (pos, job, task, run_secs, row) VALUES "
-_INSERT_RECORD_FULL = "INSERT INTO records (pos, job, task, error, run_secs, row) VALUES "
-_INSERT_TRACE = "INSERT INTO traces (pos, trace) VALUES "
-_INSERT_TRACE_FULL = "INSERT INTO traces (pos, trace, head) VALUES "
+_INSERT_RECORD = (
+    "INSERT INTO records (pos, job, task, error, run_secs, row) VALUES ",
+    "(?,?,?,NULLIF(?,0),NULLIF(?,0),?)",
+)
+_INSERT_TRACE = ("INSERT INTO traces (pos, trace, head) VALUES ", "(?,?,NULLIF(?,0))")
+_NULL = 0  # what stands for NULL in an insert's ``NULLIF(?,0)``
 _INSERT_TRACE_HEAD = "INSERT INTO trace_heads (id, head) VALUES (?,?)"
 _NEXT_TRACE_HEAD = "SELECT ifnull(max(id), 0) + 1 FROM trace_heads"
 _INSERT_JOB_TASK = "INSERT INTO job_task_events VALUES (?,?,?,?,?)"
@@ -793,7 +796,8 @@ def _append(
             wanted.update(_NAMES_OF[type(e)](e))
         ids, fresh = names.ids_for(conn, wanted, fresh)
         done += _encode(rows, new[done:], before + 1 + done, ids, heads)
-    for insert, flat in rows.flat_rows():
+    for insert, flat in ((_INSERT_STAGE, rows.stages), (_INSERT_RECORD, rows.records),
+                         (_INSERT_TRACE, rows.traces)):  # fmt: skip
         if flat:
             _insert(conn, insert, flat)
     if rows.longest >= 0:
@@ -808,12 +812,12 @@ def _append(
     return before + 1, new, fresh
 
 
-def _insert(conn: sqlite3.Connection, insert: str, flat: list[Any]) -> None:
-    """Run ``insert`` (``INSERT ... (columns) VALUES`` without the values) for every row of
-    ``flat`` (the rows' values one after another, one per column), up to
-    ``_ROWS_PER_INSERT`` rows a statement: SQLite then runs one statement for many rows
-    instead of one per row (~15 % less time per record row, measured)."""
-    width = _width(insert)
+def _insert(conn: sqlite3.Connection, insert: tuple[str, str], flat: list[Any]) -> None:
+    """Run ``insert`` (the ``INSERT ... VALUES`` and one row's values) for every row of
+    ``flat`` (the rows' values one after another), up to ``_ROWS_PER_INSERT`` rows a
+    statement: SQLite then runs one statement for many rows instead of one per row (~15 %
+    less time per record row, measured)."""
+    width = insert[1].count("?")
     count = len(flat) // width
     whole = count - count % _ROWS_PER_INSERT
     if whole:
@@ -831,15 +835,9 @@ def _insert(conn: sqlite3.Connection, insert: str, flat: list[Any]) -> None:
 
 
 @functools.cache
-def _width(insert: str) -> int:
-    """How many values a row of ``insert`` takes: the columns it names."""
-    return insert.count(",", insert.index("("), insert.index(")")) + 1
-
-
-@functools.cache
-def _values_sql(insert: str, count: int) -> str:
-    row = f"({','.join('?' * _width(insert))})"
-    return insert + ",".join([row] * count)
+def _values_sql(insert: tuple[str, str], count: int) -> str:
+    columns, row = insert
+    return columns + ",".join([row] * count)
 
 
 _ROWS_PER_INSERT = 50  # at most 8 columns: 400 values, well within SQLite's limit
@@ -926,28 +924,14 @@ class _Rows:
     """The table rows of a batch, filled event by event: each insert's rows as one flat
     list of their values, the job and task rows as tuples."""
 
-    __slots__ = (
-        "job_task", "longest", "records", "records_full", "stages", "stages_full", "traces",
-        "traces_full",
-    )  # fmt: skip
+    __slots__ = ("job_task", "longest", "records", "stages", "traces")
 
     def __init__(self) -> None:
         self.stages: list[Any] = []
-        self.stages_full: list[Any] = []
         self.records: list[Any] = []
-        self.records_full: list[Any] = []
         self.traces: list[Any] = []
-        self.traces_full: list[Any] = []
         self.job_task: list[tuple[Any, ...]] = []
         self.longest = -1.0  # the longest stage, in seconds
-
-    def flat_rows(self) -> list[tuple[str, list[Any]]]:
-        """(insert, its rows' values) of every insert, in the order they are run."""
-        return [
-            (_INSERT_STAGE, self.stages), (_INSERT_STAGE_FULL, self.stages_full),
-            (_INSERT_RECORD, self.records), (_INSERT_RECORD_FULL, self.records_full),
-            (_INSERT_TRACE, self.traces), (_INSERT_TRACE_FULL, self.traces_full),
-        ]  # fmt: skip
 
 
 def _encode(
@@ -962,7 +946,6 @@ def _encode(
     pack = ROW.pack
     head_id = heads.id_of
     stage_rows, record_rows, trace_rows = rows.stages, rows.records, rows.traces
-    records_full, traces_full = rows.records_full, rows.traces_full
     longest = rows.longest
     pos = first_pos - 1
     try:
@@ -985,20 +968,19 @@ def _encode(
                     ids[workload_hash] or 0, ids[error_class] or 0, ids[origin] or 0,
                     ts, _NAN if mean is None else mean, _NAN if predicted is None else predicted,
                 )  # fmt: skip
-                if run_secs is not None and error is None:
-                    secs = (
-                        _FLOAT_STRUCTS[len(run_secs)].pack(*run_secs)
-                        if len(run_secs) < _MANY_FLOATS else _pack_floats(run_secs)
-                    )  # fmt: skip
-                    record_rows += pos, job, task, bytearray(secs), bytearray(row)
-                else:
-                    secs = None if run_secs is None else _pack_floats(run_secs)
-                    records_full += pos, job, task, error, secs, row
+                secs = (
+                    _NULL if run_secs is None
+                    else bytearray(_FLOAT_STRUCTS[len(run_secs)].pack(*run_secs))
+                    if len(run_secs) < _MANY_FLOATS else bytearray(_pack_floats(run_secs))
+                )  # fmt: skip
+                record_rows += (
+                    pos, job, task, _NULL if error is None else error, secs, bytearray(row)
+                )  # fmt: skip
                 if trace is not None:
                     if trace.startswith(MS_TRACE_START) and (cut := trace_cut(trace)):
-                        traces_full += pos, trace[cut:], head_id(trace, cut)
+                        trace_rows += pos, trace[cut:], head_id(trace, cut)
                     else:
-                        trace_rows += pos, trace
+                        trace_rows += pos, trace, _NULL
             elif cls is StageEvent:
                 (source, seq, ts, clock, job, task, iteration, stage, resource, start, end,
                  status, error, candidates) = _stage_fields(e)  # fmt: skip
@@ -1008,10 +990,10 @@ def _encode(
                     resource, ids[status], 0 if candidates is None else candidates,
                     candidates is not None, start, end, ts,
                 )  # fmt: skip
-                if error is None:
-                    stage_rows += pos, job, task, resource, start, end, bytearray(row)
-                else:
-                    rows.stages_full += pos, job, task, resource, start, end, error, row
+                stage_rows += (
+                    pos, job, task, resource, start, end, _NULL if error is None else error,
+                    bytearray(row),
+                )  # fmt: skip
                 if end - start > longest:
                     longest = end - start
             else:

@@ -79,6 +79,24 @@ def test_every_kind_round_trips_with_increasing_positions(
     assert more[0].pos > positions[-1]
 
 
+def test_empty_and_zero_like_values_are_not_taken_for_missing_ones(
+    store: BaseStore, make: EventFactory
+) -> None:
+    """Empty text, empty run times and zeros read back as themselves, never as None."""
+    events = [
+        make.record(task="mm", candidate=0, run_secs=(), error="", error_class="run", trace=""),
+        make.record(task="mm", candidate=1, run_secs=(0.0,), error="0", trace="0"),
+        make.record(task="mm", candidate=2, error="NULL", error_class="build"),
+        make.stage(0.0, 0.0, task="mm", stage="build", status="error", error=""),
+        make.stage(0.0, 1.0, task="mm", stage="build", status="error", error="0"),
+    ]
+    stored = store.append(events)
+    assert [s.event for s in store.read()] == events
+    assert [store.record(s.pos) for s in stored] == events
+    records = store.records()
+    assert list(records["error"]) == ["", "0", "NULL"]
+
+
 def test_append_of_nothing_stores_nothing(store: BaseStore) -> None:
     assert store.append([]) == []
     assert store.append(iter(())) == []
