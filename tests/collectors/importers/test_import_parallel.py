@@ -63,6 +63,7 @@ def test_workers_give_exactly_the_one_process_result(
 
     monkeypatch.setattr(parallel, "parse_chunk", not_here)
     monkeypatch.setattr(parallel, "PARSE_WHILE_STARTING", False)
+    monkeypatch.setattr(parallel, "PARSE_WHILE_WAITING", False)
     assert _import(path, workers=2) == alone
 
 
@@ -86,6 +87,7 @@ def test_this_process_parses_while_the_workers_start(
         return parse(name, start, end, fmt)
 
     monkeypatch.setattr(parallel, "parse_chunk", counted)
+    monkeypatch.setattr(parallel, "PARSE_WHILE_WAITING", False)
     # A worker that starts only when told: this process reads the first chunks meanwhile.
     slow = (
         f"import os, pathlib, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.01)\n"
@@ -97,6 +99,35 @@ def test_this_process_parses_while_the_workers_start(
     assert _import(path, workers=1) == alone
     assert here == [start for start, _ in chunks[: len(here)]]  # the first ones, in order
     assert 0 < len(here) < len(chunks)  # the rest was parsed by the worker
+
+
+def test_this_process_parses_ahead_while_its_worker_is_slow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _mixed_log(tmp_path / "big.log", ANSOR_SMALL, 60)
+    monkeypatch.setattr(parallel, "CHUNK_BYTES", 3000)
+    alone = _import(path, workers=0)
+    here: list[int] = []
+    parse = parallel.parse_chunk
+
+    def counted(name: str, start: int, end: int, fmt: str) -> parallel.Chunk:
+        here.append(start)
+        return parse(name, start, end, fmt)
+
+    monkeypatch.setattr(parallel, "parse_chunk", counted)
+    monkeypatch.setattr(parallel, "PARSE_WHILE_STARTING", False)
+    slow = (  # a worker taking 50 ms a chunk
+        "import time\nfrom collectors.importers import parallel\n"
+        "parse = parallel.parse_chunk\n"
+        "parallel.parse_chunk = lambda *a: (time.sleep(0.05), parse(*a))[1]\n"
+        "parallel.serve()"
+    )
+    monkeypatch.setattr(parallel, "WORKER_COMMAND", [sys.executable, "-c", slow])
+    chunks = [start for start, _ in parallel.chunk_bounds(path, parallel.CHUNK_BYTES)]
+    assert _import(path, workers=1) == alone
+    assert here and chunks[0] not in here  # chunks parsed here while the worker was busy
+    assert len(here) < len(chunks)  # and the worker parsed the others
+    assert here == sorted(here)
 
 
 def test_chunks_cover_the_file_in_whole_lines(tmp_path: Path) -> None:
@@ -184,6 +215,7 @@ def test_workers_read_a_metaschedule_database_as_one_process_does(
 
     monkeypatch.setattr(parallel, "parse_chunk", not_here)
     monkeypatch.setattr(parallel, "PARSE_WHILE_STARTING", False)
+    monkeypatch.setattr(parallel, "PARSE_WHILE_WAITING", False)
     assert _import(folder, workers=2, use_tvm=False) == alone
 
 
