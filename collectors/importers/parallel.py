@@ -13,9 +13,10 @@ line by the module's ``worker_reading`` (``read_lines``).
 Requests are JSON lines on a worker's stdin; answers are ``marshal`` data (plain tuples,
 lists, strings and numbers) in a file per answer, in a temporary folder only this user can
 write (``tempfile``), announced by their length on the worker's stdout (through a pipe, a
-worker waited for this process to read each answer before it could parse on). A worker
-that fails or dies is stopped and the import goes on in this process; nothing is lost or
-read twice.
+worker waited for this process to read each answer before it could parse on). This process
+parses chunks too: the first ones while its workers start, and later ones whenever the
+answer it needs next is not there yet. A worker that fails or dies is stopped and the
+import goes on in this process; nothing is lost or read twice.
 """
 
 from __future__ import annotations
