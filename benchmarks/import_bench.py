@@ -15,10 +15,10 @@ imported into a fresh SQLite store by a child process parsing in one process, wh
 records/s (wall and CPU), plain ``json.loads`` records/s of the same file, their ratio, and
 its peak RSS. Each child starts once the files just written are on disk (``os.sync``): a
 user's log was written long before its import, so flushing the gigabyte just generated
-should not share the CPU with it. The N-record AutoTVM, Ansor and MetaSchedule files are imported once more with
-worker processes parsing (``collectors.importers.parallel``, one per CPU beyond the first): both
-rates and their ratio are printed (a busy machine leaves workers no CPU to run on; the peak
-RSS is the importing process's, the workers have their own).
+should not share the CPU with it. The N-record AutoTVM, Ansor and MetaSchedule files are
+imported once more with worker processes parsing (``collectors.importers.parallel``, one per
+CPU beyond the first): both rates and their ratio are printed (a busy machine leaves workers
+no CPU to run on; the peak RSS is the importing process's, the workers have their own).
 
     python benchmarks/import_bench.py [--json] [--repeat 3] [--stages 200000]
     python benchmarks/import_bench.py --records 1000000 --only-scale [--json]

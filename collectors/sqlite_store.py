@@ -800,7 +800,7 @@ def _append(
                          (_INSERT_TRACE, rows.traces)):  # fmt: skip
         if flat:
             _insert(conn, insert, flat)
-    if rows.longest >= 0:
+    if rows.stages:
         conn.execute(
             "UPDATE meta SET value = ? WHERE key = ? AND value < ?",
             (rows.longest, MAX_STAGE_SECS, rows.longest),
