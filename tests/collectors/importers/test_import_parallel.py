@@ -7,6 +7,7 @@ import itertools
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,26 +68,47 @@ def test_workers_give_exactly_the_one_process_result(
     assert _import(path, workers=2) == alone
 
 
-def test_this_process_parses_while_the_workers_start(
+def _ansor_in_small_chunks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> tuple[Path, tuple[list[str], list[dict[str, object]], int]]:
+    """A mixed Ansor log cut into many chunks, and its one-process import."""
     path = _mixed_log(tmp_path / "big.log", ANSOR_SMALL, 60)
     monkeypatch.setattr(parallel, "CHUNK_BYTES", 3000)
-    alone = _import(path, workers=0)
-    go, up = tmp_path / "go", tmp_path / "up"
+    return path, _import(path, workers=0)
+
+
+def _parsed_here(
+    monkeypatch: pytest.MonkeyPatch, then: Callable[[int], None] | None = None
+) -> list[int]:
+    """The starts of the chunks this process parses from now on; ``then(count)`` runs after
+    each is noted."""
     here: list[int] = []
     parse = parallel.parse_chunk
 
     def counted(name: str, start: int, end: int, fmt: str) -> parallel.Chunk:
         here.append(start)
-        if len(here) == 3:  # let the worker start now, and wait until it has
+        if then is not None:
+            then(len(here))
+        return parse(name, start, end, fmt)
+
+    monkeypatch.setattr(parallel, "parse_chunk", counted)
+    return here
+
+
+def test_this_process_parses_while_the_workers_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, alone = _ansor_in_small_chunks(tmp_path, monkeypatch)
+    go, up = tmp_path / "go", tmp_path / "up"
+
+    def start_the_worker(count: int) -> None:
+        if count == 3:  # let the worker start now, and wait until it has
             go.touch()
             deadline = time.monotonic() + 60
             while not up.exists() and time.monotonic() < deadline:
                 time.sleep(0.01)
-        return parse(name, start, end, fmt)
 
-    monkeypatch.setattr(parallel, "parse_chunk", counted)
+    here = _parsed_here(monkeypatch, start_the_worker)
     monkeypatch.setattr(parallel, "PARSE_WHILE_WAITING", False)
     # A worker that starts only when told: this process reads the first chunks meanwhile.
     slow = (
@@ -104,17 +126,8 @@ def test_this_process_parses_while_the_workers_start(
 def test_this_process_parses_ahead_while_its_worker_is_slow(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = _mixed_log(tmp_path / "big.log", ANSOR_SMALL, 60)
-    monkeypatch.setattr(parallel, "CHUNK_BYTES", 3000)
-    alone = _import(path, workers=0)
-    here: list[int] = []
-    parse = parallel.parse_chunk
-
-    def counted(name: str, start: int, end: int, fmt: str) -> parallel.Chunk:
-        here.append(start)
-        return parse(name, start, end, fmt)
-
-    monkeypatch.setattr(parallel, "parse_chunk", counted)
+    path, alone = _ansor_in_small_chunks(tmp_path, monkeypatch)
+    here = _parsed_here(monkeypatch)
     monkeypatch.setattr(parallel, "PARSE_WHILE_STARTING", False)
     slow = (  # a worker taking 50 ms a chunk
         "import time\nfrom collectors.importers import parallel\n"
