@@ -103,8 +103,8 @@ def read_lines(
     parses the first chunks itself when ``PARSE_WHILE_STARTING``; later, when the answer it
     needs next is not there yet, it parses the next chunk no worker was asked for rather than
     wait, up to ``_IN_FLIGHT`` ahead (``PARSE_WHILE_WAITING``). So the work settles where the
-    CPU is: a MetaSchedule record costs a worker more than the importing process (1M
-    records: 103-111k/s -> 123-124k/s), an Ansor record less (no parsing here then)."""
+    CPU is: a MetaSchedule record costs a worker more than it costs the importing process,
+    whose idle time now parses (1M records: 103-111k/s -> 123-124k/s)."""
     name = str(path)
     chunks = chunk_bounds(path, CHUNK_BYTES)
     with _answers_folder() as answers:
