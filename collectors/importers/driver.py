@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from collectors._base import BaseStore
+from collectors._frames import gc_paused
 from collectors.events import Event, RecordEvent, mean_secs_of
 from collectors.importers import ansor, autotvm, metaschedule, tuneloom_jsonl
 from collectors.importers._common import ImportContext, job_id, source_id
@@ -146,7 +147,12 @@ def import_file(
     tally = _Tally(per_job=detected.format == "tuneloom")
     batch: list[Any] = []  # events, and records as fields tuples where ``ctx.record`` says
     append = batch.append
-    with nullcontext() if store is None else store.appending_in_bulk(), _young_collections():
+    # The collector runs only after each stored batch, on the youngest generation: an import
+    # keeps thousands of small acyclic tuples alive at a time (a batch, a worker's answer),
+    # and automatic collections walked each of them several times on its way to the oldest
+    # generation, then the whole heap (5-7 % of the import). The few cycles an import makes
+    # (an exception kept by the frame that raised another) are young, so they are freed.
+    with nullcontext() if store is None else store.appending_in_bulk(), gc_paused():
         for event in iter_events(detected, ctx):
             append(event)
             if len(batch) >= batch_size:
@@ -180,27 +186,6 @@ def import_paths(
     return [
         import_file(item, store, use_tvm=use_tvm, gap_s=gap_s, workers=workers) for item in detected
     ]
-
-
-@contextmanager
-def _young_collections() -> Iterator[None]:
-    """Inside, the cyclic garbage collector runs only when asked to (``gc.collect(0)``
-    after each batch stored, with the batch gone), not whenever enough objects were made.
-
-    An import keeps thousands of small acyclic tuples alive at a time (a batch, a worker's
-    answer); automatic collections walked each of them several times on its way to the
-    oldest generation, and then the whole heap: 5-7 % of the importing process's time.
-    The few cycles an import makes (an exception kept by the frame that raised another)
-    are young, so collecting the youngest generation after each batch still frees them.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _flush(
