@@ -41,22 +41,36 @@ def _mixed_log(path: Path, source: Path, repeat: int) -> Path:
     return path
 
 
-def _import(
-    path: Path, workers: int, **options: bool
-) -> tuple[list[str], list[dict[str, object]], int]:
+# an import's events as JSON, its bad line details and its count of bad lines
+_Imported = tuple[list[str], list[dict[str, object]], int]
+
+
+def _import(path: Path, workers: int, **options: bool) -> _Imported:
     store = MemoryStore()
     summary = import_file(path, store, workers=workers, **options)  # type: ignore[arg-type]
     return [s.event.to_json() for s in store.read()], summary.bad_line_details, summary.bad_lines
+
+
+def _in_chunks(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    source: Path = ANSOR_SMALL,
+    repeat: int = 60,
+    chunk_bytes: int = 3000,
+) -> tuple[Path, _Imported]:
+    """``_mixed_log`` of ``source`` cut into chunks of ``chunk_bytes`` (many chunks, cut at
+    every position), and its one-process import."""
+    path = _mixed_log(tmp_path / "big.log", source, repeat)
+    monkeypatch.setattr(parallel, "CHUNK_BYTES", chunk_bytes)
+    return path, _import(path, workers=0)
 
 
 @pytest.mark.parametrize("source", [AUTOTVM_SMALL, ANSOR_SMALL], ids=["autotvm", "ansor"])
 def test_workers_give_exactly_the_one_process_result(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: Path
 ) -> None:
-    path = _mixed_log(tmp_path / "big.log", source, 60)
-    monkeypatch.setattr(parallel, "CHUNK_BYTES", 3000)  # many chunks, cut at every position
+    path, alone = _in_chunks(tmp_path, monkeypatch, source)
     assert len(list(parallel.chunk_bounds(path, parallel.CHUNK_BYTES))) > 20
-    alone = _import(path, workers=0)
     assert alone[2] > 20  # the file has bad lines of several kinds
 
     def not_here(*args: object) -> None:
@@ -66,15 +80,6 @@ def test_workers_give_exactly_the_one_process_result(
     monkeypatch.setattr(parallel, "PARSE_WHILE_STARTING", False)
     monkeypatch.setattr(parallel, "PARSE_WHILE_WAITING", False)
     assert _import(path, workers=2) == alone
-
-
-def _ansor_in_small_chunks(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> tuple[Path, tuple[list[str], list[dict[str, object]], int]]:
-    """A mixed Ansor log cut into many chunks, and its one-process import."""
-    path = _mixed_log(tmp_path / "big.log", ANSOR_SMALL, 60)
-    monkeypatch.setattr(parallel, "CHUNK_BYTES", 3000)
-    return path, _import(path, workers=0)
 
 
 def _parsed_here(
@@ -98,7 +103,7 @@ def _parsed_here(
 def test_this_process_parses_while_the_workers_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path, alone = _ansor_in_small_chunks(tmp_path, monkeypatch)
+    path, alone = _in_chunks(tmp_path, monkeypatch)
     go, up = tmp_path / "go", tmp_path / "up"
 
     def start_the_worker(count: int) -> None:
@@ -126,7 +131,7 @@ def test_this_process_parses_while_the_workers_start(
 def test_this_process_parses_ahead_while_its_worker_is_slow(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path, alone = _ansor_in_small_chunks(tmp_path, monkeypatch)
+    path, alone = _in_chunks(tmp_path, monkeypatch)
     here = _parsed_here(monkeypatch)
     monkeypatch.setattr(parallel, "PARSE_WHILE_STARTING", False)
     slow = (  # a worker taking 50 ms a chunk
@@ -156,9 +161,7 @@ def test_chunks_cover_the_file_in_whole_lines(tmp_path: Path) -> None:
 def test_a_failing_worker_leaves_the_work_to_this_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = _mixed_log(tmp_path / "big.log", AUTOTVM_SMALL, 30)
-    monkeypatch.setattr(parallel, "CHUNK_BYTES", 2000)
-    alone = _import(path, workers=0)
+    path, alone = _in_chunks(tmp_path, monkeypatch, AUTOTVM_SMALL, 30, 2000)
     monkeypatch.setattr(parallel, "WORKER_COMMAND", [sys.executable, "-c", "import sys"])
     assert _import(path, workers=2) == alone
 
@@ -166,9 +169,7 @@ def test_a_failing_worker_leaves_the_work_to_this_process(
 def test_without_a_folder_for_answers_this_process_reads_it_all(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = _mixed_log(tmp_path / "big.log", ANSOR_SMALL, 30)
-    monkeypatch.setattr(parallel, "CHUNK_BYTES", 3000)
-    alone = _import(path, workers=0)
+    path, alone = _in_chunks(tmp_path, monkeypatch, repeat=30)
 
     def no_folder(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied", "/tmp")
