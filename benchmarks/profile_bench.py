@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tuner.metaschedule.targets import target_config  # noqa: E402
-from tuner.models.compiled import compile_model, save_compiled  # noqa: E402
+from tuner.models.compiled import compile_and_save  # noqa: E402
 from tuner.models.graph import model_graph  # noqa: E402
 from tuner.models.loaders import load_model  # noqa: E402
 from tuner.models.profile import profile_saved_model  # noqa: E402
@@ -41,7 +41,7 @@ def measure(name: str, core: int) -> dict[str, Any]:
     graph_s = time.perf_counter() - started
     kernel_tasks = {n.kernel: n.task for n in graph.nodes if n.task}
     with tempfile.TemporaryDirectory(prefix="profile-bench-") as scratch:
-        folder = save_compiled(compile_model(model, target, None), model, target, scratch)
+        folder = compile_and_save(model, target, scratch, hookable=True)
         profile = profile_saved_model(
             folder, model, variant="untuned", kernel_tasks=kernel_tasks, threads=1, cores=[core]
         )

@@ -80,7 +80,7 @@ from tuner.metaschedule.run import EvalConfig
 from tuner.metaschedule.settings import GPU_POOL, LOCAL_POOL, DriverSettings, SearchConfig
 from tuner.metaschedule.targets import cuda_devices, is_gpu, target_config
 from tuner.metaschedule.workers import StageWorkers
-from tuner.models.compiled import compile_model, save_compiled
+from tuner.models.compiled import compile_and_save
 from tuner.models.evaluate import time_saved_model
 from tuner.models.graph import model_graph
 from tuner.models.profile import profile_saved_model
@@ -704,8 +704,7 @@ class Engine:
             raise TunerError("a target latency needs the local device (the model is timed here)")
 
         def compile_with(database: Path) -> Path:
-            executable = compile_model(model, target, database)
-            return save_compiled(executable, model, target, database / "compiled")
+            return compile_and_save(model, target, database / "compiled", database_dir=database)
 
         def measure(folder: Path, cores: Sequence[int]) -> float:
             return time_saved_model(folder, model, threads=len(cores), cores=cores) / 1e3
@@ -738,8 +737,7 @@ class Engine:
         target_text = json.dumps(target, sort_keys=True)
 
         def compile_untuned() -> Path:
-            executable = compile_model(model, target, None)
-            return save_compiled(executable, model, target, db_dir / "profile-untuned")
+            return compile_and_save(model, target, db_dir / "profile-untuned", hookable=True)
 
         def tuned_folder() -> Path | None:
             job = self._jobs.get(job_id)
@@ -784,10 +782,10 @@ class Engine:
         db_dir = job.driver.db_dir
         started = time.perf_counter()
         try:
-            executable = compile_model(job.model, job.target, db_dir)
-            folder = save_compiled(
-                executable, job.model, job.target, db_dir / "compiled", database_dir=db_dir
-            )
+            folder = compile_and_save(
+                job.model, job.target, db_dir / "compiled", database_dir=db_dir,
+                hookable=self.settings.profile_models,
+            )  # fmt: skip
         except TunerError as exc:
             job.compile_error = str(exc)
             return f"not compiled: {exc}"

@@ -114,7 +114,7 @@ def test_a_model_job_measures_fixed_schedules_once_and_compiles_the_fastest(
     from tuner.metaschedule.driver import FIXED_DETAIL
     from tuner.metaschedule.fixed import fixed_schedules
     from tuner.metaschedule.settings import SMALL_SEARCH, DriverSettings
-    from tuner.models.compiled import compile_model, load_compiled, open_database, save_compiled
+    from tuner.models.compiled import compile_and_save, load_compiled, open_database
 
     fixed = next(t for t in tasks if t.fixed_spaces)
     fixed_trials = len(fixed_schedules(fixed.mod, Target(target), fixed.name))
@@ -143,10 +143,7 @@ def test_a_model_job_measures_fixed_schedules_once_and_compiles_the_fastest(
 
     rng = np.random.default_rng(1)
     inputs = {s.name: rng.standard_normal(s.shape).astype("float32") for s in model.inputs}
-    untuned = save_compiled(compile_model(model, target, None), model, target, tmp_path / "u")
-    tuned = save_compiled(
-        compile_model(model, target, tmp_path / "db"), model, target, tmp_path / "t",
-        database_dir=tmp_path / "db",
-    )  # fmt: skip
+    untuned = compile_and_save(model, target, tmp_path / "u")
+    tuned = compile_and_save(model, target, tmp_path / "t", database_dir=tmp_path / "db")
     expected = load_compiled(untuned).run(inputs)[0]
     np.testing.assert_allclose(load_compiled(tuned).run(inputs)[0], expected, rtol=1e-4, atol=1e-4)

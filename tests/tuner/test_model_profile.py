@@ -12,7 +12,7 @@ import tvm_ffi
 from tests.tuner.model_files import keras
 from tuner.metaschedule.targets import target_config
 from tuner.models._base import LoadedModel
-from tuner.models.compiled import compile_model, save_compiled
+from tuner.models.compiled import compile_and_save
 from tuner.models.graph import model_graph
 from tuner.models.kernels import NO_TASK, extracted_tasks, model_kernel_tasks, workload_hash
 from tuner.models.loaders import load_model
@@ -48,7 +48,7 @@ def test_kernels_map_to_their_tasks_and_hashes_agree_with_extraction(onnx_cnn: L
 def test_untuned_profile_sums_close_to_end_to_end(onnx_cnn: LoadedModel, tmp_path: Path) -> None:
     from tuner.models.profile import profile_saved_model
 
-    folder = save_compiled(compile_model(onnx_cnn, TARGET, None), onnx_cnn, TARGET, tmp_path)
+    folder = compile_and_save(onnx_cnn, TARGET, tmp_path, hookable=True)
     mapping = model_kernel_tasks(onnx_cnn, TARGET)
     profile = profile_saved_model(
         folder, onnx_cnn, variant="untuned", kernel_tasks=mapping, threads=1, cores=[0]

@@ -115,7 +115,7 @@ def test_model_job_tunes_saves_and_runs_in_a_fresh_process(
     model: LoadedModel, tasks: list, target: dict, tmp_path: Path
 ) -> None:
     from tuner.metaschedule.settings import SMALL_SEARCH, DriverSettings
-    from tuner.models.compiled import compile_model, load_compiled, save_compiled
+    from tuner.models.compiled import compile_and_save, load_compiled
 
     def before(driver: Any) -> None:
         assert driver.trials() == (0, 8)  # two tunable tasks x 4; the reshape has no budget
@@ -131,11 +131,8 @@ def test_model_job_tunes_saves_and_runs_in_a_fresh_process(
     assert len(store.records()) == 8
 
     inputs = {"x": np.random.default_rng(1).standard_normal((1, 3, 8, 8)).astype("float32")}
-    untuned = save_compiled(compile_model(model, target, None), model, target, tmp_path / "u")
-    tuned = save_compiled(
-        compile_model(model, target, tmp_path / "db"), model, target, tmp_path / "t",
-        database_dir=tmp_path / "db",
-    )  # fmt: skip
+    untuned = compile_and_save(model, target, tmp_path / "u")
+    tuned = compile_and_save(model, target, tmp_path / "t", database_dir=tmp_path / "db")
     assert json.loads((tuned / "model.json").read_text())["tuned"] is True
     expected = load_compiled(untuned).run(inputs)[0]
     np.save(tmp_path / "x.npy", inputs["x"])

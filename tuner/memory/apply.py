@@ -24,6 +24,7 @@ from tuner.memory.relax_graph import as_target, binding_sites, is_fused, node_si
 from tuner.models._base import LoadedModel
 from tuner.models.compiled import flatten_outputs
 from tuner.models.inputs import random_array, random_inputs
+from tuner.models.pipeline import lowering_passes
 
 PLANNER = "StaticPlanBlockMemory"
 ALLOC_STORAGE = "vm.builtin.alloc_storage"
@@ -146,30 +147,6 @@ def planned_memory(mod: tvm.IRModule, target: Target | Mapping[str, Any]) -> Pla
         storage_sizes=tuple(storages),
         calls=tuple(_kernel_calls(lowered["main"])),
     )
-
-
-def lowering_passes(target: Target) -> list[Any]:
-    """The passes ``compile_relax`` runs on a fused module (its dataflow lowering and
-    finalization), with the same fallback it uses when the target has no pipeline."""
-    from tvm.relax import pipeline
-
-    try:
-        return [*pipeline.dataflow_lower_passes(target), *pipeline.finalize_passes(target)]
-    except (ValueError, AttributeError):
-        transform = relax.transform
-        return [
-            transform.RewriteDataflowReshape(),
-            transform.ToNonDataflow(),
-            transform.RemovePurityChecking(),
-            transform.CallTIRRewrite(),
-            transform.StaticPlanBlockMemory(),
-            transform.LowerAllocTensor(),
-            transform.KillAfterLastUse(),
-            transform.LowerRuntimeBuiltin(),
-            transform.ComputePrimValue(),
-            transform.VMShapeLower(),
-            transform.AttachGlobalSymbol(),
-        ]
 
 
 def _calls(func: relax.Function) -> list[Any]:

@@ -2,8 +2,14 @@
 
 A saved model is a folder: ``model.so`` (the Relax VM executable, ``export_library``) and
 ``model.json`` (what it is: the model, its inputs, the target, whether and from which
-database it was tuned, the TVM version). ``load_compiled`` needs only that folder, so a
-fresh process can run or time the model without the tuning process's state.
+database it was tuned, how the VM runs ``main``, the TVM version). ``load_compiled`` needs
+only that folder, so a fresh process can run or time the model without the tuning
+process's state.
+
+On a CPU ``model.so`` runs ``main`` compiled to native code (``pipeline.exec_mode_for``),
+which the VM's instrument hook cannot see into; a folder saved ``hookable`` also holds
+``model-bytecode.so``, the same model with ``main`` run by the bytecode interpreter, for
+per-kernel profiles (``load_compiled(folder, hookable=True)``).
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.target import Target
 
 from tuner.models._base import InputSpec, LoadedModel, ModelError
+from tuner.models.pipeline import BYTECODE, build_with_database, exec_mode_for
 
 LIBRARY = "model.so"
+HOOKABLE_LIBRARY = "model-bytecode.so"
 METADATA = "model.json"
 FORMAT = "tuneloom-compiled-model"
 FORMAT_VERSION = 1
@@ -60,15 +68,20 @@ class CompiledModel:
 
 
 def compile_model(
-    model: LoadedModel, target: Target | Mapping[str, Any], database_dir: str | Path | None
+    model: LoadedModel,
+    target: Target | Mapping[str, Any],
+    database_dir: str | Path | None,
+    *,
+    exec_mode: str | None = None,
 ) -> Any:
     """The model compiled for ``target`` with the tuned schedules of the MetaSchedule
     database in ``database_dir`` (None: no database, i.e. the untuned model; both go through
-    the same pipeline, so they differ only in the schedules)."""
+    the same pipeline, so they differ only in the schedules). ``exec_mode``: how the VM runs
+    ``main`` (default: ``pipeline.exec_mode_for(target)``)."""
     target = target if isinstance(target, Target) else Target(dict(target))
     database = open_database(database_dir) if database_dir else ms.database.MemoryDatabase()
     try:
-        return ms.relax_integration.compile_relax(database, model.mod, target, params=None)
+        return build_with_database(model.mod, target, database, exec_mode or exec_mode_for(target))
     except Exception as exc:
         lines = [line for line in str(exc).splitlines() if line.strip()]
         raise ModelError(
@@ -91,6 +104,28 @@ def open_database(folder: str | Path) -> Any:
     )
 
 
+def compile_and_save(
+    model: LoadedModel,
+    target: Mapping[str, Any],
+    folder: str | Path,
+    *,
+    database_dir: str | Path | None = None,
+    hookable: bool = False,
+) -> Path:
+    """Compile ``model`` (``compile_model``) and save it into ``folder``; with ``hookable``
+    also the bytecode build the instrument hook sees into (profiles need it), unless the
+    model's own build is bytecode already. Returns the folder."""
+    exec_mode = exec_mode_for(Target(dict(target)))
+    executable = compile_model(model, target, database_dir, exec_mode=exec_mode)
+    hooked = None
+    if hookable and exec_mode != BYTECODE:
+        hooked = compile_model(model, target, database_dir, exec_mode=BYTECODE)
+    return save_compiled(
+        executable, model, target, folder,
+        database_dir=database_dir, exec_mode=exec_mode, hookable_executable=hooked,
+    )  # fmt: skip
+
+
 def save_compiled(
     executable: Any,
     model: LoadedModel,
@@ -98,11 +133,18 @@ def save_compiled(
     folder: str | Path,
     *,
     database_dir: str | Path | None = None,
+    exec_mode: str,
+    hookable_executable: Any = None,
 ) -> Path:
-    """Write ``model.so`` and ``model.json`` into ``folder``; returns the folder."""
+    """Write ``model.so`` and ``model.json`` into ``folder`` (and ``model-bytecode.so``
+    from ``hookable_executable``, a bytecode build of the same model); ``exec_mode`` is how
+    ``executable`` runs ``main``. Returns the folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     executable.export_library(str(folder / LIBRARY))
+    if hookable_executable is not None:
+        hookable_executable.export_library(str(folder / HOOKABLE_LIBRARY))
+    hookable = LIBRARY if exec_mode == BYTECODE else None
     metadata = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -115,6 +157,8 @@ def save_compiled(
         "target": dict(target),
         "tuned": database_dir is not None,
         "database": str(Path(database_dir).resolve()) if database_dir else None,
+        "exec_mode": exec_mode,
+        "hookable_library": HOOKABLE_LIBRARY if hookable_executable is not None else hookable,
         "tvm": tvm.__version__,
         "created": time.time(),
     }
@@ -122,14 +166,26 @@ def save_compiled(
     return folder
 
 
-def load_compiled(folder: str | Path) -> CompiledModel:
-    """A saved model, ready to run on this machine's CPU (its first GPU if built for cuda)."""
+def load_compiled(folder: str | Path, *, hookable: bool = False) -> CompiledModel:
+    """A saved model, ready to run on this machine's CPU (its first GPU if built for cuda).
+    ``hookable``: the build whose calls the VM's instrument hook sees (ModelError when the
+    folder was saved without one)."""
     folder = Path(folder)
     metadata = read_metadata(folder)
+    library_name = LIBRARY
+    if hookable:
+        # A folder saved before ``exec_mode`` was recorded holds a bytecode build only.
+        library_name = metadata.get("hookable_library", LIBRARY)
+        if not library_name:
+            raise ModelError(
+                str(folder), "saved without a bytecode build, so its kernels cannot be profiled"
+            )
+        if library_name not in (LIBRARY, HOOKABLE_LIBRARY):
+            raise ModelError(str(folder), f"{METADATA} names an unknown library {library_name!r}")
     try:
-        library = tvm.runtime.load_module(str(folder / LIBRARY))
+        library = tvm.runtime.load_module(str(folder / library_name))
     except Exception as exc:
-        raise ModelError(str(folder), f"cannot load {LIBRARY}: {type(exc).__name__}") from None
+        raise ModelError(str(folder), f"cannot load {library_name}: {type(exc).__name__}") from None
     target = metadata.get("target")
     device = tvm.cuda(0) if isinstance(target, dict) and target.get("kind") == "cuda" else tvm.cpu()
     inputs = tuple(

@@ -115,7 +115,7 @@ def evaluate_model(
     also profiles each TVM variant per kernel (``Evaluation.profiles``; ``target_label``
     is recorded in them).
     """
-    from tuner.models.compiled import compile_model, save_compiled
+    from tuner.models.compiled import compile_and_save
     from tuner.models.kernels import model_kernel_tasks
     from tuner.models.layer_times import framework_layer_times
     from tuner.models.loaders import random_inputs
@@ -141,8 +141,9 @@ def evaluate_model(
         profiles: dict[str, ModelProfile] = {}
         kernel_tasks = model_kernel_tasks(model, target) if profile else {}
         for variant, database in variants.items():
-            executable = compile_model(model, target, database)
-            folder = save_compiled(executable, model, target, work / variant, database_dir=database)
+            folder = compile_and_save(
+                model, target, work / variant, database_dir=database, hookable=profile
+            )
             saved[variant] = str(folder)
             timings[variant], outputs[f"tvm_{variant}"] = common.measure(
                 model.name, f"TVM {variant}", ["tvm", str(folder)]

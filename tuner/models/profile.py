@@ -5,10 +5,12 @@ TVM 0.27's Relax VM has no ``profile()``; its instrument hook (``vm.set_instrume
 called before and after every packed call the VM makes: fused kernels (PrimFuncs) and VM
 builtins (``vm.builtin.alloc_tensor``...). The time between the two calls (the device
 synchronised at both) is the call's time. The end-to-end latency is timed without the hook, on a
-second VM of the same library, with the VM's ``time_evaluator`` (as ``tuner.models.measure``
-does), in rounds alternating with the hooked runs so both see the same machine load; the gap
-between it and the kernels' sum is the VM's own work between calls (argument passing, the
-interpreter loop) and, where the sum exceeds it, the hook's own cost or noise.
+second VM of the model as it runs (``main`` compiled to native code on a CPU, so the hook
+runs a bytecode build of the same kernels: ``compiled.load_compiled(hookable=True)``), with
+the VM's ``time_evaluator`` (as ``tuner.models.measure`` does), in rounds alternating with
+the hooked runs so both see the same machine load; the gap between it and the kernels' sum
+is the VM's own work between calls (argument passing, allocations) and, where the sum
+exceeds it, the hook's own cost or noise.
 
 ``profile_saved_model`` runs this module as a child process, pinned to given cores (a
 device's) with a given thread count::
@@ -306,7 +308,9 @@ def _profile(args: argparse.Namespace) -> dict[str, Any]:
     from tuner.models.compiled import load_compiled
 
     timed = load_compiled(args.folder)
-    hooked = load_compiled(args.folder)  # a second VM: the hook never touches ``timed``
+    # A second VM, of the bytecode build where ``timed`` runs compiled: the hook sees every
+    # call the interpreter makes and never touches ``timed``.
+    hooked = load_compiled(args.folder, hookable=True)
     with np.load(Path(args.inputs), allow_pickle=False) as data:
         inputs = {name: data[name] for name in data.files}
     arguments = timed.arguments(inputs)

@@ -30,6 +30,7 @@ from tuner.metaschedule.intrinsics import load_tensor_intrinsics
 from tuner.metaschedule.tasks import TuningTask
 from tuner.models._base import LoadedModel, ModelError
 from tuner.models.loaders import load_model
+from tuner.models.pipeline import preparation_passes
 
 NO_DECISIONS = (
     "a reshape, run as a view of its input: its design spaces have no decisions to search"
@@ -38,22 +39,8 @@ NO_DECISIONS = (
 
 def prepare_module(mod: tvm.IRModule, target: Target) -> tvm.IRModule:
     """The module after the passes ``compile_relax`` applies before reading the database."""
-    from tvm.relax import pipeline
-
-    try:
-        dispatch = list(pipeline.library_dispatch_passes(target))
-    except (ValueError, AttributeError):
-        dispatch = []
-    passes = [
-        *dispatch,
-        relax.transform.LegalizeOps(),
-        relax.transform.AnnotateTIROpPattern(),
-        relax.transform.FoldConstant(),
-        relax.transform.FuseOps(),
-        relax.transform.FuseTIR(),
-    ]
     with target, tvm.transform.PassContext(opt_level=3):
-        return tvm.transform.Sequential(passes)(mod)
+        return tvm.transform.Sequential(preparation_passes(target))(mod)
 
 
 def model_tasks(

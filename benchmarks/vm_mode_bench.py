@@ -1,0 +1,126 @@
+"""The Relax VM running ``main`` as bytecode vs compiled to native code, on tuned zoo models.
+
+For each model it runs ``tuneloom tune zoo:NAME --trials T --no-library`` (a fresh process; T
+= N trials per searched task), or takes an existing MetaSchedule database (``--database
+NAME=DIR``), then compiles the model with that database twice, once per exec mode (the same
+kernels; only how the VM calls them differs), and the untuned model twice. Every build is
+timed in fresh processes pinned to one core with one thread, the two builds of a pair one
+after the other in each of ``--rounds`` rounds (median), and their outputs compared.
+
+    python benchmarks/vm_mode_bench.py --models randwire,inception,mlp [--trials 32]
+        [--database randwire=DIR] [--rounds 7] [--core 1] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tuneloom.commands.bench import tuneloom_json  # noqa: E402
+
+MODES = ("bytecode", "compiled")
+
+
+def tuned_database(name: str, trials: int, work: Path) -> tuple[str, float]:
+    """Tune ``zoo:NAME`` with ``trials`` per searched task: (its database folder, wall s)."""
+    from tuner.metaschedule.targets import target_config
+    from tuner.models.tasks import model_tasks
+
+    _, tasks = model_tasks(f"zoo:{name}", target_config("llvm", 1))
+    budget = trials * sum(1 for t in tasks if t.searched)
+    tuned = tuneloom_json(
+        "tune", f"zoo:{name}", "--trials", str(budget), "--db", str(work / f"{name}.db"),
+        "--no-library", "--json", cwd=ROOT,
+    )  # fmt: skip
+    return tuned["jobs"][0]["db_dir"], float(tuned["wall_s"])
+
+
+def compare_modes(
+    name: str, database: str | None, work: Path, rounds: int, core: int
+) -> dict[str, Any]:
+    """Both exec modes of ``zoo:NAME`` with ``database`` (None: untuned), timed alternately."""
+    from tuner.metaschedule.targets import target_config
+    from tuner.models.compiled import compile_model, load_compiled, save_compiled
+    from tuner.models.evaluate import time_saved_models_alternately
+    from tuner.models.loaders import load_model, random_inputs
+
+    target = dict(target_config("llvm", 1))
+    model = load_model(f"zoo:{name}")
+    variant = "tuned" if database else "untuned"
+    folders = {}
+    for mode in MODES:
+        executable = compile_model(model, target, database, exec_mode=mode)
+        folders[mode] = save_compiled(
+            executable, model, target, work / f"{name}-{variant}-{mode}",
+            database_dir=database, exec_mode=mode,
+        )  # fmt: skip
+    inputs = random_inputs(model, seed=0)
+    outputs = [load_compiled(folders[mode]).run(inputs) for mode in MODES]
+    difference = max(float(np.max(np.abs(a - b))) for a, b in zip(*outputs, strict=True))
+    times = time_saved_models_alternately(
+        folders, model, rounds=rounds, threads=1, cores=[core], repeat=5
+    )
+    return {
+        f"{variant}_bytecode_ms": times["bytecode"],
+        f"{variant}_compiled_ms": times["compiled"],
+        f"{variant}_bytecode_over_compiled": times["bytecode"] / times["compiled"],
+        f"{variant}_max_abs_difference": difference,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="randwire,inception,mlp")
+    parser.add_argument("--trials", type=int, default=32, help="per searched task")
+    parser.add_argument(
+        "--database", action="append", default=[], metavar="NAME=DIR",
+        help="use this MetaSchedule database for zoo:NAME instead of tuning it",
+    )  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--core", type=int, default=1, help="the core every timing runs on")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    given = dict(item.split("=", 1) for item in args.database)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tuneloom-vm-mode-") as scratch:
+        work = Path(scratch)
+        for name in [n.strip() for n in args.models.split(",") if n.strip()]:
+            row: dict[str, Any] = {"model": name}
+            if name in given:
+                database, row["database"] = given[name], given[name]
+            else:
+                database, row["tuning_s"] = tuned_database(name, args.trials, work)
+            row |= compare_modes(name, None, work, args.rounds, args.core)
+            row |= compare_modes(name, database, work, args.rounds, args.core)
+            rows.append(row)
+    result = {
+        "machine": f"{platform.processor() or platform.machine()}",
+        "rounds": args.rounds,
+        "trials_per_task": args.trials,
+        "models": rows,
+    }
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return
+    print(f"{'model':<10} {'variant':<8} {'bytecode ms':>12} {'compiled ms':>12} {'ratio':>7}")
+    for row in rows:
+        for variant in ("untuned", "tuned"):
+            print(
+                f"{row['model']:<10} {variant:<8} {row[f'{variant}_bytecode_ms']:>12.4f} "
+                f"{row[f'{variant}_compiled_ms']:>12.4f} "
+                f"{row[f'{variant}_bytecode_over_compiled']:>6.3f}x"
+            )
+
+
+if __name__ == "__main__":
+    main()
