@@ -108,6 +108,7 @@ from tuner.metaschedule.reuse import (
 )
 from tuner.metaschedule.run import RPCProfiler, RunOutcome
 from tuner.metaschedule.settings import DriverSettings, first_stall, stalled
+from tuner.metaschedule.spaces import space_generator
 from tuner.metaschedule.targets import GPU_KIND, target_config
 from tuner.metaschedule.tasks import TuningTask, workload_tasks
 from tuner.metaschedule.traces import trace_json_text
@@ -1003,7 +1004,7 @@ class MetaScheduleDriver(JobDriver):
         ctx = ms.TuneContext(
             t.spec.mod,
             target=self.target,
-            space_generator="post-order-apply",
+            space_generator=space_generator(self.target),
             search_strategy=self.search.strategy(threads, grown=grown),
             task_name=t.name,
             rand_state=1 + _mix(self.seed, t.name, "ctx") % (2**31 - 2),

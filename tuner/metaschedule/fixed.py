@@ -16,6 +16,8 @@ import tvm_ffi
 from tvm.s_tir import Schedule
 from tvm.s_tir import meta_schedule as ms
 
+from tuner.metaschedule.spaces import space_generator
+
 # Besides the design spaces, on a CPU: the one vector loop and the unscheduled function.
 CPU_EXTRAS = 2
 
@@ -31,8 +33,9 @@ def fixed_schedules(mod: Any, target: Any, name: str, *, cpu: bool = True) -> li
     the candidates it measures; for a CPU (``cpu``) also the whole loop nest as one
     vectorized and unrolled loop (when the function allows it), then the unscheduled
     function. Duplicates and spaces that post-processing rejects are left out."""
-    context = ms.TuneContext(mod, target=target, space_generator="post-order-apply",
-                             task_name=name)  # fmt: skip
+    context = ms.TuneContext(
+        mod, target=target, space_generator=space_generator(target), task_name=name
+    )
     schedules = []
     for space in context.generate_design_space():
         if all(postproc.apply(space) for postproc in context.space_generator.postprocs):

@@ -27,6 +27,7 @@ from tvm.target import Target
 
 from tuner._base import one_line
 from tuner.metaschedule.intrinsics import load_tensor_intrinsics
+from tuner.metaschedule.spaces import space_generator
 from tuner.metaschedule.tasks import TuningTask
 from tuner.models._base import LoadedModel, ModelError
 from tuner.models.loaders import load_model
@@ -132,7 +133,7 @@ def _search_kind(mod: tvm.IRModule, target: Target, name: str) -> tuple[str | No
     load_tensor_intrinsics(target)
     try:
         context = ms.TuneContext(
-            mod, target=target, space_generator="post-order-apply", task_name=name
+            mod, target=target, space_generator=space_generator(target), task_name=name
         )
         spaces = context.generate_design_space()
     except Exception as exc:
