@@ -142,9 +142,10 @@ def save_compiled(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     executable.export_library(str(folder / LIBRARY))
+    hookable_library = LIBRARY if exec_mode == BYTECODE else None
     if hookable_executable is not None:
         hookable_executable.export_library(str(folder / HOOKABLE_LIBRARY))
-    hookable = LIBRARY if exec_mode == BYTECODE else None
+        hookable_library = HOOKABLE_LIBRARY
     metadata = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -158,7 +159,7 @@ def save_compiled(
         "tuned": database_dir is not None,
         "database": str(Path(database_dir).resolve()) if database_dir else None,
         "exec_mode": exec_mode,
-        "hookable_library": HOOKABLE_LIBRARY if hookable_executable is not None else hookable,
+        "hookable_library": hookable_library,
         "tvm": tvm.__version__,
         "created": time.time(),
     }
