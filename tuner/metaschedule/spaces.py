@@ -6,8 +6,8 @@ on the calling thread anyway, yet every call of the kernel still goes through th
 pool's launch (and reads ``TVM_NUM_THREADS`` from the environment), and a reduction split
 by ``rfactor`` to be parallel only adds a pass over its partial sums. So for one core the
 spaces have no parallel loops and no rfactor: the same rules otherwise, their parallel
-limit switched off (``max_jobs_per_core=-1``). Measured in ``benchmarks/README.md`` ("Kernels
-for one core").
+limit switched off (``max_jobs_per_core=-1``). Measured in ``benchmarks/README.md`` ("The
+VM's functions compiled, and kernels for one core").
 """
 
 from __future__ import annotations

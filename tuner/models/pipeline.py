@@ -11,9 +11,9 @@ used alone and the build can choose how the VM runs ``main``:
 3. ``lowering_passes``: dataflow lowering and finalization (memory planning among them).
 
 ``exec_mode_for`` picks ``compiled`` (the VM's own functions built to native code, calling
-the kernels directly) for CPU targets: the bytecode interpreter spends ~0.15 us per kernel
-call and a few microseconds per run, a sixth of a tuned model whose kernels take one or two
-microseconds each (``benchmarks/README.md``, "The VM's functions compiled"). The bytecode
+the kernels directly) for CPU targets: tuned models whose kernels take microseconds ran
+1.08-1.14x faster than with the bytecode interpreter (``benchmarks/README.md``, "The VM's
+functions compiled, and kernels for one core"). The bytecode
 interpreter is still needed to profile kernels: its instrument hook sees every call, and
 compiled functions call kernels without it.
 """
