@@ -31,11 +31,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from collectors.importers.ms_database import RECORD_FILE, WORKLOAD_FILE  # noqa: E402
 from tuneloom.commands.bench import tuneloom_json  # noqa: E402
 
 ZOO = ("cnn", "mobilenet", "resnet", "mlp")
-RECORD_FILE = "database_tuning_record.json"
-WORKLOAD_FILE = "database_workload.json"
 
 
 def tuneloom(*argv: str) -> dict[str, Any]:

@@ -31,12 +31,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from collectors.importers.ms_database import RECORD_FILE, WORKLOAD_FILE  # noqa: E402
 from tuneloom.commands.bench import tuneloom_json  # noqa: E402
 
 MODES = ("bytecode", "compiled")
 SERIAL = "compiled_serial"
-RECORD_FILE = "database_tuning_record.json"
-WORKLOAD_FILE = "database_workload.json"
 
 
 def tuned_database(name: str, trials: int, work: Path) -> tuple[str, float]:
