@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -439,6 +440,66 @@ def test_same_seed_gives_the_same_candidates(workers: StageWorkers, tmp_path: Pa
 
     assert first_batch(5, "a") == first_batch(5, "b")
     assert first_batch(5, "c") != first_batch(6, "d")
+
+
+def test_an_update_does_not_wait_for_another_tasks_select(
+    workers: StageWorkers, tmp_path: Path
+) -> None:
+    """One task's update (database commits, cost model training) finishes while another
+    task's select is still running, and both batches land in the database."""
+    driver = MetaScheduleDriver(
+        "j-overlap",
+        ["matmul:16,matmul:24"],
+        DriverSettings(trials_per_task=16, batch_size=4, search=SMALL_SEARCH, seed=1),
+        workers=workers,
+        db_dir=tmp_path / "j",
+    )
+    first, second = driver.tasks
+    steps = {task: (iteration, kind) for task, iteration, kind in driver.ready(frozenset())}
+    assert set(steps) == {first, second}
+    for kind in (StageKind.SELECT, StageKind.BUILD, StageKind.PROFILE):
+        resource = "device:llvm:0" if kind == StageKind.PROFILE else "client:0"
+        assert driver.run(first, 0, kind, resource).ok
+
+    entered, release = threading.Event(), threading.Event()
+    predict = driver._predict
+
+    def held_predict(task: Any, candidates: list[Any]) -> list[float | None]:
+        if task.name == second:  # the select of the second task stays under way
+            entered.set()
+            release.wait(60)
+        return predict(task, candidates)
+
+    driver._predict = held_predict  # type: ignore[method-assign]
+    results: dict[str, Any] = {}
+    selecting = threading.Thread(
+        target=lambda: results.setdefault(
+            "select", driver.run(second, 0, StageKind.SELECT, "client:0")
+        )
+    )
+    selecting.start()
+    try:
+        assert entered.wait(60)
+        updating = threading.Thread(
+            target=lambda: results.setdefault(
+                "update", driver.run(first, 0, StageKind.UPDATE, "client:0")
+            )
+        )
+        updating.start()
+        updating.join(60)
+        assert not updating.is_alive(), "the update waited for the other task's select"
+        assert selecting.is_alive()
+        assert results["update"].ok and results["update"].candidates == 4
+    finally:
+        release.set()
+        selecting.join(60)
+    assert results["select"].ok and results["select"].candidates == 4
+    driver._predict = predict  # type: ignore[method-assign]
+    drive(driver, workers)
+    driver.close()
+    assert driver.trials() == (32, 32)
+    lines = (tmp_path / "j" / DB_RECORDS).read_text().splitlines()
+    assert len(lines) == 32 and all(json.loads(line) for line in lines)
 
 
 @pytest.mark.slow

@@ -47,7 +47,10 @@ renders it as Python lines, TIR and code).
 
 A job's tasks search side by side (``ready`` offers a new batch to as many idle tasks as
 ``settings.parallel_tasks`` allows, chosen by the allocator); selects of different tasks run
-at once, updates one at a time (``_SearchLock``).
+at once, and beside another task's update: the database is a ``LockedDatabase`` (each call
+holds its lock; no thread waits for another's stage), and cost model updates go one at a
+time while selects predict with the model trained last (``XGBModel`` trains a new booster
+and swaps it in).
 
 Runs are reproducible for a seed up to measurement noise when one task searches at a time:
 the search's random state and numpy's (which MetaSchedule's untrained cost model draws from)
@@ -92,6 +95,7 @@ from tuner.metaschedule.fixed import fixed_schedules, most_fixed_schedules
 from tuner.metaschedule.gpu_default import default_schedule
 from tuner.metaschedule.intrinsics import load_tensor_intrinsics
 from tuner.metaschedule.library import LibraryEntry
+from tuner.metaschedule.locked_database import LockedDatabase
 from tuner.metaschedule.resume import (
     DatabaseRecord,
     ResumeState,
@@ -341,9 +345,11 @@ class MetaScheduleDriver(JobDriver):
         self.db_dir = Path(db_dir)
         self.db_dir.mkdir(parents=True, exist_ok=True)
         self.repairs = repair_database(self.db_dir) if resume is not None else []
-        self.database = ms.database.JSONDatabase(
-            path_workload=str(self.db_dir / WORKLOAD_FILE),
-            path_tuning_record=str(self.db_dir / RECORD_FILE),
+        self.database = LockedDatabase(
+            ms.database.JSONDatabase(
+                path_workload=str(self.db_dir / WORKLOAD_FILE),
+                path_tuning_record=str(self.db_dir / RECORD_FILE),
+            )
         )
         client_cores = len(workers.plan.client)
         self.cost_model = ms.cost_model.XGBModel(
@@ -375,9 +381,8 @@ class MetaScheduleDriver(JobDriver):
             self._tasks.append(item)
         self.tasks: tuple[str, ...] = tuple(t.name for t in self._tasks)
         self._by_name = {t.name: t for t in self._tasks}
-        # The search state every task shares (cost model, database): selects of different
-        # tasks read it side by side, updates write it alone.
-        self._search = _SearchLock()
+        # The cost model every task shares learns from one update at a time.
+        self._learning = threading.Lock()
         self._deadline: float | None = None
         self._stopped_by: str | None = None  # why the job stopped searching early
         self._announced = False
@@ -564,16 +569,12 @@ class MetaScheduleDriver(JobDriver):
         started = time.perf_counter()
         try:
             if kind == StageKind.SELECT:
-                # Starting a search commits the task's workload to the database.
-                writes = t.ctx is None or t.reuse_pending or t.grow_pending
-                with self._search.exclusive() if writes else self._search.shared():
-                    return self._select(t)
+                return self._select(t)
             if kind == StageKind.BUILD:
                 return self._build(t, resource)
             if kind == StageKind.PROFILE:
                 return self._profile(t, resource)
-            with self._search.exclusive():
-                return self._update(t)
+            return self._update(t)
         except DeviceLost:
             raise
         except Exception as exc:
@@ -631,7 +632,7 @@ class MetaScheduleDriver(JobDriver):
         try:
             if kind == StageKind.BUILD and self._check_next == StageKind.BUILD:
                 pin_thread(self.workers.cores(resource))
-                with self._search.shared():  # a consistent copy: no update appends meanwhile
+                with self.database.lock:  # a consistent copy: no update appends meanwhile
                     self._check_estimate = self.estimate_s() or 0.0
                     folder.mkdir(parents=True, exist_ok=True)
                     for name in (WORKLOAD_FILE, RECORD_FILE):
@@ -937,18 +938,20 @@ class MetaScheduleDriver(JobDriver):
                 t.ctx.notify_runner_results(t.candidates[skip:], results[skip:])
             except Exception as exc:
                 errors.append(f"notify: {exc}")
-        for cand, outcome in zip(t.candidates, outcomes, strict=True):
-            run_secs = list(outcome.run_secs) if outcome.run_secs else [FAILED_RUN_SECS]
-            self.database.commit_tuning_record(
-                ms.database.TuningRecord(
-                    cand.sch.trace, t.workload, run_secs, self.target, cand.args_info
+        with self.database.lock:  # the batch joins the database whole
+            for cand, outcome in zip(t.candidates, outcomes, strict=True):
+                run_secs = list(outcome.run_secs) if outcome.run_secs else [FAILED_RUN_SECS]
+                self.database.commit_tuning_record(
+                    ms.database.TuningRecord(
+                        cand.sch.trace, t.workload, run_secs, self.target, cand.args_info
+                    )
                 )
-            )
-        sync_file(self.db_dir / RECORD_FILE)  # on disk before the store hears of them
+            sync_file(self.db_dir / RECORD_FILE)  # on disk before the store hears of them
         ok = [(c, r) for c, r, o in zip(t.candidates, results, outcomes, strict=True) if o.run_secs]
         if t.ctx is not None:
             try:
-                self.cost_model.update(t.ctx, [c for c, _ in ok], [r for _, r in ok])
+                with self._learning:
+                    self.cost_model.update(t.ctx, [c for c, _ in ok], [r for _, r in ok])
             except Exception as exc:
                 errors.append(f"cost model update: {exc}")
         first = t.trials
@@ -1043,7 +1046,8 @@ class MetaScheduleDriver(JobDriver):
                 candidates.append(candidate)
                 results.append(ms.runner.RunnerResult(secs, None))
         if candidates:
-            self.cost_model.update(t.ctx, candidates, results)
+            with self._learning:
+                self.cost_model.update(t.ctx, candidates, results)
 
     def _end_task(self, t: _Task, failed: str | None) -> None:
         t.done = True
@@ -1220,41 +1224,6 @@ def job_tasks(workloads: Sequence[WorkloadSpec | str | TuningTask]) -> list[Tuni
         repeated = sorted({n for n in names if names.count(n) > 1})
         raise TunerError(f"task names repeat within the job: {', '.join(repeated)}")
     return tasks
-
-
-class _SearchLock:
-    """A readers-writer lock over a job's search state: selects share it (they read the cost
-    model and the database), updates and a task's first select (which commits its workload)
-    hold it alone."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writing = False
-
-    @contextlib.contextmanager
-    def shared(self) -> Iterator[None]:
-        with self._cond:
-            self._cond.wait_for(lambda: not self._writing)
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                self._cond.notify_all()
-
-    @contextlib.contextmanager
-    def exclusive(self) -> Iterator[None]:
-        with self._cond:
-            self._cond.wait_for(lambda: not self._writing and self._readers == 0)
-            self._writing = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writing = False
-                self._cond.notify_all()
 
 
 def _ms(seconds: float) -> str:
