@@ -4,8 +4,8 @@ Runs on this machine with the llvm target, everything measured (nothing simulate
 
 1. Wall time of four small jobs under ``interleaved``, ``feed-device`` (``tune``'s default:
    builds first) and ``sequential`` (``tuneloom tune``, same workloads, trials and seeds), and
-   their ratios to ``sequential``; and ``interleaved`` with the idle device lent to client
-   stages (``--lend any``).
+   their ratios to ``sequential`` (each ``--lend off``); and ``interleaved`` with the idle
+   device lent to client stages (``--lend any``, ``tune``'s default).
 2. Fidelity: each job's best candidate is re-measured alone (nothing else running, the same
    pinned device worker and timing settings the tuner uses) and compared with the latency
    recorded while tuning under ``interleaved``, ``feed-device`` (and ``sequential``, where
@@ -197,7 +197,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="scheduler-real-") as tmp:
         work = Path(tmp)
         runs = {
-            p: tune(p, work, args.trials, args.seed)
+            p: tune(p, work, args.trials, args.seed, "--lend", "off")
             for p in ("interleaved", "feed-device", "sequential")
         }
         lent = tune("interleaved", work, args.trials, args.seed, "--lend", "any")

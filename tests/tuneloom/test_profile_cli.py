@@ -48,7 +48,9 @@ def test_a_model_job_stores_graph_and_profiles_and_evaluate_adds_more(tmp_path: 
     stages = [s.event for s in store.read(kinds=["stage"], job=job)]
     runs = [(e.iteration, e.stage, e.resource.split(":")[0]) for e in stages
             if e.task == "model profile"]  # fmt: skip
-    assert runs == [(0, "build", "client"), (0, "profile", "device"), (1, "profile", "device")]
+    # The build runs on a client core or on the idle device lent to it; profiles on the device.
+    assert [run[:2] for run in runs] == [(0, "build"), (0, "profile"), (1, "profile")]
+    assert [run[2] for run in runs[1:]] == ["device", "device"]
     trials = store.records(job=job).groupby("task").size().to_dict()
     store.close()
 

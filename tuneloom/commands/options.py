@@ -81,9 +81,12 @@ def duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def lend_wait(text: str) -> float:
-    """``--lend`` WAIT: a duration, or ``any`` (no limit)."""
-    return math.inf if text.strip().lower() == "any" else duration(text)
+def lend_wait(text: str) -> float | None:
+    """``--lend`` WAIT: a duration, ``any`` (no limit) or ``off`` (None: never lend)."""
+    word = text.strip().lower()
+    if word == "off":
+        return None
+    return math.inf if word == "any" else duration(text)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -218,11 +221,12 @@ def add_measure_options(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         type=lend_wait,
         const=0.0,
-        default=None,
+        default="any",
         metavar="WAIT",
-        help="let the device's cores take client stages (select, build, update) while they "
-        "are idle and no profile is expected before such a stage would end, or at most WAIT "
-        "later (a duration, or 'any': whenever no profile waits); profiles never share them",
+        help="the device's cores take client stages (select, build, update) while they are "
+        "idle and no profile is expected before such a stage would end, or at most WAIT later "
+        "(a duration; 'any', the default: whenever no profile waits; 'off': never); profiles "
+        "never share them",
     )
 
 
