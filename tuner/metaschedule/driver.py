@@ -34,7 +34,7 @@ workload as the fallback and stops there. A finished job's database can join a l
 
 Each job has its own ``JSONDatabase`` in ``db_dir`` (``database_workload.json`` and
 ``database_tuning_record.json``, MetaSchedule's own format: ``ms.tir_integration.compile_tir``
-and ``compile_relax`` read it directly) and one ``XGBModel`` shared by its tasks. Every
+and ``compile_relax`` read it directly) and one ``SharedXGBModel`` shared by its tasks. Every
 TVM tuning import of the project lives in ``tuner/metaschedule/``.
 
 Events: a ``task`` event per task when the job first asks for a stage (``detail`` lines
@@ -48,9 +48,9 @@ renders it as Python lines, TIR and code).
 A job's tasks search side by side (``ready`` offers a new batch to as many idle tasks as
 ``settings.parallel_tasks`` allows, chosen by the allocator); selects of different tasks run
 at once, and beside another task's update: the database is a ``LockedDatabase`` (each call
-holds its lock; no thread waits for another's stage), and cost model updates go one at a
-time while selects predict with the model trained last (``XGBModel`` trains a new booster
-and swaps it in).
+holds its lock; no thread waits for another's stage), cost model updates go one at a time
+while selects predict with the model trained last (``XGBModel`` trains a new booster and
+swaps it in), and XGBoost itself is entered by one thread at a time (``SharedXGBModel``).
 
 Runs are reproducible for a seed up to measurement noise when one task searches at a time:
 the search's random state and numpy's (which MetaSchedule's untrained cost model draws from)
@@ -91,6 +91,7 @@ from tuner._base import JobDriver, StageResult, Step, TunerError, duration_text,
 from tuner.allocation import TaskProgress, choose_task, stop_reason
 from tuner.cpus import pin_thread
 from tuner.metaschedule.build import BuildOutcome, remove_artifact
+from tuner.metaschedule.cost_model import SharedXGBModel
 from tuner.metaschedule.fixed import fixed_schedules, most_fixed_schedules
 from tuner.metaschedule.gpu_default import default_schedule
 from tuner.metaschedule.intrinsics import load_tensor_intrinsics
@@ -352,7 +353,7 @@ class MetaScheduleDriver(JobDriver):
             )
         )
         client_cores = len(workers.plan.client)
-        self.cost_model = ms.cost_model.XGBModel(
+        self.cost_model = SharedXGBModel(
             config=ms.cost_model.xgb_model.XGBConfig(seed=self.seed, nthread=client_cores),
             num_warmup_samples=self.search.xgb_warmup_samples,
             verbose_eval=0,
