@@ -70,7 +70,8 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_finished_jobs_join_the_library_and_list_shows_them(library: Path) -> None:
     listed = document(tuneloom("library", "list", "--library", str(library), "--entries", "--json"))
-    assert [s["model"] for s in listed["sources"]] == ["dense:1x64x32", "matmul:64"]
+    # Both jobs tune at once, so either may finish (and join the library) first.
+    assert sorted(s["model"] for s in listed["sources"]) == ["dense:1x64x32", "matmul:64"]
     assert listed["op_classes"] == {"dense": 2}
     assert all(e["latency_s"] > 0 and e["trials"] >= 1 for e in listed["entries"])
     again = document(
