@@ -2,11 +2,10 @@
 
 A job's tasks share one cost model, and with the device lent to client work two selects (and
 an update) of one job run at once. ``XGBModel`` is plain Python around an XGBoost ``Booster``,
-and XGBoost does not promise that one booster predicts safely from several threads (concurrent
-predictions on a freshly trained booster ended a tuning run with ``double free or
-corruption``). ``SharedXGBModel`` lets one thread at a time into XGBoost (predict, validate,
-train); feature extraction, most of a prediction's time, stays outside the lock, so
-concurrent selects still overlap.
+and XGBoost does not promise that one booster predicts safely from several threads (a tuning
+run with two selects at once ended with ``double free or corruption``). ``SharedXGBModel``
+lets one thread at a time into XGBoost (predict, validate, train); feature extraction, most
+of a prediction's time, stays outside the lock, so concurrent selects still overlap.
 """
 
 from __future__ import annotations
