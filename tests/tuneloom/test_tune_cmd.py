@@ -4,6 +4,7 @@ per-job best latencies and per-resource busy/idle time, and store every stage an
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,21 @@ def test_a_missing_rpc_tracker_is_one_clear_error(
     assert code == 2 and err.count("\n") == 1
     assert f"127.0.0.1:{port}" in err and "cannot reach the RPC tracker" in err
     assert not db.exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "lends", "wait_s"),
+    [([], True, math.inf), (["--lend", "off"], False, 0.0), (["--lend", "90s"], True, 90.0),
+     (["--lend"], True, 0.0)],
+)  # fmt: skip
+def test_the_idle_device_is_lent_unless_told_otherwise(
+    given: list[str], lends: bool, wait_s: float, tmp_path: Path
+) -> None:
+    from tuneloom.commands.options import engine_settings
+
+    args = build_parser().parse_args(["tune", "zoo:mlp", "--db", "x.db", *given])
+    settings = engine_settings(args, tmp_path, None)
+    assert (settings.lend_idle_devices, settings.lend_wait_s) == (lends, wait_s)
 
 
 def test_help_documents_the_workload_grammar_and_job_mapping() -> None:
