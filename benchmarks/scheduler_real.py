@@ -5,7 +5,7 @@ Runs on this machine with the llvm target, everything measured (nothing simulate
 1. Wall time of four small jobs under ``interleaved``, ``feed-device`` (``tune``'s default:
    builds first) and ``sequential`` (``tuneloom tune``, same workloads, trials and seeds), and
    their ratios to ``sequential`` (each ``--lend off``); and ``interleaved`` with the idle
-   device lent to client stages (``--lend any``, ``tune``'s default).
+   device lent to client stages (``--lend any``).
 2. Fidelity: each job's best candidate is re-measured alone (nothing else running, the same
    pinned device worker and timing settings the tuner uses) and compared with the latency
    recorded while tuning under ``interleaved``, ``feed-device`` (and ``sequential``, where
