@@ -48,9 +48,9 @@ renders it as Python lines, TIR and code).
 A job's tasks search side by side (``ready`` offers a new batch to as many idle tasks as
 ``settings.parallel_tasks`` allows, chosen by the allocator); selects of different tasks run
 at once, and beside another task's update: the database is a ``LockedDatabase`` (each call
-holds its lock; no thread waits for another's stage), cost model updates go one at a time
-while selects predict with the model trained last (``XGBModel`` trains a new booster and
-swaps it in), and XGBoost itself is entered by one thread at a time (``SharedXGBModel``).
+holds its lock; no thread waits for another's stage), and the cost model is a
+``SharedXGBModel`` (updates one at a time, XGBoost entered by one thread at a time, selects
+predicting with the booster trained last).
 
 Runs are reproducible for a seed up to measurement noise when one task searches at a time:
 the search's random state and numpy's (which MetaSchedule's untrained cost model draws from)
@@ -64,7 +64,6 @@ import contextlib
 import logging
 import math
 import shutil
-import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -382,8 +381,6 @@ class MetaScheduleDriver(JobDriver):
             self._tasks.append(item)
         self.tasks: tuple[str, ...] = tuple(t.name for t in self._tasks)
         self._by_name = {t.name: t for t in self._tasks}
-        # The cost model every task shares learns from one update at a time.
-        self._learning = threading.Lock()
         self._deadline: float | None = None
         self._stopped_by: str | None = None  # why the job stopped searching early
         self._announced = False
@@ -951,8 +948,7 @@ class MetaScheduleDriver(JobDriver):
         ok = [(c, r) for c, r, o in zip(t.candidates, results, outcomes, strict=True) if o.run_secs]
         if t.ctx is not None:
             try:
-                with self._learning:
-                    self.cost_model.update(t.ctx, [c for c, _ in ok], [r for _, r in ok])
+                self.cost_model.update(t.ctx, [c for c, _ in ok], [r for _, r in ok])
             except Exception as exc:
                 errors.append(f"cost model update: {exc}")
         first = t.trials
@@ -1047,8 +1043,7 @@ class MetaScheduleDriver(JobDriver):
                 candidates.append(candidate)
                 results.append(ms.runner.RunnerResult(secs, None))
         if candidates:
-            with self._learning:
-                self.cost_model.update(t.ctx, candidates, results)
+            self.cost_model.update(t.ctx, candidates, results)
 
     def _end_task(self, t: _Task, failed: str | None) -> None:
         t.done = True
