@@ -502,6 +502,51 @@ def test_an_update_does_not_wait_for_another_tasks_select(
     assert len(lines) == 32 and all(json.loads(line) for line in lines)
 
 
+def test_a_select_under_way_keeps_its_search_when_the_budget_runs_out(
+    workers: StageWorkers, tmp_path: Path
+) -> None:
+    """The job's budget runs out while another task's select is under way: the scheduler's
+    next ``ready`` leaves that task alone, and the select ends it when it returns. (Ending it
+    in ``ready`` freed the task's search under the running select and crashed the process.)"""
+    settings = DriverSettings(
+        trials=4, trials_per_task=16, batch_size=4, parallel_tasks=3, search=SMALL_SEARCH, seed=1
+    )
+    driver = MetaScheduleDriver(
+        "j-spent", ["matmul:16,matmul:24"], settings, workers=workers, db_dir=tmp_path / "j"
+    )
+    first, second = driver.tasks
+    assert driver.run(first, 0, StageKind.SELECT, "client:0").candidates == 4  # the budget
+    entered, release = threading.Event(), threading.Event()
+    start_task = driver._start_task
+
+    def held_start(task: Any, **kwargs: Any) -> None:
+        start_task(task, **kwargs)  # the search exists: the select is under way
+        entered.set()
+        release.wait(60)
+
+    driver._start_task = held_start  # type: ignore[method-assign]
+    results: dict[str, Any] = {}
+    selecting = threading.Thread(
+        target=lambda: results.setdefault(
+            "select", driver.run(second, 0, StageKind.SELECT, "device:llvm:0")
+        )
+    )
+    selecting.start()
+    held = driver._by_name[second]
+    try:
+        assert entered.wait(60)
+        assert driver.ready(frozenset({second})) == [(first, 0, StageKind.BUILD)]
+        assert not held.done and held.ctx is not None, "the search was freed under its select"
+    finally:
+        release.set()
+        selecting.join(60)
+    assert results["select"].ok and results["select"].candidates == 0
+    assert held.done and held.failed is None and held.ctx is None
+    drive(driver, workers)
+    driver.close()
+    assert driver.trials() == (4, 4)
+
+
 @pytest.mark.slow
 def test_a_stalled_search_goes_on_with_a_larger_population_and_measures_nothing_twice(
     workers: StageWorkers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

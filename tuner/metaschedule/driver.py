@@ -66,7 +66,7 @@ import math
 import shutil
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -148,8 +148,9 @@ class _Task:
     history: list[float] = field(default_factory=list)  # best after each batch (inf: none)
     batch_trials: list[int] = field(default_factory=list)
     seconds: float = 0.0  # time its stages took
-    # The batch in flight.
+    # The batch in flight, and whether one of its stages is running now (on a worker thread).
     next_kind: StageKind = StageKind.SELECT
+    running: bool = False
     candidates: list[Any] = field(default_factory=list)
     predicted: list[float | None] = field(default_factory=list)
     builds: list[BuildOutcome] = field(default_factory=list)
@@ -503,15 +504,15 @@ class MetaScheduleDriver(JobDriver):
         if slots <= 0:
             return []
         if self._stopped_by is not None:  # a stop rule fired: batches under way only finish
-            self._stop_searching(None)
+            self._stop_searching(None, busy=exclude)
             return []
         if self._deadline is not None and time.monotonic() >= self._deadline:
             spent = duration_text(self.settings.time_budget_s)
-            self._stop_searching(f"time budget of {spent} spent")
+            self._stop_searching(f"time budget of {spent} spent", busy=exclude)
             return []
         left = self.total_budget - self._used()
         if left <= 0:
-            self._stop_searching(None)
+            self._stop_searching(None, busy=exclude)
             return []
         idle = [t for t in self._tasks if not t.done and t.name not in exclude]
         # Fixed schedules first: one batch each, and the model's estimate needs them.
@@ -532,10 +533,13 @@ class MetaScheduleDriver(JobDriver):
         """Trials measured or on their way (batches selected but not yet updated)."""
         return sum(t.trials + len(t.candidates) for t in self._tasks)
 
-    def _stop_searching(self, why: str | None) -> None:
-        """Every idle task ends: the job's budget (trials or time) is spent."""
+    def _stop_searching(self, why: str | None, busy: Collection[str] = ()) -> None:
+        """Every idle task ends: the job's budget (trials or time) is spent, or its latency
+        target met. A task whose select is running (or ``busy``: given to a worker) ends when
+        that select returns (``_select``): ending it here would free its search under it."""
         for t in self._tasks:
-            if not t.done and t.next_kind == StageKind.SELECT and not t.candidates:
+            idle = t.next_kind == StageKind.SELECT and not t.candidates
+            if not t.done and idle and not t.running and t.name not in busy:
                 self._end_task(t, None)
         if why and self._stopped_by is None:
             self._stopped_by = why
@@ -560,11 +564,14 @@ class MetaScheduleDriver(JobDriver):
         if task == CHECK_TASK and self.check is not None:
             return self._run_check(kind, resource)
         t = self._by_name.get(task)
+        if t is not None and t.done and t.iteration == iteration and kind == StageKind.SELECT:
+            return StageResult(ok=True, candidates=0)  # a stop rule ended it before it began
         if t is None or t.done or t.iteration != iteration or t.next_kind != kind:
             return StageResult(ok=False, error=f"unexpected stage {kind} of {task}#{iteration}")
         if kind != StageKind.PROFILE:  # on a client, or on a device lent to client work
             pin_thread(self.workers.cores(resource))
         started = time.perf_counter()
+        t.running = True
         try:
             if kind == StageKind.SELECT:
                 return self._select(t)
@@ -579,6 +586,7 @@ class MetaScheduleDriver(JobDriver):
             log.warning("%s stage of %s failed: %s: %s", kind, task, type(exc).__name__, exc)
             return self._stage_raised(t, kind, exc)
         finally:
+            t.running = False
             t.seconds += time.perf_counter() - started
             if t.done or t.next_kind != kind:  # the stage completed or ended the task
                 t.stage_failures = 0
@@ -779,6 +787,9 @@ class MetaScheduleDriver(JobDriver):
     # --- stages ----------------------------------------------------------------------------------
 
     def _select(self, t: _Task) -> StageResult:
+        if self._stopped_by is not None:  # a stop rule fired after this select was offered
+            self._end_task(t, None)
+            return StageResult(ok=True, candidates=0)
         if t.spec.fixed_spaces:
             return self._select_fixed(t)
         if t.reuse_pending:
@@ -805,7 +816,8 @@ class MetaScheduleDriver(JobDriver):
             self._end_task(t, None if t.trials else "the search space has no candidates")
             return StageResult(ok=True, candidates=0)
         room = min(t.budget - t.trials, self.total_budget - self._used())
-        if room <= 0:  # the job's budget went to other tasks' batches meanwhile
+        if room <= 0 or self._stopped_by is not None:
+            # Meanwhile the job's budget went to other tasks' batches, or a stop rule fired.
             self._end_task(t, None)
             return StageResult(ok=True, candidates=0)
         candidates = list(candidates)
