@@ -69,10 +69,10 @@ def test_a_missing_rpc_tracker_is_one_clear_error(
 
 @pytest.mark.parametrize(
     ("given", "lends", "wait_s"),
-    [([], False, 0.0), (["--lend", "any"], True, math.inf), (["--lend", "off"], False, 0.0),
+    [([], True, math.inf), (["--lend", "any"], True, math.inf), (["--lend", "off"], False, 0.0),
      (["--lend", "90s"], True, 90.0), (["--lend"], True, 0.0)],
 )  # fmt: skip
-def test_the_idle_device_is_lent_only_when_asked(
+def test_the_idle_device_is_lent_unless_told_otherwise(
     given: list[str], lends: bool, wait_s: float, tmp_path: Path
 ) -> None:
     from tuneloom.commands.options import engine_settings

@@ -221,12 +221,12 @@ def add_measure_options(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         type=lend_wait,
         const=0.0,
-        default=None,
+        default="any",
         metavar="WAIT",
         help="the device's cores take client stages (select, build, update) while they are "
         "idle and no profile is expected before such a stage would end, or at most WAIT later "
-        "(a duration, or 'any': whenever no profile waits; 'off', the default: never); "
-        "profiles never share them",
+        "(a duration; 'any', the default: whenever no profile waits; 'off': never); profiles "
+        "never share them",
     )
 
 

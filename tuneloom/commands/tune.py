@@ -33,8 +33,8 @@ the job's database into RUNS_DIR/<job id>/compiled/ (time it with `tuneloom eval
 several tasks (e.g. --workload matmul:128,dense:1x512x256). --trials is each job's whole
 budget, spread over its tasks by --allocator (--trials-per-task gives every task the same);
 the tasks of one job search side by side, so a lone job keeps both the client and the device
-busy. Client work (select, build, update) and profiling run on separate pinned cores; with
---lend the device's cores also take client work while no profile waits. With
+busy. Client work (select, build, update) and profiling run on separate pinned cores; the
+device's cores also take client work while no profile waits (--lend; --lend off: never). With
 --rpc, candidates are profiled on the servers a TVM RPC tracker lists under KEY (one device
 resource per server). Every stage and measured candidate is stored in the --db store; each
 job's MetaSchedule database is written to RUNS_DIR/<job id>/ and, once the job finishes,
