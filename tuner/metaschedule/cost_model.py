@@ -2,11 +2,11 @@
 
 A job's tasks share one cost model, and with the device lent to client work two selects (and
 an update) of one job run at once. ``XGBModel`` is plain Python around an XGBoost ``Booster``,
-and XGBoost does not promise that one booster predicts safely from several threads (a tuning
-run with two selects at once ended with ``double free or corruption``). ``SharedXGBModel``
-lets one thread at a time into XGBoost (predict, validate, train) and learns from one
-update at a time; feature extraction, most of a prediction's time, stays outside both locks,
-so concurrent selects still overlap, and predict with the booster trained last.
+and XGBoost does not promise that one booster predicts safely from several threads.
+``SharedXGBModel`` lets one thread at a time into XGBoost (predict, validate, train) and
+learns from one update at a time; feature extraction, most of a prediction's time, stays
+outside both locks, so concurrent selects still overlap, and predict with the booster
+trained last.
 """
 
 from __future__ import annotations
