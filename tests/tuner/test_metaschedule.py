@@ -442,6 +442,16 @@ def test_same_seed_gives_the_same_candidates(workers: StageWorkers, tmp_path: Pa
     assert first_batch(5, "c") != first_batch(6, "d")
 
 
+def run_in_thread(
+    driver: MetaScheduleDriver, stage: tuple[str, int, StageKind, str], results: dict[str, Any]
+) -> threading.Thread:
+    """Run one stage on a new thread (as the scheduler's workers do); its result lands in
+    ``results`` under the stage kind's name."""
+    thread = threading.Thread(target=lambda: results.setdefault(str(stage[2]), driver.run(*stage)))
+    thread.start()
+    return thread
+
+
 def test_an_update_does_not_wait_for_another_tasks_select(
     workers: StageWorkers, tmp_path: Path
 ) -> None:
@@ -472,20 +482,10 @@ def test_an_update_does_not_wait_for_another_tasks_select(
 
     driver._predict = held_predict  # type: ignore[method-assign]
     results: dict[str, Any] = {}
-    selecting = threading.Thread(
-        target=lambda: results.setdefault(
-            "select", driver.run(second, 0, StageKind.SELECT, "client:0")
-        )
-    )
-    selecting.start()
+    selecting = run_in_thread(driver, (second, 0, StageKind.SELECT, "client:0"), results)
     try:
         assert entered.wait(60)
-        updating = threading.Thread(
-            target=lambda: results.setdefault(
-                "update", driver.run(first, 0, StageKind.UPDATE, "client:0")
-            )
-        )
-        updating.start()
+        updating = run_in_thread(driver, (first, 0, StageKind.UPDATE, "client:0"), results)
         updating.join(60)
         assert not updating.is_alive(), "the update waited for the other task's select"
         assert selecting.is_alive()
@@ -526,12 +526,7 @@ def test_a_select_under_way_keeps_its_search_when_the_budget_runs_out(
 
     driver._start_task = held_start  # type: ignore[method-assign]
     results: dict[str, Any] = {}
-    selecting = threading.Thread(
-        target=lambda: results.setdefault(
-            "select", driver.run(second, 0, StageKind.SELECT, "device:llvm:0")
-        )
-    )
-    selecting.start()
+    selecting = run_in_thread(driver, (second, 0, StageKind.SELECT, "device:llvm:0"), results)
     held = driver._by_name[second]
     try:
         assert entered.wait(60)
