@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from collectors.events import JobEvent, RecordEvent, TaskEvent
@@ -146,8 +147,16 @@ def _long_job(store: MemoryStore, hub: Hub) -> tuple[Scheduler, str]:
 
 
 def _select_job(tab: Any, job: str) -> None:
+    """Tick the job's row. The table refreshes while the job runs, and a click that lands as
+    the row's cells are redrawn can miss the box: tick again (a few times at most)."""
     row = tab.locator("#jobs-table .ag-row", has_text=job)
-    row.locator("input[type=checkbox]").check()
+    for attempt in range(3):
+        try:
+            row.locator("input[type=checkbox]").check(timeout=10_000)
+            break
+        except PlaywrightError:
+            if attempt == 2:
+                raise
     expect(row).to_have_class(re.compile("ag-row-selected"))
 
 
