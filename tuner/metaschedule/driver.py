@@ -148,9 +148,8 @@ class _Task:
     history: list[float] = field(default_factory=list)  # best after each batch (inf: none)
     batch_trials: list[int] = field(default_factory=list)
     seconds: float = 0.0  # time its stages took
-    # The batch in flight, and whether one of its stages is running now (on a worker thread).
+    # The batch in flight.
     next_kind: StageKind = StageKind.SELECT
-    running: bool = False
     candidates: list[Any] = field(default_factory=list)
     predicted: list[float | None] = field(default_factory=list)
     builds: list[BuildOutcome] = field(default_factory=list)
@@ -533,13 +532,14 @@ class MetaScheduleDriver(JobDriver):
         """Trials measured or on their way (batches selected but not yet updated)."""
         return sum(t.trials + len(t.candidates) for t in self._tasks)
 
-    def _stop_searching(self, why: str | None, busy: Collection[str] = ()) -> None:
+    def _stop_searching(self, why: str | None, busy: Collection[str]) -> None:
         """Every idle task ends: the job's budget (trials or time) is spent, or its latency
-        target met. A task whose select is running (or ``busy``: given to a worker) ends when
-        that select returns (``_select``): ending it here would free its search under it."""
+        target met. Called from ``ready``, which knows the ``busy`` tasks (a stage waiting or
+        running): a busy task's select ends it when it returns (``_select``), since ending it
+        here would free its search under the select."""
         for t in self._tasks:
             idle = t.next_kind == StageKind.SELECT and not t.candidates
-            if not t.done and idle and not t.running and t.name not in busy:
+            if not t.done and idle and t.name not in busy:
                 self._end_task(t, None)
         if why and self._stopped_by is None:
             self._stopped_by = why
@@ -564,14 +564,11 @@ class MetaScheduleDriver(JobDriver):
         if task == CHECK_TASK and self.check is not None:
             return self._run_check(kind, resource)
         t = self._by_name.get(task)
-        if t is not None and t.done and t.iteration == iteration and kind == StageKind.SELECT:
-            return StageResult(ok=True, candidates=0)  # a stop rule ended it before it began
         if t is None or t.done or t.iteration != iteration or t.next_kind != kind:
             return StageResult(ok=False, error=f"unexpected stage {kind} of {task}#{iteration}")
         if kind != StageKind.PROFILE:  # on a client, or on a device lent to client work
             pin_thread(self.workers.cores(resource))
         started = time.perf_counter()
-        t.running = True
         try:
             if kind == StageKind.SELECT:
                 return self._select(t)
@@ -586,7 +583,6 @@ class MetaScheduleDriver(JobDriver):
             log.warning("%s stage of %s failed: %s: %s", kind, task, type(exc).__name__, exc)
             return self._stage_raised(t, kind, exc)
         finally:
-            t.running = False
             t.seconds += time.perf_counter() - started
             if t.done or t.next_kind != kind:  # the stage completed or ended the task
                 t.stage_failures = 0
@@ -668,7 +664,8 @@ class MetaScheduleDriver(JobDriver):
             self.met = True
             reused = sum(len(t.reused) for t in self._tasks)
             by = " by the library's schedules" if reused and reused >= self._used() else ""
-            self._stop_searching(
+            # The idle tasks end in the scheduler's next ``ready`` (this runs on a worker).
+            self._stopped_by = self._stopped_by or (
                 f"target latency met{by}: {_ms(measured)} measured "
                 f"(target {_ms(self.check.target_s)})"
             )
