@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, NamedTuple
@@ -27,6 +29,11 @@ if TYPE_CHECKING:
 
 # What a build worker imports once when it starts.
 BUILD_IMPORTS = ("tvm", "tvm.s_tir.transform", "tuner.metaschedule.build")
+# A pool's own scratch directory: ``tuneloom-build-<pid>-<random>`` in the temporary directory.
+SCRATCH_PREFIX = "tuneloom-build-"
+_SCRATCH_NAME = re.compile(rf"^{SCRATCH_PREFIX}(\d+)-")
+# A scratch directory untouched this long whose process is gone was abandoned (SIGKILL).
+ABANDONED_AFTER_S = 600.0
 
 
 class BuildOutcome(NamedTuple):
@@ -77,13 +84,47 @@ def remove_artifact(path: str | None) -> None:
         shutil.rmtree(os.path.dirname(path), ignore_errors=True)
 
 
+def sweep_abandoned_scratch(parent: str, *, min_age_s: float = ABANDONED_AFTER_S) -> list[str]:
+    """Remove the build scratch directories under ``parent`` left by pools whose process is
+    gone (killed before ``BuildPool.close``) and untouched for ``min_age_s``; returns them."""
+    removed = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _SCRATCH_NAME.match(entry.name)
+        if match is None or _process_alive(int(match.group(1))):
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False) or now - entry.stat().st_mtime < min_age_s:
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(entry.path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process, for one
+        return True
+    return True
+
+
 class BuildPool:
     """Builds candidates on ``workers`` long-lived processes pinned to ``cores``.
 
     ``workers`` defaults to one per core. A build that runs past ``timeout_s`` or crashes
     its worker fails alone (the worker restarts). ``max_uses`` restarts a worker after that
     many builds to bound memory growth. Artifacts go under ``scratch_dir`` (a fresh
-    temporary directory by default, removed by ``close``).
+    temporary directory by default, removed by ``close``; those of pools killed before
+    ``close`` are removed by the next pool, ``sweep_abandoned_scratch``).
     """
 
     def __init__(
@@ -100,7 +141,10 @@ class BuildPool:
             raise ValueError(f"workers must be >= 1, got {count}")
         self.timeout_s = timeout_s
         self._own_scratch = scratch_dir is None
-        self.scratch_dir = scratch_dir or tempfile.mkdtemp(prefix="tuneloom-build-")
+        if scratch_dir is None:
+            sweep_abandoned_scratch(tempfile.gettempdir())
+            scratch_dir = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
+        self.scratch_dir = scratch_dir
         os.makedirs(self.scratch_dir, exist_ok=True)
         self._workers = [
             PinnedWorker(cores, imports=BUILD_IMPORTS, max_uses=max_uses, name=f"build worker {i}")
