@@ -11,12 +11,15 @@ Runs on this machine with the llvm target, everything measured (nothing simulate
    recorded while tuning under ``interleaved``, ``feed-device`` (and ``sequential``, where
    the client idles while the device profiles, and lending), and under a naive run (the four
    jobs' full MetaSchedule loops, ``ms.tune_tir``, as parallel processes, no scheduler).
+   Each run's bests are re-measured right after that run, in ``--layouts`` fresh device
+   processes (median, and their spread: a process's memory layout alone moves some kernels'
+   times by a third, see ``layout_bench.py``).
 3. Quality at equal trials: the best latency of the decomposed loop against ``ms.tune_tir``
    run alone on the same workload and trials, both re-measured alone
    (``tune_tir best / tuneloom best``: >= 1 means tuneloom found a kernel at least as fast).
 4. Scheduler overhead per dispatch and as a share of the interleaved run's wall time.
 
-    python benchmarks/scheduler_real.py [--trials 32] [--json]
+    python benchmarks/scheduler_real.py [--trials 32] [--layouts 5] [--json]
 
 Takes about 10-15 minutes on two cores. Run it on an otherwise idle machine.
 """
@@ -32,7 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -143,52 +146,71 @@ def best_record(db_dir: Path) -> tuple[Any, float]:
     return best, best_s
 
 
-def measure_alone(records: list[Any], repeats: int = 5) -> list[float]:
-    """Re-measure records one by one on the pinned device worker, nothing else running.
+class Alone(NamedTuple):
+    """A record's latency re-measured alone: the median over fresh device processes, and
+    the fastest and slowest of them."""
 
-    Uses the tuner's own build and timing path; each value is the median of ``repeats``
-    measurements of the record's mean latency.
-    """
-    import tvm
+    median: float
+    low: float
+    high: float
 
-    from tuner.cpus import available_cpus, plan_cpus
-    from tuner.metaschedule.build import build_and_export
-    from tuner.metaschedule.run import EvalConfig, LocalProfiler
 
-    plan = plan_cpus(available_cpus(), devices=1)
-    timing = EvalConfig(number=NUMBER, repeat=REPEAT, min_repeat_ms=MIN_REPEAT_MS)
-    profiler = LocalProfiler(plan.devices[0], evaluator=timing, timeout_s=60.0, name="alone")
-    out = []
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            for record in records:
-                sch = tvm.s_tir.Schedule(record.workload.mod)
-                record.trace.apply_to_schedule(sch, remove_postproc=False)
-                artifact = build_and_export(sch.mod, record.target, tmp)
-                info = [a.as_json() for a in record.args_info]
-                means = []
-                for _ in range(repeats):
+class AloneTimer:
+    """Re-measures records alone, with the tuner's own build and timing path on the pinned
+    device core, in ``layouts`` fresh device processes one after another: the memory layout
+    a process draws (address space randomization) has moved one kernel's time by a third
+    (``layout_bench.py``), so each value is the median over processes, with their spread."""
+
+    def __init__(self, scratch: Path, layouts: int = 5) -> None:
+        from tuner.cpus import available_cpus, plan_cpus
+        from tuner.metaschedule.run import EvalConfig
+
+        self.cores = plan_cpus(available_cpus(), devices=1).devices[0]
+        self.timing = EvalConfig(number=NUMBER, repeat=REPEAT, min_repeat_ms=MIN_REPEAT_MS)
+        self.scratch, self.layouts = scratch, layouts
+
+    def records(self, records: list[Any]) -> list[Alone]:
+        import tvm
+
+        from tuner.metaschedule.build import build_and_export
+        from tuner.metaschedule.run import LocalProfiler
+
+        built = []
+        for record in records:
+            sch = tvm.s_tir.Schedule(record.workload.mod)
+            record.trace.apply_to_schedule(sch, remove_postproc=False)
+            artifact = build_and_export(sch.mod, record.target, str(self.scratch))
+            built.append((artifact, [a.as_json() for a in record.args_info]))
+        samples: list[list[float]] = [[] for _ in records]
+        for _ in range(self.layouts):
+            profiler = LocalProfiler(self.cores, evaluator=self.timing, timeout_s=60.0)
+            try:
+                for sample, (artifact, info) in zip(samples, built, strict=True):
                     outcome = profiler.profile([artifact], [info]).outcomes[0]
                     if outcome is None or outcome.run_secs is None:
                         raise SystemExit(f"re-measuring failed: {outcome}")
-                    means.append(statistics.fmean(outcome.run_secs))
-                out.append(statistics.median(means))
-        finally:
-            profiler.close()
-    return out
+                    sample.append(statistics.fmean(outcome.run_secs))
+            finally:
+                profiler.close()
+        return [Alone(statistics.median(x), min(x), max(x)) for x in samples]
 
 
-def deviation(measured: float, alone: float) -> float:
-    return abs(measured - alone) / alone
+def deviation(measured: float, alone: Alone) -> float:
+    return abs(measured - alone.median) / alone.median
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=32, help="trials per job (default 32)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--layouts", type=int, default=5, help="fresh device processes per re-measure (5)"
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--naive-worker", nargs=4, metavar=("SPEC", "DIR", "TRIALS", "SEED"))
     args = parser.parse_args()
+    if args.layouts < 1:
+        parser.error("--layouts must be at least 1")
     if args.naive_worker:
         spec, out, trials, seed = args.naive_worker
         naive_worker(spec, out, int(trials), int(seed))
@@ -196,55 +218,47 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="scheduler-real-") as tmp:
         work = Path(tmp)
-        runs = {
-            p: tune(p, work, args.trials, args.seed, "--lend", "off")
-            for p in ("interleaved", "feed-device", "sequential")
-        }
+        timer = AloneTimer(work, args.layouts)
+
+        def alone_now(dirs: list[Path]) -> tuple[list[tuple[Any, float]], list[Alone]]:
+            """The runs' best records, re-measured alone right after the run."""
+            best = [best_record(d) for d in dirs]
+            return best, timer.records([r for r, _ in best])
+
+        runs, best, alone = {}, {}, {}
+        for policy in ("interleaved", "feed-device", "sequential"):
+            runs[policy] = tune(policy, work, args.trials, args.seed, "--lend", "off")
+            dirs = [Path(job["db_dir"]) for job in runs[policy]["jobs"]]
+            best[policy], alone[policy] = alone_now(dirs)
         lent = tune("interleaved", work, args.trials, args.seed, "--lend", "any")
-        naive_dirs, naive_wall = run_tune_tir(list(WORKLOADS), work, args.trials, args.seed, True)
-        alone_dirs, alone_wall = run_tune_tir(list(WORKLOADS), work, args.trials, args.seed, False)
-
-        inter_best = [best_record(Path(job["db_dir"])) for job in runs["interleaved"]["jobs"]]
-        seq_best = [best_record(Path(job["db_dir"])) for job in runs["sequential"]["jobs"]]
-        lent_best = [best_record(Path(job["db_dir"])) for job in lent["jobs"]]
-        feed_best = [best_record(Path(job["db_dir"])) for job in runs["feed-device"]["jobs"]]
-        naive_best = [best_record(d) for d in naive_dirs]
-        ttir_best = [best_record(d) for d in alone_dirs]
-        records = inter_best + seq_best + lent_best + naive_best + ttir_best + feed_best
-        alone = measure_alone([r for r, _ in records])
-        n = len(WORKLOADS)
-        inter_alone, seq_alone, lent_alone = alone[:n], alone[n : 2 * n], alone[2 * n : 3 * n]
-        naive_alone, ttir_alone = alone[3 * n : 4 * n], alone[4 * n : 5 * n]
-        feed_alone = alone[5 * n :]
-
+        best["lent"], alone["lent"] = alone_now([Path(job["db_dir"]) for job in lent["jobs"]])
+        specs = list(WORKLOADS)
+        naive_dirs, naive_wall = run_tune_tir(specs, work, args.trials, args.seed, True)
+        best["naive"], alone["naive"] = alone_now(naive_dirs)
+        alone_dirs, alone_wall = run_tune_tir(specs, work, args.trials, args.seed, False)
+        best["tune_tir"], alone["tune_tir"] = alone_now(alone_dirs)
     inter, feed, seq = runs["interleaved"], runs["feed-device"], runs["sequential"]
     stats = inter.get("scheduler", {})
+    names = {"interleaved": "interleaved", "feed-device": "feed_device", "sequential":
+             "sequential", "lent": "lending", "naive": "naive"}  # fmt: skip
     per_job = []
     for i, spec in enumerate(WORKLOADS):
-        ours = inter_alone[i]  # the interleaved run's best, re-measured alone
-        per_job.append(
-            {
-                "workload": spec,
-                "interleaved_recorded_s": inter_best[i][1],
-                "interleaved_alone_s": inter_alone[i],
-                "interleaved_deviation": deviation(inter_best[i][1], inter_alone[i]),
-                "feed_device_recorded_s": feed_best[i][1],
-                "feed_device_alone_s": feed_alone[i],
-                "feed_device_deviation": deviation(feed_best[i][1], feed_alone[i]),
-                "sequential_recorded_s": seq_best[i][1],
-                "sequential_alone_s": seq_alone[i],
-                "sequential_deviation": deviation(seq_best[i][1], seq_alone[i]),
-                "lending_recorded_s": lent_best[i][1],
-                "lending_alone_s": lent_alone[i],
-                "lending_deviation": deviation(lent_best[i][1], lent_alone[i]),
-                "naive_recorded_s": naive_best[i][1],
-                "naive_alone_s": naive_alone[i],
-                "naive_deviation": deviation(naive_best[i][1], naive_alone[i]),
-                "tuneloom_best_alone_s": ours,
-                "tune_tir_best_alone_s": ttir_alone[i],
-                "quality_ratio": ttir_alone[i] / ours,
-            }
+        job: dict[str, Any] = {"workload": spec}
+        for run, key in names.items():
+            recorded, measured = best[run][i][1], alone[run][i]
+            job[f"{key}_recorded_s"] = recorded
+            job[f"{key}_alone_s"] = measured.median
+            job[f"{key}_alone_range_s"] = [measured.low, measured.high]
+            job[f"{key}_deviation"] = deviation(recorded, measured)
+            job[f"{key}_within_layouts"] = measured.low <= recorded <= measured.high
+        ours = alone["interleaved"][i].median  # the interleaved run's best, re-measured alone
+        job["tuneloom_best_alone_s"] = ours
+        job["tune_tir_best_alone_s"] = alone["tune_tir"][i].median
+        job["quality_ratio"] = alone["tune_tir"][i].median / ours
+        job["layout_spread"] = max(
+            alone[run][i].high / alone[run][i].low - 1 for run in (*names, "tune_tir")
         )
+        per_job.append(job)
     result = {
         "clock": "wall (measured, real TVM on llvm)",
         "trials_per_job": args.trials,
@@ -268,7 +282,12 @@ def main() -> None:
         "fidelity_naive_max_deviation": max(j["naive_deviation"] for j in per_job),
         "quality_min_ratio": min(j["quality_ratio"] for j in per_job),
         "quality_geomean_ratio": statistics.geometric_mean(j["quality_ratio"] for j in per_job),
-        "sequential_best_alone_s": dict(zip(WORKLOADS, seq_alone, strict=True)),
+        "sequential_best_alone_s": {
+            spec: alone["sequential"][i].median for i, spec in enumerate(WORKLOADS)
+        },
+        "alone_layouts": args.layouts,
+        "layout_spread_max": max(j["layout_spread"] for j in per_job),
+        "interleaved_within_layouts": sum(j["interleaved_within_layouts"] for j in per_job),
         "dispatch_overhead_ms": stats.get("per_dispatch_ms"),
         "overhead_share_of_wall": stats.get("share_of_wall"),
         "resources_interleaved": inter["resources"],
@@ -309,6 +328,11 @@ def main() -> None:
         f"sequential {result['fidelity_sequential_max_deviation']:.1%}, "
         f"lent {result['fidelity_lending_max_deviation']:.1%}, "
         f"naive {result['fidelity_naive_max_deviation']:.1%}"
+    )
+    print(
+        f"  alone = median of {args.layouts} fresh device processes; the same kernel differed "
+        f"by up to {result['layout_spread_max']:.1%} between them; interleaved bests within "
+        f"that spread: {result['interleaved_within_layouts']} of {len(per_job)}"
     )
     print(f"  quality (tune_tir / tuneloom, alone): min {result['quality_min_ratio']:.3f}")
     print(

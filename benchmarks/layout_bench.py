@@ -1,0 +1,167 @@
+"""How much a tuned kernel's measured time depends on the process that times it.
+
+Tunes each workload briefly (``tuneloom tune``, real TVM on llvm), builds its best schedule
+once, then times that one library in ``--processes`` fresh processes, each pinned to the
+device core with the tuner's own timing path (``tuner.metaschedule.run.run_local``: inputs
+filled by TVM, ``time_evaluator``), first with the address space randomized as usual, then
+with randomization off (the ``ADDR_NO_RANDOMIZE`` personality, what ``setarch -R`` sets).
+The processes alternate between the two modes so that both see the same machine.
+
+For each kernel and mode it prints the fastest, median and slowest process and their spread
+(slowest / fastest - 1). A spread far above the spread within one process means the time
+depends on where the process's memory landed, which no single measurement can tell.
+
+    python benchmarks/layout_bench.py [--workload SPEC ...] [--processes 8] [--json]
+
+Takes about two minutes on two cores. Run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from scheduler_real import MIN_REPEAT_MS, NUMBER, REPEAT, best_record  # noqa: E402
+
+WORKLOADS = ("matmul:192", "conv2d:1x16x28x28,32x3x3,pad=1")
+ADDR_NO_RANDOMIZE = 0x0040000
+
+
+def tune(workloads: list[str], work: Path, trials: int) -> list[Path]:
+    """One short ``tuneloom tune`` of the workloads; the MetaSchedule database of each."""
+    cmd = [sys.executable, "-m", "tuneloom", "tune", "--db", str(work / "store.db"), "--json"]
+    for spec in workloads:
+        cmd += ["--workload", spec]
+    cmd += ["--trials", str(trials), "--batch", "16", "--seed", "0", "--lend", "off"]
+    cmd += ["--number", str(NUMBER), "--repeat", str(REPEAT), "--min-repeat-ms", str(MIN_REPEAT_MS)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise SystemExit(f"tuneloom tune failed:\n{done.stderr[-3000:]}")
+    return [Path(job["db_dir"]) for job in json.loads(done.stdout)["jobs"]]
+
+
+def build_best(db_dir: Path, out_dir: Path) -> tuple[str, list[Any], float]:
+    """The database's best record built into a library: its path, arguments and recorded
+    mean latency."""
+    import tvm
+
+    from tuner.metaschedule.build import build_and_export
+
+    record, recorded = best_record(db_dir)
+    sch = tvm.s_tir.Schedule(record.workload.mod)
+    record.trace.apply_to_schedule(sch, remove_postproc=False)
+    artifact = build_and_export(sch.mod, record.target, str(out_dir))
+    return artifact, [a.as_json() for a in record.args_info], recorded
+
+
+def _no_randomization() -> None:
+    """Runs in the child before ``exec``: the new program's addresses are not randomized."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    current = libc.personality(0xFFFFFFFF)
+    if current == -1 or libc.personality(current | ADDR_NO_RANDOMIZE) == -1:
+        raise OSError(ctypes.get_errno(), "personality(ADDR_NO_RANDOMIZE) failed")
+
+
+def time_in_fresh_process(artifact: str, info: list[Any], core: int, randomized: bool) -> float:
+    """The library's mean run time, measured by a new process pinned to ``core``."""
+    cmd = [sys.executable, __file__, "--time-one", artifact, json.dumps(info), str(core)]
+    done = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        preexec_fn=None if randomized else _no_randomization,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"timing process failed:\n{done.stderr[-3000:]}")
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def time_one(artifact: str, info: list[Any], core: int) -> float:
+    """In the child: time the library as the tuner's device worker does."""
+    from tuner.metaschedule.run import EvalConfig, run_local
+
+    os.sched_setaffinity(0, {core})
+    config = EvalConfig(number=NUMBER, repeat=REPEAT, min_repeat_ms=MIN_REPEAT_MS)
+    return statistics.fmean(run_local(artifact, info, config))
+
+
+def spread(times: list[float]) -> dict[str, float]:
+    return {
+        "fastest_s": min(times),
+        "median_s": statistics.median(times),
+        "slowest_s": max(times),
+        "spread": max(times) / min(times) - 1,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--workload",
+        action="append",
+        help="a workload spec; repeat for several (default: " + " and ".join(WORKLOADS) + ")",
+    )
+    parser.add_argument("--trials", type=int, default=32)
+    parser.add_argument("--processes", type=int, default=8, help="fresh processes per mode")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--time-one", nargs=3, metavar=("ARTIFACT", "ARGS_INFO", "CORE"))
+    args = parser.parse_args()
+    if args.time_one:
+        artifact, info, core = args.time_one
+        print(time_one(artifact, json.loads(info), int(core)))
+        return
+
+    from tuner.cpus import available_cpus, plan_cpus
+
+    core = plan_cpus(available_cpus(), devices=1).devices[0][0]
+    workloads = args.workload or list(WORKLOADS)
+    kernels = []
+    with tempfile.TemporaryDirectory(prefix="layout-bench-") as tmp:
+        work = Path(tmp)
+        for spec, db_dir in zip(workloads, tune(workloads, work, args.trials), strict=True):
+            artifact, info, recorded = build_best(db_dir, work)
+            times: dict[bool, list[float]] = {True: [], False: []}
+            for _ in range(args.processes):
+                for randomized in (True, False):
+                    times[randomized].append(
+                        time_in_fresh_process(artifact, info, core, randomized)
+                    )
+            kernels.append(
+                {
+                    "workload": spec,
+                    "recorded_s": recorded,
+                    "randomized": {"times_s": times[True], **spread(times[True])},
+                    "not_randomized": {"times_s": times[False], **spread(times[False])},
+                }
+            )
+    result = {"processes": args.processes, "device_core": core, "kernels": kernels}
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"each tuned kernel timed in {args.processes} fresh processes per mode, core {core}")
+    for kernel in kernels:
+        print(f"  {kernel['workload']} (recorded while tuning {kernel['recorded_s'] * 1e6:.1f} us)")
+        for mode in ("randomized", "not_randomized"):
+            figures = kernel[mode]
+            print(
+                f"    addresses {mode.replace('_', ' '):<15} fastest "
+                f"{figures['fastest_s'] * 1e6:8.1f}  median {figures['median_s'] * 1e6:8.1f}  "
+                f"slowest {figures['slowest_s'] * 1e6:8.1f} us  spread {figures['spread']:6.1%}"
+            )
+
+
+if __name__ == "__main__":
+    main()
