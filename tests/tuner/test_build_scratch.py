@@ -40,6 +40,7 @@ def test_only_old_scratch_of_a_gone_process_is_removed(tmp_path: Path) -> None:
     alive = _scratch(tmp_path, f"{SCRATCH_PREFIX}{os.getpid()}-c3", age_s=old)
     unowned = _scratch(tmp_path, f"{SCRATCH_PREFIX}d4e5f6", age_s=old)
     other = _scratch(tmp_path, f"other-{dead}-g7", age_s=old)
+    no_pid = _scratch(tmp_path, f"{SCRATCH_PREFIX}{'9' * 30}-h8", age_s=old)
     a_file = tmp_path / f"{SCRATCH_PREFIX}{dead}-file"
     a_file.write_text("not a directory")
 
@@ -47,7 +48,7 @@ def test_only_old_scratch_of_a_gone_process_is_removed(tmp_path: Path) -> None:
 
     assert removed == [str(abandoned)]
     assert not abandoned.exists()
-    for kept in (recent, alive, unowned, other, a_file):
+    for kept in (recent, alive, unowned, other, no_pid, a_file):
         assert kept.exists(), kept
 
 

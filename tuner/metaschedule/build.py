@@ -98,7 +98,9 @@ def sweep_abandoned_scratch(parent: str, *, min_age_s: float = ABANDONED_AFTER_S
         if match is None or _process_alive(int(match.group(1))):
             continue
         try:
-            if not entry.is_dir(follow_symlinks=False) or now - entry.stat().st_mtime < min_age_s:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            if now - entry.stat(follow_symlinks=False).st_mtime < min_age_s:
                 continue
         except OSError:
             continue
@@ -108,11 +110,12 @@ def sweep_abandoned_scratch(parent: str, *, min_age_s: float = ABANDONED_AFTER_S
 
 
 def _process_alive(pid: int) -> bool:
+    """Whether ``pid`` may be a running process (any doubt counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:  # another user's process, for one
+    except (OSError, OverflowError):  # another user's process, or no pid at all
         return True
     return True
 
