@@ -1,11 +1,12 @@
 """How much a tuned kernel's measured time depends on the process that times it.
 
-Tunes each workload briefly (``tuneloom tune``, real TVM on llvm), builds its best schedule
-once, then times that one library in ``--processes`` fresh processes, each pinned to the
-device core with the tuner's own timing path (``tuner.metaschedule.run.run_local``: inputs
-filled by TVM, ``time_evaluator``), first with the address space randomized as usual, then
-with randomization off (the ``ADDR_NO_RANDOMIZE`` personality, what ``setarch -R`` sets).
-The processes alternate between the two modes so that both see the same machine.
+Tunes each workload briefly (``tuneloom tune`` as ``scheduler_real.py`` runs it, real TVM on
+llvm), builds its best schedule once, then times that one library in ``--processes`` fresh
+processes, each pinned to the device core with the tuner's own timing path
+(``tuner.metaschedule.run.run_local``: inputs filled by TVM, ``time_evaluator``), first with
+the address space randomized as usual, then with randomization off (the
+``ADDR_NO_RANDOMIZE`` personality, what ``setarch -R`` sets). The processes alternate between
+the two modes so that both see the same machine.
 
 For each kernel and mode it prints the fastest, median and slowest process and their spread
 (slowest / fastest - 1). A spread far above the spread within one process means the time
@@ -33,37 +34,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scheduler_real import MIN_REPEAT_MS, NUMBER, REPEAT, best_record  # noqa: E402
+from scheduler_real import (  # noqa: E402
+    MIN_REPEAT_MS,
+    NUMBER,
+    REPEAT,
+    best_record,
+    build_record,
+    tune,
+)
 
 WORKLOADS = ("matmul:192", "conv2d:1x16x28x28,32x3x3,pad=1")
 ADDR_NO_RANDOMIZE = 0x0040000
-
-
-def tune(workloads: list[str], work: Path, trials: int) -> list[Path]:
-    """One short ``tuneloom tune`` of the workloads; the MetaSchedule database of each."""
-    cmd = [sys.executable, "-m", "tuneloom", "tune", "--db", str(work / "store.db"), "--json"]
-    for spec in workloads:
-        cmd += ["--workload", spec]
-    cmd += ["--trials", str(trials), "--batch", "16", "--seed", "0", "--lend", "off"]
-    cmd += ["--number", str(NUMBER), "--repeat", str(REPEAT), "--min-repeat-ms", str(MIN_REPEAT_MS)]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    if done.returncode != 0:
-        raise SystemExit(f"tuneloom tune failed:\n{done.stderr[-3000:]}")
-    return [Path(job["db_dir"]) for job in json.loads(done.stdout)["jobs"]]
-
-
-def build_best(db_dir: Path, out_dir: Path) -> tuple[str, list[Any], float]:
-    """The database's best record built into a library: its path, arguments and recorded
-    mean latency."""
-    import tvm
-
-    from tuner.metaschedule.build import build_and_export
-
-    record, recorded = best_record(db_dir)
-    sch = tvm.s_tir.Schedule(record.workload.mod)
-    record.trace.apply_to_schedule(sch, remove_postproc=False)
-    artifact = build_and_export(sch.mod, record.target, str(out_dir))
-    return artifact, [a.as_json() for a in record.args_info], recorded
 
 
 def _no_randomization() -> None:
@@ -131,8 +112,10 @@ def main() -> None:
     kernels = []
     with tempfile.TemporaryDirectory(prefix="layout-bench-") as tmp:
         work = Path(tmp)
-        for spec, db_dir in zip(workloads, tune(workloads, work, args.trials), strict=True):
-            artifact, info, recorded = build_best(db_dir, work)
+        tuned = tune("feed-device", work, args.trials, 0, "--lend", "off", workloads=workloads)
+        for spec, job in zip(workloads, tuned["jobs"], strict=True):
+            record, recorded = best_record(Path(job["db_dir"]))
+            artifact, info = build_record(record, work)
             times: dict[bool, list[float]] = {True: [], False: []}
             for _ in range(args.processes):
                 for randomized in (True, False):

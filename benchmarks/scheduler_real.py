@@ -52,11 +52,19 @@ BATCH = 16
 NUMBER, REPEAT, MIN_REPEAT_MS = 3, 3, 100
 
 
-def tune(policy: str, workdir: Path, trials: int, seed: int, *extra: str) -> dict[str, Any]:
-    """One ``tuneloom tune`` run in a fresh process; returns its JSON result."""
+def tune(
+    policy: str,
+    workdir: Path,
+    trials: int,
+    seed: int,
+    *extra: str,
+    workloads: tuple[str, ...] | list[str] = WORKLOADS,
+) -> dict[str, Any]:
+    """One ``tuneloom tune`` run of ``workloads`` (a job each) in a fresh process; returns its
+    JSON result."""
     db = workdir / f"{policy}{'-'.join(('', *extra)).replace(' ', '')}.db"
     cmd = [sys.executable, "-m", "tuneloom", "tune", "--policy", policy, "--db", str(db), *extra]
-    for spec in WORKLOADS:
+    for spec in workloads:
         cmd += ["--workload", spec]
     cmd += ["--trials", str(trials), "--batch", str(BATCH), "--seed", str(seed), "--json"]
     cmd += ["--number", str(NUMBER), "--repeat", str(REPEAT)]
@@ -146,6 +154,19 @@ def best_record(db_dir: Path) -> tuple[Any, float]:
     return best, best_s
 
 
+def build_record(record: Any, out_dir: Path) -> tuple[str, list[Any]]:
+    """A tuning record's schedule built with the tuner's build function: the library's path
+    and the arguments it takes."""
+    import tvm
+
+    from tuner.metaschedule.build import build_and_export
+
+    sch = tvm.s_tir.Schedule(record.workload.mod)
+    record.trace.apply_to_schedule(sch, remove_postproc=False)
+    artifact = build_and_export(sch.mod, record.target, str(out_dir))
+    return artifact, [a.as_json() for a in record.args_info]
+
+
 class Alone(NamedTuple):
     """A record's latency re-measured alone: the median over fresh device processes, and
     the fastest and slowest of them."""
@@ -170,17 +191,9 @@ class AloneTimer:
         self.scratch, self.layouts = scratch, layouts
 
     def records(self, records: list[Any]) -> list[Alone]:
-        import tvm
-
-        from tuner.metaschedule.build import build_and_export
         from tuner.metaschedule.run import LocalProfiler
 
-        built = []
-        for record in records:
-            sch = tvm.s_tir.Schedule(record.workload.mod)
-            record.trace.apply_to_schedule(sch, remove_postproc=False)
-            artifact = build_and_export(sch.mod, record.target, str(self.scratch))
-            built.append((artifact, [a.as_json() for a in record.args_info]))
+        built = [build_record(record, self.scratch) for record in records]
         samples: list[list[float]] = [[] for _ in records]
         for _ in range(self.layouts):
             profiler = LocalProfiler(self.cores, evaluator=self.timing, timeout_s=60.0)
