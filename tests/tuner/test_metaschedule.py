@@ -218,6 +218,27 @@ def test_profiler_measures_good_kernels_and_classifies_failures(
         assert late.run_secs is None and late.error_class == "timeout"
 
 
+def test_a_cpu_candidate_is_timed_on_a_thread_of_its_own(
+    workers: StageWorkers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tuner.metaschedule import run
+
+    timed_on: list[threading.Thread] = []
+    real_time = run._time
+
+    def recording_time(*args: Any, **kwargs: Any) -> list[float]:
+        timed_on.append(threading.current_thread())
+        return real_time(*args, **kwargs)
+
+    monkeypatch.setattr(run, "_time", recording_time)
+    with BuildPool(workers.plan.client, timeout_s=120) as pool:
+        (good,) = pool.build([workload_module("matmul:16")], llvm_target(workers))
+        secs = run.run_local(good.artifact, MATMUL_ARGS, EvalConfig(number=2, min_repeat_ms=5))
+    assert secs and all(s > 0 for s in secs)
+    (thread,) = timed_on
+    assert thread is not threading.current_thread() and thread.name == "tuneloom-timing"
+
+
 # --- targets --------------------------------------------------------------------------------
 
 

@@ -1,7 +1,8 @@
 """Profile stage: time built candidates on a local device or through a TVM RPC tracker.
 
 ``LocalProfiler`` keeps one long-lived worker process pinned to the device's cores (or, for
-a GPU, driving it) and times each candidate there with ``time_evaluator``, like
+a GPU, driving it) and times each candidate there with ``time_evaluator`` (on a CPU, on a
+thread of its own: see ``run_local``), like
 MetaSchedule's ``LocalRunner`` (random inputs, ``number``/``repeat``/``min_repeat_ms``,
 optional cooldown and cache flush).
 ``RPCProfiler`` runs each candidate in a session to one of the tracker's servers under a key
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from tuner.metaschedule.processes import PinnedWorker, WorkerCrashed, WorkerTimeout, error_message
+from tuner.threads import on_new_thread
 
 RUN_IMPORTS = ("tvm", "tuner.metaschedule.run")
 
@@ -102,17 +104,32 @@ def _time(
 
 
 def run_local(
-    artifact: str, args_info: ArgsInfo, config: EvalConfig, device: tuple[str, int] = ("cpu", 0)
+    artifact: str,
+    args_info: ArgsInfo,
+    config: EvalConfig,
+    device: tuple[str, int] = ("cpu", 0),
+    *,
+    own_thread: bool = True,
 ) -> list[float]:
     """Runs in the device worker: load a built candidate and time it on the local
-    ``device`` (``("cpu", 0)``, or ``("cuda", N)`` for a GPU)."""
+    ``device`` (``("cpu", 0)``, or ``("cuda", N)`` for a GPU).
+
+    On the CPU the candidate runs on a thread of its own (``own_thread=False``: on the
+    calling thread, which ``benchmarks/layout_bench.py`` compares): on a process's main
+    thread one kernel's time can differ by a third between processes, on other threads it
+    holds, so a time recorded here is one that another process repeats.
+    """
     import tvm
 
     rt_mod = tvm.runtime.load_module(artifact)
     on_cpu = device[0] == "cpu"
     dev = tvm.runtime.device(*device)
     fill = tvm.get_global_func("tvm.contrib.random.random_fill_for_measure")
-    return _time(rt_mod, dev, _allocate(dev, args_info, fill), config, on_cpu=on_cpu)
+
+    def measure() -> list[float]:
+        return _time(rt_mod, dev, _allocate(dev, args_info, fill), config, on_cpu=on_cpu)
+
+    return on_new_thread(measure) if on_cpu and own_thread else measure()
 
 
 def run_rpc(

@@ -12,7 +12,8 @@ It writes the model's outputs to ``--outputs`` (``.npz``, ``output_0``, ``output
 prints one JSON object: ``median_ms`` (median over ``--repeat`` repeats of the mean time per
 call), ``repeats_ms`` and ``number`` (calls per repeat, grown until a repeat takes at least
 ``--min-repeat-ms``). TVM models are timed with the VM's ``time_evaluator``; baselines with
-the same repeat/number scheme around the framework's Python call.
+the same repeat/number scheme around the framework's Python call. Both run on a thread of
+their own (``tuner.threads``), so that the time repeats from process to process.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from tuner.threads import on_new_thread
 
 WARMUP_CALLS = 3
 
@@ -54,11 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.sched_setaffinity(0, [int(c) for c in args.cores.split(",")])
     os.environ["TVM_NUM_THREADS"] = str(args.threads)
     inputs = _read_inputs(args.inputs)
+    timer = _time_tvm if args.what == "tvm" else _time_baseline
     try:
-        if args.what == "tvm":
-            outputs, timing = _time_tvm(args, inputs)
-        else:
-            outputs, timing = _time_baseline(args, inputs)
+        outputs, timing = on_new_thread(lambda: timer(args, inputs))
     except Exception as exc:  # reported to the parent as one line
         print(child_failure(exc))
         return 1

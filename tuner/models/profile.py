@@ -1,5 +1,6 @@
 """Per-kernel profile of a compiled model: each fused kernel's time per call and calls per run,
-beside the end-to-end latency, measured in a fresh process.
+beside the end-to-end latency, measured in a fresh process on a thread of its own
+(``tuner.threads``).
 
 TVM 0.27's Relax VM has no ``profile()``; its instrument hook (``vm.set_instrument``) is
 called before and after every packed call the VM makes: fused kernels (PrimFuncs) and VM
@@ -41,6 +42,7 @@ import numpy as np
 
 from tuner.models._base import LoadedModel
 from tuner.models.measure import child_failure, run_child
+from tuner.threads import on_new_thread
 
 NO_TASK = ""  # what ``ProfileEvent.tasks`` holds for a kernel no task covers
 PROFILE_TIMEOUT_S = 600.0
@@ -296,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.sched_setaffinity(0, [int(c) for c in args.cores.split(",")])
     os.environ["TVM_NUM_THREADS"] = str(args.threads)
     try:
-        report = _profile(args)
+        report = on_new_thread(lambda: _profile(args))
     except Exception as exc:  # reported to the parent as one line
         print(child_failure(exc))
         return 1
