@@ -19,7 +19,9 @@ budget, a latency target met):
   sessions for ``device:rpc:KEY:N``. When the device cannot be reached the stage fails and
   is retried (on whichever resource of the pool the scheduler picks); after
   ``profile_retries`` retries the job is stalled: ``on_stall`` is called (e.g. to pause the
-  job) or, without one, the stage raises so the job fails with the reason.
+  job) or, without one, the stage raises so the job fails with the reason. A candidate
+  that would become its task's best is timed a second time in the same stage and its
+  record holds both timings (``candidate_to_confirm``).
 - update: ``notify_runner_results``, a tuning record per candidate committed to the job's
   ``JSONDatabase`` (failed ones with run_secs [1e10], as MetaSchedule does), the cost model
   update, ``record`` events, and removal of the built libraries.
@@ -110,7 +112,7 @@ from tuner.metaschedule.reuse import (
     entries_of_sources,
     plan_reuse,
 )
-from tuner.metaschedule.run import RPCProfiler, RunOutcome
+from tuner.metaschedule.run import LocalProfiler, RPCProfiler, RunOutcome
 from tuner.metaschedule.settings import DriverSettings, first_stall, stalled
 from tuner.metaschedule.spaces import space_generator
 from tuner.metaschedule.targets import GPU_KIND, target_config
@@ -122,6 +124,7 @@ from tuner.metaschedule.workloads import WorkloadSpec, parse_job_workloads
 log = logging.getLogger(__name__)
 
 STAGE_ATTEMPTS = 3  # a stage that raises this many times in a row stops its task
+CONFIRMATIONS = 3  # most candidates of one batch timed a second time as would-be bests
 # A record recovered from the database after a restart: its error text was in the store only.
 RECOVERED_ERROR = "failed (recovered from the job's database after a restart)"
 
@@ -898,8 +901,27 @@ class MetaScheduleDriver(JobDriver):
                 measured += 1
         if batch.unavailable is not None:
             return self._profile_failed(t, f"{resource}: {batch.unavailable}", measured)
+        self._confirm_bests(t, profiler)
         t.next_kind = StageKind.UPDATE
         return StageResult(ok=True, candidates=measured)
+
+    def _confirm_bests(self, t: _Task, profiler: LocalProfiler | RPCProfiler) -> None:
+        """Time a candidate that would become the task's best once more, adding the second
+        measurement to its first, so that no best stands on one disturbed or lucky profile
+        (at most ``CONFIRMATIONS`` per batch; a failed second timing leaves the first)."""
+        confirmed: set[int] = set()
+        for _ in range(CONFIRMATIONS):
+            means = [float(np.mean(r.run_secs)) if r and r.run_secs else None for r in t.runs]
+            i = candidate_to_confirm(means, t.best_s, confirmed)
+            if i is None:
+                return
+            confirmed.add(i)
+            again = profiler.profile(
+                [t.builds[i].artifact], [[a.as_json() for a in t.candidates[i].args_info]]
+            ).outcomes[0]
+            first = t.runs[i]
+            if again is not None and again.run_secs and first is not None and first.run_secs:
+                t.runs[i] = RunOutcome(first.run_secs + again.run_secs)
 
     def _stage_raised(self, t: _Task, kind: StageKind, exc: Exception) -> StageResult:
         """A stage raised: retry it, or stop the task after ``STAGE_ATTEMPTS`` in a row."""
@@ -1205,6 +1227,20 @@ def _prim_func(mod: Any) -> Any:
     if len(funcs) != 1:
         raise TunerError(f"a task's module holds {len(funcs)} functions, expected one")
     return funcs[0]
+
+
+def candidate_to_confirm(
+    means: Sequence[float | None], best_s: float | None, confirmed: Collection[int]
+) -> int | None:
+    """The batch's fastest candidate (by mean; ``None``: not measured) when it beats the
+    task's best so far (``best_s``) and was not timed twice yet; else None."""
+    measured = [(mean, i) for i, mean in enumerate(means) if mean is not None]
+    if not measured:
+        return None
+    mean, i = min(measured)
+    if (best_s is not None and mean >= best_s) or i in confirmed:
+        return None
+    return i
 
 
 def job_tasks(workloads: Sequence[WorkloadSpec | str | TuningTask]) -> list[TuningTask]:
