@@ -7,30 +7,35 @@ device's cores, outputs compared):
 1. ``tune_relax`` with its defaults (gradient task scheduler, 64 trials per iteration,
    ``LocalBuilder``/``LocalRunner``, XGBoost) in a fresh process, ``max_trials_global`` = T,
    on the module after the passes ``compile_relax`` runs (legalization and fusion, as TVM's
-   tutorials do first); the wall time of that process.
-2. ``tuneloom tune zoo:M --trials T`` (its defaults: the whole budget spread by the ``gain``
-   allocator, tasks side by side) in a fresh process; the wall time of that process, and
-   the time into it (from the start of the process) at which each record was measured.
+   tutorials do first), with the first seed; the wall time of that process.
+2. For each of ``--seeds``: ``tune_relax`` at 16 trials per iteration (every task tuned, as
+   a user who knows it would run it) with that seed, and ``tuneloom tune zoo:M --trials T
+   --seed S`` (its defaults: the whole budget spread by the ``gain`` allocator, tasks side
+   by side), each in a fresh process; the wall time of each, and the time into tuneloom's
+   process at which each of its records was measured. Both searches swing by 10-50 % from
+   seed to seed at these budgets, so one seed says little about which tuner ends faster.
 3. Every final database compiled and timed (``tuneloom evaluate``: outputs compared, untuned,
-   TFLite and TensorFlow beside them); then the three tuned models timed again in fresh
+   TFLite and TensorFlow beside them); then all the tuned models timed again in fresh
    processes, alternating between them in ``--rounds`` rounds on the device's cores, so that
    they see the same machine: the final latencies and ratios are those medians (one
-   evaluate's figures are kept beside them as ``*_evaluate_ms``; evaluates of one database
-   minutes apart have differed by 20 %).
-4. Time to reach, for each tune_relax run: the first point of tuneloom's run at which the
-   model, compiled with the records measured so far and timed, is at least as fast as that
-   run's final model. The point is found from tuneloom's end-to-end estimate (the tasks'
-   ``weight x best`` summed, scaled to the measured final latency), then checked by timing
-   the model compiled with the database cut there; if it is not yet as fast, later points
-   are timed until one is. Each cut is timed by an ``evaluate``, so it is compared with the
-   ``tune_relax`` run's evaluate figure, not with the alternating medians.
+   evaluate's figures are kept beside them as ``*_evaluate_ms``), and the figures across
+   seeds are their geometric means.
+4. Time to reach, for each seed: the first point of tuneloom's run at which the model,
+   compiled with the records measured so far and timed, is at least as fast as the
+   ``tune_relax`` run's final model (defaults; 16 per iteration with the same seed). The
+   point is found from tuneloom's end-to-end estimate (the tasks' ``weight x best`` summed,
+   scaled to the measured final latency), then checked by timing the model compiled with the
+   database cut there; if it is not yet as fast, later points are timed until one is. Each
+   cut is timed by an ``evaluate``, so it is compared with the ``tune_relax`` run's evaluate
+   figure, not with the alternating medians. Across seeds the worst share is reported.
 
-    python benchmarks/peer_bench.py [--models cnn,resnet] [--trials-per-task 32] [--rounds 5]
-        [--json]
+    python benchmarks/peer_bench.py [--models cnn,resnet] [--trials-per-task 32]
+        [--seeds 0,1,2] [--rounds 5] [--json]
 
 T = trials-per-task x the model's tunable tasks (CNN 8 x 32 = 256, ResNet-style 11 x 32 =
-352). Takes about 35 minutes for the CNN and 60 for the ResNet-style model on two cores; run
-it on an otherwise idle machine.
+352). On two cores each seed takes about 16 minutes for the CNN and 22 for the ResNet-style
+model, plus one ``tune_relax`` with its defaults (5-6 minutes) and the timing; run it on an
+otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -56,9 +61,9 @@ MODELS = ("cnn", "resnet")
 REPEAT = 10
 
 
-def relax_worker(model: str, work_dir: str, trials: int, per_iter: int) -> None:
-    """``tune_relax`` as a TVM user calls it (in its own process); ``per_iter`` 0 keeps its
-    default trials per iteration."""
+def relax_worker(model: str, work_dir: str, trials: int, per_iter: int, seed: int) -> None:
+    """``tune_relax`` as a TVM user calls it (in its own process) with ``seed``; ``per_iter``
+    0 keeps its default trials per iteration."""
     from tvm.s_tir import meta_schedule as ms
     from tvm.target import Target
 
@@ -72,7 +77,7 @@ def relax_worker(model: str, work_dir: str, trials: int, per_iter: int) -> None:
     options = {"num_trials_per_iter": per_iter} if per_iter else {}
     ms.relax_integration.tune_relax(
         prepared, params={}, target=target, work_dir=work_dir, max_trials_global=trials,
-        **options,
+        seed=seed, **options,
     )  # fmt: skip
 
 
@@ -187,85 +192,138 @@ def time_to_reach(
     return {"at_s": None, "checks": checks}
 
 
-def bench_model(model: str, per_task: int, work: Path, rounds: int) -> dict[str, Any]:
+def cut_timer(model: str, database: Path, work: Path) -> Any:
+    """A function timing (by ``evaluate``, once per cut) the model compiled with the first
+    ``count`` records of ``database``."""
+    timed: dict[int, float] = {}
+
+    def time_cut(count: int) -> float:
+        if count not in timed:
+            cut = cut_database(database, count, work / f"cut-{count}")
+            timed[count] = evaluate(model, cut)["tvm_tuned_ms"]
+        return timed[count]
+
+    return time_cut
+
+
+def geomean(values: list[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def bench_model(
+    model: str, per_task: int, work: Path, rounds: int, seeds: list[int]
+) -> dict[str, Any]:
+    """Every run of ``model``: ``tune_relax`` with its defaults once (the first seed), then
+    ``tune_relax`` at 16 per iteration and ``tuneloom tune`` with each seed; every database
+    evaluated, the tuned models timed alternately, and each seed's time to reach."""
     from tuner.models.tasks import model_tasks
 
     _, tasks = model_tasks(f"zoo:{model}", device_target())
     trials = per_task * sum(1 for t in tasks if t.searched)
 
+    def relax(per_iter: int, seed: int, out: Path) -> float:
+        worker = [sys.executable, __file__, "--relax-worker", model, str(out)]
+        return timed_process([*worker, str(trials), str(per_iter), str(seed)])
+
     relax_dir = work / f"{model}-tune-relax"
-    relax_s = timed_process(
-        [sys.executable, __file__, "--relax-worker", model, str(relax_dir), str(trials), "0"]
-    )
-    relax16_dir = work / f"{model}-tune-relax-16"
-    relax16_s = timed_process(
-        [sys.executable, __file__, "--relax-worker", model, str(relax16_dir), str(trials), "16"]
-    )
-    store = work / f"{model}-tuneloom.db"
-    started = time.time()
-    tuneloom_s = timed_process(
-        [sys.executable, "-m", "tuneloom", "tune", f"zoo:{model}", "--trials", str(trials),
-         "--db", str(store), "--no-library", "--json"],
-    )  # fmt: skip
-    database = next((store.parent / f"{store.stem}-runs").iterdir())
+    relax_s = relax(0, seeds[0], relax_dir)
+    runs = []
+    for seed in seeds:
+        relax16_dir = work / f"{model}-tune-relax-16-seed{seed}"
+        relax16_s = relax(16, seed, relax16_dir)
+        store = work / f"{model}-tuneloom-seed{seed}.db"
+        started = time.time()
+        tuneloom_s = timed_process(
+            [sys.executable, "-m", "tuneloom", "tune", f"zoo:{model}", "--trials", str(trials),
+             "--seed", str(seed), "--db", str(store), "--no-library", "--json"],
+        )  # fmt: skip
+        database = next((store.parent / f"{store.stem}-runs").iterdir())
+        runs.append(
+            {"seed": seed, "relax16_dir": relax16_dir, "relax16_s": relax16_s, "store": store,
+             "database": database, "started": started, "tuneloom_s": tuneloom_s}
+        )  # fmt: skip
 
     untuned = evaluate(model, None, baselines="tflite,tensorflow")
-    relax = evaluate(model, relax_dir, keep=work / f"{model}-compiled-relax")
-    relax16 = evaluate(model, relax16_dir, keep=work / f"{model}-compiled-relax-16")
-    ours = evaluate(model, database, keep=work / f"{model}-compiled-tuneloom")
+    evaluated = {"tune_relax": evaluate(model, relax_dir, keep=work / f"{model}-compiled-relax")}
+    for run in runs:
+        seed = run["seed"]
+        evaluated[f"tune_relax_16@{seed}"] = evaluate(
+            model, run["relax16_dir"], keep=work / f"{model}-compiled-relax-16-seed{seed}"
+        )
+        evaluated[f"tuneloom@{seed}"] = evaluate(
+            model, run["database"], keep=work / f"{model}-compiled-tuneloom-seed{seed}"
+        )
     final = time_alternating(
-        model,
-        {
-            "tune_relax": relax["saved"]["tuned"],
-            "tune_relax_16": relax16["saved"]["tuned"],
-            "tuneloom": ours["saved"]["tuned"],
-        },
-        rounds,
+        model, {name: e["saved"]["tuned"] for name, e in evaluated.items()}, rounds
     )
-    curve = estimate_curve(store)
-    scale = ours["tvm_tuned_ms"] / (curve[-1][2] * 1e3)  # estimate -> measured
-    timed: dict[int, float] = {}
 
-    def time_cut(count: int) -> float:
-        if count not in timed:
-            cut = cut_database(database, count, work / f"{model}-cut-{count}")
-            timed[count] = evaluate(model, cut)["tvm_tuned_ms"]
-        return timed[count]
+    per_seed = []
+    for run in runs:
+        seed, database = run["seed"], run["database"]
+        ours, relax16 = evaluated[f"tuneloom@{seed}"], evaluated[f"tune_relax_16@{seed}"]
+        curve = estimate_curve(run["store"])
+        scale = ours["tvm_tuned_ms"] / (curve[-1][2] * 1e3)  # estimate -> measured
+        time_cut = cut_timer(model, database, work / f"{model}-cuts-seed{seed}")
+        reach = time_to_reach(
+            evaluated["tune_relax"]["tvm_tuned_ms"], curve, scale, run["started"], time_cut
+        )
+        reach16 = time_to_reach(relax16["tvm_tuned_ms"], curve, scale, run["started"], time_cut)
+        per_seed.append(
+            {
+                "seed": seed,
+                "tune_relax_16_wall_s": round(run["relax16_s"], 2),
+                "tune_relax_16_ms": final[f"tune_relax_16@{seed}"],
+                "tune_relax_16_evaluate_ms": relax16["tvm_tuned_ms"],
+                "tune_relax_16_tasks_tuned": tuned_workloads(run["relax16_dir"]),
+                "tuneloom_wall_s": round(run["tuneloom_s"], 2),
+                "tuneloom_ms": final[f"tuneloom@{seed}"],
+                "tuneloom_evaluate_ms": ours["tvm_tuned_ms"],
+                "final_ratio_16": final[f"tuneloom@{seed}"] / final[f"tune_relax_16@{seed}"],
+                "tuneloom_reached_tune_relax_s": reach["at_s"],
+                "reach_share_of_tune_relax_wall": (
+                    None if reach["at_s"] is None else reach["at_s"] / relax_s
+                ),
+                "checks": reach["checks"],
+                "tuneloom_reached_tune_relax_16_s": reach16["at_s"],
+                "reach_share_of_tune_relax_16_wall": (
+                    None if reach16["at_s"] is None else reach16["at_s"] / run["relax16_s"]
+                ),
+                "checks_16": reach16["checks"],
+            }
+        )
 
-    reach = time_to_reach(relax["tvm_tuned_ms"], curve, scale, started, time_cut)
-    reach16 = time_to_reach(relax16["tvm_tuned_ms"], curve, scale, started, time_cut)
+    def across(key: str) -> float:
+        return geomean([row[key] for row in per_seed])
+
+    def worst_share(key: str) -> float | None:
+        shares = [row[key] for row in per_seed]
+        return None if None in shares else max(shares)
+
+    tuneloom_ms, relax16_ms = across("tuneloom_ms"), across("tune_relax_16_ms")
     return {
         "model": model,
         "trials": trials,
-        "tune_relax_wall_s": round(relax_s, 2),
-        "tuneloom_wall_s": round(tuneloom_s, 2),
-        "tvm_untuned_ms": untuned["tvm_untuned_ms"],
-        "rounds": rounds,
-        "tune_relax_ms": final["tune_relax"],
-        "tune_relax_evaluate_ms": relax["tvm_tuned_ms"],
-        "tune_relax_tasks_tuned": tuned_workloads(relax_dir),
-        "tune_relax_16_wall_s": round(relax16_s, 2),
-        "tune_relax_16_ms": final["tune_relax_16"],
-        "tune_relax_16_evaluate_ms": relax16["tvm_tuned_ms"],
-        "tune_relax_16_tasks_tuned": tuned_workloads(relax16_dir),
         "tasks": len(tasks),
-        "tuneloom_ms": final["tuneloom"],
-        "tuneloom_evaluate_ms": ours["tvm_tuned_ms"],
+        "seeds": seeds,
+        "rounds": rounds,
+        "tune_relax_wall_s": round(relax_s, 2),
+        "tune_relax_ms": final["tune_relax"],
+        "tune_relax_evaluate_ms": evaluated["tune_relax"]["tvm_tuned_ms"],
+        "tune_relax_tasks_tuned": tuned_workloads(relax_dir),
+        "tune_relax_16_wall_s": across("tune_relax_16_wall_s"),
+        "tune_relax_16_ms": relax16_ms,
+        "tuneloom_wall_s": across("tuneloom_wall_s"),
+        "tuneloom_ms": tuneloom_ms,
+        "tvm_untuned_ms": untuned["tvm_untuned_ms"],
         "tflite_ms": untuned["baselines"].get("tflite"),
         "tensorflow_ms": untuned["baselines"].get("tensorflow"),
-        "outputs_match": all(e["outputs_match"] for e in (untuned, relax, relax16, ours)),
-        "tuneloom_reached_tune_relax_s": reach["at_s"],
-        "reach_share_of_tune_relax_wall": (
-            None if reach["at_s"] is None else reach["at_s"] / relax_s
-        ),
-        "final_ratio": final["tuneloom"] / final["tune_relax"],
-        "checks": reach["checks"],
-        "tuneloom_reached_tune_relax_16_s": reach16["at_s"],
-        "reach_share_of_tune_relax_16_wall": (
-            None if reach16["at_s"] is None else reach16["at_s"] / relax16_s
-        ),
-        "final_ratio_16": final["tuneloom"] / final["tune_relax_16"],
-        "checks_16": reach16["checks"],
+        "outputs_match": all(e["outputs_match"] for e in (untuned, *evaluated.values())),
+        "final_ratio": tuneloom_ms / final["tune_relax"],
+        "final_ratio_16": tuneloom_ms / relax16_ms,
+        "seeds_at_least_as_fast_16": sum(1 for r in per_seed if r["final_ratio_16"] <= 1.0),
+        "reach_share_of_tune_relax_wall": worst_share("reach_share_of_tune_relax_wall"),
+        "reach_share_of_tune_relax_16_wall": worst_share("reach_share_of_tune_relax_16_wall"),
+        "per_seed": per_seed,
     }
 
 
@@ -274,47 +332,58 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--trials-per-task", type=int, default=32)
     parser.add_argument(
+        "--seeds", default="0", help="comma-separated seeds, one run of each tuner per seed"
+    )
+    parser.add_argument(
         "--rounds", type=int, default=5, help="alternating timing rounds of the tuned models"
     )
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--relax-worker", nargs=4, metavar=("MODEL", "DIR", "TRIALS", "PER_ITER"))
+    parser.add_argument(
+        "--relax-worker", nargs=5, metavar=("MODEL", "DIR", "TRIALS", "PER_ITER", "SEED")
+    )
     args = parser.parse_args()
     if args.relax_worker:
-        model, work_dir, trials, per_iter = args.relax_worker
-        relax_worker(model, work_dir, int(trials), int(per_iter))
+        model, work_dir, trials, per_iter, seed = args.relax_worker
+        relax_worker(model, work_dir, int(trials), int(per_iter), int(seed))
         return
+    seeds = [int(s) for s in args.seeds.split(",")]
     rows = []
     with tempfile.TemporaryDirectory(prefix="peer-bench-") as tmp:
         for model in args.models.split(","):
-            rows.append(bench_model(model.strip(), args.trials_per_task, Path(tmp), args.rounds))
+            rows.append(
+                bench_model(model.strip(), args.trials_per_task, Path(tmp), args.rounds, seeds)
+            )
     if args.json:
         print(json.dumps({"models": rows}))
         return
-    print("tune_relax (its defaults) vs tuneloom tune, same target and total trials")
+    print("tune_relax vs tuneloom tune, same target and total trials (geometric means over seeds)")
     for r in rows:
-        reach = r["tuneloom_reached_tune_relax_s"]
         print(
-            f"  {r['model']:<7} {r['trials']} trials: tune_relax {r['tune_relax_wall_s']:.0f} s "
-            f"-> {r['tune_relax_ms']:.3f} ms ({r['tune_relax_tasks_tuned']} of {r['tasks']} "
-            f"tasks tuned) | tune_relax at 16 per iteration {r['tune_relax_16_wall_s']:.0f} s -> "
-            f"{r['tune_relax_16_ms']:.3f} ms | tuneloom {r['tuneloom_wall_s']:.0f} s -> "
-            f"{r['tuneloom_ms']:.3f} ms ({r['final_ratio']:.3f}x tune_relax, "
-            f"{r['final_ratio_16']:.3f}x tune_relax at 16; medians of {r['rounds']} alternating "
-            f"rounds) | TFLite {r['tflite_ms']:.3f} ms, TensorFlow {r['tensorflow_ms']:.3f} ms"
+            f"  {r['model']:<7} {r['trials']} trials, seeds {r['seeds']}: tune_relax (defaults) "
+            f"{r['tune_relax_wall_s']:.0f} s -> {r['tune_relax_ms']:.4f} ms "
+            f"({r['tune_relax_tasks_tuned']} of {r['tasks']} tasks tuned) | tune_relax at 16 per "
+            f"iteration {r['tune_relax_16_wall_s']:.0f} s -> {r['tune_relax_16_ms']:.4f} ms | "
+            f"tuneloom {r['tuneloom_wall_s']:.0f} s -> {r['tuneloom_ms']:.4f} ms "
+            f"({r['final_ratio']:.3f}x tune_relax, {r['final_ratio_16']:.3f}x tune_relax at 16, "
+            f"at least as fast with {r['seeds_at_least_as_fast_16']} of {len(r['seeds'])} "
+            f"seeds) | TFLite {r['tflite_ms']:.3f} ms, TensorFlow {r['tensorflow_ms']:.3f} ms"
         )
-        for label, suffix in (
-            ("tune_relax", ""),
-            ("tune_relax at 16 per iteration", "_16"),
-        ):
-            reach = r[f"tuneloom_reached_tune_relax{suffix}_s"]
-            if reach is None:
-                print(f"          tuneloom did not reach the final latency of {label}")
-                continue
-            share = r[f"reach_share_of_tune_relax{suffix}_wall"]
+        for row in r["per_seed"]:
             print(
-                f"          tuneloom reached the final latency of {label} after {reach:.0f} s "
-                f"({share:.2f} of its wall; goal <= 0.6)"
+                f"          seed {row['seed']}: tune_relax at 16 {row['tune_relax_16_wall_s']:.0f}"
+                f" s -> {row['tune_relax_16_ms']:.4f} ms, tuneloom {row['tuneloom_wall_s']:.0f} s"
+                f" -> {row['tuneloom_ms']:.4f} ms ({row['final_ratio_16']:.3f}x)"
             )
+            for label, suffix in (("tune_relax", ""), ("tune_relax at 16", "_16")):
+                reach = row[f"tuneloom_reached_tune_relax{suffix}_s"]
+                if reach is None:
+                    print(f"            did not reach the final latency of {label}")
+                    continue
+                share = row[f"reach_share_of_tune_relax{suffix}_wall"]
+                print(
+                    f"            reached the final latency of {label} after {reach:.0f} s "
+                    f"({share:.2f} of its wall; goal <= 0.6)"
+                )
 
 
 if __name__ == "__main__":
