@@ -207,6 +207,7 @@ def cut_timer(model: str, database: Path, work: Path) -> Any:
 
 
 def geomean(values: list[float]) -> float:
+    """The geometric mean of positive ``values``."""
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
