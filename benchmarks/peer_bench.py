@@ -44,6 +44,7 @@ import argparse
 import json
 import math
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -206,11 +207,6 @@ def cut_timer(model: str, database: Path, work: Path) -> Any:
     return time_cut
 
 
-def geomean(values: list[float]) -> float:
-    """The geometric mean of positive ``values``."""
-    return math.exp(sum(math.log(v) for v in values) / len(values))
-
-
 def bench_model(
     model: str, per_task: int, work: Path, rounds: int, seeds: list[int]
 ) -> dict[str, Any]:
@@ -294,7 +290,7 @@ def bench_model(
         )
 
     def across(key: str) -> float:
-        return geomean([row[key] for row in per_seed])
+        return statistics.geometric_mean(row[key] for row in per_seed)
 
     def worst_share(key: str) -> float | None:
         shares = [row[key] for row in per_seed]
