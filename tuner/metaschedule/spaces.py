@@ -8,6 +8,10 @@ by ``rfactor`` to be parallel only adds a pass over its partial sums. So for one
 spaces have no parallel loops and no rfactor: the same rules otherwise, their parallel
 limit switched off (``max_jobs_per_core=-1``). Measured in ``benchmarks/README.md`` ("The
 VM's functions compiled, and kernels for one core").
+
+On every CPU target the post-processors start with ``LimitRecompute``
+(``tuner.metaschedule.recompute``): no candidate computes a producer inside its consumer's
+loops so deep that it runs over and over for each element it writes.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from typing import Any
 
 from tvm.s_tir import meta_schedule as ms
 from tvm.target import Target
+
+from tuner.metaschedule.recompute import LimitRecompute
 
 DEFAULT = "post-order-apply"
 NO_PARALLELISM = -1  # ``max_jobs_per_core`` that turns the parallel annotation off
@@ -29,14 +35,21 @@ def runs_on_one_core(target: Target) -> bool:
 
 def space_generator(target: Target | Mapping[str, Any] | str) -> Any:
     """The space generator for a task on ``target`` (a ``TuneContext``'s
-    ``space_generator``): MetaSchedule's default, or for one core the same without
-    parallel loops and rfactor."""
+    ``space_generator``): MetaSchedule's default, on a CPU with ``LimitRecompute`` first
+    among its post-processors, and for one core without parallel loops and rfactor."""
     target = target if isinstance(target, Target) else Target(target)
-    if not runs_on_one_core(target):
+    if target.kind.name != "llvm":
         return DEFAULT
     default = ms.TuneContext(
         _probe_module(), target=target, space_generator=DEFAULT, task_name="probe"
     ).space_generator
+    postprocs = [LimitRecompute(), *(postproc.clone() for postproc in default.postprocs)]
+    if not runs_on_one_core(target):
+        return ms.space_generator.PostOrderApply(
+            sch_rules=[rule.clone() for rule in default.sch_rules],
+            postprocs=postprocs,
+            mutator_probs={m.clone(): float(p) for m, p in default.mutator_probs.items()},
+        )
     rules = []
     for rule in default.sch_rules:
         if isinstance(rule, ms.schedule_rule.AddRFactor):
@@ -57,9 +70,7 @@ def space_generator(target: Target | Mapping[str, Any] | str) -> Any:
         if not isinstance(mutator, ms.mutator.MutateParallel)
     }
     return ms.space_generator.PostOrderApply(
-        sch_rules=rules,
-        postprocs=[postproc.clone() for postproc in default.postprocs],
-        mutator_probs=mutators,
+        sch_rules=rules, postprocs=postprocs, mutator_probs=mutators
     )
 
 
