@@ -11,9 +11,9 @@ and an evolutionary search that drifts there spends whole batches on them.
 ``recompute_factor`` counts it on the scheduled function: for every block that is neither
 the root nor a reduction, the times it runs (the product of the loops around it and its own)
 over the elements of the buffer it writes. A tiled schedule recomputes some halo (factors of
-1-7 among the fastest schedules measured); over 1,756 measured convolution candidates of nine
-CNN runs none above ``RECOMPUTE_LIMIT`` came within 1.29x of its task's best
-(``benchmarks/README.md``). ``LimitRecompute`` rejects the schedules above it, so the search
+1-7 among the fastest schedules measured); of 2,440 candidates measured in ten CNN runs, none
+above ``RECOMPUTE_LIMIT`` came within 1.29x of its workload's best (``recompute_bench.py`` in
+``benchmarks/README.md``). ``LimitRecompute`` rejects the schedules above it, so the search
 samples and mutates again instead of proposing them.
 """
 
