@@ -1,13 +1,13 @@
 """How fast the candidates that recompute a producer ran, from MetaSchedule databases.
 
 Every measured record of the given databases is replayed on its workload and its
-``recompute_factor`` counted (``tuner.metaschedule.recompute``: the most times a data-parallel
-block runs per element it writes). Records are grouped by that factor, each against the best
-record of its workload in its database; the table says how close to a workload's best the
-schedules of each group came, and how many measured records lay above ``RECOMPUTE_LIMIT``,
-the factor above which CPU searches now reject a candidate. Databases from searches without
-the limit (``tune_relax``, or tuneloom before it) say what the limit removes; from searches
-with it, that nothing above it was measured.
+``module_recompute_factor`` counted (``tuner.metaschedule.recompute``: the most times a
+data-parallel block runs per element it writes). Records are grouped by that factor, each against
+the best record of its workload in its database; the table says how close to a workload's best
+the schedules of each group came, and how many measured records lay above ``RECOMPUTE_LIMIT``,
+the factor above which CPU searches now reject a candidate. Databases from searches without the
+limit (``tune_relax``, or tuneloom before it) say what the limit removes; from searches with
+it, that nothing above it was measured.
 
     python benchmarks/recompute_bench.py RUNS_OR_DATABASE_DIR... [--min-records 8] [--json]
 
@@ -40,7 +40,7 @@ def measured_factors(folder: Path) -> dict[str, list[tuple[float, float]]]:
     from tvm import s_tir
     from tvm.s_tir import meta_schedule as ms
 
-    from tuner.metaschedule.recompute import recompute_factor
+    from tuner.metaschedule.recompute import module_recompute_factor
 
     database = ms.database.JSONDatabase(
         path_workload=str(folder / WORKLOADS), path_tuning_record=str(folder / RECORDS)
@@ -55,7 +55,7 @@ def measured_factors(folder: Path) -> dict[str, list[tuple[float, float]]]:
             record.trace.apply_to_schedule(sch, remove_postproc=False)
         except Exception:  # a trace that no longer replays (another TVM): left out
             continue
-        factor = max(recompute_factor(f) for f in sch.mod.functions.values())
+        factor = module_recompute_factor(sch.mod)
         key = str(tvm_ffi.structural_hash(record.workload.mod))
         found.setdefault(key, []).append((factor, statistics.mean(secs)))
     return found

@@ -11,7 +11,7 @@ from tvm.target import Target
 
 from tuner.metaschedule.recompute import RECOMPUTE_LIMIT, LimitRecompute, recompute_factor
 from tuner.metaschedule.settings import SMALL_SEARCH
-from tuner.metaschedule.spaces import DEFAULT, space_generator
+from tuner.metaschedule.spaces import space_generator
 from tuner.metaschedule.targets import target_config
 from tuner.metaschedule.workloads import workload_module
 
@@ -78,7 +78,3 @@ def test_cpu_searches_start_with_the_limit_and_sample_within_it(cores: int) -> N
     candidates = context.generate_measure_candidates()
     assert candidates
     assert all(_factor(c.sch) <= RECOMPUTE_LIMIT for c in candidates)
-
-
-def test_other_targets_keep_metaschedules_default() -> None:
-    assert space_generator(target_config("cuda", 1)) == DEFAULT
