@@ -301,6 +301,10 @@ def main() -> None:
         "alone_layouts": args.layouts,
         "layout_spread_max": max(j["layout_spread"] for j in per_job),
         "interleaved_within_layouts": sum(j["interleaved_within_layouts"] for j in per_job),
+        "quiet_profiles": {
+            name: [run.get("scheduler", {}).get(k) for k in ("quiet_profiles", "quiet_demoted")]
+            for name, run in (("interleaved", inter), ("feed-device", feed), ("lent", lent))
+        },
         "dispatch_overhead_ms": stats.get("per_dispatch_ms"),
         "overhead_share_of_wall": stats.get("share_of_wall"),
         "resources_interleaved": inter["resources"],
@@ -347,6 +351,8 @@ def main() -> None:
         f"by up to {result['layout_spread_max']:.1%} between them; interleaved bests within "
         f"that spread: {result['interleaved_within_layouts']} of {len(per_job)}"
     )
+    quiet = ", ".join(f"{k} {q} ({d} demoted)" for k, (q, d) in result["quiet_profiles"].items())
+    print(f"  would-be bests timed again with no client work beside them: {quiet}")
     print(f"  quality (tune_tir / tuneloom, alone): min {result['quality_min_ratio']:.3f}")
     print(
         f"  dispatch overhead {result['dispatch_overhead_ms']} ms "

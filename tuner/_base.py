@@ -75,7 +75,8 @@ def pool_for(kind: StageKind, device_pool: str, build_pool: str = CLIENT_POOL) -
 @dataclass(frozen=True, slots=True)
 class StageRequest:
     """A task's next stage, ready to run on any free resource of ``pool`` since ``since``
-    (clock time; None: the job's ``JobView.ready_since`` says)."""
+    (clock time; None: the job's ``JobView.ready_since`` says). A ``quiet`` profile runs
+    while no client work runs on this machine (``tuner.quiet``); policies never see one."""
 
     job: str
     task: str
@@ -83,6 +84,7 @@ class StageRequest:
     kind: StageKind
     pool: str
     since: float | None = None
+    quiet: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +157,11 @@ class JobDriver(abc.ABC):
             return []
         step = self.next_stage()
         return None if step is None else [step]
+
+    def wants_quiet(self, task: str) -> bool:
+        """Whether ``task``'s ready profile should run while no select, build or update runs
+        on this machine (e.g. to time a would-be best again; see ``tuner.quiet``)."""
+        return False
 
     @abc.abstractmethod
     def run(self, task: str, iteration: int, kind: StageKind, resource: str) -> StageResult:

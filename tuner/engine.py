@@ -565,6 +565,8 @@ class Engine:
                 "dispatches": stats.dispatches,
                 "per_dispatch_ms": round(stats.per_dispatch_s * 1e3, 4),
                 "share_of_wall": stats.decision_s / wall_s if wall_s > 0 else 0.0,
+                "quiet_profiles": stats.quiet_profiles,
+                "quiet_demoted": stats.quiet_demoted,
             },
             library=str(self.library.folder) if self.library is not None else None,
         )

@@ -10,7 +10,8 @@ thread per resource and its completion is posted back to the loop. The same code
 Guarantees: a task's stages run in order, one at a time (a serial driver's job runs one stage
 at a time); an exclusive resource never holds two stages; a paused job holds no resource once
 its running stages end; a cancelled job's driver is closed with ``cancelled=True`` after its
-running stages end (simulated stages are abandoned).
+running stages end (simulated stages are abandoned); a quiet profile (``tuner.quiet``) that
+starts as one runs with no select, build or update beside it on this machine.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from tuner._base import (
 )
 from tuner.clock import Clock
 from tuner.policies import create_policy, keeps_static_order, lend_idle_devices
+from tuner.quiet import QUIET_HOLD_S, QUIET_PATIENCE_S, QuietPlan, plan_quiet
 from tuner.ready_queue import ReadyQueue
 
 if TYPE_CHECKING:
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JobFactory = Callable[[str, JobSpec], PlannedJob]
+_NO_QUIET = QuietPlan()
 STILL_PAUSED = "still paused after restart"  # a restored paused job's event says so
 
 
@@ -72,6 +75,8 @@ class SchedulerStats:
     passes: int = 0  # dispatch passes (each consults the policy at most once)
     completions: int = 0  # stages ended (finished, failed or abandoned)
     decision_s: float = 0.0
+    quiet_profiles: int = 0  # quiet profiles started with no client work beside them
+    quiet_demoted: int = 0  # quiet profiles that waited too long and ran as any profile
 
     @property
     def per_dispatch_s(self) -> float:
@@ -130,6 +135,10 @@ class Scheduler:
     unless given, and not used by any job already in the sink's store). ``lendable`` device
     resources may run client stages while idle, when no profile is expected before such a
     stage would end, or at most ``lend_wait_s`` later (``policies.lend_idle_devices``).
+    A profile its driver wants quiet (``JobDriver.wants_quiet``) starts only while no client
+    work runs on this machine (``tuner.quiet``: free client resources wait for it at most
+    ``quiet_hold_s``, and it waits at most ``quiet_patience_s`` before it runs as any
+    profile).
     Cores of cluster nodes (``client:NODE:i``, the ``node`` pool) take the builds once one is
     known; select and update stay on ``client:N``, where the search state lives.
 
@@ -149,6 +158,8 @@ class Scheduler:
         id_prefix: str | None = None,
         lendable: Sequence[str] = (),
         lend_wait_s: float = 0.0,
+        quiet_hold_s: float = QUIET_HOLD_S,
+        quiet_patience_s: float = QUIET_PATIENCE_S,
     ) -> None:
         names = list(resources)
         if not names:
@@ -198,6 +209,12 @@ class Scheduler:
         self._background: threading.Thread | None = None
         self._stopping = False
         self._driver_s = 0.0  # driver time inside the current timed section
+        # Quiet profiles (``tuner.quiet``): the tasks that wait for one, those running, and
+        # since when free client resources are held back for one.
+        self._quiet_keys: dict[tuple[str, str], None] = {}  # (job, task), in request order
+        self._quiet_running: set[_Stage] = set()
+        self._quiet_hold_since: float | None = None
+        self.quiet_hold_s, self.quiet_patience_s = quiet_hold_s, quiet_patience_s
 
     # --- submitting ---------------------------------------------------------------------
 
@@ -594,24 +611,26 @@ class Scheduler:
                 self.stats.passes += 1
                 return
             self._fetch_stale(now)
+            quiet = self._plan_quiet(now)
             if self._queue is not None:
-                self._dispatch_queued(now)
+                self._dispatch_queued(now, quiet.hold)
             else:
-                self._dispatch_assigned(now)
+                self._dispatch_assigned(now, quiet)
             self.stats.passes += 1
             self.stats.decision_s += time.perf_counter() - started - self._driver_s
 
-    def _dispatch_assigned(self, now: float) -> None:
-        """A pass that hands every ready stage, the free resources and the job views to the
-        policy's ``assign``."""
-        ready = [
+    def _dispatch_assigned(self, now: float, quiet: QuietPlan) -> None:
+        """A pass that hands every ready stage (but quiet profiles), the free resources (but
+        those held for quiet profiles) and the job views to the policy's ``assign``."""
+        waiting = [
             request
             for j in self._jobs.values()
             if j.pending and j.state in (JobState.QUEUED, JobState.RUNNING)
             for request in j.pending.values()
         ]
+        ready = [request for request in waiting if not request.quiet]
         if self.policy.exclusive:
-            free = [r for r in self.resources if not self._holders[r]]
+            free = [r for r in self.resources if not self._holders[r] and r not in quiet.hold]
         else:
             free = list(self.resources)
         if ready and free:
@@ -619,7 +638,8 @@ class Scheduler:
             views = self._views()
             assignments = self.policy.assign(ready, free, views, now)
             self._check(assignments, ready, free)
-            assignments += self._lend(ready, free, assignments, now)
+            lendable = [r for r in free if r not in quiet.no_lend]
+            assignments += self._lend(waiting, lendable, assignments, now)
             for assignment in assignments:
                 self._start(self._jobs[assignment.stage.job], assignment, now)
 
@@ -637,21 +657,23 @@ class Scheduler:
         if self._queue is not None:
             self._changed_jobs[job.id] = job
 
-    def _dispatch_queued(self, now: float) -> None:
-        """A pass of a static-order policy on the queue kept here: each pool's free resources,
-        in order, take the pool's first waiting stages; they start in queue order. Decides
-        exactly as the policy's ``assign`` would on every ready stage."""
+    def _dispatch_queued(self, now: float, held: frozenset[str]) -> None:
+        """A pass of a static-order policy on the queue kept here: each pool's free resources
+        (but those ``held`` for quiet profiles), in order, take the pool's first waiting
+        stages (but quiet profiles); they start in queue order. Decides exactly as the
+        policy's ``assign`` would on every such ready stage."""
         queue = self._queue
         assert queue is not None
         for job in self._changed_jobs.values():
             runnable = job.state in (JobState.QUEUED, JobState.RUNNING)
-            queue.update(job.id, job.order, list(job.pending.values()) if runnable else ())
+            stages = [r for r in job.pending.values() if not r.quiet] if runnable else []
+            queue.update(job.id, job.order, stages)
         self._changed_jobs.clear()
         if not queue:
             return
         chosen: list[tuple[tuple[object, ...], Assignment]] = []
         for pool in queue.pools():
-            free = [r for r in self._pools.get(pool, ()) if not self._holders[r]]
+            free = [r for r in self._pools.get(pool, ()) if not self._holders[r] and r not in held]
             if free:
                 taken = queue.take(pool, len(free))
                 chosen += [
@@ -661,6 +683,62 @@ class Scheduler:
         chosen.sort(key=lambda item: item[0])
         for _, assignment in chosen:
             self._start(self._jobs[assignment.stage.job], assignment, now)
+
+    def _plan_quiet(self, now: float) -> QuietPlan:
+        """Start the quiet profiles that may start, demote those that waited too long, and
+        say which free resources to hold back for them this pass (``tuner.quiet``)."""
+        if not self._quiet_keys and not self._quiet_running:
+            self._quiet_hold_since = None
+            return _NO_QUIET
+        waiting = []
+        for key in list(self._quiet_keys):
+            job = self._jobs.get(key[0])
+            request = job.pending.get(key[1]) if job is not None else None
+            if job is None or request is None or not request.quiet:
+                del self._quiet_keys[key]  # started, cancelled or finished
+            elif job.state in (JobState.QUEUED, JobState.RUNNING):
+                waiting.append(request)
+        waiting.sort(key=lambda s: (s.since or 0.0, self._jobs[s.job].order))
+        plan = plan_quiet(
+            waiting,
+            [r for r in self.resources if not self._holders[r]],
+            client_work=self._client_work(),
+            quiet_running=bool(self._quiet_running),
+            hold_since=self._quiet_hold_since,
+            now=now,
+            hold_s=self.quiet_hold_s,
+            patience_s=self.quiet_patience_s,
+        )
+        for request in plan.demote:
+            job = self._jobs[request.job]
+            job.pending[request.task] = replace(request, quiet=False)
+            del self._quiet_keys[(request.job, request.task)]
+            self.stats.quiet_demoted += 1
+            self._changed(job)
+        if plan.hold_since is not None and self._quiet_hold_since is None:
+            self._wake_at(plan.hold_since + self.quiet_hold_s)
+        self._quiet_hold_since = plan.hold_since
+        for assignment in plan.start:
+            self._start(self._jobs[assignment.stage.job], assignment, now)
+        return plan
+
+    def _client_work(self) -> bool:
+        """Whether a select, build or update runs on this machine (a client resource or a
+        device lent to client work; cluster nodes are other machines)."""
+        return any(
+            stage.request.kind != StageKind.PROFILE and stage.request.pool != NODE_POOL
+            for holders in self._holders.values()
+            for stage in holders
+        )
+
+    def _wake_at(self, when: float) -> None:
+        """A dispatch pass at ``when`` (a quiet profile's hold or patience runs out)."""
+        if math.isfinite(when):
+            self.clock.call_at(when, self._timer_pass)
+
+    def _timer_pass(self) -> None:
+        with self._lock:
+            self._kick()
 
     def _lend(
         self,
@@ -717,7 +795,14 @@ class Scheduler:
                 if task in busy or any(r.task == task for r in requests):
                     raise RuntimeError(f"a second stage of task {task!r} at once")
                 pool = pool_for(kind, job.device_pool, self._build_pool)
-                requests.append(StageRequest(job.id, task, iteration, kind, pool, since=now))
+                quiet = (
+                    kind is StageKind.PROFILE
+                    and self.policy.exclusive
+                    and bool(self._call_driver(job.driver.wants_quiet, task))
+                )
+                requests.append(
+                    StageRequest(job.id, task, iteration, kind, pool, since=now, quiet=quiet)
+                )
         except Exception as exc:
             self._fail(job, f"planning its next stages raised {type(exc).__name__}: {exc}")
             return
@@ -726,6 +811,9 @@ class Scheduler:
             return
         for request in requests:
             job.pending[request.task] = request
+            if request.quiet:
+                self._quiet_keys[(job.id, request.task)] = None
+                self._wake_at(now + self.quiet_patience_s)
         if requests:
             self._changed(job)
 
@@ -783,6 +871,10 @@ class Scheduler:
             job.state = JobState.RUNNING
             self._emit_job(job, "started")
         stage = _Stage(request, resource, start=now)
+        if request.quiet:
+            self._quiet_keys.pop((job.id, request.task), None)
+            self._quiet_running.add(stage)
+            self.stats.quiet_profiles += 1
         self.stats.dispatches += 1
         if not self._simulated:
             job.running[request.task] = stage
@@ -857,6 +949,7 @@ class Scheduler:
     ) -> None:
         """A stage ended: free its resource, record it, and move its job on."""
         stage.over = True
+        self._quiet_running.discard(stage)
         req = stage.request
         if job.running.get(req.task) is stage:
             del job.running[req.task]
@@ -874,7 +967,7 @@ class Scheduler:
             self._fail(job, f"{req.kind} stage of {req.task} raised {message}")
         elif job.state in TERMINAL_STATES:
             self._close_when_idle(job)
-        elif status == "ok":
+        elif status == "ok" and not req.quiet:  # a quiet profile times one or two candidates
             took = stage.duration if self._simulated else end - stage.start
             self._learn(job, req.kind, took)
         self._kick()
@@ -883,6 +976,7 @@ class Scheduler:
         """Drop a simulated stage of a cancelled job now (it never completes)."""
         now = self.clock.now()
         stage.over = True
+        self._quiet_running.discard(stage)
         del job.running[stage.request.task]
         self._release(stage, now)
         self.stats.completions += 1

@@ -37,6 +37,8 @@ class ScriptedDriver(JobDriver):
     it instead (wall clock). ``fail_runs``/``raise_runs`` are run indexes (0-based) that
     return ok=False or raise. Every ``run`` call is appended to ``log`` (shared between
     drivers, so tests can see the global order of stage starts and control actions).
+    With ``quiet`` every iteration's profile is followed by a second one that the driver
+    wants quiet (``JobDriver.wants_quiet``), as a would-be best timed again.
     """
 
     def __init__(
@@ -52,9 +54,15 @@ class ScriptedDriver(JobDriver):
         raise_on_next: int | None = None,
         log: list[tuple[Any, ...]] | None = None,
         candidates: int = 1,
+        quiet: bool = False,
     ) -> None:
         self.label = label
-        self.steps = [(t, it, k) for it in range(iterations) for t in tasks for k in STAGE_ORDER]
+        kinds = list(STAGE_ORDER)
+        if quiet:
+            kinds.insert(kinds.index(StageKind.PROFILE), StageKind.PROFILE)
+        self.steps = [(t, it, k) for it in range(iterations) for t in tasks for k in kinds]
+        self.rounds = iterations * len(tasks)
+        self.offered: dict[str, int] = {}  # task -> index in ``steps`` of its step offered last
         self.times = times
         self.sleep = sleep
         self.fail_runs = set(fail_runs)
@@ -74,8 +82,18 @@ class ScriptedDriver(JobDriver):
         if self.fetched >= len(self.steps):
             return None
         step = self.steps[self.fetched]
+        self.offered[step[0]] = self.fetched
         self.fetched += 1
         return step
+
+    def wants_quiet(self, task: str) -> bool:
+        """The second profile of an iteration (only with ``quiet``)."""
+        return self.is_quiet(self.offered.get(task, 0))
+
+    def is_quiet(self, index: int) -> bool:
+        """Whether ``steps[index]`` is a quiet profile: a profile right after a profile."""
+        here, before = self.steps[index], self.steps[index - 1] if index else None
+        return here[2] is StageKind.PROFILE and before == here
 
     def run(self, task: str, iteration: int, kind: StageKind, resource: str) -> StageResult:
         index = len(self.runs)
@@ -98,7 +116,7 @@ class ScriptedDriver(JobDriver):
         )
 
     def trials(self) -> tuple[int, int]:
-        return (self.measured, len(self.steps) // len(STAGE_ORDER) * self.candidates)
+        return (self.measured, self.rounds * self.candidates)
 
     def close(self, cancelled: bool = False) -> None:
         self.closed.append(cancelled)
@@ -140,28 +158,31 @@ class TaskParallelDriver(ScriptedDriver):
     def __init__(self, label: str, *, parallel: int = 8, **kwargs: Any) -> None:
         super().__init__(label, **kwargs)
         self.parallel = parallel
-        self.todo: dict[str, list[tuple[str, int, StageKind]]] = {}
-        for step in self.steps:
-            self.todo.setdefault(step[0], []).append(step)
+        self.todo: dict[str, list[int]] = {}  # task -> indexes of its steps still to run
+        for index, step in enumerate(self.steps):
+            self.todo.setdefault(step[0], []).append(index)
 
     def ready(self, busy: frozenset[str]) -> list[tuple[str, int, StageKind]] | None:
-        mid = {task for task, steps in self.todo.items() if steps and steps[0][2] != "select"}
+        mid = {
+            task for task, todo in self.todo.items() if todo and self.steps[todo[0]][2] != "select"
+        }
         slots = self.parallel - len(mid | busy)
         out = []
-        for task, steps in self.todo.items():
-            if not steps or task in busy:
+        for task, todo in self.todo.items():
+            if not todo or task in busy:
                 continue
-            if steps[0][2] == StageKind.SELECT:
+            if self.steps[todo[0]][2] == StageKind.SELECT:
                 if slots <= 0:
                     continue
                 slots -= 1
-            out.append(steps[0])
+            self.offered[task] = todo[0]
+            out.append(self.steps[todo[0]])
         if out or busy or any(self.todo.values()):
             return out
         return None
 
     def run(self, task: str, iteration: int, kind: StageKind, resource: str) -> StageResult:
-        expected = self.todo[task][0]
+        expected = self.steps[self.todo[task][0]]
         assert expected == (task, iteration, kind), f"ran {(task, iteration, kind)}, not {expected}"
         self.todo[task].pop(0)
         return super().run(task, iteration, kind, resource)

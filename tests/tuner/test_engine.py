@@ -118,6 +118,9 @@ def test_a_model_job_beside_a_kernel_job_ends_compiled_and_a_bad_model_is_refuse
     infos = {job.id: job for job in report.jobs}
     tuned = [t for t in infos[model].tasks if not t.stopped]
     assert tuned and all(t.trials == 4 for t in tuned)
+    # Each task's first batch has a would-be best, timed again in a quiet profile.
+    quiet = report.scheduler["quiet_profiles"] + report.scheduler["quiet_demoted"]
+    assert quiet >= 1 + len(tuned) and report.scheduler["quiet_profiles"] >= 1
     compiled = infos[model].compiled
     assert compiled == str(tmp_path / "runs" / model / "compiled")
     assert load_compiled(compiled).metadata["tuned"]

@@ -4,6 +4,7 @@ wall-clock threads, and the invariants under random job mixes (hypothesis)."""
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from typing import Any
 
@@ -642,6 +643,24 @@ def _assert_exclusive(events: list[Any]) -> None:
             assert a.end <= b.start, f"{resource} held twice: {a} and {b}"
 
 
+def _assert_quiet(events: list[Any], drivers: dict[str, ScriptedDriver]) -> None:
+    """No select, build or update overlaps a profile its driver wanted quiet."""
+    client_work = [e for e in events if e.stage != "profile"]
+    for job, driver in drivers.items():
+        quiet = {driver.steps[i] for i in range(len(driver.steps)) if driver.is_quiet(i)}
+        profiles = sorted(
+            (e for e in events if e.job == job and e.stage == "profile"), key=lambda e: e.start
+        )
+        seen: set[tuple[str, int]] = set()
+        for e in profiles:
+            second = (e.task, e.iteration) in seen
+            seen.add((e.task, e.iteration))
+            if not second or (e.task, e.iteration, StageKind.PROFILE) not in quiet:
+                continue
+            beside = [w for w in client_work if w.start < e.end and e.start < w.end]
+            assert not beside, f"quiet profile {e} beside {beside}"
+
+
 # --- invariants under random job mixes ------------------------------------------------------
 
 durations = st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.0, 5.0])
@@ -675,6 +694,7 @@ actions = st.lists(
     devices=st.integers(1, 2),
     parallel=st.integers(1, 3),
     lend=st.booleans(),
+    quiet=st.booleans(),
 )
 def test_invariants_hold_under_random_jobs_and_controls(
     mix: list[tuple[int, int, dict[StageKind, float], int]],
@@ -684,21 +704,33 @@ def test_invariants_hold_under_random_jobs_and_controls(
     devices: int,
     parallel: int,
     lend: bool,
+    quiet: bool,
 ) -> None:
     """``parallel`` > 1: each job's tasks run side by side (that many at once at most);
-    ``lend``: idle devices take client stages."""
+    ``lend``: idle devices take client stages; ``quiet``: every iteration's profile is
+    followed by one its driver wants quiet (waiting as long as it takes)."""
     clock = SimClock()
     store = MemoryStore()
     sink = EventSink(store, now=clock.now, clock="sim")
     resources = [f"client:{i}" for i in range(clients)]
     resources += [f"device:llvm:{i}" for i in range(devices)]
     lendable = [r for r in resources if r.startswith("device:")] if lend else []
-    scheduler = Scheduler(resources, policy, clock=clock, sink=sink, lendable=lendable)
+    scheduler = Scheduler(
+        resources,
+        policy,
+        clock=clock,
+        sink=sink,
+        lendable=lendable,
+        quiet_hold_s=math.inf,
+        quiet_patience_s=math.inf,
+    )
     log: list[tuple[Any, ...]] = []
     drivers: dict[str, ScriptedDriver] = {}
     for tasks, iterations, times, priority in mix:
         names = [f"t{i}" for i in range(tasks)]
-        kwargs: dict[str, Any] = dict(tasks=names, iterations=iterations, times=times, log=log)
+        kwargs: dict[str, Any] = dict(
+            tasks=names, iterations=iterations, times=times, log=log, quiet=quiet
+        )
         if parallel > 1:
             driver: ScriptedDriver = TaskParallelDriver("", parallel=parallel, **kwargs)
         else:
@@ -755,6 +787,7 @@ def test_invariants_hold_under_random_jobs_and_controls(
         assert len(terminal) == 1 and changes(sink, job)[0] == "submitted"
     if create_policy(policy).exclusive:
         _assert_exclusive(events)  # lent or not, a profile never shares its device
+        _assert_quiet(events, drivers)  # no client work beside a quiet profile
     assert all(e.resource.startswith("device:") for e in events if e.stage == "profile")
     if not lend:
         assert all(e.resource.startswith("client:") for e in events if e.stage != "profile")

@@ -20,8 +20,11 @@ budget, a latency target met):
   is retried (on whichever resource of the pool the scheduler picks); after
   ``profile_retries`` retries the job is stalled: ``on_stall`` is called (e.g. to pause the
   job) or, without one, the stage raises so the job fails with the reason. A candidate
-  that would become its task's best is timed a second time in the same stage and its
-  record holds both timings (``candidate_to_confirm``).
+  that would become its task's best is timed a second time (``candidate_to_confirm``): on
+  a core of this machine in a second, quiet profile stage (``tuner.quiet``: no client work
+  beside it, which costs a kernel 1-4 %), also when it comes within ``CONFIRM_MARGIN`` of
+  the best, and its record holds the quiet timing; elsewhere (a GPU, an RPC device) in the
+  same stage, its record holding both timings.
 - update: ``notify_runner_results``, a tuning record per candidate committed to the job's
   ``JSONDatabase`` (failed ones with run_secs [1e10], as MetaSchedule does), the cost model
   update, ``record`` events, and removal of the built libraries.
@@ -112,7 +115,7 @@ from tuner.metaschedule.reuse import (
     entries_of_sources,
     plan_reuse,
 )
-from tuner.metaschedule.run import LocalProfiler, RPCProfiler, RunOutcome
+from tuner.metaschedule.run import LocalProfiler, RPCProfiler, RunOutcome, times_host_cpu
 from tuner.metaschedule.settings import DriverSettings, first_stall, stalled
 from tuner.metaschedule.spaces import space_generator
 from tuner.metaschedule.targets import GPU_KIND, target_config
@@ -125,6 +128,9 @@ log = logging.getLogger(__name__)
 
 STAGE_ATTEMPTS = 3  # a stage that raises this many times in a row stops its task
 CONFIRMATIONS = 3  # most candidates of one batch timed a second time as would-be bests
+# A candidate timed beside client work within this of its task's best (timed quietly) is
+# timed again quietly: the client work may have cost it that much.
+CONFIRM_MARGIN = 0.03
 # A record recovered from the database after a restart: its error text was in the store only.
 RECOVERED_ERROR = "failed (recovered from the job's database after a restart)"
 
@@ -159,6 +165,7 @@ class _Task:
     runs: list[RunOutcome | None] = field(default_factory=list)
     profile_failures: int = 0
     stage_failures: int = 0  # stages in a row that raised
+    confirm_pending: bool = False  # its would-be bests wait for a quiet profile
     # Tuning reuse: library schedules still to measure first, those measured (for the task
     # event's detail), the batch's (offset -> schedule origin), and why nothing applied.
     reuse_pending: bool = False
@@ -884,8 +891,10 @@ class MetaScheduleDriver(JobDriver):
         return StageResult(ok=True, candidates=len(t.candidates) - failed)
 
     def _profile(self, t: _Task, resource: str) -> StageResult:
-        todo = [i for i, b in enumerate(t.builds) if b.artifact and t.runs[i] is None]
         profiler = self.workers.profiler(resource)
+        if t.confirm_pending:
+            return self._confirm_quietly(t, profiler)
+        todo = [i for i, b in enumerate(t.builds) if b.artifact and t.runs[i] is None]
         if isinstance(profiler, RPCProfiler) and t.profile_failures:
             reason = profiler.wait_for_server()
             if reason is not None:
@@ -901,9 +910,38 @@ class MetaScheduleDriver(JobDriver):
                 measured += 1
         if batch.unavailable is not None:
             return self._profile_failed(t, f"{resource}: {batch.unavailable}", measured)
-        self._confirm_bests(t, profiler)
+        if times_host_cpu(profiler):
+            would_be_best = candidate_to_confirm(_means(t.runs), t.best_s, (), CONFIRM_MARGIN)
+            t.confirm_pending = would_be_best is not None
+            if t.confirm_pending:
+                return StageResult(ok=True, candidates=measured)  # a quiet profile follows
+        else:
+            self._confirm_bests(t, profiler)
         t.next_kind = StageKind.UPDATE
         return StageResult(ok=True, candidates=measured)
+
+    def wants_quiet(self, task: str) -> bool:
+        t = self._by_name.get(task)
+        return t is not None and t.confirm_pending and t.next_kind == StageKind.PROFILE
+
+    def _confirm_quietly(self, t: _Task, profiler: LocalProfiler | RPCProfiler) -> StageResult:
+        """The quiet profile: time the batch's would-be bests again (at most
+        ``CONFIRMATIONS``, fastest first, each while it comes within ``CONFIRM_MARGIN`` of the
+        best so far) and keep that timing as the record's (a failed one leaves the first)."""
+        confirmed: set[int] = set()
+        for _ in range(CONFIRMATIONS):
+            i = candidate_to_confirm(_means(t.runs), t.best_s, confirmed, CONFIRM_MARGIN)
+            if i is None:
+                break
+            confirmed.add(i)
+            again = profiler.profile(
+                [t.builds[i].artifact], [[a.as_json() for a in t.candidates[i].args_info]]
+            ).outcomes[0]
+            if again is not None and again.run_secs:
+                t.runs[i] = again
+        t.confirm_pending = False
+        t.next_kind = StageKind.UPDATE
+        return StageResult(ok=True, candidates=len(confirmed))
 
     def _confirm_bests(self, t: _Task, profiler: LocalProfiler | RPCProfiler) -> None:
         """Time a candidate that would become the task's best once more, adding the second
@@ -911,8 +949,7 @@ class MetaScheduleDriver(JobDriver):
         (at most ``CONFIRMATIONS`` per batch; a failed second timing leaves the first)."""
         confirmed: set[int] = set()
         for _ in range(CONFIRMATIONS):
-            means = [float(np.mean(r.run_secs)) if r and r.run_secs else None for r in t.runs]
-            i = candidate_to_confirm(means, t.best_s, confirmed)
+            i = candidate_to_confirm(_means(t.runs), t.best_s, confirmed)
             if i is None:
                 return
             confirmed.add(i)
@@ -1080,6 +1117,7 @@ class MetaScheduleDriver(JobDriver):
         t.done = True
         t.failed = failed
         t.next_kind = StageKind.SELECT
+        t.confirm_pending = False
         for build in t.builds:
             remove_artifact(build.artifact)
         t.candidates, t.predicted, t.builds, t.runs = [], [], [], []
@@ -1230,17 +1268,27 @@ def _prim_func(mod: Any) -> Any:
 
 
 def candidate_to_confirm(
-    means: Sequence[float | None], best_s: float | None, confirmed: Collection[int]
+    means: Sequence[float | None],
+    best_s: float | None,
+    confirmed: Collection[int],
+    margin: float = 0.0,
 ) -> int | None:
-    """The batch's fastest candidate (by mean; ``None``: not measured) when it beats the
-    task's best so far (``best_s``) and was not timed twice yet; else None."""
+    """The batch's fastest candidate not yet timed twice (by mean; ``None``: not measured)
+    when it beats the task's best so far (``best_s``) and every candidate of the batch timed
+    twice, or comes within ``margin`` (a fraction) of the fastest of those; else None."""
     measured = [(mean, i) for i, mean in enumerate(means) if mean is not None]
-    if not measured:
+    timed_twice = [mean for mean, i in measured if i in confirmed]
+    bar = min([*timed_twice, math.inf if best_s is None else best_s])
+    waiting = [(mean, i) for mean, i in measured if i not in confirmed]
+    if not waiting:
         return None
-    mean, i = min(measured)
-    if (best_s is not None and mean >= best_s) or i in confirmed:
-        return None
-    return i
+    mean, i = min(waiting)
+    return i if mean < bar * (1.0 + margin) else None
+
+
+def _means(runs: Sequence[RunOutcome | None]) -> list[float | None]:
+    """Each run's mean latency (None: not measured)."""
+    return [float(np.mean(r.run_secs)) if r and r.run_secs else None for r in runs]
 
 
 def job_tasks(workloads: Sequence[WorkloadSpec | str | TuningTask]) -> list[TuningTask]:

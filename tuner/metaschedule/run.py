@@ -296,6 +296,12 @@ class RPCProfiler:
         self.worker.close()
 
 
+def times_host_cpu(profiler: LocalProfiler | RPCProfiler) -> bool:
+    """Whether ``profiler`` times candidates on this machine's CPU cores, beside the client
+    work of the same machine (not on a GPU, not on an RPC server)."""
+    return isinstance(profiler, LocalProfiler) and profiler.device[0] == "cpu"
+
+
 def _measure(worker: PinnedWorker, fn: Any, args: tuple[Any, ...], timeout_s: float) -> RunOutcome:
     """One candidate on ``worker``: DeviceUnavailable propagates, other failures are outcomes."""
     try:

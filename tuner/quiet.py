@@ -1,0 +1,90 @@
+"""Quiet profiles: timing a would-be best while no client work runs on this machine.
+
+A profile on a core of this machine runs beside whatever the client cores do at the time:
+a search or a build beside it costs the timed kernel 1-4 % (shared cache, memory
+bandwidth), so a task's best recorded in the middle of other jobs' work sits above the same
+schedule timed alone. A driver asks for a *quiet* profile (``JobDriver.wants_quiet``) to time
+a candidate that would become its task's best once more; the scheduler starts it only when
+no select, build or update runs on a local resource (client cores, or a device lent to
+client work), and starts none of those until it ends.
+
+``plan_quiet`` decides each dispatch pass (pure). With one client resource (``tune``'s
+default) a quiet profile starts at the next moment the client stage ends while its device
+is free, and costs the client only the profile itself. With several client resources, a
+free one is held back while the others finish, for at most ``hold_s``; a quiet profile that
+waited ``patience_s`` in all, or whose hold ran out, is demoted to an ordinary profile, so
+no task waits for a quiet moment that does not come.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tuner._base import CLIENT_POOL, Assignment, StageRequest, resource_pool
+
+QUIET_HOLD_S = 1.0  # most seconds free client resources wait for the others to finish
+QUIET_PATIENCE_S = 120.0  # most seconds a quiet profile waits before it runs as any profile
+
+
+@dataclass(frozen=True, slots=True)
+class QuietPlan:
+    """One pass's decision: the quiet profiles to start (``start``), the free resources no
+    other stage may take this pass (``hold``), the free devices not to lend to client work
+    (``no_lend``), the requests to run as ordinary profiles (``demote``) and when the current
+    hold of client resources began (``hold_since``, None: none held)."""
+
+    start: tuple[Assignment, ...] = ()
+    hold: frozenset[str] = frozenset()
+    no_lend: frozenset[str] = frozenset()
+    demote: tuple[StageRequest, ...] = ()
+    hold_since: float | None = None
+
+
+def plan_quiet(
+    waiting: Sequence[StageRequest],
+    free: Sequence[str],
+    *,
+    client_work: bool,
+    quiet_running: bool,
+    hold_since: float | None,
+    now: float,
+    hold_s: float = QUIET_HOLD_S,
+    patience_s: float = QUIET_PATIENCE_S,
+) -> QuietPlan:
+    """Decide the quiet profiles of one dispatch pass.
+
+    ``waiting`` are the quiet profile requests, longest waiting first; ``free`` the resources
+    no stage holds; ``client_work`` whether a select, build or update runs on a client
+    resource or a lent device now; ``quiet_running`` whether a quiet profile runs now.
+    Rules, in order: a request that waited ``patience_s`` is demoted; with no client work
+    running, every request whose pool has a free resource starts there; while a quiet
+    profile runs (or starts), free client resources are held and no device is lent; while
+    one waits with a free device and only client work in its way, free client resources are
+    held for at most ``hold_s`` (then the waiting requests are demoted), and the free devices
+    it could use are not lent."""
+    demote = [q for q in waiting if q.since is not None and now - q.since >= patience_s]
+    waiting = [q for q in waiting if q not in demote]
+    available = list(free)
+    start: list[Assignment] = []
+    if not client_work:
+        for q in waiting:
+            resource = next((r for r in available if resource_pool(r) == q.pool), None)
+            if resource is not None:
+                available.remove(resource)
+                start.append(Assignment(q, resource))
+    started = {a.stage for a in start}
+    waiting = [q for q in waiting if q not in started]
+    clients = frozenset(r for r in available if resource_pool(r) == CLIENT_POOL)
+    if quiet_running or start:
+        return QuietPlan(tuple(start), clients, frozenset(available), tuple(demote), None)
+    wanted_pools = {q.pool for q in waiting}
+    devices = frozenset(r for r in available if resource_pool(r) in wanted_pools)
+    if not devices:  # every device they need is busy: nothing to hold for them yet
+        return QuietPlan(demote=tuple(demote))
+    if not clients:  # only busy client work in the way: wait for it, lending nothing
+        return QuietPlan(no_lend=devices, demote=tuple(demote))
+    since = now if hold_since is None else hold_since
+    if now - since >= hold_s:
+        return QuietPlan(demote=tuple(demote + waiting))
+    return QuietPlan(hold=clients, no_lend=devices, demote=tuple(demote), hold_since=since)
