@@ -967,7 +967,7 @@ class Scheduler:
             self._fail(job, f"{req.kind} stage of {req.task} raised {message}")
         elif job.state in TERMINAL_STATES:
             self._close_when_idle(job)
-        elif status == "ok" and not req.quiet:  # a quiet profile times one or two candidates
+        elif status == "ok" and not req.quiet:  # a quiet profile times a few candidates only
             took = stage.duration if self._simulated else end - stage.start
             self._learn(job, req.kind, took)
         self._kick()

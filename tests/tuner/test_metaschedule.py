@@ -506,6 +506,38 @@ def run_in_thread(
     return thread
 
 
+def test_the_quiet_profile_times_would_be_bests_again_and_their_records_hold_that_timing(
+    workers: StageWorkers, tmp_path: Path
+) -> None:
+    store = MemoryStore()
+    driver = MetaScheduleDriver(
+        "j-quiet",
+        ["matmul:24"],
+        DriverSettings(trials_per_task=8, batch_size=8, search=SMALL_SEARCH, seed=2),
+        workers=workers,
+        db_dir=tmp_path / "j",
+        sink=EventSink(store),
+    )
+    (task,) = driver.tasks
+    for kind in (StageKind.SELECT, StageKind.BUILD, StageKind.PROFILE):
+        resource = "device:llvm:0" if kind == StageKind.PROFILE else "client:0"
+        assert driver.run(task, 0, kind, resource).ok
+    assert driver.wants_quiet(task)  # the task's first batch: its fastest is a would-be best
+    first = list(driver._by_name[task].runs)
+    quiet = driver.run(task, 0, StageKind.PROFILE, "device:llvm:0")
+    assert quiet.ok and not driver.wants_quiet(task)
+    again = driver._by_name[task].runs
+    timed = [i for i, (a, b) in enumerate(zip(first, again, strict=True)) if a is not b]
+    assert len(timed) == quiet.candidates and 1 <= len(timed) <= CONFIRMATIONS
+    fastest = min(range(len(first)), key=lambda i: np.mean(first[i].run_secs))
+    assert fastest in timed
+    assert driver.run(task, 0, StageKind.UPDATE, "client:0").ok
+    records = {r.candidate: r for r in events(store, RecordEvent)}
+    for i in timed:  # the record holds the quiet timing alone
+        assert tuple(records[i].run_secs) == tuple(again[i].run_secs)
+    driver.close()
+
+
 def test_an_update_does_not_wait_for_another_tasks_select(
     workers: StageWorkers, tmp_path: Path
 ) -> None:
