@@ -281,8 +281,10 @@ def test_two_jobs_build_on_both_nodes(ray_cluster: RayTestCluster, tmp_path: Pat
         with _engine(tmp_path, ray_cluster.address) as engine:
             nodes = {_node_of(r) for r in engine.scheduler.resources} - {None}
             assert len(nodes) == 2
+            # Batches of 8 build for longer than the other job's select of 32 takes: the
+            # first job's first build still runs when the second job's is ready.
             for workload in ("matmul:64", "dense:1x64x64"):
-                engine.submit(JobSpec(workloads=(workload,), **JOB))
+                engine.submit(JobSpec(workloads=(workload,), **{**JOB, "batch": 8, "trials": 16}))
             report = engine.run()
         assert [job.state for job in report.jobs] == ["finished", "finished"]
         stages = _stages(tmp_path / "runs.db")
