@@ -13,7 +13,9 @@ Runs on this machine with the llvm target, everything measured (nothing simulate
    jobs' full MetaSchedule loops, ``ms.tune_tir``, as parallel processes, no scheduler).
    Each run's bests are re-measured right after that run, in ``--layouts`` fresh device
    processes (median, and their spread: a process's memory layout alone moves some kernels'
-   times by a third, see ``layout_bench.py``).
+   times by a third, see ``layout_bench.py``). The tuner times a would-be best again in a
+   quiet profile (``tuner/quiet.py``); how many ran quietly, and how many waited too long
+   and ran beside client work, is printed for each run.
 3. Quality at equal trials: the best latency of the decomposed loop against ``ms.tune_tir``
    run alone on the same workload and trials, both re-measured alone
    (``tune_tir best / tuneloom best``: >= 1 means tuneloom found a kernel at least as fast).
