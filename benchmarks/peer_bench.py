@@ -30,7 +30,7 @@ device's cores, outputs compared):
    figure, not with the alternating medians. Across seeds the worst share is reported.
 
     python benchmarks/peer_bench.py [--models cnn,resnet] [--trials-per-task 32]
-        [--seeds 0,1,2] [--rounds 5] [--json]
+        [--seeds 0,1,2] [--rounds 5] [--keep DIR] [--json]
 
 T = trials-per-task x the model's tunable tasks (CNN 8 x 32 = 256, ResNet-style 11 x 32 =
 352). On two cores each seed takes about 16 minutes for the CNN and 22 for the ResNet-style
@@ -336,6 +336,9 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
+        "--keep", type=Path, help="copy every run's databases and stores into this folder"
+    )
+    parser.add_argument(
         "--relax-worker", nargs=5, metavar=("MODEL", "DIR", "TRIALS", "PER_ITER", "SEED")
     )
     args = parser.parse_args()
@@ -350,6 +353,8 @@ def main() -> None:
             rows.append(
                 bench_model(model.strip(), args.trials_per_task, Path(tmp), args.rounds, seeds)
             )
+        if args.keep is not None:
+            shutil.copytree(tmp, args.keep, dirs_exist_ok=True)
     if args.json:
         print(json.dumps({"models": rows}))
         return
