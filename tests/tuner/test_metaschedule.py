@@ -506,6 +506,13 @@ def run_in_thread(
     return thread
 
 
+def profile_first_batch(driver: MetaScheduleDriver, task: str) -> None:
+    """Select, build and profile ``task``'s first batch, as the scheduler would."""
+    for kind in (StageKind.SELECT, StageKind.BUILD, StageKind.PROFILE):
+        resource = "device:llvm:0" if kind == StageKind.PROFILE else "client:0"
+        assert driver.run(task, 0, kind, resource).ok
+
+
 def test_the_quiet_profile_times_would_be_bests_again_and_their_records_hold_that_timing(
     workers: StageWorkers, tmp_path: Path
 ) -> None:
@@ -519,9 +526,7 @@ def test_the_quiet_profile_times_would_be_bests_again_and_their_records_hold_tha
         sink=EventSink(store),
     )
     (task,) = driver.tasks
-    for kind in (StageKind.SELECT, StageKind.BUILD, StageKind.PROFILE):
-        resource = "device:llvm:0" if kind == StageKind.PROFILE else "client:0"
-        assert driver.run(task, 0, kind, resource).ok
+    profile_first_batch(driver, task)
     assert driver.wants_quiet(task)  # the task's first batch: its fastest is a would-be best
     first = list(driver._by_name[task].runs)
     quiet = driver.run(task, 0, StageKind.PROFILE, "device:llvm:0")
@@ -553,9 +558,7 @@ def test_an_update_does_not_wait_for_another_tasks_select(
     first, second = driver.tasks
     steps = {task: (iteration, kind) for task, iteration, kind in driver.ready(frozenset())}
     assert set(steps) == {first, second}
-    for kind in (StageKind.SELECT, StageKind.BUILD, StageKind.PROFILE):
-        resource = "device:llvm:0" if kind == StageKind.PROFILE else "client:0"
-        assert driver.run(first, 0, kind, resource).ok
+    profile_first_batch(driver, first)
     assert driver.wants_quiet(first)  # its first batch's fastest, timed again quietly
     assert driver.run(first, 0, StageKind.PROFILE, "device:llvm:0").ok
 

@@ -925,40 +925,39 @@ class MetaScheduleDriver(JobDriver):
         return t is not None and t.confirm_pending and t.next_kind == StageKind.PROFILE
 
     def _confirm_quietly(self, t: _Task, profiler: LocalProfiler | RPCProfiler) -> StageResult:
-        """The quiet profile: time the batch's would-be bests again (at most
-        ``CONFIRMATIONS``, fastest first, each while it comes within ``CONFIRM_MARGIN`` of the
-        best so far) and keep that timing as the record's (a failed one leaves the first)."""
+        """The quiet profile: the batch's would-be bests, and those within ``CONFIRM_MARGIN``
+        of the best so far, timed again; each record keeps that timing alone."""
+        timed = self._time_again(t, profiler, margin=CONFIRM_MARGIN, keep_first=False)
+        t.confirm_pending = False
+        t.next_kind = StageKind.UPDATE
+        return StageResult(ok=True, candidates=timed)
+
+    def _confirm_bests(self, t: _Task, profiler: LocalProfiler | RPCProfiler) -> None:
+        """Time a candidate that would become the task's best once more in the same stage,
+        adding the second measurement to its first, so that no best stands on one disturbed
+        or lucky profile."""
+        self._time_again(t, profiler, margin=0.0, keep_first=True)
+
+    def _time_again(
+        self, t: _Task, profiler: LocalProfiler | RPCProfiler, *, margin: float, keep_first: bool
+    ) -> int:
+        """Time the batch's would-be bests once more, fastest first, at most ``CONFIRMATIONS``
+        (``candidate_to_confirm`` with ``margin``): each record then holds the second timing,
+        after the first with ``keep_first`` (a failed second timing leaves the first).
+        Returns how many were timed."""
         confirmed: set[int] = set()
         for _ in range(CONFIRMATIONS):
-            i = candidate_to_confirm(_means(t.runs), t.best_s, confirmed, CONFIRM_MARGIN)
+            i = candidate_to_confirm(_means(t.runs), t.best_s, confirmed, margin)
             if i is None:
                 break
             confirmed.add(i)
             again = profiler.profile(
                 [t.builds[i].artifact], [[a.as_json() for a in t.candidates[i].args_info]]
             ).outcomes[0]
-            if again is not None and again.run_secs:
-                t.runs[i] = again
-        t.confirm_pending = False
-        t.next_kind = StageKind.UPDATE
-        return StageResult(ok=True, candidates=len(confirmed))
-
-    def _confirm_bests(self, t: _Task, profiler: LocalProfiler | RPCProfiler) -> None:
-        """Time a candidate that would become the task's best once more, adding the second
-        measurement to its first, so that no best stands on one disturbed or lucky profile
-        (at most ``CONFIRMATIONS`` per batch; a failed second timing leaves the first)."""
-        confirmed: set[int] = set()
-        for _ in range(CONFIRMATIONS):
-            i = candidate_to_confirm(_means(t.runs), t.best_s, confirmed)
-            if i is None:
-                return
-            confirmed.add(i)
-            again = profiler.profile(
-                [t.builds[i].artifact], [[a.as_json() for a in t.candidates[i].args_info]]
-            ).outcomes[0]
             first = t.runs[i]
             if again is not None and again.run_secs and first is not None and first.run_secs:
-                t.runs[i] = RunOutcome(first.run_secs + again.run_secs)
+                t.runs[i] = RunOutcome(first.run_secs + again.run_secs) if keep_first else again
+        return len(confirmed)
 
     def _stage_raised(self, t: _Task, kind: StageKind, exc: Exception) -> StageResult:
         """A stage raised: retry it, or stop the task after ``STAGE_ATTEMPTS`` in a row."""
