@@ -915,14 +915,14 @@ class MetaScheduleDriver(JobDriver):
             t.confirm_pending = would_be_best is not None
             if t.confirm_pending:
                 return StageResult(ok=True, candidates=measured)  # a quiet profile follows
-        else:
-            self._confirm_bests(t, profiler)
+        else:  # timed again here, the record holding both timings
+            self._time_again(t, profiler, margin=0.0, keep_first=True)
         t.next_kind = StageKind.UPDATE
         return StageResult(ok=True, candidates=measured)
 
     def wants_quiet(self, task: str) -> bool:
         t = self._by_name.get(task)
-        return t is not None and t.confirm_pending and t.next_kind == StageKind.PROFILE
+        return t is not None and t.confirm_pending
 
     def _confirm_quietly(self, t: _Task, profiler: LocalProfiler | RPCProfiler) -> StageResult:
         """The quiet profile: the batch's would-be bests, and those within ``CONFIRM_MARGIN``
@@ -932,19 +932,13 @@ class MetaScheduleDriver(JobDriver):
         t.next_kind = StageKind.UPDATE
         return StageResult(ok=True, candidates=timed)
 
-    def _confirm_bests(self, t: _Task, profiler: LocalProfiler | RPCProfiler) -> None:
-        """Time a candidate that would become the task's best once more in the same stage,
-        adding the second measurement to its first, so that no best stands on one disturbed
-        or lucky profile."""
-        self._time_again(t, profiler, margin=0.0, keep_first=True)
-
     def _time_again(
         self, t: _Task, profiler: LocalProfiler | RPCProfiler, *, margin: float, keep_first: bool
     ) -> int:
         """Time the batch's would-be bests once more, fastest first, at most ``CONFIRMATIONS``
-        (``candidate_to_confirm`` with ``margin``): each record then holds the second timing,
-        after the first with ``keep_first`` (a failed second timing leaves the first).
-        Returns how many were timed."""
+        (``candidate_to_confirm`` with ``margin``), so that no best stands on one disturbed or
+        lucky profile: each record then holds the second timing, after the first with
+        ``keep_first`` (a failed second timing leaves the first). Returns how many were timed."""
         confirmed: set[int] = set()
         for _ in range(CONFIRMATIONS):
             i = candidate_to_confirm(_means(t.runs), t.best_s, confirmed, margin)
