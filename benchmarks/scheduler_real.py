@@ -4,8 +4,10 @@ Runs on this machine with the llvm target, everything measured (nothing simulate
 
 1. Wall time of four small jobs under ``interleaved``, ``feed-device`` (``tune``'s default:
    builds first) and ``sequential`` (``tuneloom tune``, same workloads, trials and seeds), and
-   their ratios to ``sequential`` (each ``--lend off``); and ``interleaved`` with the idle
-   device lent to client stages (``--lend any``).
+   their ratios to ``sequential`` (each ``--lend off``); ``feed-device`` with would-be bests
+   timed again in the same profile instead of a quiet one (``--retime inline``), for the
+   quiet profiles' cost side by side; and ``interleaved`` with the idle device lent to
+   client stages (``--lend any``).
 2. Fidelity: each job's best candidate is re-measured alone (nothing else running, the same
    pinned device worker and timing settings the tuner uses) and compared with the latency
    recorded while tuning under ``interleaved``, ``feed-device`` (and ``sequential``, where
@@ -15,7 +17,9 @@ Runs on this machine with the llvm target, everything measured (nothing simulate
    processes (median, and their spread: a process's memory layout alone moves some kernels'
    times by a third, see ``layout_bench.py``). The tuner times a would-be best again in a
    quiet profile (``tuner/quiet.py``); how many ran quietly, and how many waited too long
-   and ran beside client work, is printed for each run.
+   and ran beside client work, is printed for each run. The ``feed-device`` bests are
+   re-measured a second time too: how far the two medians differ is what the reference
+   itself moves on the day (a floor under any run's deviation).
 3. Quality at equal trials: the best latency of the decomposed loop against ``ms.tune_tir``
    run alone on the same workload and trials, both re-measured alone
    (``tune_tir best / tuneloom best``: >= 1 means tuneloom found a kernel at least as fast).
@@ -23,7 +27,7 @@ Runs on this machine with the llvm target, everything measured (nothing simulate
 
     python benchmarks/scheduler_real.py [--trials 32] [--layouts 5] [--json]
 
-Takes about 10-15 minutes on two cores. Run it on an otherwise idle machine.
+Takes about 15-20 minutes on two cores. Run it on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -241,10 +245,18 @@ def main() -> None:
             return best, timer.records([r for r, _ in best])
 
         runs, best, alone = {}, {}, {}
-        for policy in ("interleaved", "feed-device", "sequential"):
-            runs[policy] = tune(policy, work, args.trials, args.seed, "--lend", "off")
-            dirs = [Path(job["db_dir"]) for job in runs[policy]["jobs"]]
-            best[policy], alone[policy] = alone_now(dirs)
+        arms = {  # run name: (policy, further options)
+            "interleaved": ("interleaved", ()),
+            "feed-device": ("feed-device", ()),
+            "inline": ("feed-device", ("--retime", "inline")),
+            "sequential": ("sequential", ()),
+        }
+        for name, (policy, extra) in arms.items():
+            runs[name] = tune(policy, work, args.trials, args.seed, "--lend", "off", *extra)
+            dirs = [Path(job["db_dir"]) for job in runs[name]["jobs"]]
+            best[name], alone[name] = alone_now(dirs)
+            if name == "feed-device":  # the reference itself, measured twice
+                again = timer.records([record for record, _ in best[name]])
         lent = tune("interleaved", work, args.trials, args.seed, "--lend", "any")
         best["lent"], alone["lent"] = alone_now([Path(job["db_dir"]) for job in lent["jobs"]])
         specs = list(WORKLOADS)
@@ -253,9 +265,11 @@ def main() -> None:
         alone_dirs, alone_wall = run_tune_tir(specs, work, args.trials, args.seed, False)
         best["tune_tir"], alone["tune_tir"] = alone_now(alone_dirs)
     inter, feed, seq = runs["interleaved"], runs["feed-device"], runs["sequential"]
+    inline = runs["inline"]
     stats = inter.get("scheduler", {})
-    names = {"interleaved": "interleaved", "feed-device": "feed_device", "sequential":
-             "sequential", "lent": "lending", "naive": "naive"}  # fmt: skip
+    names = {"interleaved": "interleaved", "feed-device": "feed_device", "inline":
+             "feed_device_inline", "sequential": "sequential", "lent": "lending",
+             "naive": "naive"}  # fmt: skip
     per_job = []
     for i, spec in enumerate(WORKLOADS):
         job: dict[str, Any] = {"workload": spec}
@@ -270,6 +284,7 @@ def main() -> None:
         job["tuneloom_best_alone_s"] = ours
         job["tune_tir_best_alone_s"] = alone["tune_tir"][i].median
         job["quality_ratio"] = alone["tune_tir"][i].median / ours
+        job["alone_repeat_deviation"] = deviation(again[i].median, alone["feed-device"][i])
         job["layout_spread"] = max(
             alone[run][i].high / alone[run][i].low - 1 for run in (*names, "tune_tir")
         )
@@ -285,6 +300,8 @@ def main() -> None:
         "interleaved_over_sequential": inter["wall_s"] / seq["wall_s"],
         "feed_device_wall_s": feed["wall_s"],
         "feed_device_over_sequential": feed["wall_s"] / seq["wall_s"],
+        "feed_device_inline_wall_s": inline["wall_s"],
+        "feed_device_inline_over_sequential": inline["wall_s"] / seq["wall_s"],
         "interleaved_lending_wall_s": lent["wall_s"],
         "lending_over_sequential": lent["wall_s"] / seq["wall_s"],
         "resources_interleaved_lending": lent["resources"],
@@ -292,7 +309,11 @@ def main() -> None:
         "tune_tir_alone_wall_s": alone_wall,
         "fidelity_interleaved_max_deviation": max(j["interleaved_deviation"] for j in per_job),
         "fidelity_feed_device_max_deviation": max(j["feed_device_deviation"] for j in per_job),
+        "fidelity_feed_device_inline_max_deviation": max(
+            j["feed_device_inline_deviation"] for j in per_job
+        ),
         "fidelity_sequential_max_deviation": max(j["sequential_deviation"] for j in per_job),
+        "alone_repeat_max_deviation": max(j["alone_repeat_deviation"] for j in per_job),
         "fidelity_lending_max_deviation": max(j["lending_deviation"] for j in per_job),
         "fidelity_naive_max_deviation": max(j["naive_deviation"] for j in per_job),
         "quality_min_ratio": min(j["quality_ratio"] for j in per_job),
@@ -307,10 +328,14 @@ def main() -> None:
             name: [run.get("scheduler", {}).get(k) for k in ("quiet_profiles", "quiet_demoted")]
             for name, run in (("interleaved", inter), ("feed-device", feed), ("lent", lent))
         },
+        "quiet_profiles_inline": [
+            inline.get("scheduler", {}).get(k) for k in ("quiet_profiles", "quiet_demoted")
+        ],
         "dispatch_overhead_ms": stats.get("per_dispatch_ms"),
         "overhead_share_of_wall": stats.get("share_of_wall"),
         "resources_interleaved": inter["resources"],
         "resources_feed_device": feed["resources"],
+        "resources_feed_device_inline": inline["resources"],
         "resources_sequential": seq["resources"],
         "jobs": per_job,
         "cpus": os.sched_getaffinity(0).__len__(),
@@ -329,6 +354,11 @@ def main() -> None:
         f"{result['feed_device_over_sequential']:.3f} (goal <= 0.60)"
     )
     print(
+        f"  feed-device with would-be bests timed again in the same profile (--retime inline) "
+        f"{inline['wall_s']:.1f} s, ratio to sequential "
+        f"{result['feed_device_inline_over_sequential']:.3f}"
+    )
+    print(
         f"  interleaved with the device lent to client stages (--lend any) {lent['wall_s']:.1f} s,"
         f" ratio to sequential {result['lending_over_sequential']:.3f}"
     )
@@ -337,6 +367,7 @@ def main() -> None:
             f"  {job['workload']:<34} alone {job['interleaved_alone_s'] * 1e6:9.2f} us  "
             f"interleaved dev {job['interleaved_deviation']:6.1%}  "
             f"feed-device dev {job['feed_device_deviation']:6.1%}  "
+            f"inline dev {job['feed_device_inline_deviation']:6.1%}  "
             f"sequential dev {job['sequential_deviation']:6.1%}  "
             f"lent dev {job['lending_deviation']:6.1%}  "
             f"naive dev {job['naive_deviation']:6.1%}  quality {job['quality_ratio']:.3f}"
@@ -344,6 +375,7 @@ def main() -> None:
     print(
         f"  max deviation: interleaved {result['fidelity_interleaved_max_deviation']:.1%} "
         f"(goal <= 3%), feed-device {result['fidelity_feed_device_max_deviation']:.1%}, "
+        f"inline {result['fidelity_feed_device_inline_max_deviation']:.1%}, "
         f"sequential {result['fidelity_sequential_max_deviation']:.1%}, "
         f"lent {result['fidelity_lending_max_deviation']:.1%}, "
         f"naive {result['fidelity_naive_max_deviation']:.1%}"
@@ -351,10 +383,13 @@ def main() -> None:
     print(
         f"  alone = median of {args.layouts} fresh device processes; the same kernel differed "
         f"by up to {result['layout_spread_max']:.1%} between them; interleaved bests within "
-        f"that spread: {result['interleaved_within_layouts']} of {len(per_job)}"
+        f"that spread: {result['interleaved_within_layouts']} of {len(per_job)}; the "
+        f"feed-device bests re-measured again: their medians moved by up to "
+        f"{result['alone_repeat_max_deviation']:.1%} (what the reference itself moves)"
     )
     quiet = ", ".join(f"{k} {q} ({d} demoted)" for k, (q, d) in result["quiet_profiles"].items())
-    print(f"  would-be bests timed again with no client work beside them: {quiet}")
+    print(f"  would-be bests timed again with no client work beside them: {quiet}; inline "
+          f"{result['quiet_profiles_inline'][0]}")  # fmt: skip
     print(f"  quality (tune_tir / tuneloom, alone): min {result['quality_min_ratio']:.3f}")
     print(
         f"  dispatch overhead {result['dispatch_overhead_ms']} ms "

@@ -87,6 +87,7 @@ from tuner.models.profile import profile_saved_model
 from tuner.models.tasks import model_tasks
 from tuner.models.zoo import ZOO
 from tuner.policies import DEFAULT_POLICY, create_policy
+from tuner.quiet import check_retime
 from tuner.recovery import StoredJob, stored_jobs
 from tuner.scheduler import STILL_PAUSED, Scheduler
 
@@ -122,7 +123,9 @@ class EngineSettings:
     (``device:cuda:N``, every CPU core then a client core). ``ray`` (``auto`` or
     ``HOST:PORT`` of a running Ray head): the cores of that cluster's nodes are resources
     that take the builds, which run there (``tuner.cluster``); select and update stay on
-    this process's client cores, with the jobs' search state.
+    this process's client cores, with the jobs' search state. ``retime``: how a candidate
+    that would become its task's best is timed again (``RETIME_MODES``: ``quiet``, on this
+    machine's cores with no client work beside it; ``inline``, in the same profile; ``off``).
     """
 
     runs_dir: str | Path
@@ -143,9 +146,11 @@ class EngineSettings:
     lend_wait_s: float = 0.0
     target: str | Mapping[str, Any] = "llvm"
     ray: str | None = None
+    retime: str = "quiet"
 
     def __post_init__(self) -> None:
         create_policy(self.policy)  # an unknown policy fails before anything starts
+        check_retime(self.retime)
         if self.build_workers is not None and self.build_workers <= 0:
             raise TunerError(f"build workers must be positive, got {self.build_workers}")
         for name in ("build_timeout_s", "run_timeout_s"):
@@ -567,6 +572,7 @@ class Engine:
                 "share_of_wall": stats.decision_s / wall_s if wall_s > 0 else 0.0,
                 "quiet_profiles": stats.quiet_profiles,
                 "quiet_demoted": stats.quiet_demoted,
+                "retime": self.settings.retime,
             },
             library=str(self.library.folder) if self.library is not None else None,
         )
@@ -645,6 +651,7 @@ class Engine:
             device_pool=device_pool,
             profile_retries=self.settings.profile_retries,
             reuse=reuse,
+            retime=self.settings.retime,
         )
         db_dir = getattr(self._submitting, "db_dir", None) or self.runs_dir / job_id
         driver = MetaScheduleDriver(

@@ -14,6 +14,11 @@ is free, and costs the client only the profile itself. With several client resou
 free one is held back while the others finish, for at most ``hold_s``; a quiet profile that
 waited ``patience_s`` in all, or whose hold ran out, is demoted to an ordinary profile, so
 no task waits for a quiet moment that does not come.
+
+``RETIME_MODES`` are the ways a job may time its would-be bests again: ``quiet`` (on this
+machine's cores in a quiet profile; on a GPU or an RPC device, whose timing the client cores
+do not disturb, in the same profile), ``inline`` (in the same profile, beside whatever runs;
+the record holds both timings) or ``off`` (not at all: the record holds the batch's timing).
 """
 
 from __future__ import annotations
@@ -21,10 +26,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tuner._base import CLIENT_POOL, Assignment, StageRequest, resource_pool
+from tuner._base import CLIENT_POOL, Assignment, StageRequest, TunerError, resource_pool
 
 QUIET_HOLD_S = 1.0  # most seconds free client resources wait for the others to finish
 QUIET_PATIENCE_S = 120.0  # most seconds a quiet profile waits before it runs as any profile
+RETIME_MODES = ("quiet", "inline", "off")
+
+
+def check_retime(mode: object) -> str:
+    """``mode`` if it is one of ``RETIME_MODES``; else a TunerError naming them."""
+    if mode not in RETIME_MODES:
+        raise TunerError(f"unknown retime mode {mode!r} (modes: {', '.join(RETIME_MODES)})")
+    return str(mode)
 
 
 @dataclass(frozen=True, slots=True)

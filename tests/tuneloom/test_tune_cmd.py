@@ -82,6 +82,20 @@ def test_the_idle_device_is_lent_unless_told_otherwise(
     assert (settings.lend_idle_devices, settings.lend_wait_s) == (lends, wait_s)
 
 
+@pytest.mark.parametrize(("given", "retime"), [([], "quiet"), (["--retime", "inline"], "inline"),
+                                            (["--retime", "off"], "off")])  # fmt: skip
+def test_would_be_bests_are_timed_again_quietly_unless_told_otherwise(
+    given: list[str], retime: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tuneloom.commands.options import engine_settings
+
+    args = build_parser().parse_args(["tune", "zoo:mlp", "--db", "x.db", *given])
+    assert engine_settings(args, tmp_path, None).retime == retime
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["tune", "zoo:mlp", "--db", "x.db", "--retime", "twice"])
+    assert "invalid choice: 'twice'" in capsys.readouterr().err
+
+
 def test_help_documents_the_workload_grammar_and_job_mapping() -> None:
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")

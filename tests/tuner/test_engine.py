@@ -71,6 +71,27 @@ def test_a_spec_round_trips_through_json() -> None:
         JobSpec.from_dict({"model": "zoo:cnn", "trails": 3})
 
 
+@pytest.mark.parametrize("retime", ["quiet", "inline"])
+def test_the_engine_times_would_be_bests_again_as_its_settings_say(
+    tmp_path: Path, retime: str
+) -> None:
+    """``quiet``: in quiet profiles of their own, each record holding that timing alone;
+    ``inline``: in the same profile, no quiet profile, each record holding both."""
+    store = MemoryStore()
+    with Engine(settings(tmp_path, retime=retime), store=store) as engine:
+        engine.submit(JobSpec(workloads=("matmul:16",), trials=8, batch=4))
+        report = engine.run()
+    assert report.jobs[0].state == "finished" and report.scheduler["retime"] == retime
+    quiet = report.scheduler["quiet_profiles"] + report.scheduler["quiet_demoted"]
+    timings = {len(s.event.run_secs) for s in store.read(kinds=("record",))}
+    if retime == "quiet":
+        assert quiet >= 1 and timings == {QUICK.repeat}
+    else:
+        assert quiet == 0 and timings == {QUICK.repeat, 2 * QUICK.repeat}
+    with pytest.raises(TunerError, match="unknown retime mode 'twice'"):
+        settings(tmp_path, retime="twice")
+
+
 @pytest.mark.slow
 def test_workload_jobs_run_and_report_and_join_the_library(tmp_path: Path) -> None:
     store = MemoryStore()

@@ -543,6 +543,39 @@ def test_the_quiet_profile_times_would_be_bests_again_and_their_records_hold_tha
     driver.close()
 
 
+@pytest.mark.parametrize("retime", ["inline", "off"])
+def test_retime_inline_times_would_be_bests_in_the_same_profile_and_off_not_at_all(
+    workers: StageWorkers, tmp_path: Path, retime: str
+) -> None:
+    store = MemoryStore()
+    driver = MetaScheduleDriver(
+        f"j-{retime}",
+        ["matmul:24"],
+        DriverSettings(trials_per_task=8, batch_size=8, search=SMALL_SEARCH, seed=2, retime=retime),
+        workers=workers,
+        db_dir=tmp_path / "j",
+        sink=EventSink(store),
+    )
+    (task,) = driver.tasks
+    profile_first_batch(driver, task)
+    assert not driver.wants_quiet(task)  # no quiet profile: the update is next
+    assert driver.run(task, 0, StageKind.UPDATE, "client:0").ok
+    timings = [len(r.run_secs) for r in events(store, RecordEvent)]
+    repeat = workers.evaluator.repeat
+    assert len(timings) == 8
+    if retime == "off":
+        assert timings == [repeat] * 8
+    else:  # would-be bests (the batch's fastest first) hold both timings, the others one
+        twice = timings.count(2 * repeat)
+        assert 1 <= twice <= CONFIRMATIONS and timings.count(repeat) == 8 - twice
+    driver.close()
+
+
+def test_an_unknown_retime_mode_is_named() -> None:
+    with pytest.raises(TunerError, match=r"unknown retime mode 'twice'.*quiet, inline, off"):
+        DriverSettings(retime="twice")
+
+
 def test_an_update_does_not_wait_for_another_tasks_select(
     workers: StageWorkers, tmp_path: Path
 ) -> None:

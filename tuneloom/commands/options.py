@@ -11,6 +11,7 @@ from typing import Any
 from collectors.jobs import ALLOCATORS
 from tuneloom.cli import UserError
 from tuner.policies import DEFAULT_POLICY
+from tuner.quiet import RETIME_MODES
 
 
 def add_budget_options(parser: argparse.ArgumentParser, *, what: str = "each job") -> None:
@@ -228,6 +229,15 @@ def add_measure_options(parser: argparse.ArgumentParser) -> None:
         "(a duration; 'any', the default: whenever no profile waits; 'off': never); profiles "
         "never share them",
     )
+    parser.add_argument(
+        "--retime",
+        choices=RETIME_MODES,
+        default="quiet",
+        help="how a candidate that would become its task's best is timed again: quiet (the "
+        "default: on this machine's cores in a profile of its own, with no client stage "
+        "beside it; on a GPU or RPC device in the same profile), inline (in the same profile, "
+        "beside whatever runs), off (not at all)",
+    )
 
 
 def engine_settings(
@@ -271,6 +281,7 @@ def engine_settings(
         lend_wait_s=args.lend or 0.0,
         target=args.target,
         ray=args.ray,
+        retime=args.retime,
         **overrides,
     )
 

@@ -34,7 +34,9 @@ several tasks (e.g. --workload matmul:128,dense:1x512x256). --trials is each job
 budget, spread over its tasks by --allocator (--trials-per-task gives every task the same);
 the tasks of one job search side by side, so a lone job keeps both the client and the device
 busy. Client work (select, build, update) and profiling run on separate pinned cores; the
-device's cores also take client work while no profile waits (--lend; --lend off: never). With
+device's cores also take client work while no profile waits (--lend; --lend off: never). A
+candidate that would become its task's best is timed again with no client work beside it
+(--retime). With
 --rpc, candidates are profiled on the servers a TVM RPC tracker lists under KEY (one device
 resource per server). Every stage and measured candidate is stored in the --db store; each
 job's MetaSchedule database is written to RUNS_DIR/<job id>/ and, once the job finishes,

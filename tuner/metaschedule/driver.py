@@ -24,7 +24,8 @@ budget, a latency target met):
   a core of this machine in a second, quiet profile stage (``tuner.quiet``: no client work
   beside it, which costs a kernel 1-4 %), also when it comes within ``CONFIRM_MARGIN`` of
   the best, and its record holds the quiet timing; elsewhere (a GPU, an RPC device) in the
-  same stage, its record holding both timings.
+  same stage, its record holding both timings. ``settings.retime`` chooses otherwise:
+  ``inline`` times every would-be best again in the same stage, ``off`` not at all.
 - update: ``notify_runner_results``, a tuning record per candidate committed to the job's
   ``JSONDatabase`` (failed ones with run_secs [1e10], as MetaSchedule does), the cost model
   update, ``record`` events, and removal of the built libraries.
@@ -330,6 +331,7 @@ class MetaScheduleDriver(JobDriver):
         self.workers = workers
         self.sink = sink
         self.seed = settings.seed
+        self.retime = settings.retime
         self.batch_size = settings.batch_size
         self.search = settings.search
         self.profile_retries = settings.profile_retries
@@ -910,12 +912,12 @@ class MetaScheduleDriver(JobDriver):
                 measured += 1
         if batch.unavailable is not None:
             return self._profile_failed(t, f"{resource}: {batch.unavailable}", measured)
-        if times_host_cpu(profiler):
+        if self.retime == "quiet" and times_host_cpu(profiler):
             would_be_best = candidate_to_confirm(_means(t.runs), t.best_s, (), CONFIRM_MARGIN)
             t.confirm_pending = would_be_best is not None
             if t.confirm_pending:
                 return StageResult(ok=True, candidates=measured)  # a quiet profile follows
-        else:  # timed again here, the record holding both timings
+        elif self.retime != "off":  # timed again here, the record holding both timings
             self._time_again(t, profiler, margin=0.0, keep_first=True)
         t.next_kind = StageKind.UPDATE
         return StageResult(ok=True, candidates=measured)

@@ -12,6 +12,7 @@ from tvm.s_tir import meta_schedule as ms
 
 from tuner._base import TunerError
 from tuner.allocation import ALLOCATORS
+from tuner.quiet import check_retime
 
 if TYPE_CHECKING:
     from tuner.metaschedule.reuse import ReuseSettings
@@ -126,7 +127,8 @@ class DriverSettings:
     ``search`` settings, the ``seed``, the codegen ``target`` (a config ``target_config``
     checked, or a name it accepts), the ``device_pool`` its profiles need (``device:llvm``,
     ``device:cuda`` or ``device:rpc:KEY``), how many times a failed profile is retried
-    before the job stalls, and ``reuse`` (a schedule library each task starts from, or None).
+    before the job stalls, ``reuse`` (a schedule library each task starts from, or None), and
+    how would-be bests are timed again (``retime``, one of ``tuner.quiet.RETIME_MODES``).
     """
 
     trials: int | None = None
@@ -141,6 +143,7 @@ class DriverSettings:
     device_pool: str = LOCAL_POOL
     profile_retries: int = 2
     reuse: ReuseSettings | None = None
+    retime: str = "quiet"
 
     def __post_init__(self) -> None:
         for name in ("trials", "trials_per_task", "batch_size", "parallel_tasks"):
@@ -157,6 +160,7 @@ class DriverSettings:
         budget = self.time_budget_s
         if budget is not None and not (isinstance(budget, int | float) and budget > 0):
             raise TunerError(f"time budget must be a positive number of seconds, got {budget!r}")
+        check_retime(self.retime)
 
     def budgets(self, tunable: int) -> tuple[int, int]:
         """(the job's trial budget, each task's cap) for ``tunable`` tasks."""
