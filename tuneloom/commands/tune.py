@@ -24,25 +24,24 @@ from tuneloom.commands.options import (
 from tuneloom.progress import TrialsProgress, terminal
 
 DESCRIPTION = """\
-Tune models and built-in workloads with TVM MetaSchedule on this machine, several jobs at
-once under a scheduling policy. Each MODEL (a zoo name such as zoo:cnn, zoo:mobilenet,
-zoo:resnet, zoo:mlp, or a .keras, .tflite or .onnx file or a TensorFlow SavedModel folder) is
-one job whose tasks are the model's fused operators; its last stage compiles the model with
-the job's database into RUNS_DIR/<job id>/compiled/ (time it with `tuneloom evaluate`). Each
---workload flag is one job too; a flag holding several comma-joined specs is one job of
-several tasks (e.g. --workload matmul:128,dense:1x512x256). --trials is each job's whole
-budget, spread over its tasks by --allocator (--trials-per-task gives every task the same);
-the tasks of one job search side by side, so a lone job keeps both the client and the device
-busy. Client work (select, build, update) and profiling run on separate pinned cores; the
-device's cores also take client work while no profile waits (--lend; --lend off: never). A
-candidate that would become its task's best is timed again with no client work beside it
-(--retime). With
---rpc, candidates are profiled on the servers a TVM RPC tracker lists under KEY (one device
-resource per server). Every stage and measured candidate is stored in the --db store; each
-job's MetaSchedule database is written to RUNS_DIR/<job id>/ and, once the job finishes,
-joins the schedule library (--library; see `tuneloom library`). With --warm-start LIBRARY,
-each task first measures the library's schedules applied to it (as `tuneloom reuse` does)
-and the search continues from them.
+Tune models and built-in workloads with TVM MetaSchedule on this machine, several jobs at once
+under a scheduling policy. Each MODEL (a zoo name such as zoo:cnn, zoo:mobilenet, zoo:resnet,
+zoo:mlp, or a .keras, .tflite or .onnx file or a TensorFlow SavedModel folder) is one job
+whose tasks are the model's fused operators; its last stage compiles the model with the job's
+database into RUNS_DIR/<job id>/compiled/ (time it with `tuneloom evaluate`). Each --workload
+flag is one job too; a flag holding several comma-joined specs is one job of several tasks
+(e.g. --workload matmul:128,dense:1x512x256). --trials is each job's whole budget, spread over
+its tasks by --allocator (--trials-per-task gives every task the same); the tasks of one job
+search side by side, so a lone job keeps both the client and the device busy. Client work
+(select, build, update) and profiling run on separate pinned cores; the device's cores also
+take client work while no profile waits (--lend; --lend off: never). A candidate that would
+become its task's best is timed again with no client work beside it (--retime). With --rpc,
+candidates are profiled on the servers a TVM RPC tracker lists under KEY (one device resource
+per server). Every stage and measured candidate is stored in the --db store; each job's
+MetaSchedule database is written to RUNS_DIR/<job id>/ and, once the job finishes, joins the
+schedule library (--library; see `tuneloom library`). With --warm-start LIBRARY, each task
+first measures the library's schedules applied to it (as `tuneloom reuse` does) and the search
+continues from them.
 """
 
 WORKLOAD_HELP = (
