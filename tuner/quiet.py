@@ -16,9 +16,11 @@ waited ``patience_s`` in all, or whose hold ran out, is demoted to an ordinary p
 no task waits for a quiet moment that does not come.
 
 ``RETIME_MODES`` are the ways a job may time its would-be bests again: ``quiet`` (on this
-machine's cores in a quiet profile; on a GPU or an RPC device, whose timing the client cores
-do not disturb, in the same profile), ``inline`` (in the same profile, beside whatever runs;
-the record holds both timings) or ``off`` (not at all: the record holds the batch's timing).
+machine's cores in a quiet profile, the record keeping the quiet timing, or, where it
+``timings_disagree`` with the batch's, the ``median_timing`` of those two and a third; on a
+GPU or an RPC device, whose timing the client cores do not disturb, in the same profile),
+``inline`` (in the same profile, beside whatever runs; the record holds both timings) or
+``off`` (not at all: the record holds the batch's timing).
 """
 
 from __future__ import annotations
@@ -31,6 +33,25 @@ from tuner._base import CLIENT_POOL, Assignment, StageRequest, TunerError, resou
 QUIET_HOLD_S = 1.0  # most seconds free client resources wait for the others to finish
 QUIET_PATIENCE_S = 120.0  # most seconds a quiet profile waits before it runs as any profile
 RETIME_MODES = ("quiet", "inline", "off")
+# A quiet timing further than this from the batch's timing of the same candidate (either
+# way, relative to the faster) gets a third timing, and the record keeps the median.
+RETIME_AGREE = 0.03
+
+
+def timings_disagree(first_s: float, again_s: float, tolerance: float = RETIME_AGREE) -> bool:
+    """Whether two timings of one candidate (mean seconds) differ by more than
+    ``tolerance`` of the faster: one of them was disturbed, or the host is noisy."""
+    return abs(first_s - again_s) > tolerance * min(first_s, again_s)
+
+
+def median_timing(timings: Sequence[Sequence[float]]) -> Sequence[float]:
+    """Of a candidate's timings (each a list of run seconds), the one whose mean is the
+    median (of an even count, the faster of the middle two): one disturbed or lucky timing,
+    either way, does not decide."""
+    if not timings:
+        raise ValueError("no timings to choose from")
+    ranked = sorted(timings, key=lambda secs: sum(secs) / len(secs))
+    return ranked[(len(ranked) - 1) // 2]
 
 
 def check_retime(mode: object) -> str:

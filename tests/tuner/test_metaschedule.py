@@ -543,6 +543,43 @@ def test_the_quiet_profile_times_would_be_bests_again_and_their_records_hold_tha
     driver.close()
 
 
+@pytest.mark.parametrize(("second", "takes_third"), [(1.01, False), (1.5, True)])
+def test_a_quiet_timing_that_disagrees_with_the_batch_gets_a_third_and_the_median_stands(
+    workers: StageWorkers, tmp_path: Path, second: float, takes_third: bool
+) -> None:
+    """The device answers the quiet profile's timings as scripted: a second timing 1 %
+    from the batch's stands; one 50 % above it is outvoted by a third near the first."""
+    driver = MetaScheduleDriver(
+        f"j-third-{takes_third}",
+        ["matmul:24"],
+        DriverSettings(trials_per_task=8, batch_size=8, search=SMALL_SEARCH, seed=2),
+        workers=workers,
+        db_dir=tmp_path / "j",
+    )
+    (task,) = driver.tasks
+    profile_first_batch(driver, task)
+    t = driver._by_name[task]
+    fastest = min(range(len(t.runs)), key=lambda i: np.mean(t.runs[i].run_secs))
+    batch_s = float(np.mean(t.runs[fastest].run_secs))
+    calls: list[int] = []
+
+    def scripted(task: Any, i: int, profiler: Any) -> tuple[float, ...]:
+        calls.append(i)
+        factor = second if len(calls) == 1 else 1.02
+        return (batch_s * factor,)
+
+    driver._time_once = scripted  # type: ignore[method-assign]
+    assert driver.run(task, 0, StageKind.PROFILE, "device:llvm:0").ok  # the quiet profile
+    assert calls[0] == fastest
+    if takes_third:
+        assert calls[:2] == [fastest, fastest]  # timed a third time
+        assert t.runs[fastest].run_secs == (batch_s * 1.02,)  # the median of 1, 1.5, 1.02
+    else:
+        assert calls.count(fastest) == 1
+        assert t.runs[fastest].run_secs == (batch_s * 1.01,)
+    driver.close()
+
+
 @pytest.mark.parametrize("retime", ["inline", "off"])
 def test_retime_inline_times_would_be_bests_in_the_same_profile_and_off_not_at_all(
     workers: StageWorkers, tmp_path: Path, retime: str

@@ -1,16 +1,18 @@
-"""Quiet profiles: the pure plan of one dispatch pass, and exact traces on scripted jobs."""
+"""Quiet profiles: the pure plan of one dispatch pass, exact traces on scripted jobs, and which
+timing a would-be best's record keeps."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
+import pytest
 from scheduling_helpers import ScriptedDriver, make_sink, starts
 
 from collectors.jobs import StageKind
 from tuner._base import Assignment, StageRequest
 from tuner.clock import SimClock
-from tuner.quiet import QuietPlan, plan_quiet
+from tuner.quiet import QuietPlan, median_timing, plan_quiet, timings_disagree
 from tuner.scheduler import Scheduler
 
 C0, C1, D0, D1 = "client:0", "client:1", "device:llvm:0", "device:llvm:1"
@@ -147,3 +149,19 @@ def test_with_two_clients_a_quiet_profile_that_cannot_get_both_is_demoted_after_
     assert (scheduler.stats.quiet_profiles, scheduler.stats.quiet_demoted) == (0, 1)
     waited, _ = _run("feed-device", [C0, C1, D0], jobs, quiet_hold_s=math.inf)
     assert (10.0, "A", "P", D0) in waited  # unbounded: once B's select ended
+
+
+def test_timings_disagree_beyond_the_tolerance_of_the_faster_either_way() -> None:
+    assert not timings_disagree(100e-6, 102e-6) and not timings_disagree(102e-6, 100e-6)
+    assert timings_disagree(100e-6, 104e-6) and timings_disagree(104e-6, 100e-6)
+    assert not timings_disagree(100e-6, 104e-6, tolerance=0.05)
+
+
+def test_the_median_timing_is_the_middle_one_by_mean_whichever_way_the_outlier_lies() -> None:
+    slow, fast, usual = (1.3e-4, 1.2e-4), (0.80e-4,), (1.01e-4, 0.99e-4)
+    assert median_timing([slow, usual, fast]) == usual
+    assert median_timing([fast, slow, usual]) == usual
+    assert median_timing([usual]) == usual
+    assert median_timing([slow, fast]) == fast  # of two, the faster
+    with pytest.raises(ValueError, match="no timings"):
+        median_timing([])

@@ -23,7 +23,8 @@ budget, a latency target met):
   that would become its task's best is timed a second time (``candidate_to_confirm``): on
   a core of this machine in a second, quiet profile stage (``tuner.quiet``: no client work
   beside it, which costs a kernel 1-4 %), also when it comes within ``CONFIRM_MARGIN`` of
-  the best, and its record holds the quiet timing; elsewhere (a GPU, an RPC device) in the
+  the best, and its record holds the quiet timing (where it disagrees with the batch's by
+  over 3 %, the median of those two and a third); elsewhere (a GPU, an RPC device) in the
   same stage, its record holding both timings. ``settings.retime`` chooses otherwise:
   ``inline`` times every would-be best again in the same stage, ``off`` not at all.
 - update: ``notify_runner_results``, a tuning record per candidate committed to the job's
@@ -124,6 +125,7 @@ from tuner.metaschedule.tasks import TuningTask, workload_tasks
 from tuner.metaschedule.traces import trace_json_text
 from tuner.metaschedule.workers import StageWorkers
 from tuner.metaschedule.workloads import WorkloadSpec, parse_job_workloads
+from tuner.quiet import median_timing, timings_disagree
 
 log = logging.getLogger(__name__)
 
@@ -939,21 +941,37 @@ class MetaScheduleDriver(JobDriver):
     ) -> int:
         """Time the batch's would-be bests once more, fastest first, at most ``CONFIRMATIONS``
         (``candidate_to_confirm`` with ``margin``), so that no best stands on one disturbed or
-        lucky profile: each record then holds the second timing, after the first with
-        ``keep_first`` (a failed second timing leaves the first). Returns how many were timed."""
+        lucky profile: each record then holds the first timing and the second with
+        ``keep_first``; else the second, or where the two disagree (``timings_disagree``)
+        the median of them and a third (a failed timing changes nothing). Returns how many
+        candidates were timed."""
         confirmed: set[int] = set()
         for _ in range(CONFIRMATIONS):
             i = candidate_to_confirm(_means(t.runs), t.best_s, confirmed, margin)
             if i is None:
                 break
             confirmed.add(i)
-            again = profiler.profile(
-                [t.builds[i].artifact], [[a.as_json() for a in t.candidates[i].args_info]]
-            ).outcomes[0]
-            first = t.runs[i]
-            if again is not None and again.run_secs and first is not None and first.run_secs:
-                t.runs[i] = RunOutcome(first.run_secs + again.run_secs) if keep_first else again
+            first, again = t.runs[i], self._time_once(t, i, profiler)
+            if again is None or first is None or not first.run_secs:
+                continue  # the first timing stands
+            if keep_first:
+                t.runs[i] = RunOutcome(first.run_secs + again)
+            elif timings_disagree(float(np.mean(first.run_secs)), float(np.mean(again))):
+                third = self._time_once(t, i, profiler)
+                settled = median_timing([first.run_secs, again, third]) if third else again
+                t.runs[i] = RunOutcome(tuple(settled))
+            else:
+                t.runs[i] = RunOutcome(again)
         return len(confirmed)
+
+    def _time_once(
+        self, t: _Task, i: int, profiler: LocalProfiler | RPCProfiler
+    ) -> tuple[float, ...] | None:
+        """Candidate ``i`` of the batch timed once more: its run seconds (None: it failed)."""
+        outcome = profiler.profile(
+            [t.builds[i].artifact], [[a.as_json() for a in t.candidates[i].args_info]]
+        ).outcomes[0]
+        return tuple(outcome.run_secs) if outcome is not None and outcome.run_secs else None
 
     def _stage_raised(self, t: _Task, kind: StageKind, exc: Exception) -> StageResult:
         """A stage raised: retry it, or stop the task after ``STAGE_ATTEMPTS`` in a row."""
