@@ -326,11 +326,9 @@ def main() -> None:
         "interleaved_within_layouts": sum(j["interleaved_within_layouts"] for j in per_job),
         "quiet_profiles": {
             name: [run.get("scheduler", {}).get(k) for k in ("quiet_profiles", "quiet_demoted")]
-            for name, run in (("interleaved", inter), ("feed-device", feed), ("lent", lent))
+            for name, run in {**runs, "lent": lent}.items()
+            if name != "sequential"
         },
-        "quiet_profiles_inline": [
-            inline.get("scheduler", {}).get(k) for k in ("quiet_profiles", "quiet_demoted")
-        ],
         "dispatch_overhead_ms": stats.get("per_dispatch_ms"),
         "overhead_share_of_wall": stats.get("share_of_wall"),
         "resources_interleaved": inter["resources"],
@@ -388,8 +386,7 @@ def main() -> None:
         f"{result['alone_repeat_max_deviation']:.1%} (what the reference itself moves)"
     )
     quiet = ", ".join(f"{k} {q} ({d} demoted)" for k, (q, d) in result["quiet_profiles"].items())
-    print(f"  would-be bests timed again with no client work beside them: {quiet}; inline "
-          f"{result['quiet_profiles_inline'][0]}")  # fmt: skip
+    print(f"  would-be bests timed again with no client work beside them: {quiet}")
     print(f"  quality (tune_tir / tuneloom, alone): min {result['quality_min_ratio']:.3f}")
     print(
         f"  dispatch overhead {result['dispatch_overhead_ms']} ms "

@@ -930,7 +930,8 @@ class MetaScheduleDriver(JobDriver):
 
     def _confirm_quietly(self, t: _Task, profiler: LocalProfiler | RPCProfiler) -> StageResult:
         """The quiet profile: the batch's would-be bests, and those within ``CONFIRM_MARGIN``
-        of the best so far, timed again; each record keeps that timing alone."""
+        of the best so far, timed again; each record keeps that timing alone, or the median
+        of three where it disagrees with the batch's (``_time_again``)."""
         timed = self._time_again(t, profiler, margin=CONFIRM_MARGIN, keep_first=False)
         t.confirm_pending = False
         t.next_kind = StageKind.UPDATE
