@@ -10,9 +10,11 @@ task events then carry one detail line per such record::
 (``model/task``) and ``method`` how it was applied (``replay`` or ``anchor-transfer``, with
 ``refitted`` when tile sizes were fitted to the new shapes; ``untuned`` marks the fallback
 record of a ``tuneloom reuse`` job: the workload without a schedule). Every other record of
-the task was found by the job's own search. The event contract itself is unchanged: this is
-a convention on the free-form ``detail`` field, parsed leniently (a malformed line is
-ignored).
+the task was found by the job's own search. A schedule that another task of the same job
+found and the task measured applied to itself (``tuner.metaschedule.siblings``) has a
+``sibling=`` line of the same form, ``source`` naming that task. The event contract itself
+is unchanged: this is a convention on the free-form ``detail`` field, parsed leniently (a
+malformed line is ignored).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 REUSED_PREFIX = "reused="
+SIBLING_PREFIX = "sibling="
 TUNED_HERE = "tuned here"
 UNTUNED = "untuned"  # a reuse job's fallback: the workload as it is, without a schedule
 WARM_START = "warm start"  # a job whose search continued from library schedules
@@ -36,25 +39,29 @@ ReuseIndex = dict[tuple[str, str], dict[int, "ReusedSchedule"]]
 
 @dataclass(frozen=True, slots=True)
 class ReusedSchedule:
-    """One record of a task whose schedule came from a library entry."""
+    """One record of a task whose schedule came from a library entry, or with ``sibling``
+    from another task of the same job (``source`` names it)."""
 
     candidate: int
     source: str
     method: str
     refitted: bool = False
+    sibling: bool = False
 
     @property
     def from_library(self) -> bool:
-        """True for a library schedule, False for the untuned fallback."""
-        return self.method != UNTUNED
+        """True for a library schedule, False for the untuned fallback or a sibling's."""
+        return self.method != UNTUNED and not self.sibling
 
     @property
     def text(self) -> str:
-        """``reused from SOURCE (METHOD)``, or ``untuned`` for the fallback."""
-        if not self.from_library:
+        """``reused from SOURCE (METHOD)``, ``from sibling TASK (METHOD)``, or ``untuned``
+        for the fallback."""
+        if self.method == UNTUNED and not self.sibling:
             return UNTUNED
         how = ", ".join(([self.method] if self.method else []) + ["refitted tiles"] * self.refitted)
-        return f"reused from {self.source} ({how})" if how else f"reused from {self.source}"
+        where = f"from sibling {self.source}" if self.sibling else f"reused from {self.source}"
+        return f"{where} ({how})" if how else where
 
     def detail_line(self) -> str:
         data: dict[str, Any] = {
@@ -64,7 +71,8 @@ class ReusedSchedule:
         }
         if self.refitted:
             data["refitted"] = True
-        return REUSED_PREFIX + json.dumps(data, separators=(",", ":"))
+        prefix = SIBLING_PREFIX if self.sibling else REUSED_PREFIX
+        return prefix + json.dumps(data, separators=(",", ":"))
 
 
 def parse_reused(detail: str | None) -> dict[int, ReusedSchedule]:
@@ -72,14 +80,16 @@ def parse_reused(detail: str | None) -> dict[int, ReusedSchedule]:
     skipped: the detail is free-form text another tool may have written; a candidate named
     twice keeps its last line)."""
     found: dict[int, ReusedSchedule] = {}
-    if not isinstance(detail, str) or REUSED_PREFIX not in detail:
+    if not isinstance(detail, str) or not any(p in detail for p in (REUSED_PREFIX, SIBLING_PREFIX)):
         return found
     for line in detail.splitlines():
         line = line.strip()
-        if not line.startswith(REUSED_PREFIX):
+        sibling = line.startswith(SIBLING_PREFIX)
+        if not sibling and not line.startswith(REUSED_PREFIX):
             continue
+        prefix = SIBLING_PREFIX if sibling else REUSED_PREFIX
         try:
-            data = json.loads(line[len(REUSED_PREFIX) :])
+            data = json.loads(line[len(prefix) :])
         except ValueError:
             continue
         if not isinstance(data, Mapping):
@@ -93,7 +103,7 @@ def parse_reused(detail: str | None) -> dict[int, ReusedSchedule]:
             and isinstance(method, str)
         ):
             found[candidate] = ReusedSchedule(
-                candidate, source, method, data.get("refitted") is True
+                candidate, source, method, data.get("refitted") is True, sibling
             )
     return found
 
@@ -129,7 +139,8 @@ def _reused_keys(index: Mapping[tuple[str, str], Mapping[int, ReusedSchedule]]) 
 
 def _candidate_rows(records: pd.DataFrame, keys: pd.DataFrame) -> np.ndarray:
     """Row numbers of the records that may be reused ones: a job with reuse and a candidate
-    index no higher than the highest reused one (library schedules come first: few rows)."""
+    index no higher than the highest reused one (library schedules come first: few rows;
+    siblings' schedules come throughout a search)."""
     if keys.empty or records.empty:
         return np.arange(0)
     candidate = pd.to_numeric(records["candidate"], errors="coerce").to_numpy(dtype=float)
@@ -229,10 +240,11 @@ def job_reuse(
     """Per job that started from library schedules, how: ``REUSE_ONLY`` when it measured an
     untuned fallback (what ``tuneloom reuse`` does), else ``WARM_START``."""
     index = _as_index(tasks)
-    only = {
-        job for (job, _), found in index.items() if not all(s.from_library for s in found.values())
-    }
-    return {job: REUSE_ONLY if job in only else WARM_START for job, _ in index}
+    library = {
+        key: [s for s in found.values() if not s.sibling] for key, found in index.items()
+    }  # a sibling's schedule is the job's own search, not a start from a library
+    only = {job for (job, _), found in library.items() if not all(s.from_library for s in found)}
+    return {job: REUSE_ONLY if job in only else WARM_START for (job, _), f in library.items() if f}
 
 
 def reused_records(

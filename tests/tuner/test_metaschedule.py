@@ -290,7 +290,8 @@ def test_driver_tunes_tasks_round_robin_and_its_database_compiles(
         DriverSettings(
             trials_per_task=16,
             batch_size=8,
-            search=replace(SMALL_SEARCH, xgb_warmup_samples=8),
+            # Each task's search alone (sibling schedules: test_sibling_schedules below).
+            search=replace(SMALL_SEARCH, xgb_warmup_samples=8, siblings=0),
             seed=3,
         ),
         workers=workers,

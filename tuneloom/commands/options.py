@@ -240,6 +240,20 @@ def add_measure_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_search_options(parser: argparse.ArgumentParser) -> None:
+    """The search options that ``tune`` and ``server`` share (``engine_settings`` reads
+    them)."""
+    parser.add_argument(
+        "--siblings",
+        type=int,
+        default=None,
+        metavar="N",
+        help="each batch of a task also measures up to N schedules that the job's other tasks "
+        "of the same op class found as their best, applied to it (the search then evolves "
+        "them too; default 2; 0: none)",
+    )
+
+
 def engine_settings(
     args: argparse.Namespace, runs_dir: Path, library: Any, **overrides: Any
 ) -> Any:
@@ -247,6 +261,7 @@ def engine_settings(
     every value is checked before anything starts."""
     from tuner.engine import EngineSettings
     from tuner.metaschedule.run import EvalConfig
+    from tuner.metaschedule.settings import SearchConfig
     from tuner.metaschedule.targets import target_config
 
     check_positive(args, "number", "repeat", "build_workers")
@@ -268,6 +283,11 @@ def engine_settings(
         min_repeat_ms=args.min_repeat_ms,
         cooldown_ms=args.cooldown_ms,
     )
+    siblings = getattr(args, "siblings", None)
+    if siblings is not None:
+        if siblings < 0:
+            raise UserError(f"--siblings must be 0 or more, got {siblings}")
+        overrides.setdefault("search", SearchConfig(siblings=siblings))
     return EngineSettings(
         runs_dir=runs_dir,
         policy=getattr(args, "policy", DEFAULT_POLICY),

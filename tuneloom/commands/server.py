@@ -16,7 +16,12 @@ from typing import Any
 from collectors.jobs import TERMINAL_STATES
 from tuneloom.cli import UserError
 from tuneloom.commands.library import add_library_option, database_joiner, library_to_join
-from tuneloom.commands.options import add_measure_options, add_policy_option, engine_settings
+from tuneloom.commands.options import (
+    add_measure_options,
+    add_policy_option,
+    add_search_options,
+    engine_settings,
+)
 from tuneloom.commands.serve import add_upload_limit, upload_limit_bytes
 from tuneloom.commands.tune import store_paths
 from tuneloom.samples import importable_samples
@@ -68,6 +73,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_upload_limit(parser)
     add_library_option(parser, joins="finished jobs' databases")
     add_measure_options(parser)
+    add_search_options(parser)
     parser.set_defaults(func=run)
 
 

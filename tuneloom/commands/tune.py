@@ -15,6 +15,7 @@ from tuneloom.commands.options import (
     add_model_options,
     add_policy_option,
     add_reuse_options,
+    add_search_options,
     budget_spec_fields,
     check_positive,
     engine_settings,
@@ -95,6 +96,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_reuse_options(parser)
     add_library_option(parser, joins="the finished jobs' databases")
     add_measure_options(parser)
+    add_search_options(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 

@@ -68,6 +68,7 @@ from it in whatever order they run.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import shutil
@@ -101,7 +102,7 @@ from tuner.metaschedule.cost_model import SharedXGBModel
 from tuner.metaschedule.fixed import fixed_schedules, most_fixed_schedules
 from tuner.metaschedule.gpu_default import default_schedule
 from tuner.metaschedule.intrinsics import load_tensor_intrinsics
-from tuner.metaschedule.library import LibraryEntry
+from tuner.metaschedule.library import LibraryEntry, WorkloadInfo, describe_workload
 from tuner.metaschedule.locked_database import LockedDatabase
 from tuner.metaschedule.resume import (
     DatabaseRecord,
@@ -119,6 +120,7 @@ from tuner.metaschedule.reuse import (
 )
 from tuner.metaschedule.run import LocalProfiler, RPCProfiler, RunOutcome, times_host_cpu
 from tuner.metaschedule.settings import DriverSettings, first_stall, stalled
+from tuner.metaschedule.siblings import SiblingBest, SiblingSchedule, sibling_schedules
 from tuner.metaschedule.spaces import space_generator
 from tuner.metaschedule.targets import GPU_KIND, target_config
 from tuner.metaschedule.tasks import TuningTask, workload_tasks
@@ -188,6 +190,11 @@ class _Task:
     grow_pending: bool = False
     grown: bool = False
     grown_at: int | None = None  # the trial from which the larger search proposed
+    # Sibling schedules (``tuner.metaschedule.siblings``): the siblings' bests offered so far,
+    # the batch's (by offset) and every measured one (by candidate).
+    siblings_offered: set[tuple[str, int]] = field(default_factory=set)
+    batch_siblings: dict[int, ReusedSchedule] = field(default_factory=dict)
+    from_siblings: dict[int, ReusedSchedule] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,6 +402,7 @@ class MetaScheduleDriver(JobDriver):
             self._tasks.append(item)
         self.tasks: tuple[str, ...] = tuple(t.name for t in self._tasks)
         self._by_name = {t.name: t for t in self._tasks}
+        self._infos: dict[str, WorkloadInfo | None] = {}  # what each task's workload computes
         self._deadline: float | None = None
         self._stopped_by: str | None = None  # why the job stopped searching early
         self._announced = False
@@ -831,15 +839,66 @@ class MetaScheduleDriver(JobDriver):
             # Meanwhile the job's budget went to other tasks' batches, or a stop rule fired.
             self._end_task(t, None)
             return StageResult(ok=True, candidates=0)
-        candidates = list(candidates)
+        # Ahead of the search's candidates: a GPU task's default schedule in its first batch
+        # (besides the batch), then its siblings' new bests (in the batch's place of the
+        # search's last). Measured and recorded; the search is not told of them.
+        head: list[Any] = []
         if self.gpu and t.trials == 0 and not t.measured:
             default = default_schedule(t.spec.mod, self.target)
             if default is not None:
-                args_info = ms.arg_info.ArgInfo.from_prim_func(_prim_func(t.spec.mod))
-                candidates.insert(0, ms.MeasureCandidate(default, args_info))
-                t.injected = 1
+                head.append(default)
+        siblings = self._sibling_schedules(t, min(self.search.siblings, room - len(head)))
+        t.batch_siblings = {
+            len(head) + k: ReusedSchedule(0, s.sibling, s.method, s.refitted, sibling=True)
+            for k, s in enumerate(siblings)
+        }
+        head.extend(s.schedule for s in siblings)
+        candidates = list(candidates)[: max(1, self.batch_size - len(siblings))]
+        if head:
+            args_info = ms.arg_info.ArgInfo.from_prim_func(_prim_func(t.spec.mod))
+            candidates = [ms.MeasureCandidate(sch, args_info) for sch in head] + candidates
+            t.injected = len(head)
         candidates = candidates[:room]
         return _begin_batch(t, candidates, self._predict(t, candidates))
+
+    def _sibling_schedules(self, t: _Task, limit: int) -> list[SiblingSchedule]:
+        """The new bests of ``t``'s siblings (the job's other tasks of its op class) applied
+        to it, at most ``limit`` (``tuner.metaschedule.siblings``)."""
+        info = self._workload_info(t) if limit > 0 else None
+        if info is None:
+            return []
+        bests = []
+        for other in self._tasks:
+            if other is t or other.best_candidate is None or other.workload is None:
+                continue
+            if (other.name, other.best_candidate) in t.siblings_offered:
+                continue
+            other_info = self._workload_info(other)
+            if other_info is None or other_info.op_class != info.op_class:
+                continue
+            top = self.database.get_top_k(other.workload, 1)
+            if top and other.best_s is not None:
+                trace = json.loads(trace_json_text(top[0].trace))
+                bests.append(
+                    SiblingBest(other.name, other.best_candidate, other.spec.mod, other_info,
+                                other.workload_hash, other.best_s, other.trials, trace)
+                )  # fmt: skip
+        t.siblings_offered.update(best.key for best in bests)
+        return sibling_schedules(
+            t.spec.mod, info, bests, self.target, limit=limit, folder=str(self.db_dir),
+            known=t.measured,
+        )  # fmt: skip
+
+    def _workload_info(self, t: _Task) -> WorkloadInfo | None:
+        """What ``t``'s workload computes (op class, shapes; cached), None where it cannot
+        be read: such a task neither offers nor takes sibling schedules."""
+        if t.name not in self._infos:
+            try:
+                self._infos[t.name] = describe_workload(t.spec.mod)
+            except Exception as exc:
+                log.info("task %s: no sibling schedules (%s)", t.name, one_line(exc, last=True))
+                self._infos[t.name] = None
+        return self._infos[t.name]
 
     def _select_fixed(self, t: _Task) -> StageResult:
         """The one batch of a task whose design spaces hold no decision (``fixed_schedules``):
@@ -1042,6 +1101,10 @@ class MetaScheduleDriver(JobDriver):
                 t.best_s, t.best_candidate = mean, first + offset
             if offset in t.batch_reused:
                 t.reused_secs[first + offset] = mean
+            if offset in t.batch_siblings:
+                t.from_siblings[first + offset] = replace(
+                    t.batch_siblings[offset], candidate=first + offset
+                )
             self._emit_record(t, first + offset, cand, outcome, predicted)
         for build in t.builds:
             remove_artifact(build.artifact)
@@ -1058,11 +1121,14 @@ class MetaScheduleDriver(JobDriver):
             t.grow_pending = grow and stalled(t.history)
         t.candidates, t.predicted, t.builds, t.runs = [], [], [], []
         t.injected = 0
+        t.batch_siblings = {}
         t.next_kind = StageKind.SELECT
         if not searched:
             t.reused.extend(t.batch_reused.values())
             t.batch_reused = {}
             self._emit_task(t)  # now naming the records that came from the library
+        elif t.best_candidate in t.from_siblings and t.best_candidate >= first:
+            self._emit_task(t)  # its new best came from a sibling: the detail says which
         if t.trials >= t.budget:
             self._end_task(t, None)
         elif self.allocator == "gain":
@@ -1143,6 +1209,8 @@ class MetaScheduleDriver(JobDriver):
             t.ctx = None
         if failed is not None:
             self._emit_task(t, stopped=failed)
+        elif t.from_siblings:
+            self._emit_task(t)  # its detail names every sibling's schedule it measured
 
     def _predict(self, t: _Task, candidates: list[Any]) -> list[float | None]:
         model = self.cost_model
@@ -1168,6 +1236,7 @@ class MetaScheduleDriver(JobDriver):
                 f"{t.grown_at}: population {self.search.population(threads)} stalled"
             )
         detail.extend(r.detail_line() for r in t.reused)
+        detail.extend(r.detail_line() for r in t.from_siblings.values())
         if t.spec.fixed_spaces:
             detail.append(f"schedules={FIXED_DETAIL}")
         stopped = stopped or t.spec.untunable

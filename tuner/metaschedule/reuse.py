@@ -375,20 +375,28 @@ def apply_schedule(
     *,
     build: bool = True,
     refit: bool = True,
+    source_mod: Any = None,
 ) -> Applied:
     """Apply ``entry``'s schedule to ``workload_mod`` for ``target`` (see the module
     docstring). Returns an ``Applied``, false with a reason when the entry's target does not
     match, neither replay nor anchor transfer works, or the result is not well formed or
     (with ``build``) does not build. Never raises for a schedule that does not fit.
-    ``refit=False`` keeps the tuned tile sizes as they are (for comparison).
+    ``refit=False`` keeps the tuned tile sizes as they are (for comparison). ``source_mod``
+    is the workload the entry was tuned on, where the caller holds it (default: read from
+    the entry's database).
     """
     start = time.perf_counter()
-    result = _apply(entry, workload_mod, target, build, refit)
+    result = _apply(entry, workload_mod, target, build, refit, source_mod)
     return replace(result, seconds=time.perf_counter() - start)
 
 
 def _apply(
-    entry: LibraryEntry, workload_mod: Any, target: Any, build: bool, refit: bool
+    entry: LibraryEntry,
+    workload_mod: Any,
+    target: Any,
+    build: bool,
+    refit: bool,
+    source_mod: Any = None,
 ) -> Applied:
     from tvm.target import Target
 
@@ -409,7 +417,7 @@ def _apply(
     for method in (REPLAY, ANCHOR_TRANSFER):
         try:
             schedule, refitted = _schedule(
-                method, entry, workload_mod, tvm_target, blocks, funcs, refit
+                method, entry, workload_mod, tvm_target, blocks, funcs, refit, source_mod
             )
         except Exception as exc:
             failures.append(f"{method}: {one_line(exc, last=True)}")
@@ -429,6 +437,7 @@ def _schedule(
     blocks: Mapping[str, str],
     funcs: Mapping[str, str],
     refit: bool,
+    source_mod: Any = None,
 ) -> tuple[Any, bool]:
     """The schedule and whether tile sizes were refitted."""
     from tvm.s_tir import Schedule, Trace
@@ -446,7 +455,9 @@ def _schedule(
     if method == REPLAY:
         Trace.apply_json_to_schedule(refitted, sch)
         return sch, changed
-    source = Schedule(load_workload(entry.database, entry.workload_hash))
+    if source_mod is None:
+        source_mod = load_workload(entry.database, entry.workload_hash)
+    source = Schedule(source_mod)
     Trace.apply_json_to_schedule(entry.trace, source)
     kinds = [str(inst.kind.name) for inst in source.trace.insts]
     aligned = kinds == [inst[0] for inst in entry.trace[0]]
@@ -820,4 +831,3 @@ def _structural_hash(mod: Any) -> int:
     import tvm_ffi
 
     return int(tvm_ffi.structural_hash(mod))
-

@@ -63,7 +63,11 @@ class SearchConfig:
 
     ``grow_when_stalled``: a task searching with the population sized to few cores (fast
     selects while the easy gains come) switches to MetaSchedule's population once its search
-    stalls (``stalled``), where finding a faster schedule takes a wider search."""
+    stalls (``stalled``), where finding a faster schedule takes a wider search.
+
+    ``siblings``: schedules a select takes, ahead of the search's candidates, from the best
+    schedules of the job's other tasks of the same op class (``tuner.metaschedule.siblings``;
+    0: none)."""
 
     population_size: int | None = None
     init_measured_ratio: float = 0.2
@@ -74,6 +78,12 @@ class SearchConfig:
     eps_greedy: float = 0.05
     xgb_warmup_samples: int = 32
     grow_when_stalled: bool = True
+    siblings: int = 2
+
+    def __post_init__(self) -> None:
+        value = self.siblings
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise TunerError(f"siblings must be a whole number >= 0, got {value!r}")
 
     def population(self, client_cores: int, *, grown: bool = False) -> int:
         """The population a search on ``client_cores`` cores evolves (``grown``: after it

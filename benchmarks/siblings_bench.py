@@ -1,0 +1,176 @@
+"""Sibling schedules on and off: the same model, trials and seed, tuned by ``tuneloom tune``
+with a task's batches also measuring the best schedules of the job's other tasks of its op
+class (``--siblings 2``, the default) and without them (``--siblings 0``).
+
+For each model and seed, both runs in fresh processes one after the other (which goes first
+alternates with the seed), then every final database compiled and timed (``tuneloom
+evaluate``, outputs compared), and all the tuned models timed again in fresh processes,
+alternating between them in ``--rounds`` rounds on the device's cores: the final latencies
+and ratios are those medians; across seeds, geometric means. From each run's store: how many
+trials measured siblings' schedules, and how many tasks hold a best that came from one; and
+the end-to-end estimate (the tasks' ``weight x best`` summed, scaled to the measured final
+latency) after each quarter of the budget, for how soon each run had a fast model.
+
+    python benchmarks/siblings_bench.py [--models resnet,cnn] [--seeds 0,1,2]
+        [--trials-per-task 32] [--rounds 5] [--json]
+
+On two cores each run takes 3-5 minutes; run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from peer_bench import (  # noqa: E402
+    device_target,
+    estimate_curve,
+    evaluate,
+    time_alternating,
+    timed_process,
+)
+
+ARMS = {"siblings": (), "alone": ("--siblings", "0")}  # name: extra tune options
+QUARTERS = (0.25, 0.5, 0.75, 1.0)
+
+
+def sibling_counts(store_path: Path) -> tuple[int, int]:
+    """(records that measured a sibling's schedule, tasks whose best came from one), read
+    from the store's task events (``sibling=`` detail lines)."""
+    from collectors.reuse import best_origins, reuse_index
+    from collectors.stores import open_store
+
+    store = open_store(str(store_path), read_only=True)
+    try:
+        tasks, records = store.tasks(), store.records()
+    finally:
+        store.close()
+    index = reuse_index(tasks)
+    measured = sum(s.sibling for found in index.values() for s in found.values())
+    origins = best_origins(records, index)
+    return measured, int(origins["origin"].str.startswith("from sibling").sum())
+
+
+def estimate_at(store_path: Path, final_ms: float) -> list[float]:
+    """The end-to-end estimate (ms, scaled so that the last point is ``final_ms``) after each
+    of ``QUARTERS`` of the run's records."""
+    curve = estimate_curve(store_path)
+    scale = final_ms / (curve[-1][2] * 1e3)
+    points = []
+    for share in QUARTERS:
+        index = max(0, min(len(curve) - 1, round(share * len(curve)) - 1))
+        points.append(curve[index][2] * 1e3 * scale)
+    return points
+
+
+def bench_model(model: str, per_task: int, seeds: list[int], rounds: int, work: Path) -> dict:
+    from tuner.models.tasks import model_tasks
+
+    _, tasks = model_tasks(f"zoo:{model}", device_target())
+    trials = per_task * sum(1 for t in tasks if t.searched)
+    runs: dict[str, dict[str, Any]] = {}
+    for seed in seeds:
+        order = list(ARMS) if seed % 2 == 0 else list(reversed(ARMS))
+        for arm in order:
+            store = work / f"{model}-{arm}-seed{seed}.db"
+            wall = timed_process(
+                [sys.executable, "-m", "tuneloom", "tune", f"zoo:{model}", "--trials",
+                 str(trials), "--seed", str(seed), "--db", str(store), "--no-library",
+                 *ARMS[arm], "--json"]
+            )  # fmt: skip
+            database = next((store.parent / f"{store.stem}-runs").iterdir())
+            runs[f"{arm}@{seed}"] = {"store": store, "database": database, "wall_s": wall}
+    evaluated = {
+        name: evaluate(model, run["database"], keep=work / f"{model}-compiled-{name}")
+        for name, run in runs.items()
+    }
+    final = time_alternating(
+        model, {name: e["saved"]["tuned"] for name, e in evaluated.items()}, rounds
+    )
+    per_seed = []
+    for seed in seeds:
+        row: dict[str, Any] = {"seed": seed}
+        for arm in ARMS:
+            name = f"{arm}@{seed}"
+            measured, best_from = sibling_counts(runs[name]["store"])
+            row[arm] = {
+                "wall_s": round(runs[name]["wall_s"], 1),
+                "ms": final[name],
+                "evaluate_ms": evaluated[name]["tvm_tuned_ms"],
+                "estimate_ms_at_quarters": [
+                    round(v, 4) for v in estimate_at(runs[name]["store"], final[name])
+                ],
+                "sibling_records": measured,
+                "tasks_best_from_sibling": best_from,
+            }
+        row["ratio"] = row["siblings"]["ms"] / row["alone"]["ms"]
+        per_seed.append(row)
+
+    def across(arm: str, key: str) -> float:
+        return statistics.geometric_mean(row[arm][key] for row in per_seed)
+
+    return {
+        "model": model,
+        "trials": trials,
+        "seeds": seeds,
+        "rounds": rounds,
+        "siblings_ms": across("siblings", "ms"),
+        "alone_ms": across("alone", "ms"),
+        "ratio": across("siblings", "ms") / across("alone", "ms"),
+        "siblings_wall_s": across("siblings", "wall_s"),
+        "alone_wall_s": across("alone", "wall_s"),
+        "outputs_match": all(e["outputs_match"] for e in evaluated.values()),
+        "per_seed": per_seed,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="resnet,cnn")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--trials-per-task", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    with tempfile.TemporaryDirectory(prefix="siblings-bench-") as tmp:
+        results = [
+            bench_model(m, args.trials_per_task, seeds, args.rounds, Path(tmp)) for m in models
+        ]
+    if args.json:
+        print(json.dumps(results))
+        return
+    for r in results:
+        print(f"zoo:{r['model']}, {r['trials']} trials, seeds {r['seeds']}")
+        for row in r["per_seed"]:
+            on, off = row["siblings"], row["alone"]
+            print(
+                f"  seed {row['seed']}: with siblings {on['wall_s']:.0f} s -> {on['ms']:.4f} ms "
+                f"({on['sibling_records']} sibling records, {on['tasks_best_from_sibling']} "
+                f"bests from one); without {off['wall_s']:.0f} s -> {off['ms']:.4f} ms; "
+                f"ratio {row['ratio']:.3f}"
+            )
+            print(
+                f"    estimate after each quarter of the budget, ms: with "
+                f"{on['estimate_ms_at_quarters']}, without {off['estimate_ms_at_quarters']}"
+            )
+        print(
+            f"  geometric mean: with siblings {r['siblings_ms']:.4f} ms in "
+            f"{r['siblings_wall_s']:.0f} s, without {r['alone_ms']:.4f} ms in "
+            f"{r['alone_wall_s']:.0f} s: ratio {r['ratio']:.3f}; outputs match: "
+            f"{r['outputs_match']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
