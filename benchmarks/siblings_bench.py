@@ -1,15 +1,17 @@
 """Sibling schedules on and off: the same model, trials and seed, tuned by ``tuneloom tune``
 with a task's batches also measuring the best schedules of the job's other tasks of its op
-class (``--siblings 2``, the default) and without them (``--siblings 0``).
+class (``--siblings 1``, the default) and without them (``--siblings 0``).
 
 For each model and seed, both runs in fresh processes one after the other (which goes first
 alternates with the seed), then every final database compiled and timed (``tuneloom
 evaluate``, outputs compared), and all the tuned models timed again in fresh processes,
 alternating between them in ``--rounds`` rounds on the device's cores: the final latencies
 and ratios are those medians; across seeds, geometric means. From each run's store: how many
-trials measured siblings' schedules, and how many tasks hold a best that came from one; and
-the end-to-end estimate (the tasks' ``weight x best`` summed, scaled to the measured final
-latency) after each quarter of the budget, for how soon each run had a fast model.
+trials measured siblings' schedules, and how many tasks hold a best that came from one; the
+end-to-end estimate (the tasks' ``weight x best`` summed, scaled to the measured final
+latency) after each quarter of the budget; and how soon each run had a model as fast as the
+slower run's final one (``peer_bench.time_to_reach``: the estimate's point, checked by
+compiling and timing the database cut there, then later points until one is).
 
     python benchmarks/siblings_bench.py [--models resnet,cnn] [--seeds 0,1,2]
         [--trials-per-task 32] [--rounds 5] [--json]
@@ -24,6 +26,7 @@ import json
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +35,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from peer_bench import (  # noqa: E402
+    cut_timer,
     device_target,
     estimate_curve,
     evaluate,
     time_alternating,
+    time_to_reach,
     timed_process,
 )
 
@@ -82,13 +87,16 @@ def bench_model(model: str, per_task: int, seeds: list[int], rounds: int, work: 
         order = list(ARMS) if seed % 2 == 0 else list(reversed(ARMS))
         for arm in order:
             store = work / f"{model}-{arm}-seed{seed}.db"
+            started = time.time()
             wall = timed_process(
                 [sys.executable, "-m", "tuneloom", "tune", f"zoo:{model}", "--trials",
                  str(trials), "--seed", str(seed), "--db", str(store), "--no-library",
                  *ARMS[arm], "--json"]
             )  # fmt: skip
             database = next((store.parent / f"{store.stem}-runs").iterdir())
-            runs[f"{arm}@{seed}"] = {"store": store, "database": database, "wall_s": wall}
+            runs[f"{arm}@{seed}"] = {
+                "store": store, "database": database, "wall_s": wall, "started": started
+            }  # fmt: skip
     evaluated = {
         name: evaluate(model, run["database"], keep=work / f"{model}-compiled-{name}")
         for name, run in runs.items()
@@ -99,9 +107,16 @@ def bench_model(model: str, per_task: int, seeds: list[int], rounds: int, work: 
     per_seed = []
     for seed in seeds:
         row: dict[str, Any] = {"seed": seed}
+        # The slower run's final latency (by evaluate, as each cut is timed): when each got there.
+        row["reach_target_ms"] = max(evaluated[f"{arm}@{seed}"]["tvm_tuned_ms"] for arm in ARMS)
         for arm in ARMS:
             name = f"{arm}@{seed}"
-            measured, best_from = sibling_counts(runs[name]["store"])
+            run = runs[name]
+            measured, best_from = sibling_counts(run["store"])
+            curve = estimate_curve(run["store"])
+            scale = evaluated[name]["tvm_tuned_ms"] / (curve[-1][2] * 1e3)
+            time_cut = cut_timer(model, run["database"], work / f"{model}-cuts-{arm}-seed{seed}")
+            reach = time_to_reach(row["reach_target_ms"], curve, scale, run["started"], time_cut)
             row[arm] = {
                 "wall_s": round(runs[name]["wall_s"], 1),
                 "ms": final[name],
@@ -111,6 +126,8 @@ def bench_model(model: str, per_task: int, seeds: list[int], rounds: int, work: 
                 ],
                 "sibling_records": measured,
                 "tasks_best_from_sibling": best_from,
+                "reached_s": reach["at_s"],
+                "reach_checks": reach["checks"],
             }
         row["ratio"] = row["siblings"]["ms"] / row["alone"]["ms"]
         per_seed.append(row)
@@ -118,6 +135,11 @@ def bench_model(model: str, per_task: int, seeds: list[int], rounds: int, work: 
     def across(arm: str, key: str) -> float:
         return statistics.geometric_mean(row[arm][key] for row in per_seed)
 
+    reach = [
+        (row["siblings"]["reached_s"], row["alone"]["reached_s"])
+        for row in per_seed
+        if None not in (row["siblings"]["reached_s"], row["alone"]["reached_s"])
+    ]
     return {
         "model": model,
         "trials": trials,
@@ -128,6 +150,7 @@ def bench_model(model: str, per_task: int, seeds: list[int], rounds: int, work: 
         "ratio": across("siblings", "ms") / across("alone", "ms"),
         "siblings_wall_s": across("siblings", "wall_s"),
         "alone_wall_s": across("alone", "wall_s"),
+        "reach_ratio": statistics.geometric_mean(a / b for a, b in reach) if reach else None,
         "outputs_match": all(e["outputs_match"] for e in evaluated.values()),
         "per_seed": per_seed,
     }
@@ -164,11 +187,15 @@ def main() -> None:
                 f"    estimate after each quarter of the budget, ms: with "
                 f"{on['estimate_ms_at_quarters']}, without {off['estimate_ms_at_quarters']}"
             )
+            print(
+                f"    at the slower run's final latency ({row['reach_target_ms']:.4f} ms by "
+                f"evaluate) after: with {on['reached_s']} s, without {off['reached_s']} s"
+            )
         print(
             f"  geometric mean: with siblings {r['siblings_ms']:.4f} ms in "
             f"{r['siblings_wall_s']:.0f} s, without {r['alone_ms']:.4f} ms in "
-            f"{r['alone_wall_s']:.0f} s: ratio {r['ratio']:.3f}; outputs match: "
-            f"{r['outputs_match']}"
+            f"{r['alone_wall_s']:.0f} s: ratio {r['ratio']:.3f}; time to the slower final "
+            f"latency, with / without: {r['reach_ratio']}; outputs match: {r['outputs_match']}"
         )
 
 

@@ -29,6 +29,7 @@ import pandas as pd
 
 REUSED_PREFIX = "reused="
 SIBLING_PREFIX = "sibling="
+SIBLING_TEXT = "from sibling "  # how the text of a sibling's schedule begins
 TUNED_HERE = "tuned here"
 UNTUNED = "untuned"  # a reuse job's fallback: the workload as it is, without a schedule
 WARM_START = "warm start"  # a job whose search continued from library schedules
@@ -60,7 +61,7 @@ class ReusedSchedule:
         if self.method == UNTUNED and not self.sibling:
             return UNTUNED
         how = ", ".join(([self.method] if self.method else []) + ["refitted tiles"] * self.refitted)
-        where = f"from sibling {self.source}" if self.sibling else f"reused from {self.source}"
+        where = f"{SIBLING_TEXT}{self.source}" if self.sibling else f"reused from {self.source}"
         return f"{where} ({how})" if how else where
 
     def detail_line(self) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from collectors.reuse import SIBLING_TEXT
 from collectors.reuse import UNTUNED as UNTUNED_TEXT
 from dashboard.colors import ERROR_COLOR, color_of
 from dashboard.figures.style import axis, base_layout
@@ -304,7 +305,22 @@ def convergence_figure_dict(
 
 
 REUSED_NAME = "schedules from a library"
-REUSED_SYMBOL, UNTUNED_SYMBOL = "star", "square-open"
+SIBLING_NAME = "schedules from sibling tasks"
+REUSED_SYMBOL, UNTUNED_SYMBOL, SIBLING_SYMBOL = "star", "square-open", "diamond"
+
+
+def _origin_groups(origins: Sequence[str]) -> list[tuple[str, str, np.ndarray]]:
+    """(legend name, legend group, which of ``origins``) of the records from a library (with
+    the untuned fallback) and of those from sibling tasks; only the groups present."""
+    sibling = np.array([o.startswith(SIBLING_TEXT) for o in origins], dtype=bool)
+    groups = [(REUSED_NAME, "reused", ~sibling), (SIBLING_NAME, "siblings", sibling)]
+    return [group for group in groups if group[2].any()]
+
+
+def _origin_symbol(origin: str) -> str:
+    if origin == UNTUNED_TEXT:
+        return UNTUNED_SYMBOL
+    return SIBLING_SYMBOL if origin.startswith(SIBLING_TEXT) else REUSED_SYMBOL
 
 
 def _reused_traces(
@@ -316,26 +332,31 @@ def _reused_traces(
     jobs: np.ndarray,
     colors: Mapping[str, str],
 ) -> list[dict[str, Any]]:
-    """The two marker traces (trials, time) of the records reused from a library."""
-    pos = columns["pos"][keep].astype(int).tolist()
-    origins = [reused.get(p, "") for p in pos]
-    text = [f"{o}: failed" if bad else o for o, bad in zip(origins, failed.tolist(), strict=True)]
-    marker = {
-        "symbol": [UNTUNED_SYMBOL if o == UNTUNED_TEXT else REUSED_SYMBOL for o in origins],
-        "size": 11,
-        "color": [color_of(dict(colors), j) for j in jobs[keep]],
-        "line": {"width": 1, "color": "#222"},
-    }
+    """The marker traces (trials, time) of the records reused from a library, and of those
+    from sibling tasks."""
+    origins = [reused.get(int(p), "") for p in columns["pos"][keep]]
     traces = []
-    for axes, xcol in (("1", "n"), ("2", "t")):
-        traces.append({
-            "type": "scatter", "mode": "markers", "name": REUSED_NAME,
-            "showlegend": axes == "1" and len(pos) > 0, "legendgroup": "reused",
-            "x": _rounded(columns[xcol][keep], 4), "y": _rounded(y),
-            "marker": marker, "customdata": pos, "text": text,
-            "hovertemplate": "record %{customdata}<br>%{y:.4g} ms<br>%{text}<extra></extra>",
-            **_axes(axes),
-        })  # fmt: skip
+    for name, group, mask in _origin_groups(origins):
+        rows = keep[mask]
+        pos = columns["pos"][rows].astype(int).tolist()
+        texts = [o for o, m in zip(origins, mask.tolist(), strict=True) if m]
+        bad = failed[mask].tolist()
+        text = [f"{o}: failed" if f else o for o, f in zip(texts, bad, strict=True)]
+        marker = {
+            "symbol": [_origin_symbol(o) for o in texts],
+            "size": 11,
+            "color": [color_of(dict(colors), j) for j in jobs[rows]],
+            "line": {"width": 1, "color": "#222"},
+        }
+        for axes, xcol in (("1", "n"), ("2", "t")):
+            traces.append({
+                "type": "scatter", "mode": "markers", "name": name,
+                "showlegend": axes == "1", "legendgroup": group,
+                "x": _rounded(columns[xcol][rows], 4), "y": _rounded(y[mask]),
+                "marker": marker, "customdata": pos, "text": text,
+                "hovertemplate": "record %{customdata}<br>%{y:.4g} ms<br>%{text}<extra></extra>",
+                **_axes(axes),
+            })  # fmt: skip
     return traces
 
 
@@ -513,29 +534,35 @@ def end_to_end_figure(
 def _reused_estimates(
     e2e: pd.DataFrame, colors: Mapping[str, str], reused: Mapping[int, str], max_points: int
 ) -> list[dict[str, Any]]:
-    """Star markers (trials, time) on the estimates that follow a reused record."""
+    """Markers (trials, time) on the estimates that follow a record reused from a library
+    (stars) or from a sibling task (diamonds)."""
     marks = e2e[e2e["pos"].isin(list(reused)) & e2e["estimate_ms"].notna()]
     marks = marks.iloc[_evenly(len(marks), max_points)]
     if marks.empty:
         return []
-    pos = marks["pos"].astype(int).tolist()
-    marker = {
-        "symbol": [UNTUNED_SYMBOL if reused[p] == UNTUNED_TEXT else REUSED_SYMBOL for p in pos],
-        "size": 11,
-        "color": [color_of(dict(colors), j) for j in marks["job"]],
-        "line": {"width": 1, "color": "#222"},
-    }
-    common = {
-        "type": "scatter", "mode": "markers", "name": REUSED_NAME, "legendgroup": "reused",
-        "y": marks["estimate_ms"].round(6).tolist(), "customdata": pos, "marker": marker,
-        "text": [reused[p] for p in pos],
-        "hovertemplate": "estimate %{y:.4g} ms after record %{customdata}<br>%{text}"
-                         "<extra></extra>",
-    }  # fmt: skip
-    return [
-        {**common, "x": marks["n"].tolist()},
-        {**common, "x": marks["t"].round(4).tolist(), "showlegend": False, **_axes("2")},
-    ]
+    origins = [reused[int(p)] for p in marks["pos"]]
+    traces = []
+    for name, group, mask in _origin_groups(origins):
+        part = marks[mask]
+        texts = [o for o, m in zip(origins, mask.tolist(), strict=True) if m]
+        marker = {
+            "symbol": [_origin_symbol(o) for o in texts],
+            "size": 11,
+            "color": [color_of(dict(colors), j) for j in part["job"]],
+            "line": {"width": 1, "color": "#222"},
+        }
+        common = {
+            "type": "scatter", "mode": "markers", "name": name, "legendgroup": group,
+            "y": part["estimate_ms"].round(6).tolist(), "marker": marker, "text": texts,
+            "customdata": part["pos"].astype(int).tolist(),
+            "hovertemplate": "estimate %{y:.4g} ms after record %{customdata}<br>%{text}"
+                             "<extra></extra>",
+        }  # fmt: skip
+        traces.append({**common, "x": part["n"].tolist()})
+        traces.append(
+            {**common, "x": part["t"].round(4).tolist(), "showlegend": False, **_axes("2")}
+        )
+    return traces
 
 
 def time_to_reach(e2e: pd.DataFrame) -> pd.DataFrame:

@@ -138,20 +138,27 @@ def convergence_view(
 
 
 def reused_in(snap: Snapshot, records: pd.DataFrame) -> dict[int, str]:
-    """Record position -> origin of the selected records reused from a library (nothing to
-    compute when no job of the snapshot reused any)."""
+    """Record position -> origin of the selected records reused from a library or from a
+    sibling task (nothing to compute when no job of the snapshot has any)."""
     if not snap.reused:
         return {}
     return reuse.reused_records(records, snap.reused)
 
 
 def reuse_notice(reused: dict[int, str]) -> str:
-    if not reused:
-        return ""
-    return (
-        f" Stars: {len(reused):,} record(s) whose schedule came from a library (squares: the "
-        "untuned fallback); hover one for its source."
-    )
+    siblings = sum(1 for origin in reused.values() if origin.startswith(reuse.SIBLING_TEXT))
+    parts = []
+    if len(reused) > siblings:
+        parts.append(
+            f"Stars: {len(reused) - siblings:,} record(s) whose schedule came from a library "
+            "(squares: the untuned fallback)"
+        )
+    if siblings:
+        parts.append(
+            f"Diamonds: {siblings:,} record(s) measuring the best schedule of another task of "
+            "the job, applied to this one"
+        )
+    return f" {'; '.join(parts)}; hover one for its source." if parts else ""
 
 
 def reach_notice(e2e: pd.DataFrame, snap: Snapshot) -> str:

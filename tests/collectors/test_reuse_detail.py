@@ -10,6 +10,7 @@ import pytest
 from collectors.reuse import (
     REUSE_ONLY,
     REUSED_PREFIX,
+    SIBLING_PREFIX,
     TUNED_HERE,
     UNTUNED,
     WARM_START,
@@ -51,6 +52,28 @@ def test_detail_lines_round_trip_and_read_as_text() -> None:
     assert plain.text == f"reused from {SOURCE} (replay)"
     assert fitted.text == f"reused from {SOURCE} (anchor-transfer, refitted tiles)"
     assert fallback.text == UNTUNED and not fallback.from_library and plain.from_library
+
+
+def test_a_siblings_schedule_names_the_task_and_is_no_start_from_a_library() -> None:
+    sibling = ReusedSchedule(9, "matmul:96x96x96", "replay", refitted=True, sibling=True)
+    library = ReusedSchedule(0, SOURCE, "replay")
+    fallback = ReusedSchedule(1, "", UNTUNED)
+    assert sibling.detail_line().startswith(SIBLING_PREFIX)
+    assert parse_reused(detail(library, sibling)) == {0: library, 9: sibling}
+    assert sibling.text == "from sibling matmul:96x96x96 (replay, refitted tiles)"
+    assert not sibling.from_library
+    frame = tasks(
+        [("j1", "a", detail(sibling)), ("j2", "a", detail(library, sibling)),
+         ("j3", "a", detail(library, fallback, sibling))]
+    )  # fmt: skip
+    assert job_reuse(frame) == {"j2": WARM_START, "j3": REUSE_ONLY}  # j1 searched alone
+    found = records(
+        [("j1", "a", 0, 2e-3), ("j1", "a", 9, 1e-3), ("j2", "a", 0, 3e-3), ("j2", "a", 9, 4e-3)]
+    )
+    assert list(record_origins(found, frame)) == [None, sibling.text, library.text, sibling.text]
+    best = best_origins(found, frame).set_index("job")
+    assert best.loc["j1", "origin"] == sibling.text and best.loc["j1", "reused"] == 0
+    assert best.loc["j2", "origin"] == library.text and best.loc["j2", "reused"] == 1
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from collectors.reuse import TUNED_HERE, UNTUNED
+from collectors.reuse import TUNED_HERE, UNTUNED, ReusedSchedule
 from collectors.sink import EventSink
 from collectors.sqlite_store import SQLiteStore
 from dashboard.app import create_app, parts
@@ -23,6 +23,7 @@ from tests.dashboard.reuse_history import (
     ONLY,
     RESNET,
     WARM,
+    Job,
     emit_job,
     reuse_history,
 )
@@ -120,6 +121,28 @@ def test_the_untuned_fallback_is_a_square(app_ctx: AppContext) -> None:
     left, _ = reused_traces(view.figure)
     assert left["marker"]["symbol"] == ["star", "square-open", "star", "square-open"]
     assert left["text"] == [REPLAY, UNTUNED, DENSE, UNTUNED]
+
+
+def test_schedules_from_sibling_tasks_are_diamonds_and_no_warm_start(tmp_path: Path) -> None:
+    conv = ReusedSchedule(2, "dense", "anchor-transfer", sibling=True)
+    dense = ReusedSchedule(2, "conv", "replay", refitted=True, sibling=True)
+    searched = Job("job-4", 0.0, {"conv": [5.0, 4.0, 3.5], "dense": [8.0, 6.0, 7.0]},
+                   {"conv": [conv], "dense": [dense]})  # fmt: skip
+    with SQLiteStore(tmp_path / "siblings.db") as opened:
+        reuse_history(opened, [searched, WARM])
+        snap = StoreView(opened).snapshot()
+        assert snap.labels["job-4"] == "mobilenet (job-4)"  # its own search: no warm start
+        view = convergence.convergence_view(snap, [], [], None)
+        left, right = [t for t in view.figure["data"] if t.get("name") == cf.SIBLING_NAME]
+        expected = [positions(opened, "job-4", "conv", 2), positions(opened, "job-4", "dense", 2)]
+        assert left["customdata"] == expected == right["customdata"]
+        assert left["text"] == [conv.text, dense.text]
+        assert left["marker"]["symbol"] == ["diamond"] * 2
+        assert len(reused_traces(view.figure)[0]["customdata"]) == 3  # job-2's library ones
+        assert "Diamonds: 2 record(s)" in view.notice and "Stars: 3 record(s)" in view.notice
+        table = convergence.task_summary(snap, ["job-4"], []).set_index("task")
+        assert table.loc["conv", "origin"] == "from sibling dense (anchor-transfer)"
+        assert table.loc["dense", "origin"] == TUNED_HERE and table.loc["conv", "library"] == 0
 
 
 def test_cold_jobs_alone_draw_no_reuse_trace(app_ctx: AppContext) -> None:

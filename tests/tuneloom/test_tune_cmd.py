@@ -13,7 +13,7 @@ import pytest
 from collectors.jsonl import export_jsonl
 from collectors.sqlite_store import SQLiteStore
 from tests.tuner.rpc_fixtures import free_port, rpc_cluster
-from tuneloom.cli import build_parser, main
+from tuneloom.cli import UserError, build_parser, main
 from tuner.metaschedule.targets import cuda_devices
 
 SMALL = ["--batch", "8", "--population", "64", "--number", "2", "--min-repeat-ms", "5"]
@@ -94,6 +94,23 @@ def test_would_be_bests_are_timed_again_quietly_unless_told_otherwise(
     with pytest.raises(SystemExit):
         build_parser().parse_args(["tune", "zoo:mlp", "--db", "x.db", "--retime", "twice"])
     assert "invalid choice: 'twice'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("given", "siblings"), [([], 1), (["--siblings", "0"], 0),
+                                              (["--siblings", "5"], 5)])  # fmt: skip
+def test_tasks_take_one_sibling_schedule_per_batch_unless_told_otherwise(
+    given: list[str], siblings: int, tmp_path: Path
+) -> None:
+    from tuneloom.commands.options import engine_settings
+
+    for command in ("tune", "server"):
+        argv = [command, "zoo:mlp"] if command == "tune" else [command]
+        argv += ["--db", "x.db"]
+        args = build_parser().parse_args([*argv, *given])
+        assert engine_settings(args, tmp_path, None).search.siblings == siblings
+    args = build_parser().parse_args(["tune", "zoo:mlp", "--db", "x.db", "--siblings", "-1"])
+    with pytest.raises(UserError, match="--siblings must be 0 or more, got -1"):
+        engine_settings(args, tmp_path, None)
 
 
 def test_help_documents_the_workload_grammar_and_job_mapping() -> None:

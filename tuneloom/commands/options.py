@@ -250,7 +250,7 @@ def add_search_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="each batch of a task also measures up to N schedules that the job's other tasks "
         "of the same op class found as their best, applied to it (the search then evolves "
-        "them too; default 2; 0: none)",
+        "them too; default 1; 0: none)",
     )
 
 

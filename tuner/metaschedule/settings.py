@@ -78,7 +78,7 @@ class SearchConfig:
     eps_greedy: float = 0.05
     xgb_warmup_samples: int = 32
     grow_when_stalled: bool = True
-    siblings: int = 2
+    siblings: int = 1
 
     def __post_init__(self) -> None:
         value = self.siblings
