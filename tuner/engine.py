@@ -163,13 +163,16 @@ class EngineSettings:
 
 @dataclass(frozen=True, slots=True)
 class TaskReport:
-    """A task's outcome: trials measured, best latency, weight in its model, why it stopped."""
+    """A task's outcome: trials measured, best latency, weight in its model, why it stopped,
+    how many trials measured its siblings' schedules and which sibling's holds its best."""
 
     name: str
     trials: int
     best_latency_s: float | None
     weight: float = 1.0
     stopped: str | None = None
+    sibling_schedules: int = 0
+    best_from_sibling: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -178,6 +181,8 @@ class TaskReport:
             "best_latency_s": self.best_latency_s,
             **({"weight": self.weight} if self.weight != 1.0 else {}),
             **({"stopped": self.stopped} if self.stopped else {}),
+            **({"sibling_schedules": self.sibling_schedules} if self.sibling_schedules else {}),
+            **({"best_from_sibling": self.best_from_sibling} if self.best_from_sibling else {}),
         }
 
 
@@ -882,7 +887,15 @@ class Engine:
             detail=info.detail,
             model=(job.model.source or job.model.name) if job.model is not None else None,
             tasks=tuple(
-                TaskReport(t.name, t.trials, t.best_latency_s, t.weight, t.error)
+                TaskReport(
+                    t.name,
+                    t.trials,
+                    t.best_latency_s,
+                    t.weight,
+                    t.error,
+                    t.siblings,
+                    t.best_from,
+                )
                 for t in driver.summary()
             ),
             db_dir=str(driver.db_dir),

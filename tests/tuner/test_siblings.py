@@ -168,7 +168,13 @@ def test_a_job_measures_its_tasks_bests_in_each_others_batches(
     assert all(s.sibling for found in detail.values() for s in found.values())
     records = {(r.task, r.candidate): r for r in (s.event for s in store.read(kinds=["record"]))}
     assert len(records) == 32
+    summary = {s.name: s for s in driver.summary()}
     for task, found in detail.items():
         for candidate in found:
             record: RecordEvent = records[(task, candidate)]
             assert record.run_secs and record.error is None
+        # The job's report counts them and names the sibling whose schedule holds the best.
+        mine = [r for r in records.values() if r.task == task and r.mean_secs is not None]
+        best = min(mine, key=lambda r: r.mean_secs or 0.0).candidate
+        assert summary[task].siblings == len(found)
+        assert summary[task].best_from == (found[best].source if best in found else None)

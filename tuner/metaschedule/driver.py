@@ -199,7 +199,8 @@ class _Task:
 
 @dataclass(frozen=True, slots=True)
 class TaskSummary:
-    """A task's outcome so far."""
+    """A task's outcome so far (``siblings``: how many of its trials measured a sibling's
+    schedule; ``best_from``: the sibling whose schedule holds its best, None: its own)."""
 
     name: str
     trials: int
@@ -207,6 +208,8 @@ class TaskSummary:
     done: bool
     error: str | None = None
     weight: float = 1.0
+    siblings: int = 0
+    best_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -775,9 +778,12 @@ class MetaScheduleDriver(JobDriver):
     def summary(self) -> list[TaskSummary]:
         """Per task: trials measured, best latency, whether it is done (and why it stopped)."""
         return [
-            TaskSummary(t.name, t.trials, t.best_s, t.done, t.failed, t.spec.weight)
+            TaskSummary(
+                t.name, t.trials, t.best_s, t.done, t.failed, t.spec.weight, len(t.from_siblings),
+                _source_of(t.from_siblings, t.best_candidate),
+            )
             for t in self._tasks
-        ]
+        ]  # fmt: skip
 
     def task_names_by_hash(self) -> dict[str, str]:
         """Task names by workload hash (to name a database's workloads in a library)."""
@@ -1340,6 +1346,12 @@ def _begin_batch(
     t.profile_failures = 0
     t.next_kind = StageKind.BUILD
     return StageResult(ok=True, candidates=len(candidates))
+
+
+def _source_of(found: dict[int, ReusedSchedule], candidate: int | None) -> str | None:
+    """The task a candidate's schedule came from, if it came from another task."""
+    schedule = found.get(candidate) if candidate is not None else None
+    return schedule.source if schedule is not None else None
 
 
 def _prim_func(mod: Any) -> Any:
