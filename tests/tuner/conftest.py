@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from scheduling_helpers import make_sink
@@ -14,6 +15,22 @@ from tuner.metaschedule.library import ScheduleLibrary
 
 # The workloads of the short real tuning job that fills the reuse tests' library.
 REUSE_SPECS = ("matmul:64", "conv2d:1x8x16x16,16x3x3,pad=1", "dense:1x256x128")
+
+
+@pytest.fixture(scope="module")
+def workers() -> Iterator[Any]:
+    """Real build and profile workers (``StageWorkers``: processes), shared by a module's
+    tests, with short timings."""
+    from tuner.metaschedule.run import EvalConfig
+    from tuner.metaschedule.workers import StageWorkers
+
+    stage_workers = StageWorkers(
+        evaluator=EvalConfig(number=2, repeat=1, min_repeat_ms=5),
+        build_timeout_s=120.0,
+        run_timeout_s=30.0,
+    )
+    yield stage_workers
+    stage_workers.close()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -47,18 +46,6 @@ MATMUL_ARGS = [["TENSOR", "float32", [16, 16]]] * 3
 
 
 # --- fixtures and helpers ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def workers() -> Iterator[StageWorkers]:
-    """Build and profile workers shared by this module's tests (real processes)."""
-    stage_workers = StageWorkers(
-        evaluator=EvalConfig(number=2, repeat=1, min_repeat_ms=5),
-        build_timeout_s=120.0,
-        run_timeout_s=30.0,
-    )
-    yield stage_workers
-    stage_workers.close()
 
 
 def make_sink() -> tuple[MemoryStore, EventSink]:

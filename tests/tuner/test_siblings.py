@@ -4,7 +4,6 @@ op class, applied to it; real TVM schedules, builds and measurements."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,24 +19,12 @@ from collectors.sink import EventSink
 from tuner._base import TunerError
 from tuner.metaschedule.driver import MetaScheduleDriver
 from tuner.metaschedule.library import describe_workload
-from tuner.metaschedule.run import EvalConfig
 from tuner.metaschedule.settings import SMALL_SEARCH, DriverSettings, SearchConfig
 from tuner.metaschedule.siblings import SiblingBest, sibling_schedules
 from tuner.metaschedule.targets import target_config
 from tuner.metaschedule.traces import trace_json_text
 from tuner.metaschedule.workers import StageWorkers
 from tuner.metaschedule.workloads import workload_module
-
-
-@pytest.fixture(scope="module")
-def workers() -> Iterator[StageWorkers]:
-    stage_workers = StageWorkers(
-        evaluator=EvalConfig(number=2, repeat=1, min_repeat_ms=5),
-        build_timeout_s=120.0,
-        run_timeout_s=30.0,
-    )
-    yield stage_workers
-    stage_workers.close()
 
 
 def llvm() -> Any:
