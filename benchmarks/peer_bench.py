@@ -180,11 +180,12 @@ def time_to_reach(
 ) -> dict[str, Any]:
     """When tuneloom's model first ran at ``target_ms`` or faster: the first point whose
     scaled estimate says so, checked by timing the cut database, then every tenth point on
-    until one is (``at_s`` None if none)."""
+    and the last until one is (``at_s`` None if none)."""
     candidates = [c for c in curve if c[2] * 1e3 * scale <= target_ms]
     start_index = curve.index(candidates[0]) if candidates else len(curve) - 1
     checks = []
-    for index in sorted({start_index, *range(start_index, len(curve), max(1, len(curve) // 10))}):
+    step = max(1, len(curve) // 10)
+    for index in sorted({*range(start_index, len(curve), step), len(curve) - 1}):
         ts, count, _ = curve[index]
         latency = time_cut(count)
         checks.append({"records": count, "at_s": round(ts - started, 2), "tvm_ms": latency})

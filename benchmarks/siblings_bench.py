@@ -9,8 +9,8 @@ alternating between them in ``--rounds`` rounds on the device's cores: the final
 and ratios are those medians; across seeds, geometric means. From each run's store: how many
 trials measured siblings' schedules, and how many tasks hold a best that came from one; the
 end-to-end estimate (the tasks' ``weight x best`` summed, scaled to the measured final
-latency) after each quarter of the budget; and how soon each run had a model as fast as the
-slower run's final one (``peer_bench.time_to_reach``: the estimate's point, checked by
+latency) after each quarter of the budget; and how soon each run had a model within 5 % of
+the slower run's final one (``peer_bench.time_to_reach``: the estimate's point, checked by
 compiling and timing the database cut there, then later points until one is).
 
     python benchmarks/siblings_bench.py [--models resnet,cnn] [--seeds 0,1,2]
@@ -46,6 +46,7 @@ from peer_bench import (  # noqa: E402
 
 ARMS = {"siblings": (), "alone": ("--siblings", "0")}  # name: extra tune options
 QUARTERS = (0.25, 0.5, 0.75, 1.0)
+REACH_MARGIN = 1.05  # time to reach: within this of the slower run's final latency
 
 
 def sibling_counts(store_path: Path) -> tuple[int, int]:
@@ -107,8 +108,10 @@ def bench_model(model: str, per_task: int, seeds: list[int], rounds: int, work: 
     per_seed = []
     for seed in seeds:
         row: dict[str, Any] = {"seed": seed}
-        # The slower run's final latency (by evaluate, as each cut is timed): when each got there.
-        row["reach_target_ms"] = max(evaluated[f"{arm}@{seed}"]["tvm_tuned_ms"] for arm in ARMS)
+        # Within 5 % of the slower run's final latency (by evaluate, as each cut is timed):
+        # when each run got there.
+        slower = max(evaluated[f"{arm}@{seed}"]["tvm_tuned_ms"] for arm in ARMS)
+        row["reach_target_ms"] = REACH_MARGIN * slower
         for arm in ARMS:
             name = f"{arm}@{seed}"
             run = runs[name]
@@ -188,14 +191,16 @@ def main() -> None:
                 f"{on['estimate_ms_at_quarters']}, without {off['estimate_ms_at_quarters']}"
             )
             print(
-                f"    at the slower run's final latency ({row['reach_target_ms']:.4f} ms by "
-                f"evaluate) after: with {on['reached_s']} s, without {off['reached_s']} s"
+                f"    within 5 % of the slower run's final latency "
+                f"({row['reach_target_ms']:.4f} ms by evaluate) after: with {on['reached_s']} s, "
+                f"without {off['reached_s']} s"
             )
         print(
             f"  geometric mean: with siblings {r['siblings_ms']:.4f} ms in "
             f"{r['siblings_wall_s']:.0f} s, without {r['alone_ms']:.4f} ms in "
-            f"{r['alone_wall_s']:.0f} s: ratio {r['ratio']:.3f}; time to the slower final "
-            f"latency, with / without: {r['reach_ratio']}; outputs match: {r['outputs_match']}"
+            f"{r['alone_wall_s']:.0f} s: ratio {r['ratio']:.3f}; time to within 5 % of the "
+            f"slower final latency, with / without: {r['reach_ratio']}; outputs match: "
+            f"{r['outputs_match']}"
         )
 
 
