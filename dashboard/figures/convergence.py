@@ -309,18 +309,35 @@ SIBLING_NAME = "schedules from sibling tasks"
 REUSED_SYMBOL, UNTUNED_SYMBOL, SIBLING_SYMBOL = "star", "square-open", "diamond"
 
 
-def _origin_groups(origins: Sequence[str]) -> list[tuple[str, str, np.ndarray]]:
-    """(legend name, legend group, which of ``origins``) of the records from a library (with
-    the untuned fallback) and of those from sibling tasks; only the groups present."""
+def _origin_groups(origins: Sequence[str]) -> list[tuple[str, str, np.ndarray, list[str]]]:
+    """(legend name, legend group, which of ``origins``, those origins) of the records from
+    a library (with the untuned fallback) and of those from sibling tasks; only the groups
+    present."""
     sibling = np.array([o.startswith(SIBLING_TEXT) for o in origins], dtype=bool)
     groups = [(REUSED_NAME, "reused", ~sibling), (SIBLING_NAME, "siblings", sibling)]
-    return [group for group in groups if group[2].any()]
+    return [
+        (name, group, mask, [o for o, m in zip(origins, mask.tolist(), strict=True) if m])
+        for name, group, mask in groups
+        if mask.any()
+    ]
 
 
 def _origin_symbol(origin: str) -> str:
     if origin == UNTUNED_TEXT:
         return UNTUNED_SYMBOL
     return SIBLING_SYMBOL if origin.startswith(SIBLING_TEXT) else REUSED_SYMBOL
+
+
+def _origin_marker(
+    origins: Sequence[str], jobs: Sequence[str], colors: Mapping[str, str]
+) -> dict[str, Any]:
+    """The markers of records by where their schedules came from, in their jobs' colours."""
+    return {
+        "symbol": [_origin_symbol(o) for o in origins],
+        "size": 11,
+        "color": [color_of(dict(colors), j) for j in jobs],
+        "line": {"width": 1, "color": "#222"},
+    }
 
 
 def _reused_traces(
@@ -336,18 +353,12 @@ def _reused_traces(
     from sibling tasks."""
     origins = [reused.get(int(p), "") for p in columns["pos"][keep]]
     traces = []
-    for name, group, mask in _origin_groups(origins):
+    for name, group, mask, texts in _origin_groups(origins):
         rows = keep[mask]
         pos = columns["pos"][rows].astype(int).tolist()
-        texts = [o for o, m in zip(origins, mask.tolist(), strict=True) if m]
         bad = failed[mask].tolist()
         text = [f"{o}: failed" if f else o for o, f in zip(texts, bad, strict=True)]
-        marker = {
-            "symbol": [_origin_symbol(o) for o in texts],
-            "size": 11,
-            "color": [color_of(dict(colors), j) for j in jobs[rows]],
-            "line": {"width": 1, "color": "#222"},
-        }
+        marker = _origin_marker(texts, jobs[rows], colors)
         for axes, xcol in (("1", "n"), ("2", "t")):
             traces.append({
                 "type": "scatter", "mode": "markers", "name": name,
@@ -542,15 +553,9 @@ def _reused_estimates(
         return []
     origins = [reused[int(p)] for p in marks["pos"]]
     traces = []
-    for name, group, mask in _origin_groups(origins):
+    for name, group, mask, texts in _origin_groups(origins):
         part = marks[mask]
-        texts = [o for o, m in zip(origins, mask.tolist(), strict=True) if m]
-        marker = {
-            "symbol": [_origin_symbol(o) for o in texts],
-            "size": 11,
-            "color": [color_of(dict(colors), j) for j in part["job"]],
-            "line": {"width": 1, "color": "#222"},
-        }
+        marker = _origin_marker(texts, part["job"], colors)
         common = {
             "type": "scatter", "mode": "markers", "name": name, "legendgroup": group,
             "y": part["estimate_ms"].round(6).tolist(), "marker": marker, "text": texts,
