@@ -16,7 +16,14 @@ compiling and timing the database cut there, then later points until one is).
     python benchmarks/siblings_bench.py [--models resnet,cnn] [--seeds 0,1,2]
         [--trials-per-task 32] [--rounds 5] [--json]
 
-On two cores each run takes 3-5 minutes; run it on an otherwise idle machine.
+With ``--together``, the models are tuned at once, one job each in one ``tuneloom tune``
+(``--trials-per-task`` each), with every running job's tasks as siblings
+(``--siblings-from all-jobs``, the default) and with each job's own only (``--siblings-from
+job``); then each model's databases are compiled and timed as above, and the sibling
+records that came from the other model's tasks are counted.
+
+On two cores each run takes 3-5 minutes (a run of two models together 6-9); run it on an
+otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,13 +53,15 @@ from peer_bench import (  # noqa: E402
 )
 
 ARMS = {"siblings": (), "alone": ("--siblings", "0")}  # name: extra tune options
+SCOPES = {"all-jobs": (), "job": ("--siblings-from", "job")}  # with --together
 QUARTERS = (0.25, 0.5, 0.75, 1.0)
 REACH_MARGIN = 1.05  # time to reach: within this of the slower run's final latency
 
 
-def sibling_counts(store_path: Path) -> tuple[int, int]:
-    """(records that measured a sibling's schedule, tasks whose best came from one), read
-    from the store's task events (``sibling=`` detail lines)."""
+def sibling_counts(store_path: Path, job: str | None = None) -> dict[str, int]:
+    """Read from the store's task events (``sibling=`` detail lines), of one ``job`` or all:
+    records that measured a sibling's schedule (``records``), those from another job's
+    tasks (``from_other_jobs``), and tasks whose best came from a sibling (``bests``)."""
     from collectors.reuse import best_origins, reuse_index
     from collectors.stores import open_store
 
@@ -60,10 +70,16 @@ def sibling_counts(store_path: Path) -> tuple[int, int]:
         tasks, records = store.tasks(), store.records()
     finally:
         store.close()
+    if job is not None:
+        tasks, records = tasks[tasks["job"] == job], records[records["job"] == job]
     index = reuse_index(tasks)
-    measured = sum(s.sibling for found in index.values() for s in found.values())
+    siblings = [s for found in index.values() for s in found.values() if s.sibling]
     origins = best_origins(records, index)
-    return measured, int(origins["origin"].str.startswith("from sibling").sum())
+    return {
+        "records": len(siblings),
+        "from_other_jobs": sum(1 for s in siblings if "/" in s.source),
+        "bests": int(origins["origin"].str.startswith("from sibling").sum()),
+    }
 
 
 def estimate_at(store_path: Path, final_ms: float) -> list[float]:
@@ -115,7 +131,7 @@ def bench_model(model: str, per_task: int, seeds: list[int], rounds: int, work: 
         for arm in ARMS:
             name = f"{arm}@{seed}"
             run = runs[name]
-            measured, best_from = sibling_counts(run["store"])
+            counts = sibling_counts(run["store"])
             curve = estimate_curve(run["store"])
             scale = evaluated[name]["tvm_tuned_ms"] / (curve[-1][2] * 1e3)
             time_cut = cut_timer(model, run["database"], work / f"{model}-cuts-{arm}-seed{seed}")
@@ -127,8 +143,8 @@ def bench_model(model: str, per_task: int, seeds: list[int], rounds: int, work: 
                 "estimate_ms_at_quarters": [
                     round(v, 4) for v in estimate_at(runs[name]["store"], final[name])
                 ],
-                "sibling_records": measured,
-                "tasks_best_from_sibling": best_from,
+                "sibling_records": counts["records"],
+                "tasks_best_from_sibling": counts["bests"],
                 "reached_s": reach["at_s"],
                 "reach_checks": reach["checks"],
             }
@@ -159,6 +175,98 @@ def bench_model(model: str, per_task: int, seeds: list[int], rounds: int, work: 
     }
 
 
+def tune_together(argv: list[str]) -> tuple[float, dict[str, Any]]:
+    """Run ``tuneloom tune ... --json`` in a fresh process: its wall time and its report."""
+    started = time.perf_counter()
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:6])} failed:\n{done.stderr[-3000:]}")
+    return time.perf_counter() - started, json.loads(done.stdout)
+
+
+def bench_together(
+    models: list[str], per_task: int, seeds: list[int], rounds: int, work: Path
+) -> dict:
+    """The models tuned at once, siblings from every running job's tasks against each
+    job's own; per model and seed, the final latencies (timed alternately) and ratios."""
+    runs: dict[str, dict[str, Any]] = {}
+    for seed in seeds:
+        order = list(SCOPES) if seed % 2 == 0 else list(reversed(SCOPES))
+        for scope in order:
+            store = work / f"together-{scope}-seed{seed}.db"
+            wall, report = tune_together(
+                [sys.executable, "-m", "tuneloom", "tune", *(f"zoo:{m}" for m in models),
+                 "--trials-per-task", str(per_task), "--seed", str(seed), "--db", str(store),
+                 "--no-library", *SCOPES[scope], "--json"]
+            )  # fmt: skip
+            jobs = {job["model"].removeprefix("zoo:"): job for job in report["jobs"]}
+            for model in models:
+                job = jobs[model]
+                runs[f"{model}:{scope}@{seed}"] = {
+                    "store": store, "job": job["id"], "database": Path(job["db_dir"]),
+                    "wall_s": wall,
+                }  # fmt: skip
+    per_model = []
+    for model in models:
+        mine = {name: run for name, run in runs.items() if name.startswith(f"{model}:")}
+        evaluated = {
+            name: evaluate(model, run["database"], keep=work / f"compiled-{name}")
+            for name, run in mine.items()
+        }
+        final = time_alternating(
+            model, {name: e["saved"]["tuned"] for name, e in evaluated.items()}, rounds
+        )
+        per_seed = []
+        for seed in seeds:
+            row: dict[str, Any] = {"seed": seed}
+            for scope in SCOPES:
+                name = f"{model}:{scope}@{seed}"
+                counts = sibling_counts(mine[name]["store"], mine[name]["job"])
+                row[scope] = {
+                    "wall_s": round(mine[name]["wall_s"], 1),
+                    "ms": final[name],
+                    "evaluate_ms": evaluated[name]["tvm_tuned_ms"],
+                    "sibling_records": counts["records"],
+                    "from_other_jobs": counts["from_other_jobs"],
+                    "tasks_best_from_sibling": counts["bests"],
+                }
+            row["ratio"] = row["all-jobs"]["ms"] / row["job"]["ms"]
+            per_seed.append(row)
+        shared, own = (
+            statistics.geometric_mean(row[scope]["ms"] for row in per_seed) for scope in SCOPES
+        )
+        per_model.append({
+            "model": model, "shared_ms": shared, "own_ms": own, "ratio": shared / own,
+            "outputs_match": all(e["outputs_match"] for e in evaluated.values()),
+            "per_seed": per_seed,
+        })  # fmt: skip
+    return {"models": models, "trials_per_task": per_task, "seeds": seeds, "rounds": rounds,
+            "per_model": per_model}  # fmt: skip
+
+
+def print_together(result: dict) -> None:
+    print(
+        f"{' + '.join(f'zoo:{m}' for m in result['models'])} tuned together, "
+        f"{result['trials_per_task']} trials per task, seeds {result['seeds']}"
+    )
+    for r in result["per_model"]:
+        print(f"  zoo:{r['model']}")
+        for row in r["per_seed"]:
+            shared, own = row["all-jobs"], row["job"]
+            print(
+                f"    seed {row['seed']}: siblings from all jobs {shared['ms']:.4f} ms "
+                f"({shared['sibling_records']} sibling records, {shared['from_other_jobs']} "
+                f"from the other job, {shared['tasks_best_from_sibling']} bests from one; run "
+                f"{shared['wall_s']:.0f} s), from its own job {own['ms']:.4f} ms "
+                f"({own['sibling_records']} sibling records; run {own['wall_s']:.0f} s): "
+                f"ratio {row['ratio']:.3f}"
+            )
+        print(
+            f"    geometric mean: all jobs {r['shared_ms']:.4f} ms, own job {r['own_ms']:.4f} "
+            f"ms: ratio {r['ratio']:.3f}; outputs match: {r['outputs_match']}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="resnet,cnn")
@@ -166,9 +274,24 @@ def main() -> None:
     parser.add_argument("--trials-per-task", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--together",
+        action="store_true",
+        help="tune the models at once: siblings from every running job against each job's own",
+    )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if args.together:
+        with tempfile.TemporaryDirectory(prefix="siblings-bench-") as tmp:
+            together = bench_together(
+                models, args.trials_per_task, seeds, args.rounds, Path(tmp)
+            )
+        if args.json:
+            print(json.dumps(together))
+        else:
+            print_together(together)
+        return
     with tempfile.TemporaryDirectory(prefix="siblings-bench-") as tmp:
         results = [
             bench_model(m, args.trials_per_task, seeds, args.rounds, Path(tmp)) for m in models

@@ -51,6 +51,9 @@ def duration_text(seconds: float | None) -> str:
 
 CLIENT_POOL = "client"
 NODE_POOL = "node"  # the cores of cluster nodes, client:NODE:i: builds only
+# Whose tasks' bests a select takes as sibling schedules (``tuner.metaschedule.siblings``):
+# those of every job running in one engine on the same target, or the job's own.
+SIBLING_SCOPES = ("all-jobs", "job")
 
 
 def resource_pool(resource: str) -> str:

@@ -78,6 +78,7 @@ from tuner.metaschedule.reuse import ReuseSettings
 from tuner.metaschedule.rpc import discover, parse_rpc
 from tuner.metaschedule.run import EvalConfig
 from tuner.metaschedule.settings import GPU_POOL, LOCAL_POOL, DriverSettings, SearchConfig
+from tuner.metaschedule.siblings import SiblingBoard
 from tuner.metaschedule.targets import cuda_devices, is_gpu, target_config
 from tuner.metaschedule.workers import StageWorkers
 from tuner.models.compiled import compile_and_save
@@ -110,7 +111,9 @@ class EngineSettings:
     (``HOST:PORT:KEY``) profiles on the servers a TVM RPC tracker lists under KEY, one device
     resource per server, instead of the local pinned device. ``cores`` are the CPUs to plan
     (default: all this process may use). ``search`` is the evolutionary search a job gets
-    (``JobSpec.population`` overrides its population). ``library`` is the schedule library
+    (``JobSpec.population`` overrides its population) and where its sibling schedules come
+    from (``siblings_from="all-jobs"``: the engine's running jobs on the same target offer
+    each other their tasks' bests, on ``Engine.siblings``). ``library`` is the schedule library
     finished jobs join (None: none). ``compile_models``: a finished model job's last stage
     compiles it. ``profile_models``: a model job emits its fused graph and profiles the model
     per kernel, untuned while it tunes and tuned after the final compile (profiles need the
@@ -316,6 +319,8 @@ class Engine:
         self._waiting: set[str] = set()  # jobs paused until their RPC pool is back
         self._watch: threading.Thread | None = None
         self.library = _open_library(settings.library)
+        # The running jobs' tasks' bests, offered to each other (``SearchConfig.siblings_from``).
+        self.siblings = SiblingBoard()
         self._own_store = not isinstance(store, BaseStore)
         if store is None:
             store = ":memory:"
@@ -671,6 +676,7 @@ class Engine:
             check=self._latency_check(spec, model, target, device_pool),
             resume=getattr(self._submitting, "resume", None),
             profiling=self._model_profiling(job_id, model, tasks, target, device_pool, db_dir),
+            siblings=self.siblings if search.siblings_from == "all-jobs" else None,
         )
         self._jobs[job_id] = _EngineJob(spec, driver, model, target)
         return PlannedJob(

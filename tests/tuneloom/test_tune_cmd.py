@@ -113,6 +113,23 @@ def test_tasks_take_one_sibling_schedule_per_batch_unless_told_otherwise(
         engine_settings(args, tmp_path, None)
 
 
+@pytest.mark.parametrize(("given", "scope"), [([], "all-jobs"),
+                                           (["--siblings-from", "job"], "job")])  # fmt: skip
+def test_sibling_schedules_come_from_every_running_job_unless_told_otherwise(
+    given: list[str], scope: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tuneloom.commands.options import engine_settings
+
+    for command in ("tune", "server"):
+        argv = [command, "zoo:mlp"] if command == "tune" else [command]
+        args = build_parser().parse_args([*argv, "--db", "x.db", "--siblings", "2", *given])
+        search = engine_settings(args, tmp_path, None).search
+        assert (search.siblings, search.siblings_from) == (2, scope)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["tune", "zoo:mlp", "--db", "x.db", "--siblings-from", "all"])
+    assert "invalid choice: 'all'" in capsys.readouterr().err
+
+
 def test_help_documents_the_workload_grammar_and_job_mapping() -> None:
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")

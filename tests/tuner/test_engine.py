@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from collectors.events import JobEvent, StageEvent, TaskEvent
 from collectors.jobs import JobSpec, JobSpecError, JobState
 from collectors.memory_store import MemoryStore
+from collectors.reuse import parse_reused
 from collectors.sqlite_store import SQLiteStore
 from tuner._base import TunerError
 from tuner.engine import COMPILE_TASK, Engine, EngineSettings
@@ -30,8 +32,8 @@ QUICK = EvalConfig(number=2, repeat=1, min_repeat_ms=5)
 
 
 def settings(tmp_path: Path, **changes: object) -> EngineSettings:
-    return EngineSettings(runs_dir=tmp_path / "runs", measure=QUICK, search=SMALL_SEARCH,
-                          **changes)  # type: ignore[arg-type]  # fmt: skip
+    given = {"runs_dir": tmp_path / "runs", "measure": QUICK, "search": SMALL_SEARCH, **changes}
+    return EngineSettings(**given)  # type: ignore[arg-type]
 
 
 def test_specs_are_checked_before_a_job_is_planned(tmp_path: Path) -> None:
@@ -182,6 +184,34 @@ def test_a_lone_jobs_tasks_run_side_by_side_within_its_whole_budget(tmp_path: Pa
     for resource in {e.resource for e in stages}:
         held = sorted((e.start, e.end) for e in stages if e.resource == resource)
         assert all(a[1] <= b[0] for a, b in itertools.pairwise(held))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scope", ["all-jobs", "job"])
+def test_jobs_running_together_offer_each_other_their_bests_unless_told_not_to(
+    tmp_path: Path, scope: str
+) -> None:
+    store = MemoryStore()
+    search = replace(SMALL_SEARCH, siblings_from=scope)
+    with Engine(settings(tmp_path, search=search), store=store) as engine:
+        jobs = [
+            engine.submit(JobSpec(workloads=(spec,), trials=24, batch=8))
+            for spec in ("matmul:48", "matmul:64")
+        ]
+        report = engine.run()
+    assert [j.state for j in report.jobs] == ["finished", "finished"]
+    sources = {
+        (s.event.job, found.source)
+        for s in store.read(kinds=[TaskEvent.kind])
+        for found in parse_reused(s.event.detail).values()
+    }
+    measured = sum(t.sibling_schedules for j in report.jobs for t in j.tasks)
+    if scope == "job":  # one task each: no sibling anywhere
+        assert sources == set() and measured == 0
+    else:  # each job's later batches open with the other's newest best
+        other = dict(zip(jobs, reversed(jobs), strict=True))
+        assert sources and all(source.startswith(f"{other[job]}/") for job, source in sources)
+        assert measured >= len(sources)
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ from tuner._base import TunerError
 from tuner.metaschedule.driver import MetaScheduleDriver
 from tuner.metaschedule.library import describe_workload
 from tuner.metaschedule.settings import SMALL_SEARCH, DriverSettings, SearchConfig
-from tuner.metaschedule.siblings import SiblingBest, sibling_schedules
+from tuner.metaschedule.siblings import SiblingBest, SiblingBoard, sibling_schedules
 from tuner.metaschedule.targets import target_config
 from tuner.metaschedule.traces import trace_json_text
 from tuner.metaschedule.workers import StageWorkers
@@ -165,3 +165,73 @@ def test_a_job_measures_its_tasks_bests_in_each_others_batches(
         best = min(mine, key=lambda r: r.mean_secs or 0.0).candidate
         assert summary[task].siblings == len(found)
         assert summary[task].best_from == (found[best].source if best in found else None)
+
+
+def test_the_board_offers_the_bests_of_other_tasks_and_jobs_on_one_target_and_op_class() -> None:
+    from tvm.s_tir import Schedule
+
+    board = SiblingBoard()
+    mine, other = tiled_best("matmul:128", "mine"), tiled_best("matmul:64", "other")
+    conv_mod = workload_module("conv2d:1x8x8x8,8x3x3,pad=1")
+    conv_trace = json.loads(trace_json_text(Schedule(conv_mod).trace))
+    conv = SiblingBest("conv", 0, conv_mod, describe_workload(conv_mod), "h", 1e-5, 8, conv_trace)
+    board.publish("j1", "llvm -a", mine)
+    board.publish("j1", "llvm -a", other)
+    board.publish("j2", "llvm -a", tiled_best("matmul:96", "wide"))
+    board.publish("j2", "llvm -a", conv)
+    board.publish("j3", "llvm -b", tiled_best("matmul:32", "elsewhere"))
+    op_class = mine.info.op_class
+
+    def offered(job: str = "j1", task: str = "mine") -> dict[str, int]:
+        return {b.task: b.candidate for b in board.bests(job, task, "llvm -a", op_class)}
+
+    # The job's other task by its name, another job's as JOB/TASK; not the asking task's own
+    # best, nor another op class's, nor one found on another target.
+    assert offered() == {"other": 3, "j2/wide": 3}
+    assert offered("j2", "wide") == {"j1/mine": 3, "j1/other": 3}
+    board.publish("j1", "llvm -a", replace(other, candidate=11))  # a newer best replaces it
+    assert offered() == {"other": 11, "j2/wide": 3}
+    board.retire("j2")  # an ended job offers nothing
+    assert offered() == {"other": 11}
+
+
+def test_running_jobs_that_share_a_board_measure_each_others_bests(
+    workers: StageWorkers, tmp_path: Path
+) -> None:
+    board, store = SiblingBoard(), MemoryStore()
+
+    def job(name: str, spec: str, siblings: SiblingBoard | None) -> MetaScheduleDriver:
+        settings = DriverSettings(trials_per_task=16, batch_size=8, search=SMALL_SEARCH, seed=1)
+        return MetaScheduleDriver(
+            name, [spec], settings, workers=workers, db_dir=tmp_path / name,
+            sink=EventSink(store), siblings=siblings,
+        )  # fmt: skip
+
+    def run(driver: MetaScheduleDriver) -> None:
+        client = next(r for r in workers.resources if r.startswith("client:"))
+        device = next(r for r in workers.resources if r.startswith("device:"))
+        while (step := driver.next_stage()) is not None:
+            task, iteration, kind = step
+            pick = device if kind == StageKind.PROFILE else client
+            assert driver.run(task, iteration, kind, pick).ok
+
+    first = job("first", "matmul:64", board)
+    run(first)  # done searching, still running: its best stays on the board
+    second, alone = job("second", "matmul:96", board), job("alone", "matmul:80", None)
+    run(second)
+    run(alone)
+    for driver in (first, second, alone):
+        driver.close()
+    detail = {}
+    for stored in store.read(kinds=[TaskEvent.kind]):
+        detail[stored.event.job] = parse_reused(stored.event.detail)
+    (task,) = first.tasks
+    # The second job's first batch opened with the first job's best, applied to its task
+    # and measured; a job with a board of its own saw none of it.
+    assert detail["second"][0].sibling and detail["second"][0].source == f"first/{task}"
+    assert detail["alone"] == {} and detail["first"] == {}
+    records = [s.event for s in store.read(kinds=["record"])]
+    (record,) = [r for r in records if (r.job, r.candidate) == ("second", 0)]
+    assert record.run_secs and record.error is None
+    op_class = describe_workload(workload_module("matmul:96")).op_class
+    assert board.bests("second", second.tasks[0], str(second.target), op_class) == []  # retired

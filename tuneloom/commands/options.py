@@ -10,6 +10,7 @@ from typing import Any
 
 from collectors.jobs import ALLOCATORS
 from tuneloom.cli import UserError
+from tuner._base import SIBLING_SCOPES
 from tuner.policies import DEFAULT_POLICY
 from tuner.quiet import RETIME_MODES
 
@@ -248,9 +249,17 @@ def add_search_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="each batch of a task also measures up to N schedules that the job's other tasks "
-        "of the same op class found as their best, applied to it (the search then evolves "
-        "them too; default 1; 0: none)",
+        help="each batch of a task also measures up to N schedules that other tasks of the "
+        "same op class found as their best, applied to it (the search then evolves them too; "
+        "default 1; 0: none)",
+    )
+    parser.add_argument(
+        "--siblings-from",
+        choices=SIBLING_SCOPES,
+        default=None,
+        help="whose tasks those schedules come from: all-jobs (the default: every job running "
+        "here on the same target, so that models with operators in common help each other) "
+        "or job (the job's own tasks: a job's search then does not depend on what else runs)",
     )
 
 
@@ -284,10 +293,12 @@ def engine_settings(
         cooldown_ms=args.cooldown_ms,
     )
     siblings = getattr(args, "siblings", None)
-    if siblings is not None:
-        if siblings < 0:
-            raise UserError(f"--siblings must be 0 or more, got {siblings}")
-        overrides.setdefault("search", SearchConfig(siblings=siblings))
+    if siblings is not None and siblings < 0:
+        raise UserError(f"--siblings must be 0 or more, got {siblings}")
+    search = {"siblings": siblings, "siblings_from": getattr(args, "siblings_from", None)}
+    search = {name: value for name, value in search.items() if value is not None}
+    if search:
+        overrides.setdefault("search", SearchConfig(**search))
     return EngineSettings(
         runs_dir=runs_dir,
         policy=getattr(args, "policy", DEFAULT_POLICY),

@@ -120,7 +120,12 @@ from tuner.metaschedule.reuse import (
 )
 from tuner.metaschedule.run import LocalProfiler, RPCProfiler, RunOutcome, times_host_cpu
 from tuner.metaschedule.settings import DriverSettings, first_stall, stalled
-from tuner.metaschedule.siblings import SiblingBest, SiblingSchedule, sibling_schedules
+from tuner.metaschedule.siblings import (
+    SiblingBest,
+    SiblingBoard,
+    SiblingSchedule,
+    sibling_schedules,
+)
 from tuner.metaschedule.spaces import space_generator
 from tuner.metaschedule.targets import GPU_KIND, target_config
 from tuner.metaschedule.tasks import TuningTask, workload_tasks
@@ -304,7 +309,9 @@ class MetaScheduleDriver(JobDriver):
     it is the task's only batch. ``on_stall(job, reason)`` is called when the device pool
     stays unreachable (without it, the stage raises and the job fails). ``final`` is run as
     the job's last stage once its tasks are done (``FinalStage``); ``check`` stops the job
-    once its compiled model meets a latency target (``LatencyCheck``).
+    once its compiled model meets a latency target (``LatencyCheck``). ``siblings`` is the
+    board where its tasks publish their bests and find their siblings' (shared with other
+    jobs, see ``tuner.metaschedule.siblings``; without it, one of the job's own).
     """
 
     def __init__(
@@ -321,6 +328,7 @@ class MetaScheduleDriver(JobDriver):
         check: LatencyCheck | None = None,
         resume: ResumeState | None = None,
         profiling: ModelProfiling | None = None,
+        siblings: SiblingBoard | None = None,
     ) -> None:
         tasks = job_tasks(workloads)
         if not tasks:
@@ -364,6 +372,7 @@ class MetaScheduleDriver(JobDriver):
         self._tuned_done = profiling is None
         self.met = False  # the compiled model met the latency target
         self.target = Target(target_config(settings.target, workers.device_cores))
+        self.siblings = siblings if siblings is not None else SiblingBoard()
         self.gpu = self.target.kind.name == GPU_KIND  # each task measures the default first
         load_tensor_intrinsics(self.target)  # before any TuneContext or trace replay
         self.db_dir = Path(db_dir)
@@ -762,6 +771,7 @@ class MetaScheduleDriver(JobDriver):
         if self._closed:
             return
         self._closed = True
+        self.siblings.retire(self.job_id)
         for task in self._tasks:
             for build in task.builds:
                 remove_artifact(build.artifact)
@@ -868,32 +878,33 @@ class MetaScheduleDriver(JobDriver):
         return _begin_batch(t, candidates, self._predict(t, candidates))
 
     def _sibling_schedules(self, t: _Task, limit: int) -> list[SiblingSchedule]:
-        """The new bests of ``t``'s siblings (the job's other tasks of its op class) applied
-        to it, at most ``limit`` (``tuner.metaschedule.siblings``)."""
+        """The new bests of ``t``'s siblings (the other tasks of its op class on the board:
+        the job's, or every running job's) applied to it, at most ``limit``
+        (``tuner.metaschedule.siblings``)."""
         info = self._workload_info(t) if limit > 0 else None
         if info is None:
             return []
-        bests = []
-        for other in self._tasks:
-            if other is t or other.best_candidate is None or other.workload is None:
-                continue
-            if (other.name, other.best_candidate) in t.siblings_offered:
-                continue
-            other_info = self._workload_info(other)
-            if other_info is None or other_info.op_class != info.op_class:
-                continue
-            top = self.database.get_top_k(other.workload, 1)
-            if top and other.best_s is not None:
-                trace = json.loads(trace_json_text(top[0].trace))
-                bests.append(
-                    SiblingBest(other.name, other.best_candidate, other.spec.mod, other_info,
-                                other.workload_hash, other.best_s, other.trials, trace)
-                )  # fmt: skip
+        on_offer = self.siblings.bests(self.job_id, t.name, str(self.target), info.op_class)
+        bests = [best for best in on_offer if best.key not in t.siblings_offered]
         t.siblings_offered.update(best.key for best in bests)
         return sibling_schedules(
             t.spec.mod, info, bests, self.target, limit=limit, folder=str(self.db_dir),
             known=t.measured,
         )  # fmt: skip
+
+    def _publish_best(self, t: _Task) -> None:
+        """Put ``t``'s best on the sibling board, for the other tasks of its op class."""
+        if self.search.siblings <= 0 or t.best_candidate is None or t.best_s is None:
+            return
+        info = self._workload_info(t)
+        top = self.database.get_top_k(t.workload, 1) if t.workload is not None else []
+        if info is None or not top:
+            return
+        trace = json.loads(trace_json_text(top[0].trace))
+        best = SiblingBest(
+            t.name, t.best_candidate, t.spec.mod, info, t.workload_hash, t.best_s, t.trials, trace
+        )
+        self.siblings.publish(self.job_id, str(self.target), best)
 
     def _workload_info(self, t: _Task) -> WorkloadInfo | None:
         """What ``t``'s workload computes (op class, shapes; cached), None where it cannot
@@ -1128,6 +1139,8 @@ class MetaScheduleDriver(JobDriver):
         t.candidates, t.predicted, t.builds, t.runs = [], [], [], []
         t.injected = 0
         t.batch_siblings = {}
+        if t.best_candidate is not None and t.best_candidate >= first:
+            self._publish_best(t)
         t.next_kind = StageKind.SELECT
         if not searched:
             t.reused.extend(t.batch_reused.values())
@@ -1177,6 +1190,7 @@ class MetaScheduleDriver(JobDriver):
         if t.relearn:
             t.relearn = False
             self._relearn(t)
+            self._publish_best(t)  # its best from before a restart
 
     def _relearn(self, t: _Task) -> None:
         """After a restart: the cost model learns from the task's records in the database

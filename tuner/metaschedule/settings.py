@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from tvm.s_tir import meta_schedule as ms
 
-from tuner._base import TunerError
+from tuner._base import SIBLING_SCOPES, TunerError
 from tuner.allocation import ALLOCATORS
 from tuner.quiet import check_retime
 
@@ -66,8 +66,9 @@ class SearchConfig:
     stalls (``stalled``), where finding a faster schedule takes a wider search.
 
     ``siblings``: schedules a select takes, ahead of the search's candidates, from the best
-    schedules of the job's other tasks of the same op class (``tuner.metaschedule.siblings``;
-    0: none)."""
+    schedules of other tasks of the same op class (``tuner.metaschedule.siblings``; 0: none,
+    and none offered); ``siblings_from``: whose tasks, the job's own (``"job"``) or those of
+    every job running in the same engine on the same target (``"all-jobs"``)."""
 
     population_size: int | None = None
     init_measured_ratio: float = 0.2
@@ -79,11 +80,17 @@ class SearchConfig:
     xgb_warmup_samples: int = 32
     grow_when_stalled: bool = True
     siblings: int = 1
+    siblings_from: str = "all-jobs"
 
     def __post_init__(self) -> None:
         value = self.siblings
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise TunerError(f"siblings must be a whole number >= 0, got {value!r}")
+        if self.siblings_from not in SIBLING_SCOPES:
+            raise TunerError(
+                f"unknown siblings_from {self.siblings_from!r} "
+                f"(one of: {', '.join(SIBLING_SCOPES)})"
+            )
 
     def population(self, client_cores: int, *, grown: bool = False) -> int:
         """The population a search on ``client_cores`` cores evolves (``grown``: after it

@@ -13,12 +13,19 @@ best records of the workload, mutates them too.
 
 A sibling's best is offered to a task once (``SiblingBest.key``); when the sibling finds a
 new best, that one is offered again.
+
+Jobs find their siblings' bests on a ``SiblingBoard``, where each task publishes its new
+bests. An engine gives its jobs one board, so that the tasks of every running job on the same
+target are siblings (two models with a convolution in common help each other); a job
+without it, or a job of ``siblings_from="job"``, has a board of its own. A finished job
+retires from the board: its schedules reach later jobs through the schedule library.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tuner.metaschedule.library import LibraryEntry, WorkloadInfo
@@ -58,6 +65,39 @@ class SiblingSchedule:
     sibling: str
     method: str
     refitted: bool = False
+
+
+class SiblingBoard:
+    """The newest best schedule of every task of the jobs that share the board, by target.
+    Thread safe: each job publishes and reads from the threads its stages run on."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bests: dict[tuple[str, str], tuple[str, SiblingBest]] = {}  # (job, task) ->
+
+    def publish(self, job: str, target: str, best: SiblingBest) -> None:
+        """``best`` is now the best of ``job``'s task ``best.task`` on ``target`` (the
+        target's canonical text: only tasks on the same target are siblings)."""
+        with self._lock:
+            self._bests[(job, best.task)] = (target, best)
+
+    def bests(self, job: str, task: str, target: str, op_class: str) -> list[SiblingBest]:
+        """The bests on offer to ``job``'s ``task``: every other task's on ``target`` whose
+        workload has ``op_class``, a task of another job named ``JOB/TASK``."""
+        with self._lock:
+            published = list(self._bests.items())
+        offered = []
+        for (owner, name), (where, best) in published:
+            if where != target or best.info.op_class != op_class or (owner, name) == (job, task):
+                continue
+            offered.append(best if owner == job else replace(best, task=f"{owner}/{name}"))
+        return offered
+
+    def retire(self, job: str) -> None:
+        """``job`` ended: its bests are no longer offered."""
+        with self._lock:
+            for key in [key for key in self._bests if key[0] == job]:
+                del self._bests[key]
 
 
 def as_entry(best: SiblingBest, target: Mapping[str, Any], folder: str) -> LibraryEntry:
