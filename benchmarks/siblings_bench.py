@@ -94,6 +94,21 @@ def estimate_at(store_path: Path, final_ms: float) -> list[float]:
     return points
 
 
+def evaluate_and_time(
+    model: str, runs: dict[str, dict[str, Any]], rounds: int, work: Path
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Every run's database compiled and checked (``tuneloom evaluate``), then the tuned
+    models timed alternately: the evaluations and the median milliseconds, by run name."""
+    evaluated = {
+        name: evaluate(model, run["database"], keep=work / f"{model}-compiled-{name}")
+        for name, run in runs.items()
+    }
+    final = time_alternating(
+        model, {name: e["saved"]["tuned"] for name, e in evaluated.items()}, rounds
+    )
+    return evaluated, final
+
+
 def bench_model(model: str, per_task: int, seeds: list[int], rounds: int, work: Path) -> dict:
     from tuner.models.tasks import model_tasks
 
@@ -114,13 +129,7 @@ def bench_model(model: str, per_task: int, seeds: list[int], rounds: int, work: 
             runs[f"{arm}@{seed}"] = {
                 "store": store, "database": database, "wall_s": wall, "started": started
             }  # fmt: skip
-    evaluated = {
-        name: evaluate(model, run["database"], keep=work / f"{model}-compiled-{name}")
-        for name, run in runs.items()
-    }
-    final = time_alternating(
-        model, {name: e["saved"]["tuned"] for name, e in evaluated.items()}, rounds
-    )
+    evaluated, final = evaluate_and_time(model, runs, rounds, work)
     per_seed = []
     for seed in seeds:
         row: dict[str, Any] = {"seed": seed}
@@ -209,13 +218,7 @@ def bench_together(
     per_model = []
     for model in models:
         mine = {name: run for name, run in runs.items() if name.startswith(f"{model}:")}
-        evaluated = {
-            name: evaluate(model, run["database"], keep=work / f"compiled-{name}")
-            for name, run in mine.items()
-        }
-        final = time_alternating(
-            model, {name: e["saved"]["tuned"] for name, e in evaluated.items()}, rounds
-        )
+        evaluated, final = evaluate_and_time(model, mine, rounds, work)
         per_seed = []
         for seed in seeds:
             row: dict[str, Any] = {"seed": seed}
