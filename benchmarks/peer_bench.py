@@ -90,12 +90,18 @@ def device_target() -> dict[str, Any]:
     return target_config("llvm", len(plan_cpus(available_cpus(), devices=1).devices[0]))
 
 
-def timed_process(argv: list[str]) -> float:
+def timed_run(argv: list[str]) -> tuple[float, str]:
+    """Run ``argv`` in a fresh process from the repository root: its wall time and stdout
+    (a failure stops the benchmark with the end of its stderr)."""
     started = time.perf_counter()
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv[:4])} failed:\n{done.stderr[-3000:]}")
-    return time.perf_counter() - started
+    return time.perf_counter() - started, done.stdout
+
+
+def timed_process(argv: list[str]) -> float:
+    return timed_run(argv)[0]
 
 
 def evaluate(

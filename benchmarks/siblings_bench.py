@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +49,7 @@ from peer_bench import (  # noqa: E402
     time_alternating,
     time_to_reach,
     timed_process,
+    timed_run,
 )
 
 ARMS = {"siblings": (), "alone": ("--siblings", "0")}  # name: extra tune options
@@ -184,15 +184,6 @@ def bench_model(model: str, per_task: int, seeds: list[int], rounds: int, work: 
     }
 
 
-def tune_together(argv: list[str]) -> tuple[float, dict[str, Any]]:
-    """Run ``tuneloom tune ... --json`` in a fresh process: its wall time and its report."""
-    started = time.perf_counter()
-    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(argv[:6])} failed:\n{done.stderr[-3000:]}")
-    return time.perf_counter() - started, json.loads(done.stdout)
-
-
 def bench_together(
     models: list[str], per_task: int, seeds: list[int], rounds: int, work: Path
 ) -> dict:
@@ -203,12 +194,12 @@ def bench_together(
         order = list(SCOPES) if seed % 2 == 0 else list(reversed(SCOPES))
         for scope in order:
             store = work / f"together-{scope}-seed{seed}.db"
-            wall, report = tune_together(
+            wall, out = timed_run(
                 [sys.executable, "-m", "tuneloom", "tune", *(f"zoo:{m}" for m in models),
                  "--trials-per-task", str(per_task), "--seed", str(seed), "--db", str(store),
                  "--no-library", *SCOPES[scope], "--json"]
             )  # fmt: skip
-            jobs = {job["model"].removeprefix("zoo:"): job for job in report["jobs"]}
+            jobs = {job["model"].removeprefix("zoo:"): job for job in json.loads(out)["jobs"]}
             for model in models:
                 job = jobs[model]
                 runs[f"{model}:{scope}@{seed}"] = {
