@@ -4,7 +4,9 @@
 a GPU, driving it) and times each candidate there with ``time_evaluator`` (on a CPU, on a
 thread of its own: see ``run_local``), like
 MetaSchedule's ``LocalRunner`` (random inputs, ``number``/``repeat``/``min_repeat_ms``,
-optional cooldown and cache flush).
+optional cooldown and cache flush), with one difference: ``number`` is sized from a short
+probe run so that each repeat lasts a little over ``min_repeat_ms`` the first time (see
+``repeat_number``).
 ``RPCProfiler`` runs each candidate in a session to one of the tracker's servers under a key
 (asked for through the tracker, like ``RPCRunner``), from a worker process so that a server
 that stops answering cannot hang the tuner.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import socket
 import struct
@@ -85,15 +88,51 @@ def _allocate(device: Any, args_info: ArgsInfo, f_random_fill: Any) -> list[Any]
     return args
 
 
+# Each repeat is sized to last this much longer than ``min_repeat_ms``: enough that the
+# run-to-run noise of a repeat does not take it below the minimum.
+REPEAT_MARGIN = 1.1
+# The probe that sizes the repeats lasts at least this share of ``min_repeat_ms``.
+PROBE_SHARE = 1 / 8
+
+
+def repeat_number(per_run_s: float, config: EvalConfig) -> int:
+    """Runs per repeat so that one repeat lasts ``REPEAT_MARGIN`` times ``min_repeat_ms``,
+    given one run's time from a probe (never fewer than ``config.number``).
+
+    TVM's ``time_evaluator`` grows ``number`` until a repeat lasts ``min_repeat_ms``, aiming
+    at the minimum itself: about every other repeat then falls just short, is thrown away
+    and run again 1.6 times longer, so a candidate held the device 1.5-1.9 times the time
+    its repeats needed. Sized with a margin, each repeat runs once.
+    """
+    if config.min_repeat_ms <= 0 or per_run_s <= 0:
+        return config.number
+    wanted = math.ceil(config.min_repeat_ms * 1e-3 * REPEAT_MARGIN / per_run_s)
+    return max(config.number, wanted)
+
+
 def _time(
     rt_mod: Any, device: Any, args: list[Any], config: EvalConfig, *, on_cpu: bool = True
 ) -> list[float]:
-    """Time the module on ``device``; the CPU's caches are flushed between runs if asked."""
+    """Time the module on ``device``; the CPU's caches are flushed between runs if asked.
+
+    A probe first times one run (over ``PROBE_SHARE`` of ``min_repeat_ms``) to size
+    ``number`` (``repeat_number``); ``min_repeat_ms`` still holds for every repeat.
+    """
     flush = config.cache_flush and on_cpu
+    number = config.number
+    if config.min_repeat_ms > 0:
+        probe = rt_mod.time_evaluator(
+            rt_mod.entry_name,
+            device,
+            number=1,
+            repeat=1,
+            min_repeat_ms=max(1, math.ceil(config.min_repeat_ms * PROBE_SHARE)),
+        )
+        number = repeat_number(float(probe(*args).mean), config)
     evaluator = rt_mod.time_evaluator(
         rt_mod.entry_name,
         device,
-        number=config.number,
+        number=number,
         repeat=config.repeat,
         min_repeat_ms=config.min_repeat_ms,
         cooldown_interval_ms=config.cooldown_ms,
