@@ -210,7 +210,13 @@ def add_measure_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run-timeout", type=float, default=10.0, help="seconds per measurement (default 10)"
     )
-    parser.add_argument("--number", type=int, default=3, help="runs per timing repeat (default 3)")
+    parser.add_argument(
+        "--number",
+        type=int,
+        default=3,
+        help="runs per timing repeat, at least (default 3; more where a repeat needs them to "
+        "last --min-repeat-ms, sized from one probe run)",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="timing repeats (default 1)")
     parser.add_argument(
         "--min-repeat-ms", type=int, default=40, help="minimum ms per repeat (default 40)"

@@ -101,8 +101,9 @@ def repeat_number(per_run_s: float, config: EvalConfig) -> int:
 
     TVM's ``time_evaluator`` grows ``number`` until a repeat lasts ``min_repeat_ms``, aiming
     at the minimum itself: about every other repeat then falls just short, is thrown away
-    and run again 1.6 times longer, so a candidate held the device 1.5-1.9 times the time
-    its repeats needed. Sized with a margin, each repeat runs once.
+    and run again 1.6 times longer, so a candidate held the device about 1.6-1.7 times the
+    time its repeats needed (``benchmarks/timing_bench.py``). Sized with a margin, each
+    repeat runs once.
     """
     if config.min_repeat_ms <= 0 or per_run_s <= 0:
         return config.number
