@@ -2,9 +2,10 @@
 tuneloom's (``tuner.metaschedule.run``: ``number`` sized from a probe run), side by side.
 
 TVM grows ``number`` until one repeat lasts ``min_repeat_ms``, aiming at the minimum itself,
-so a repeat that falls just short is thrown away and run again 1.6 times longer. tuneloom
-probes one run first and sizes every repeat 10 % over the minimum. This times the same
-candidates both ways, alternating, in one device worker pinned as the tuner pins it:
+so about half the time the first sized repeat falls just short, is thrown away, and it and
+every later repeat run 1.6 times longer. tuneloom probes one run first and sizes every
+repeat 10 % over the minimum. This times the same candidates both ways, alternating, in one
+device worker pinned as the tuner pins it:
 
 - the candidates are every valid schedule of a short MetaSchedule search (``ms.tune_tir``)
   on each of ``scheduler_real.py``'s workloads, built with the tuner's build function;

@@ -100,10 +100,10 @@ def repeat_number(per_run_s: float, config: EvalConfig) -> int:
     given one run's time from a probe (never fewer than ``config.number``).
 
     TVM's ``time_evaluator`` grows ``number`` until a repeat lasts ``min_repeat_ms``, aiming
-    at the minimum itself: about every other repeat then falls just short, is thrown away
-    and run again 1.6 times longer, so a candidate held the device about 1.6-1.7 times the
-    time its repeats needed (``benchmarks/timing_bench.py``). Sized with a margin, each
-    repeat runs once.
+    at the minimum itself: about half the time the first sized repeat falls just short, is
+    thrown away, and that repeat and every later one run 1.6 times longer, so a candidate
+    held the device about 1.6-1.7 times the time its repeats needed
+    (``benchmarks/timing_bench.py``). Sized with a margin, each repeat runs once.
     """
     if config.min_repeat_ms <= 0 or per_run_s <= 0:
         return config.number
