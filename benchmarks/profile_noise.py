@@ -27,7 +27,6 @@ import json
 import multiprocessing as mp
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,13 +37,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scheduler_real import MIN_REPEAT_MS, NUMBER, REPEAT, best_record  # noqa: E402
+from scheduler_real import (  # noqa: E402
+    MIN_REPEAT_MS,
+    NUMBER,
+    REPEAT,
+    best_record,
+    build_record,
+    run_tune_tir,
+)
 
 WORKLOADS = ("matmul:192", "conv2d:1x32x14x14,64x3x3,pad=1")
 CONDITIONS = ("idle", "spin", "cache", "stream", "build")
 SEARCH_TRIALS = 16
 SETTLE_S = 0.5
-SCHEDULER_REAL = Path(__file__).resolve().parent / "scheduler_real.py"
 
 
 def _spin() -> None:
@@ -104,20 +109,12 @@ def _pinned(core: int, fn: Any, args: tuple) -> None:
 
 def tuned_artifacts(work: Path) -> list[tuple[str, str, list]]:
     """(workload, artifact path, args info) of each workload's best after a short search."""
-    import tvm
-
-    from tuner.metaschedule.build import build_and_export
-
+    dirs, _ = run_tune_tir(list(WORKLOADS), work, SEARCH_TRIALS, 0, parallel=False)
     out = []
-    for i, spec in enumerate(WORKLOADS):
-        db_dir = work / f"search-{i}"
-        search = [sys.executable, str(SCHEDULER_REAL), "--naive-worker", spec, str(db_dir)]
-        subprocess.run([*search, str(SEARCH_TRIALS), "0"], check=True, capture_output=True)
+    for spec, db_dir in zip(WORKLOADS, dirs, strict=True):
         record, _ = best_record(db_dir)
-        sch = tvm.s_tir.Schedule(record.workload.mod)
-        record.trace.apply_to_schedule(sch, remove_postproc=False)
-        artifact = build_and_export(sch.mod, record.target, str(work))
-        out.append((spec, artifact, [a.as_json() for a in record.args_info]))
+        artifact, info = build_record(record, work)
+        out.append((spec, artifact, info))
     return out
 
 

@@ -142,22 +142,28 @@ def _wait(proc: subprocess.Popen) -> None:
         raise SystemExit(f"tune_tir worker failed:\n{err.decode()[-3000:]}")
 
 
-def best_record(db_dir: Path) -> tuple[Any, float]:
-    """The fastest valid record of a MetaSchedule database, with its recorded mean latency."""
+def valid_records(db_dir: Path) -> list[tuple[Any, float]]:
+    """Every record of a MetaSchedule database that ran, with its recorded mean latency."""
     from tvm.s_tir import meta_schedule as ms
 
     db = ms.database.JSONDatabase(
         path_workload=str(db_dir / "database_workload.json"),
         path_tuning_record=str(db_dir / "database_tuning_record.json"),
     )
-    best, best_s = None, float("inf")
+    out = []
     for record in db.get_all_tuning_records():
         secs = [float(s) for s in record.run_secs or []]
-        if secs and max(secs) < 1e9 and statistics.fmean(secs) < best_s:
-            best, best_s = record, statistics.fmean(secs)
-    if best is None:
+        if secs and max(secs) < 1e9:
+            out.append((record, statistics.fmean(secs)))
+    return out
+
+
+def best_record(db_dir: Path) -> tuple[Any, float]:
+    """The fastest valid record of a MetaSchedule database, with its recorded mean latency."""
+    records = valid_records(db_dir)
+    if not records:
         raise SystemExit(f"no valid record in {db_dir}")
-    return best, best_s
+    return min(records, key=lambda pair: pair[1])
 
 
 def build_record(record: Any, out_dir: Path) -> tuple[str, list[Any]]:

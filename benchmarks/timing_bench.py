@@ -29,7 +29,6 @@ import argparse
 import json
 import math
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,31 +39,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scheduler_real import MIN_REPEAT_MS, NUMBER, REPEAT, WORKLOADS, build_record  # noqa: E402
+from scheduler_real import (  # noqa: E402
+    MIN_REPEAT_MS,
+    NUMBER,
+    REPEAT,
+    WORKLOADS,
+    build_record,
+    run_tune_tir,
+    valid_records,
+)
 
-SCHEDULER_REAL = Path(__file__).resolve().parent / "scheduler_real.py"
 DEFAULT_SETTINGS = ("3,1,40", f"{NUMBER},{REPEAT},{MIN_REPEAT_MS}")
 WAYS = ("tvm", "tuneloom")
 
 
 def candidates(work: Path, trials: int) -> list[tuple[str, str, list[Any]]]:
     """(workload, artifact, args info) of every valid record of a short search per workload."""
-    from tvm.s_tir import meta_schedule as ms
-
+    dirs, _ = run_tune_tir(list(WORKLOADS), work, trials, 0, parallel=False)
     out = []
-    for i, spec in enumerate(WORKLOADS):
-        db_dir = work / f"search-{i}"
-        search = [sys.executable, str(SCHEDULER_REAL), "--naive-worker", spec, str(db_dir)]
-        subprocess.run([*search, str(trials), "0"], check=True, capture_output=True)
-        db = ms.database.JSONDatabase(
-            path_workload=str(db_dir / "database_workload.json"),
-            path_tuning_record=str(db_dir / "database_tuning_record.json"),
-        )
-        for record in db.get_all_tuning_records():
-            secs = [float(s) for s in record.run_secs or []]
-            if secs and max(secs) < 1e9:
-                artifact, info = build_record(record, work)
-                out.append((spec, artifact, info))
+    for spec, db_dir in zip(WORKLOADS, dirs, strict=True):
+        for record, _ in valid_records(db_dir):
+            artifact, info = build_record(record, work)
+            out.append((spec, artifact, info))
     return out
 
 
