@@ -41,18 +41,17 @@ def test_a_real_kernel_s_repeats_each_last_just_over_the_minimum(
     tmp_path: Any, min_repeat_ms: int
 ) -> None:
     import tvm
-    from tvm import te
+    from tvm.target import Target
 
     from tuner.metaschedule import run
+    from tuner.metaschedule.build import build_and_export
+    from tuner.metaschedule.targets import target_config
+    from tuner.metaschedule.workloads import workload_module
 
     n = 64
-    a = te.placeholder((n, n), name="A")
-    b = te.placeholder((n, n), name="B")
-    k = te.reduce_axis((0, n))
-    c = te.compute((n, n), lambda i, j: te.sum(a[i, k] * b[k, j], axis=k))
-    path = str(tmp_path / "matmul.so")
-    matmul = tvm.IRModule({"main": te.create_prim_func([a, b, c])})
-    tvm.tirx.build(matmul, target="llvm").export_library(path)
+    path = build_and_export(
+        workload_module(f"matmul:{n}"), Target(target_config("llvm", 1)), str(tmp_path)
+    )
     device = tvm.runtime.device("cpu", 0)
     fill = tvm.get_global_func("tvm.contrib.random.random_fill_for_measure")
     args = run._allocate(device, [["TENSOR", "float32", [n, n]]] * 3, fill)
