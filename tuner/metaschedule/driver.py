@@ -6,7 +6,9 @@ each next batch), each task stops at its cap, its search ends, or a stop rule fi
 budget, a latency target met):
 
 - select: ``TuneContext.generate_measure_candidates`` (evolutionary search guided by the
-  job's XGBoost cost model), truncated to the trials left; the cost model's predicted score
+  job's XGBoost cost model, asked for a few more than the batch: ``SearchConfig.spare``),
+  truncated to the batch, or to the trials left where only a few more than a batch are left
+  (``settings.batch_take``); the cost model's predicted score
   is kept for each candidate once the model has been trained. A task whose search stalled
   (``settings.stalled``) with the population sized to few cores starts a search with
   MetaSchedule's population; what the first one measured is never proposed again (after a
@@ -119,7 +121,7 @@ from tuner.metaschedule.reuse import (
     plan_reuse,
 )
 from tuner.metaschedule.run import LocalProfiler, RPCProfiler, RunOutcome, times_host_cpu
-from tuner.metaschedule.settings import DriverSettings, first_stall, stalled
+from tuner.metaschedule.settings import DriverSettings, batch_take, first_stall, stalled
 from tuner.metaschedule.siblings import (
     SiblingBest,
     SiblingBoard,
@@ -354,6 +356,7 @@ class MetaScheduleDriver(JobDriver):
         self.retime = settings.retime
         self.batch_size = settings.batch_size
         self.search = settings.search
+        self.spare = settings.search.spare(settings.batch_size)
         self.profile_retries = settings.profile_retries
         self.on_stall = on_stall
         self.final = final
@@ -557,10 +560,14 @@ class MetaScheduleDriver(JobDriver):
             name = choose_task(self.allocator, progress)
             task = self._by_name[name]  # type: ignore[index]
             chosen.append(task)
-            left -= min(self.batch_size, task.budget - task.trials)
+            left -= batch_take(self.batch_size, min(task.budget - task.trials, left), self.spare)
             idle.remove(task)
             progress = [p for p in progress if p.name != name]
         return chosen
+
+    def _room(self, t: _Task) -> int:
+        """Trials task ``t`` may still take: its own cap and the job's budget left."""
+        return min(t.budget - t.trials, self.total_budget - self._used())
 
     def _used(self) -> int:
         """Trials measured or on their way (batches selected but not yet updated)."""
@@ -841,6 +848,9 @@ class MetaScheduleDriver(JobDriver):
                 return StageResult(ok=False, error=t.failed, candidates=0)
             if growing:
                 self._emit_task(t)  # its detail says from which trial the search is wider
+        if self._room(t) <= 0:  # the job's budget went to other tasks' batches meanwhile
+            self._end_task(t, None)
+            return StageResult(ok=True, candidates=0)
         np.random.seed(_mix(self.seed, t.name, t.iteration, "np"))
         candidates = t.ctx.generate_measure_candidates()
         if candidates and t.measured:  # measured before a restart or a new search: never again
@@ -850,7 +860,7 @@ class MetaScheduleDriver(JobDriver):
         if not candidates:
             self._end_task(t, None if t.trials else "the search space has no candidates")
             return StageResult(ok=True, candidates=0)
-        room = min(t.budget - t.trials, self.total_budget - self._used())
+        room = self._room(t)
         if room <= 0 or self._stopped_by is not None:
             # Meanwhile the job's budget went to other tasks' batches, or a stop rule fired.
             self._end_task(t, None)
@@ -869,7 +879,8 @@ class MetaScheduleDriver(JobDriver):
             for k, s in enumerate(siblings)
         }
         head.extend(s.schedule for s in siblings)
-        candidates = list(candidates)[: max(1, self.batch_size - len(siblings))]
+        take = batch_take(self.batch_size, room, self.spare)  # a short remainder joins in
+        candidates = list(candidates)[: max(1, take - len(siblings))]
         if head:
             args_info = ms.arg_info.ArgInfo.from_prim_func(_prim_func(t.spec.mod))
             candidates = [ms.MeasureCandidate(sch, args_info) for sch in head] + candidates
@@ -1180,7 +1191,7 @@ class MetaScheduleDriver(JobDriver):
         )
         ctx.pre_tuning(
             max_trials=1 << 30,  # the driver enforces the budget itself
-            num_trials_per_iter=self.batch_size,
+            num_trials_per_iter=self.batch_size + self.spare,
             design_spaces=ctx.generate_design_space(),
             database=self.database,
             cost_model=self.cost_model,

@@ -55,6 +55,14 @@ def first_stall(history: Sequence[float]) -> int | None:
     return None
 
 
+def batch_take(batch: int, room: int, spare: int) -> int:
+    """How many trials a task's next batch takes, with ``room`` trials left to it: ``batch``,
+    or the whole of ``room`` where the remainder after a batch would be ``spare`` or fewer. A
+    select costs the same whatever it proposes (the whole population evolves), so a short
+    remainder joins this batch instead of costing a select of its own."""
+    return room if room <= batch + spare else batch
+
+
 @dataclass(frozen=True, slots=True)
 class SearchConfig:
     """Evolutionary search and cost model settings: MetaSchedule's defaults, except the
@@ -68,7 +76,13 @@ class SearchConfig:
     ``siblings``: schedules a select takes, ahead of the search's candidates, from the best
     schedules of other tasks of the same op class (``tuner.metaschedule.siblings``; 0: none,
     and none offered); ``siblings_from``: whose tasks, the job's own (``"job"``) or those of
-    every job running in the same engine on the same target (``"all-jobs"``)."""
+    every job running in the same engine on the same target (``"all-jobs"``).
+
+    ``spare_share``: each select asks the search for this share of the batch more candidates
+    than the batch (``spare``), so that a batch stays full when some are dropped (what a
+    grown search proposes that the first one measured) and a task's short remainder of
+    trials joins its last batch (``batch_take``); the search never proposes the ones left
+    over again. 0: exactly the batch."""
 
     population_size: int | None = None
     init_measured_ratio: float = 0.2
@@ -81,8 +95,12 @@ class SearchConfig:
     grow_when_stalled: bool = True
     siblings: int = 1
     siblings_from: str = "all-jobs"
+    spare_share: float = 0.25
 
     def __post_init__(self) -> None:
+        share = self.spare_share
+        if not isinstance(share, int | float) or isinstance(share, bool) or not 0 <= share <= 1:
+            raise TunerError(f"spare_share must be a number from 0 to 1, got {share!r}")
         value = self.siblings
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise TunerError(f"siblings must be a whole number >= 0, got {value!r}")
@@ -100,6 +118,10 @@ class SearchConfig:
         if grown and self.grow_when_stalled:
             return METASCHEDULE_POPULATION
         return population_for_cores(client_cores)
+
+    def spare(self, batch: int) -> int:
+        """Candidates a select asks for beyond a ``batch`` (``spare_share`` of it, rounded up)."""
+        return math.ceil(batch * self.spare_share)
 
     def can_grow(self, client_cores: int) -> bool:
         """Whether a stalled search on ``client_cores`` cores gets a larger population."""
