@@ -1,5 +1,5 @@
-"""Batches stay full: a select asks the search for a few spare candidates, refills what the
-driver drops with them, and a task's short remainder of trials joins its last batch."""
+"""Batches stay full: a search whose candidates the driver filters is asked for a few spare
+ones, which refill what the filter drops."""
 
 from __future__ import annotations
 
@@ -9,31 +9,16 @@ from pathlib import Path
 import pytest
 
 from collectors.jobs import StageKind
-from tests.tuner.test_metaschedule import drive
 from tuner._base import TunerError
 from tuner.metaschedule.driver import MetaScheduleDriver
-from tuner.metaschedule.settings import SMALL_SEARCH, DriverSettings, SearchConfig, batch_take
+from tuner.metaschedule.settings import SMALL_SEARCH, DriverSettings, SearchConfig, search_batch
 from tuner.metaschedule.workers import StageWorkers
 
 
-@pytest.mark.parametrize(
-    ("room", "taken"),
-    [
-        (64, 16),  # plenty left: a batch
-        (21, 16),  # 5 would be left: worth a select of their own
-        (20, 20),  # 4 would be left: they join this batch
-        (17, 17),
-        (16, 16),
-        (5, 5),  # the last few
-        (0, 0),
-    ],
-)
-def test_a_remainder_of_at_most_the_spare_joins_the_batch(room: int, taken: int) -> None:
-    assert batch_take(16, room, 4) == taken
-
-
-def test_without_spare_a_batch_is_never_larger_than_the_batch_size() -> None:
-    assert [batch_take(16, room, 0) for room in (17, 16, 3)] == [16, 16, 3]
+def test_only_a_search_whose_candidates_are_filtered_is_asked_for_spare_ones() -> None:
+    assert search_batch(16, 4, filtered=True) == 20
+    assert search_batch(16, 4, filtered=False) == 16
+    assert search_batch(16, 0, filtered=True) == 16
 
 
 def test_the_spare_is_a_share_of_the_batch_rounded_up() -> None:
@@ -55,20 +40,6 @@ def job(
     search = replace(SMALL_SEARCH, spare_share=share)
     settings = DriverSettings(trials_per_task=trials, batch_size=batch, search=search, seed=3)
     return MetaScheduleDriver("j1", ["matmul:32"], settings, workers=workers, db_dir=db_dir)
-
-
-@pytest.mark.parametrize(("share", "batches"), [(0.25, [20]), (0.0, [16, 4])])
-def test_a_short_remainder_of_a_tasks_trials_costs_no_select_of_its_own(
-    workers: StageWorkers, tmp_path: Path, share: float, batches: list[int]
-) -> None:
-    driver = job(workers, tmp_path / "db", trials=20, batch=16, share=share)
-    log = drive(driver, workers)
-    (task,) = driver._tasks
-    driver.close()
-    assert task.batch_trials == batches
-    selects = [r for _, _, kind, r in log if kind == StageKind.SELECT and r.candidates]
-    assert [r.candidates for r in selects] == batches
-    assert driver.trials() == (20, 20)
 
 
 def first_batch(driver: MetaScheduleDriver) -> list[int]:

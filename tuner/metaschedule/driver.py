@@ -6,13 +6,13 @@ each next batch), each task stops at its cap, its search ends, or a stop rule fi
 budget, a latency target met):
 
 - select: ``TuneContext.generate_measure_candidates`` (evolutionary search guided by the
-  job's XGBoost cost model, asked for a few more than the batch: ``SearchConfig.spare``),
-  truncated to the batch, or to the trials left where only a few more than a batch are left
-  (``settings.batch_take``); the cost model's predicted score
+  job's XGBoost cost model), truncated to the trials left; the cost model's predicted score
   is kept for each candidate once the model has been trained. A task whose search stalled
   (``settings.stalled``) with the population sized to few cores starts a search with
   MetaSchedule's population; what the first one measured is never proposed again (after a
-  restart too: ``settings.first_stall`` on the history rebuilt from the database). On a GPU,
+  restart too: ``settings.first_stall`` on the history rebuilt from the database), and such
+  a search is asked for a few candidates more than the batch (``settings.search_batch``) so
+  that the batch stays full. On a GPU,
   each task's first batch starts with its DLight default schedule (``gpu_default``).
 - build: the long-lived build pool of the client resource, or of a device lent to client work
   (``tuner.metaschedule.build``).
@@ -121,7 +121,7 @@ from tuner.metaschedule.reuse import (
     plan_reuse,
 )
 from tuner.metaschedule.run import LocalProfiler, RPCProfiler, RunOutcome, times_host_cpu
-from tuner.metaschedule.settings import DriverSettings, batch_take, first_stall, stalled
+from tuner.metaschedule.settings import DriverSettings, first_stall, search_batch, stalled
 from tuner.metaschedule.siblings import (
     SiblingBest,
     SiblingBoard,
@@ -560,7 +560,7 @@ class MetaScheduleDriver(JobDriver):
             name = choose_task(self.allocator, progress)
             task = self._by_name[name]  # type: ignore[index]
             chosen.append(task)
-            left -= batch_take(self.batch_size, min(task.budget - task.trials, left), self.spare)
+            left -= min(self.batch_size, task.budget - task.trials)
             idle.remove(task)
             progress = [p for p in progress if p.name != name]
         return chosen
@@ -879,8 +879,7 @@ class MetaScheduleDriver(JobDriver):
             for k, s in enumerate(siblings)
         }
         head.extend(s.schedule for s in siblings)
-        take = batch_take(self.batch_size, room, self.spare)  # a short remainder joins in
-        candidates = list(candidates)[: max(1, take - len(siblings))]
+        candidates = list(candidates)[: max(1, self.batch_size - len(siblings))]
         if head:
             args_info = ms.arg_info.ArgInfo.from_prim_func(_prim_func(t.spec.mod))
             candidates = [ms.MeasureCandidate(sch, args_info) for sch in head] + candidates
@@ -1179,6 +1178,9 @@ class MetaScheduleDriver(JobDriver):
             log.info("job %s task %s: the search stalled, population now %d", self.job_id,
                      t.name, self.search.population(threads, grown=True))  # fmt: skip
         t.grow_pending, t.grown = False, grown
+        # The driver drops what this search proposes that was measured already: a grown
+        # search, or one started again after a restart (``_relearn`` fills ``measured``).
+        filtered = bool(t.measured) or t.relearn
         ctx = ms.TuneContext(
             t.spec.mod,
             target=self.target,
@@ -1191,7 +1193,7 @@ class MetaScheduleDriver(JobDriver):
         )
         ctx.pre_tuning(
             max_trials=1 << 30,  # the driver enforces the budget itself
-            num_trials_per_iter=self.batch_size + self.spare,
+            num_trials_per_iter=search_batch(self.batch_size, self.spare, filtered=filtered),
             design_spaces=ctx.generate_design_space(),
             database=self.database,
             cost_model=self.cost_model,

@@ -55,12 +55,12 @@ def first_stall(history: Sequence[float]) -> int | None:
     return None
 
 
-def batch_take(batch: int, room: int, spare: int) -> int:
-    """How many trials a task's next batch takes, with ``room`` trials left to it: ``batch``,
-    or the whole of ``room`` where the remainder after a batch would be ``spare`` or fewer. A
-    select costs the same whatever it proposes (the whole population evolves), so a short
-    remainder joins this batch instead of costing a select of its own."""
-    return room if room <= batch + spare else batch
+def search_batch(batch: int, spare: int, *, filtered: bool) -> int:
+    """Candidates a select asks its search for: ``batch``, and ``spare`` more where the driver
+    drops some of what the search proposes (``filtered``: a grown search must not propose
+    what the first one measured, nor a search started again after a restart), so that the
+    batch stays full instead of leaving a remainder that costs a select of its own."""
+    return batch + spare if filtered else batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +78,9 @@ class SearchConfig:
     and none offered); ``siblings_from``: whose tasks, the job's own (``"job"``) or those of
     every job running in the same engine on the same target (``"all-jobs"``).
 
-    ``spare_share``: each select asks the search for this share of the batch more candidates
-    than the batch (``spare``), so that a batch stays full when some are dropped (what a
-    grown search proposes that the first one measured) and a task's short remainder of
-    trials joins its last batch (``batch_take``); the search never proposes the ones left
-    over again. 0: exactly the batch."""
+    ``spare_share``: a search whose candidates the driver filters is asked for this share of
+    the batch more than the batch (``spare``, ``search_batch``); the search never proposes
+    the ones left over again. 0: exactly the batch."""
 
     population_size: int | None = None
     init_measured_ratio: float = 0.2
