@@ -1,15 +1,18 @@
-"""What the spare candidates of a filtered search save: selects, select time and wall.
+"""What spare candidates for a filtered search save and cost: selects, wall and bests.
 
 A task whose search stalled starts a wider one, which must not propose what the first one
 measured: the driver drops those, so a batch comes back short (14 or 15 of 16) and the
 remainder costs a select of its own at the end, on one client core 30-45 s for the grown
-population whatever it proposes. Such a search is asked for a quarter of the batch more
-(``SearchConfig.spare_share``, ``settings.search_batch``) to refill the batch.
+population whatever it proposes. Asked for a quarter of the batch more
+(``SearchConfig.spare_share=0.25``, ``settings.search_batch``), such a search refills the
+batch instead; by default (``spare_share=0``) it is not.
 
 Runs each case as one job through the engine (``tune``'s defaults: ``feed-device``, the idle
-device lent, real TVM on llvm), with and without the spare (``spare_share=0``), alternating,
-and prints per case the selects and their batches, the seconds spent selecting, the trials,
-the wall time and each task's best recorded latency, with the ratios with / without.
+device lent, real TVM on llvm), with the spare and without, the order alternating with the
+seed, and prints per case whether and where the search grew, the selects and their batches,
+the seconds spent selecting, the wall time and the best recorded latency, with the ratios
+spare / none. Whether a search stalls depends on measured times, so the two runs of one
+seed can differ in that alone.
 
     python benchmarks/batch_fill_bench.py [--seeds 0,1] [--case NAME ...] [--json]
 
@@ -72,6 +75,13 @@ def run_job(case: Case, spare_share: float, seed: int, work: Path) -> dict[str, 
         job = engine.submit(spec)
         report = engine.run()
     done = report.job(job)
+    events = SQLiteStore(str(store)).read(kinds=["task"])
+    grown = [
+        int(line.rsplit("from trial ", 1)[1].split(":")[0])
+        for e in events
+        for line in (e.event.detail or "").splitlines()
+        if line.startswith("search=population") and "from trial " in line
+    ]
     stages = SQLiteStore(str(store)).stage_intervals()
     selects = stages[(stages["stage"] == "select") & (stages["status"] == "ok")]
     return {
@@ -80,6 +90,7 @@ def run_job(case: Case, spare_share: float, seed: int, work: Path) -> dict[str, 
         "select_s": float((selects["end"] - selects["start"]).sum()),
         "batches": [int(n) for n in selects["candidates"]],
         "trials": sum(t.trials for t in done.tasks),
+        "grown_at": grown[0] if grown else None,
         "best_us": {t.name: t.best_latency_s * 1e6 for t in done.tasks if t.best_latency_s},
     }
 
@@ -110,6 +121,11 @@ def main() -> None:
                     "none": none,
                     "wall_ratio": spare["wall_s"] / none["wall_s"],
                     "select_time_ratio": spare["select_s"] / none["select_s"],
+                    "best_ratio": {
+                        task: best / none["best_us"][task]
+                        for task, best in spare["best_us"].items()
+                        if task in none["best_us"]
+                    },
                 })  # fmt: skip
     if args.json:
         print(json.dumps({"batch": BATCH, "timing": TIMING, "runs": results}, indent=2))
@@ -119,14 +135,16 @@ def main() -> None:
         for label in ("spare", "none"):
             arm = r[label]
             bests = ", ".join(f"{v:.1f}" for v in arm["best_us"].values())
+            grew = "never" if arm["grown_at"] is None else f"at trial {arm['grown_at']}"
             print(
-                f"  {label:5s}: {arm['selects']} selects {arm['batches']}, "
+                f"  {label:5s}: grew {grew}, {arm['selects']} selects {arm['batches']}, "
                 f"{arm['select_s']:.1f} s selecting, {arm['trials']} trials, "
                 f"wall {arm['wall_s']:.1f} s, best {bests} us"
             )
+        bests = ", ".join(f"{v:.3f}" for v in r["best_ratio"].values())
         print(
-            f"  with / without spare: wall {r['wall_ratio']:.3f}, "
-            f"select time {r['select_time_ratio']:.3f}"
+            f"  spare / none: wall {r['wall_ratio']:.3f}, "
+            f"select time {r['select_time_ratio']:.3f}, best {bests}"
         )
 
 

@@ -1,5 +1,5 @@
-"""Batches stay full: a search whose candidates the driver filters is asked for a few spare
-ones, which refill what the filter drops."""
+"""Spare candidates: a search whose candidates the driver filters may be asked for a few more
+than the batch, which refill what the filter drops (off by default)."""
 
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ def test_only_a_search_whose_candidates_are_filtered_is_asked_for_spare_ones() -
     assert search_batch(16, 0, filtered=True) == 16
 
 
-def test_the_spare_is_a_share_of_the_batch_rounded_up() -> None:
-    assert SearchConfig().spare(16) == 4
-    assert SearchConfig().spare(1) == 1
+def test_the_spare_is_a_share_of_the_batch_rounded_up_and_none_by_default() -> None:
+    assert SearchConfig(spare_share=0.25).spare(16) == 4
+    assert SearchConfig(spare_share=0.25).spare(1) == 1
     assert SearchConfig(spare_share=0.1).spare(16) == 2
-    assert SearchConfig(spare_share=0).spare(16) == 0
+    assert SearchConfig().spare(16) == 0
 
 
 @pytest.mark.parametrize("share", [-0.1, 1.5, "a quarter", True])

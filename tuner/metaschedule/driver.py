@@ -10,10 +10,10 @@ budget, a latency target met):
   is kept for each candidate once the model has been trained. A task whose search stalled
   (``settings.stalled``) with the population sized to few cores starts a search with
   MetaSchedule's population; what the first one measured is never proposed again (after a
-  restart too: ``settings.first_stall`` on the history rebuilt from the database), and such
-  a search is asked for a few candidates more than the batch (``settings.search_batch``) so
-  that the batch stays full. On a GPU,
-  each task's first batch starts with its DLight default schedule (``gpu_default``).
+  restart too: ``settings.first_stall`` on the history rebuilt from the database; such a
+  search may be asked for a few more candidates than the batch: ``settings.search_batch``).
+  On a GPU, each task's first batch starts with its DLight default schedule
+  (``gpu_default``).
 - build: the long-lived build pool of the client resource, or of a device lent to client work
   (``tuner.metaschedule.build``).
 - profile: the device resource's profiler (``tuner.metaschedule.run``): a pinned local
