@@ -1,0 +1,143 @@
+"""What moves a kernel's re-measured time: the process that times it, or the minute it runs.
+
+``scheduler_real.py`` compares each job's recorded best with the median of five fresh device
+processes timing it right after the run. This separates the two things that can move such a
+re-measure: tunes ``scheduler_real.py``'s four workloads briefly (``tuneloom tune``), builds
+each job's two best schedules, then in each of ``--rounds`` rounds times every kernel once in
+a fresh device process and once in one device process that lives through all rounds (as the
+tuner's does), both pinned to the device core and timing as the tuner does (``number=3,
+repeat=3, min_repeat_ms=100``, on a thread of their own).
+
+Printed per kernel: the two processes' median over the rounds and how far apart those are
+(the process), the rounds' spread of each (slowest / fastest - 1: the minute), and the
+correlation of the two processes' round-by-round times (near 1: both moved with the host).
+Summed up: the median deviation of one timing from the fresh processes' median over all
+rounds, beside the median deviation between the two processes' medians.
+
+    python benchmarks/drift_bench.py [--rounds 8] [--trials 16] [--json]
+
+Takes about 3 minutes on two cores. Run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from scheduler_real import (  # noqa: E402
+    MIN_REPEAT_MS,
+    NUMBER,
+    REPEAT,
+    build_record,
+    tune,
+    valid_records,
+)
+
+
+def kernels(work: Path, trials: int) -> list[tuple[str, float, str, list[Any]]]:
+    """(job, recorded mean, artifact, args info) of each job's two best records."""
+    result = tune("feed-device", work, trials, 0, "--lend", "off")
+    out = []
+    for job in result["jobs"]:
+        best = sorted(valid_records(Path(job["db_dir"])), key=lambda pair: pair[1])[:2]
+        for record, recorded in best:
+            out.append((job["name"], recorded, *build_record(record, work)))
+    return out
+
+
+def timed(profiler: Any, artifact: str, info: list[Any]) -> float:
+    outcome = profiler.profile([artifact], [info]).outcomes[0]
+    if outcome is None or not outcome.run_secs:
+        raise SystemExit(f"timing {artifact} failed: {outcome}")
+    return statistics.fmean(outcome.run_secs)
+
+
+def spread(values: list[float]) -> float:
+    return max(values) / min(values) - 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--trials", type=int, default=16, help="trials per job (default 16)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.rounds < 3:
+        parser.error("--rounds must be at least 3")
+    from tuner.cpus import available_cpus, plan_cpus
+    from tuner.metaschedule.run import EvalConfig, LocalProfiler
+
+    cores = plan_cpus(available_cpus(), devices=1).devices[0]
+    timing = EvalConfig(number=NUMBER, repeat=REPEAT, min_repeat_ms=MIN_REPEAT_MS)
+    with tempfile.TemporaryDirectory(prefix="drift-") as tmp:
+        built = kernels(Path(tmp), args.trials)
+        fresh: list[list[float]] = [[] for _ in built]
+        lasting: list[list[float]] = [[] for _ in built]
+        long_lived = LocalProfiler(cores, evaluator=timing, timeout_s=60.0)
+        try:
+            for _ in range(args.rounds):
+                new = LocalProfiler(cores, evaluator=timing, timeout_s=60.0)
+                try:
+                    for k, (_, _, artifact, info) in enumerate(built):
+                        fresh[k].append(timed(new, artifact, info))
+                finally:
+                    new.close()
+                for k, (_, _, artifact, info) in enumerate(built):
+                    lasting[k].append(timed(long_lived, artifact, info))
+        finally:
+            long_lived.close()
+    rows = []
+    for k, (job, recorded, _, _) in enumerate(built):
+        fresh_median = statistics.median(fresh[k])
+        lasting_median = statistics.median(lasting[k])
+        rows.append({
+            "job": job,
+            "recorded_us": recorded * 1e6,
+            "fresh_median_us": fresh_median * 1e6,
+            "long_lived_median_us": lasting_median * 1e6,
+            "process_gap": abs(lasting_median / fresh_median - 1),
+            "fresh_rounds_spread": spread(fresh[k]),
+            "long_lived_rounds_spread": spread(lasting[k]),
+            "rounds_correlation": statistics.correlation(fresh[k], lasting[k]),
+            "one_timing_deviation": statistics.median(
+                abs(v / fresh_median - 1) for v in fresh[k]
+            ),
+        })  # fmt: skip
+    summary = {
+        "rounds": args.rounds,
+        "timing": {"number": NUMBER, "repeat": REPEAT, "min_repeat_ms": MIN_REPEAT_MS},
+        "kernels": rows,
+        "median_process_gap": statistics.median(r["process_gap"] for r in rows),
+        "median_one_timing_deviation": statistics.median(r["one_timing_deviation"] for r in rows),
+        "median_rounds_spread": statistics.median(r["fresh_rounds_spread"] for r in rows),
+        "median_rounds_correlation": statistics.median(r["rounds_correlation"] for r in rows),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
+    for r in rows:
+        print(
+            f"{r['job']:>10s} recorded {r['recorded_us']:7.1f} us | median fresh "
+            f"{r['fresh_median_us']:7.1f}, long-lived {r['long_lived_median_us']:7.1f} "
+            f"({r['process_gap']:.1%} apart) | rounds spread {r['fresh_rounds_spread']:.1%} / "
+            f"{r['long_lived_rounds_spread']:.1%}, correlation {r['rounds_correlation']:+.2f}"
+        )
+    print(
+        f"medians over kernels: the two processes {summary['median_process_gap']:.1%} apart; "
+        f"one fresh timing {summary['median_one_timing_deviation']:.1%} from its kernel's "
+        f"median; rounds spread {summary['median_rounds_spread']:.1%}; rounds correlation "
+        f"{summary['median_rounds_correlation']:+.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
