@@ -75,14 +75,15 @@ def run_job(case: Case, spare_share: float, seed: int, work: Path) -> dict[str, 
         job = engine.submit(spec)
         report = engine.run()
     done = report.job(job)
-    events = SQLiteStore(str(store)).read(kinds=["task"])
+    stored = SQLiteStore(str(store))
+    events = stored.read(kinds=["task"])
     grown = [
         int(line.rsplit("from trial ", 1)[1].split(":")[0])
         for e in events
         for line in (e.event.detail or "").splitlines()
         if line.startswith("search=population") and "from trial " in line
     ]
-    stages = SQLiteStore(str(store)).stage_intervals()
+    stages = stored.stage_intervals()
     selects = stages[(stages["stage"] == "select") & (stages["status"] == "ok")]
     return {
         "wall_s": report.wall_s,

@@ -38,6 +38,8 @@ from scheduler_real import (  # noqa: E402
     NUMBER,
     REPEAT,
     build_record,
+    device_profiler,
+    time_once,
     tune,
     valid_records,
 )
@@ -54,13 +56,6 @@ def kernels(work: Path, trials: int) -> list[tuple[str, float, str, list[Any]]]:
     return out
 
 
-def timed(profiler: Any, artifact: str, info: list[Any]) -> float:
-    outcome = profiler.profile([artifact], [info]).outcomes[0]
-    if outcome is None or not outcome.run_secs:
-        raise SystemExit(f"timing {artifact} failed: {outcome}")
-    return statistics.fmean(outcome.run_secs)
-
-
 def spread(values: list[float]) -> float:
     return max(values) / min(values) - 1
 
@@ -73,26 +68,21 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds < 3:
         parser.error("--rounds must be at least 3")
-    from tuner.cpus import available_cpus, plan_cpus
-    from tuner.metaschedule.run import EvalConfig, LocalProfiler
-
-    cores = plan_cpus(available_cpus(), devices=1).devices[0]
-    timing = EvalConfig(number=NUMBER, repeat=REPEAT, min_repeat_ms=MIN_REPEAT_MS)
     with tempfile.TemporaryDirectory(prefix="drift-") as tmp:
         built = kernels(Path(tmp), args.trials)
         fresh: list[list[float]] = [[] for _ in built]
         lasting: list[list[float]] = [[] for _ in built]
-        long_lived = LocalProfiler(cores, evaluator=timing, timeout_s=60.0)
+        long_lived = device_profiler()
         try:
             for _ in range(args.rounds):
-                new = LocalProfiler(cores, evaluator=timing, timeout_s=60.0)
+                new = device_profiler()
                 try:
                     for k, (_, _, artifact, info) in enumerate(built):
-                        fresh[k].append(timed(new, artifact, info))
+                        fresh[k].append(time_once(new, artifact, info))
                 finally:
                     new.close()
                 for k, (_, _, artifact, info) in enumerate(built):
-                    lasting[k].append(timed(long_lived, artifact, info))
+                    lasting[k].append(time_once(long_lived, artifact, info))
         finally:
             long_lived.close()
     rows = []

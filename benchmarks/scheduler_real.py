@@ -188,6 +188,25 @@ class Alone(NamedTuple):
     high: float
 
 
+def device_profiler() -> Any:
+    """A fresh device worker, pinned to the core the tuner profiles on and timing with this
+    script's settings."""
+    from tuner.cpus import available_cpus, plan_cpus
+    from tuner.metaschedule.run import EvalConfig, LocalProfiler
+
+    cores = plan_cpus(available_cpus(), devices=1).devices[0]
+    timing = EvalConfig(number=NUMBER, repeat=REPEAT, min_repeat_ms=MIN_REPEAT_MS)
+    return LocalProfiler(cores, evaluator=timing, timeout_s=60.0)
+
+
+def time_once(profiler: Any, artifact: str, info: list[Any]) -> float:
+    """One timing of a built candidate by ``profiler``: its mean seconds per run."""
+    outcome = profiler.profile([artifact], [info]).outcomes[0]
+    if outcome is None or not outcome.run_secs:
+        raise SystemExit(f"timing {artifact} failed: {outcome}")
+    return statistics.fmean(outcome.run_secs)
+
+
 class AloneTimer:
     """Re-measures records alone, with the tuner's own build and timing path on the pinned
     device core, in ``layouts`` fresh device processes one after another: the memory layout
@@ -195,26 +214,16 @@ class AloneTimer:
     (``layout_bench.py``), so each value is the median over processes, with their spread."""
 
     def __init__(self, scratch: Path, layouts: int = 5) -> None:
-        from tuner.cpus import available_cpus, plan_cpus
-        from tuner.metaschedule.run import EvalConfig
-
-        self.cores = plan_cpus(available_cpus(), devices=1).devices[0]
-        self.timing = EvalConfig(number=NUMBER, repeat=REPEAT, min_repeat_ms=MIN_REPEAT_MS)
         self.scratch, self.layouts = scratch, layouts
 
     def records(self, records: list[Any]) -> list[Alone]:
-        from tuner.metaschedule.run import LocalProfiler
-
         built = [build_record(record, self.scratch) for record in records]
         samples: list[list[float]] = [[] for _ in records]
         for _ in range(self.layouts):
-            profiler = LocalProfiler(self.cores, evaluator=self.timing, timeout_s=60.0)
+            profiler = device_profiler()
             try:
                 for sample, (artifact, info) in zip(samples, built, strict=True):
-                    outcome = profiler.profile([artifact], [info]).outcomes[0]
-                    if outcome is None or outcome.run_secs is None:
-                        raise SystemExit(f"re-measuring failed: {outcome}")
-                    sample.append(statistics.fmean(outcome.run_secs))
+                    sample.append(time_once(profiler, artifact, info))
             finally:
                 profiler.close()
         return [Alone(statistics.median(x), min(x), max(x)) for x in samples]
