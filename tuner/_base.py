@@ -79,7 +79,8 @@ def pool_for(kind: StageKind, device_pool: str, build_pool: str = CLIENT_POOL) -
 class StageRequest:
     """A task's next stage, ready to run on any free resource of ``pool`` since ``since``
     (clock time; None: the job's ``JobView.ready_since`` says). A ``quiet`` profile runs
-    while no client work runs on this machine (``tuner.quiet``); policies never see one."""
+    while no client work runs on this machine (``tuner.quiet``); policies never see one, and
+    its ``since`` is that of the batch profile it follows."""
 
     job: str
     task: str

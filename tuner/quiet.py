@@ -13,7 +13,12 @@ default) a quiet profile starts at the next moment the client stage ends while i
 is free, and costs the client only the profile itself. With several client resources, a
 free one is held back while the others finish, for at most ``hold_s``; a quiet profile that
 waited ``patience_s`` in all, or whose hold ran out, is demoted to an ordinary profile, so
-no task waits for a quiet moment that does not come.
+no task waits for a quiet moment that does not come. A quiet profile also keeps the turn of
+the batch it follows (its request's ``since`` is that batch's): rather than let a profile
+that became ready after that batch take its device, it is demoted and runs then, beside the
+client work (``overtaken``). So a task waits for a quiet moment only while its device has no
+other batch to take, and timing its would-be best quietly does not send it to the back of
+the device's queue, behind batches that its own update and next select would have preceded.
 
 ``RETIME_MODES`` are the ways a job may time its would-be bests again: ``quiet`` (on this
 machine's cores in a quiet profile, the record keeping the quiet timing, or, where it
@@ -25,7 +30,7 @@ GPU or an RPC device, whose timing the client cores do not disturb, in the same 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from tuner._base import CLIENT_POOL, Assignment, StageRequest, TunerError, resource_pool
@@ -85,14 +90,18 @@ def plan_quiet(
     now: float,
     hold_s: float = QUIET_HOLD_S,
     patience_s: float = QUIET_PATIENCE_S,
+    queued: Mapping[str, Sequence[float]] | None = None,
 ) -> QuietPlan:
     """Decide the quiet profiles of one dispatch pass.
 
     ``waiting`` are the quiet profile requests, longest waiting first; ``free`` the resources
     no stage holds; ``client_work`` whether a select, build or update runs on a client
-    resource or a lent device now; ``quiet_running`` whether a quiet profile runs now.
+    resource or a lent device now; ``quiet_running`` whether a quiet profile runs now;
+    ``queued[pool]`` when each ordinary profile waiting for that pool became ready.
     Rules, in order: a request that waited ``patience_s`` is demoted; with no client work
-    running, every request whose pool has a free resource starts there; while a quiet
+    running, every request whose pool has a free resource starts there; a request that could
+    not start and whose pool's free devices would all go to waiting profiles, one of them
+    ready after it, is demoted (``overtaken``); while a quiet
     profile runs (or starts), free client resources are held and no device is lent; while
     one waits with a free device and only client work in its way, free client resources are
     held for at most ``hold_s`` (then the waiting requests are demoted), and the free devices
@@ -109,6 +118,10 @@ def plan_quiet(
                 start.append(Assignment(q, resource))
     started = {a.stage for a in start}
     waiting = [q for q in waiting if q not in started]
+    if queued:
+        passed = overtaken(waiting, available, queued)
+        demote += passed
+        waiting = [q for q in waiting if q not in passed]
     clients = frozenset(r for r in available if resource_pool(r) == CLIENT_POOL)
     if quiet_running or start:
         return QuietPlan(tuple(start), clients, frozenset(available), tuple(demote), None)
@@ -122,3 +135,24 @@ def plan_quiet(
     if now - since >= hold_s:
         return QuietPlan(demote=tuple(demote + waiting))
     return QuietPlan(hold=clients, no_lend=devices, demote=tuple(demote), hold_since=since)
+
+
+def overtaken(
+    waiting: Sequence[StageRequest], free: Sequence[str], queued: Mapping[str, Sequence[float]]
+) -> list[StageRequest]:
+    """The quiet requests (``waiting``, longest waiting first) that the ordinary profiles
+    ``queued`` for their pool (when each became ready) would pass this pass: the pool's
+    ``free`` devices are enough for every profile ready before the request, and too few for
+    all of them. Each such request takes one of those devices, in its turn."""
+    passed: list[StageRequest] = []
+    taken: dict[str, int] = {}
+    for q in waiting:
+        if q.since is None:
+            continue
+        devices = sum(1 for r in free if resource_pool(r) == q.pool) - taken.get(q.pool, 0)
+        ready = queued.get(q.pool, ())
+        before = sum(1 for since in ready if since <= q.since)
+        if before < devices <= len(ready):
+            passed.append(q)
+            taken[q.pool] = taken.get(q.pool, 0) + 1
+    return passed

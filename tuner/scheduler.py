@@ -123,6 +123,9 @@ class _Job:
     asked: str | None = None  # its detail while a pause reason is shown instead
     estimates: dict[StageKind, tuple[int, float]] = field(default_factory=dict)
     slot: int = 0  # position among the scheduler's jobs
+    # By task, when its last ordinary profile became ready: a quiet profile that follows
+    # keeps that batch's turn for the device (``tuner.quiet``).
+    profile_turn: dict[str, float] = field(default_factory=dict)
 
 
 class Scheduler:
@@ -138,7 +141,8 @@ class Scheduler:
     A profile its driver wants quiet (``JobDriver.wants_quiet``) starts only while no client
     work runs on this machine (``tuner.quiet``: free client resources wait for it at most
     ``quiet_hold_s``, and it waits at most ``quiet_patience_s`` before it runs as any
-    profile).
+    profile; with ``quiet_keeps_turn`` it keeps its batch's turn for the device and runs as
+    any profile rather than let a profile that became ready after that batch go first).
     Cores of cluster nodes (``client:NODE:i``, the ``node`` pool) take the builds once one is
     known; select and update stay on ``client:N``, where the search state lives.
 
@@ -160,6 +164,7 @@ class Scheduler:
         lend_wait_s: float = 0.0,
         quiet_hold_s: float = QUIET_HOLD_S,
         quiet_patience_s: float = QUIET_PATIENCE_S,
+        quiet_keeps_turn: bool = True,
     ) -> None:
         names = list(resources)
         if not names:
@@ -215,6 +220,7 @@ class Scheduler:
         self._quiet_running: set[_Stage] = set()
         self._quiet_hold_since: float | None = None
         self.quiet_hold_s, self.quiet_patience_s = quiet_hold_s, quiet_patience_s
+        self.quiet_keeps_turn = quiet_keeps_turn
 
     # --- submitting ---------------------------------------------------------------------
 
@@ -708,6 +714,7 @@ class Scheduler:
             now=now,
             hold_s=self.quiet_hold_s,
             patience_s=self.quiet_patience_s,
+            queued=self._queued_profiles() if self.quiet_keeps_turn else None,
         )
         for request in plan.demote:
             job = self._jobs[request.job]
@@ -721,6 +728,19 @@ class Scheduler:
         for assignment in plan.start:
             self._start(self._jobs[assignment.stage.job], assignment, now)
         return plan
+
+    def _queued_profiles(self) -> dict[str, list[float]]:
+        """Per device pool, when each ordinary profile of a runnable job waiting for it became
+        ready (a quiet profile does not let those that came after it pass: ``tuner.quiet``)."""
+        queued: dict[str, list[float]] = {}
+        for job in self._jobs.values():
+            if job.state not in (JobState.QUEUED, JobState.RUNNING):
+                continue
+            for request in job.pending.values():
+                if request.kind == StageKind.PROFILE and not request.quiet:
+                    since = -math.inf if request.since is None else request.since
+                    queued.setdefault(request.pool, []).append(since)
+        return queued
 
     def _client_work(self) -> bool:
         """Whether a select, build or update runs on this machine (a client resource or a
@@ -800,8 +820,13 @@ class Scheduler:
                     and self.policy.exclusive
                     and bool(self._call_driver(job.driver.wants_quiet, task))
                 )
+                since = now
+                if quiet:
+                    since = job.profile_turn.get(task, now)
+                elif kind is StageKind.PROFILE:
+                    job.profile_turn[task] = now
                 requests.append(
-                    StageRequest(job.id, task, iteration, kind, pool, since=now, quiet=quiet)
+                    StageRequest(job.id, task, iteration, kind, pool, since=since, quiet=quiet)
                 )
         except Exception as exc:
             self._fail(job, f"planning its next stages raised {type(exc).__name__}: {exc}")
@@ -813,7 +838,7 @@ class Scheduler:
             job.pending[request.task] = request
             if request.quiet:
                 self._quiet_keys[(job.id, request.task)] = None
-                self._wake_at(now + self.quiet_patience_s)
+                self._wake_at((request.since or now) + self.quiet_patience_s)
         if requests:
             self._changed(job)
 

@@ -12,7 +12,7 @@ from scheduling_helpers import ScriptedDriver, make_sink, starts
 from collectors.jobs import StageKind
 from tuner._base import Assignment, StageRequest
 from tuner.clock import SimClock
-from tuner.quiet import QuietPlan, median_timing, plan_quiet, timings_disagree
+from tuner.quiet import QuietPlan, median_timing, overtaken, plan_quiet, timings_disagree
 from tuner.scheduler import Scheduler
 
 C0, C1, D0, D1 = "client:0", "client:1", "device:llvm:0", "device:llvm:1"
@@ -66,6 +66,37 @@ def test_a_request_that_waited_its_patience_is_demoted() -> None:
     assert plan.demote == (old,)
     plan = _plan([old, new], [C0, D0, D1], patience_s=5.0)
     assert plan.start == (Assignment(new, D0),) and plan.demote == (old,)
+
+
+def _batch(since: float) -> StageRequest:
+    return StageRequest("b", "t", 0, StageKind.PROFILE, "device:llvm", since=since)
+
+
+def test_a_batch_ready_after_its_turn_does_not_take_its_device_it_runs_now_instead() -> None:
+    request = _quiet(since=3.0)
+    plan = _plan([request], [D0], client_work=True, queued={"device:llvm": [5.0]})
+    assert plan.demote == (request,)  # runs as any profile, first: its turn came first
+    assert overtaken([request], [D0], {"device:llvm": [5.0]}) == [request]
+
+
+def test_batches_ready_before_it_go_first_and_it_waits_for_a_quiet_moment() -> None:
+    request = _quiet(since=3.0)
+    plan = _plan([request], [D0], client_work=True, queued={"device:llvm": [1.0, 5.0]})
+    assert plan.demote == () and plan.no_lend == {D0}
+    assert overtaken([request], [D0, D1], {"device:llvm": [1.0, 5.0]}) == [request]
+
+
+def test_a_device_left_over_for_it_means_nothing_passes_it() -> None:
+    request = _quiet(since=3.0)
+    assert overtaken([request], [D0, D1], {"device:llvm": [5.0]}) == []
+    assert overtaken([request], [D0], {}) == []
+    assert overtaken([request], [D0], {"device:cuda": [5.0]}) == []  # another pool's batch
+
+
+def test_requests_take_the_free_devices_in_their_turns() -> None:
+    first, second = _quiet("a", since=3.0), _quiet("b", since=4.0)
+    assert overtaken([first, second], [D0], {"device:llvm": [5.0]}) == [first]
+    assert overtaken([first, second], [D0, D1], {"device:llvm": [5.0, 6.0]}) == [first, second]
 
 
 def test_while_one_runs_free_clients_are_held_and_nothing_is_lent() -> None:
@@ -135,6 +166,28 @@ def test_the_quiet_profile_waits_for_the_running_select_and_holds_the_client_for
         (18.0, "B", "P", D0),
         (19.0, "B", "U", C0),
     ]
+    assert (scheduler.stats.quiet_profiles, scheduler.stats.quiet_demoted) == (1, 0)
+
+
+def test_a_would_be_best_keeps_its_batchs_turn_for_the_device() -> None:
+    profile = {StageKind.PROFILE: 2}
+    jobs = {
+        "A": dict(quiet=True, times={**_times(1), **profile}),
+        "B": dict(times={**_times(0.5), **profile}),
+        "C": dict(times={**_times(5), **profile}),  # its select: the client busy 3.5 to 8.5
+    }
+    trace, scheduler = _run("feed-device", [C0, D0], jobs)
+    # A's batch was ready at 2, B's at 3.5: when A's batch ends at 4 and no quiet moment
+    # comes, A's would-be best runs first, beside C's select, not after B's batch.
+    assert [t for t in trace if t[3] == D0] == [
+        (2.0, "A", "P", D0),
+        (4.0, "A", "P", D0),
+        (6.0, "B", "P", D0),
+        (9.5, "C", "P", D0),
+    ]
+    assert (scheduler.stats.quiet_profiles, scheduler.stats.quiet_demoted) == (0, 1)
+    waited, scheduler = _run("feed-device", [C0, D0], jobs, quiet_keeps_turn=False)
+    assert (4.0, "B", "P", D0) in waited and (8.5, "A", "P", D0) in waited
     assert (scheduler.stats.quiet_profiles, scheduler.stats.quiet_demoted) == (1, 0)
 
 

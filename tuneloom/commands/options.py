@@ -242,7 +242,8 @@ def add_measure_options(parser: argparse.ArgumentParser) -> None:
         default="quiet",
         help="how a candidate that would become its task's best is timed again: quiet (the "
         "default: on this machine's cores in a profile of its own, with no client stage "
-        "beside it; on a GPU or RPC device in the same profile), inline (in the same profile, "
+        "beside it unless waiting for that would let a later batch take the device first; "
+        "on a GPU or RPC device in the same profile), inline (in the same profile, "
         "beside whatever runs), off (not at all)",
     )
 

@@ -24,7 +24,8 @@ budget, a latency target met):
   job) or, without one, the stage raises so the job fails with the reason. A candidate
   that would become its task's best is timed a second time (``candidate_to_confirm``): on
   a core of this machine in a second, quiet profile stage (``tuner.quiet``: no client work
-  beside it, which costs a kernel 1-4 %), also when it comes within ``CONFIRM_MARGIN`` of
+  beside it, which costs a kernel 1-4 %, unless waiting for that would let a later batch
+  take the device first), also when it comes within ``CONFIRM_MARGIN`` of
   the best, and its record holds the quiet timing (where it disagrees with the batch's by
   over 3 %, the median of those two and a third); elsewhere (a GPU, an RPC device) in the
   same stage, its record holding both timings. ``settings.retime`` chooses otherwise:
