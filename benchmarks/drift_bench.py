@@ -12,7 +12,10 @@ Printed per kernel: the two processes' median over the rounds and how far apart 
 (the process), the rounds' spread of each (slowest / fastest - 1: the minute), and the
 correlation of the two processes' round-by-round times (near 1: both moved with the host).
 Summed up: the median deviation of one timing from the fresh processes' median over all
-rounds, beside the median deviation between the two processes' medians.
+rounds, beside the median deviation between the two processes' medians; and whether the
+minute moves every kernel alike (a host index that a calibration kernel could divide out):
+the median correlation of kernels of different jobs over the rounds, and each kernel's
+rounds spread before and after dividing by the other jobs' kernels' movement.
 
     python benchmarks/drift_bench.py [--rounds 8] [--trials 16] [--json]
 
@@ -58,6 +61,31 @@ def kernels(work: Path, trials: int) -> list[tuple[str, float, str, list[Any]]]:
 
 def spread(values: list[float]) -> float:
     return max(values) / min(values) - 1
+
+
+def host_index(built: list[Any], lasting: list[list[float]]) -> dict[str, float]:
+    """How much of a kernel's round-to-round movement the other jobs' kernels share: the
+    median correlation between kernels of different jobs, and the median rounds spread of
+    each kernel divided, round by round, by the geometric mean of the other jobs' kernels
+    (relative to their medians)."""
+    jobs = [job for job, *_ in built]
+    relative = [[v / statistics.median(s) for v in s] for s in lasting]
+    pairs = [
+        statistics.correlation(lasting[a], lasting[b])
+        for a in range(len(built))
+        for b in range(a + 1, len(built))
+        if jobs[a] != jobs[b]
+    ]
+    spreads = []
+    for k, series in enumerate(lasting):
+        others = [relative[o] for o in range(len(built)) if jobs[o] != jobs[k]]
+        index = [statistics.geometric_mean(col) for col in zip(*others, strict=True)]
+        spreads.append(spread([v / i for v, i in zip(series, index, strict=True)]))
+    return {
+        "median_cross_job_correlation": statistics.median(pairs),
+        "median_rounds_spread_normalized": statistics.median(spreads),
+        "median_rounds_spread_long_lived": statistics.median(spread(s) for s in lasting),
+    }
 
 
 def main() -> None:
@@ -110,6 +138,9 @@ def main() -> None:
         "median_one_timing_deviation": statistics.median(r["one_timing_deviation"] for r in rows),
         "median_rounds_spread": statistics.median(r["fresh_rounds_spread"] for r in rows),
         "median_rounds_correlation": statistics.median(r["rounds_correlation"] for r in rows),
+        **host_index(built, lasting),
+        "long_lived_rounds_us": [[v * 1e6 for v in series] for series in lasting],
+        "fresh_rounds_us": [[v * 1e6 for v in series] for series in fresh],
     }
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -126,6 +157,12 @@ def main() -> None:
         f"one fresh timing {summary['median_one_timing_deviation']:.1%} from its kernel's "
         f"median; rounds spread {summary['median_rounds_spread']:.1%}; rounds correlation "
         f"{summary['median_rounds_correlation']:+.2f}"
+    )
+    print(
+        f"kernels of different jobs move together: correlation "
+        f"{summary['median_cross_job_correlation']:+.2f}; rounds spread of the long-lived "
+        f"process {summary['median_rounds_spread_long_lived']:.1%}, divided by the other jobs' "
+        f"movement {summary['median_rounds_spread_normalized']:.1%}"
     )
 
 
