@@ -838,7 +838,8 @@ class Scheduler:
             job.pending[request.task] = request
             if request.quiet:
                 self._quiet_keys[(job.id, request.task)] = None
-                self._wake_at((request.since or now) + self.quiet_patience_s)
+                since = now if request.since is None else request.since
+                self._wake_at(since + self.quiet_patience_s)
         if requests:
             self._changed(job)
 
