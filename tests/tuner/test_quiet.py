@@ -68,10 +68,6 @@ def test_a_request_that_waited_its_patience_is_demoted() -> None:
     assert plan.start == (Assignment(new, D0),) and plan.demote == (old,)
 
 
-def _batch(since: float) -> StageRequest:
-    return StageRequest("b", "t", 0, StageKind.PROFILE, "device:llvm", since=since)
-
-
 def test_a_batch_ready_after_its_turn_does_not_take_its_device_it_runs_now_instead() -> None:
     request = _quiet(since=3.0)
     plan = _plan([request], [D0], client_work=True, queued={"device:llvm": [5.0]})
@@ -83,6 +79,7 @@ def test_batches_ready_before_it_go_first_and_it_waits_for_a_quiet_moment() -> N
     request = _quiet(since=3.0)
     plan = _plan([request], [D0], client_work=True, queued={"device:llvm": [1.0, 5.0]})
     assert plan.demote == () and plan.no_lend == {D0}
+    # With a second free device the batch ready after it would take that one: it runs there.
     assert overtaken([request], [D0, D1], {"device:llvm": [1.0, 5.0]}) == [request]
 
 
