@@ -278,9 +278,7 @@ def main() -> None:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if args.together:
         with tempfile.TemporaryDirectory(prefix="siblings-bench-") as tmp:
-            together = bench_together(
-                models, args.trials_per_task, seeds, args.rounds, Path(tmp)
-            )
+            together = bench_together(models, args.trials_per_task, seeds, args.rounds, Path(tmp))
         if args.json:
             print(json.dumps(together))
         else:

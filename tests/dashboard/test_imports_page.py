@@ -262,6 +262,7 @@ def test_the_summary_view_names_format_counts_and_bad_lines(tmp_path: Path) -> N
 
 # --- in the browser ---------------------------------------------------------------------
 
+
 def drop(tab: Any, selector: str, name: str, raw: bytes) -> None:
     """Drop a file on a drop zone, as dragging it from the desktop does."""
     tab.evaluate(
@@ -337,9 +338,7 @@ def test_uploads_import_a_log_and_refuse_oversized_and_garbage_files(page, tmp_p
         upload(tab, "#import-upload", "model.onnx", b"x")
         expect(message).to_contain_text("model.onnx: only .json, .jsonl, .log or .txt")
         drop(tab, "#import-upload", "dropped.log", b"y" * 3000)
-        expect(message).to_have_text(
-            "dropped.log is 2.9 KiB; uploads are limited to 2 KiB."
-        )
+        expect(message).to_have_text("dropped.log is 2.9 KiB; uploads are limited to 2 KiB.")
         # Garbage within the limit reaches the server, which cannot read it.
         upload(tab, "#import-upload", "noise.txt", b"\x00\x01\x02 not a log \xff\n" * 8)
         expect(message).to_contain_text("noise.txt: unknown log format")

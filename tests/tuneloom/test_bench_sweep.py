@@ -52,7 +52,7 @@ def test_toml_and_json_grids_expand_to_every_combination(tmp_path: Path) -> None
         ('model = "zoo:mlp"\ntrials = 4\nspeed = 3\n', "unknown setting speed"),
         ('model = "zoo:mlp"\ntrials = [4, 0]\n', "trials values must be positive integers"),
         ('model = "zoo:mlp"\ntrials = []\n', "trials lists no value"),
-        ('model = 3\ntrials = 4\n', "model values must be text"),
+        ("model = 3\ntrials = 4\n", "model values must be text"),
         ("model = [\n", "not valid TOML"),
     ],
 )

@@ -158,10 +158,13 @@ def test_a_client_without_a_server_says_so_in_one_line(
     monkeypatch.setenv("TUNELOOM_SERVER", f"http://127.0.0.1:{port}")
     assert main(["jobs"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.endswith(
-        f"no tuneloom server at http://127.0.0.1:{port}: start one with "
-        "`tuneloom server --db PATH`"
-    ) and "\n" not in err
+    assert (
+        err.endswith(
+            f"no tuneloom server at http://127.0.0.1:{port}: start one with "
+            "`tuneloom server --db PATH`"
+        )
+        and "\n" not in err
+    )
 
 
 def test_a_second_server_on_the_same_store_is_refused(server: ServerProcess) -> None:
@@ -173,7 +176,6 @@ def test_a_second_server_on_the_same_store_is_refused(server: ServerProcess) -> 
     )  # fmt: skip
     assert second.returncode == 2
     assert f"in use by another tuneloom tuner (pid {server.proc.pid})" in second.stderr  # type: ignore[union-attr]
-
 
 
 @pytest.mark.slow

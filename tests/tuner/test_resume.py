@@ -192,8 +192,8 @@ def _wait_for(condition: object, what: str, timeout: float = 120.0) -> None:
 
 def test_a_line_cut_short_is_dropped_and_earlier_lines_are_never_touched(tmp_path: Path) -> None:
     (tmp_path / "database_workload.json").write_text('["7","AAAA"]')  # whole, no line end
-    good = '[0,[[[],[]],[0.001],{},[]]]\n[0,[[[],[]],[1e10],{},[]]]\n'
-    (tmp_path / "database_tuning_record.json").write_text(good + '[0,[[[],[]],[0.00')
+    good = "[0,[[[],[]],[0.001],{},[]]]\n[0,[[[],[]],[1e10],{},[]]]\n"
+    (tmp_path / "database_tuning_record.json").write_text(good + "[0,[[[],[]],[0.00")
     notes = repair_database(tmp_path)
     assert len(notes) == 2 and "cut short" in notes[1]
     assert (tmp_path / "database_tuning_record.json").read_text() == good

@@ -185,9 +185,7 @@ def _human_list(result: dict[str, Any]) -> str:
     for s in result["sources"]:
         lines.append(f"  {s['model'] or '(no model)':<24} {s['entries']:>4} entries  {s['path']}")
     for e in result.get("entries", []):
-        lines.append(
-            f"    {e['label']:<56} {e['op_class']:<10} {e['latency_s'] * 1e6:10.2f} us"
-        )
+        lines.append(f"    {e['label']:<56} {e['op_class']:<10} {e['latency_s'] * 1e6:10.2f} us")
     return "\n".join(lines)
 
 

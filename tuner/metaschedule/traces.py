@@ -27,4 +27,3 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "value"):
         return value.value
     return str(value)
-

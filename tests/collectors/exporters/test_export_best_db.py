@@ -141,7 +141,12 @@ def test_store_names_the_databases_its_tuning_tasks_wrote(tmp_path: Path) -> Non
         store.append(
             [
                 TaskEvent(
-                    source="tuner", seq=seq, ts=1.0, job="j1", task=task, op=task.split(":")[0],
+                    source="tuner",
+                    seq=seq,
+                    ts=1.0,
+                    job="j1",
+                    task=task,
+                    op=task.split(":")[0],
                     detail=f"metaschedule_database={tmp_path / 'j1'}\nspec={task}",
                 )
             ]
