@@ -74,10 +74,8 @@ def _padding(value: Any) -> tuple[int, int]:
 def _conv2d_nchw_flops(
     name: str, data: tuple[int, ...], kernel: tuple[int, ...], args: list[Any]
 ) -> float | None:
-    if len(args) < 5:
-        return None
     n, channels, height, width = data
-    strides, padding, dilation = _pair(args[2]), _padding(args[3]), _pair(args[4])
+    strides, padding, dilation = _conv2d_params(args[2:], kernel)
     if "depthwise" in name:
         in_channels, multiplier, kh, kw = kernel
         out_channels, per_output = in_channels * multiplier, 1
@@ -90,3 +88,27 @@ def _conv2d_nchw_flops(
     if out_h <= 0 or out_w <= 0:
         return None
     return float(2 * math.prod((n, out_channels, out_h, out_w, per_output, kh, kw)))
+
+
+def _conv2d_params(
+    rest: list[Any], kernel: tuple[int, ...]
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """(strides, total padding, dilation) from the arguments after data and kernel.
+
+    Older templates (TVM 0.5-0.6 x86 and Intel Graphics NCHWc) put a channel count and
+    the kernel size first, and the oldest (TVM 0.4) have no dilation: a layout string
+    follows the padding. Raises ValueError when the arguments are none of these.
+    """
+    if (
+        len(rest) >= 2
+        and type(rest[0]) is int
+        and rest[0] in kernel[:2]
+        and isinstance(rest[1], list)
+        and tuple(rest[1]) == kernel[2:4]
+    ):
+        rest = rest[2:]
+    if len(rest) < 2:
+        raise ValueError("no strides and padding")
+    has_dilation = len(rest) > 2 and not isinstance(rest[2], str)
+    dilation = _pair(rest[2]) if has_dilation else (1, 1)
+    return _pair(rest[0]), _padding(rest[1]), dilation
