@@ -14,6 +14,7 @@ import base64
 import functools
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from collectors.importers._common import compact
@@ -78,17 +79,27 @@ def workload_names(encoded: str) -> tuple[str | None, list[str]]:
 
     The payload is an 8-byte length header followed by TVM's JSON graph; the name is the
     ``global_symbol`` attribute, else the ``ir.GlobalVar`` name, and block names come from
-    the block nodes. Returns (None, []) when it cannot be read.
+    the block nodes. Both graph layouts are read: nodes with ``type`` and ``data`` (TVM's FFI
+    graph, 0.20 on) and the older ``type_key`` and ``attrs`` (string indices, strings in
+    ``repr_str``, string-keyed maps with ``keys``). Returns (None, []) when it cannot be read.
     """
     try:
         raw = base64.b64decode(encoded, validate=False)
-        start = raw.find(b"{")
+        # After the 8-byte length header (whose bytes may themselves be a "{").
+        start = 8 if raw[8:9] == b"{" else raw.find(b"{")
         graph = json.loads(raw[start:]) if start >= 0 else None
     except (ValueError, UnicodeDecodeError):
         return None, []
     nodes = graph.get("nodes") if isinstance(graph, dict) else None
     if not isinstance(nodes, list):
         return None, []
+    if any(isinstance(node, dict) and "type_key" in node for node in nodes[:2]):
+        return _legacy_names(nodes)
+    return _ffi_names(nodes)
+
+
+def _ffi_names(nodes: list[Any]) -> tuple[str | None, list[str]]:
+    """``workload_names`` of a graph in the FFI layout (``type``, ``data``)."""
 
     def string_at(index: Any) -> str | None:
         if type(index) is int and 0 <= index < len(nodes):
@@ -116,6 +127,49 @@ def workload_names(encoded: str) -> tuple[str | None, list[str]]:
             if name and name != "root":
                 blocks.append(name)
     return symbol or function, blocks
+
+
+def _legacy_names(nodes: list[Any]) -> tuple[str | None, list[str]]:
+    """``workload_names`` of a graph in the layout before TVM 0.20 (``type_key``, ``attrs``
+    with node indices as strings, strings as ``runtime.String`` nodes' ``repr_str``)."""
+
+    def string_at(index: Any) -> str | None:
+        if type(index) is str and index.isdigit():
+            index = int(index)
+        if type(index) is int and 0 <= index < len(nodes):
+            node = nodes[index]
+            if isinstance(node, dict) and isinstance(node.get("repr_str"), str):
+                return node["repr_str"]
+        return None
+
+    function = symbol = None
+    blocks: list[str] = []
+    for node in nodes:
+        if not isinstance(node, dict):
+            continue
+        kind, attrs = node.get("type_key", ""), node.get("attrs")
+        if kind == "Map" and symbol is None:
+            symbol = _legacy_map_value(node, "global_symbol", string_at)
+        if not isinstance(attrs, dict):
+            continue
+        if kind == "GlobalVar" and function is None:
+            function = string_at(attrs.get("name_hint"))
+        elif isinstance(kind, str) and kind.endswith("Block") and "Realize" not in kind:
+            name = string_at(attrs.get("name_hint"))
+            if name and name != "root":
+                blocks.append(name)
+    return symbol or function, blocks
+
+
+def _legacy_map_value(
+    node: dict[str, Any], key: str, string_at: Callable[[Any], str | None]
+) -> str | None:
+    """The string a string-keyed legacy ``Map`` node holds under ``key``, or None."""
+    keys, data = node.get("keys"), node.get("data")
+    if not isinstance(keys, list) or not isinstance(data, list) or key not in keys:
+        return None
+    at = keys.index(key)
+    return string_at(data[at]) if at < len(data) else None
 
 
 @functools.cache
