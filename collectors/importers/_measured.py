@@ -2,7 +2,8 @@
 
 A format module parses each line into a ``Measurement`` and describes each new workload with a
 ``WorkloadInfo``; ``measured_log_events`` turns them into job, task, record and reconstructed
-stage events, one line at a time.
+stage events, one line at a time: one job per target the log names (targets written with
+their options in another order are one target).
 
 Record and stage events, one or more per line, are built without re-validation
 (``trusted_constructor``; records by ``ImportContext.record``): every value is checked here
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from collectors.events import (
@@ -83,6 +84,41 @@ def json_line_measurements(
         yield number, item
 
 
+# Distinct targets one log may hold (one job each); lines of any further target are bad.
+MAX_TARGETS = 256
+
+
+@dataclass(slots=True)
+class _TargetJob:
+    """The job of one target of a log: its tasks, counters and reconstructed timeline."""
+
+    job: str
+    target: str | None
+    resource: str
+    timeline: BatchTimeline
+    names: UniqueNames = field(default_factory=UniqueNames)
+    tasks: dict[str, str] = field(default_factory=dict)  # workload key -> task name
+    hashes: dict[str, str] = field(default_factory=dict)  # workload key -> workload hash
+    counts: dict[str, int] = field(default_factory=dict)  # workload key -> candidates
+    last_ts: float = -math.inf
+    records: int = 0
+
+
+def target_text(target: str | None) -> str | None:
+    """A log's target string as shown: whitespace runs collapsed, none at the ends."""
+    return None if target is None else " ".join(target.split())
+
+
+def same_target_key(target: str | None) -> str | None:
+    """What two target strings share when they name one target: the kind, then the
+    options sorted (``opencl -model=rk3399 -device=mali`` is ``opencl -device=mali
+    -model=rk3399``)."""
+    if target is None:
+        return None
+    kind, *options = target.split() or [""]
+    return " ".join([kind, *sorted(options)])
+
+
 def measured_log_events(
     ctx: ImportContext,
     label: str,
@@ -94,22 +130,24 @@ def measured_log_events(
 
     ``label`` names the tool in the job's detail ("AutoTVM log"); ``origin`` is every
     record's origin. Costs of a measurement without error that are not a list of finite
-    numbers make its line a bad line.
+    numbers make its line a bad line. Each target of the log is one job (tophub's packages
+    hold one workload tuned on several devices): the first keeps ``ctx.job``, the n-th is
+    ``<ctx.job>-t<n>`` on its own imported device; with several, job names say the target.
     """
-    names = UniqueNames()
-    hashes: dict[str, str] = {}
-    tasks: dict[str, str] = {}
-    counts: dict[str, int] = {}
-    timeline = BatchTimeline(ctx.gap_s)
-    source, job = ctx.source, ctx.job
-    resource = imported_resource(source)
+    by_target: dict[str | None, _TargetJob] = {}  # by ``same_target_key``
+    by_text: dict[str | None, _TargetJob] = {}  # the same, by the target as written
     detail = _detail(ctx, label)
     file_name = display_path(ctx.path.name)
     next_seq, record = ctx.next_seq, ctx.record
-    target: str | None = None
-    first_ts: float | None = None
-    last_ts = -math.inf
-    records = 0
+    source = ctx.source
+    current_text: Any = _NO_TARGET
+    job: _TargetJob | None = None
+    # The current job's id, tables and timeline, bound when the target changes.
+    job_id = ""
+    tasks: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    hashes: dict[str, str] = {}
+    add_to_timeline = BatchTimeline(ctx.gap_s).add
     for line, m in measurements:
         key, line_target, costs, error_no, all_cost, ts, trace = m
         if error_no == 0:
@@ -128,55 +166,126 @@ def measured_log_events(
         if not trace.isascii() and not is_text(trace):
             ctx.bad_line(line, "schedule text is not valid UTF-8 (a lone surrogate)")
             continue
-        if first_ts is None:
-            try:
-                submitted = JobEvent(
-                    source=source, seq=ctx.peek_seq(), ts=ts, job=job, change="submitted",
-                    target=line_target, name=file_name, detail=detail,
-                )  # fmt: skip
-            except EventError as exc:
-                ctx.bad_line(line, f"cannot describe the job: {exc}")
-                continue
-            next_seq()
-            first_ts, target, last_ts = ts, line_target, ts
-            yield submitted
+        if line_target is not current_text and line_target != current_text:
+            found = by_text.get(line_target)
+            if found is None:
+                try:
+                    found, submitted = _job_of(ctx, by_target, line_target, ts, file_name, detail)
+                except (EventError, BadLine) as exc:
+                    ctx.bad_line(line, f"cannot describe the job: {exc}"[:200])
+                    continue
+                if submitted is not None:
+                    next_seq()
+                    yield submitted
+                if len(by_text) < 4 * MAX_TARGETS:
+                    by_text[line_target] = found
+            current_text, job = line_target, found
+            job_id, tasks, counts, hashes = job.job, job.tasks, job.counts, job.hashes
+            add_to_timeline = job.timeline.add
+        assert job is not None
         task = tasks.get(key)
         if task is None:
             try:
-                info = describe(m if type(m) is Measurement else Measurement(*m))
-                name = names.available(info.name)
-                task_event = TaskEvent(
-                    source=source, seq=ctx.peek_seq(), ts=ts, job=job, task=name, op=info.op,
-                    shapes=info.shapes, dtype=info.dtype, flops=info.flops,
-                    workload_hash=info.workload_hash, detail=info.detail,
-                )  # fmt: skip
+                task_event = _task_event(ctx, job, m, ts, describe)
             except ValueError as exc:  # EventError, BadLine, UnicodeEncodeError
                 ctx.bad_line(line, f"cannot describe the workload: {exc}"[:200])
                 continue
-            next_seq()
-            task = tasks[key] = names.add(key, name)
-            hashes[key] = info.workload_hash
+            task = task_event.task
             yield task_event
-        iteration, closed = timeline.add(task, ts, all_cost)
+        iteration, closed = add_to_timeline(task, ts, all_cost)
         if closed is not None:
-            yield _stage_event(source, next_seq(), job, resource, closed)
+            yield _stage_event(ctx.source, next_seq(), job_id, job.resource, closed)
         candidate = counts.get(key, 0)
         counts[key] = candidate + 1
-        records += 1
-        if ts > last_ts:
-            last_ts = ts
+        job.records += 1
+        if ts > job.last_ts:
+            job.last_ts = ts
         yield record(
-            source, next_seq(), ts, DEFAULT_CLOCK, job, task, iteration, candidate, hashes[key],
-            error, error_class, None, origin, run_secs, trace, mean,
+            source, next_seq(), ts, DEFAULT_CLOCK, job_id, task, iteration, candidate,
+            hashes[key], error, error_class, None, origin, run_secs, trace, mean,
         )  # fmt: skip
-    closed = timeline.finish()
-    if closed is not None:
-        yield _stage_event(source, next_seq(), job, resource, closed)
-    if first_ts is not None:
+    yield from _finish(ctx, list(by_target.values()), file_name, detail)
+
+
+_NO_TARGET = object()  # no line read yet
+
+
+def _job_of(
+    ctx: ImportContext,
+    by_target: dict[str | None, _TargetJob],
+    target: str | None,
+    ts: float,
+    file_name: str,
+    detail: str,
+) -> tuple[_TargetJob, JobEvent | None]:
+    """The job of ``target`` and, when it is new, its "submitted" event (at the seq
+    ``ctx`` gives next, not yet taken). Raises EventError when the event is invalid and
+    BadLine when the log already has ``MAX_TARGETS`` targets."""
+    same = same_target_key(target)
+    found = by_target.get(same)
+    if found is not None:
+        return found, None
+    if len(by_target) >= MAX_TARGETS:
+        raise BadLine(f"more than {MAX_TARGETS} targets in one log")
+    n = len(by_target)
+    shown = target_text(target)
+    found = _TargetJob(
+        job=ctx.job if n == 0 else f"{ctx.job}-t{n + 1}",
+        target=shown,
+        resource=imported_resource(ctx.source, n),
+        timeline=BatchTimeline(ctx.gap_s),
+        last_ts=ts,
+    )
+    name = file_name if n == 0 else f"{file_name} [{shown}]"
+    submitted = JobEvent(
+        source=ctx.source, seq=ctx.peek_seq(), ts=ts, job=found.job, change="submitted",
+        target=shown, name=name, detail=detail,
+    )  # fmt: skip
+    by_target[same] = found
+    return found, submitted
+
+
+def _task_event(
+    ctx: ImportContext,
+    job: _TargetJob,
+    m: tuple[Any, ...],
+    ts: float,
+    describe: Callable[[Measurement], WorkloadInfo],
+) -> TaskEvent:
+    """The task event of a workload new to ``job``, its name reserved and seq taken;
+    raises ValueError when the workload cannot make a valid event."""
+    info = describe(m if type(m) is Measurement else Measurement(*m))
+    name = job.names.available(info.name)
+    event = TaskEvent(
+        source=ctx.source, seq=ctx.peek_seq(), ts=ts, job=job.job, task=name, op=info.op,
+        shapes=info.shapes, dtype=info.dtype, flops=info.flops,
+        workload_hash=info.workload_hash, detail=info.detail,
+    )  # fmt: skip
+    ctx.next_seq()
+    key = m[0]
+    job.tasks[key] = job.names.add(key, name)
+    job.hashes[key] = info.workload_hash
+    return event
+
+
+def _finish(
+    ctx: ImportContext, found: list[_TargetJob], file_name: str, detail: str
+) -> Iterator[Event]:
+    """Each job's last stage and its "finished" event (named by target when the log has
+    several)."""
+    several = len(found) > 1
+    if several:
+        detail += f"\nthe log holds {len(found)} targets: one job each"
+    for job in found:
+        closed = job.timeline.finish()
+        if closed is not None:
+            yield _stage_event(ctx.source, ctx.next_seq(), job.job, job.resource, closed)
+    for job in found:
         yield JobEvent(
-            source=source, seq=next_seq(), ts=last_ts, job=job, change="finished",
-            target=target, name=file_name, trials=records, tasks=tuple(names.names()),
-            detail=detail,
+            source=ctx.source, seq=ctx.next_seq(), ts=job.last_ts, job=job.job,
+            change="finished", target=job.target,
+            name=f"{file_name} [{job.target}]" if several else file_name,
+            trials=job.records, tasks=tuple(job.names.names()), detail=detail,
         )  # fmt: skip
 
 

@@ -165,7 +165,7 @@ def import_file(
     summary.events = tally.events
     summary.records = tally.records
     summary.valid = tally.valid
-    summary.workloads = list(tally.workloads.values())
+    summary.workloads = tally.rows()
     summary.bad_lines = ctx.bad_lines
     summary.bad_line_details = ctx.bad_details
     summary.notes = ctx.notes
@@ -210,7 +210,9 @@ _tallied = itemgetter(*(RECORD_FIELDS.index(f) for f in ("job", "task", "error_c
 
 
 class _Tally:
-    """Running counts per workload, fed the events as they pass."""
+    """Running counts per workload, fed the events as they pass. Workloads are named by
+    task, by ``job/task`` when ``per_job`` (tuneloom JSONL) or the file made several jobs
+    (a log of several targets)."""
 
     def __init__(self, *, per_job: bool) -> None:
         self.per_job = per_job
@@ -219,8 +221,7 @@ class _Tally:
         self.valid = 0
         self.jobs: list[str] = []
         self._jobs: set[str] = set()
-        # by task, or by (job, task) when ``per_job``
-        self.workloads: dict[Any, WorkloadSummary] = {}
+        self.workloads: dict[tuple[str, str], WorkloadSummary] = {}  # by (job, task)
 
     def add_all(self, events: list[Any]) -> None:
         """Count a batch of events and records as fields tuples, in order."""
@@ -240,7 +241,7 @@ class _Tally:
                 self.jobs.append(job)
             if cls is not RecordEvent and cls is not tuple:
                 continue
-            key = (job, task) if per_job else task
+            key = (job, task)
             row = workloads.get(key)
             if row is None:
                 name = f"{job}/{task}" if per_job else task
@@ -255,3 +256,11 @@ class _Tally:
                     row.best_mean_cost_s = mean
         self.records += records
         self.valid += valid
+
+    def rows(self) -> list[WorkloadSummary]:
+        """One row per workload; keys say the job too when the file made several jobs."""
+        rows = list(self.workloads.values())
+        if not self.per_job and len(self.jobs) > 1:
+            for (job, task), row in self.workloads.items():
+                row.key = f"{job}/{task}"
+        return rows

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 DEFAULT_GAP_S = 2.0
 
 
-def imported_resource(source: str) -> str:
-    """The device an imported file's stages run on: ``device:imported:<fingerprint>:0``."""
-    return f"device:imported:{source.rsplit(':', 1)[-1][:6]}:0"
+def imported_resource(source: str, index: int = 0) -> str:
+    """The device an imported file's stages run on: ``device:imported:<fingerprint>:0``;
+    the ``index``-th target of a log with several runs on ``...:<index>``."""
+    return f"device:imported:{source.rsplit(':', 1)[-1][:6]}:{index}"
 
 
 @dataclass

@@ -7,9 +7,21 @@ Every expected value is read from the excerpt itself (costs, timestamps, error c
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
+
+from collectors.importers import LogFormatError, import_paths
 from collectors.importers.ms_trace import workload_names
-from tests.collectors.importers.importer_helpers import DATA, jobs, read_events, records, tasks
+from collectors.sqlite_store import SQLiteStore
+from tests.collectors.importers.importer_helpers import (
+    DATA,
+    jobs,
+    read_events,
+    records,
+    stages,
+    tasks,
+)
 
 MORE = DATA / "more_real_logs"
 
@@ -70,3 +82,122 @@ def test_excerpts_have_sources() -> None:
     for path in sorted(MORE.iterdir()):
         if path.name != "SOURCES.md":
             assert f"`{path.name}" in sources, path.name
+
+
+def test_tophub_cuda_one_job_per_target(tmp_path: Path) -> None:
+    """tophub's cuda_v0.01 tunes each workload on a GTX 1080 Ti and a Titan X: one job per
+    target, so each device keeps its own tasks, latencies and timeline."""
+    path = MORE / "tophub_cuda_v0.01.log"
+    events, ctx = read_events(path)
+    assert ctx.bad_lines == 0
+    finished = [j for j in jobs(events) if j.change == "finished"]
+    assert [(j.target, j.trials) for j in finished] == [
+        ("cuda -model=1080ti", 2),
+        ("cuda -model=titanx", 2),
+    ]
+    first, second = (j.job for j in finished)
+    assert second == f"{first}-t2"
+    assert [j.name for j in finished] == [
+        "tophub_cuda_v0.01.log [cuda -model=1080ti]",
+        "tophub_cuda_v0.01.log [cuda -model=titanx]",
+    ]
+    best = {(r.job, r.task): r.run_secs for r in records(events)}
+    conv = "topi_nn_conv2d(1x2048x7x7, 512x2048x1x1)"
+    assert best[first, conv] == (8.870914716312056e-05,)
+    assert best[second, conv] == (0.00015904646927966104,)
+    # TVM 0.4 args (no dilation): 1x1 conv, 512 outputs over 7x7, 2048 inputs
+    assert {t.flops for t in tasks(events) if t.task == conv} == {2.0 * 512 * 7 * 7 * 2048}
+    assert {s.job: s.resource for s in stages(events)} == {
+        first: "device:imported:" + ctx.source.rsplit(":", 1)[-1][:6] + ":0",
+        second: "device:imported:" + ctx.source.rsplit(":", 1)[-1][:6] + ":1",
+    }
+    with SQLiteStore(tmp_path / "store.db") as store:
+        (summary,) = import_paths([path], store)
+        assert summary.jobs == [first, second]
+        assert [(w.key, w.records, w.best_mean_cost_s) for w in summary.workloads][::2] == [
+            (f"{first}/{conv}", 1, 8.870914716312056e-05),
+            (f"{second}/{conv}", 1, 0.00015904646927966104),
+        ]
+        frame = store.jobs()
+        assert list(frame["target"]) == ["cuda -model=1080ti", "cuda -model=titanx"]
+        assert list(store.records().groupby("job").size()) == [2, 2]
+
+
+def test_tophub_mali_reordered_target_options_are_one_job() -> None:
+    events, ctx = read_events(MORE / "tophub_mali_v0.05.log")
+    assert ctx.bad_lines == 0
+    assert {j.job for j in jobs(events)} == {ctx.job}
+    assert jobs(events)[-1].target == "opencl -model=rk3399 -device=mali"
+    assert jobs(events)[-1].name == "tophub_mali_v0.05.log"
+    assert [r.run_secs for r in records(events)] == [(0.0008410332727272727,), (0.0067990563,)]
+
+
+def test_dropletsearch_tvm_010_three_costs_and_spaced_target() -> None:
+    events, ctx = read_events(MORE / "droplet_x86_AMD3700X_resnet18.log")
+    assert ctx.bad_lines == 0
+    assert jobs(events)[-1].target == "llvm -keys=cpu"  # written "llvm -keys=cpu "
+    first = records(events)[0]
+    assert first.run_secs == (0.0027125522432432433, 0.0027131896756756755, 0.002713490243243243)
+    (task,) = tasks(events)
+    assert task.flops == 2.0 * 64 * 112 * 112 * 3 * 7 * 7
+
+
+def test_tlcbench_t4_autotvm_error_codes() -> None:
+    """CUDA AutoTVM log (TVM 0.8.dev0) with errors 1, 2, 4 and 6, each with costs [1e9]."""
+    events, ctx = read_events(MORE / "tlcbench_autotvm_t4_bert.kernel.log")
+    assert ctx.bad_lines == 0
+    got = [(r.error, r.error_class, r.run_secs) for r in records(events)]
+    assert got == [
+        (None, None, (8.291627832384894e-06,)),
+        ("INSTANTIATION_ERROR", "build", None),
+        ("COMPILE_HOST", "build", None),
+        ("RUNTIME_DEVICE", "run", None),
+        ("BUILD_TIMEOUT", "timeout", None),
+    ]
+    assert [(t.op, t.flops) for t in tasks(events)] == [
+        ("dense_small_batch.cuda", 2.0 * 1 * 768 * 768),
+        ("dense_large_batch.cuda", 2.0 * 128 * 2304 * 768),
+        ("dense_large_batch.cuda", 2.0 * 128 * 768 * 3072),
+    ]
+
+
+def test_roller_ansor_registered_workload_with_runtime_errors() -> None:
+    events, ctx = read_events(MORE / "roller_ansor_relu_128_1008_42_42.log")
+    assert ctx.bad_lines == 0
+    (task,) = tasks(events)
+    assert (task.op, task.task) == ("relu_layer", "relu_layer(128, 1008, 42, 42)")
+    assert [(r.error, r.run_secs) for r in records(events)] == [
+        ("RUNTIME_DEVICE", None),
+        ("RUNTIME_DEVICE", None),
+        ("RUNTIME_DEVICE", None),
+        (None, (0.0192041,)),
+    ]
+
+
+def test_tlcbench_ansor_log_v05() -> None:
+    """Ansor "v0.5": the task input has five items (no trailing list of the v0.6 layout)."""
+    events, ctx = read_events(MORE / "tlcbench_ansor_t4_bert_v0.5.json")
+    assert ctx.bad_lines == 0
+    (task,) = tasks(events)
+    assert task.op == "compute_dag"
+    assert task.task.startswith("55cbf5c2")
+    assert [r.run_secs for r in records(events)] == [(0.0389202,), (0.000854955,)]
+    assert jobs(events)[-1].target == (
+        "cuda -keys=cuda,gpu -max_num_threads=1024 -model=t4 -thread_warp_size=32"
+    )
+
+
+def test_metaschedule_record_file_without_workload_file(tmp_path: Path) -> None:
+    """web-stable-diffusion ships only its record file: a one-line error naming both files,
+    and nothing stored."""
+    record = MORE / "wsd_log_db" / "database_tuning_record.json"
+    with SQLiteStore(tmp_path / "store.db") as store:
+        import_paths([MORE / "tophub_mali_v0.05.log"], store)
+        before = len(store.records())
+        with pytest.raises(LogFormatError) as info:
+            import_paths([MORE / "tophub_llvm_v0.01.log", record], store)
+        assert len(store.records()) == before == 2
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(record) in message
+    assert "database_workload.json" in message
