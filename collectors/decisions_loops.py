@@ -8,23 +8,19 @@ a MetaSchedule database folder by its structural hash.
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Any
 
+from collectors.workload_json import workload_graph
+
 
 def block_loops(encoded: str) -> dict[str, list[str]]:
     """``{block name: [loop names, outermost first]}`` of a base64 workload; {} if unreadable."""
-    try:
-        raw = base64.b64decode(encoded, validate=False)
-        start = raw.find(b"{")
-        graph = json.loads(raw[start:]) if start >= 0 else None
-    except (ValueError, UnicodeDecodeError):
+    graph = workload_graph(encoded)
+    if graph is None:
         return {}
-    nodes = graph.get("nodes") if isinstance(graph, dict) else None
-    if not isinstance(nodes, list):
-        return {}
+    nodes = graph["nodes"]
 
     def node(index: Any) -> dict[str, Any] | None:
         if type(index) is int and 0 <= index < len(nodes) and isinstance(nodes[index], dict):

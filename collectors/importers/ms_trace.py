@@ -10,14 +10,13 @@ of ``Trace.as_python``::
 
 from __future__ import annotations
 
-import base64
 import functools
-import json
 import re
 from collections.abc import Callable
 from typing import Any
 
 from collectors.importers._common import compact
+from collectors.workload_json import workload_graph
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
@@ -83,16 +82,10 @@ def workload_names(encoded: str) -> tuple[str | None, list[str]]:
     graph, 0.20 on) and the older ``type_key`` and ``attrs`` (string indices, strings in
     ``repr_str``, string-keyed maps with ``keys``). Returns (None, []) when it cannot be read.
     """
-    try:
-        raw = base64.b64decode(encoded, validate=False)
-        # After the 8-byte length header (whose bytes may themselves be a "{").
-        start = 8 if raw[8:9] == b"{" else raw.find(b"{")
-        graph = json.loads(raw[start:]) if start >= 0 else None
-    except (ValueError, UnicodeDecodeError):
+    graph = workload_graph(encoded)
+    if graph is None:
         return None, []
-    nodes = graph.get("nodes") if isinstance(graph, dict) else None
-    if not isinstance(nodes, list):
-        return None, []
+    nodes = graph["nodes"]
     if any(isinstance(node, dict) and "type_key" in node for node in nodes[:2]):
         return _legacy_names(nodes)
     return _ffi_names(nodes)

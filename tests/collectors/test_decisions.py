@@ -3,6 +3,7 @@ synthetic candidates where one decision decides latency and where none does."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -15,6 +16,7 @@ from collectors.decisions import DecisionError, decisions_of
 from collectors.decisions_analysis import analyze
 from collectors.decisions_loops import block_loops, loops_from_database
 from collectors.decisions_table import Candidates, candidate_table
+from collectors.importers.ms_trace import workload_names
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "sample_logs"
@@ -58,6 +60,18 @@ def test_block_loops_of_matmul_workload():
     line = (SAMPLES / "metaschedule-matmul-128" / "database_workload.json").open().readline()
     assert block_loops(json.loads(line)[1]) == {"C": ["i", "j", "k"]}
     assert block_loops("not base64 json") == {}
+
+
+def test_block_loops_when_the_length_header_holds_a_brace():
+    """The 8-byte length header before the graph may contain a "{" byte (a graph of
+    123 bytes modulo 256): the graph is still read from just after the header."""
+    line = (SAMPLES / "metaschedule-matmul-128" / "database_workload.json").open().readline()
+    raw = base64.b64decode(json.loads(line)[1])
+    graph = raw[raw.index(b"{") :]
+    for header in (b"{" + bytes(7), bytes(3) + b"{" + bytes(4)):
+        encoded = base64.b64encode(header + graph).decode()
+        assert block_loops(encoded) == {"C": ["i", "j", "k"]}
+        assert workload_names(encoded) == workload_names(json.loads(line)[1])
 
 
 def test_autotvm_knobs():
