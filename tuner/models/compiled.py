@@ -28,6 +28,7 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.target import Target
 
 from tuner.models._base import InputSpec, LoadedModel, ModelError
+from tuner.models.lowering import prepared_unlowered_ops, unlowered_problem
 from tuner.models.pipeline import BYTECODE, build_with_database, exec_mode_for
 
 LIBRARY = "model.so"
@@ -83,6 +84,9 @@ def compile_model(
     try:
         return build_with_database(model.mod, target, database, exec_mode or exec_mode_for(target))
     except Exception as exc:
+        unlowered = prepared_unlowered_ops(model.mod, target)
+        if unlowered:
+            raise ModelError(model.name, unlowered_problem(unlowered)) from None
         lines = [line for line in str(exc).splitlines() if line.strip()]
         raise ModelError(
             model.name, f"cannot compile: {type(exc).__name__}: {lines[-1] if lines else ''}"

@@ -34,6 +34,7 @@ from tuner._base import one_line
 from tuner.models._base import InputSpec, LoadedModel, ModelError
 from tuner.models.frameworks import import_tensorflow
 from tuner.models.inputs import random_inputs, resolve_inputs
+from tuner.models.lowering import lowerable_layouts
 from tuner.models.zoo import ZOO_NAMES, build_keras
 
 __all__ = ["import_tensorflow", "load_model", "random_inputs"]
@@ -427,6 +428,7 @@ def _relax_from_tflite(
     mod = _run_frontend(
         label, lambda: from_tflite(model, shape_dict, dtype_dict, op_converter=_tflite_converter())
     )
+    mod = lowerable_layouts(mod)
     params = [p.name for p in mod["main"].params]
     by_name = {s.name: s for s in specs}
     if sorted(params) == sorted(by_name):

@@ -31,6 +31,7 @@ from tuner.metaschedule.spaces import space_generator
 from tuner.metaschedule.tasks import TuningTask
 from tuner.models._base import LoadedModel, ModelError
 from tuner.models.loaders import load_model
+from tuner.models.lowering import unlowered_ops, unlowered_problem
 from tuner.models.pipeline import preparation_passes
 
 NO_DECISIONS = (
@@ -56,12 +57,18 @@ def model_tasks(
 def extract_tasks(model: LoadedModel, target: Target | Mapping[str, Any]) -> list[TuningTask]:
     """The model's tasks for ``target``, heaviest (weight x FLOPs) first.
 
-    Raises ModelError when the model does not lower to TIR (e.g. an operator without a
-    legalization) or yields no task at all.
+    Raises ModelError when the model does not lower to TIR (naming the operators TVM's
+    legalization left, e.g. a conv2d_transpose in a layout it declines) or yields no task.
     """
     target = target if isinstance(target, Target) else Target(dict(target))
     try:
         prepared = prepare_module(model.mod, target)
+    except Exception as exc:
+        raise ModelError(model.name, f"cannot lower to TIR: {one_line(exc, last=True)}") from None
+    unlowered = unlowered_ops(prepared)
+    if unlowered:
+        raise ModelError(model.name, unlowered_problem(unlowered))
+    try:
         extracted = ms.relax_integration.extract_tasks(prepared, target)
     except Exception as exc:
         raise ModelError(model.name, f"cannot lower to TIR: {one_line(exc, last=True)}") from None
