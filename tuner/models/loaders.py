@@ -22,6 +22,8 @@ files load with ``safe_mode=True`` only. TensorFlow is imported only when a rout
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import warnings
@@ -35,6 +37,12 @@ from tuner.models._base import InputSpec, LoadedModel, ModelError
 from tuner.models.frameworks import import_tensorflow
 from tuner.models.inputs import random_inputs, resolve_inputs
 from tuner.models.lowering import lowerable_layouts
+from tuner.models.tflite_ops import (
+    OperatorFailure,
+    converter_class,
+    interpreter_shapes,
+    tflite_dims,
+)
 from tuner.models.zoo import ZOO_NAMES, build_keras
 
 __all__ = ["import_tensorflow", "load_model", "random_inputs"]
@@ -390,7 +398,7 @@ def _tflite_declared(label: str, model: Any) -> list[tuple[str, tuple[int, ...],
     for idx in sub.InputsAsNumpy():
         tensor = sub.Tensors(int(idx))
         name = tensor.Name().decode("utf-8", "replace")
-        dims = _tflite_dims(tensor)
+        dims = tflite_dims(tensor)
         dtype = _TFLITE_DTYPES.get(tensor.Type())
         if dtype is None:
             raise ModelError(
@@ -425,8 +433,9 @@ def _relax_from_tflite(
     dtype_dict = {n: s.dtype for n, s in zip(declared_names, specs, strict=True)}
     from tvm.relax.frontend.tflite import from_tflite
 
+    converter = converter_class(lambda: interpreter_shapes(data, [s.shape for s in specs]))
     mod = _run_frontend(
-        label, lambda: from_tflite(model, shape_dict, dtype_dict, op_converter=_tflite_converter())
+        label, lambda: from_tflite(model, shape_dict, dtype_dict, op_converter=converter), "TFLite"
     )
     mod = lowerable_layouts(mod)
     params = [p.name for p in mod["main"].params]
@@ -434,42 +443,6 @@ def _relax_from_tflite(
     if sorted(params) == sorted(by_name):
         return mod, tuple(by_name[p] for p in params)
     return mod, specs
-
-
-def _tflite_converter() -> type:
-    """TVM's TFLite op converter, able to import a RESHAPE whose target shape is computed.
-
-    Graphs exported with an open batch dimension compute a Flatten's target shape at run time
-    (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE), which TVM's converter cannot turn into a Relax
-    shape. With static inputs the output tensor's declared shape signature (at most one open
-    dimension, which reshape infers) gives the same target, so that is used instead.
-    """
-    from tvm import relax
-    from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter
-
-    class StaticReshapeConverter(OperatorConverter):
-        def convert_reshape(self, op: Any) -> Any:
-            inputs = self.get_input_tensors(op)
-            if (
-                len(inputs) == 2
-                and self.has_expr(inputs[1].tensor_idx)
-                and not any(t.qnn_params for t in inputs)
-            ):
-                out = self.get_output_tensors(op)[0].tensor
-                dims = _tflite_dims(out)
-                if dims and sum(d is None for d in dims) <= 1:
-                    target = [-1 if d is None else d for d in dims]
-                    return relax.op.reshape(self.get_tensor_expr(inputs[0]), target)
-            return super().convert_reshape(op)
-
-    return StaticReshapeConverter
-
-
-def _tflite_dims(tensor: Any) -> tuple[int | None, ...]:
-    """A TFLite tensor's declared dims (``None`` where the shape signature leaves one open)."""
-    signature = tensor.ShapeSignatureAsNumpy()
-    dims = signature if not isinstance(signature, int) and len(signature) else tensor.ShapeAsNumpy()
-    return () if isinstance(dims, int) else tuple(int(d) if d >= 0 else None for d in dims)
 
 
 def _load_tflite_file(
@@ -588,6 +561,7 @@ def _load_onnx_proto(
             shape_dict={s.name: list(s.shape) for s in specs},
             dtype_dict={s.name: s.dtype for s in specs},
         ),
+        "ONNX",
     )
     n_params = len(mod["main"].params)
     if n_params != len(specs):
@@ -653,17 +627,41 @@ def _load_nn(
 
 
 # ---------------------------------------------------------------- shared
-def _run_frontend(label: str, convert: Any) -> Any:
-    """Run a TVM frontend conversion; its failures become one-line ``ModelError``s."""
+def _run_frontend(label: str, convert: Any, frontend: str) -> Any:
+    """Run a TVM frontend conversion; its failures become one-line ``ModelError``s naming the
+    operator that failed where the frontend tells (TVM's ONNX importer prints it)."""
     import tvm
 
+    printed = io.StringIO()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), contextlib.redirect_stdout(printed):
             warnings.simplefilter("ignore")
             return convert()
-    except tvm.error.OpNotImplemented as exc:
-        raise ModelError(label, f"unsupported operator(s): {one_line(exc)}") from None
-    except NotImplementedError as exc:
-        raise ModelError(label, f"unsupported by the TVM importer: {one_line(exc)}") from None
+    except OperatorFailure as exc:
+        raise ModelError(label, _operator_problem(frontend, exc.ops, exc.cause)) from None
     except Exception as exc:  # frontends raise ValueError/TVMError/AssertionError/struct.error
+        op = re.search(r"Error converting operator (\w+)", printed.getvalue())
+        if op:
+            raise ModelError(label, _operator_problem(frontend, (op.group(1),), exc)) from None
+        if isinstance(exc, tvm.error.OpNotImplemented):
+            raise ModelError(label, f"unsupported operator(s): {one_line(exc)}") from None
+        if isinstance(exc, NotImplementedError):
+            raise ModelError(label, f"unsupported by the TVM importer: {one_line(exc)}") from None
         raise ModelError(label, f"cannot import into Relax: {one_line(exc)}") from None
+
+
+def _operator_problem(frontend: str, ops: Sequence[str], cause: BaseException) -> str:
+    """``TVM's TFLite importer fails on operator SLICE (inside WHILE): TypeError: ...``."""
+    inside = f" (inside {' > '.join(ops[:-1])})" if len(ops) > 1 else ""
+    unsupported = "unsupported operator(s): " if _is_not_implemented(cause) else ""
+    return (
+        f"{unsupported}TVM's {frontend} importer fails on operator {ops[-1]}{inside}: "
+        f"{type(cause).__name__}: {one_line(cause)}"
+    )
+
+
+def _is_not_implemented(exc: BaseException) -> bool:
+    """Whether ``exc`` says an operator (or a form of one) is not implemented."""
+    import tvm
+
+    return isinstance(exc, tvm.error.OpNotImplemented | NotImplementedError)
