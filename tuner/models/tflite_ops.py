@@ -18,6 +18,7 @@ TVM is imported only when ``converter_class`` runs.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -53,7 +54,12 @@ def interpreter_shapes(
         from tuner.models.frameworks import import_tensorflow
 
         tf = import_tensorflow()
-        interp = tf.lite.Interpreter(model_content=data, num_threads=1)
+        plain = tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+            interp = tf.lite.Interpreter(
+                model_content=data, num_threads=1, experimental_op_resolver_type=plain
+            )
         details = interp.get_input_details()
         for detail, shape in zip(details, input_shapes, strict=True):
             interp.resize_tensor_input(detail["index"], list(shape), strict=False)
