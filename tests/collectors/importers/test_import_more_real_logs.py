@@ -1,5 +1,11 @@
-"""Excerpts of real tuning logs from public repositories (``data/more_real_logs``, sources
-in its SOURCES.md): other TVM versions, targets and layouts than the importers' own fixtures.
+"""Excerpts of real tuning logs from public repositories: other TVM versions, targets and
+layouts than the importers' own fixtures.
+
+Excerpts under a licence this project can ship (Apache-2.0, MIT) are in ``data/more_real_logs``
+(sources in its SOURCES.md). Those whose licence is unstated or GPL-3.0 are kept outside the
+repository, in ``shared/real_logs/more/`` beside it (sources in its SOURCES.md): their tests
+skip when that folder is absent, and ``test_import_synthetic_logs.py`` covers the same format
+features with made-up lines.
 
 Every expected value is read from the excerpt itself (costs, timestamps, error codes).
 """
@@ -16,6 +22,7 @@ from collectors.importers.ms_trace import workload_names
 from collectors.sqlite_store import SQLiteStore
 from tests.collectors.importers.importer_helpers import (
     DATA,
+    REAL_LOGS,
     jobs,
     read_events,
     records,
@@ -24,12 +31,26 @@ from tests.collectors.importers.importer_helpers import (
 )
 
 MORE = DATA / "more_real_logs"
+# Excerpts not shipped (licence unstated or GPL-3.0), beside the repository when present.
+MORE_OUTSIDE = REAL_LOGS / "more"
+SYNTHETIC = DATA / "synthetic_logs"
+
+
+def outside_excerpt(name: str) -> Path:
+    """Path of an excerpt kept outside the repository, or skip the test when it is absent."""
+    path = MORE_OUTSIDE / name
+    if not path.is_file():
+        pytest.skip(
+            f"excerpt {name} not found under {MORE_OUTSIDE} (licence unstated or GPL-3.0, "
+            "so kept outside the repository; test_import_synthetic_logs.py covers its format)"
+        )
+    return path
 
 
 def test_tophub_llvm_v01_old_conv2d_signature_has_right_flops() -> None:
     """TVM 0.5 x86 NCHWc args: data, kernel, in_channel, kernel size, strides, padding, no
     dilation. The FLOPs are those of the convolution, not of a misread stride."""
-    events, ctx = read_events(MORE / "tophub_llvm_v0.01.log")
+    events, ctx = read_events(outside_excerpt("tophub_llvm_v0.01.log"))
     assert ctx.bad_lines == 0
     found = tasks(events)
     assert [t.task for t in found] == [
@@ -84,10 +105,19 @@ def test_excerpts_have_sources() -> None:
             assert f"`{path.name}" in sources, path.name
 
 
+def test_excerpts_kept_outside_have_sources() -> None:
+    if not (MORE_OUTSIDE / "SOURCES.md").is_file():
+        pytest.skip(f"{MORE_OUTSIDE} absent (excerpts kept outside the repository)")
+    sources = (MORE_OUTSIDE / "SOURCES.md").read_text()
+    for path in sorted(MORE_OUTSIDE.iterdir()):
+        if path.name != "SOURCES.md":
+            assert f"`{path.name}" in sources, path.name
+
+
 def test_tophub_cuda_one_job_per_target(tmp_path: Path) -> None:
     """tophub's cuda_v0.01 tunes each workload on a GTX 1080 Ti and a Titan X: one job per
     target, so each device keeps its own tasks, latencies and timeline."""
-    path = MORE / "tophub_cuda_v0.01.log"
+    path = outside_excerpt("tophub_cuda_v0.01.log")
     events, ctx = read_events(path)
     assert ctx.bad_lines == 0
     finished = [j for j in jobs(events) if j.change == "finished"]
@@ -124,7 +154,7 @@ def test_tophub_cuda_one_job_per_target(tmp_path: Path) -> None:
 
 
 def test_tophub_mali_reordered_target_options_are_one_job() -> None:
-    events, ctx = read_events(MORE / "tophub_mali_v0.05.log")
+    events, ctx = read_events(outside_excerpt("tophub_mali_v0.05.log"))
     assert ctx.bad_lines == 0
     assert {j.job for j in jobs(events)} == {ctx.job}
     assert jobs(events)[-1].target == "opencl -model=rk3399 -device=mali"
@@ -133,7 +163,7 @@ def test_tophub_mali_reordered_target_options_are_one_job() -> None:
 
 
 def test_dropletsearch_tvm_010_three_costs_and_spaced_target() -> None:
-    events, ctx = read_events(MORE / "droplet_x86_AMD3700X_resnet18.log")
+    events, ctx = read_events(outside_excerpt("droplet_x86_AMD3700X_resnet18.log"))
     assert ctx.bad_lines == 0
     assert jobs(events)[-1].target == "llvm -keys=cpu"  # written "llvm -keys=cpu "
     first = records(events)[0]
@@ -144,7 +174,7 @@ def test_dropletsearch_tvm_010_three_costs_and_spaced_target() -> None:
 
 def test_tlcbench_t4_autotvm_error_codes() -> None:
     """CUDA AutoTVM log (TVM 0.8.dev0) with errors 1, 2, 4 and 6, each with costs [1e9]."""
-    events, ctx = read_events(MORE / "tlcbench_autotvm_t4_bert.kernel.log")
+    events, ctx = read_events(outside_excerpt("tlcbench_autotvm_t4_bert.kernel.log"))
     assert ctx.bad_lines == 0
     got = [(r.error, r.error_class, r.run_secs) for r in records(events)]
     assert got == [
@@ -176,7 +206,7 @@ def test_roller_ansor_registered_workload_with_runtime_errors() -> None:
 
 def test_tlcbench_ansor_log_v05() -> None:
     """Ansor "v0.5": the task input has five items (no trailing list of the v0.6 layout)."""
-    events, ctx = read_events(MORE / "tlcbench_ansor_t4_bert_v0.5.json")
+    events, ctx = read_events(outside_excerpt("tlcbench_ansor_t4_bert_v0.5.json"))
     assert ctx.bad_lines == 0
     (task,) = tasks(events)
     assert task.op == "compute_dag"
@@ -189,14 +219,16 @@ def test_tlcbench_ansor_log_v05() -> None:
 
 def test_metaschedule_record_file_without_workload_file(tmp_path: Path) -> None:
     """web-stable-diffusion ships only its record file: a one-line error naming both files,
-    and nothing stored."""
+    and nothing stored (not even the good log imported in the same call)."""
     record = MORE / "wsd_log_db" / "database_tuning_record.json"
+    first = SYNTHETIC / "autotvm_v01_reordered_target.log"
     with SQLiteStore(tmp_path / "store.db") as store:
-        import_paths([MORE / "tophub_mali_v0.05.log"], store)
+        import_paths([first], store)
         before = len(store.records())
         with pytest.raises(LogFormatError) as info:
-            import_paths([MORE / "tophub_llvm_v0.01.log", record], store)
-        assert len(store.records()) == before == 2
+            import_paths([SYNTHETIC / "autotvm_v01_x86_nchwc.log", record], store)
+        lines = [x for x in first.read_text().splitlines() if x.startswith("{")]
+        assert len(store.records()) == before == len(lines)
     message = str(info.value)
     assert "\n" not in message
     assert str(record) in message
