@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
+
+# TVM 0.4-0.6 task names carry a ``topi_`` and a backend prefix (``topi_nn_dense``,
+# ``topi_x86_batch_matmul``) where later ones start with the op (``dense_pack.x86``).
+_OLD_TASK_PREFIX = re.compile(r"^topi_(?:[a-z0-9]+(?:_cpu|_graphics)?_)??(?=dense|batch_matmul)")
 
 
 def autotvm_flops(op: str, args: Any) -> float | None:
     """FLOPs of one call of an AutoTVM task, or None when the op is not one we can count.
 
     Covers dense (``[M, K] x [N, K]``), batch_matmul (``[B, M, K] x [B, N, K]``) and NCHW
-    conv2d / depthwise conv2d (multiply and add counted as two operations).
+    conv2d / depthwise conv2d (multiply and add counted as two operations), under today's
+    task names and those of TVM 0.4-0.6 (``topi_nn_dense``).
     """
     if not isinstance(args, list) or len(args) < 2:
         return None
     a, b = _tensor(args[0]), _tensor(args[1])
     if a is None or b is None:
         return None
-    name = op.lower()
+    name = _OLD_TASK_PREFIX.sub("", op.lower())
     try:
         if name.startswith("dense") and len(a) == 2 and len(b) == 2:
             (m, k), (n, _) = a, b

@@ -71,6 +71,14 @@ def test_negative_gap_is_rejected() -> None:
          2 * 32 * 8 * 8 * 3 * 3),
         ("conv2d_nhwc.x86", [_tensor(1, 8, 8, 3), _tensor(3, 3, 3, 8), 1, 1, 1], None),
         ("softmax.x86", [_tensor(4, 4), _tensor(4, 4)], None),
+        # TVM 0.4-0.6 task names
+        ("topi_nn_dense", [_tensor(1, 512), _tensor(1000, 512), None, "float32"],
+         2 * 1 * 1000 * 512),
+        ("topi_x86_dense", [_tensor(2, 64), _tensor(32, 64), None, "float32"], 2 * 2 * 32 * 64),
+        ("topi_arm_cpu_dense", [_tensor(2, 64), _tensor(32, 64)], 2 * 2 * 32 * 64),
+        ("topi_nn_batch_matmul", [_tensor(2, 8, 4), _tensor(2, 6, 4)], 2 * 2 * 8 * 6 * 4),
+        ("topi_nn_softmax", [_tensor(4, 4), _tensor(4, 4)], None),
+        ("my_topi_nn_dense", [_tensor(4, 4), _tensor(4, 4)], None),
         ("dense_nopack.x86", [["TENSOR", [1, -1], "float32"], _tensor(4, 4)], None),
     ],
 )  # fmt: skip
