@@ -50,6 +50,28 @@ def test_tune_a_zoo_model_as_one_job_and_compile_it(
 
 
 @pytest.mark.slow
+def test_tune_exits_1_when_a_model_job_tunes_but_does_not_compile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The job's tuning stands (finished, its records stored), but the user asked for a
+    compiled model and did not get one: the exit status says so, and the output says why."""
+    import tuner.engine
+    from tuneloom.cli import main
+    from tuner.models._base import ModelError
+
+    def cannot_compile(model: Any, *_: Any, **__: Any) -> Path:
+        raise ModelError(model.name, "cannot compile: the code generator refused it")
+
+    monkeypatch.setattr(tuner.engine, "compile_and_save", cannot_compile)
+    argv = ["tune", "zoo:mlp", *SMALL, "--db", str(tmp_path / "run.db"), "--no-library"]
+    assert main([*argv, "--json"]) == 1
+    (job,) = json.loads(capsys.readouterr().out)["jobs"]
+    assert job["state"] == "finished" and "compiled" not in job
+    assert job["compile_error"] == "model mlp: cannot compile: the code generator refused it"
+    assert all(t["trials"] == 4 for t in job["tasks"] if t["trials"])
+
+
+@pytest.mark.slow
 def test_evaluate_compares_tuned_untuned_and_frameworks(
     tuned_mlp: tuple[Path, dict[str, Any]],
 ) -> None:

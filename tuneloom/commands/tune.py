@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuneloom.cli import UserError, emit_result
 from tuneloom.commands.library import add_library_option, library_to_join
@@ -23,6 +23,9 @@ from tuneloom.commands.options import (
     reuse_spec_fields,
 )
 from tuneloom.progress import TrialsProgress, terminal
+
+if TYPE_CHECKING:
+    from tuner.engine import JobReport
 
 DESCRIPTION = """\
 Tune models and built-in workloads with TVM MetaSchedule on this machine, several jobs at once
@@ -42,7 +45,8 @@ per server). Every stage and measured candidate is stored in the --db store; eac
 MetaSchedule database is written to RUNS_DIR/<job id>/ and, once the job finishes, joins the
 schedule library (--library; see `tuneloom library`). With --warm-start LIBRARY, each task
 first measures the library's schedules applied to it (as `tuneloom reuse` does) and the search
-continues from them.
+continues from them. The exit status is 1 when a job did not finish, or a model job's model
+did not compile (its tuning records are kept; the output says why).
 """
 
 WORKLOAD_HELP = (
@@ -135,7 +139,12 @@ def run(args: argparse.Namespace) -> int:
         report = engine.run()
     result = {**report.as_json(), "db": args.db, "runs_dir": str(runs_dir)}
     emit_result(args, result, _human(result))
-    return 0 if all(job.state == "finished" for job in report.jobs) else 1
+    return 0 if all(_succeeded(job) for job in report.jobs) else 1
+
+
+def _succeeded(job: JobReport) -> bool:
+    """Whether a job finished and, for a model job, its model compiled."""
+    return job.state == "finished" and job.compile_error is None
 
 
 def store_paths(db_text: str, runs_dir: str | None) -> tuple[str, Path]:
