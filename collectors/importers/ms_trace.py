@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from collectors.importers._common import compact
@@ -86,53 +87,35 @@ def workload_names(encoded: str) -> tuple[str | None, list[str]]:
     if graph is None:
         return None, []
     nodes = graph["nodes"]
-    if any(isinstance(node, dict) and "type_key" in node for node in nodes[:2]):
-        return _legacy_names(nodes)
-    return _ffi_names(nodes)
+    legacy = any(isinstance(node, dict) and "type_key" in node for node in nodes[:2])
+    return _graph_names(nodes, _LEGACY if legacy else _FFI)
 
 
-def _ffi_names(nodes: list[Any]) -> tuple[str | None, list[str]]:
-    """``workload_names`` of a graph in the FFI layout (``type``, ``data``)."""
+@dataclass(frozen=True, slots=True)
+class _GraphLayout:
+    """Where one of TVM's JSON graph layouts keeps a node's type, attributes and text."""
 
-    def string_at(index: Any) -> str | None:
-        if type(index) is int and 0 <= index < len(nodes):
-            node = nodes[index]
-            if isinstance(node, dict) and isinstance(node.get("data"), str):
-                return node["data"]
-        return None
-
-    function = symbol = None
-    blocks: list[str] = []
-    for node in nodes:
-        if not isinstance(node, dict):
-            continue
-        kind, data = node.get("type", ""), node.get("data")
-        if kind == "ffi.Map" and isinstance(data, list) and symbol is None:
-            for key, value in zip(data[::2], data[1::2], strict=False):
-                if string_at(key) == "global_symbol":
-                    symbol = string_at(value)
-        if not isinstance(data, dict):
-            continue
-        if kind == "ir.GlobalVar" and function is None:
-            function = string_at(data.get("name_hint"))
-        elif isinstance(kind, str) and kind.endswith("Block") and "Realize" not in kind:
-            name = string_at(data.get("name_hint"))
-            if name and name != "root":
-                blocks.append(name)
-    return symbol or function, blocks
+    type_field: str
+    attrs_field: str
+    text_field: str
+    map_kind: str
+    global_var_kind: str
+    legacy: bool  # node indices written as strings; maps with literal ``keys``
 
 
-def _legacy_names(nodes: list[Any]) -> tuple[str | None, list[str]]:
-    """``workload_names`` of a graph in the layout before TVM 0.20 (``type_key``, ``attrs``
-    with node indices as strings, strings as ``runtime.String`` nodes' ``repr_str``)."""
+_FFI = _GraphLayout("type", "data", "data", "ffi.Map", "ir.GlobalVar", legacy=False)
+_LEGACY = _GraphLayout("type_key", "attrs", "repr_str", "Map", "GlobalVar", legacy=True)
+
+
+def _graph_names(nodes: list[Any], layout: _GraphLayout) -> tuple[str | None, list[str]]:
+    """``workload_names`` of a graph in ``layout``."""
 
     def string_at(index: Any) -> str | None:
-        if type(index) is str and index.isdigit():
+        if layout.legacy and type(index) is str and index.isdigit():
             index = int(index)
         if type(index) is int and 0 <= index < len(nodes):
-            node = nodes[index]
-            if isinstance(node, dict) and isinstance(node.get("repr_str"), str):
-                return node["repr_str"]
+            text = nodes[index].get(layout.text_field) if isinstance(nodes[index], dict) else None
+            return text if isinstance(text, str) else None
         return None
 
     function = symbol = None
@@ -140,12 +123,14 @@ def _legacy_names(nodes: list[Any]) -> tuple[str | None, list[str]]:
     for node in nodes:
         if not isinstance(node, dict):
             continue
-        kind, attrs = node.get("type_key", ""), node.get("attrs")
-        if kind == "Map" and symbol is None:
-            symbol = _legacy_map_value(node, "global_symbol", string_at)
+        kind, attrs = node.get(layout.type_field, ""), node.get(layout.attrs_field)
+        if kind == layout.map_kind and symbol is None:
+            for key, value in _map_items(node, layout, string_at):
+                if key == "global_symbol":
+                    symbol = string_at(value)
         if not isinstance(attrs, dict):
             continue
-        if kind == "GlobalVar" and function is None:
+        if kind == layout.global_var_kind and function is None:
             function = string_at(attrs.get("name_hint"))
         elif isinstance(kind, str) and kind.endswith("Block") and "Realize" not in kind:
             name = string_at(attrs.get("name_hint"))
@@ -154,15 +139,18 @@ def _legacy_names(nodes: list[Any]) -> tuple[str | None, list[str]]:
     return symbol or function, blocks
 
 
-def _legacy_map_value(
-    node: dict[str, Any], key: str, string_at: Callable[[Any], str | None]
-) -> str | None:
-    """The string a string-keyed legacy ``Map`` node holds under ``key``, or None."""
-    keys, data = node.get("keys"), node.get("data")
-    if not isinstance(keys, list) or not isinstance(data, list) or key not in keys:
-        return None
-    at = keys.index(key)
-    return string_at(data[at]) if at < len(data) else None
+def _map_items(
+    node: dict[str, Any], layout: _GraphLayout, string_at: Callable[[Any], str | None]
+) -> list[tuple[str | None, Any]]:
+    """A map node's (key text, value index) pairs: keys as node indices in one flat list
+    with the values (FFI), or as literal ``keys`` beside the values' indices (legacy)."""
+    data = node.get("data")
+    if not isinstance(data, list):
+        return []
+    if layout.legacy:
+        keys = node.get("keys")
+        return list(zip(keys, data, strict=False)) if isinstance(keys, list) else []
+    return [(string_at(k), v) for k, v in zip(data[::2], data[1::2], strict=False)]
 
 
 @functools.cache
