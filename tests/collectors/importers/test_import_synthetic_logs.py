@@ -100,7 +100,7 @@ def _flops(name: str, args: list[Any]) -> float:
         data, kernel, strides, padding, dilation = args[:5]
         pad = (padding[0] + padding[2], padding[1] + padding[3])
         return _conv2d_flops(_shape(data), _shape(kernel), strides, pad, dilation)
-    if name.startswith("dense"):
+    if name.removeprefix("topi_nn_").startswith("dense"):
         (m, k), (n, _) = _shape(args[0]), _shape(args[1])
         return float(2 * m * n * k)
     raise AssertionError(f"no FLOPs formula for {name}")
@@ -202,9 +202,9 @@ def test_autotvm_v01_target_options_in_two_orders_are_one_job() -> None:
     assert [t.task for t in found] == _unique(
         [_task_name(name, args) for _, name, args, _ in parts]
     )
-    # TVM 0.5 conv2d arguments, dilation included (the old ``topi_nn_dense`` is not counted)
-    assert [t.flops for t in found if t.op == "topi_nn_conv2d"] == _unique(
-        [_flops(name, args) for _, name, args, _ in parts if name == "topi_nn_conv2d"]
+    # TVM 0.5 conv2d arguments, dilation included, and the old ``topi_nn_dense`` name
+    assert [(t.task, t.flops) for t in found] == _unique(
+        [(_task_name(name, args), _flops(name, args)) for _, name, args, _ in parts]
     )
 
 
