@@ -25,15 +25,19 @@ def tuned_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tvm import te
     from tvm.s_tir import meta_schedule as ms
 
+    from tuner.metaschedule.intrinsics import load_tensor_intrinsics
+
     a = te.placeholder((N, N), name="A")
     b = te.placeholder((N, N), name="B")
     k = te.reduce_axis((0, N), name="k")
     c = te.compute((N, N), lambda i, j: te.sum(a[i, k] * b[k, j], axis=k), name="C")
     func = te.create_prim_func([a, b, c]).with_attr("global_symbol", "matmul32")
     work_dir = tmp_path_factory.mktemp("tuned")
+    target = tvm.target.Target({"kind": "llvm", "num-cores": 1})
+    load_tensor_intrinsics(target)  # the host's only, as the tuner loads them: not every target's
     ms.tune_tir(
         func,
-        tvm.target.Target({"kind": "llvm", "num-cores": 1}),
+        target,
         str(work_dir),
         max_trials_global=TRIALS,
         num_trials_per_iter=TRIALS,
