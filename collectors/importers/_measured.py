@@ -104,7 +104,7 @@ class _TargetJob:
     records: int = 0
 
 
-def target_text(target: str | None) -> str | None:
+def shown_target(target: str | None) -> str | None:
     """A log's target string as shown: whitespace runs collapsed, none at the ends."""
     return None if target is None else " ".join(target.split())
 
@@ -228,7 +228,7 @@ def _job_of(
     if len(by_target) >= MAX_TARGETS:
         raise BadLine(f"more than {MAX_TARGETS} targets in one log")
     n = len(by_target)
-    shown = target_text(target)
+    shown = shown_target(target)
     found = _TargetJob(
         job=ctx.job if n == 0 else f"{ctx.job}-t{n + 1}",
         target=shown,
