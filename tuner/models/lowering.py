@@ -16,6 +16,8 @@ import tvm
 from tvm import relax
 from tvm.target import Target
 
+from tuner.models.pipeline import prepare_module
+
 # Operator -> the (data, kernel) layouts TVM's legalization supports for it.
 LEGAL_LAYOUTS = {
     "relax.nn.conv1d_transpose": ["NCW", "IOW"],
@@ -86,11 +88,8 @@ def unlowered_problem(ops: list[str]) -> str:
 def prepared_unlowered_ops(mod: tvm.IRModule, target: Target) -> list[str]:
     """``unlowered_ops`` of ``mod`` after the preparation passes for ``target`` (none when
     the preparation itself fails: the caller's own error stands then)."""
-    from tuner.models.pipeline import preparation_passes
-
     try:
-        with target, tvm.transform.PassContext(opt_level=3):
-            prepared = tvm.transform.Sequential(preparation_passes(target))(mod)
+        prepared = prepare_module(mod, target)
     except Exception:  # the caller reports its own failure
         return []
     return unlowered_ops(prepared)

@@ -48,6 +48,12 @@ def preparation_passes(target: Target) -> list[Any]:
     ]
 
 
+def prepare_module(mod: tvm.IRModule, target: Target) -> tvm.IRModule:
+    """The module after the passes ``compile_relax`` applies before reading the database."""
+    with target, tvm.transform.PassContext(opt_level=3):
+        return tvm.transform.Sequential(preparation_passes(target))(mod)
+
+
 def lowering_passes(target: Target) -> list[Any]:
     """The passes ``compile_relax`` runs on a fused module (its dataflow lowering and
     finalization), with the same fallback it uses when the target has no pipeline."""

@@ -32,17 +32,11 @@ from tuner.metaschedule.tasks import TuningTask
 from tuner.models._base import LoadedModel, ModelError
 from tuner.models.loaders import load_model
 from tuner.models.lowering import unlowered_ops, unlowered_problem
-from tuner.models.pipeline import preparation_passes
+from tuner.models.pipeline import prepare_module
 
 NO_DECISIONS = (
     "a reshape, run as a view of its input: its design spaces have no decisions to search"
 )
-
-
-def prepare_module(mod: tvm.IRModule, target: Target) -> tvm.IRModule:
-    """The module after the passes ``compile_relax`` applies before reading the database."""
-    with target, tvm.transform.PassContext(opt_level=3):
-        return tvm.transform.Sequential(preparation_passes(target))(mod)
 
 
 def model_tasks(
