@@ -127,7 +127,11 @@ def write_savedmodel(path: Path, *, with_unsupported_op: bool = False) -> Path:
 
 def write_tflite(path: Path, name: str = "cnn") -> Path:
     """A ``.tflite`` file converted straight from a zoo Keras model (open batch dimension)."""
-    model = build_keras(name, image_size=SMALL_IMAGE)
+    return write_tflite_of(build_keras(name, image_size=SMALL_IMAGE), path)
+
+
+def write_tflite_of(model: keras.Model, path: Path) -> Path:
+    """``model`` converted to a ``.tflite`` file as Keras exports it (open batch dimension)."""
     path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
     return path
 

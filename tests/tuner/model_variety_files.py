@@ -6,11 +6,10 @@ Import after ``model_files`` (which fixes TensorFlow's threads first).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from model_files import keras, onnx_model, tf
+from model_files import keras, onnx_model
 
 from tuner.models._base import InputSpec, LoadedModel
 
@@ -89,12 +88,6 @@ def keras_gru_sequences() -> keras.Model:
     seq = keras.Input((6, 4), name="seq")
     x = layers.GRU(8, return_sequences=True)(seq)
     return keras.Model(seq, layers.Dense(2)(layers.GlobalAveragePooling1D()(x)))
-
-
-def write_tflite_open_batch(model: keras.Model, path: Path) -> Path:
-    """``model`` converted to a ``.tflite`` file as Keras exports it (open batch dimension)."""
-    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
-    return path
 
 
 # ---------------------------------------------------------------- ONNX

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from model_files import TEST_THREADS, assert_outputs_close, run_tvm, save_keras
+from model_files import TEST_THREADS, assert_outputs_close, run_tvm, save_keras, write_tflite_of
 from model_variety_files import (
     keras_conv1d,
     keras_gru_sequences,
@@ -25,7 +25,6 @@ from model_variety_files import (
     onnx_ids_two_outputs,
     onnx_resize_bn,
     onnx_scatter_max,
-    write_tflite_open_batch,
 )
 
 from tuner.models._base import LoadedModel, ModelError
@@ -78,7 +77,7 @@ def test_integer_inputs_and_several_outputs_keep_their_dtypes_and_order() -> Non
 @pytest.mark.parametrize("build", [keras_conv1d, keras_sequence_dense], ids=lambda f: f.__name__)
 def test_tflite_files_with_an_open_batch_import_and_match(build: Any, tmp_path: Path) -> None:
     """EXPAND_DIMS (Conv1D) and RESHAPEs whose targets TFLite computes at run time."""
-    model = load_model(write_tflite_open_batch(build(), tmp_path / "model.tflite"))
+    model = load_model(write_tflite_of(build(), tmp_path / "model.tflite"))
     assert model.inputs[0].shape[0] == 1
     check_every_baseline(model)
 
